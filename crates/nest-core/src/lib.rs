@@ -1,1 +1,70 @@
-//! placeholder
+//! # nest-core: the scheduler of the nest load tester
+//!
+//! This crate runs virtual users (VUs) and counts what they do. It knows nothing about Rhai or HTTP: a
+//! [`BehaviourFactory`] builds, on each worker thread, a [`Behaviour`] that runs one slot (task or hook) of a
+//! taskset for one VU. The scheduler decides *when* and *which*:
+//!
+//! - [`Plan`] describes the run (tasksets with weights, users, spawn rate, run time, workers) and is validated
+//!   before anything starts.
+//! - [`run`] starts one thread per worker (a `current_thread` tokio runtime with a `LocalSet`), spreads the VUs over
+//!   them, and aggregates their statistics until the run time ends or the [`StopHandle`] fires.
+//! - Each VU follows one loop ([`vu`](crate::vu) module docs): pick a taskset by weight ([`WeightedTable`]), run
+//!   `on_start`, run tasks by weight with think time, leave on `interrupt()`, run `on_stop`, pick again.
+//! - Script calls run on pooled stackful coroutines ([`fiber`]); a call that waits on I/O [`fiber::suspend`]s and
+//!   the worker runs other VUs.
+//! - Statistics ([`stats`]) are recorded per worker into HdrHistograms and merged exactly by one aggregator, then
+//!   summarised into a [`stats::Summary`].
+//!
+//! ```
+//! use std::{sync::Arc, time::Duration};
+//! use nest_core::{Behaviour, BehaviourFactory, Outcome, Plan, Slot, StopHandle, TaskSpec, TasksetSpec,
+//!                 WaitTime, WorkerContext, fiber};
+//!
+//! struct Sleepy(nest_core::stats::Recorder);
+//! impl Behaviour for Sleepy {
+//!     type Vu = ();
+//!     fn new_vu(&self, _: u64) {}
+//!     fn call(&self, _: &mut (), _: usize, _: Slot) -> Outcome {
+//!         // Pretend to send a request: wait 1 ms on the fiber, then record it.
+//!         let _ = fiber::suspend(tokio::time::sleep(Duration::from_millis(1)));
+//!         self.0.request("GET", "/", Duration::from_millis(1), None);
+//!         Outcome::Done
+//!     }
+//! }
+//! struct Factory;
+//! impl BehaviourFactory for Factory {
+//!     type Behaviour = Sleepy;
+//!     fn build(&self, w: &WorkerContext) -> Result<Sleepy, String> { Ok(Sleepy(w.recorder.clone())) }
+//! }
+//!
+//! let taskset = TasksetSpec {
+//!     name: "demo".into(), weight: 1, wait: WaitTime::Constant(Duration::from_millis(10)),
+//!     tasks: vec![TaskSpec { name: "t".into(), weight: 1 }], has_on_start: false, has_on_stop: false,
+//! };
+//! let plan = Plan::builder(vec![taskset]).users(4).workers(2)
+//!     .run_time(Some(Duration::from_millis(200))).build()?;
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! let result = rt.block_on(nest_core::run(plan, Arc::new(Factory), StopHandle::new(), |_, _| {}))?;
+//! assert!(result.aggregate.total().count > 0);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+mod behaviour;
+mod error;
+pub mod fiber;
+pub mod limits;
+mod plan;
+mod runner;
+pub mod stats;
+mod taskset;
+pub mod vu;
+mod weights;
+mod worker;
+
+pub use behaviour::{Behaviour, BehaviourFactory, Outcome, TaskError, WorkerContext};
+pub use error::Error;
+pub use plan::{Plan, PlanBuilder};
+pub use runner::{EndReason, RunResult, StopHandle, run};
+pub use taskset::{Slot, TaskSpec, TasksetSpec, WaitTime};
+pub use weights::WeightedTable;

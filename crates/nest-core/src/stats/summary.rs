@@ -1,0 +1,237 @@
+//! The final report as data: the shape of `--json` and the source of every printed table.
+//!
+//! Field names are a contract with other tools (`totals.latency_ms.p95`, `requests[].rps`, ...): change them only
+//! with a deprecation path. Percentiles come from merged histograms and are clamped to the exact min and max, so a
+//! p99.9 can never exceed the slowest request.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Aggregate, RequestCounts};
+use crate::taskset::{Slot, TasksetSpec};
+
+/// Latency figures in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyMs {
+    /// Fastest.
+    pub min: f64,
+    /// Exact mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Slowest.
+    pub max: f64,
+}
+
+impl LatencyMs {
+    /// The figures of one request group.
+    pub fn of(counts: &RequestCounts) -> LatencyMs {
+        if counts.count == 0 {
+            return LatencyMs::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        let quantile = |q: f64| ms(counts.histogram.value_at_quantile(q).clamp(counts.min_us, counts.max_us));
+        LatencyMs {
+            min: ms(counts.min_us),
+            mean: counts.sum_us as f64 / counts.count as f64 / 1000.0,
+            p50: quantile(0.50),
+            p90: quantile(0.90),
+            p95: quantile(0.95),
+            p99: quantile(0.99),
+            p999: quantile(0.999),
+            max: ms(counts.max_us),
+        }
+    }
+}
+
+/// All requests together.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Requests completed.
+    pub requests: u64,
+    /// Requests failed.
+    pub failures: u64,
+    /// Requests per second over the run.
+    pub rps: f64,
+    /// Latency figures.
+    pub latency_ms: LatencyMs,
+}
+
+/// One (method, name) group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestRow {
+    /// HTTP method.
+    pub method: String,
+    /// The stats group name (the `name` option, or the path).
+    pub name: String,
+    /// Requests completed.
+    pub requests: u64,
+    /// Requests failed.
+    pub failures: u64,
+    /// Requests per second over the run.
+    pub rps: f64,
+    /// Latency figures.
+    pub latency_ms: LatencyMs,
+}
+
+/// Runs and errors of one task or hook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRow {
+    /// The taskset's name.
+    pub taskset: String,
+    /// The task's function name, or `on_start`/`on_stop`.
+    pub task: String,
+    /// Calls that ran to an end.
+    pub runs: u64,
+    /// Calls that raised an error.
+    pub errors: u64,
+}
+
+/// A failure reason of one request group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRow {
+    /// HTTP method.
+    pub method: String,
+    /// Request group name.
+    pub name: String,
+    /// Why it failed (`HTTP 500`, `connection refused`, or the script's `fail()` reason).
+    pub reason: String,
+    /// How many times.
+    pub count: u64,
+}
+
+/// A script error and where it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorRow {
+    /// `file:line:col`.
+    pub location: String,
+    /// The error message.
+    pub message: String,
+    /// How many times.
+    pub count: u64,
+}
+
+/// The whole report of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Wall time of the run, in seconds.
+    pub duration_s: f64,
+    /// The planned number of users.
+    pub users: u64,
+    /// All requests together.
+    pub totals: Totals,
+    /// One row per (method, name), sorted by name then method.
+    pub requests: Vec<RequestRow>,
+    /// One row per task and hook that ran.
+    pub tasks: Vec<TaskRow>,
+    /// Failure reasons, most frequent first.
+    pub failures: Vec<FailureRow>,
+    /// Script errors, most frequent first.
+    pub errors: Vec<ErrorRow>,
+}
+
+impl Summary {
+    /// Builds the report from merged results.
+    pub fn new(aggregate: &Aggregate, tasksets: &[TasksetSpec], duration_s: f64, users: u64) -> Summary {
+        let rps = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
+        let total = aggregate.total();
+        let requests = aggregate
+            .requests
+            .iter()
+            .map(|((name, method), c)| RequestRow {
+                method: method.clone(),
+                name: name.clone(),
+                requests: c.count,
+                failures: c.failures,
+                rps: rps(c.count),
+                latency_ms: LatencyMs::of(c),
+            })
+            .collect();
+        let mut tasks = Vec::new();
+        for (ts_index, slots) in aggregate.slots.iter().enumerate() {
+            let Some(ts) = tasksets.get(ts_index) else { continue };
+            // Hooks first, as they run, then tasks in declaration order.
+            let order = [Slot::OnStart].into_iter().chain((0..ts.tasks.len()).map(Slot::Task)).chain([Slot::OnStop]);
+            for slot in order {
+                if let Some(c) = slots.get(slot.index(ts)).filter(|c| c.runs > 0) {
+                    tasks.push(TaskRow {
+                        taskset: ts.name.clone(),
+                        task: slot.name(ts).to_owned(),
+                        runs: c.runs,
+                        errors: c.errors,
+                    });
+                }
+            }
+        }
+        let mut failures: Vec<FailureRow> = aggregate
+            .failures
+            .iter()
+            .map(|((method, name, reason), &count)| FailureRow {
+                method: method.clone(),
+                name: name.clone(),
+                reason: reason.clone(),
+                count,
+            })
+            .collect();
+        failures.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.name, &a.reason).cmp(&(&b.name, &b.reason))));
+        let mut errors: Vec<ErrorRow> = aggregate
+            .errors
+            .iter()
+            .map(|((location, message), &count)| ErrorRow {
+                location: location.clone(),
+                message: message.clone(),
+                count,
+            })
+            .collect();
+        errors.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.location.cmp(&b.location)));
+        Summary {
+            duration_s,
+            users,
+            totals: Totals {
+                requests: total.count,
+                failures: total.failures,
+                rps: rps(total.count),
+                latency_ms: LatencyMs::of(&total),
+            },
+            requests,
+            tasks,
+            failures,
+            errors,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Recorder;
+    use std::time::Duration;
+
+    #[test]
+    fn percentiles_are_clamped_and_rates_use_the_duration() {
+        let r = Recorder::new();
+        for ms in 1..=100u64 {
+            r.request("GET", "/a", Duration::from_millis(ms), if ms > 98 { Some("HTTP 500") } else { None });
+        }
+        let mut agg = Aggregate::default();
+        agg.merge(r.take());
+        let s = Summary::new(&agg, &[], 10.0, 5);
+        assert_eq!(s.totals.requests, 100);
+        assert_eq!(s.totals.failures, 2);
+        assert_eq!(s.totals.rps, 10.0);
+        let l = s.totals.latency_ms;
+        assert_eq!((l.min, l.max), (1.0, 100.0));
+        assert!((l.mean - 50.5).abs() < 1e-9);
+        assert!((l.p50 - 50.0).abs() <= 0.05, "p50 {}", l.p50);
+        assert!(l.p999 <= l.max && l.p99 <= l.p999);
+        assert_eq!(s.failures[0].reason, "HTTP 500");
+        assert_eq!(s.failures[0].count, 2);
+    }
+}
