@@ -1,1 +1,108 @@
-//! placeholder
+//! The built-in demo target of the `nest` load tester.
+//!
+//! `nest run --demo` needs something to point load at without asking the user
+//! to deploy anything, and `nest demo-server` gives people (and the wrk
+//! comparison benchmark) a known server to hit. This crate is that server: a
+//! small, realistic JSON shop API ([`Mode::Shop`]) with login, cookies, bearer
+//! tokens, a cart and small simulated latencies, and a bare [`Mode::Hello`]
+//! mode that answers `hello\n` as fast as hyper allows.
+//!
+//! It is a test fixture, not a real web service: state lives in memory, tokens
+//! are not cryptographically random, and it is meant for loopback only.
+//!
+//! ```no_run
+//! use nest_demo::{DemoConfig, DemoServer, Mode};
+//!
+//! let server = DemoServer::start(DemoConfig { mode: Mode::Shop, ..DemoConfig::default() })?;
+//! println!("demo shop listening on {}", server.url());
+//! // ... point load at server.url() ...
+//! let stats = server.stats();
+//! println!("{} requests served", stats.total);
+//! server.stop();
+//! # Ok::<(), nest_demo::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod hello;
+mod rng;
+mod server;
+mod shop;
+mod stats;
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+pub use server::{DemoServer, SHUTDOWN_GRACE, serve, serve_with_counters};
+pub use stats::{Counters, DemoStats};
+
+/// Which API the demo server exposes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// The JSON shop API (login, items, cart, checkout, ...), with small
+    /// simulated latencies. The default.
+    #[default]
+    Shop,
+    /// Every request gets `200 text/plain` `hello\n` immediately: the
+    /// benchmark target.
+    Hello,
+}
+
+impl Mode {
+    /// The lowercase name of the mode (`"shop"` or `"hello"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Shop => "shop",
+            Mode::Hello => "hello",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How to start a [`DemoServer`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DemoConfig {
+    /// Address to bind; the default `127.0.0.1:0` picks a free loopback port.
+    pub addr: SocketAddr,
+    /// Which API to serve.
+    pub mode: Mode,
+    /// Tokio worker threads for the server's own runtime (default 1; 0 is
+    /// treated as 1). One thread uses a current-thread runtime.
+    pub threads: usize,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            mode: Mode::Shop,
+            threads: 1,
+        }
+    }
+}
+
+/// Why a [`DemoServer`] could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listening socket could not be bound or set up.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address that was asked for.
+        addr: SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server's tokio runtime could not be built.
+    #[error("cannot build the demo server runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The server's OS thread could not be spawned.
+    #[error("cannot spawn the demo server thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The server thread died before reporting that it was ready.
+    #[error("the demo server thread exited during startup")]
+    Startup,
+}
