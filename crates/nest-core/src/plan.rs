@@ -51,7 +51,8 @@ impl Plan {
     /// The taskset table weighted by the plan's weights.
     pub fn taskset_table(&self) -> WeightedTable {
         let weights: Vec<u32> = self.tasksets.iter().map(|t| t.weight).collect();
-        WeightedTable::new(&weights).unwrap_or_else(|| unreachable!("a built plan has an enabled taskset"))
+        WeightedTable::new(&weights)
+            .unwrap_or_else(|| unreachable!("a built plan has an enabled taskset"))
     }
 }
 
@@ -111,7 +112,9 @@ impl PlanBuilder {
         if let Some(rate) = p.spawn_rate
             && !(rate.is_finite() && rate > 0.0)
         {
-            return invalid(format!("the spawn rate must be a positive number of users per second, not {rate}"));
+            return invalid(format!(
+                "the spawn rate must be a positive number of users per second, not {rate}"
+            ));
         }
         if p.run_time == Some(Duration::ZERO) {
             return invalid("the run time must be longer than zero".into());
@@ -125,7 +128,10 @@ impl PlanBuilder {
         }
         for ts in p.tasksets.iter().filter(|t| t.weight > 0) {
             if ts.tasks.is_empty() || ts.tasks.iter().any(|t| t.weight == 0) {
-                return invalid(format!("taskset {} needs at least one task, each with weight >= 1", ts.name));
+                return invalid(format!(
+                    "taskset {} needs at least one task, each with weight >= 1",
+                    ts.name
+                ));
             }
         }
         Ok(p)
@@ -141,7 +147,10 @@ mod tests {
         TasksetSpec {
             name: name.into(),
             weight,
-            tasks: vec![TaskSpec { name: "t".into(), weight: 1 }],
+            tasks: vec![TaskSpec {
+                name: "t".into(),
+                weight: 1,
+            }],
             wait: WaitTime::default(),
             has_on_start: false,
             has_on_stop: false,
@@ -151,12 +160,36 @@ mod tests {
     #[test]
     fn rejects_what_cannot_run() {
         assert!(Plan::builder(vec![ts("a", 1)]).users(0).build().is_err());
-        assert!(Plan::builder(vec![ts("a", 0)]).build().unwrap_err().to_string().contains("every taskset has weight 0"));
+        assert!(
+            Plan::builder(vec![ts("a", 0)])
+                .build()
+                .unwrap_err()
+                .to_string()
+                .contains("every taskset has weight 0")
+        );
         assert!(Plan::builder(vec![]).build().is_err());
-        assert!(Plan::builder(vec![ts("a", 1)]).spawn_rate(Some(0.0)).build().is_err());
-        assert!(Plan::builder(vec![ts("a", 1)]).spawn_rate(Some(f64::NAN)).build().is_err());
-        assert!(Plan::builder(vec![ts("a", 1)]).run_time(Some(Duration::ZERO)).build().is_err());
-        let ok = Plan::builder(vec![ts("a", 2), ts("b", 0)]).users(3).build().unwrap();
+        assert!(
+            Plan::builder(vec![ts("a", 1)])
+                .spawn_rate(Some(0.0))
+                .build()
+                .is_err()
+        );
+        assert!(
+            Plan::builder(vec![ts("a", 1)])
+                .spawn_rate(Some(f64::NAN))
+                .build()
+                .is_err()
+        );
+        assert!(
+            Plan::builder(vec![ts("a", 1)])
+                .run_time(Some(Duration::ZERO))
+                .build()
+                .is_err()
+        );
+        let ok = Plan::builder(vec![ts("a", 2), ts("b", 0)])
+            .users(3)
+            .build()
+            .unwrap();
         assert_eq!(ok.taskset_table().share(0), 1.0);
     }
 }

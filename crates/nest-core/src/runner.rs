@@ -122,7 +122,9 @@ pub async fn run<F: BehaviourFactory>(
     for tx in starts {
         let _ = tx.send(start);
     }
-    let run_end = plan.run_time.map(|t| tokio::time::Instant::from_std(start + t));
+    let run_end = plan
+        .run_time
+        .map(|t| tokio::time::Instant::from_std(start + t));
     let mut grace_end: Option<tokio::time::Instant> = None;
     let mut end = EndReason::Stopped;
     let mut done = 0;
@@ -156,7 +158,12 @@ pub async fn run<F: BehaviourFactory>(
     }
     let duration = start.elapsed();
     join(threads);
-    Ok(RunResult { aggregate, duration, end, peak_fibers })
+    Ok(RunResult {
+        aggregate,
+        duration,
+        end,
+        peak_fibers,
+    })
 }
 
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {

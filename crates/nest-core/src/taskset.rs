@@ -66,7 +66,9 @@ impl std::fmt::Display for WaitTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WaitTime::Constant(d) => write!(f, "constant({})", d.as_secs_f64()),
-            WaitTime::Between(a, b) => write!(f, "between({}, {})", a.as_secs_f64(), b.as_secs_f64()),
+            WaitTime::Between(a, b) => {
+                write!(f, "between({}, {})", a.as_secs_f64(), b.as_secs_f64())
+            }
         }
     }
 }
@@ -125,7 +127,10 @@ mod tests {
             let d = w.sample(&mut rng);
             assert!(d >= Duration::from_millis(500) && d <= Duration::from_secs(2));
         }
-        assert_eq!(WaitTime::Constant(Duration::from_secs(1)).sample(&mut rng), Duration::from_secs(1));
+        assert_eq!(
+            WaitTime::Constant(Duration::from_secs(1)).sample(&mut rng),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]
@@ -133,7 +138,13 @@ mod tests {
         let ts = TasksetSpec {
             name: "a".into(),
             weight: 1,
-            tasks: vec![TaskSpec { name: "t".into(), weight: 1 }; 3],
+            tasks: vec![
+                TaskSpec {
+                    name: "t".into(),
+                    weight: 1
+                };
+                3
+            ],
             wait: WaitTime::default(),
             has_on_start: true,
             has_on_stop: true,

@@ -41,12 +41,15 @@ enum Next {
 
 /// Runs VU `vu_id` until the run stops.
 pub(crate) async fn run<B: Behaviour>(shared: Rc<Shared<B>>, vu_id: u64) {
-    let mut rng = SmallRng::seed_from_u64(shared.plan.seed ^ vu_id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng =
+        SmallRng::seed_from_u64(shared.plan.seed ^ vu_id.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut vu = Some(shared.behaviour.new_vu(vu_id));
     while !shared.stop.is_cancelled() {
         let ts = shared.tasksets.pick(&mut rng);
         let spec = &shared.plan.tasksets[ts];
-        let Some(table) = &shared.tasks[ts] else { unreachable!("only enabled tasksets can be picked") };
+        let Some(table) = &shared.tasks[ts] else {
+            unreachable!("only enabled tasksets can be picked")
+        };
         let mut next = if spec.has_on_start {
             call(&shared, &mut vu, vu_id, ts, Slot::OnStart).await
         } else {
@@ -66,7 +69,12 @@ pub(crate) async fn run<B: Behaviour>(shared: Rc<Shared<B>>, vu_id: u64) {
         if matches!(next, Next::Exit) || shared.kill.is_cancelled() {
             return;
         }
-        if spec.has_on_stop && matches!(call(&shared, &mut vu, vu_id, ts, Slot::OnStop).await, Next::Exit) {
+        if spec.has_on_stop
+            && matches!(
+                call(&shared, &mut vu, vu_id, ts, Slot::OnStop).await,
+                Next::Exit
+            )
+        {
             return;
         }
         if let Some(vu) = vu.as_mut() {
@@ -113,7 +121,9 @@ async fn call<B: Behaviour>(
                 other => other.to_string(),
             };
             let location = format!("{}:{}", spec.name, slot.name(spec));
-            shared.recorder.slot(ts, slot_index, Some((&location, &message)));
+            shared
+                .recorder
+                .slot(ts, slot_index, Some((&location, &message)));
             return Next::Leave;
         }
     };
@@ -127,9 +137,15 @@ async fn call<B: Behaviour>(
             Next::Leave
         }
         Outcome::Failed(e) => {
-            shared.recorder.slot(ts, slot_index, Some((&e.location, &e.message)));
+            shared
+                .recorder
+                .slot(ts, slot_index, Some((&e.location, &e.message)));
             // An error in on_start leaves the taskset; an error in a task is counted and the VU goes on.
-            if slot == Slot::OnStart { Next::Leave } else { Next::Continue }
+            if slot == Slot::OnStart {
+                Next::Leave
+            } else {
+                Next::Continue
+            }
         }
         Outcome::Cancelled => Next::Exit,
     }

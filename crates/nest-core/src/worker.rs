@@ -46,10 +46,16 @@ pub(crate) struct WorkerSetup<F> {
 
 /// The body of a worker thread.
 pub(crate) fn main<F: BehaviourFactory>(setup: WorkerSetup<F>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = setup.reports.send(Report::Ready(setup.index, Err(format!("could not start a runtime: {e}"))));
+            let _ = setup.reports.send(Report::Ready(
+                setup.index,
+                Err(format!("could not start a runtime: {e}")),
+            ));
             return;
         }
     };
@@ -57,9 +63,22 @@ pub(crate) fn main<F: BehaviourFactory>(setup: WorkerSetup<F>) {
 }
 
 async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
-    let WorkerSetup { index, plan, factory, stop, kill, start, reports } = setup;
+    let WorkerSetup {
+        index,
+        plan,
+        factory,
+        stop,
+        kill,
+        start,
+        reports,
+    } = setup;
     let recorder = Recorder::new();
-    let context = WorkerContext { index, recorder: recorder.clone(), stop: stop.clone(), kill: kill.clone() };
+    let context = WorkerContext {
+        index,
+        recorder: recorder.clone(),
+        stop: stop.clone(),
+        kill: kill.clone(),
+    };
     let behaviour = match factory.build(&context) {
         Ok(b) => b,
         Err(message) => {
@@ -76,7 +95,9 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
         .iter()
         .map(|ts| {
             let weights: Vec<u32> = ts.tasks.iter().map(|t| t.weight).collect();
-            (ts.weight > 0).then(|| WeightedTable::new(&weights)).flatten()
+            (ts.weight > 0)
+                .then(|| WeightedTable::new(&weights))
+                .flatten()
         })
         .collect();
     let shared = Rc::new(Shared {
@@ -94,7 +115,8 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
     let flusher = tokio::task::spawn_local({
         let (recorder, reports, flushing) = (recorder.clone(), reports.clone(), flushing.clone());
         async move {
-            let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+            let mut tick =
+                tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
             loop {
                 tokio::select! {
                     _ = tick.tick() => { let _ = reports.send(Report::Stats(recorder.take())); }

@@ -1,1 +1,43 @@
-//! placeholder
+//! `nest-http`: the per-virtual-user HTTP client of the nest load tester.
+//!
+//! Each virtual user (VU) owns one [`VuClient`], like a browser session: its own cookie
+//! jar and its own HTTP/1.1 keep-alive connections (one idle connection per origin).
+//! Thousands of VUs share one thread, so the client uses `Rc` internally and is not
+//! `Send`; run-wide settings (TLS roots, timeouts) live in one shared [`ClientConfig`].
+//!
+//! [`VuClient::send`] never fails: a transport problem yields a [`Response`] with
+//! `status == 0` and an [`ErrorKind`], which is what a load tester wants to count.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use nest_http::{ClientConfig, Request, VuClient};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Arc::new(ClientConfig::new(false)?);
+//! let vu = VuClient::new(config, Some("http://127.0.0.1:8080".parse()?));
+//! let mut req = Request::new(http::Method::GET, "/items");
+//! req.query.push(("page".into(), "2".into()));
+//! let resp = vu.send(req).await;
+//! match resp.error_kind {
+//!     None => println!("{} in {:?}, {} bytes", resp.status, resp.elapsed, resp.body.len()),
+//!     Some(kind) => println!("failed ({kind}): {}", resp.error.unwrap_or_default()),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod client;
+mod config;
+mod conn;
+mod error;
+mod message;
+mod prepare;
+mod redirect;
+mod session;
+mod tls;
+
+pub use client::VuClient;
+pub use config::ClientConfig;
+pub use error::{Error, ErrorKind};
+pub use message::{Body, Request, Response};

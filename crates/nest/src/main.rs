@@ -1,1 +1,40 @@
-fn main() {}
+//! The `nest` binary: parse, dispatch, and turn the outcome into an exit code.
+//!
+//! Exit codes: 0 when the run completed; 2 for a usage, config or script error found before any load; 1 for an
+//! unexpected internal error. They are documented in `--help` and in docs/cli.md.
+
+mod cli;
+mod demo_server;
+mod output;
+mod plan;
+mod report;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::plan::UsageError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            if err.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::DemoServer(args) => demo_server::run(args),
+    }
+}

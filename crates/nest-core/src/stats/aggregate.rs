@@ -25,10 +25,14 @@ impl Aggregate {
     pub fn merge(&mut self, delta: Delta) {
         for (name, methods) in delta.requests {
             for (method, counts) in methods {
-                match self.requests.get_mut(&(name.to_string(), method.to_string())) {
+                match self
+                    .requests
+                    .get_mut(&(name.to_string(), method.to_string()))
+                {
                     Some(total) => total.merge(&counts),
                     None => {
-                        self.requests.insert((name.to_string(), method.into()), counts);
+                        self.requests
+                            .insert((name.to_string(), method.into()), counts);
                     }
                 }
             }
@@ -85,9 +89,18 @@ mod tests {
         merged.merge(b.take());
         let mut single = Aggregate::default();
         single.merge(all.take());
-        let (m, s) = (&merged.requests[&("/x".into(), "GET".into())], &single.requests[&("/x".into(), "GET".into())]);
-        assert_eq!((m.count, m.sum_us, m.min_us, m.max_us), (s.count, s.sum_us, s.min_us, s.max_us));
-        assert_eq!(m.histogram, s.histogram, "histograms merge bucket for bucket");
+        let (m, s) = (
+            &merged.requests[&("/x".into(), "GET".into())],
+            &single.requests[&("/x".into(), "GET".into())],
+        );
+        assert_eq!(
+            (m.count, m.sum_us, m.min_us, m.max_us),
+            (s.count, s.sum_us, s.min_us, s.max_us)
+        );
+        assert_eq!(
+            m.histogram, s.histogram,
+            "histograms merge bucket for bucket"
+        );
         assert_eq!(merged.errors[&("f:1:1".into(), "m".into())], 2);
         assert_eq!(merged.slots[0][0], SlotCounts { runs: 2, errors: 2 });
     }

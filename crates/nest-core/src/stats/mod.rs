@@ -24,7 +24,8 @@ pub const SIGFIG: u8 = 3;
 /// A new, empty latency histogram in microseconds; it grows as larger values arrive.
 pub fn new_histogram() -> Histogram<u64> {
     // `new` enables auto-resize, so a fast endpoint does not pay for the range of a slow one.
-    Histogram::new(SIGFIG).unwrap_or_else(|_| unreachable!("3 significant figures is a valid precision"))
+    Histogram::new(SIGFIG)
+        .unwrap_or_else(|_| unreachable!("3 significant figures is a valid precision"))
 }
 
 /// Counters and latencies of one (method, name) group.
@@ -46,7 +47,14 @@ pub struct RequestCounts {
 
 impl Default for RequestCounts {
     fn default() -> Self {
-        RequestCounts { count: 0, failures: 0, sum_us: 0, min_us: u64::MAX, max_us: 0, histogram: new_histogram() }
+        RequestCounts {
+            count: 0,
+            failures: 0,
+            sum_us: 0,
+            min_us: u64::MAX,
+            max_us: 0,
+            histogram: new_histogram(),
+        }
     }
 }
 
@@ -99,7 +107,9 @@ pub struct Delta {
 impl Delta {
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.requests.is_empty() && self.errors.is_empty() && self.slots.iter().flatten().all(|s| s.runs == 0)
+        self.requests.is_empty()
+            && self.errors.is_empty()
+            && self.slots.iter().flatten().all(|s| s.runs == 0)
     }
 }
 
@@ -123,7 +133,10 @@ impl Recorder {
         group.record(latency_us);
         if let Some(reason) = failure {
             group.failures += 1;
-            *delta.failures.entry((method.to_owned(), name.to_owned(), reason.to_owned())).or_default() += 1;
+            *delta
+                .failures
+                .entry((method.to_owned(), name.to_owned(), reason.to_owned()))
+                .or_default() += 1;
         }
     }
 
@@ -131,7 +144,10 @@ impl Recorder {
     pub fn fail_recorded(&self, method: &str, name: &str, reason: &str) {
         let mut delta = self.delta.borrow_mut();
         group_mut(&mut delta, method, name).failures += 1;
-        *delta.failures.entry((method.to_owned(), name.to_owned(), reason.to_owned())).or_default() += 1;
+        *delta
+            .failures
+            .entry((method.to_owned(), name.to_owned(), reason.to_owned()))
+            .or_default() += 1;
     }
 
     /// Records the end of one call of a slot, with its error if it failed.
@@ -147,13 +163,21 @@ impl Recorder {
         slots[slot_index].runs += 1;
         if let Some((location, message)) = error {
             slots[slot_index].errors += 1;
-            *delta.errors.entry((location.to_owned(), message.to_owned())).or_default() += 1;
+            *delta
+                .errors
+                .entry((location.to_owned(), message.to_owned()))
+                .or_default() += 1;
         }
     }
 
     /// Records an error that belongs to no slot.
     pub fn error(&self, location: &str, message: &str) {
-        *self.delta.borrow_mut().errors.entry((location.to_owned(), message.to_owned())).or_default() += 1;
+        *self
+            .delta
+            .borrow_mut()
+            .errors
+            .entry((location.to_owned(), message.to_owned()))
+            .or_default() += 1;
     }
 
     /// Takes everything recorded so far, leaving the recorder empty.
@@ -166,7 +190,9 @@ fn group_mut<'a>(delta: &'a mut Delta, method: &str, name: &str) -> &'a mut Requ
     if !delta.requests.contains_key(name) {
         delta.requests.insert(name.into(), Vec::with_capacity(1));
     }
-    let Some(methods) = delta.requests.get_mut(name) else { unreachable!("inserted above") };
+    let Some(methods) = delta.requests.get_mut(name) else {
+        unreachable!("inserted above")
+    };
     let at = match methods.iter().position(|(m, _)| &**m == method) {
         Some(at) => at,
         None => {
@@ -194,8 +220,14 @@ mod tests {
         let a = &d.requests["/a"];
         assert_eq!(a.len(), 2);
         let get = &a.iter().find(|(m, _)| &**m == "GET").unwrap().1;
-        assert_eq!((get.count, get.failures, get.sum_us, get.min_us, get.max_us), (2, 1, 6000, 2000, 4000));
-        assert_eq!(d.failures[&("POST".into(), "/a".into(), "bad body".into())], 1);
+        assert_eq!(
+            (get.count, get.failures, get.sum_us, get.min_us, get.max_us),
+            (2, 1, 6000, 2000, 4000)
+        );
+        assert_eq!(
+            d.failures[&("POST".into(), "/a".into(), "bad body".into())],
+            1
+        );
         assert_eq!(d.slots[1][2], SlotCounts { runs: 2, errors: 1 });
         assert_eq!(d.errors[&("x.rhai:3:4".into(), "boom".into())], 1);
         assert!(r.take().is_empty(), "take leaves the recorder empty");

@@ -37,7 +37,12 @@ impl LatencyMs {
             return LatencyMs::default();
         }
         let ms = |us: u64| us as f64 / 1000.0;
-        let quantile = |q: f64| ms(counts.histogram.value_at_quantile(q).clamp(counts.min_us, counts.max_us));
+        let quantile = |q: f64| {
+            ms(counts
+                .histogram
+                .value_at_quantile(q)
+                .clamp(counts.min_us, counts.max_us))
+        };
         LatencyMs {
             min: ms(counts.min_us),
             mean: counts.sum_us as f64 / counts.count as f64 / 1000.0,
@@ -139,8 +144,19 @@ pub struct Summary {
 
 impl Summary {
     /// Builds the report from merged results.
-    pub fn new(aggregate: &Aggregate, tasksets: &[TasksetSpec], duration_s: f64, users: u64) -> Summary {
-        let rps = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
+    pub fn new(
+        aggregate: &Aggregate,
+        tasksets: &[TasksetSpec],
+        duration_s: f64,
+        users: u64,
+    ) -> Summary {
+        let rps = |n: u64| {
+            if duration_s > 0.0 {
+                n as f64 / duration_s
+            } else {
+                0.0
+            }
+        };
         let total = aggregate.total();
         let requests = aggregate
             .requests
@@ -156,9 +172,14 @@ impl Summary {
             .collect();
         let mut tasks = Vec::new();
         for (ts_index, slots) in aggregate.slots.iter().enumerate() {
-            let Some(ts) = tasksets.get(ts_index) else { continue };
+            let Some(ts) = tasksets.get(ts_index) else {
+                continue;
+            };
             // Hooks first, as they run, then tasks in declaration order.
-            let order = [Slot::OnStart].into_iter().chain((0..ts.tasks.len()).map(Slot::Task)).chain([Slot::OnStop]);
+            let order = [Slot::OnStart]
+                .into_iter()
+                .chain((0..ts.tasks.len()).map(Slot::Task))
+                .chain([Slot::OnStop]);
             for slot in order {
                 if let Some(c) = slots.get(slot.index(ts)).filter(|c| c.runs > 0) {
                     tasks.push(TaskRow {
@@ -180,7 +201,11 @@ impl Summary {
                 count,
             })
             .collect();
-        failures.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.name, &a.reason).cmp(&(&b.name, &b.reason))));
+        failures.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| (&a.name, &a.reason).cmp(&(&b.name, &b.reason)))
+        });
         let mut errors: Vec<ErrorRow> = aggregate
             .errors
             .iter()
@@ -190,7 +215,11 @@ impl Summary {
                 count,
             })
             .collect();
-        errors.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.location.cmp(&b.location)));
+        errors.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.location.cmp(&b.location))
+        });
         Summary {
             duration_s,
             users,
@@ -218,7 +247,12 @@ mod tests {
     fn percentiles_are_clamped_and_rates_use_the_duration() {
         let r = Recorder::new();
         for ms in 1..=100u64 {
-            r.request("GET", "/a", Duration::from_millis(ms), if ms > 98 { Some("HTTP 500") } else { None });
+            r.request(
+                "GET",
+                "/a",
+                Duration::from_millis(ms),
+                if ms > 98 { Some("HTTP 500") } else { None },
+            );
         }
         let mut agg = Aggregate::default();
         agg.merge(r.take());

@@ -1,0 +1,282 @@
+//! [`VuClient`]: one virtual user's HTTP session. `send` drives a request through
+//! preparation, connection reuse or setup, the exchange itself, cookie bookkeeping and
+//! redirects, all under one deadline, and folds every failure into a status-0 response.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{CONNECTION, LOCATION};
+use http::{HeaderMap, StatusCode};
+use http_body_util::BodyExt;
+use url::Url;
+
+use crate::conn::{self, Conn, Target, fmt_duration};
+use crate::error::Failure;
+use crate::prepare::{Prepared, host_and_port, prepare};
+use crate::redirect::{self, MAX_REDIRECTS};
+use crate::session::Session;
+use crate::{ClientConfig, ErrorKind, Request, Response};
+
+/// One VU's client. Cheap to clone: clones share the same session (cookies and idle
+/// connections). Not `Send`: it lives on the thread of its VU.
+#[derive(Clone)]
+pub struct VuClient {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    config: Arc<ClientConfig>,
+    base: Option<Url>,
+    session: RefCell<Session>,
+}
+
+/// Head and body of the last hop of a successful exchange.
+struct Exchange {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl VuClient {
+    /// `base`: the host that relative paths resolve against (e.g. `http://127.0.0.1:8080`);
+    /// `None` means only full URLs work (a relative path then yields a status-0 response
+    /// with [`ErrorKind::InvalidUrl`]).
+    pub fn new(config: Arc<ClientConfig>, base: Option<Url>) -> VuClient {
+        VuClient {
+            inner: Rc::new(Inner {
+                config,
+                base,
+                session: RefCell::new(Session::default()),
+            }),
+        }
+    }
+
+    /// Sends one request, following redirects if asked. Never fails: any transport problem
+    /// (refused, DNS, TLS, timeout, bad URL, too many redirects) gives a [`Response`] with
+    /// status 0, `error` and `error_kind` set.
+    ///
+    /// The future owns everything it needs (`'static`), holds no `RefCell` borrow across an
+    /// `.await`, and is not `Send`. It needs a tokio runtime with I/O and time enabled.
+    pub fn send(&self, req: Request) -> impl Future<Output = Response> + 'static {
+        let start = Instant::now();
+        let inner = Rc::clone(&self.inner);
+        async move {
+            let Request {
+                method,
+                url,
+                headers,
+                query,
+                body,
+                timeout,
+                follow_redirects,
+            } = req;
+            let limit = timeout.unwrap_or(inner.config.default_timeout);
+            let mut prepared =
+                match prepare(inner.base.as_ref(), &url, &query, headers, method, body) {
+                    Ok(p) => p,
+                    Err(f) => return Response::failed(f.kind, f.message, url, start.elapsed()),
+                };
+            // `timeout` (unlike `Instant + Duration`) saturates on huge limits; the deadline
+            // still lands at or after `start + limit`.
+            let outcome = tokio::time::timeout(
+                limit.saturating_sub(start.elapsed()),
+                run(&inner, &mut prepared, follow_redirects),
+            )
+            .await;
+            let elapsed = start.elapsed();
+            let final_url = String::from(prepared.url);
+            match outcome {
+                Ok(Ok(ex)) => Response {
+                    status: ex.status.as_u16(),
+                    headers: header_pairs(&ex.headers),
+                    body: ex.body,
+                    error: None,
+                    error_kind: None,
+                    elapsed,
+                    url: final_url,
+                },
+                Ok(Err(f)) => Response::failed(f.kind, f.message, final_url, elapsed),
+                Err(_) => Response::failed(
+                    ErrorKind::Timeout,
+                    format!("request timed out after {}", fmt_duration(limit)),
+                    final_url,
+                    elapsed,
+                ),
+            }
+        }
+    }
+
+    /// Forgets every cookie of this session (e.g. between script iterations).
+    pub fn clear_cookies(&self) {
+        self.inner.session.borrow_mut().clear_cookies();
+    }
+
+    /// Closes the session's idle keep-alive connections.
+    pub fn close_idle_connections(&self) {
+        self.inner.session.borrow_mut().close_idle();
+    }
+
+    /// Number of idle keep-alive connections the session currently holds.
+    pub fn idle_connections(&self) -> usize {
+        self.inner.session.borrow().idle_count()
+    }
+
+    /// The `Cookie` header this session would send to `url` (`a=1; b=2`), if any.
+    pub fn cookie_header(&self, url: &Url) -> Option<String> {
+        self.inner.session.borrow().cookie_header(url)
+    }
+}
+
+impl std::fmt::Debug for VuClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VuClient")
+            .field("base", &self.inner.base.as_ref().map(Url::as_str))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Performs hops until a non-redirect response (or a redirect that is not followed).
+async fn run(inner: &Inner, p: &mut Prepared, follow: bool) -> Result<Exchange, Failure> {
+    let mut redirects = 0usize;
+    loop {
+        let ex = exchange(inner, p).await?;
+        if follow
+            && redirect::is_redirect(ex.status)
+            && let Some(location) = ex.headers.get(LOCATION)
+        {
+            if redirects == MAX_REDIRECTS {
+                return Err(Failure::new(
+                    ErrorKind::TooManyRedirects,
+                    format!("too many redirects (more than {MAX_REDIRECTS})"),
+                ));
+            }
+            redirects += 1;
+            redirect::follow(p, ex.status, location)?;
+            continue;
+        }
+        return Ok(ex);
+    }
+}
+
+/// One request/response on a reused or new connection, body fully read.
+async fn exchange(inner: &Inner, p: &Prepared) -> Result<Exchange, Failure> {
+    let target = Target::of(&p.url)?;
+    let (req, idle) = {
+        let mut session = inner.session.borrow_mut();
+        let host = session
+            .host_header(host_and_port(&p.url))
+            .ok_or_else(|| Failure::new(ErrorKind::InvalidUrl, "host is not a valid header"))?;
+        let req = p.build(host, session.cookie_header(&p.url))?;
+        let idle = session.take_idle(target.https, target.host_str, target.port);
+        (req, idle)
+    };
+
+    // A reused connection may turn out closed before our request was written; then (and
+    // only then) the request is retried once on a fresh connection.
+    let (mut conn, mut may_retry) = match idle {
+        Some(conn) => (conn, true),
+        None => (conn::connect(&inner.config, &target).await?, false),
+    };
+    let mut req = req;
+    let response = loop {
+        if conn.sender.ready().await.is_err() {
+            if may_retry {
+                may_retry = false;
+                conn = conn::connect(&inner.config, &target).await?;
+                continue;
+            }
+            return Err(Failure::new(
+                ErrorKind::Closed,
+                "connection closed before the request was sent",
+            ));
+        }
+        match conn.sender.try_send_request(req).await {
+            Ok(response) => break response,
+            Err(mut e) => match e.take_message() {
+                Some(unsent) if may_retry => {
+                    may_retry = false;
+                    req = unsent;
+                    conn = conn::connect(&inner.config, &target).await?;
+                }
+                _ => return Err(Failure::from_hyper(e.error(), "request failed")),
+            },
+        }
+    };
+
+    let (parts, incoming) = response.into_parts();
+    inner
+        .session
+        .borrow_mut()
+        .store_cookies(&parts.headers, &p.url);
+    let body = incoming
+        .collect()
+        .await
+        .map_err(|e| Failure::from_hyper(&e, "reading response body failed"))?
+        .to_bytes();
+    if keep_alive(&parts.headers) {
+        park(inner, conn);
+    }
+    Ok(Exchange {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}
+
+fn park(inner: &Inner, conn: Conn) {
+    inner.session.borrow_mut().put_idle(conn);
+}
+
+/// False when the server announced it will close the connection.
+fn keep_alive(headers: &HeaderMap) -> bool {
+    !headers.get_all(CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
+}
+
+/// Header pairs for the public response: lowercase names (as `http` stores them), values
+/// decoded lossily when not UTF-8.
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_close_detection() {
+        let mut h = HeaderMap::new();
+        assert!(keep_alive(&h));
+        h.insert(CONNECTION, "keep-alive".parse().unwrap());
+        assert!(keep_alive(&h));
+        h.insert(CONNECTION, "Upgrade, Close".parse().unwrap());
+        assert!(!keep_alive(&h));
+    }
+
+    /// Thousands of VUs each hold a session and one in-flight `send` future, so both must
+    /// stay small (connection setup is boxed out of line for this reason).
+    #[test]
+    fn per_vu_state_stays_small() {
+        assert!(std::mem::size_of::<Inner>() <= 512);
+        let cfg = Arc::new(ClientConfig::new(false).unwrap());
+        let vu = VuClient::new(cfg, None);
+        let fut = vu.send(Request::new(http::Method::GET, "/"));
+        let size = std::mem::size_of_val(&fut);
+        assert!(size <= 3 * 1024, "send future is {size} bytes");
+    }
+}

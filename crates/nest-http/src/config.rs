@@ -1,0 +1,114 @@
+//! Run-wide client settings. One [`ClientConfig`] is built per run and shared (via `Arc`)
+//! by every VU, so expensive things — the rustls configuration, its root store and its
+//! TLS session cache — exist once, not once per virtual user.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::RootCertStore;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+use crate::{Error, tls};
+
+/// Default time allowed for DNS + TCP connect + TLS handshake.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default whole-request timeout when a request sets none.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Shared, thread-safe settings built once per run (`Send + Sync`), handed to every
+/// [`VuClient`](crate::VuClient) via `Arc`.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub(crate) tls: Arc<rustls::ClientConfig>,
+    roots: RootCertStore,
+    insecure: bool,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) default_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// `insecure`: accept any server certificate (for self-signed targets). Otherwise the
+    /// standard web roots (webpki-roots) are trusted.
+    pub fn new(insecure: bool) -> Result<ClientConfig, Error> {
+        let roots = tls::web_roots();
+        Ok(ClientConfig {
+            tls: tls::build(insecure, &roots)?,
+            roots,
+            insecure,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            default_timeout: DEFAULT_REQUEST_TIMEOUT,
+        })
+    }
+
+    /// Also trust the CA certificates in this PEM text (for tests and private CAs).
+    ///
+    /// Fails if the PEM is malformed, contains no certificate, or a certificate cannot be
+    /// used as a trust anchor.
+    pub fn with_root_pem(mut self, pem: &[u8]) -> Result<ClientConfig, Error> {
+        let mut added = 0usize;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            self.roots.add(cert?).map_err(Error::Certificate)?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(Error::NoCertificates);
+        }
+        self.tls = tls::build(self.insecure, &self.roots)?;
+        Ok(self)
+    }
+
+    /// Time allowed to establish a connection: DNS lookup, TCP connect and TLS handshake
+    /// together. Default 10 s.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Whole-request timeout used when a request gives none. Default 60 s.
+    pub fn default_timeout(mut self, d: Duration) -> Self {
+        self.default_timeout = d;
+        self
+    }
+
+    /// Whether any server certificate is accepted.
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn config_is_send_sync() {
+        assert_send_sync::<ClientConfig>();
+    }
+
+    #[test]
+    fn defaults_and_setters() {
+        let c = ClientConfig::new(false).unwrap();
+        assert_eq!(c.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(c.default_timeout, DEFAULT_REQUEST_TIMEOUT);
+        let c = c
+            .connect_timeout(Duration::from_secs(1))
+            .default_timeout(Duration::from_secs(2));
+        assert_eq!(c.connect_timeout, Duration::from_secs(1));
+        assert_eq!(c.default_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_pem_is_rejected() {
+        let c = ClientConfig::new(false).unwrap();
+        assert!(matches!(
+            c.with_root_pem(b"not a pem"),
+            Err(Error::NoCertificates)
+        ));
+        let c = ClientConfig::new(false).unwrap();
+        let garbage = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(c.with_root_pem(garbage).is_err());
+    }
+}

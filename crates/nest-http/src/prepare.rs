@@ -1,0 +1,272 @@
+//! Turns a script-level [`Request`] into wire form. The expensive, fallible work (URL
+//! resolution, header validation, body encoding) happens once per `send` in [`prepare`];
+//! [`Prepared::build`] then assembles a cheap `http::Request` for each hop or retry,
+//! cloning only reference-counted header values and body bytes.
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, TRANSFER_ENCODING, USER_AGENT};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use http_body_util::Full;
+use url::{Position, Url};
+
+use crate::error::Failure;
+use crate::{Body, ErrorKind};
+
+/// Sent unless the request sets its own `User-Agent`.
+const USER_AGENT_VALUE: HeaderValue =
+    HeaderValue::from_static(concat!("nest/", env!("CARGO_PKG_VERSION")));
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const FORM: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
+const ZERO: HeaderValue = HeaderValue::from_static("0");
+
+/// A validated request, ready to be turned into one `http::Request` per hop.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) method: Method,
+    /// The URL of the current hop.
+    pub(crate) url: Url,
+    /// The user's headers, validated.
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    /// `Content-Type` implied by the body kind, used when the user gave none.
+    pub(crate) content_type: Option<HeaderValue>,
+}
+
+/// Resolves `raw` against `base` and appends `query`.
+pub(crate) fn resolve_url(
+    base: Option<&Url>,
+    raw: &str,
+    query: &[(String, String)],
+) -> Result<Url, Failure> {
+    let mut url = match Url::parse(raw) {
+        Ok(url) => url,
+        Err(url::ParseError::RelativeUrlWithoutBase) => match base {
+            Some(base) => base
+                .join(raw)
+                .map_err(|e| invalid_url(format!("invalid URL {raw:?}: {e}")))?,
+            None => {
+                return Err(invalid_url(format!(
+                    "relative URL {raw:?} needs a base URL, and none is configured"
+                )));
+            }
+        },
+        Err(e) => return Err(invalid_url(format!("invalid URL {raw:?}: {e}"))),
+    };
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    Ok(url)
+}
+
+fn invalid_url(message: String) -> Failure {
+    Failure::new(ErrorKind::InvalidUrl, message)
+}
+
+/// Validates and encodes `req` (minus timeout/redirect settings, which the caller keeps).
+pub(crate) fn prepare(
+    base: Option<&Url>,
+    url: &str,
+    query: &[(String, String)],
+    headers: Vec<(String, String)>,
+    method: Method,
+    body: Body,
+) -> Result<Prepared, Failure> {
+    let url = resolve_url(base, url, query)?;
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            Failure::new(
+                ErrorKind::InvalidRequest,
+                format!("invalid header name {name:?}"),
+            )
+        })?;
+        // Moving the String into Bytes avoids copying the value.
+        let header_value = HeaderValue::from_maybe_shared(Bytes::from(value)).map_err(|_| {
+            Failure::new(
+                ErrorKind::InvalidRequest,
+                format!("invalid value for header {name:?}"),
+            )
+        })?;
+        map.append(header_name, header_value);
+    }
+    let (body, content_type) = match body {
+        Body::Empty => (Bytes::new(), None),
+        Body::Text(text) => (Bytes::from(text), None),
+        Body::Json(value) => (Bytes::from(value.to_string()), Some(JSON)),
+        Body::Form(pairs) => {
+            let encoded = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&pairs)
+                .finish();
+            (Bytes::from(encoded), Some(FORM))
+        }
+    };
+    Ok(Prepared {
+        method,
+        url,
+        headers: map,
+        body,
+        content_type,
+    })
+}
+
+/// The `Host` header text of `url`: host plus port when non-default (the `url` crate
+/// omits default ports from its serialization).
+pub(crate) fn host_and_port(url: &Url) -> &str {
+    &url[Position::BeforeHost..Position::AfterPort]
+}
+
+impl Prepared {
+    /// Builds the wire request for the current hop.
+    ///
+    /// `host` is the default `Host` value for the current URL, `cookies` the cookie-jar
+    /// pairs (`a=1; b=2`) matching it, if any.
+    pub(crate) fn build(
+        &self,
+        host: HeaderValue,
+        cookies: Option<String>,
+    ) -> Result<http::Request<Full<Bytes>>, Failure> {
+        let target = &self.url[Position::BeforePath..Position::AfterQuery];
+        let uri = Uri::try_from(target).map_err(|e| {
+            Failure::new(
+                ErrorKind::InvalidUrl,
+                format!("cannot send request target {target:?}: {e}"),
+            )
+        })?;
+
+        let mut headers = HeaderMap::with_capacity(self.headers.len() + 5);
+        if !self.headers.contains_key(HOST) {
+            headers.insert(HOST, host);
+        }
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        if !headers.contains_key(USER_AGENT) {
+            headers.insert(USER_AGENT, USER_AGENT_VALUE);
+        }
+        if let Some(ct) = &self.content_type
+            && !headers.contains_key(CONTENT_TYPE)
+        {
+            headers.insert(CONTENT_TYPE, ct.clone());
+        }
+        if self.body.is_empty()
+            && matches!(self.method, Method::POST | Method::PUT | Method::PATCH)
+            && !headers.contains_key(CONTENT_LENGTH)
+            && !headers.contains_key(TRANSFER_ENCODING)
+        {
+            // Like browsers and Go: servers may answer 411 to a length-less POST.
+            headers.insert(CONTENT_LENGTH, ZERO);
+        }
+        if let Some(jar) = cookies {
+            let merged = match headers.get(COOKIE) {
+                Some(user) => {
+                    let mut v = user.as_bytes().to_vec();
+                    v.extend_from_slice(b"; ");
+                    v.extend_from_slice(jar.as_bytes());
+                    Bytes::from(v)
+                }
+                None => Bytes::from(jar),
+            };
+            let value = HeaderValue::from_maybe_shared(merged).map_err(|_| {
+                Failure::new(ErrorKind::InvalidRequest, "invalid cookie value in jar")
+            })?;
+            headers.insert(COOKIE, value);
+        }
+
+        let mut req = http::Request::new(Full::new(self.body.clone()));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = headers;
+        Ok(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Url {
+        Url::parse("http://127.0.0.1:8080/app/").unwrap()
+    }
+
+    #[test]
+    fn relative_and_absolute_urls() {
+        let u = resolve_url(Some(&base()), "/items?x=1", &[]).unwrap();
+        assert_eq!(u.as_str(), "http://127.0.0.1:8080/items?x=1");
+        let u = resolve_url(Some(&base()), "https://example.com/a", &[]).unwrap();
+        assert_eq!(u.as_str(), "https://example.com/a");
+        let e = resolve_url(None, "/items", &[]).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidUrl);
+        let e = resolve_url(None, "http://", &[]).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidUrl);
+    }
+
+    #[test]
+    fn query_pairs_are_encoded() {
+        let q = vec![("q".to_string(), "a b&c".to_string())];
+        let u = resolve_url(Some(&base()), "/s?x=1", &q).unwrap();
+        assert_eq!(u.query(), Some("x=1&q=a+b%26c"));
+    }
+
+    #[test]
+    fn host_header_has_port_only_when_non_default() {
+        let h = |s: &str| host_and_port(&Url::parse(s).unwrap()).to_string();
+        assert_eq!(h("http://a.example:8080/x"), "a.example:8080");
+        assert_eq!(h("http://a.example:80/x"), "a.example");
+        assert_eq!(h("https://user:pw@a.example/x"), "a.example");
+        assert_eq!(h("http://[::1]:81/"), "[::1]:81");
+    }
+
+    #[test]
+    fn odd_but_legal_targets_are_accepted() {
+        let p = prepare(
+            Some(&base()),
+            "/a|b/{c}?x=^y|z#frag",
+            &[],
+            vec![],
+            Method::GET,
+            Body::Empty,
+        )
+        .unwrap();
+        let req = p.build(HeaderValue::from_static("h"), None).unwrap();
+        assert!(req.uri().to_string().starts_with("/a"));
+        assert!(!req.uri().to_string().contains("frag"));
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let p = prepare(
+            Some(&base()),
+            "/",
+            &[],
+            vec![("Content-Type".into(), "text/x".into())],
+            Method::POST,
+            Body::Json(serde_json::json!({"a": 1})),
+        )
+        .unwrap();
+        let req = p
+            .build(HeaderValue::from_static("h:1"), Some("s=1".into()))
+            .unwrap();
+        let h = req.headers();
+        assert_eq!(h[CONTENT_TYPE], "text/x");
+        assert_eq!(h[HOST], "h:1");
+        assert_eq!(h[COOKIE], "s=1");
+        assert!(h[USER_AGENT].to_str().unwrap().starts_with("nest/"));
+    }
+
+    #[test]
+    fn empty_post_gets_zero_length_and_bad_header_fails() {
+        let p = prepare(Some(&base()), "/", &[], vec![], Method::POST, Body::Empty).unwrap();
+        let req = p.build(HeaderValue::from_static("h"), None).unwrap();
+        assert_eq!(req.headers()[CONTENT_LENGTH], "0");
+        let e = prepare(
+            Some(&base()),
+            "/",
+            &[],
+            vec![("bad name".into(), "v".into())],
+            Method::GET,
+            Body::Empty,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidRequest);
+    }
+}

@@ -1,0 +1,97 @@
+//! `client`: the VU's HTTP session as the script sees it.
+//!
+//! `client` itself carries no state: each call finds the running VU and uses that VU's own connection and cookie
+//! jar. A request suspends the VU's fiber until the response is in, records it (a transport error is a failed
+//! request with status 0, never a script error), and returns a [`HttpResponse`].
+
+use http::Method;
+use nest_core::fiber::{self, Cancelled};
+use rhai::{Engine, EvalAltResult, Map};
+
+use super::options;
+use super::response::HttpResponse;
+use crate::engine::{VuCtx, terminate};
+
+/// The `client` value of scripts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Client;
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+pub(super) fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<Client>("Client");
+    macro_rules! verb {
+        ($name:literal, $method:expr) => {
+            engine.register_fn($name, |_: Client, path: &str| send($method, path, None));
+            engine.register_fn($name, |_: Client, path: &str, opts: Map| {
+                send($method, path, Some(opts))
+            });
+        };
+    }
+    verb!("get", Method::GET);
+    verb!("post", Method::POST);
+    verb!("put", Method::PUT);
+    verb!("patch", Method::PATCH);
+    verb!("delete", Method::DELETE);
+    verb!("head", Method::HEAD);
+    verb!("options", Method::OPTIONS);
+    engine.register_fn("request", |_: Client, method: &str, path: &str| {
+        send(parse_method(method)?, path, None)
+    });
+    engine.register_fn(
+        "request",
+        |_: Client, method: &str, path: &str, opts: Map| {
+            send(parse_method(method)?, path, Some(opts))
+        },
+    );
+}
+
+fn parse_method(method: &str) -> Res<Method> {
+    Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("`{method}` is not an HTTP method").into())
+}
+
+fn send(method: Method, path: &str, opts: Option<Map>) -> Res<HttpResponse> {
+    let vu = VuCtx::current("client")?;
+    let verb = method.as_str().to_ascii_lowercase();
+    let mut request = nest_http::Request::new(method.clone(), path);
+    let options = match opts {
+        Some(opts) => options::apply(&mut request, &verb, opts)?,
+        None => options::Options {
+            name: None,
+            expect: Vec::new(),
+        },
+    };
+    let response = match fiber::suspend(vu.client.send(request)) {
+        Ok(response) => response,
+        Err(Cancelled::Stopped) => {
+            vu.cancelled.set(true);
+            return Err(terminate("run stopped"));
+        }
+        Err(Cancelled::NotInFiber) => {
+            return Err("`client` can only be used inside a task, on_start or on_stop".into());
+        }
+    };
+    let name = options.name.unwrap_or_else(|| path.to_owned());
+    let failure = failure_reason(&response, &options.expect);
+    vu.env
+        .recorder
+        .request(method.as_str(), &name, response.elapsed, failure.as_deref());
+    Ok(HttpResponse::new(method, name, response, failure.is_some()))
+}
+
+/// Why a response counts as failed, or `None` when it succeeded.
+fn failure_reason(response: &nest_http::Response, expect: &[u16]) -> Option<String> {
+    if response.status == 0 {
+        return Some(match &response.error_kind {
+            Some(kind) => kind.to_string(),
+            None => "transport error".to_owned(),
+        });
+    }
+    let ok = if expect.is_empty() {
+        response.status < 400
+    } else {
+        expect.contains(&response.status)
+    };
+    (!ok).then(|| format!("HTTP {}", response.status))
+}

@@ -1,0 +1,97 @@
+//! Small helpers scripts need all the time: random values, ids, time, pauses, environment, logging, `interrupt()`.
+//!
+//! `sleep` suspends only the calling VU (and ends early when the run stops); `interrupt` unwinds the call in a way
+//! `try`/`catch` cannot swallow, so a VU always leaves its taskset when asked.
+
+use std::io::Write;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nest_core::fiber::{self, Cancelled};
+use rand::Rng;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, INT};
+
+use super::options::seconds;
+use crate::engine::{VuCtx, WorkerEnv, terminate};
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+pub(super) fn register(engine: &mut Engine, env: &Rc<WorkerEnv>) {
+    let e = env.clone();
+    engine.register_fn("rand", move |a: INT, b: INT| -> Res<INT> {
+        if a > b {
+            return Err(format!(
+                "rand({a}, {b}): the first bound must not be larger than the second"
+            )
+            .into());
+        }
+        Ok(e.rng.borrow_mut().random_range(a..=b))
+    });
+    let e = env.clone();
+    engine.register_fn("random", move || -> f64 { e.rng.borrow_mut().random() });
+    let e = env.clone();
+    engine.register_fn("choice", move |items: Array| -> Res<Dynamic> {
+        if items.is_empty() {
+            return Err("choice() needs a non-empty array".into());
+        }
+        let at = e.rng.borrow_mut().random_range(0..items.len());
+        Ok(items[at].clone())
+    });
+    engine.register_fn("uuid", || uuid::Uuid::new_v4().to_string());
+    engine.register_fn("now", || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    });
+    engine.register_fn("env", |name: &str| {
+        std::env::var(name).map_or(Dynamic::UNIT, Dynamic::from)
+    });
+    engine.register_fn("log", |value: Dynamic| log_line(&value.to_string()));
+    engine.register_fn("sleep", |secs: Dynamic| sleep(&secs));
+    engine.register_fn("interrupt", || -> Res<()> {
+        let vu = VuCtx::current("interrupt()")?;
+        vu.interrupted.set(true);
+        Err(terminate("interrupt"))
+    });
+}
+
+fn sleep(secs: &Dynamic) -> Res<()> {
+    let secs = seconds(secs).ok_or_else(|| {
+        format!(
+            "sleep() takes a number of seconds, not {}",
+            secs.type_name()
+        )
+    })?;
+    if !(secs >= 0.0 && secs.is_finite()) {
+        return Err(format!("sleep({secs}): the pause must be 0 seconds or more").into());
+    }
+    let vu = VuCtx::current("sleep()")?;
+    let stop = vu.env.stop.clone();
+    let pause = Duration::from_secs_f64(secs);
+    match fiber::suspend(async move {
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = stop.cancelled() => {}
+        }
+    }) {
+        Ok(()) => Ok(()),
+        Err(Cancelled::Stopped) => {
+            vu.cancelled.set(true);
+            Err(terminate("run stopped"))
+        }
+        Err(Cancelled::NotInFiber) => {
+            Err("sleep() can only be used inside a task, on_start or on_stop".into())
+        }
+    }
+}
+
+/// Prints a script's log line with the VU and taskset it came from (or `load` at a script's top level).
+pub(crate) fn log_line(text: &str) {
+    let origin = match fiber::local::<VuCtx>() {
+        Some(vu) => format!("vu {} {}", vu.vu_id, vu.taskset.borrow()),
+        None => "load".to_owned(),
+    };
+    // One write per line, so lines from two workers do not interleave mid-line.
+    let line = format!("[{origin}] {text}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}

@@ -1,0 +1,109 @@
+//! Loading every taskset of a folder, checked, before any load.
+//!
+//! [`Catalog::load`] discovers the files, compiles each one and runs its top level, and collects *every* broken
+//! file's error (not just the first), each as `path:line:col: message`. The catalog keeps the sources in memory, so
+//! the workers compile exactly what was checked even if a file changes on disk during the run.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use nest_core::TasksetSpec;
+use nest_core::stats::Recorder;
+use nest_http::ClientConfig;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio_util::sync::CancellationToken;
+
+use crate::behaviour::ScriptFactory;
+use crate::declare::{self, DeclarationCell};
+use crate::discover::discover;
+use crate::engine::{WorkerEnv, new_engine};
+use crate::error::{LoadError, LoadErrors};
+
+/// One loaded taskset.
+#[derive(Debug, Clone)]
+pub struct TasksetDef {
+    /// Its name (`shop/browse`).
+    pub name: String,
+    /// Its file, as shown in messages.
+    pub path: String,
+    /// What it declares, with its script weight.
+    pub spec: TasksetSpec,
+    pub(crate) source: Arc<str>,
+}
+
+/// Every taskset of a folder, compiled and checked.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    /// The taskset folder (imports resolve from here).
+    pub dir: PathBuf,
+    /// The tasksets, sorted by name.
+    pub tasksets: Vec<TasksetDef>,
+}
+
+impl Catalog {
+    /// Discovers and compiles every taskset under `dir`. Returns all errors found, one or more per broken file.
+    pub fn load(dir: &Path) -> Result<Catalog, LoadErrors> {
+        let found = discover(dir).map_err(|e| LoadErrors(vec![e]))?;
+        if found.is_empty() {
+            return Err(LoadErrors(vec![LoadError::plain(
+                dir.display().to_string(),
+                "no taskset found: add a `.rhai` file (names starting with `_` or `.` are skipped)",
+            )]));
+        }
+        let env = Rc::new(WorkerEnv {
+            recorder: Recorder::new(),
+            stop: CancellationToken::new(),
+            http: Arc::new(
+                ClientConfig::new(true)
+                    .map_err(|e| LoadErrors(vec![LoadError::plain("http", e.to_string())]))?,
+            ),
+            base: None,
+            rng: RefCell::new(SmallRng::seed_from_u64(0)),
+            stack_margin: 0,
+        });
+        let mut tasksets = Vec::with_capacity(found.len());
+        let mut errors = Vec::new();
+        for file in found {
+            let path = file.path.display().to_string();
+            let source: Arc<str> = match std::fs::read_to_string(&file.path) {
+                Ok(text) => text.into(),
+                Err(e) => {
+                    errors.push(LoadError::plain(path, format!("cannot read: {e}")));
+                    continue;
+                }
+            };
+            let cell = DeclarationCell::default();
+            let engine = new_engine(&env, dir, &cell);
+            match declare::compile(&engine, &cell, &file.name, &path, &source) {
+                Ok(compiled) => tasksets.push(TasksetDef {
+                    name: file.name,
+                    path,
+                    spec: compiled.spec,
+                    source,
+                }),
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Catalog {
+                dir: dir.to_path_buf(),
+                tasksets,
+            })
+        } else {
+            Err(LoadErrors(errors))
+        }
+    }
+
+    /// The taskset specs, in catalog order, with their script weights.
+    pub fn specs(&self) -> Vec<TasksetSpec> {
+        self.tasksets.iter().map(|t| t.spec.clone()).collect()
+    }
+
+    /// A factory that builds the script behaviour on each worker. `base` is the host relative paths go to.
+    pub fn factory(&self, http: Arc<ClientConfig>, base: Option<url::Url>) -> ScriptFactory {
+        ScriptFactory::new(self.clone(), http, base)
+    }
+}

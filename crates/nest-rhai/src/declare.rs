@@ -1,0 +1,242 @@
+//! The top level of a taskset: `weight`, `wait_time`, `task`, and compiling a file into a taskset.
+//!
+//! A script's top level runs once, when it is loaded, to declare what the taskset is. Declarations are checked
+//! there (a task weight of 0, a wait time below zero, a task naming a function that does not exist), so a broken
+//! taskset is reported with its line and column before any load. At run time these functions are errors.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use nest_core::{TaskSpec, TasksetSpec, WaitTime};
+use rhai::{
+    Dynamic, Engine, EvalAltResult, FnPtr, INT, Module, NativeCallContext, Position, Scope, Shared,
+};
+
+use crate::api::options::seconds;
+use crate::error::LoadError;
+
+/// What a script's top level declared. `Some` only while a top level runs.
+pub(crate) type DeclarationCell = Rc<RefCell<Option<Declaration>>>;
+
+/// The declarations of one script.
+#[derive(Default, Debug)]
+pub(crate) struct Declaration {
+    weight: Option<u32>,
+    wait: Option<WaitTime>,
+    tasks: Vec<(u32, String, Position)>,
+}
+
+/// A wait time value, as `between(..)` and `constant(..)` return it.
+#[derive(Clone, Copy, Debug)]
+struct WaitSpec(WaitTime);
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+fn declaring<T>(
+    cell: &DeclarationCell,
+    what: &str,
+    f: impl FnOnce(&mut Declaration) -> Res<T>,
+) -> Res<T> {
+    match cell.borrow_mut().as_mut() {
+        Some(declaration) => f(declaration),
+        None => Err(format!("{what} can only be used at the top level of a taskset").into()),
+    }
+}
+
+fn non_negative_secs(value: &Dynamic, what: &str) -> Res<Duration> {
+    let secs = seconds(value).ok_or_else(|| {
+        format!(
+            "{what} takes seconds as a number, not {}",
+            value.type_name()
+        )
+    })?;
+    if secs.is_finite() && secs >= 0.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(format!("{what}: seconds must be 0 or more, got {secs}").into())
+    }
+}
+
+/// Registers the declaration functions on an engine.
+pub(crate) fn register(engine: &mut Engine, cell: &DeclarationCell) {
+    engine.register_type_with_name::<WaitSpec>("WaitTime");
+    engine.register_fn("between", |a: Dynamic, b: Dynamic| -> Res<WaitSpec> {
+        let (a, b) = (
+            non_negative_secs(&a, "between()")?,
+            non_negative_secs(&b, "between()")?,
+        );
+        if a > b {
+            return Err(format!(
+                "between({}, {}): the minimum is larger than the maximum",
+                a.as_secs_f64(),
+                b.as_secs_f64()
+            )
+            .into());
+        }
+        Ok(WaitSpec(WaitTime::Between(a, b)))
+    });
+    engine.register_fn("constant", |s: Dynamic| -> Res<WaitSpec> {
+        Ok(WaitSpec(WaitTime::Constant(non_negative_secs(
+            &s,
+            "constant()",
+        )?)))
+    });
+    let c = cell.clone();
+    engine.register_fn("wait_time", move |w: WaitSpec| {
+        declaring(&c, "wait_time()", |d| match d.wait.replace(w.0) {
+            Some(_) => Err("wait_time() is declared twice".into()),
+            None => Ok(()),
+        })
+    });
+    let c = cell.clone();
+    engine.register_fn("weight", move |w: INT| {
+        declaring(&c, "weight()", |d| {
+            let w = u32::try_from(w)
+                .map_err(|_| format!("weight({w}): a taskset weight is an integer >= 0"))?;
+            match d.weight.replace(w) {
+                Some(_) => Err("weight() is declared twice".into()),
+                None => Ok(()),
+            }
+        })
+    });
+    let c = cell.clone();
+    engine.register_fn("task", move |ctx: NativeCallContext, w: INT, f: FnPtr| {
+        add_task(&c, w, f.fn_name(), ctx.call_position())
+    });
+    let c = cell.clone();
+    engine.register_fn("task", move |ctx: NativeCallContext, w: INT, f: &str| {
+        add_task(&c, w, f, ctx.call_position())
+    });
+}
+
+fn add_task(cell: &DeclarationCell, weight: INT, function: &str, position: Position) -> Res<()> {
+    declaring(cell, "task()", |d| {
+        let weight = u32::try_from(weight)
+            .ok()
+            .filter(|&w| w >= 1)
+            .ok_or_else(|| {
+                format!("task({weight}, {function}): a task weight is an integer >= 1")
+            })?;
+        d.tasks.push((weight, function.to_owned(), position));
+        Ok(())
+    })
+}
+
+/// A compiled taskset: what it declares, and its functions as a module that keeps its imports.
+pub(crate) struct Compiled {
+    pub spec: TasksetSpec,
+    pub module: Shared<Module>,
+    /// `file:line:col` of each function, for errors Rhai cannot place.
+    pub fn_locations: HashMap<String, String>,
+}
+
+/// Compiles one script and runs its top level with `engine`.
+pub(crate) fn compile(
+    engine: &Engine,
+    cell: &DeclarationCell,
+    name: &str,
+    path: &str,
+    source: &str,
+) -> Result<Compiled, LoadError> {
+    let mut ast = engine
+        .compile(source)
+        .map_err(|e| LoadError::parse(path, &e))?;
+    ast.set_source(path);
+    *cell.borrow_mut() = Some(Declaration::default());
+    let module = Module::eval_ast_as_new(Scope::new(), &ast, engine);
+    let declaration = cell.borrow_mut().take().unwrap_or_default();
+    let module = module.map_err(|e| LoadError::eval(path, &e))?;
+
+    let functions: Vec<(String, usize)> = ast
+        .iter_functions()
+        .map(|f| (f.name.to_owned(), f.params.len()))
+        .collect();
+    let takes_no_args = |n: &str| functions.iter().any(|(f, p)| f == n && *p == 0);
+    for hook in ["on_start", "on_stop"] {
+        if functions.iter().any(|(f, _)| f == hook) && !takes_no_args(hook) {
+            return Err(LoadError::plain(
+                path,
+                format!("{hook} must take no parameters"),
+            ));
+        }
+    }
+    if declaration.tasks.is_empty() {
+        return Err(LoadError::plain(
+            path,
+            "declares no task: add `task(weight, function);` at the top level",
+        ));
+    }
+    let mut tasks = Vec::with_capacity(declaration.tasks.len());
+    for (weight, function, position) in declaration.tasks {
+        if !takes_no_args(&function) {
+            return Err(LoadError::at(
+                path,
+                position,
+                format!(
+                    "task({weight}, {function}): there is no `fn {function}()` without parameters in this file"
+                ),
+            ));
+        }
+        tasks.push(TaskSpec {
+            name: function,
+            weight,
+        });
+    }
+    let spec = TasksetSpec {
+        name: name.to_owned(),
+        weight: declaration.weight.unwrap_or(1),
+        tasks,
+        wait: declaration.wait.unwrap_or_default(),
+        has_on_start: takes_no_args("on_start"),
+        has_on_stop: takes_no_args("on_stop"),
+    };
+    let fn_locations = fn_positions(source)
+        .into_iter()
+        .map(|(f, (line, col))| (f, format!("{path}:{line}:{col}")))
+        .collect();
+    Ok(Compiled {
+        spec,
+        module: module.into(),
+        fn_locations,
+    })
+}
+
+/// Line and column of each `fn name(` in a source (the first one, outside `//` comments).
+fn fn_positions(source: &str) -> HashMap<String, (usize, usize)> {
+    let mut found = HashMap::new();
+    for (line_no, line) in source.lines().enumerate() {
+        let code = line.split("//").next().unwrap_or("");
+        let mut rest = code;
+        while let Some(at) = rest.find("fn ") {
+            let start = code.len() - rest.len() + at;
+            let boundary = start == 0 || !code.as_bytes()[start - 1].is_ascii_alphanumeric();
+            let after = rest[at + 3..].trim_start();
+            let name: String = after
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if boundary && !name.is_empty() && after[name.len()..].trim_start().starts_with('(') {
+                found.entry(name).or_insert((line_no + 1, start + 1));
+            }
+            rest = &rest[at + 3..];
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_function_positions() {
+        let src = "// fn fake() {}\nweight(1);\nfn a() {}\n  private fn b_2 (x) {}\nfn_x(); let y = 1; fn c(){}\n";
+        let p = fn_positions(src);
+        assert_eq!(p["a"], (3, 1));
+        assert_eq!(p["b_2"], (4, 11));
+        assert_eq!(p["c"], (5, 20));
+        assert!(!p.contains_key("fake"));
+    }
+}

@@ -1,0 +1,121 @@
+//! One configured Rhai engine, and the state host functions find at run time.
+//!
+//! Every taskset gets its own `Engine` on every worker (so that two tasksets may both define `browse`), configured
+//! the same way: the taskset API, an operation limit per call, a call-depth limit, a stack guard that ends runaway
+//! recursion before it reaches the fiber's guard page, and a fairness yield every few thousand operations so one
+//! busy script cannot starve the other VUs of its worker.
+//!
+//! Script functions cannot see outer variables in Rhai, so `client`, `user` and `vu_id` are served by a variable
+//! resolver from the VU whose call is running (the fiber-local [`VuCtx`]).
+
+#![allow(deprecated)] // `Engine::on_var` is marked volatile, not deprecated.
+
+use std::cell::{Cell, RefCell};
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use nest_core::fiber;
+use nest_core::stats::Recorder;
+use nest_http::{ClientConfig, VuClient};
+use rand::rngs::SmallRng;
+use rhai::module_resolvers::FileModuleResolver;
+use rhai::{Dynamic, Engine, EvalAltResult, Position};
+use tokio_util::sync::CancellationToken;
+
+use crate::api;
+use crate::declare::DeclarationCell;
+
+/// Operations one call of a task or hook may run before it is stopped as a runaway.
+pub const MAX_OPERATIONS: u64 = 10_000_000;
+/// Script call depth allowed (the same in debug and release builds).
+pub const MAX_CALL_LEVELS: usize = 64;
+/// Operations between two fairness yields.
+const YIELD_EVERY: u64 = 4096;
+
+/// What one worker's host functions share: where to record, when to stop, the HTTP settings.
+pub(crate) struct WorkerEnv {
+    pub recorder: Recorder,
+    pub stop: CancellationToken,
+    pub http: Arc<ClientConfig>,
+    pub base: Option<url::Url>,
+    pub rng: RefCell<SmallRng>,
+    /// Stop a call when less than this much fiber stack is left.
+    pub stack_margin: usize,
+}
+
+/// The VU whose call is running: stored as the fiber's local value for the length of each call.
+pub(crate) struct VuCtx {
+    pub vu_id: i64,
+    pub client: VuClient,
+    /// The VU's `user` map: shared, so that `user.x = ...` writes through.
+    pub user: Dynamic,
+    pub env: Rc<WorkerEnv>,
+    pub taskset: RefCell<Rc<str>>,
+    /// The call asked to leave the taskset.
+    pub interrupted: Cell<bool>,
+    /// The run stopped under the call.
+    pub cancelled: Cell<bool>,
+}
+
+impl VuCtx {
+    /// The running VU, or the error a script gets for using VU state at its top level.
+    pub fn current(what: &str) -> Result<Rc<VuCtx>, Box<EvalAltResult>> {
+        fiber::local::<VuCtx>().ok_or_else(|| {
+            format!("`{what}` can only be used inside a task, on_start or on_stop, not at the top level of a taskset")
+                .into()
+        })
+    }
+}
+
+/// The error that unwinds a script when the run stops or the VU leaves; scripts cannot catch it.
+pub(crate) fn terminate(reason: &str) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorTerminated(reason.into(), Position::NONE).into()
+}
+
+/// Builds an engine for one taskset.
+pub(crate) fn new_engine(
+    env: &Rc<WorkerEnv>,
+    taskset_dir: &Path,
+    declaration: &DeclarationCell,
+) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_max_operations(MAX_OPERATIONS);
+    engine.set_max_call_levels(MAX_CALL_LEVELS);
+    engine.set_module_resolver(FileModuleResolver::new_with_path(taskset_dir));
+
+    let margin = env.stack_margin;
+    engine.on_progress(move |ops| {
+        if let Some(left) = fiber::stack_remaining()
+            && left < margin
+        {
+            return Some(
+                format!(
+                    "stack overflow: recursion too deep ({} KiB of stack left)",
+                    left >> 10
+                )
+                .into(),
+            );
+        }
+        if ops % YIELD_EVERY == 0 && fiber::in_fiber() && fiber::yield_now().is_err() {
+            if let Some(vu) = fiber::local::<VuCtx>() {
+                vu.cancelled.set(true);
+            }
+            return Some("run stopped".into());
+        }
+        None
+    });
+
+    engine.on_var(|name, _, _| match name {
+        "client" => VuCtx::current("client").map(|_| Some(Dynamic::from(api::Client))),
+        "user" => VuCtx::current("user").map(|vu| Some(vu.user.clone())),
+        "vu_id" => VuCtx::current("vu_id").map(|vu| Some(Dynamic::from_int(vu.vu_id))),
+        _ => Ok(None),
+    });
+    engine.on_print(|text| api::log_line(text));
+    engine.on_debug(|text, _, _| api::log_line(text));
+
+    api::register(&mut engine, env);
+    crate::declare::register(&mut engine, declaration);
+    engine
+}

@@ -1,0 +1,126 @@
+//! Command-line arguments: the first of two stages.
+//!
+//! Clap parses raw options here, and the doc comments are the help text. Nothing is checked beyond syntax: turning
+//! these options into a validated plan (and reporting every problem before load) is the job of `plan.rs`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// nest: load testing with Rhai tasksets.
+///
+/// Every `.rhai` file under the taskset folder is a taskset: weighted tasks that virtual users run.
+#[derive(Debug, Parser)]
+#[command(name = "nest", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Exit codes, shown in `--help`.
+pub const EXIT_CODES: &str = "Exit codes:
+  0  the run completed (request failures and script errors are reported, not fatal)
+  1  an unexpected internal error
+  2  a usage, config or script error, found before any load was sent";
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the tasksets against a host and print a summary.
+    Run(RunArgs),
+    /// Run the built-in demo target on its own, until Ctrl-C.
+    DemoServer(DemoServerArgs),
+}
+
+/// Options of `nest run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Target host that relative paths go to, e.g. http://127.0.0.1:8080.
+    #[arg(short = 'H', long, conflicts_with = "demo")]
+    pub host: Option<String>,
+    /// Number of virtual users [default: 1, or 20 with --demo].
+    #[arg(short, long)]
+    pub users: Option<u64>,
+    /// Users started per second [default: all at once].
+    #[arg(short = 'r', long)]
+    pub spawn_rate: Option<f64>,
+    /// How long to run, e.g. 30s, 5m, 1h30m [default: until Ctrl-C, or 15s with --demo].
+    #[arg(short = 't', long, value_parser = parse_duration)]
+    pub run_time: Option<Duration>,
+    /// Folder of taskset files, searched recursively.
+    #[arg(long, default_value = "tasksets")]
+    pub taskset_dir: PathBuf,
+    /// Worker threads [default: the number of cores].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// On stop, how long requests in flight may take to finish before they are cancelled.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub stop_timeout: Duration,
+    /// Start without asking for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Also write the report as JSON to this file (written atomically).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Accept any TLS certificate (for self-signed test targets).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Start the built-in demo shop on 127.0.0.1 and run against it.
+    #[arg(long)]
+    pub demo: bool,
+    /// Seed for random choices (taskset and task picks, think times).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// Options of `nest demo-server`.
+#[derive(Debug, Args)]
+pub struct DemoServerArgs {
+    /// Port on 127.0.0.1 [default: a free one].
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Answer every request with a plain 200 "hello" (a benchmark target) instead of the shop API.
+    #[arg(long)]
+    pub hello: bool,
+    /// Server threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+/// Parses `30s`, `5m`, `1h30m`, `250ms` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return if secs.is_finite() && secs >= 0.0 {
+            Ok(Duration::from_secs_f64(secs))
+        } else {
+            Err(format!("`{text}` is not a duration"))
+        };
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. 30s, 5m, 1h30m"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn the_cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,40 @@
+//! `nest demo-server`: the built-in target on its own, for trying nest and for benchmarks.
+
+use anyhow::{Context, Result};
+use nest_demo::{DemoConfig, DemoServer, Mode};
+
+use crate::cli::DemoServerArgs;
+
+/// Runs the demo target until Ctrl-C or SIGTERM, then prints how many requests it served.
+pub fn run(args: DemoServerArgs) -> Result<()> {
+    let mode = if args.hello { Mode::Hello } else { Mode::Shop };
+    let server = DemoServer::start(DemoConfig {
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], args.port)),
+        mode,
+        threads: args.threads.max(1),
+    })
+    .context("could not start the demo target")?;
+    println!("nest demo target ({mode}) listening on {}", server.url());
+    println!("try: nest run --host {} -u 10 -t 30s", server.url());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r?,
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c().await?;
+        Ok::<(), std::io::Error>(())
+    })?;
+    let stats = server.stats();
+    server.stop();
+    println!("served {} requests", stats.total);
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! `nest run`: start the target if asked, run the plan, stop on time or on signals, and report.
+//!
+//! Stopping is plumbing, not `process::exit`: the first Ctrl-C (or SIGTERM) asks for a graceful stop, a second one
+//! cancels what is in flight, and either way the summary is printed and the JSON report written.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use nest_core::stats::Summary;
+use nest_core::{EndReason, StopHandle};
+use nest_demo::{DemoConfig, DemoServer, Mode};
+use nest_http::ClientConfig;
+
+use crate::cli::RunArgs;
+use crate::output::write_atomic;
+use crate::plan::{self, UsageError};
+use crate::report::print_summary;
+
+/// Seconds between two progress lines.
+const PROGRESS_EVERY: u64 = 10;
+
+/// Runs `nest run`.
+pub fn run(args: RunArgs) -> Result<()> {
+    let mut checked = plan::build(&args)?;
+    for warning in &checked.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let demo = if args.demo {
+        let server = DemoServer::start(DemoConfig {
+            mode: Mode::Shop,
+            ..DemoConfig::default()
+        })
+        .context("could not start the demo target")?;
+        eprintln!("demo target listening on {}", server.url());
+        checked.host = Some(plan::parse_host(&server.url())?);
+        Some(server)
+    } else {
+        None
+    };
+    let host = checked
+        .host
+        .clone()
+        .ok_or_else(|| UsageError("no target".into()))?;
+    let http = Arc::new(ClientConfig::new(args.insecure).context("could not set up TLS")?);
+    let factory = Arc::new(checked.catalog.factory(http, Some(host.clone())));
+    let plan = checked.plan;
+    let tasksets = plan.tasksets.clone();
+    let users = plan.users;
+    eprintln!("{}", describe(&plan, &host));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let handle = StopHandle::new();
+        let signals = tokio::spawn(watch_signals(handle.clone(), plan.stop_timeout));
+        let mut next_progress = PROGRESS_EVERY;
+        let result = nest_core::run(plan, factory, handle, |agg, elapsed| {
+            if elapsed.as_secs() >= next_progress {
+                next_progress =
+                    elapsed.as_secs() / PROGRESS_EVERY * PROGRESS_EVERY + PROGRESS_EVERY;
+                let total = agg.total();
+                eprintln!(
+                    "[{:>4}s] {} requests, {} failures, {:.1} req/s overall",
+                    elapsed.as_secs(),
+                    total.count,
+                    total.failures,
+                    total.count as f64 / elapsed.as_secs_f64().max(1e-9)
+                );
+            }
+        })
+        .await;
+        signals.abort();
+        result
+    });
+    drop(demo);
+    let result = result.map_err(|e| match e {
+        nest_core::Error::Worker { .. } | nest_core::Error::InvalidPlan(_) => {
+            anyhow::Error::new(UsageError(e.to_string()))
+        }
+        other => anyhow::Error::new(other),
+    })?;
+    match result.end {
+        EndReason::Killed => eprintln!("stopped: calls still in flight were cancelled"),
+        EndReason::Stopped => eprintln!("stopped"),
+        EndReason::RunTime => {}
+    }
+
+    let summary = Summary::new(
+        &result.aggregate,
+        &tasksets,
+        result.duration.as_secs_f64(),
+        users,
+    );
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    print_summary(&mut out, &summary)?;
+    out.flush()?;
+    if let Some(path) = &args.json {
+        let json = serde_json::to_vec_pretty(&summary)?;
+        write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn describe(plan: &nest_core::Plan, host: &url::Url) -> String {
+    let enabled = plan.tasksets.iter().filter(|t| t.weight > 0).count();
+    let spawn = match plan.spawn_rate {
+        Some(rate) => format!("{rate}/s"),
+        None => "all at once".to_owned(),
+    };
+    let time = match plan.run_time {
+        Some(t) => format!("for {}", humantime::format_duration(t)),
+        None => "until Ctrl-C".to_owned(),
+    };
+    format!(
+        "nest: {} users ({spawn}), {enabled} of {} tasksets, {time}, against {host} on {} workers",
+        plan.users,
+        plan.tasksets.len(),
+        plan.workers
+    )
+}
+
+/// First Ctrl-C or SIGTERM: graceful stop. Second: stop now.
+async fn watch_signals(handle: StopHandle, grace: Duration) {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut seen = 0;
+    loop {
+        #[cfg(unix)]
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminated = std::future::pending::<()>();
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => if r.is_err() { return },
+            () = terminated => {}
+        }
+        seen += 1;
+        if seen == 1 {
+            eprintln!(
+                "\nstopping: letting requests in flight finish (up to {}); press Ctrl-C again to stop now",
+                humantime::format_duration(grace)
+            );
+            handle.stop();
+        } else {
+            eprintln!("stopping now");
+            handle.kill();
+            return;
+        }
+    }
+}
