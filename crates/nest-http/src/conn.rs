@@ -198,7 +198,11 @@ async fn connect_tcp(target: &Target<'_>) -> Result<TcpStream, Failure> {
     }
     Err(match last_err {
         Some(e) => Failure::new(
-            ErrorKind::Connect,
+            if e.kind() == io::ErrorKind::ConnectionRefused {
+                ErrorKind::ConnectionRefused
+            } else {
+                ErrorKind::Connect
+            },
             format!(
                 "connect to {}:{port} failed: {}",
                 target.host_str,

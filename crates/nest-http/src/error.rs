@@ -36,7 +36,9 @@ pub enum ErrorKind {
     InvalidRequest,
     /// Host name resolution failed or returned no address. Label: `dns error`.
     Dns,
-    /// The TCP connection could not be established (refused, unreachable, ...).
+    /// Nothing listens on the target port: the TCP connection was refused. Label: `connection refused`.
+    ConnectionRefused,
+    /// The TCP connection could not be established for another reason (unreachable, reset, ...).
     /// Label: `connect failed`.
     Connect,
     /// Establishing the connection (DNS + TCP + TLS handshake) took longer than the
@@ -67,6 +69,7 @@ impl ErrorKind {
             ErrorKind::InvalidUrl => "invalid url",
             ErrorKind::InvalidRequest => "invalid request",
             ErrorKind::Dns => "dns error",
+            ErrorKind::ConnectionRefused => "connection refused",
             ErrorKind::Connect => "connect failed",
             ErrorKind::ConnectTimeout => "connect timeout",
             ErrorKind::Tls => "tls error",

@@ -364,7 +364,12 @@ fn connection_refused_is_a_connect_error() {
         let url = format!("http://127.0.0.1:{port}/x");
         let r = vu.send(get(&url)).await;
         assert_eq!(r.status, 0);
-        assert_eq!(r.error_kind, Some(ErrorKind::Connect), "{:?}", r.error);
+        assert_eq!(
+            r.error_kind,
+            Some(ErrorKind::ConnectionRefused),
+            "{:?}",
+            r.error
+        );
         assert!(r.error.unwrap().contains(&format!("127.0.0.1:{port}")));
         assert_eq!(r.url, url);
     });
