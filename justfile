@@ -1,0 +1,25 @@
+# Every recipe mirrors a CI step exactly: `just ci` is what .ci/run does.
+# (Install just with `cargo install just`; every recipe is a plain command you can also run directly.)
+
+default: ci
+
+# The full CI: format check, lints, tests.
+ci:
+    bash .ci/run
+
+fmt-check:
+    cargo fmt --all --check
+
+clippy:
+    cargo clippy --workspace --all-targets -- -D warnings
+
+test:
+    cargo test --workspace
+
+# Run the examples against the built-in demo shop.
+demo:
+    cargo run --release -- run --demo
+
+# Throughput against wrk, 10k users at 1 req/s each, and the largest VU count at the ideal rate.
+bench:
+    bash bench/bench.sh
