@@ -182,7 +182,12 @@ mod tests {
     #[test]
     fn falls_back_when_rhai_has_no_position() {
         let inner = EvalAltResult::ErrorTooManyOperations(Position::new(1, 1));
-        let e = EvalAltResult::ErrorInFunctionCall("spin".into(), "t/a.rhai".into(), inner.into(), Position::new(1, 1));
+        let e = EvalAltResult::ErrorInFunctionCall(
+            "spin".into(),
+            "t/a.rhai".into(),
+            inner.into(),
+            Position::new(1, 1),
+        );
         let (location, message) = locate(&e, CALL_SOURCE, "t/a.rhai:4:1");
         assert_eq!(location, "t/a.rhai:4:1");
         assert!(message.starts_with("too many operations"), "{message}");

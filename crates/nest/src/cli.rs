@@ -29,48 +29,107 @@ pub const EXIT_CODES: &str = "Exit codes:
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the tasksets against a host and print a summary.
+    #[command(after_long_help = crate::settings::env_help())]
     Run(RunArgs),
+    /// Show the load mix (tasksets, weights, shares, tasks) after compiling every script; run nothing.
+    ///
+    /// Exits 2 with `file:line:col` messages when a script or the config is broken: a fast pre-commit check.
+    List(ListArgs),
+    /// Write the load mix into nest.yaml: interactively, or with --set for scripts and CI.
+    Configure(ConfigureArgs),
     /// Run the built-in demo target on its own, until Ctrl-C.
     DemoServer(DemoServerArgs),
+}
+
+/// Where the tasksets and the config come from (shared by run, list and configure).
+#[derive(Debug, Args, Clone, Default)]
+pub struct SourceArgs {
+    /// Config file [default: nest.yaml in the current directory, if present].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder of taskset files, searched recursively [default: tasksets; env: NEST_TASKSET_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub taskset_dir: Option<PathBuf>,
+}
+
+/// Options of `nest list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Where the tasksets and config come from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Print the mix as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `nest configure`.
+#[derive(Debug, Args)]
+pub struct ConfigureArgs {
+    /// Where the tasksets and config come from; the config file is written (created if missing).
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Set a taskset's weight without prompting: NAME=WEIGHT (repeatable; 0 disables it).
+    #[arg(long = "set", value_name = "NAME=WEIGHT")]
+    pub set: Vec<String>,
+    /// Set the target host without prompting.
+    #[arg(short = 'H', long)]
+    pub host: Option<String>,
+    /// Set the number of users without prompting.
+    #[arg(short, long)]
+    pub users: Option<u64>,
+    /// Set the spawn rate without prompting.
+    #[arg(short = 'r', long)]
+    pub spawn_rate: Option<f64>,
+    /// Set the run time without prompting.
+    #[arg(short = 't', long, value_parser = parse_duration)]
+    pub run_time: Option<Duration>,
+    /// Set use_script_weights without prompting.
+    #[arg(long, value_name = "BOOL")]
+    pub use_script_weights: Option<bool>,
 }
 
 /// Options of `nest run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Target host that relative paths go to, e.g. http://127.0.0.1:8080.
+    /// Where the tasksets and config come from.
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Target host that relative paths go to, e.g. http://127.0.0.1:8080 [env: NEST_HOST].
     #[arg(short = 'H', long, conflicts_with = "demo")]
     pub host: Option<String>,
-    /// Number of virtual users [default: 1, or 20 with --demo].
+    /// Number of virtual users [default: 1, or 20 with --demo; env: NEST_USERS].
     #[arg(short, long)]
     pub users: Option<u64>,
-    /// Users started per second [default: all at once].
+    /// Users started per second [default: all at once; env: NEST_SPAWN_RATE].
     #[arg(short = 'r', long)]
     pub spawn_rate: Option<f64>,
-    /// How long to run, e.g. 30s, 5m, 1h30m [default: until Ctrl-C, or 15s with --demo].
+    /// How long to run, e.g. 30s, 5m, 1h30m [default: until Ctrl-C, or 15s with --demo; env: NEST_RUN_TIME].
     #[arg(short = 't', long, value_parser = parse_duration)]
     pub run_time: Option<Duration>,
-    /// Folder of taskset files, searched recursively.
-    #[arg(long, default_value = "tasksets")]
-    pub taskset_dir: PathBuf,
-    /// Worker threads [default: the number of cores].
+    /// Worker threads [default: the number of cores; env: NEST_WORKERS].
     #[arg(long)]
     pub workers: Option<usize>,
-    /// On stop, how long requests in flight may take to finish before they are cancelled.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub stop_timeout: Duration,
-    /// Start without asking for confirmation.
+    /// On stop, how long requests in flight may take to finish before they are cancelled [default: 10s; env:
+    /// NEST_STOP_TIMEOUT].
+    #[arg(long, value_parser = parse_duration)]
+    pub stop_timeout: Option<Duration>,
+    /// Use each script's weight(n) and ignore `tasksets:` in the config [env: NEST_USE_SCRIPT_WEIGHTS].
+    #[arg(long)]
+    pub use_script_weights: bool,
+    /// Start without asking for confirmation (it is never asked when stdin is not a terminal).
     #[arg(short = 'y', long)]
     pub yes: bool,
     /// Also write the report as JSON to this file (written atomically).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Accept any TLS certificate (for self-signed test targets).
+    /// Accept any TLS certificate, for self-signed test targets [env: NEST_INSECURE].
     #[arg(long)]
     pub insecure: bool,
     /// Start the built-in demo shop on 127.0.0.1 and run against it.
     #[arg(long)]
     pub demo: bool,
-    /// Seed for random choices (taskset and task picks, think times).
+    /// Seed for random choices: taskset and task picks, think times [env: NEST_SEED].
     #[arg(long)]
     pub seed: Option<u64>,
 }

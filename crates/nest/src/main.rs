@@ -4,11 +4,17 @@
 //! unexpected internal error. They are documented in `--help` and in docs/cli.md.
 
 mod cli;
+mod config;
+mod configure;
+mod confirm;
 mod demo_server;
+mod list;
+mod mix;
 mod output;
 mod plan;
 mod report;
 mod run;
+mod settings;
 
 use std::process::ExitCode;
 
@@ -35,6 +41,8 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::List(args) => list::run(args),
+        Command::Configure(args) => configure::run(args),
         Command::DemoServer(args) => demo_server::run(args),
     }
 }

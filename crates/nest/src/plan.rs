@@ -1,16 +1,20 @@
-//! The second stage: raw options into a validated run plan.
+//! The second stage: raw options, environment and config file into a validated run plan.
 //!
-//! Everything that can be wrong with the options, the scripts or the machine's limits is found here, before any
-//! load is sent, and reported as a [`UsageError`] (exit code 2).
+//! Everything that can be wrong with the options, the config, the scripts or the machine's limits is found here,
+//! before any load is sent, and reported as a [`UsageError`] (exit code 2).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use nest_core::Plan;
+use nest_core::{Plan, TasksetSpec};
 use nest_rhai::Catalog;
 use url::Url;
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, SourceArgs};
+use crate::config::LoadedConfig;
+use crate::mix::{self, MixRow};
+use crate::settings::Settings;
 
 /// A problem with the user's input, found before any load: exit code 2.
 #[derive(Debug)]
@@ -28,22 +32,41 @@ impl std::error::Error for UsageError {}
 const DEMO_USERS: u64 = 20;
 /// Run time of `--demo` unless told otherwise.
 const DEMO_RUN_TIME: Duration = Duration::from_secs(15);
+/// The taskset folder when nobody says otherwise.
+pub const DEFAULT_TASKSET_DIR: &str = "tasksets";
 
-/// A checked run, ready to start.
-pub struct RunPlan {
+/// The tasksets with their effective weights, and where they came from.
+pub struct Mix {
     /// The loaded tasksets.
     pub catalog: Catalog,
-    /// The scheduler's plan.
-    pub plan: Plan,
-    /// The target; `None` until the demo target is started.
-    pub host: Option<Url>,
-    /// Warnings about this machine's limits.
-    pub warnings: Vec<String>,
+    /// Their specs with the effective weights.
+    pub specs: Vec<TasksetSpec>,
+    /// The rows of the mix table.
+    pub rows: Vec<MixRow>,
+    /// The config file, if one was used.
+    pub config: Option<LoadedConfig>,
+    /// All settings, layered.
+    pub settings: Settings,
 }
 
-/// Checks the options and the scripts.
-pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
-    let catalog = Catalog::load(&args.taskset_dir).map_err(|errors| {
+/// Loads the config, layers the settings over `cli`, compiles the tasksets and resolves the weights.
+pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
+    let config = LoadedConfig::find(source.config.as_deref())?;
+    let file = config.as_ref().map(Settings::from_file).unwrap_or_default();
+    let env = Settings::from_env(|k| std::env::var(k).ok())?;
+    let settings = Settings::layered(
+        Settings {
+            taskset_dir: source.taskset_dir.clone(),
+            ..cli
+        },
+        env,
+        file,
+    );
+    let dir = settings
+        .taskset_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_TASKSET_DIR));
+    let catalog = Catalog::load(&dir).map_err(|errors| {
         let n = errors.0.len();
         let head = if n == 1 {
             "a taskset has an error".to_owned()
@@ -52,37 +75,83 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
         };
         UsageError(format!("{head}; nothing was run:\n{errors}"))
     })?;
-    let host = match (&args.host, args.demo) {
-        (Some(host), _) => Some(parse_host(host)?),
+    let mut specs = catalog.specs();
+    let sources = mix::resolve(
+        &mut specs,
+        config.as_ref(),
+        settings.use_script_weights.unwrap_or(false),
+    )?;
+    let rows = mix::rows(&specs, &sources);
+    Ok(Mix {
+        catalog,
+        specs,
+        rows,
+        config,
+        settings,
+    })
+}
+
+/// A checked run, ready to start.
+pub struct RunPlan {
+    /// The tasksets and their mix.
+    pub mix: Mix,
+    /// The scheduler's plan.
+    pub plan: Plan,
+    /// The target; `None` when the demo target is to be started.
+    pub host: Option<Url>,
+    /// Accept any TLS certificate.
+    pub insecure: bool,
+    /// Warnings about this machine's limits, or about ignored settings.
+    pub warnings: Vec<String>,
+}
+
+/// Checks the options, the config and the scripts.
+pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
+    let mix = load_mix(&args.source, Settings::from_cli(args)?)?;
+    let s = &mix.settings;
+    let mut warnings = Vec::new();
+    let host = match (&s.host, args.demo) {
+        (Some(host), true) => {
+            warnings.push(format!(
+                "--demo runs against the built-in target; the configured host {host} is ignored"
+            ));
+            None
+        }
+        (Some(host), false) => Some(host.clone()),
         (None, true) => None,
         (None, false) => {
             return Err(UsageError(
-                "no target: give --host URL (e.g. --host http://127.0.0.1:8080), or --demo".into(),
+                "no target: give --host URL (e.g. --host http://127.0.0.1:8080), NEST_HOST, `host:` in nest.yaml, \
+                 or --demo"
+                    .into(),
             ));
         }
     };
-    let users = args.users.unwrap_or(if args.demo { DEMO_USERS } else { 1 });
-    let run_time = args
+    let users = s.users.unwrap_or(if args.demo { DEMO_USERS } else { 1 });
+    let run_time = s
         .run_time
         .or(if args.demo { Some(DEMO_RUN_TIME) } else { None });
-    let mut builder = Plan::builder(catalog.specs())
+    let mut builder = Plan::builder(mix.specs.clone())
         .users(users)
-        .spawn_rate(args.spawn_rate)
+        .spawn_rate(s.spawn_rate)
         .run_time(run_time)
-        .stop_timeout(args.stop_timeout);
-    if let Some(workers) = args.workers {
+        .stop_timeout(s.stop_timeout.unwrap_or(Duration::from_secs(10)));
+    if let Some(workers) = s.workers {
         builder = builder.workers(workers);
     }
-    if let Some(seed) = args.seed {
+    if let Some(seed) = s.seed {
         builder = builder.seed(seed);
     }
     let plan = builder.build().map_err(|e| UsageError(e.to_string()))?;
     let limits = nest_core::limits::check(users).map_err(|e| UsageError(e.to_string()))?;
+    warnings.extend(limits.warnings);
+    let insecure = s.insecure.unwrap_or(false);
     Ok(RunPlan {
-        catalog,
+        mix,
         plan,
         host,
-        warnings: limits.warnings,
+        insecure,
+        warnings,
     })
 }
 
@@ -90,12 +159,12 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
 pub fn parse_host(text: &str) -> Result<Url, UsageError> {
     let url = Url::parse(text).map_err(|e| {
         UsageError(format!(
-            "--host `{text}` is not a URL ({e}); e.g. http://127.0.0.1:8080"
+            "host `{text}` is not a URL ({e}); e.g. http://127.0.0.1:8080"
         ))
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(UsageError(format!(
-            "--host `{text}` must be an http:// or https:// URL with a host"
+            "host `{text}` must be an http:// or https:// URL with a host"
         )));
     }
     Ok(url)

@@ -14,6 +14,7 @@ use nest_demo::{DemoConfig, DemoServer, Mode};
 use nest_http::ClientConfig;
 
 use crate::cli::RunArgs;
+use crate::confirm;
 use crate::output::write_atomic;
 use crate::plan::{self, UsageError};
 use crate::report::print_summary;
@@ -26,6 +27,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut checked = plan::build(&args)?;
     for warning in &checked.warnings {
         eprintln!("warning: {warning}");
+    }
+    if !confirm::confirm(&checked, args.yes)? {
+        eprintln!("not started: nothing was sent");
+        return Ok(());
     }
     let demo = if args.demo {
         let server = DemoServer::start(DemoConfig {
@@ -43,12 +48,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         .host
         .clone()
         .ok_or_else(|| UsageError("no target".into()))?;
-    let http = Arc::new(ClientConfig::new(args.insecure).context("could not set up TLS")?);
-    let factory = Arc::new(checked.catalog.factory(http, Some(host.clone())));
+    let http = Arc::new(ClientConfig::new(checked.insecure).context("could not set up TLS")?);
+    let factory = Arc::new(checked.mix.catalog.factory(http, Some(host.clone())));
     let plan = checked.plan;
     let tasksets = plan.tasksets.clone();
     let users = plan.users;
-    eprintln!("{}", describe(&plan, &host));
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -104,24 +108,6 @@ pub fn run(args: RunArgs) -> Result<()> {
         eprintln!("report written to {}", path.display());
     }
     Ok(())
-}
-
-fn describe(plan: &nest_core::Plan, host: &url::Url) -> String {
-    let enabled = plan.tasksets.iter().filter(|t| t.weight > 0).count();
-    let spawn = match plan.spawn_rate {
-        Some(rate) => format!("{rate}/s"),
-        None => "all at once".to_owned(),
-    };
-    let time = match plan.run_time {
-        Some(t) => format!("for {}", humantime::format_duration(t)),
-        None => "until Ctrl-C".to_owned(),
-    };
-    format!(
-        "nest: {} users ({spawn}), {enabled} of {} tasksets, {time}, against {host} on {} workers",
-        plan.users,
-        plan.tasksets.len(),
-        plan.workers
-    )
 }
 
 /// First Ctrl-C or SIGTERM: graceful stop. Second: stop now.

@@ -53,10 +53,9 @@ fn parse_method(method: &str) -> Res<Method> {
 
 fn send(method: Method, path: &str, opts: Option<Map>) -> Res<HttpResponse> {
     let vu = VuCtx::current("client")?;
-    let verb = method.as_str().to_ascii_lowercase();
     let mut request = nest_http::Request::new(method.clone(), path);
     let options = match opts {
-        Some(opts) => options::apply(&mut request, &verb, opts)?,
+        Some(opts) => options::apply(&mut request, method.as_str(), opts)?,
         None => options::Options {
             name: None,
             expect: Vec::new(),

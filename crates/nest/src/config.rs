@@ -1,0 +1,332 @@
+//! `nest.yaml`: the load mix and run settings as a small, reviewable file.
+//!
+//! The file is parsed with serde (unknown keys are errors) into typed values, so a wrong type, a negative weight or
+//! a bad duration is reported with the file, line and column where it stands. Checks that need the tasksets (a
+//! weight for a taskset that does not exist) happen later, and use [`LoadedConfig::locate`] to point at the key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use url::Url;
+
+use crate::plan::UsageError;
+
+/// The default config file name, looked up in the current directory.
+pub const DEFAULT_FILE: &str = "nest.yaml";
+
+/// The keys of `nest.yaml`. Each mirrors a `nest run` flag, plus the mix.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Target host.
+    #[serde(default, deserialize_with = "host")]
+    pub host: Option<Url>,
+    /// Taskset folder, relative to the config file.
+    pub taskset_dir: Option<PathBuf>,
+    /// Number of users.
+    #[serde(default, deserialize_with = "positive_int")]
+    pub users: Option<u64>,
+    /// Users started per second.
+    #[serde(default, deserialize_with = "positive_rate")]
+    pub spawn_rate: Option<f64>,
+    /// Run time.
+    #[serde(default, deserialize_with = "positive_duration")]
+    pub run_time: Option<Duration>,
+    /// Worker threads.
+    #[serde(default, deserialize_with = "positive_usize")]
+    pub workers: Option<usize>,
+    /// Grace period of a stop.
+    #[serde(default, deserialize_with = "any_duration")]
+    pub stop_timeout: Option<Duration>,
+    /// Accept any TLS certificate.
+    pub insecure: Option<bool>,
+    /// Seed for random choices.
+    pub seed: Option<u64>,
+    /// Ignore `tasksets:` and use each script's `weight(n)`.
+    pub use_script_weights: Option<bool>,
+    /// Taskset name -> weight; 0 disables it.
+    #[serde(default)]
+    pub tasksets: BTreeMap<String, Weight>,
+}
+
+/// A taskset weight from the file: a whole number >= 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Weight(pub u32);
+
+/// A config file as loaded: where it is, its text (to point at keys), its values.
+#[derive(Debug)]
+pub struct LoadedConfig {
+    /// The file's path.
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+    /// Its values.
+    pub file: FileConfig,
+}
+
+impl LoadedConfig {
+    /// Loads `explicit`, or `nest.yaml` in the current directory if it exists. `Ok(None)`: no file, no error.
+    pub fn find(explicit: Option<&Path>) -> Result<Option<LoadedConfig>, UsageError> {
+        match explicit {
+            Some(path) => LoadedConfig::load(path).map(Some),
+            None if Path::new(DEFAULT_FILE).is_file() => {
+                LoadedConfig::load(Path::new(DEFAULT_FILE)).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Loads and parses one file.
+    pub fn load(path: &Path) -> Result<LoadedConfig, UsageError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            UsageError(format!(
+                "{}: cannot read the config file: {e}",
+                path.display()
+            ))
+        })?;
+        let file = parse(&text).map_err(|e| UsageError(format!("{}:{e}", path.display())))?;
+        Ok(LoadedConfig {
+            path: path.to_path_buf(),
+            text,
+            file,
+        })
+    }
+
+    /// The folder paths in the file are relative to.
+    pub fn dir(&self) -> &Path {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }
+    }
+
+    /// `path:line:col` of `key` (under `section`, if given), or just the path when it cannot be found.
+    pub fn locate(&self, section: Option<&str>, key: &str) -> String {
+        match locate_key(&self.text, section, key) {
+            Some((line, col)) => format!("{}:{line}:{col}", self.path.display()),
+            None => self.path.display().to_string(),
+        }
+    }
+}
+
+/// A parse error with its place: `line:col: message` (the caller prefixes the file).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParseError {
+    line: usize,
+    column: usize,
+    message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// Parses the text of a config file. An empty file is an empty config.
+pub fn parse(text: &str) -> Result<FileConfig, ParseError> {
+    if text.trim().is_empty() {
+        return Ok(FileConfig::default());
+    }
+    serde_yaml_ng::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let full = e.to_string();
+        // serde_yaml appends " at line L column C"; the place is already in front.
+        let message = match full.find(" at line ") {
+            Some(at) => full[..at].to_owned(),
+            None => full,
+        };
+        ParseError {
+            line,
+            column,
+            message,
+        }
+    })
+}
+
+/// Finds the line and column of `key:` in YAML text, optionally inside the block of `section:`.
+pub fn locate_key(text: &str, section: Option<&str>, key: &str) -> Option<(usize, usize)> {
+    let mut in_section = section.is_none();
+    for (i, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        let body = line.trim_start();
+        if let Some(section) = section {
+            if indent == 0 && !body.is_empty() && !body.starts_with('#') {
+                in_section = key_of(body) == Some(section);
+                continue;
+            }
+        }
+        if in_section && key_of(body) == Some(key) {
+            return Some((i + 1, indent + 1));
+        }
+    }
+    None
+}
+
+fn key_of(body: &str) -> Option<&str> {
+    let (key, _) = body.split_once(':')?;
+    Some(key.trim().trim_matches(|c| c == '"' || c == '\''))
+}
+
+fn host<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::plan::parse_host(&text)
+        .map(Some)
+        .map_err(|e| de::Error::custom(e.0))
+}
+
+fn positive_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match u64::deserialize(d)? {
+        0 => Err(de::Error::custom("must be at least 1")),
+        n => Ok(Some(n)),
+    }
+}
+
+fn positive_usize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    positive_int(d).map(|n| n.map(|n| n as usize))
+}
+
+fn positive_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let rate = f64::deserialize(d)?;
+    if rate.is_finite() && rate > 0.0 {
+        Ok(Some(rate))
+    } else {
+        Err(de::Error::custom("must be a number above 0"))
+    }
+}
+
+fn any_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    d.deserialize_any(DurationVisitor).map(Some)
+}
+
+fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    match d.deserialize_any(DurationVisitor)? {
+        Duration::ZERO => Err(de::Error::custom("must be longer than zero")),
+        t => Ok(Some(t)),
+    }
+}
+
+struct DurationVisitor;
+
+impl Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration like 30s, 5m or 1h30m, or a number of seconds")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+        Ok(Duration::from_secs(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+        u64::try_from(v)
+            .map(Duration::from_secs)
+            .map_err(|_| E::custom("a duration cannot be negative"))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+        crate::cli::parse_duration(&v.to_string()).map_err(E::custom)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+        crate::cli::parse_duration(v).map_err(E::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Weight {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Weight, D::Error> {
+        struct WeightVisitor;
+        impl Visitor<'_> for WeightVisitor {
+            type Value = Weight;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number >= 0")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Weight, E> {
+                u32::try_from(v)
+                    .map(Weight)
+                    .map_err(|_| E::custom(format!("weight {v} is too large")))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Weight, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(format!(
+                        "weight {v} is negative: a weight is a whole number >= 0"
+                    ))),
+                }
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Weight, E> {
+                Err(E::custom(format!(
+                    "weight {v} is not a whole number: a weight is a whole number >= 0"
+                )))
+            }
+        }
+        d.deserialize_any(WeightVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_every_key() {
+        let c = parse(
+            "host: https://staging.example.com\ntaskset_dir: tasksets\nusers: 200\nspawn_rate: 20\nrun_time: 5m\n\
+             workers: 2\nstop_timeout: 3\ninsecure: true\nseed: 7\nuse_script_weights: false\n\
+             tasksets:\n  shop/browse: 6\n  \"shop/checkout\": 1\n  admin/reports: 0\n",
+        )
+        .unwrap();
+        assert_eq!(c.host.unwrap().as_str(), "https://staging.example.com/");
+        assert_eq!(
+            (c.users, c.spawn_rate, c.workers, c.seed),
+            (Some(200), Some(20.0), Some(2), Some(7))
+        );
+        assert_eq!(c.run_time, Some(Duration::from_secs(300)));
+        assert_eq!(c.stop_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(c.tasksets["shop/checkout"], Weight(1));
+        assert_eq!(c.tasksets["admin/reports"], Weight(0));
+        assert!(parse("").unwrap().tasksets.is_empty());
+    }
+
+    #[test]
+    fn bad_input_names_line_and_column() {
+        assert!(
+            err("users: [1\n").starts_with("2:1: "),
+            "{}",
+            err("users: [1\n")
+        );
+        assert_eq!(
+            err("users: many\n"),
+            "1:8: users: invalid type: string \"many\", expected u64"
+        );
+        assert!(
+            err("tasksets:\n  a: -1\n").starts_with("2:6: ")
+                && err("tasksets:\n  a: -1\n").contains("negative")
+        );
+        assert!(err("tasksets:\n  a: 1.5\n").contains("not a whole number"));
+        assert!(
+            err("run_time: soon\n").starts_with("1:11: ")
+                && err("run_time: soon\n").contains("not a duration")
+        );
+        assert!(err("host: localhost:80\n").contains("must be an http"));
+        assert!(err("usres: 3\n").contains("unknown field `usres`"));
+        assert!(err("users: 0\n").contains("at least 1"));
+    }
+
+    #[test]
+    fn locates_keys_in_sections() {
+        let text =
+            "users: 3\ntasksets:\n  # comment\n  shop/browse: 6\n  \"odd name\": 1\nhost: x\n";
+        assert_eq!(
+            locate_key(text, Some("tasksets"), "shop/browse"),
+            Some((4, 3))
+        );
+        assert_eq!(locate_key(text, Some("tasksets"), "odd name"), Some((5, 3)));
+        assert_eq!(locate_key(text, None, "tasksets"), Some((2, 1)));
+        assert_eq!(locate_key(text, Some("tasksets"), "host"), None);
+    }
+}

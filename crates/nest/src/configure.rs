@@ -1,0 +1,352 @@
+//! `nest configure`: write the load mix (and optionally the run settings) into `nest.yaml`.
+//!
+//! Interactively it walks through every taskset with its tasks and current weight, then shows the resulting mix
+//! and asks before saving. With `--set NAME=WEIGHT` (and `--host`, `--users`, ...) it updates the file without a
+//! question, for scripts and CI. Without a terminal and without such flags it refuses at once instead of waiting
+//! for input. Keys it was not asked about are kept; the file is written atomically.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use nest_core::TasksetSpec;
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::cli::{ConfigureArgs, parse_duration};
+use crate::config::{DEFAULT_FILE, LoadedConfig};
+use crate::mix::{self, Source};
+use crate::output::write_atomic;
+use crate::plan::{DEFAULT_TASKSET_DIR, UsageError, parse_host};
+
+/// The first line of every file this command writes.
+const HEADER: &str = "# nest load mix and run settings. Written by `nest configure`; edit freely (comments are not kept).";
+
+/// What to change in the file.
+#[derive(Debug, Default, PartialEq)]
+struct Changes {
+    weights: Vec<(String, u32)>,
+    host: Option<String>,
+    users: Option<u64>,
+    spawn_rate: Option<f64>,
+    run_time: Option<Duration>,
+    use_script_weights: Option<bool>,
+}
+
+/// Runs `nest configure`.
+pub fn run(args: ConfigureArgs) -> Result<()> {
+    let path = args
+        .source
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
+    let existing = if path.is_file() {
+        Some(LoadedConfig::load(&path)?)
+    } else {
+        None
+    };
+    let dir = match (&args.source.taskset_dir, &existing) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(c)) if c.file.taskset_dir.is_some() => {
+            c.dir().join(c.file.taskset_dir.clone().unwrap_or_default())
+        }
+        _ => Path::new(DEFAULT_TASKSET_DIR).to_path_buf(),
+    };
+    let catalog = nest_rhai::Catalog::load(&dir)
+        .map_err(|e| UsageError(format!("cannot configure:\n{e}")))?;
+    let mut specs = catalog.specs();
+    // Names in the file that no longer match a taskset are dropped with a warning, so configure can repair them.
+    let known: Vec<String> = specs.iter().map(|t| t.name.clone()).collect();
+    let mut sources = vec![Source::FromScript; specs.len()];
+    if let Some(config) = &existing {
+        for (name, weight) in &config.file.tasksets {
+            match known.iter().position(|k| k == name) {
+                Some(i) => {
+                    specs[i].weight = weight.0;
+                    sources[i] = Source::Config;
+                }
+                None => eprintln!(
+                    "warning: {}: no taskset named `{name}`: it will be removed",
+                    config.locate(Some("tasksets"), name)
+                ),
+            }
+        }
+    }
+
+    let scripted = !args.set.is_empty()
+        || args.host.is_some()
+        || args.users.is_some()
+        || args.spawn_rate.is_some()
+        || args.run_time.is_some()
+        || args.use_script_weights.is_some();
+    let changes = if scripted {
+        changes_from_flags(&args, &known)?
+    } else if std::io::stdin().is_terminal() {
+        match ask(&specs, &sources)? {
+            Some(changes) => changes,
+            None => {
+                eprintln!("nothing saved");
+                return Ok(());
+            }
+        }
+    } else {
+        return Err(UsageError(
+            "nest configure asks its questions on a terminal, and stdin is not one. In scripts and CI, pass the \
+             changes instead: --set NAME=WEIGHT (repeatable), --host, --users, --spawn-rate, --run-time"
+                .into(),
+        )
+        .into());
+    };
+
+    let text = render(existing.as_ref().map(|c| c.text.as_str()), &changes, &known)?;
+    // The result must load as a config and leave something to run.
+    let parsed = crate::config::parse(&text)
+        .map_err(|e| anyhow::anyhow!("internal error: wrote an invalid config ({e})"))?;
+    for t in specs.iter_mut() {
+        if let Some(w) = parsed.tasksets.get(&t.name) {
+            t.weight = w.0;
+        }
+    }
+    if !parsed.use_script_weights.unwrap_or(false) && !specs.iter().any(|t| t.weight > 0) {
+        return Err(UsageError("every taskset would have weight 0: nothing saved".into()).into());
+    }
+    write_atomic(&path, text.as_bytes())
+        .with_context(|| format!("could not write {}", path.display()))?;
+    eprintln!("saved {}", path.display());
+    Ok(())
+}
+
+fn changes_from_flags(args: &ConfigureArgs, known: &[String]) -> Result<Changes, UsageError> {
+    let names: Vec<&str> = known.iter().map(String::as_str).collect();
+    let mut weights = Vec::new();
+    for set in &args.set {
+        let (name, weight) = set.split_once('=').ok_or_else(|| {
+            UsageError(format!(
+                "--set {set}: expected NAME=WEIGHT, e.g. --set shop/browse=6"
+            ))
+        })?;
+        let name = name.trim();
+        if !names.contains(&name) {
+            return Err(UsageError(format!(
+                "--set {set}: no taskset named `{name}`{}",
+                mix::suggest(name, &names)
+            )));
+        }
+        let weight: u32 = weight
+            .trim()
+            .parse()
+            .map_err(|_| UsageError(format!("--set {set}: a weight is a whole number >= 0")))?;
+        weights.push((name.to_owned(), weight));
+    }
+    if let Some(host) = &args.host {
+        parse_host(host)?;
+    }
+    if args.users == Some(0) {
+        return Err(UsageError("--users must be at least 1".into()));
+    }
+    if let Some(rate) = args.spawn_rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        return Err(UsageError("--spawn-rate must be a number above 0".into()));
+    }
+    if args.run_time == Some(Duration::ZERO) {
+        return Err(UsageError("--run-time must be longer than zero".into()));
+    }
+    Ok(Changes {
+        weights,
+        host: args.host.clone(),
+        users: args.users,
+        spawn_rate: args.spawn_rate,
+        run_time: args.run_time,
+        use_script_weights: args.use_script_weights,
+    })
+}
+
+/// The interactive flow. `None` when the user chose not to save.
+fn ask(specs: &[TasksetSpec], sources: &[Source]) -> Result<Option<Changes>> {
+    use inquire::{Confirm, CustomType, Text};
+    let mut err = std::io::stderr().lock();
+    writeln!(err, "Tasksets found:\n")?;
+    mix::print(&mut err, &mix::rows(specs, sources))?;
+    writeln!(err)?;
+    drop(err);
+
+    let mut changes = Changes::default();
+    let mut proposed = specs.to_vec();
+    for (spec, source) in proposed.iter_mut().zip(sources) {
+        let tasks: Vec<String> = spec
+            .tasks
+            .iter()
+            .map(|t| format!("{}×{}", t.name, t.weight))
+            .collect();
+        let weight = CustomType::<u32>::new(&format!("Weight of {}", spec.name))
+            .with_default(spec.weight)
+            .with_help_message(&format!("tasks: {}; 0 disables it", tasks.join(", ")))
+            .with_error_message("a weight is a whole number >= 0")
+            .prompt()?;
+        if weight != spec.weight || *source == Source::Config {
+            changes.weights.push((spec.name.clone(), weight));
+        }
+        spec.weight = weight;
+    }
+    if Confirm::new("Also set the host, users, spawn rate and run time?")
+        .with_default(false)
+        .prompt()?
+    {
+        let host = Text::new("Host (empty: keep)")
+            .with_validator(|s: &str| {
+                Ok(if s.is_empty() || parse_host(s).is_ok() {
+                    inquire::validator::Validation::Valid
+                } else {
+                    inquire::validator::Validation::Invalid(
+                        "an http:// or https:// URL, e.g. http://127.0.0.1:8080".into(),
+                    )
+                })
+            })
+            .prompt()?;
+        changes.host = (!host.is_empty()).then_some(host);
+        changes.users = CustomType::<u64>::new("Users (empty: keep)")
+            .with_error_message("a whole number >= 1")
+            .with_validator(|n: &u64| {
+                Ok(if *n >= 1 {
+                    inquire::validator::Validation::Valid
+                } else {
+                    inquire::validator::Validation::Invalid("at least 1".into())
+                })
+            })
+            .prompt_skippable()?;
+        changes.spawn_rate = CustomType::<f64>::new("Spawn rate, users per second (empty: keep)")
+            .with_error_message("a number above 0")
+            .with_validator(|r: &f64| {
+                Ok(if *r > 0.0 && r.is_finite() {
+                    inquire::validator::Validation::Valid
+                } else {
+                    inquire::validator::Validation::Invalid("above 0".into())
+                })
+            })
+            .prompt_skippable()?;
+        let run_time = Text::new("Run time, e.g. 30s, 5m (empty: keep)")
+            .with_validator(|s: &str| {
+                Ok(match parse_duration(s) {
+                    _ if s.is_empty() => inquire::validator::Validation::Valid,
+                    Ok(d) if !d.is_zero() => inquire::validator::Validation::Valid,
+                    _ => inquire::validator::Validation::Invalid(
+                        "a duration like 30s, 5m or 1h30m".into(),
+                    ),
+                })
+            })
+            .prompt()?;
+        changes.run_time =
+            (!run_time.is_empty()).then(|| parse_duration(&run_time).unwrap_or_default());
+    }
+    let mut err = std::io::stderr().lock();
+    writeln!(err, "\nThe resulting mix:\n")?;
+    let shown: Vec<Source> = proposed
+        .iter()
+        .zip(sources)
+        .map(|(t, s)| {
+            if changes.weights.iter().any(|(n, _)| n == &t.name) {
+                Source::Config
+            } else {
+                *s
+            }
+        })
+        .collect();
+    if !proposed.iter().any(|t| t.weight > 0) {
+        writeln!(err, "every taskset has weight 0: nothing would run")?;
+        return Ok(None);
+    }
+    mix::print(&mut err, &mix::rows(&proposed, &shown))?;
+    writeln!(err)?;
+    drop(err);
+    Ok(Confirm::new("Save?")
+        .with_default(true)
+        .prompt()?
+        .then_some(changes))
+}
+
+/// The new text of the config file: the old mapping with the changes applied, behind the header line.
+fn render(existing: Option<&str>, changes: &Changes, known: &[String]) -> Result<String> {
+    let mut root = match existing.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) => match serde_yaml_ng::from_str::<Value>(text)? {
+            Value::Mapping(m) => m,
+            _ => Mapping::new(),
+        },
+        None => Mapping::new(),
+    };
+    let mut set = |key: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            root.insert(key.into(), value);
+        }
+    };
+    set("host", changes.host.clone().map(Value::from));
+    set("users", changes.users.map(Value::from));
+    set("spawn_rate", changes.spawn_rate.map(Value::from));
+    set(
+        "run_time",
+        changes
+            .run_time
+            .map(|d| Value::from(humantime::format_duration(d).to_string())),
+    );
+    set(
+        "use_script_weights",
+        changes.use_script_weights.map(Value::from),
+    );
+    let mut tasksets = match root.remove("tasksets") {
+        Some(Value::Mapping(m)) => m,
+        _ => Mapping::new(),
+    };
+    tasksets.retain(|k, _| k.as_str().is_some_and(|k| known.iter().any(|n| n == k)));
+    for (name, weight) in &changes.weights {
+        tasksets.insert(name.as_str().into(), Value::from(*weight));
+    }
+    if !tasksets.is_empty() {
+        root.insert("tasksets".into(), Value::Mapping(tasksets));
+    }
+    let body = if root.is_empty() {
+        String::new()
+    } else {
+        serde_yaml_ng::to_string(&Value::Mapping(root))?
+    };
+    Ok(format!("{HEADER}\n{body}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_other_keys_updates_weights_and_drops_unknown_names() {
+        let old = "# old comment\nusers: 5\nthresholds_later: 1\ntasksets:\n  a: 1\n  gone: 3\n";
+        let changes = Changes {
+            weights: vec![("b".into(), 0), ("a".into(), 6)],
+            run_time: Some(Duration::from_secs(90)),
+            ..Default::default()
+        };
+        let text = render(Some(old), &changes, &["a".into(), "b".into()]).unwrap();
+        assert!(text.starts_with(HEADER));
+        let v: Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(v["users"], Value::from(5));
+        assert_eq!(v["thresholds_later"], Value::from(1));
+        assert_eq!(v["run_time"], Value::from("1m 30s"));
+        assert_eq!(v["tasksets"]["a"], Value::from(6));
+        assert_eq!(v["tasksets"]["b"], Value::from(0));
+        assert!(v["tasksets"].get("gone").is_none());
+        assert_eq!(
+            crate::config::parse(&text).unwrap().run_time,
+            Some(Duration::from_secs(90))
+        );
+    }
+
+    #[test]
+    fn a_new_file_gets_only_what_was_said() {
+        let changes = Changes {
+            weights: vec![("a".into(), 2)],
+            ..Default::default()
+        };
+        assert_eq!(
+            render(None, &changes, &["a".into()]).unwrap(),
+            format!("{HEADER}\ntasksets:\n  a: 2\n")
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! Run settings from every source, and the one rule that layers them.
+//!
+//! A setting comes from the command line, else the environment (`NEST_HOST`, `NEST_USERS`, ...), else `nest.yaml`,
+//! else its default. Each source fills a [`Settings`] with only what it says; [`Settings::over`] is the single
+//! place where one source takes precedence over another, for every key at once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::cli::{RunArgs, parse_duration};
+use crate::config::LoadedConfig;
+use crate::plan::{UsageError, parse_host};
+
+/// Parsing one environment variable's value.
+trait FromEnv: Sized {
+    fn from_env(value: &str) -> Result<Self, String>;
+}
+
+impl FromEnv for Url {
+    fn from_env(value: &str) -> Result<Self, String> {
+        parse_host(value).map_err(|e| e.0)
+    }
+}
+impl FromEnv for PathBuf {
+    fn from_env(value: &str) -> Result<Self, String> {
+        Ok(PathBuf::from(value))
+    }
+}
+impl FromEnv for Duration {
+    fn from_env(value: &str) -> Result<Self, String> {
+        parse_duration(value)
+    }
+}
+impl FromEnv for bool {
+    fn from_env(value: &str) -> Result<Self, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err("expected true or false".into()),
+        }
+    }
+}
+macro_rules! from_str_env {
+    ($($ty:ty => $what:literal),*) => {$(
+        impl FromEnv for $ty {
+            fn from_env(value: &str) -> Result<Self, String> {
+                value.trim().parse().map_err(|_| $what.to_owned())
+            }
+        }
+    )*};
+}
+from_str_env!(u64 => "expected a whole number", usize => "expected a whole number", f64 => "expected a number");
+
+macro_rules! settings {
+    ($( $(#[$doc:meta])* $field:ident : $ty:ty = $env:literal, )*) => {
+        /// Every layered run setting; `None` means "this source does not say".
+        #[derive(Debug, Default, Clone, PartialEq)]
+        pub struct Settings {
+            $( $(#[$doc])* pub $field: Option<$ty>, )*
+        }
+
+        impl Settings {
+            /// The environment variable of each setting, for the docs and `--help`.
+            pub const ENV: &[(&str, &str)] = &[$( (stringify!($field), $env), )*];
+
+            /// Fills what `self` does not say from `lower`. The only precedence rule.
+            pub fn over(self, lower: Settings) -> Settings {
+                Settings { $( $field: self.$field.or(lower.$field), )* }
+            }
+
+            /// Reads the `NEST_*` variables through `lookup` (the process environment, or a test's map). Empty
+            /// values count as unset.
+            pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, UsageError> {
+                Ok(Settings {
+                    $( $field: match lookup($env).filter(|v| !v.is_empty()) {
+                        Some(v) => Some(<$ty as FromEnv>::from_env(&v)
+                            .map_err(|e| UsageError(format!("{}={v}: {e}", $env)))?),
+                        None => None,
+                    }, )*
+                })
+            }
+        }
+    };
+}
+
+settings! {
+    /// Target host.
+    host: Url = "NEST_HOST",
+    /// Taskset folder.
+    taskset_dir: PathBuf = "NEST_TASKSET_DIR",
+    /// Number of users.
+    users: u64 = "NEST_USERS",
+    /// Users started per second.
+    spawn_rate: f64 = "NEST_SPAWN_RATE",
+    /// Run time.
+    run_time: Duration = "NEST_RUN_TIME",
+    /// Worker threads.
+    workers: usize = "NEST_WORKERS",
+    /// Grace period of a stop.
+    stop_timeout: Duration = "NEST_STOP_TIMEOUT",
+    /// Accept any TLS certificate.
+    insecure: bool = "NEST_INSECURE",
+    /// Seed of random choices.
+    seed: u64 = "NEST_SEED",
+    /// Use each script's `weight(n)` and ignore `tasksets:`.
+    use_script_weights: bool = "NEST_USE_SCRIPT_WEIGHTS",
+}
+
+/// The `--help` section listing the environment variables and the precedence rule.
+pub fn env_help() -> String {
+    let mut text = String::from(
+        "Settings come from the command line, else the environment, else the config file (nest.yaml), else their \
+         defaults. Environment variables:\n",
+    );
+    for (key, var) in Settings::ENV {
+        text.push_str(&format!("  {var:<24} {key}\n"));
+    }
+    text
+}
+
+impl Settings {
+    /// What the command line says.
+    pub fn from_cli(args: &RunArgs) -> Result<Settings, UsageError> {
+        Ok(Settings {
+            host: args.host.as_deref().map(parse_host).transpose()?,
+            taskset_dir: args.source.taskset_dir.clone(),
+            users: args.users,
+            spawn_rate: args.spawn_rate,
+            run_time: args.run_time,
+            workers: args.workers,
+            stop_timeout: args.stop_timeout,
+            insecure: args.insecure.then_some(true),
+            seed: args.seed,
+            use_script_weights: args.use_script_weights.then_some(true),
+        })
+    }
+
+    /// What `nest.yaml` says; its paths are relative to the file.
+    pub fn from_file(config: &LoadedConfig) -> Settings {
+        let f = &config.file;
+        Settings {
+            host: f.host.clone(),
+            taskset_dir: f.taskset_dir.as_ref().map(|d| config.dir().join(d)),
+            users: f.users,
+            spawn_rate: f.spawn_rate,
+            run_time: f.run_time,
+            workers: f.workers,
+            stop_timeout: f.stop_timeout,
+            insecure: f.insecure,
+            seed: f.seed,
+            use_script_weights: f.use_script_weights,
+        }
+    }
+
+    /// CLI over environment over file: the settings of a run.
+    pub fn layered(cli: Settings, env: Settings, file: Settings) -> Settings {
+        cli.over(env).over(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Result<Settings, UsageError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_env(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn each_layer_overrides_the_one_below() {
+        let file = Settings {
+            users: Some(1),
+            workers: Some(1),
+            seed: Some(1),
+            spawn_rate: Some(1.0),
+            ..Default::default()
+        };
+        let env = env(&[
+            ("NEST_USERS", "2"),
+            ("NEST_WORKERS", "2"),
+            ("NEST_RUN_TIME", "1m"),
+        ])
+        .unwrap();
+        let cli = Settings {
+            users: Some(3),
+            ..Default::default()
+        };
+        let s = Settings::layered(cli, env, file);
+        assert_eq!(s.users, Some(3), "CLI over environment");
+        assert_eq!(s.workers, Some(2), "environment over file");
+        assert_eq!(s.seed, Some(1), "file when nothing above says");
+        assert_eq!(s.run_time, Some(Duration::from_secs(60)));
+        assert_eq!(s.host, None, "nobody said: the default applies later");
+    }
+
+    #[test]
+    fn environment_values_are_checked_and_named() {
+        let e = env(&[("NEST_USERS", "lots")]).unwrap_err().0;
+        assert_eq!(e, "NEST_USERS=lots: expected a whole number");
+        assert!(
+            env(&[("NEST_HOST", "ftp://x")])
+                .unwrap_err()
+                .0
+                .starts_with("NEST_HOST=ftp://x: ")
+        );
+        assert_eq!(
+            env(&[("NEST_INSECURE", "yes")]).unwrap().insecure,
+            Some(true)
+        );
+        assert_eq!(
+            env(&[("NEST_USERS", "")]).unwrap().users,
+            None,
+            "empty means unset"
+        );
+        assert_eq!(Settings::ENV.len(), 10);
+    }
+}

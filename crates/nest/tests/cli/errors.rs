@@ -1,0 +1,260 @@
+//! Errors: broken scripts stop the run before load (exit 2), runtime and runaway errors are counted with their
+//! place while the run goes on, and transport errors are failed requests with status 0.
+
+use crate::server::Server;
+use crate::support::{ErrorRow, Sandbox, line_col};
+
+const VALID: &str = r#"
+task(1, ok);
+
+fn ok() { client.get("/ok"); }
+"#;
+
+/// Runs a sandbox whose tasksets are broken: exit 2, the server saw nothing, no report. Returns stderr.
+fn refused_before_load(sandbox: &Sandbox) -> String {
+    let server = Server::start();
+    let run = sandbox.run(&server.url(), &["-u", "2", "-t", "1s"]);
+    run.assert_code(2);
+    assert_eq!(server.total(), 0, "{:?}", server.counts());
+    assert_eq!(server.connections(), 0);
+    assert!(!run.has_report(), "a report was written\n{}", run.context());
+    run.stderr.clone()
+}
+
+#[test]
+fn a_syntax_error_exits_2_with_its_place_before_any_request() {
+    let sandbox = Sandbox::new();
+    let broken = "task(1, t);\nfn t() {\n    let x = ;\n}\n";
+    sandbox.write("a.rhai", VALID).write("b.rhai", broken);
+    let stderr = refused_before_load(&sandbox);
+    // The place of the unexpected `;`.
+    let (line, col) = line_col(broken, "= ;");
+    let col = col + 2;
+    assert_eq!(line, 3);
+    let place = format!("{}:{line}:{col}: ", sandbox.path_of("b.rhai"));
+    assert!(stderr.contains(&place), "expected `{place}` in:\n{stderr}");
+    assert!(!stderr.contains(&sandbox.path_of("a.rhai")), "{stderr}");
+}
+
+#[test]
+fn every_broken_file_is_reported() {
+    let sandbox = Sandbox::new();
+    sandbox
+        .write("a.rhai", VALID)
+        .write("b.rhai", "task(1, t);\nfn t() {\n    let x = ;\n}\n")
+        .write("c.rhai", "fn t() { client.get(\"/\"); }\n");
+    let stderr = refused_before_load(&sandbox);
+    assert!(
+        stderr.contains(&format!("{}:3:", sandbox.path_of("b.rhai"))),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&sandbox.path_of("c.rhai")), "{stderr}");
+}
+
+#[test]
+fn a_taskset_without_tasks_is_named() {
+    let sandbox = Sandbox::new();
+    sandbox.write("a.rhai", VALID).write(
+        "empty.rhai",
+        "weight(2);\n\nfn t() { client.get(\"/\"); }\n",
+    );
+    let stderr = refused_before_load(&sandbox);
+    let expected = format!("{}: declares no task", sandbox.path_of("empty.rhai"));
+    assert!(
+        stderr.contains(&expected),
+        "expected `{expected}` in:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_task_weight_of_zero_is_placed() {
+    let sandbox = Sandbox::new();
+    let source = "task(1, t);\n  task(0, t);\nfn t() { client.get(\"/\"); }\n";
+    sandbox.write("zero.rhai", source);
+    let stderr = refused_before_load(&sandbox);
+    let (line, col) = line_col(source, "task(0");
+    let place = format!("{}:{line}:{col}: ", sandbox.path_of("zero.rhai"));
+    assert!(stderr.contains(&place), "expected `{place}` in:\n{stderr}");
+    assert!(stderr.contains("integer >= 1"), "{stderr}");
+}
+
+#[test]
+fn client_at_the_top_level_is_a_clear_error() {
+    let sandbox = Sandbox::new();
+    let source = "task(1, t);\nlet r = client.get(\"/top\");\nfn t() { client.get(\"/\"); }\n";
+    sandbox.write("top.rhai", source);
+    let stderr = refused_before_load(&sandbox);
+    let place = format!("{}:2:", sandbox.path_of("top.rhai"));
+    assert!(stderr.contains(&place), "expected `{place}` in:\n{stderr}");
+    assert!(
+        stderr.contains("`client` can only be used inside a task, on_start or on_stop"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unknown_host_scheme_exits_2() {
+    let sandbox = Sandbox::new();
+    sandbox.write("a.rhai", VALID);
+    let run = sandbox.run("ftp://127.0.0.1:9", &["-u", "1", "-t", "1s"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("must be an http:// or https:// URL"),
+        "{}",
+        run.context()
+    );
+    assert!(!run.has_report());
+}
+
+#[test]
+fn a_runtime_error_is_counted_with_its_place_and_the_vu_goes_on() {
+    let server = Server::start();
+    let sandbox = Sandbox::new();
+    let source = r#"
+task(1, t);
+
+fn t() {
+    client.get("/before");
+    throw "boom";
+}
+"#;
+    sandbox.write("err.rhai", source);
+    let run = sandbox.run(&server.url(), &["-u", "2", "-t", "1s"]);
+    run.assert_code(0);
+    let report = run.report();
+    let before = server.count("GET", "/before");
+    // More calls than VUs: a VU went on after its error.
+    assert!(before > 2, "{}", run.context());
+    let (line, col) = line_col(source, "throw");
+    assert_eq!(
+        report.errors(),
+        [ErrorRow {
+            location: format!("{}:{line}:{col}", sandbox.path_of("err.rhai")),
+            message: "boom".into(),
+            count: before,
+        }],
+        "{}",
+        run.context()
+    );
+    let task = report.task("err", "t").expect("a tasks[] row for err/t");
+    assert_eq!((task.runs, task.errors), (before, before));
+    assert_eq!(report.total_requests(), before);
+    assert_eq!(report.total_failures(), 0);
+}
+
+#[test]
+fn runaway_scripts_are_stopped_and_the_other_vus_keep_going() {
+    let server = Server::start();
+    let sandbox = Sandbox::new();
+    // Each VU runs away at most once per taskset (the `user` flag), then leaves; `ok` leaves after each request,
+    // so every VU keeps moving between the three tasksets.
+    let spin = r#"
+task(1, spin);
+
+fn spin() {
+    if user.spun == true { interrupt(); }
+    user.spun = true;
+    loop { }
+}
+"#;
+    let deep = r#"
+task(1, deep);
+
+fn deep() {
+    if user.dove == true { interrupt(); }
+    user.dove = true;
+    rec(0)
+}
+fn rec(n) { rec(n + 1) }
+"#;
+    let ok = r#"
+task(1, ok);
+
+fn ok() {
+    client.get("/ok");
+    interrupt();
+}
+"#;
+    sandbox
+        .write("spin.rhai", spin)
+        .write("deep.rhai", deep)
+        .write("ok.rhai", ok);
+    let users = 4;
+    let run = sandbox.run(&server.url(), &["-u", &users.to_string(), "-t", "2s"]);
+    run.assert_code(0);
+    let report = run.report();
+    let errors = report.errors();
+    let at = |file: &str, source: &str, needle: &str| {
+        let (line, col) = line_col(source, needle);
+        format!("{}:{line}:{col}", sandbox.path_of(file))
+    };
+    let spin_at = at("spin.rhai", spin, "fn spin");
+    let deep_at = at("deep.rhai", deep, "fn deep");
+    let find = |location: &str| {
+        errors
+            .iter()
+            .find(|e| e.location == location)
+            .unwrap_or_else(|| panic!("no error at {location}\n{}", run.context()))
+    };
+    let spun = find(&spin_at);
+    assert!(
+        spun.message.contains("too many operations"),
+        "{}",
+        spun.message
+    );
+    let dove = find(&deep_at);
+    assert!(
+        dove.message.contains("too many nested function calls"),
+        "{}",
+        dove.message
+    );
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    for e in [spun, dove] {
+        assert!((1..=users).contains(&e.count), "once per VU at most: {e:?}");
+    }
+    let ok_count = server.count("GET", "/ok");
+    assert!(ok_count > 0, "{}", run.context());
+    assert_eq!(report.requests("GET", "/ok"), ok_count);
+    assert_eq!(report.total_requests(), server.total());
+}
+
+#[test]
+fn connection_refused_is_a_failed_request_with_status_0() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "down.rhai",
+        r#"
+task(1, t);
+
+fn t() {
+    let r = client.get("/");
+    if r.status != 0 { throw `status ${r.status}`; }
+    if r.ok { throw "ok"; }
+    if r.error == () { throw "no error text"; }
+}
+"#,
+    );
+    let run = sandbox.run(
+        &format!("http://127.0.0.1:{port}"),
+        &["-u", "2", "-t", "1s"],
+    );
+    run.assert_code(0);
+    let report = run.report();
+    let total = report.total_requests();
+    assert!(total > 0, "{}", run.context());
+    assert_eq!(report.total_failures(), total);
+    let failures = report.failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(
+        (failures[0].method.as_str(), failures[0].name.as_str()),
+        ("GET", "/")
+    );
+    assert_eq!(failures[0].reason, "connection refused");
+    assert_eq!(failures[0].count, total);
+    assert!(report.errors().is_empty(), "{}", run.context());
+    assert_eq!(report.runs("down", "t"), total);
+}
