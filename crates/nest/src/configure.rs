@@ -205,26 +205,14 @@ fn ask(specs: &[TasksetSpec], sources: &[Source]) -> Result<Option<Changes>> {
             })
             .prompt()?;
         changes.host = (!host.is_empty()).then_some(host);
-        changes.users = CustomType::<u64>::new("Users (empty: keep)")
-            .with_error_message("a whole number >= 1")
-            .with_validator(|n: &u64| {
-                Ok(if *n >= 1 {
-                    inquire::validator::Validation::Valid
-                } else {
-                    inquire::validator::Validation::Invalid("at least 1".into())
-                })
-            })
-            .prompt_skippable()?;
-        changes.spawn_rate = CustomType::<f64>::new("Spawn rate, users per second (empty: keep)")
-            .with_error_message("a number above 0")
-            .with_validator(|r: &f64| {
-                Ok(if *r > 0.0 && r.is_finite() {
-                    inquire::validator::Validation::Valid
-                } else {
-                    inquire::validator::Validation::Invalid("above 0".into())
-                })
-            })
-            .prompt_skippable()?;
+        changes.users = optional("Users (empty: keep)", "a whole number >= 1", |s| {
+            s.parse::<u64>().ok().filter(|n| *n >= 1)
+        })?;
+        changes.spawn_rate = optional(
+            "Spawn rate, users per second (empty: keep)",
+            "a number above 0",
+            |s| s.parse::<f64>().ok().filter(|r| *r > 0.0 && r.is_finite()),
+        )?;
         let run_time = Text::new("Run time, e.g. 30s, 5m (empty: keep)")
             .with_validator(|s: &str| {
                 Ok(match parse_duration(s) {
@@ -263,6 +251,25 @@ fn ask(specs: &[TasksetSpec], sources: &[Source]) -> Result<Option<Changes>> {
         .with_default(true)
         .prompt()?
         .then_some(changes))
+}
+
+/// Asks for an optional value: empty keeps the current one, anything else must parse.
+fn optional<T>(
+    question: &str,
+    expected: &'static str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<Option<T>> {
+    use inquire::validator::Validation;
+    let answer = inquire::Text::new(question)
+        .with_validator(move |s: &str| {
+            Ok(if s.trim().is_empty() || parse(s.trim()).is_some() {
+                Validation::Valid
+            } else {
+                Validation::Invalid(expected.into())
+            })
+        })
+        .prompt()?;
+    Ok(parse(answer.trim()))
 }
 
 /// The new text of the config file: the old mapping with the changes applied, behind the header line.

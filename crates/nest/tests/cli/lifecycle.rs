@@ -93,9 +93,9 @@ fn interrupt_moves_vus_between_tasksets() {
             &format!("{name}.rhai"),
             &format!(
                 r#"
-task(1, go);
+task(1, visit);
 
-fn go() {{
+fn visit() {{
     client.get("/{name}", #{{ headers: #{{ "X-VU": `${{vu_id}}` }} }});
     interrupt();
 }}
@@ -119,13 +119,13 @@ fn go() {{
         );
     }
     assert_eq!(
-        report.runs("a", "go"),
+        report.runs("a", "visit"),
         server.count("GET", "/a"),
         "{}",
         run.context()
     );
     assert_eq!(
-        report.runs("b", "go"),
+        report.runs("b", "visit"),
         server.count("GET", "/b"),
         "{}",
         run.context()
