@@ -22,6 +22,7 @@ SKIP_C=${SKIP_C:-0}              # 1: skip part C
 NO_BUILD=${NO_BUILD:-0}          # 1: use the existing target/release/nest
 NEST_BIN=${NEST_BIN:-}           # a nest binary to measure instead of building target/release/nest
 TOLERANCE=${TOLERANCE:-2}        # B/C: % below the ideal rate that still counts as "at the ideal rate"
+C_IDEAL=${C_IDEAL:-latency}      # C: ideal rate = users/(1 s + mean latency) ("latency") or users/1 s ("flat")
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -38,6 +39,8 @@ die() { log "error: $*"; exit 1; }
 commas() { sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"; }
 int() { printf '%.0f' "$1"; }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+# The kernel's count of connections dropped because a listener's accept queue was full (all listeners).
+listen_overflows() { awk '/^TcpExt:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "ListenOverflows") c = i; h = 1 } else print $c + 0 }' /proc/net/netstat 2>/dev/null || echo 0; }
 median() { tr ' ' '\n' <<<"$*" | grep -v '^$' | sort -g |
     awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
@@ -107,27 +110,33 @@ NEST_VERSION=$("$NEST" --version)
 GIT_REV=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 WRK_VERSION=$( (wrk --version 2>&1 || true) | head -1 | awk '{print $1, $2}')
 {
-    echo "nest:    $NEST_VERSION ($GIT_REV)"
+    echo "nest:    $NEST_VERSION, $([[ -n $NEST_BIN ]] && echo "binary $NEST_BIN (workspace at $GIT_REV)" || echo "built from $GIT_REV")"
     echo "wrk:     $WRK_VERSION"
     echo "time:    $(/usr/bin/time --version 2>&1 | head -1)"
     echo "rustc:   $(rustc --version 2>/dev/null || echo '?')"
     echo "machine: $(uname -srm), $CORES cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, load $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "limits:  open files $NOFILE (hard $(ulimit -Hn)), local ports $PORTS, vm.max_map_count $MAXMAP"
+    start_server 1
+    echo "target:  nest demo-server --hello, accept backlog $(ss -Hlnt "sport = :${URL##*:}" 2>/dev/null | awk '{print $3}' | head -1) (net.core.somaxconn $(cat /proc/sys/net/core/somaxconn))"
+    stop_server
 } | tee "$TMP/env.txt" >&2
 
 # Runs nest under GNU time, bounded. Args: users, seconds, taskset dir, tag, threads of the server.
-# Sets: N_RC N_RPS N_REQ N_FAIL N_OK_RPS N_MEAN N_P99 N_RSS N_CPU N_SERVED N_LOG N_JSON
+# Sets: N_RC N_RPS N_REQ N_FAIL N_OK_RPS N_MEAN N_P99 N_RSS N_CPU N_SERVED N_OVF N_LOG N_JSON
 run_nest() {
     local users=$1 secs=$2 dir=$3 tag=$4 threads=$5
     N_JSON="$TMP/$tag.json" N_LOG="$OUT/$tag.log"
     rm -f "$N_JSON"
     start_server "$threads"
+    local ovf0
+    ovf0=$(listen_overflows)
     set +e
     timeout -k 5 $((secs + GRACE + 60 + users / 1000)) \
         /usr/bin/time -o "$TMP/$tag.time" -f '%M %P' \
         "$NEST" run --taskset-dir "$dir" -H "$URL" -u "$users" -t "${secs}s" --json "$N_JSON" -y >"$N_LOG" 2>&1
     N_RC=$?
     set -e
+    N_OVF=$(($(listen_overflows) - ovf0))
     stop_server
     N_SERVED=$SERVED
     read -r N_RSS N_CPU < <(grep -E '^[0-9]+ ' "$TMP/$tag.time" | tail -1 || echo "0 0%")
@@ -137,6 +146,7 @@ run_nest() {
         read -r N_RPS N_REQ N_FAIL N_MEAN N_P99 N_DUR < <(jq -r '[.totals.rps, .totals.requests, .totals.failures,
             .totals.latency_ms.mean, .totals.latency_ms.p99, .duration_s] | map(tostring) | join(" ")' "$N_JSON")
         N_OK_RPS=$(calc '%.1f' "($N_REQ - $N_FAIL) / $N_DUR")
+        N_MEAN=$(calc '%.1f' "$N_MEAN") N_P99=$(calc '%.1f' "$N_P99")
     else
         N_RPS=0 N_REQ=0 N_FAIL=0 N_MEAN=0 N_P99=0 N_DUR=0 N_OK_RPS=0
     fi
@@ -207,54 +217,61 @@ B_IDEAL_LAT=$(calc '%.0f' "$USERS_10K / (1 + $N_MEAN / 1000)")
 B_RAW=$(calc '%.1f' "$N_RSS / $USERS_10K")
 B_NET=$(calc '%.1f' "($N_RSS - $BASE_RSS) / $USERS_10K")
 B_FAILS=$(failure_reasons)
+B_OVF=$N_OVF
 LINE_B="$(commas "$USERS_10K") users: rate $(commas "$(int "$N_RPS")")/s ($B_DEV% vs $(commas "$USERS_10K")/s; need within ${TOLERANCE}%), peak RSS $(calc '%.0f' "$N_RSS / 1024") MiB, $B_NET KiB/VU net of baseline (need <= 32), $B_RAW KiB/VU raw"
-LINE_B2="  baseline (1 user) $(calc '%.1f' "$BASE_RSS / 1024") MiB; latency mean $N_MEAN ms, p99 $N_P99 ms (ideal with latency $(commas "$B_IDEAL_LAT")/s); failures $N_FAIL${B_FAILS:+ ($B_FAILS)}; nest cpu $N_CPU; exit $N_RC"
+LINE_B2="  baseline (1 user) $(calc '%.1f' "$BASE_RSS / 1024") MiB; latency mean $N_MEAN ms, p99 $N_P99 ms (ideal with latency $(commas "$B_IDEAL_LAT")/s); failures $N_FAIL${B_FAILS:+ ($B_FAILS)}; nest cpu $N_CPU; exit $N_RC; target accept-queue overflows during the run: $B_OVF"
 log "$LINE_B"
 log "$LINE_B2"
 
 # ---------------------------------------------------------------- C. largest VU count at the ideal rate
 if [[ $SKIP_C == 1 ]]; then
-    LINE_C="largest VU count at ideal rate: skipped (SKIP_C=1)"
+    LINE_C="largest VU count at ideal rate: skipped (SKIP_C=1)" LINE_C2=""
 else
     # nest refuses a run that needs more open files than its hard limit allows (users + 256 spare).
     FD_CAP=$(( ($(ulimit -Hn) - 256) / 500 * 500 ))
-    PASS=0 FAIL_AT="" WHY="" TRIED_CAP=0
+    PASS=0 PASS_INFO="" REFUSED="" FAIL_AT="" WHY="" TRIED_CAP=0
     users=$C_START
     while ((users <= MAX_USERS)); do
         log "C. $users users, constant(1), ${C_DURATION}s"
         run_nest "$users" "$C_DURATION" "$PACED" "c-$users" "$THREADS"
         check_count "C $users"
-        ok_pct=$(calc '%.2f' "$N_OK_RPS * 100 / $users")
-        log "  exit $N_RC, rate $(commas "$(int "$N_RPS")")/s, successful $(commas "$(int "$N_OK_RPS")")/s ($ok_pct% of ideal)," \
-            "failures $N_FAIL, p99 $N_P99 ms, peak RSS $(calc '%.0f' "$N_RSS / 1024") MiB, nest cpu $N_CPU"
+        flat_pct=$(calc '%.2f' "$N_OK_RPS * 100 / $users")
+        lat_pct=$(calc '%.2f' "$N_OK_RPS * 100 * (1 + $N_MEAN / 1000) / $users")
+        if [[ $C_IDEAL == flat ]]; then ok_pct=$flat_pct; else ok_pct=$lat_pct; fi
+        log "  exit $N_RC, rate $(commas "$(int "$N_RPS")")/s, successful $(commas "$(int "$N_OK_RPS")")/s" \
+            "($flat_pct% of users/1s, $lat_pct% of users/(1s+mean latency)), failures $N_FAIL, mean $N_MEAN ms, p99 $N_P99 ms," \
+            "peak RSS $(calc '%.0f' "$N_RSS / 1024") MiB, nest cpu $N_CPU, accept-queue overflows $N_OVF"
         if [[ $N_RC == 0 ]] && awk "BEGIN { exit !($ok_pct >= 100 - $TOLERANCE) }"; then
-            PASS=$users
+            PASS=$users PASS_INFO="$flat_pct% of users/1s, $lat_pct% of users/(1s+mean latency), peak RSS $(calc '%.0f' "$N_RSS / 1024") MiB"
+            if ((TRIED_CAP)); then FAIL_AT=""; break; fi # the step right under the open-file limit passed
         else
             FAIL_AT=$users
             if [[ $N_RC != 0 && ! -s $N_JSON ]]; then
-                WHY="nest exit $N_RC: $(grep -v '^\s*$' "$N_LOG" | tail -1 | cut -c1-220)"
+                WHY="nest exit $N_RC: $(grep -v '^\s*$' "$N_LOG" | tail -1 | sed 's/^error: //; s/\. Raise it.*//' | cut -c1-200)"
             elif ((N_FAIL > 0)); then
                 WHY="successful rate $ok_pct% of ideal, $N_FAIL failed requests: $(failure_reasons)"
             else
-                WHY="rate $ok_pct% of ideal, no failures; p99 $N_P99 ms, nest cpu $N_CPU of $((CORES * 100))% (client and server share $CORES cores)"
+                WHY="rate $ok_pct% of ideal, no failures; mean $N_MEAN ms, p99 $N_P99 ms, $N_OVF accept-queue overflows, nest cpu $N_CPU of $((CORES * 100))% (client and server share $CORES cores)"
             fi
             log "  -> failed: $WHY"
             # Refused for open files: try once more right under the limit, if that is above the last pass.
             if [[ $N_RC == 2 ]] && grep -q 'open files' "$N_LOG" && ((TRIED_CAP == 0 && FD_CAP > PASS && FD_CAP < users)); then
                 TRIED_CAP=1
+                REFUSED="$(commas "$users") refused: $WHY; "
                 users=$FD_CAP
                 continue
             fi
             break
         fi
-        if ((TRIED_CAP)); then break; fi
         users=$((users + C_STEP))
     done
-    if [[ -z $FAIL_AT ]]; then
+    if [[ -z $FAIL_AT && -z $REFUSED ]]; then
         LINE_C="largest VU count at ideal rate: $(commas "$PASS") (reached MAX_USERS=$(commas "$MAX_USERS") without failing)"
     else
-        LINE_C="largest VU count at ideal rate: $(commas "$PASS") (tried $(commas "$C_START")..$(commas "$MAX_USERS") step $(commas "$C_STEP"); $(commas "$FAIL_AT") failed: $WHY)"
+        LINE_C="largest VU count at ideal rate: $(commas "$PASS") (${REFUSED}${FAIL_AT:+$(commas "$FAIL_AT") failed: $WHY})"
+        LINE_C=${LINE_C/%; )/)}
     fi
+    LINE_C2="  ideal = $([[ $C_IDEAL == flat ]] && echo 'users/1 s' || echo 'users/(1 s + mean latency)'), pass = successful rate within ${TOLERANCE}% and exit 0; steps $(commas "$C_START")+$(commas "$C_STEP")..$(commas "$MAX_USERS") x ${C_DURATION}s${PASS_INFO:+; at $(commas "$PASS"): $PASS_INFO}"
     log "$LINE_C"
 fi
 
@@ -267,6 +284,7 @@ fi
     echo "$LINE_B"
     echo "$LINE_B2"
     echo "$LINE_C"
+    [[ -z $LINE_C2 ]] || echo "$LINE_C2"
     if ((${#COUNT_NOTES[@]})); then
         echo "count check (nest totals.requests vs the server's count):"
         printf '  %s\n' "${COUNT_NOTES[@]}"

@@ -4,10 +4,17 @@
 //! implements these traits, and tests implement them with plain closures, so the scheduler is tested without a
 //! script engine.
 
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Instant;
+
 use tokio_util::sync::CancellationToken;
 
 use crate::stats::Recorder;
 use crate::taskset::Slot;
+
+/// The value the global `setup()` returns, handed to every worker (scripts read it as `shared`).
+pub type Shared = Arc<dyn Any + Send + Sync>;
 
 /// What a worker hands to its behaviour when it builds it.
 #[derive(Clone)]
@@ -20,6 +27,18 @@ pub struct WorkerContext {
     pub stop: CancellationToken,
     /// Fires when the run must stop now: suspended calls are resumed with `Cancelled`.
     pub kill: CancellationToken,
+}
+
+/// One call of a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call {
+    /// The taskset's index in the plan.
+    pub taskset: usize,
+    /// Which slot of it.
+    pub slot: Slot,
+    /// Open model: when this task was scheduled to start. The first request of the task counts its corrected
+    /// response time from here.
+    pub scheduled: Option<Instant>,
 }
 
 /// How a call ended.
@@ -44,6 +63,12 @@ pub struct TaskError {
     pub message: String,
 }
 
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
 /// The code of every taskset, as one worker thread runs it. Built on the worker thread, never sent elsewhere.
 pub trait Behaviour: 'static {
     /// The per-VU state: its session, its variables.
@@ -53,10 +78,24 @@ pub trait Behaviour: 'static {
     fn new_vu(&self, vu_id: u64) -> Self::Vu;
 
     /// Runs one slot of one taskset for this VU. This runs on a fiber: it may call [`crate::fiber::suspend`].
-    fn call(&self, vu: &mut Self::Vu, taskset: usize, slot: Slot) -> Outcome;
+    fn call(&self, vu: &mut Self::Vu, call: Call) -> Outcome;
 
     /// The VU has left the taskset (after `on_stop`, or because the run ended). Release what it held there.
     fn leave(&self, _vu: &mut Self::Vu, _taskset: usize) {}
+
+    /// The run's global setup, once, on one worker, before any VU starts. Runs on a fiber. Its value reaches
+    /// every worker through [`Behaviour::set_shared`].
+    fn setup(&self) -> Result<Option<Shared>, TaskError> {
+        Ok(None)
+    }
+
+    /// Receives the setup's value before this worker's VUs start.
+    fn set_shared(&self, _shared: Option<Shared>) {}
+
+    /// The run's global teardown, once, on one worker, after every VU has stopped. Runs on a fiber.
+    fn teardown(&self) -> Result<(), TaskError> {
+        Ok(())
+    }
 }
 
 /// Builds one [`Behaviour`] per worker thread. Shared by all threads.

@@ -26,6 +26,9 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The global `setup()` failed: no load was sent.
+    #[error("setup() failed: {0}")]
+    Setup(crate::TaskError),
     /// A worker thread panicked outside of any script call.
     #[error("worker {0} panicked")]
     WorkerPanicked(usize),

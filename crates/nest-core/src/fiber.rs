@@ -65,9 +65,7 @@ pub enum Cancelled {
 #[derive(Debug, thiserror::Error)]
 pub enum FiberError {
     /// No stack could be mapped: usually `vm.max_map_count` or memory.
-    #[error(
-        "could not allocate a fiber stack ({0}); raise vm.max_map_count or lower the number of users"
-    )]
+    #[error("could not allocate a fiber stack ({0}); raise vm.max_map_count or lower the number of users")]
     Stack(#[source] io::Error),
     /// Code on the fiber panicked. The panic was caught; the worker goes on.
     #[error("panic in script call: {0}")]
@@ -143,21 +141,12 @@ impl FiberPool {
     /// A pool whose stacks reserve `stack_size` bytes each (only touched pages use memory), keeping at most
     /// `max_idle` idle stacks for reuse.
     pub fn new(stack_size: usize, max_idle: usize) -> FiberPool {
-        FiberPool {
-            stacks: RefCell::new(Vec::new()),
-            stack_size,
-            max_idle,
-            created: Cell::new(0),
-        }
+        FiberPool { stacks: RefCell::new(Vec::new()), stack_size, max_idle, created: Cell::new(0) }
     }
 
     /// The stack size that fits a Rhai call depth of 64 in this build, with room for the overflow guard.
     pub fn default_stack_size() -> usize {
-        if cfg!(debug_assertions) {
-            8 << 20
-        } else {
-            1 << 20
-        }
+        if cfg!(debug_assertions) { 8 << 20 } else { 1 << 20 }
     }
 
     /// How many stacks this pool has mapped so far: the peak number of calls in flight.
@@ -177,10 +166,7 @@ impl FiberPool {
         let stack_limit = stack.limit().get() + GUARD_BYTES;
         let mut fiber: Coroutine<Resume, Suspended, R, DefaultStack> =
             Coroutine::with_stack(stack, move |yielder, _start: Resume| {
-                CURRENT.set(Some(Current {
-                    yielder,
-                    stack_limit,
-                }));
+                CURRENT.set(Some(Current { yielder, stack_limit }));
                 f()
             });
         let mut input = Resume::Start;
@@ -247,11 +233,7 @@ mod tests {
     use std::time::Duration;
 
     fn block_on<F: Future>(f: F) -> F::Output {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
         tokio::task::LocalSet::new().block_on(&rt, f)
     }
 
@@ -284,13 +266,8 @@ mod tests {
                             set_local(Some(Rc::new(id)));
                             for step in 0..3u64 {
                                 // Later ids wake first, so fibers really interleave.
-                                suspend(tokio::time::sleep(Duration::from_millis(10 * (3 - id))))
-                                    .unwrap();
-                                assert_eq!(
-                                    *local::<u64>().unwrap(),
-                                    id,
-                                    "fiber sees its own local"
-                                );
+                                suspend(tokio::time::sleep(Duration::from_millis(10 * (3 - id)))).unwrap();
+                                assert_eq!(*local::<u64>().unwrap(), id, "fiber sees its own local");
                                 order.borrow_mut().push((id, step));
                             }
                         },
@@ -305,11 +282,7 @@ mod tests {
             }
             let order = order.borrow();
             assert_eq!(order.len(), 9);
-            assert_eq!(
-                order[0],
-                (2, 0),
-                "the shortest sleeper finished its first step first"
-            );
+            assert_eq!(order[0], (2, 0), "the shortest sleeper finished its first step first");
             assert_eq!(pool.stacks_created(), 3);
         });
     }
@@ -322,11 +295,7 @@ mod tests {
             let task = {
                 let (pool, kill) = (pool.clone(), kill.clone());
                 tokio::task::spawn_local(async move {
-                    pool.run(
-                        || suspend(tokio::time::sleep(Duration::from_secs(3600))),
-                        &kill,
-                    )
-                    .await
+                    pool.run(|| suspend(tokio::time::sleep(Duration::from_secs(3600))), &kill).await
                 })
             };
             tokio::task::yield_now().await;
@@ -350,16 +319,11 @@ mod tests {
         fn depth(n: u32) -> usize {
             let pad = [n as u8; 512];
             let here = stack_remaining().unwrap();
-            if n == 0 {
-                here
-            } else {
-                depth(n - 1).min(here + usize::from(pad[7]))
-            }
+            if n == 0 { here } else { depth(n - 1).min(here + usize::from(pad[7])) }
         }
         let pool = FiberPool::new(256 << 10, 4);
         let kill = CancellationToken::new();
-        let (shallow, deep) =
-            block_on(pool.run(|| (stack_remaining().unwrap(), depth(50)), &kill)).unwrap();
+        let (shallow, deep) = block_on(pool.run(|| (stack_remaining().unwrap(), depth(50)), &kill)).unwrap();
         assert!(shallow <= 256 << 10);
         assert!(deep + 50 * 512 <= shallow, "{deep} vs {shallow}");
     }

@@ -8,8 +8,10 @@
 //!   before anything starts.
 //! - [`run`] starts one thread per worker (a `current_thread` tokio runtime with a `LocalSet`), spreads the VUs over
 //!   them, and aggregates their statistics until the run time ends or the [`StopHandle`] fires.
-//! - Each VU follows one loop ([`vu`](crate::vu) module docs): pick a taskset by weight ([`WeightedTable`]), run
-//!   `on_start`, run tasks by weight with think time, leave on `interrupt()`, run `on_stop`, pick again.
+//! - The closed model runs VUs that pick a taskset by weight ([`WeightedTable`]), run `on_start`, run tasks with
+//!   think time, leave on `interrupt()`, run `on_stop`, and pick again; the number of VUs follows a
+//!   [`curve::UserCurve`] (spawn rate, stages, or a scripted shape). The open model starts tasks on the schedule
+//!   of a [`curve::ArrivalCurve`] on pooled VUs, and reports latency corrected for coordinated omission.
 //! - Script calls run on pooled stackful coroutines ([`fiber`]); a call that waits on I/O [`fiber::suspend`]s and
 //!   the worker runs other VUs.
 //! - Statistics ([`stats`]) are recorded per worker into HdrHistograms and merged exactly by one aggregator, then
@@ -17,17 +19,17 @@
 //!
 //! ```
 //! use std::{sync::Arc, time::Duration};
-//! use nest_core::{Behaviour, BehaviourFactory, Outcome, Plan, Slot, StopHandle, TaskSpec, TasksetSpec,
+//! use nest_core::{Behaviour, BehaviourFactory, Call, Outcome, Plan, StopHandle, TaskSpec, TasksetSpec,
 //!                 WaitTime, WorkerContext, fiber};
 //!
 //! struct Sleepy(nest_core::stats::Recorder);
 //! impl Behaviour for Sleepy {
 //!     type Vu = ();
 //!     fn new_vu(&self, _: u64) {}
-//!     fn call(&self, _: &mut (), _: usize, _: Slot) -> Outcome {
+//!     fn call(&self, _: &mut (), _: Call) -> Outcome {
 //!         // Pretend to send a request: wait 1 ms on the fiber, then record it.
 //!         let _ = fiber::suspend(tokio::time::sleep(Duration::from_millis(1)));
-//!         self.0.request("GET", "/", Duration::from_millis(1), None);
+//!         self.0.request("GET", "/", Duration::from_millis(1), None, None);
 //!         Outcome::Done
 //!     }
 //! }
@@ -39,32 +41,36 @@
 //!
 //! let taskset = TasksetSpec {
 //!     name: "demo".into(), weight: 1, wait: WaitTime::Constant(Duration::from_millis(10)),
-//!     tasks: vec![TaskSpec { name: "t".into(), weight: 1 }], has_on_start: false, has_on_stop: false,
+//!     tasks: vec![TaskSpec::new("t", 1)], ..Default::default()
 //! };
 //! let plan = Plan::builder(vec![taskset]).users(4).workers(2)
 //!     .run_time(Some(Duration::from_millis(200))).build()?;
 //! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-//! let result = rt.block_on(nest_core::run(plan, Arc::new(Factory), StopHandle::new(), |_, _| {}))?;
+//! let result = rt.block_on(nest_core::run(plan, Arc::new(Factory), StopHandle::new(), ()))?;
 //! assert!(result.aggregate.total().count > 0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
 
 mod behaviour;
+mod closed;
+pub mod curve;
 mod error;
 pub mod fiber;
 pub mod limits;
+mod open;
 mod plan;
 mod runner;
 pub mod stats;
 mod taskset;
-pub mod vu;
+mod vu;
 mod weights;
 mod worker;
 
-pub use behaviour::{Behaviour, BehaviourFactory, Outcome, TaskError, WorkerContext};
+pub use behaviour::{Behaviour, BehaviourFactory, Call, Outcome, Shared, TaskError, WorkerContext};
+pub use curve::Stage;
 pub use error::Error;
-pub use plan::{Plan, PlanBuilder};
-pub use runner::{EndReason, RunResult, StopHandle, run};
-pub use taskset::{Slot, TaskSpec, TasksetSpec, WaitTime};
+pub use plan::{Model, Plan, PlanBuilder};
+pub use runner::{EndReason, RunHooks, RunResult, ShapeTick, StopHandle, run};
+pub use taskset::{Pause, Slot, TaskSpec, TasksetSpec, WaitTime};
 pub use weights::WeightedTable;

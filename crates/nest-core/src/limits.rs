@@ -28,11 +28,8 @@ pub fn check(users: u64) -> Result<LimitReport, Error> {
     if soft < needed {
         if hard >= needed {
             let target = hard.min(needed.max(65_536));
-            rlimit::setrlimit(rlimit::Resource::NOFILE, target, hard).map_err(|e| {
-                Error::Limit(format!(
-                    "could not raise the open-file limit to {target}: {e}"
-                ))
-            })?;
+            rlimit::setrlimit(rlimit::Resource::NOFILE, target, hard)
+                .map_err(|e| Error::Limit(format!("could not raise the open-file limit to {target}: {e}")))?;
             report.open_files = target;
         } else {
             return Err(Error::Limit(format!(
@@ -55,13 +52,10 @@ pub fn check(users: u64) -> Result<LimitReport, Error> {
             ));
         }
     }
-    if let Some(range) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| {
-            let mut it = s.split_whitespace().filter_map(|n| n.parse::<u64>().ok());
-            Some(it.next()?..=it.next()?)
-        })
-    {
+    if let Some(range) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok().and_then(|s| {
+        let mut it = s.split_whitespace().filter_map(|n| n.parse::<u64>().ok());
+        Some(it.next()?..=it.next()?)
+    }) {
         let ports = range.end() - range.start() + 1;
         if users > ports {
             report.warnings.push(format!(

@@ -1,26 +1,55 @@
-//! A validated description of one run: which tasksets, how many users, how fast, for how long.
+//! A validated description of one run: which tasksets, which load model, how long.
 //!
 //! Raw options (flags, config, environment) are resolved by the caller; the [`PlanBuilder`] checks what only makes
 //! sense together, so that every problem is reported before a single request is sent.
 
 use std::time::Duration;
 
+use crate::curve::{ArrivalCurve, Stage, UserCurve};
 use crate::error::Error;
 use crate::fiber::FiberPool;
 use crate::taskset::TasksetSpec;
 use crate::weights::WeightedTable;
+
+/// How load is generated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Model {
+    /// A number of users over time, each running tasks with think time in between (Locust's model).
+    Closed {
+        /// Active users over time.
+        users: UserCurve,
+        /// The curve is driven at run time by a shape callback (`--shape`).
+        shaped: bool,
+    },
+    /// Tasks start on a schedule, independent of response times (k6's arrival-rate executors).
+    Open {
+        /// When each task starts.
+        arrivals: ArrivalCurve,
+        /// The most VUs the pool may grow to.
+        max_users: u64,
+        /// A start that waited longer than this for a free VU is dropped and counted.
+        max_delay: Duration,
+    },
+}
+
+impl Model {
+    /// Whether this is the open model.
+    pub fn is_open(&self) -> bool {
+        matches!(self, Model::Open { .. })
+    }
+}
 
 /// A runnable plan. Build it with [`Plan::builder`].
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Every discovered taskset, enabled or not (indices are stable).
     pub tasksets: Vec<TasksetSpec>,
-    /// Number of virtual users.
-    pub users: u64,
-    /// Users started per second; `None` starts them all at once.
-    pub spawn_rate: Option<f64>,
-    /// How long the load runs; `None` runs until stopped.
+    /// The load model.
+    pub model: Model,
+    /// How long the load runs; `None` runs until stopped (or until the iterations or the shape are done).
     pub run_time: Option<Duration>,
+    /// Run exactly this many tasks in total, then stop.
+    pub iterations: Option<u64>,
     /// Worker threads.
     pub workers: usize,
     /// How long a stop waits for calls in flight before cancelling them.
@@ -32,27 +61,37 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Starts a plan over these tasksets.
+    /// Starts a plan over these tasksets: 1 user, closed model, until stopped.
     pub fn builder(tasksets: Vec<TasksetSpec>) -> PlanBuilder {
         PlanBuilder {
             plan: Plan {
                 tasksets,
-                users: 1,
-                spawn_rate: None,
+                model: Model::Closed { users: UserCurve::fixed(1, None), shaped: false },
                 run_time: None,
+                iterations: None,
                 workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 stop_timeout: Duration::from_secs(10),
                 seed: rand::random(),
                 stack_size: FiberPool::default_stack_size(),
             },
+            users: 1,
+            spawn_rate: None,
+            stages: None,
         }
     }
 
     /// The taskset table weighted by the plan's weights.
     pub fn taskset_table(&self) -> WeightedTable {
         let weights: Vec<u32> = self.tasksets.iter().map(|t| t.weight).collect();
-        WeightedTable::new(&weights)
-            .unwrap_or_else(|| unreachable!("a built plan has an enabled taskset"))
+        WeightedTable::new(&weights).unwrap_or_else(|| unreachable!("a built plan has an enabled taskset"))
+    }
+
+    /// The most users the plan may run at once (the pool limit in the open model).
+    pub fn users(&self) -> u64 {
+        match &self.model {
+            Model::Closed { users, .. } => users.peak(),
+            Model::Open { max_users, .. } => *max_users,
+        }
     }
 }
 
@@ -60,17 +99,42 @@ impl Plan {
 #[derive(Debug, Clone)]
 pub struct PlanBuilder {
     plan: Plan,
+    users: u64,
+    spawn_rate: Option<f64>,
+    stages: Option<Vec<Stage>>,
 }
 
 impl PlanBuilder {
-    /// Number of virtual users (at least 1).
+    /// Number of virtual users (closed model).
     pub fn users(mut self, users: u64) -> Self {
-        self.plan.users = users;
+        self.users = users;
         self
     }
-    /// Users started per second; `None` starts all at once.
+    /// Users started per second; `None` starts all at once (closed model).
     pub fn spawn_rate(mut self, rate: Option<f64>) -> Self {
-        self.plan.spawn_rate = rate;
+        self.spawn_rate = rate;
+        self
+    }
+    /// Stages over the users (closed model) or over the rate (open model). Sets the run time to their total
+    /// unless one is given.
+    pub fn stages(mut self, stages: Option<Vec<Stage>>) -> Self {
+        self.stages = stages;
+        self
+    }
+    /// The user count will be driven at run time by a shape callback.
+    pub fn shaped(mut self) -> Self {
+        self.plan.model = Model::Closed { users: UserCurve::default(), shaped: true };
+        self
+    }
+    /// The open model: tasks start at `rate` per second (then follow the stages, if any), with a pool of at most
+    /// `max_users` VUs, dropping starts that waited longer than `max_delay`.
+    pub fn open(mut self, rate: f64, max_users: u64, max_delay: Duration) -> Self {
+        self.plan.model = Model::Open { arrivals: ArrivalCurve::constant(rate), max_users, max_delay };
+        self
+    }
+    /// Run exactly this many tasks in total.
+    pub fn iterations(mut self, n: Option<u64>) -> Self {
+        self.plan.iterations = n;
         self
     }
     /// Run time; `None` runs until stopped.
@@ -101,95 +165,122 @@ impl PlanBuilder {
 
     /// Checks the plan and returns it.
     pub fn build(self) -> Result<Plan, Error> {
-        let p = self.plan;
+        let PlanBuilder { mut plan, users, spawn_rate, stages } = self;
         let invalid = |m: String| Err(Error::InvalidPlan(m));
-        if p.users == 0 {
-            return invalid("the number of users must be at least 1".into());
-        }
-        if p.workers == 0 {
+        if plan.workers == 0 {
             return invalid("the number of workers must be at least 1".into());
         }
-        if let Some(rate) = p.spawn_rate
+        if let Some(rate) = spawn_rate
             && !(rate.is_finite() && rate > 0.0)
         {
-            return invalid(format!(
-                "the spawn rate must be a positive number of users per second, not {rate}"
-            ));
+            return invalid(format!("the spawn rate must be a positive number of users per second, not {rate}"));
         }
-        if p.run_time == Some(Duration::ZERO) {
+        if plan.run_time == Some(Duration::ZERO) {
             return invalid("the run time must be longer than zero".into());
         }
-        if !p.tasksets.iter().any(|t| t.weight > 0) {
-            return invalid(if p.tasksets.is_empty() {
-                "there is no taskset to run".into()
-            } else {
-                "every taskset has weight 0: enable at least one".into()
-            });
+        if plan.iterations == Some(0) {
+            return invalid("the number of iterations must be at least 1".into());
         }
-        for ts in p.tasksets.iter().filter(|t| t.weight > 0) {
-            if ts.tasks.is_empty() || ts.tasks.iter().any(|t| t.weight == 0) {
-                return invalid(format!(
-                    "taskset {} needs at least one task, each with weight >= 1",
-                    ts.name
-                ));
+        if let Some(stages) = &stages {
+            let total: Duration = stages.iter().map(|s| s.duration).sum();
+            plan.run_time = Some(plan.run_time.map_or(total, |t| t.min(total)));
+        }
+        match &mut plan.model {
+            Model::Closed { shaped: true, .. } => {
+                if stages.is_some() {
+                    return invalid("a load shape script and stages cannot be used together".into());
+                }
+            }
+            Model::Closed { users: curve, .. } => {
+                *curve = match &stages {
+                    Some(stages) => UserCurve::stages(stages),
+                    None if users == 0 => return invalid("the number of users must be at least 1".into()),
+                    None => UserCurve::fixed(users, spawn_rate),
+                };
+                if curve.peak() == 0 {
+                    return invalid("the stages never start a user: give a target above 0".into());
+                }
+            }
+            Model::Open { arrivals, max_users, max_delay } => {
+                let rate = arrivals.peak_rate();
+                if !(rate.is_finite() && rate >= 0.0) {
+                    return invalid(format!("the rate must be a number of tasks per second >= 0, not {rate}"));
+                }
+                if let Some(stages) = &stages {
+                    *arrivals = ArrivalCurve::stages(rate, stages);
+                }
+                if arrivals.peak_rate() <= 0.0 {
+                    return invalid("the rate is 0 throughout: no task would ever start".into());
+                }
+                if *max_users == 0 {
+                    return invalid("--max-users must be at least 1".into());
+                }
+                if max_delay.is_zero() {
+                    return invalid("--max-delay must be longer than zero".into());
+                }
+                // Each worker owns a share of the pool; a worker with no VU could never start a task.
+                plan.workers = plan.workers.min(usize::try_from(*max_users).unwrap_or(usize::MAX));
             }
         }
-        Ok(p)
+        if !plan.tasksets.iter().any(|t| t.weight > 0) {
+            return invalid(if plan.tasksets.is_empty() {
+                "there is no taskset to run".into()
+            } else {
+                "every taskset has weight 0 (or no task left after the tag selection): enable at least one".into()
+            });
+        }
+        for ts in plan.tasksets.iter().filter(|t| t.weight > 0) {
+            if !ts.tasks.iter().any(|t| t.weight > 0) {
+                return invalid(format!("taskset {} needs at least one task with weight >= 1", ts.name));
+            }
+        }
+        Ok(plan)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::taskset::{TaskSpec, WaitTime};
+    use crate::taskset::TaskSpec;
 
     fn ts(name: &str, weight: u32) -> TasksetSpec {
-        TasksetSpec {
-            name: name.into(),
-            weight,
-            tasks: vec![TaskSpec {
-                name: "t".into(),
-                weight: 1,
-            }],
-            wait: WaitTime::default(),
-            has_on_start: false,
-            has_on_stop: false,
-        }
+        TasksetSpec { name: name.into(), weight, tasks: vec![TaskSpec::new("t", 1)], ..Default::default() }
     }
 
     #[test]
     fn rejects_what_cannot_run() {
         assert!(Plan::builder(vec![ts("a", 1)]).users(0).build().is_err());
         assert!(
-            Plan::builder(vec![ts("a", 0)])
-                .build()
-                .unwrap_err()
-                .to_string()
-                .contains("every taskset has weight 0")
+            Plan::builder(vec![ts("a", 0)]).build().unwrap_err().to_string().contains("every taskset has weight 0")
         );
         assert!(Plan::builder(vec![]).build().is_err());
-        assert!(
-            Plan::builder(vec![ts("a", 1)])
-                .spawn_rate(Some(0.0))
-                .build()
-                .is_err()
-        );
-        assert!(
-            Plan::builder(vec![ts("a", 1)])
-                .spawn_rate(Some(f64::NAN))
-                .build()
-                .is_err()
-        );
-        assert!(
-            Plan::builder(vec![ts("a", 1)])
-                .run_time(Some(Duration::ZERO))
-                .build()
-                .is_err()
-        );
-        let ok = Plan::builder(vec![ts("a", 2), ts("b", 0)])
-            .users(3)
+        assert!(Plan::builder(vec![ts("a", 1)]).spawn_rate(Some(0.0)).build().is_err());
+        assert!(Plan::builder(vec![ts("a", 1)]).spawn_rate(Some(f64::NAN)).build().is_err());
+        assert!(Plan::builder(vec![ts("a", 1)]).run_time(Some(Duration::ZERO)).build().is_err());
+        assert!(Plan::builder(vec![ts("a", 1)]).iterations(Some(0)).build().is_err());
+        assert!(Plan::builder(vec![ts("a", 1)]).open(0.0, 10, Duration::from_secs(5)).build().is_err());
+        assert!(Plan::builder(vec![ts("a", 1)]).open(5.0, 0, Duration::from_secs(5)).build().is_err());
+        let ok = Plan::builder(vec![ts("a", 2), ts("b", 0)]).users(3).build().unwrap();
+        assert_eq!(ok.taskset_table().share(0), 1.0);
+        assert_eq!(ok.users(), 3);
+    }
+
+    #[test]
+    fn stages_set_the_run_time_and_the_peak() {
+        let stages = vec![
+            Stage { duration: Duration::from_secs(10), target: 40.0 },
+            Stage { duration: Duration::from_secs(5), target: 0.0 },
+        ];
+        let p = Plan::builder(vec![ts("a", 1)]).stages(Some(stages.clone())).build().unwrap();
+        assert_eq!(p.run_time, Some(Duration::from_secs(15)));
+        assert_eq!(p.users(), 40);
+        let open = Plan::builder(vec![ts("a", 1)])
+            .open(10.0, 50, Duration::from_secs(5))
+            .stages(Some(stages))
             .build()
             .unwrap();
-        assert_eq!(ok.taskset_table().share(0), 1.0);
+        let Model::Open { arrivals, .. } = &open.model else { panic!("open") };
+        assert_eq!(arrivals.peak_rate(), 40.0);
+        assert_eq!(open.users(), 50);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rand::Rng;
 
 /// One taskset: a weighted group of tasks with optional `on_start`/`on_stop` hooks.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct TasksetSpec {
     /// The taskset's name: its path under the taskset folder without the extension (`shop/browse`).
     pub name: String,
@@ -22,15 +22,48 @@ pub struct TasksetSpec {
     pub has_on_start: bool,
     /// Whether the taskset defines `on_stop`.
     pub has_on_stop: bool,
+    /// Run the tasks in declaration order (a weight of n runs a task n times in a row) instead of at random.
+    pub sequential: bool,
+    /// Labels of the whole taskset, for `--tags` / `--exclude-tags`.
+    pub tags: Vec<String>,
 }
 
 /// One task of a taskset.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TaskSpec {
     /// The task's name (its function's name).
     pub name: String,
-    /// Its weight within the taskset, at least 1.
+    /// Its weight within the taskset, at least 1 (0 once a tag selection excludes it).
     pub weight: u32,
+    /// Labels of this task (its taskset's labels apply too).
+    pub tags: Vec<String>,
+}
+
+impl TaskSpec {
+    /// A task with no tags.
+    pub fn new(name: impl Into<String>, weight: u32) -> TaskSpec {
+        TaskSpec { name: name.into(), weight, tags: Vec::new() }
+    }
+}
+
+impl TasksetSpec {
+    /// Applies a tag selection with Locust's rules: with `include` non-empty, only tasks carrying one of those tags
+    /// (their own or their taskset's) stay; then tasks carrying any `exclude` tag go. Excluded tasks keep their
+    /// place with weight 0; a taskset left with no task gets weight 0.
+    pub fn select_tags(&mut self, include: &[String], exclude: &[String]) {
+        let has =
+            |task: &TaskSpec, wanted: &[String]| wanted.iter().any(|w| self.tags.contains(w) || task.tags.contains(w));
+        let keep: Vec<bool> =
+            self.tasks.iter().map(|t| (include.is_empty() || has(t, include)) && !has(t, exclude)).collect();
+        for (task, keep) in self.tasks.iter_mut().zip(keep) {
+            if !keep {
+                task.weight = 0;
+            }
+        }
+        if self.tasks.iter().all(|t| t.weight == 0) {
+            self.weight = 0;
+        }
+    }
 }
 
 /// Think time between tasks.
@@ -41,6 +74,19 @@ pub enum WaitTime {
     Constant(Duration),
     /// A pause drawn uniformly from `[min, max]`.
     Between(Duration, Duration),
+    /// Each task starts this long after the previous one started (the pause shrinks by the task's duration).
+    ConstantPacing(Duration),
+    /// This many tasks per second per VU: pacing of `1 / n` seconds.
+    ConstantThroughput(f64),
+}
+
+/// The pause before the next task, and whether the pacing was missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pause {
+    /// How long to wait.
+    pub wait: Duration,
+    /// The task took longer than its pacing interval: the next one starts late.
+    pub missed: bool,
 }
 
 impl Default for WaitTime {
@@ -50,14 +96,21 @@ impl Default for WaitTime {
 }
 
 impl WaitTime {
-    /// The pause before the next task.
-    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Duration {
-        match *self {
-            WaitTime::Constant(d) => d,
+    /// The pause before the next task, given how long the task that just ended took.
+    pub fn pause<R: Rng + ?Sized>(&self, rng: &mut R, task_took: Duration) -> Pause {
+        let interval = match *self {
+            WaitTime::Constant(d) => return Pause { wait: d, missed: false },
             WaitTime::Between(min, max) if max > min => {
-                Duration::from_secs_f64(rng.random_range(min.as_secs_f64()..=max.as_secs_f64()))
+                let d = Duration::from_secs_f64(rng.random_range(min.as_secs_f64()..=max.as_secs_f64()));
+                return Pause { wait: d, missed: false };
             }
-            WaitTime::Between(min, _) => min,
+            WaitTime::Between(min, _) => return Pause { wait: min, missed: false },
+            WaitTime::ConstantPacing(d) => d,
+            WaitTime::ConstantThroughput(n) => Duration::from_secs_f64(1.0 / n),
+        };
+        match interval.checked_sub(task_took) {
+            Some(wait) => Pause { wait, missed: false },
+            None => Pause { wait: Duration::ZERO, missed: true },
         }
     }
 }
@@ -66,9 +119,9 @@ impl std::fmt::Display for WaitTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WaitTime::Constant(d) => write!(f, "constant({})", d.as_secs_f64()),
-            WaitTime::Between(a, b) => {
-                write!(f, "between({}, {})", a.as_secs_f64(), b.as_secs_f64())
-            }
+            WaitTime::Between(a, b) => write!(f, "between({}, {})", a.as_secs_f64(), b.as_secs_f64()),
+            WaitTime::ConstantPacing(d) => write!(f, "constant_pacing({})", d.as_secs_f64()),
+            WaitTime::ConstantThroughput(n) => write!(f, "constant_throughput({n})"),
         }
     }
 }
@@ -119,18 +172,57 @@ mod tests {
     use super::*;
     use rand::{SeedableRng, rngs::SmallRng};
 
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
     #[test]
     fn between_stays_in_range_and_constant_is_constant() {
         let mut rng = SmallRng::seed_from_u64(1);
-        let w = WaitTime::Between(Duration::from_millis(500), Duration::from_secs(2));
+        let w = WaitTime::Between(ms(500), ms(2000));
         for _ in 0..1000 {
-            let d = w.sample(&mut rng);
-            assert!(d >= Duration::from_millis(500) && d <= Duration::from_secs(2));
+            let p = w.pause(&mut rng, ms(10));
+            assert!(p.wait >= ms(500) && p.wait <= ms(2000) && !p.missed);
         }
-        assert_eq!(
-            WaitTime::Constant(Duration::from_secs(1)).sample(&mut rng),
-            Duration::from_secs(1)
-        );
+        assert_eq!(WaitTime::Constant(ms(1000)).pause(&mut rng, ms(3000)), Pause { wait: ms(1000), missed: false });
+    }
+
+    #[test]
+    fn pacing_subtracts_the_task_time_and_counts_misses() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        let pacing = WaitTime::ConstantPacing(ms(1000));
+        assert_eq!(pacing.pause(&mut rng, ms(300)), Pause { wait: ms(700), missed: false });
+        assert_eq!(pacing.pause(&mut rng, ms(1000)), Pause { wait: ms(0), missed: false });
+        assert_eq!(pacing.pause(&mut rng, ms(1500)), Pause { wait: ms(0), missed: true });
+        let throughput = WaitTime::ConstantThroughput(4.0);
+        assert_eq!(throughput.pause(&mut rng, ms(50)), Pause { wait: ms(200), missed: false });
+    }
+
+    #[test]
+    fn tag_selection_follows_locust() {
+        let tagged = |name: &str, tags: &[&str]| TaskSpec {
+            name: name.into(),
+            weight: 1,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        };
+        let base = TasksetSpec {
+            name: "a".into(),
+            weight: 1,
+            tasks: vec![tagged("x", &["slow"]), tagged("y", &[]), tagged("z", &["checkout", "slow"])],
+            tags: vec!["shop".into()],
+            ..Default::default()
+        };
+        let weights = |inc: &[&str], exc: &[&str]| {
+            let mut t = base.clone();
+            let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+            t.select_tags(&v(inc), &v(exc));
+            (t.weight, t.tasks.iter().map(|t| t.weight).collect::<Vec<_>>())
+        };
+        assert_eq!(weights(&["slow"], &[]), (1, vec![1, 0, 1]));
+        assert_eq!(weights(&["shop"], &["checkout"]), (1, vec![1, 1, 0]));
+        assert_eq!(weights(&[], &["slow"]), (1, vec![0, 1, 0]));
+        assert_eq!(weights(&["none"], &[]), (0, vec![0, 0, 0]));
+        assert_eq!(weights(&[], &["shop"]), (0, vec![0, 0, 0]));
     }
 
     #[test]
@@ -138,16 +230,10 @@ mod tests {
         let ts = TasksetSpec {
             name: "a".into(),
             weight: 1,
-            tasks: vec![
-                TaskSpec {
-                    name: "t".into(),
-                    weight: 1
-                };
-                3
-            ],
-            wait: WaitTime::default(),
+            tasks: vec![TaskSpec::new("t", 1); 3],
             has_on_start: true,
             has_on_stop: true,
+            ..Default::default()
         };
         for slot in [Slot::Task(0), Slot::Task(2), Slot::OnStart, Slot::OnStop] {
             assert_eq!(Slot::from_index(slot.index(&ts), &ts), slot);

@@ -66,11 +66,7 @@ impl WeightedTable {
 
     /// The share of entry `index` in the whole table, in `[0, 1]`.
     pub fn share(&self, index: usize) -> f64 {
-        let lower = if index == 0 {
-            0
-        } else {
-            self.cumulative[index - 1]
-        };
+        let lower = if index == 0 { 0 } else { self.cumulative[index - 1] };
         (self.cumulative[index] - lower) as f64 / self.total as f64
     }
 }
@@ -129,10 +125,7 @@ mod tests {
             let p = table.share(i);
             let expected = p * n as f64;
             let sd = (n as f64 * p * (1.0 - p)).sqrt();
-            assert!(
-                (c as f64 - expected).abs() < 4.0 * sd,
-                "entry {i}: {c} vs {expected}"
-            );
+            assert!((c as f64 - expected).abs() < 4.0 * sd, "entry {i}: {c} vs {expected}");
         }
     }
 }

@@ -2,35 +2,53 @@
 //! and the VUs pinned to it.
 //!
 //! Thread-per-core with nothing shared on the hot path measured fastest (see `shared/design/execution-model.md`).
-//! VU `i` lives on worker `i mod workers` and starts at `i / spawn_rate` seconds after the common start instant, so
-//! the spawn schedule is the same whatever the worker count.
+//! The runner drives each worker through phases with [`Control`] messages (setup, start, retarget, teardown,
+//! exit); the worker answers with [`Report`]s and, once a second, its statistics.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::{JoinSet, LocalSet};
+use tokio::sync::mpsc;
+use tokio::task::LocalSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::behaviour::{BehaviourFactory, WorkerContext};
+use crate::behaviour::{Behaviour, BehaviourFactory, Shared as SetupValue, TaskError, WorkerContext};
 use crate::fiber::FiberPool;
-use crate::plan::Plan;
+use crate::plan::{Model, Plan};
 use crate::stats::{Delta, Recorder};
-use crate::vu::{self, Shared};
-use crate::weights::WeightedTable;
+use crate::vu::{Order, Shared};
+use crate::{closed, open};
 
-/// Idle fiber stacks a worker keeps for reuse.
-const MAX_IDLE_STACKS: usize = 4096;
+/// Idle fiber stacks a worker keeps for reuse; more are unmapped when they come back, so a burst of calls in
+/// flight does not pin its stacks' memory for the rest of the run.
+const MAX_IDLE_STACKS: usize = 256;
+
+/// Messages from the runner to a worker.
+pub(crate) enum Control {
+    /// Run the global setup (worker 0 only).
+    Setup,
+    /// Start the load at this instant, with the setup's value.
+    Start(Instant, Option<SetupValue>),
+    /// Scripted shape: from `at` after the start, move to `users` at `spawn_rate`.
+    Retarget { at: Duration, users: u64, spawn_rate: Option<f64> },
+    /// Run the global teardown (worker 0 only).
+    Teardown,
+}
 
 /// Messages from a worker to the runner.
 pub(crate) enum Report {
     /// The worker built its behaviour (or failed to).
     Ready(usize, Result<(), String>),
-    /// Statistics since the last report.
-    Stats(Delta),
-    /// Final statistics; the worker is done. Carries the peak number of fiber stacks it used.
-    Done(Delta, usize),
+    /// The global setup finished.
+    SetupDone(Result<Option<SetupValue>, TaskError>),
+    /// Statistics of the worker since its last report.
+    Stats(usize, Delta),
+    /// The worker's load is over: every VU has stopped. Carries the peak number of fiber stacks it used.
+    LoadDone(usize, Delta, usize),
+    /// The global teardown finished.
+    TeardownDone(Result<(), TaskError>),
 }
 
 /// Everything a worker thread starts with.
@@ -40,22 +58,16 @@ pub(crate) struct WorkerSetup<F> {
     pub factory: Arc<F>,
     pub stop: CancellationToken,
     pub kill: CancellationToken,
-    pub start: oneshot::Receiver<Instant>,
+    pub control: mpsc::UnboundedReceiver<Control>,
     pub reports: mpsc::UnboundedSender<Report>,
 }
 
 /// The body of a worker thread.
 pub(crate) fn main<F: BehaviourFactory>(setup: WorkerSetup<F>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = setup.reports.send(Report::Ready(
-                setup.index,
-                Err(format!("could not start a runtime: {e}")),
-            ));
+            let _ = setup.reports.send(Report::Ready(setup.index, Err(format!("could not start a runtime: {e}"))));
             return;
         }
     };
@@ -63,22 +75,9 @@ pub(crate) fn main<F: BehaviourFactory>(setup: WorkerSetup<F>) {
 }
 
 async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
-    let WorkerSetup {
-        index,
-        plan,
-        factory,
-        stop,
-        kill,
-        start,
-        reports,
-    } = setup;
+    let WorkerSetup { index, plan, factory, stop, kill, mut control, reports } = setup;
     let recorder = Recorder::new();
-    let context = WorkerContext {
-        index,
-        recorder: recorder.clone(),
-        stop: stop.clone(),
-        kill: kill.clone(),
-    };
+    let context = WorkerContext { index, recorder: recorder.clone(), stop: stop.clone(), kill: kill.clone() };
     let behaviour = match factory.build(&context) {
         Ok(b) => b,
         Err(message) => {
@@ -87,69 +86,96 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
         }
     };
     let _ = reports.send(Report::Ready(index, Ok(())));
-    let Ok(start) = start.await else { return };
-    let start = tokio::time::Instant::from_std(start);
-
-    let tasks = plan
-        .tasksets
-        .iter()
-        .map(|ts| {
-            let weights: Vec<u32> = ts.tasks.iter().map(|t| t.weight).collect();
-            (ts.weight > 0)
-                .then(|| WeightedTable::new(&weights))
-                .flatten()
-        })
-        .collect();
     let shared = Rc::new(Shared {
         behaviour,
         tasksets: plan.taskset_table(),
-        tasks,
+        orders: plan.tasksets.iter().map(Order::of).collect(),
         pool: FiberPool::new(plan.stack_size, MAX_IDLE_STACKS),
+        tickets: plan.iterations.map(|n| Cell::new(closed::local_share(n, index as u64, plan.workers as u64))),
+        active: Cell::new(0),
         plan: plan.clone(),
         recorder: recorder.clone(),
-        stop: stop.clone(),
+        stop,
         kill,
     });
+    while let Some(message) = control.recv().await {
+        match message {
+            Control::Setup => {
+                let result = global_hook(&shared, |b| b.setup()).await;
+                let _ = reports.send(Report::SetupDone(result));
+            }
+            Control::Start(at, value) => {
+                shared.behaviour.set_shared(value);
+                let delta = load(&shared, index, tokio::time::Instant::from_std(at), &mut control, &reports).await;
+                let _ = reports.send(Report::LoadDone(index, delta, shared.pool.stacks_created()));
+            }
+            Control::Teardown => {
+                let result = global_hook(&shared, |b| b.teardown()).await;
+                let _ = reports.send(Report::TeardownDone(result));
+            }
+            Control::Retarget { .. } => {}
+        }
+    }
+    // The runner hung up: send what setup or teardown recorded.
+    let rest = recorder.take();
+    if !rest.is_empty() {
+        let _ = reports.send(Report::Stats(index, rest));
+    }
+}
 
+/// Runs a global hook on a fiber; a crash becomes an error.
+async fn global_hook<B: Behaviour, T: 'static>(
+    shared: &Rc<Shared<B>>,
+    hook: fn(&B) -> Result<T, TaskError>,
+) -> Result<T, TaskError> {
+    let on_fiber = shared.clone();
+    match shared.pool.run(move || hook(&on_fiber.behaviour), &shared.kill).await {
+        Ok(result) => result,
+        Err(e) => Err(TaskError { location: "nest (internal)".into(), message: e.to_string() }),
+    }
+}
+
+/// Runs this worker's share of the load, flushing statistics every second. Returns the last delta.
+async fn load<B: Behaviour>(
+    shared: &Rc<Shared<B>>,
+    index: usize,
+    start: tokio::time::Instant,
+    control: &mut mpsc::UnboundedReceiver<Control>,
+    reports: &mpsc::UnboundedSender<Report>,
+) -> Delta {
     let flushing = CancellationToken::new();
     let flusher = tokio::task::spawn_local({
-        let (recorder, reports, flushing) = (recorder.clone(), reports.clone(), flushing.clone());
+        let (shared, reports, flushing) = (shared.clone(), reports.clone(), flushing.clone());
         async move {
-            let mut tick =
-                tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+            let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
+            let mut second = 0;
             loop {
                 tokio::select! {
-                    _ = tick.tick() => { let _ = reports.send(Report::Stats(recorder.take())); }
+                    _ = tick.tick() => {
+                        let mut delta = shared.recorder.take();
+                        delta.second = second;
+                        delta.users = shared.active.get();
+                        let _ = reports.send(Report::Stats(index, delta));
+                        second += 1;
+                    }
                     () = flushing.cancelled() => break,
                 }
             }
         }
     });
-
     tokio::time::sleep_until(start).await;
-    let mut vus = JoinSet::new();
-    let step = plan.workers;
-    for vu_id in (index as u64..plan.users).step_by(step) {
-        if let Some(rate) = plan.spawn_rate {
-            let at = start + Duration::from_secs_f64(vu_id as f64 / rate);
-            tokio::select! {
-                () = tokio::time::sleep_until(at) => {}
-                () = stop.cancelled() => break,
-            }
+    match &shared.plan.model {
+        Model::Closed { users, shaped } => {
+            closed::run(shared.clone(), users.clone(), *shaped, index, start, control).await;
         }
-        if stop.is_cancelled() {
-            break;
-        }
-        vus.spawn_local(vu::run(shared.clone(), vu_id));
-    }
-    while let Some(joined) = vus.join_next().await {
-        if let Err(e) = joined {
-            // A panic in the loop itself (not in a script call, which the fiber catches) is a bug in nest: count it
-            // where people look, and let the other VUs go on.
-            recorder.error("nest (internal)", &format!("a VU loop failed: {e}"));
+        Model::Open { arrivals, max_users, max_delay } => {
+            open::run(shared.clone(), arrivals.clone(), *max_users, *max_delay, index, start).await;
         }
     }
     flushing.cancel();
     let _ = flusher.await;
-    let _ = reports.send(Report::Done(recorder.take(), shared.pool.stacks_created()));
+    let mut delta = shared.recorder.take();
+    delta.second = start.elapsed().as_secs();
+    delta.users = shared.active.get();
+    delta
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use nest_core::stats::Recorder;
 use nest_core::{
-    Behaviour, BehaviourFactory, EndReason, Error, Outcome, Plan, RunResult, Slot, StopHandle,
-    TaskError, TaskSpec, TasksetSpec, WaitTime, WorkerContext, fiber,
+    Behaviour, BehaviourFactory, Call, EndReason, Error, Outcome, Plan, RunHooks, RunResult, ShapeTick, Shared, Slot,
+    Stage, StopHandle, TaskError, TaskSpec, TasksetSpec, WaitTime, WorkerContext, fiber,
 };
 
 /// What every worker's behaviour saw, in one place for the test.
@@ -18,6 +18,10 @@ use nest_core::{
 struct Seen {
     vus: Vec<u64>,
     calls: Vec<(u64, usize, Slot)>,
+    /// The setup value each worker received.
+    shared: Vec<Option<u64>>,
+    /// How many calls had been made when teardown ran.
+    teardown_after: Option<usize>,
 }
 
 #[derive(Clone, Copy)]
@@ -36,6 +40,7 @@ struct Fake {
     seen: Arc<Mutex<Seen>>,
     kind: TaskKind,
     recorder: Recorder,
+    with_setup: bool,
 }
 
 impl Behaviour for Fake {
@@ -44,31 +49,45 @@ impl Behaviour for Fake {
         self.seen.lock().unwrap().vus.push(vu_id);
         vu_id
     }
-    fn call(&self, vu: &mut u64, taskset: usize, slot: Slot) -> Outcome {
+    fn call(&self, vu: &mut u64, call: Call) -> Outcome {
+        let (taskset, slot) = (call.taskset, call.slot);
         let pause = match self.kind {
             TaskKind::Sleep(d) | TaskKind::SleepThenInterrupt(d) => d,
             _ => Duration::ZERO,
         };
-        if matches!(slot, Slot::Task(_))
-            && !pause.is_zero()
-            && fiber::suspend(tokio::time::sleep(pause)).is_err()
-        {
+        if matches!(slot, Slot::Task(_)) && !pause.is_zero() && fiber::suspend(tokio::time::sleep(pause)).is_err() {
             return Outcome::Cancelled;
         }
         self.seen.lock().unwrap().calls.push((*vu, taskset, slot));
         match (self.kind, slot) {
             (_, Slot::OnStart | Slot::OnStop) => Outcome::Done,
             (TaskKind::Sleep(_), _) => {
-                self.recorder.request("GET", "/", pause, None);
+                let corrected = call.scheduled.map(|s| s.elapsed());
+                self.recorder.request("GET", "/", pause, corrected, None);
                 Outcome::Done
             }
             (TaskKind::SleepThenInterrupt(_), _) => Outcome::Interrupted,
             (TaskKind::Panic, _) => panic!("task panicked"),
-            (TaskKind::Fail, _) => Outcome::Failed(TaskError {
-                location: "f.rhai:2:3".into(),
-                message: "bad".into(),
-            }),
+            (TaskKind::Fail, _) => Outcome::Failed(TaskError { location: "f.rhai:2:3".into(), message: "bad".into() }),
         }
+    }
+    fn setup(&self) -> Result<Option<Shared>, TaskError> {
+        if !self.with_setup {
+            return Ok(None);
+        }
+        // Setup may wait on I/O like any call: it runs on a fiber.
+        fiber::suspend(tokio::time::sleep(Duration::from_millis(5)))
+            .map_err(|_| TaskError { location: "setup".into(), message: "cancelled".into() })?;
+        Ok(Some(Arc::new(42u64)))
+    }
+    fn set_shared(&self, shared: Option<Shared>) {
+        let value = shared.and_then(|s| s.downcast_ref::<u64>().copied());
+        self.seen.lock().unwrap().shared.push(value);
+    }
+    fn teardown(&self) -> Result<(), TaskError> {
+        let mut seen = self.seen.lock().unwrap();
+        seen.teardown_after = Some(seen.calls.len());
+        Ok(())
     }
 }
 
@@ -76,6 +95,7 @@ struct Factory {
     seen: Arc<Mutex<Seen>>,
     kind: TaskKind,
     fail_build: bool,
+    with_setup: bool,
 }
 
 impl BehaviourFactory for Factory {
@@ -88,6 +108,7 @@ impl BehaviourFactory for Factory {
             seen: self.seen.clone(),
             kind: self.kind,
             recorder: worker.recorder.clone(),
+            with_setup: self.with_setup,
         })
     }
 }
@@ -96,28 +117,29 @@ fn taskset(name: &str, weight: u32) -> TasksetSpec {
     TasksetSpec {
         name: name.into(),
         weight,
-        tasks: vec![TaskSpec {
-            name: "t".into(),
-            weight: 1,
-        }],
+        tasks: vec![TaskSpec::new("t", 1)],
         wait: WaitTime::Constant(Duration::from_millis(5)),
         has_on_start: true,
         has_on_stop: true,
+        ..Default::default()
     }
 }
 
 fn run(plan: Plan, kind: TaskKind, handle: StopHandle) -> (Result<RunResult, Error>, Seen) {
+    run_with(plan, kind, handle, false, ())
+}
+
+fn run_with(
+    plan: Plan,
+    kind: TaskKind,
+    handle: StopHandle,
+    with_setup: bool,
+    hooks: impl RunHooks,
+) -> (Result<RunResult, Error>, Seen) {
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let factory = Arc::new(Factory {
-        seen: seen.clone(),
-        kind,
-        fail_build: false,
-    });
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let result = rt.block_on(nest_core::run(plan, factory, handle, |_, _| {}));
+    let factory = Arc::new(Factory { seen: seen.clone(), kind, fail_build: false, with_setup });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let result = rt.block_on(nest_core::run(plan, factory, handle, hooks));
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     (result, seen)
 }
@@ -140,11 +162,7 @@ fn every_vu_is_created_once_across_workers() {
         .run_time(Some(Duration::from_millis(300)))
         .build()
         .unwrap();
-    let (result, mut seen) = run(
-        plan,
-        TaskKind::Sleep(Duration::from_millis(2)),
-        StopHandle::new(),
-    );
+    let (result, mut seen) = run(plan, TaskKind::Sleep(Duration::from_millis(2)), StopHandle::new());
     assert_eq!(result.unwrap().end, EndReason::RunTime);
     seen.vus.sort_unstable();
     assert_eq!(seen.vus, (0..7).collect::<Vec<_>>());
@@ -158,24 +176,13 @@ fn a_graceful_stop_finishes_tasks_and_runs_on_stop() {
         .run_time(Some(Duration::from_millis(300)))
         .build()
         .unwrap();
-    let (result, seen) = run(
-        plan,
-        TaskKind::Sleep(Duration::from_millis(40)),
-        StopHandle::new(),
-    );
+    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_millis(40)), StopHandle::new());
     let result = result.unwrap();
     assert_eq!(result.end, EndReason::RunTime);
     let starts = count(&seen, Slot::OnStart);
-    assert_eq!(
-        starts,
-        count(&seen, Slot::OnStop),
-        "every VU that entered ran on_stop once"
-    );
+    assert_eq!(starts, count(&seen, Slot::OnStop), "every VU that entered ran on_stop once");
     assert_eq!(starts.len(), 6);
-    assert!(
-        starts.values().all(|&n| n == 1),
-        "no interrupt, so one entry per VU: {starts:?}"
-    );
+    assert!(starts.values().all(|&n| n == 1), "no interrupt, so one entry per VU: {starts:?}");
     // Recorded requests equal the tasks the behaviour completed, and slot counters agree.
     let tasks: usize = count(&seen, Slot::Task(0)).values().sum();
     assert_eq!(result.aggregate.total().count, tasks as u64);
@@ -190,25 +197,14 @@ fn interrupt_re_enters_and_on_start_runs_once_per_entry() {
         .run_time(Some(Duration::from_millis(300)))
         .build()
         .unwrap();
-    let (result, seen) = run(
-        plan,
-        TaskKind::SleepThenInterrupt(Duration::from_millis(3)),
-        StopHandle::new(),
-    );
+    let (result, seen) = run(plan, TaskKind::SleepThenInterrupt(Duration::from_millis(3)), StopHandle::new());
     result.unwrap();
-    let (starts, tasks, stops) = (
-        count(&seen, Slot::OnStart),
-        count(&seen, Slot::Task(0)),
-        count(&seen, Slot::OnStop),
-    );
+    let (starts, tasks, stops) = (count(&seen, Slot::OnStart), count(&seen, Slot::Task(0)), count(&seen, Slot::OnStop));
     assert_eq!(starts, stops);
     for (vu, &n) in &starts {
         assert!(n > 3, "VU {vu} re-entered tasksets: {n}");
         let t = tasks.get(vu).copied().unwrap_or(0);
-        assert!(
-            t == n || t + 1 == n,
-            "one task per entry (the last may be cut by the stop): {t} vs {n}"
-        );
+        assert!(t == n || t + 1 == n, "one task per entry (the last may be cut by the stop): {t} vs {n}");
     }
     let tasksets: std::collections::BTreeSet<usize> = seen.calls.iter().map(|c| c.1).collect();
     assert_eq!(tasksets.len(), 2, "both tasksets were entered");
@@ -224,36 +220,18 @@ fn the_stop_timeout_cancels_calls_in_flight() {
         .build()
         .unwrap();
     let started = std::time::Instant::now();
-    let (result, seen) = run(
-        plan,
-        TaskKind::Sleep(Duration::from_secs(3600)),
-        StopHandle::new(),
-    );
+    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_secs(3600)), StopHandle::new());
     let result = result.unwrap();
     assert_eq!(result.end, EndReason::Killed);
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "the run did not wait for the hour-long task"
-    );
-    assert_eq!(
-        result.aggregate.total().count,
-        0,
-        "cancelled calls record nothing"
-    );
-    assert!(
-        count(&seen, Slot::OnStop).is_empty(),
-        "a killed VU does not run on_stop"
-    );
+    assert!(started.elapsed() < Duration::from_secs(60), "the run did not wait for the hour-long task");
+    assert_eq!(result.aggregate.total().count, 0, "cancelled calls record nothing");
+    assert!(count(&seen, Slot::OnStop).is_empty(), "a killed VU does not run on_stop");
     assert_eq!(count(&seen, Slot::OnStart).len(), 3);
 }
 
 #[test]
 fn kill_from_the_handle_ends_the_run() {
-    let plan = Plan::builder(vec![taskset("a", 1)])
-        .users(2)
-        .workers(1)
-        .build()
-        .unwrap();
+    let plan = Plan::builder(vec![taskset("a", 1)]).users(2).workers(1).build().unwrap();
     let handle = StopHandle::new();
     let killer = handle.clone();
     std::thread::spawn(move || {
@@ -266,10 +244,7 @@ fn kill_from_the_handle_ends_the_run() {
 
 #[test]
 fn panics_and_errors_are_counted_and_the_run_goes_on() {
-    for (kind, message) in [
-        (TaskKind::Panic, "internal error (panic): task panicked"),
-        (TaskKind::Fail, "bad"),
-    ] {
+    for (kind, message) in [(TaskKind::Panic, "internal error (panic): task panicked"), (TaskKind::Fail, "bad")] {
         let plan = Plan::builder(vec![taskset("a", 1)])
             .users(2)
             .workers(1)
@@ -278,18 +253,9 @@ fn panics_and_errors_are_counted_and_the_run_goes_on() {
             .unwrap();
         let (result, seen) = run(plan, kind, StopHandle::new());
         let result = result.unwrap();
-        let errors: u64 = result
-            .aggregate
-            .errors
-            .iter()
-            .filter(|((_, m), _)| m == message)
-            .map(|(_, n)| n)
-            .sum();
+        let errors: u64 = result.aggregate.errors.iter().filter(|((_, m), _)| m == message).map(|(_, n)| n).sum();
         let slot = result.aggregate.slots[0][Slot::Task(0).index(&taskset("a", 1))];
-        assert!(
-            errors > 2,
-            "{message}: many calls failed and the VUs kept going ({errors})"
-        );
+        assert!(errors > 2, "{message}: many calls failed and the VUs kept going ({errors})");
         assert_eq!(slot.errors, errors);
         assert_eq!(slot.runs, errors);
         if matches!(kind, TaskKind::Panic) {
@@ -301,25 +267,123 @@ fn panics_and_errors_are_counted_and_the_run_goes_on() {
 
 #[test]
 fn a_worker_that_cannot_build_stops_the_run_before_any_call() {
-    let plan = Plan::builder(vec![taskset("a", 1)])
-        .users(4)
-        .workers(2)
-        .build()
-        .unwrap();
+    let plan = Plan::builder(vec![taskset("a", 1)]).users(4).workers(2).build().unwrap();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let factory = Arc::new(Factory {
         seen: seen.clone(),
         kind: TaskKind::Sleep(Duration::ZERO),
         fail_build: true,
+        with_setup: false,
     });
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let err = rt
-        .block_on(nest_core::run(plan, factory, StopHandle::new(), |_, _| {}))
-        .unwrap_err();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let err = rt.block_on(nest_core::run(plan, factory, StopHandle::new(), ())).unwrap_err();
     assert!(matches!(err, Error::Worker { worker: 1, .. }), "{err}");
     assert!(seen.lock().unwrap().calls.is_empty());
     assert!(seen.lock().unwrap().vus.is_empty());
+}
+
+fn tasks_run(seen: &Seen) -> usize {
+    seen.calls.iter().filter(|c| matches!(c.2, Slot::Task(_))).count()
+}
+
+#[test]
+fn iterations_run_exactly_that_many_tasks_in_the_closed_model() {
+    let plan = Plan::builder(vec![taskset("a", 1)]).users(5).workers(2).iterations(Some(37)).build().unwrap();
+    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_millis(1)), StopHandle::new());
+    let result = result.unwrap();
+    assert_eq!(result.end, EndReason::Completed, "the run ends by itself");
+    assert_eq!(tasks_run(&seen), 37);
+    assert_eq!(result.aggregate.total().count, 37);
+    assert_eq!(count(&seen, Slot::OnStart), count(&seen, Slot::OnStop), "VUs leave with on_stop");
+}
+
+#[test]
+fn the_open_model_runs_iterations_with_corrected_latency() {
+    let plan = Plan::builder(vec![taskset("a", 1)])
+        .open(400.0, 8, Duration::from_secs(5))
+        .workers(2)
+        .iterations(Some(40))
+        .build()
+        .unwrap();
+    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_millis(2)), StopHandle::new());
+    let result = result.unwrap();
+    assert_eq!(result.end, EndReason::Completed);
+    assert_eq!(tasks_run(&seen), 40);
+    let total = result.aggregate.total();
+    assert_eq!(total.count, 40);
+    let corrected = total.corrected.expect("the open model records corrected latency");
+    assert!(corrected.max_us >= total.latency.max_us, "a response never arrives before it is sent");
+    assert!(seen.vus.len() <= 8, "the pool stays within --max-users: {}", seen.vus.len());
+    assert_eq!(count(&seen, Slot::OnStart), count(&seen, Slot::OnStop), "pooled VUs leave with on_stop");
+}
+
+#[test]
+fn the_open_model_drops_starts_that_wait_too_long() {
+    // One VU, tasks of 50 ms, 100 starts per second: most starts find no free VU within 20 ms.
+    let plan = Plan::builder(vec![taskset("a", 1)])
+        .open(100.0, 1, Duration::from_millis(20))
+        .workers(2)
+        .run_time(Some(Duration::from_millis(600)))
+        .build()
+        .unwrap();
+    assert_eq!(plan.workers, 1, "a pool of one VU needs one worker");
+    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_millis(50)), StopHandle::new());
+    let result = result.unwrap();
+    let started = tasks_run(&seen) as u64;
+    assert!(result.aggregate.dropped > 10, "dropped {}", result.aggregate.dropped);
+    // Every scheduled start either ran or was dropped (the last few may be cut by the stop).
+    assert!(started + result.aggregate.dropped <= 61 && started + result.aggregate.dropped >= 50);
+    let dropped_in_timeline: u64 = result.aggregate.timeline.values().map(|s| s.dropped).sum();
+    assert_eq!(dropped_in_timeline, result.aggregate.dropped);
+}
+
+#[test]
+fn stages_move_the_number_of_users() {
+    let stages = vec![
+        Stage { duration: Duration::from_millis(300), target: 4.0 },
+        Stage { duration: Duration::from_millis(400), target: 4.0 },
+        Stage { duration: Duration::from_millis(300), target: 1.0 },
+    ];
+    let plan = Plan::builder(vec![taskset("a", 1)]).stages(Some(stages)).workers(2).build().unwrap();
+    let (result, mut seen) = run(plan, TaskKind::Sleep(Duration::from_millis(5)), StopHandle::new());
+    assert_eq!(result.unwrap().end, EndReason::RunTime);
+    seen.vus.sort_unstable();
+    assert_eq!(seen.vus, vec![0, 1, 2, 3], "four users at the peak");
+    let stops = count(&seen, Slot::OnStop);
+    assert_eq!(stops.len(), 4, "the ramp down and the end both run on_stop: {stops:?}");
+}
+
+#[test]
+fn setup_reaches_every_worker_and_teardown_runs_after_the_load() {
+    let plan = Plan::builder(vec![taskset("a", 1)])
+        .users(3)
+        .workers(2)
+        .run_time(Some(Duration::from_millis(200)))
+        .build()
+        .unwrap();
+    let (result, seen) = run_with(plan, TaskKind::Sleep(Duration::from_millis(2)), StopHandle::new(), true, ());
+    result.unwrap();
+    assert_eq!(seen.shared, vec![Some(42), Some(42)], "each worker got the setup value once");
+    assert_eq!(seen.teardown_after, Some(seen.calls.len()), "teardown ran after every call");
+}
+
+struct Steps(Vec<ShapeTick>);
+
+impl RunHooks for Steps {
+    fn shape(&mut self, _elapsed: Duration) -> ShapeTick {
+        if self.0.is_empty() { ShapeTick::Stop } else { self.0.remove(0) }
+    }
+}
+
+#[test]
+fn a_shape_drives_the_users_and_ends_the_run() {
+    let plan = Plan::builder(vec![taskset("a", 1)]).shaped().workers(2).build().unwrap();
+    let steps =
+        Steps(vec![ShapeTick::Target { users: 1, spawn_rate: None }, ShapeTick::Target { users: 3, spawn_rate: None }]);
+    let (result, mut seen) = run_with(plan, TaskKind::Sleep(Duration::from_millis(5)), StopHandle::new(), false, steps);
+    let result = result.unwrap();
+    assert_eq!(result.end, EndReason::Completed);
+    assert!(result.duration >= Duration::from_secs(2), "the shape was asked at 0 s, 1 s and 2 s");
+    seen.vus.sort_unstable();
+    assert_eq!(seen.vus, vec![0, 1, 2]);
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Delta, RequestCounts, SlotCounts};
+use super::{Delta, RequestCounts, Second, SlotCounts};
 
 /// Everything recorded in a run so far, merged across workers.
 #[derive(Debug, Default)]
@@ -18,21 +18,26 @@ pub struct Aggregate {
     pub errors: HashMap<(String, String), u64>,
     /// Slot counters: `slots[taskset][slot index]`.
     pub slots: Vec<Vec<SlotCounts>>,
+    /// Task starts dropped (open model).
+    pub dropped: u64,
+    /// Per-second figures, by second since the start.
+    pub timeline: BTreeMap<u64, Second>,
 }
 
 impl Aggregate {
     /// Adds one worker's delta.
     pub fn merge(&mut self, delta: Delta) {
+        let second = self.timeline.entry(delta.second).or_default();
+        second.users += delta.users;
+        second.dropped += delta.dropped;
+        self.dropped += delta.dropped;
         for (name, methods) in delta.requests {
             for (method, counts) in methods {
-                match self
-                    .requests
-                    .get_mut(&(name.to_string(), method.to_string()))
-                {
+                second.add(&name, &method, &counts);
+                match self.requests.get_mut(&(name.to_string(), method.to_string())) {
                     Some(total) => total.merge(&counts),
                     None => {
-                        self.requests
-                            .insert((name.to_string(), method.into()), counts);
+                        self.requests.insert((name.to_string(), method.into()), counts);
                     }
                 }
             }
@@ -53,6 +58,16 @@ impl Aggregate {
             for (m, t) in mine.iter_mut().zip(theirs) {
                 m.runs += t.runs;
                 m.errors += t.errors;
+                m.pacing_missed += t.pacing_missed;
+            }
+        }
+    }
+
+    /// Seals every second before `second`: no worker will report them again.
+    pub fn seal_before(&mut self, second: u64) {
+        for (_, s) in self.timeline.range_mut(..second) {
+            if s.is_open() {
+                s.seal();
             }
         }
     }
@@ -79,8 +94,8 @@ mod tests {
         for i in 1..=500u64 {
             let r = if i % 2 == 0 { &a } else { &b };
             let d = Duration::from_micros(i * 37);
-            r.request("GET", "/x", d, None);
-            all.request("GET", "/x", d, None);
+            r.request("GET", "/x", d, None, None);
+            all.request("GET", "/x", d, None, None);
         }
         a.slot(0, 0, Some(("f:1:1", "m")));
         b.slot(0, 0, Some(("f:1:1", "m")));
@@ -89,19 +104,35 @@ mod tests {
         merged.merge(b.take());
         let mut single = Aggregate::default();
         single.merge(all.take());
-        let (m, s) = (
-            &merged.requests[&("/x".into(), "GET".into())],
-            &single.requests[&("/x".into(), "GET".into())],
-        );
-        assert_eq!(
-            (m.count, m.sum_us, m.min_us, m.max_us),
-            (s.count, s.sum_us, s.min_us, s.max_us)
-        );
-        assert_eq!(
-            m.histogram, s.histogram,
-            "histograms merge bucket for bucket"
-        );
+        let key = ("/x".to_owned(), "GET".to_owned());
+        let (m, s) = (&merged.requests[&key].latency, &single.requests[&key].latency);
+        assert_eq!((m.sum_us, m.min_us, m.max_us), (s.sum_us, s.min_us, s.max_us));
+        assert_eq!(m.histogram, s.histogram, "histograms merge bucket for bucket");
         assert_eq!(merged.errors[&("f:1:1".into(), "m".into())], 2);
-        assert_eq!(merged.slots[0][0], SlotCounts { runs: 2, errors: 2 });
+        assert_eq!(merged.slots[0][0], SlotCounts { runs: 2, errors: 2, pacing_missed: 0 });
+    }
+
+    #[test]
+    fn the_timeline_keeps_each_second_and_seals_it() {
+        let r = Recorder::new();
+        let mut agg = Aggregate::default();
+        for (second, n) in [(0u64, 3u64), (1, 5), (1, 2)] {
+            for _ in 0..n {
+                r.request("GET", "/x", Duration::from_millis(10), None, None);
+            }
+            let mut d = r.take();
+            d.second = second;
+            d.users = 4;
+            agg.merge(d);
+        }
+        agg.seal_before(1);
+        assert!(!agg.timeline[&0].is_open());
+        assert_eq!(agg.timeline[&0].rows[0].count, 3);
+        assert!(agg.timeline[&1].is_open(), "second 1 may still get reports");
+        agg.seal_before(2);
+        assert_eq!(agg.timeline[&1].rows[0].count, 7);
+        assert_eq!(agg.timeline[&1].users, 8);
+        assert_eq!(agg.timeline[&1].rows[0].p50, 10.0);
+        assert_eq!(agg.total().count, 10);
     }
 }

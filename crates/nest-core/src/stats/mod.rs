@@ -1,12 +1,14 @@
 //! Recording what happened, per worker, without sharing anything on the hot path.
 //!
 //! Each worker owns a [`Recorder`]: plain maps and HdrHistograms behind an `Rc<RefCell>`, touched only by that
-//! worker's thread. Once a second the worker swaps its [`Delta`] out and sends it to the one aggregator
-//! ([`Aggregate`]), which merges deltas from every worker. Histograms record microseconds with 3 significant figures
-//! and are merged bucket by bucket, so percentiles are exact to that precision and never averaged.
+//! worker's thread. Once a second the worker swaps its [`Delta`] out and sends it, tagged with the second it covers,
+//! to the one aggregator ([`Aggregate`]), which merges deltas from every worker into totals and a per-second
+//! timeline. Histograms record microseconds with 3 significant figures and are merged bucket by bucket, so
+//! percentiles are exact to that precision and never averaged.
 
 mod aggregate;
 mod summary;
+mod timeline;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -16,7 +18,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 pub use aggregate::Aggregate;
-pub use summary::{ErrorRow, FailureRow, LatencyMs, RequestRow, Summary, TaskRow, Totals};
+pub use summary::{ErrorRow, FailureRow, LatencyMs, RequestRow, Summary, TaskRow, TimelinePoint, Totals};
+pub use timeline::{Second, TimelineRow};
 
 /// Significant figures of every latency histogram.
 pub const SIGFIG: u8 = 3;
@@ -24,49 +27,80 @@ pub const SIGFIG: u8 = 3;
 /// A new, empty latency histogram in microseconds; it grows as larger values arrive.
 pub fn new_histogram() -> Histogram<u64> {
     // `new` enables auto-resize, so a fast endpoint does not pay for the range of a slow one.
-    Histogram::new(SIGFIG)
-        .unwrap_or_else(|_| unreachable!("3 significant figures is a valid precision"))
+    Histogram::new(SIGFIG).unwrap_or_else(|_| unreachable!("3 significant figures is a valid precision"))
 }
 
-/// Counters and latencies of one (method, name) group.
+/// A latency distribution with its exact sum, min and max.
 #[derive(Debug, Clone)]
-pub struct RequestCounts {
-    /// Requests completed (successful or not).
+pub struct Latency {
+    /// Values recorded.
     pub count: u64,
-    /// Requests counted as failed.
-    pub failures: u64,
     /// Sum of latencies in µs, for an exact mean.
     pub sum_us: u64,
     /// Smallest latency in µs.
     pub min_us: u64,
     /// Largest latency in µs.
     pub max_us: u64,
-    /// Latency distribution in µs.
+    /// The distribution in µs.
     pub histogram: Histogram<u64>,
 }
 
-impl Default for RequestCounts {
+impl Default for Latency {
     fn default() -> Self {
-        RequestCounts {
-            count: 0,
-            failures: 0,
-            sum_us: 0,
-            min_us: u64::MAX,
-            max_us: 0,
-            histogram: new_histogram(),
-        }
+        Latency { count: 0, sum_us: 0, min_us: u64::MAX, max_us: 0, histogram: new_histogram() }
     }
 }
 
-impl RequestCounts {
-    fn record(&mut self, latency_us: u64) {
+impl Latency {
+    fn record(&mut self, us: u64) {
         self.count += 1;
-        self.sum_us += latency_us;
-        self.min_us = self.min_us.min(latency_us);
-        self.max_us = self.max_us.max(latency_us);
+        self.sum_us += us;
+        self.min_us = self.min_us.min(us);
+        self.max_us = self.max_us.max(us);
         // `record` grows the histogram as needed; saturate only if even that fails.
-        if self.histogram.record(latency_us.max(1)).is_err() {
-            self.histogram.saturating_record(latency_us.max(1));
+        if self.histogram.record(us.max(1)).is_err() {
+            self.histogram.saturating_record(us.max(1));
+        }
+    }
+
+    /// Adds another distribution to this one.
+    pub fn merge(&mut self, other: &Latency) {
+        self.count += other.count;
+        self.sum_us += other.sum_us;
+        self.min_us = self.min_us.min(other.min_us);
+        self.max_us = self.max_us.max(other.max_us);
+        // Both histograms auto-resize and share the lowest value and precision, so `add` cannot fail.
+        let _ = self.histogram.add(&other.histogram);
+    }
+
+    /// The value at quantile `q`, in µs, clamped to the exact min and max.
+    pub fn quantile_us(&self, q: f64) -> u64 {
+        if self.histogram.is_empty() {
+            return 0;
+        }
+        self.histogram.value_at_quantile(q).clamp(self.min_us, self.max_us)
+    }
+}
+
+/// Counters and latencies of one (method, name) group.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounts {
+    /// Requests completed (successful or not).
+    pub count: u64,
+    /// Requests counted as failed.
+    pub failures: u64,
+    /// Service time: from sending to the end of the response.
+    pub latency: Latency,
+    /// Open model only: response time counted from each task's scheduled start (coordinated omission corrected).
+    pub corrected: Option<Latency>,
+}
+
+impl RequestCounts {
+    fn record(&mut self, latency: Duration, corrected: Option<Duration>) {
+        self.count += 1;
+        self.latency.record(micros(latency));
+        if let Some(c) = corrected {
+            self.corrected.get_or_insert_with(Latency::default).record(micros(c));
         }
     }
 
@@ -74,12 +108,15 @@ impl RequestCounts {
     pub fn merge(&mut self, other: &RequestCounts) {
         self.count += other.count;
         self.failures += other.failures;
-        self.sum_us += other.sum_us;
-        self.min_us = self.min_us.min(other.min_us);
-        self.max_us = self.max_us.max(other.max_us);
-        // Both histograms auto-resize and share the lowest value and precision, so `add` cannot fail.
-        let _ = self.histogram.add(&other.histogram);
+        self.latency.merge(&other.latency);
+        if let Some(c) = &other.corrected {
+            self.corrected.get_or_insert_with(Latency::default).merge(c);
+        }
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Runs and errors of one slot (task or hook).
@@ -89,11 +126,19 @@ pub struct SlotCounts {
     pub runs: u64,
     /// Calls that ended in an error.
     pub errors: u64,
+    /// Times this task took longer than its pacing interval, so the next task started late.
+    pub pacing_missed: u64,
 }
 
 /// What one worker recorded since its last flush. Sent to the aggregator.
 #[derive(Debug, Default)]
 pub struct Delta {
+    /// The second of the run this delta covers (0 is the first).
+    pub second: u64,
+    /// Active VUs on the worker when the delta was taken.
+    pub users: u64,
+    /// Open model: task starts dropped because no VU was free in time.
+    pub dropped: u64,
     /// Request groups by name, then by method (usually one).
     pub requests: HashMap<Box<str>, Vec<(Box<str>, RequestCounts)>>,
     /// Failed requests by (method, name, reason).
@@ -107,9 +152,7 @@ pub struct Delta {
 impl Delta {
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.requests.is_empty()
-            && self.errors.is_empty()
-            && self.slots.iter().flatten().all(|s| s.runs == 0)
+        self.requests.is_empty() && self.errors.is_empty() && self.slots.iter().flatten().all(|s| s.runs == 0)
     }
 }
 
@@ -125,18 +168,22 @@ impl Recorder {
         Recorder::default()
     }
 
-    /// Records one completed request, with its failure reason if it failed.
-    pub fn request(&self, method: &str, name: &str, latency: Duration, failure: Option<&str>) {
-        let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    /// Records one completed request: its service time, its corrected response time in the open model, and its
+    /// failure reason if it failed.
+    pub fn request(
+        &self,
+        method: &str,
+        name: &str,
+        latency: Duration,
+        corrected: Option<Duration>,
+        failure: Option<&str>,
+    ) {
         let mut delta = self.delta.borrow_mut();
         let group = group_mut(&mut delta, method, name);
-        group.record(latency_us);
+        group.record(latency, corrected);
         if let Some(reason) = failure {
             group.failures += 1;
-            *delta
-                .failures
-                .entry((method.to_owned(), name.to_owned(), reason.to_owned()))
-                .or_default() += 1;
+            *delta.failures.entry((method.to_owned(), name.to_owned(), reason.to_owned())).or_default() += 1;
         }
     }
 
@@ -144,40 +191,33 @@ impl Recorder {
     pub fn fail_recorded(&self, method: &str, name: &str, reason: &str) {
         let mut delta = self.delta.borrow_mut();
         group_mut(&mut delta, method, name).failures += 1;
-        *delta
-            .failures
-            .entry((method.to_owned(), name.to_owned(), reason.to_owned()))
-            .or_default() += 1;
+        *delta.failures.entry((method.to_owned(), name.to_owned(), reason.to_owned())).or_default() += 1;
     }
 
     /// Records the end of one call of a slot, with its error if it failed.
     pub fn slot(&self, taskset: usize, slot_index: usize, error: Option<(&str, &str)>) {
         let mut delta = self.delta.borrow_mut();
-        if delta.slots.len() <= taskset {
-            delta.slots.resize_with(taskset + 1, Vec::new);
-        }
-        let slots = &mut delta.slots[taskset];
-        if slots.len() <= slot_index {
-            slots.resize(slot_index + 1, SlotCounts::default());
-        }
-        slots[slot_index].runs += 1;
+        let counts = slot_mut(&mut delta, taskset, slot_index);
+        counts.runs += 1;
         if let Some((location, message)) = error {
-            slots[slot_index].errors += 1;
-            *delta
-                .errors
-                .entry((location.to_owned(), message.to_owned()))
-                .or_default() += 1;
+            counts.errors += 1;
+            *delta.errors.entry((location.to_owned(), message.to_owned())).or_default() += 1;
         }
+    }
+
+    /// Records that a task overran its pacing interval.
+    pub fn pacing_missed(&self, taskset: usize, slot_index: usize) {
+        slot_mut(&mut self.delta.borrow_mut(), taskset, slot_index).pacing_missed += 1;
+    }
+
+    /// Records a dropped task start (open model).
+    pub fn dropped(&self) {
+        self.delta.borrow_mut().dropped += 1;
     }
 
     /// Records an error that belongs to no slot.
     pub fn error(&self, location: &str, message: &str) {
-        *self
-            .delta
-            .borrow_mut()
-            .errors
-            .entry((location.to_owned(), message.to_owned()))
-            .or_default() += 1;
+        *self.delta.borrow_mut().errors.entry((location.to_owned(), message.to_owned())).or_default() += 1;
     }
 
     /// Takes everything recorded so far, leaving the recorder empty.
@@ -186,13 +226,22 @@ impl Recorder {
     }
 }
 
+fn slot_mut(delta: &mut Delta, taskset: usize, slot_index: usize) -> &mut SlotCounts {
+    if delta.slots.len() <= taskset {
+        delta.slots.resize_with(taskset + 1, Vec::new);
+    }
+    let slots = &mut delta.slots[taskset];
+    if slots.len() <= slot_index {
+        slots.resize(slot_index + 1, SlotCounts::default());
+    }
+    &mut slots[slot_index]
+}
+
 fn group_mut<'a>(delta: &'a mut Delta, method: &str, name: &str) -> &'a mut RequestCounts {
     if !delta.requests.contains_key(name) {
         delta.requests.insert(name.into(), Vec::with_capacity(1));
     }
-    let Some(methods) = delta.requests.get_mut(name) else {
-        unreachable!("inserted above")
-    };
+    let Some(methods) = delta.requests.get_mut(name) else { unreachable!("inserted above") };
     let at = match methods.iter().position(|(m, _)| &**m == method) {
         Some(at) => at,
         None => {
@@ -210,25 +259,22 @@ mod tests {
     #[test]
     fn records_groups_failures_and_slots() {
         let r = Recorder::new();
-        r.request("GET", "/a", Duration::from_millis(2), None);
-        r.request("GET", "/a", Duration::from_millis(4), Some("HTTP 500"));
-        r.request("POST", "/a", Duration::from_millis(1), None);
+        r.request("GET", "/a", Duration::from_millis(2), None, None);
+        r.request("GET", "/a", Duration::from_millis(4), Some(Duration::from_millis(9)), Some("HTTP 500"));
+        r.request("POST", "/a", Duration::from_millis(1), None, None);
         r.fail_recorded("POST", "/a", "bad body");
         r.slot(1, 2, Some(("x.rhai:3:4", "boom")));
         r.slot(1, 2, None);
+        r.pacing_missed(1, 2);
         let d = r.take();
         let a = &d.requests["/a"];
         assert_eq!(a.len(), 2);
         let get = &a.iter().find(|(m, _)| &**m == "GET").unwrap().1;
-        assert_eq!(
-            (get.count, get.failures, get.sum_us, get.min_us, get.max_us),
-            (2, 1, 6000, 2000, 4000)
-        );
-        assert_eq!(
-            d.failures[&("POST".into(), "/a".into(), "bad body".into())],
-            1
-        );
-        assert_eq!(d.slots[1][2], SlotCounts { runs: 2, errors: 1 });
+        let l = &get.latency;
+        assert_eq!((get.count, get.failures, l.sum_us, l.min_us, l.max_us), (2, 1, 6000, 2000, 4000));
+        assert_eq!(get.corrected.as_ref().unwrap().max_us, 9000);
+        assert_eq!(d.failures[&("POST".into(), "/a".into(), "bad body".into())], 1);
+        assert_eq!(d.slots[1][2], SlotCounts { runs: 2, errors: 1, pacing_missed: 1 });
         assert_eq!(d.errors[&("x.rhai:3:4".into(), "boom".into())], 1);
         assert!(r.take().is_empty(), "take leaves the recorder empty");
     }

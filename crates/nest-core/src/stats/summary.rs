@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Aggregate, RequestCounts};
+use super::{Aggregate, Latency, RequestCounts, TimelineRow};
 use crate::taskset::{Slot, TasksetSpec};
 
 /// Latency figures in milliseconds.
@@ -31,28 +31,32 @@ pub struct LatencyMs {
 }
 
 impl LatencyMs {
-    /// The figures of one request group.
-    pub fn of(counts: &RequestCounts) -> LatencyMs {
-        if counts.count == 0 {
+    /// The figures of one distribution.
+    pub fn of(latency: &Latency) -> LatencyMs {
+        let count = latency.count;
+        if count == 0 {
             return LatencyMs::default();
         }
         let ms = |us: u64| us as f64 / 1000.0;
-        let quantile = |q: f64| {
-            ms(counts
-                .histogram
-                .value_at_quantile(q)
-                .clamp(counts.min_us, counts.max_us))
-        };
+        let quantile = |q: f64| ms(latency.quantile_us(q));
         LatencyMs {
-            min: ms(counts.min_us),
-            mean: counts.sum_us as f64 / counts.count as f64 / 1000.0,
+            min: ms(latency.min_us),
+            mean: latency.sum_us as f64 / count as f64 / 1000.0,
             p50: quantile(0.50),
             p90: quantile(0.90),
             p95: quantile(0.95),
             p99: quantile(0.99),
             p999: quantile(0.999),
-            max: ms(counts.max_us),
+            max: ms(latency.max_us),
         }
+    }
+
+    fn raw(c: &RequestCounts) -> LatencyMs {
+        LatencyMs::of(&c.latency)
+    }
+
+    fn corrected(c: &RequestCounts) -> Option<LatencyMs> {
+        c.corrected.as_ref().map(LatencyMs::of)
     }
 }
 
@@ -65,8 +69,11 @@ pub struct Totals {
     pub failures: u64,
     /// Requests per second over the run.
     pub rps: f64,
-    /// Latency figures.
+    /// Service time figures (raw).
     pub latency_ms: LatencyMs,
+    /// Open model: response time from each task's scheduled start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrected_latency_ms: Option<LatencyMs>,
 }
 
 /// One (method, name) group.
@@ -82,8 +89,11 @@ pub struct RequestRow {
     pub failures: u64,
     /// Requests per second over the run.
     pub rps: f64,
-    /// Latency figures.
+    /// Service time figures (raw).
     pub latency_ms: LatencyMs,
+    /// Open model: response time from each task's scheduled start (coordinated omission corrected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrected_latency_ms: Option<LatencyMs>,
 }
 
 /// Runs and errors of one task or hook.
@@ -97,6 +107,9 @@ pub struct TaskRow {
     pub runs: u64,
     /// Calls that raised an error.
     pub errors: u64,
+    /// Times the task overran its pacing interval (`constant_pacing`, `constant_throughput`).
+    #[serde(default)]
+    pub pacing_missed: u64,
 }
 
 /// A failure reason of one request group.
@@ -123,13 +136,33 @@ pub struct ErrorRow {
     pub count: u64,
 }
 
+/// One second of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// Seconds since the start (this point covers `[t, t + 1)`).
+    pub t: u64,
+    /// Active users at the end of the second.
+    pub users: u64,
+    /// Task starts dropped in the second (open model).
+    #[serde(default)]
+    pub dropped: u64,
+    /// One row per request name that completed requests in the second.
+    pub requests: Vec<TimelineRow>,
+}
+
 /// The whole report of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Wall time of the run, in seconds.
     pub duration_s: f64,
-    /// The planned number of users.
+    /// The planned number of users (the most at once; the pool limit in the open model).
     pub users: u64,
+    /// `closed` (users with think time) or `open` (tasks started at a rate).
+    #[serde(default = "closed")]
+    pub model: String,
+    /// Open model: task starts dropped because no VU was free within `--max-delay` (see `timeline[].dropped`).
+    #[serde(default)]
+    pub dropped_iterations: u64,
     /// All requests together.
     pub totals: Totals,
     /// One row per (method, name), sorted by name then method.
@@ -140,22 +173,20 @@ pub struct Summary {
     pub failures: Vec<FailureRow>,
     /// Script errors, most frequent first.
     pub errors: Vec<ErrorRow>,
+    /// Per-second figures.
+    #[serde(default)]
+    pub timeline: Vec<TimelinePoint>,
+}
+
+fn closed() -> String {
+    "closed".to_owned()
 }
 
 impl Summary {
-    /// Builds the report from merged results.
-    pub fn new(
-        aggregate: &Aggregate,
-        tasksets: &[TasksetSpec],
-        duration_s: f64,
-        users: u64,
-    ) -> Summary {
+    /// Builds the report from merged results (seal the aggregate's timeline first).
+    pub fn new(aggregate: &Aggregate, tasksets: &[TasksetSpec], duration_s: f64, users: u64, open: bool) -> Summary {
         let rps = |n: u64| {
-            if duration_s > 0.0 {
-                n as f64 / duration_s
-            } else {
-                0.0
-            }
+            if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 }
         };
         let total = aggregate.total();
         let requests = aggregate
@@ -167,7 +198,8 @@ impl Summary {
                 requests: c.count,
                 failures: c.failures,
                 rps: rps(c.count),
-                latency_ms: LatencyMs::of(c),
+                latency_ms: LatencyMs::raw(c),
+                corrected_latency_ms: LatencyMs::corrected(c),
             })
             .collect();
         let mut tasks = Vec::new();
@@ -176,10 +208,7 @@ impl Summary {
                 continue;
             };
             // Hooks first, as they run, then tasks in declaration order.
-            let order = [Slot::OnStart]
-                .into_iter()
-                .chain((0..ts.tasks.len()).map(Slot::Task))
-                .chain([Slot::OnStop]);
+            let order = [Slot::OnStart].into_iter().chain((0..ts.tasks.len()).map(Slot::Task)).chain([Slot::OnStop]);
             for slot in order {
                 if let Some(c) = slots.get(slot.index(ts)).filter(|c| c.runs > 0) {
                     tasks.push(TaskRow {
@@ -187,6 +216,7 @@ impl Summary {
                         task: slot.name(ts).to_owned(),
                         runs: c.runs,
                         errors: c.errors,
+                        pacing_missed: c.pacing_missed,
                     });
                 }
             }
@@ -201,11 +231,7 @@ impl Summary {
                 count,
             })
             .collect();
-        failures.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then_with(|| (&a.name, &a.reason).cmp(&(&b.name, &b.reason)))
-        });
+        failures.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.name, &a.reason).cmp(&(&b.name, &b.reason))));
         let mut errors: Vec<ErrorRow> = aggregate
             .errors
             .iter()
@@ -215,24 +241,29 @@ impl Summary {
                 count,
             })
             .collect();
-        errors.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then_with(|| a.location.cmp(&b.location))
-        });
+        errors.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.location.cmp(&b.location)));
+        let timeline = aggregate
+            .timeline
+            .iter()
+            .map(|(&t, s)| TimelinePoint { t, users: s.users, dropped: s.dropped, requests: s.rows.clone() })
+            .collect();
         Summary {
             duration_s,
             users,
+            model: if open { "open" } else { "closed" }.to_owned(),
+            dropped_iterations: aggregate.dropped,
             totals: Totals {
                 requests: total.count,
                 failures: total.failures,
                 rps: rps(total.count),
-                latency_ms: LatencyMs::of(&total),
+                latency_ms: LatencyMs::raw(&total),
+                corrected_latency_ms: LatencyMs::corrected(&total),
             },
             requests,
             tasks,
             failures,
             errors,
+            timeline,
         }
     }
 }
@@ -247,16 +278,12 @@ mod tests {
     fn percentiles_are_clamped_and_rates_use_the_duration() {
         let r = Recorder::new();
         for ms in 1..=100u64 {
-            r.request(
-                "GET",
-                "/a",
-                Duration::from_millis(ms),
-                if ms > 98 { Some("HTTP 500") } else { None },
-            );
+            r.request("GET", "/a", Duration::from_millis(ms), None, if ms > 98 { Some("HTTP 500") } else { None });
         }
         let mut agg = Aggregate::default();
         agg.merge(r.take());
-        let s = Summary::new(&agg, &[], 10.0, 5);
+        agg.seal_before(u64::MAX);
+        let s = Summary::new(&agg, &[], 10.0, 5, false);
         assert_eq!(s.totals.requests, 100);
         assert_eq!(s.totals.failures, 2);
         assert_eq!(s.totals.rps, 10.0);
@@ -267,5 +294,9 @@ mod tests {
         assert!(l.p999 <= l.max && l.p99 <= l.p999);
         assert_eq!(s.failures[0].reason, "HTTP 500");
         assert_eq!(s.failures[0].count, 2);
+        assert!(s.totals.corrected_latency_ms.is_none());
+        assert_eq!(s.model, "closed");
+        assert_eq!(s.timeline.len(), 1);
+        assert_eq!(s.timeline[0].requests[0].count, 100);
     }
 }

@@ -25,11 +25,7 @@ fn https_works_with_insecure() {
     assert_eq!(report.total_failures(), 0, "{}", run.context());
     assert_eq!(server.handshake_failures(), 0);
     // Keep-alive: far fewer connections than requests.
-    assert!(
-        server.connections() < seen,
-        "{} connections",
-        server.connections()
-    );
+    assert!(server.connections() < seen, "{} connections", server.connections());
 }
 
 #[test]

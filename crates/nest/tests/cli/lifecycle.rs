@@ -9,13 +9,8 @@ use crate::support::Sandbox;
 fn per_vu(seen: &[Seen]) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut map: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for s in seen {
-        let vu = s
-            .vu()
-            .unwrap_or_else(|| panic!("{} {} without X-VU", s.method, s.path));
-        *map.entry(vu.to_owned())
-            .or_default()
-            .entry(s.path.clone())
-            .or_default() += 1;
+        let vu = s.vu().unwrap_or_else(|| panic!("{} {} without X-VU", s.method, s.path));
+        *map.entry(vu.to_owned()).or_default().entry(s.path.clone()).or_default() += 1;
     }
     map
 }
@@ -47,11 +42,7 @@ fn on_stop() { client.get("/stop", #{ headers: #{ "X-VU": `${vu_id}` } }); }
     run.assert_code(0);
     let report = run.report();
     let by_vu = per_vu(&server.seen());
-    assert_eq!(
-        by_vu.keys().cloned().collect::<Vec<_>>(),
-        vu_ids(4),
-        "{by_vu:?}"
-    );
+    assert_eq!(by_vu.keys().cloned().collect::<Vec<_>>(), vu_ids(4), "{by_vu:?}");
     for (vu, paths) in &by_vu {
         let n = |p: &str| paths.get(p).copied().unwrap_or(0);
         let (start, work, stop) = (n("/start"), n("/work"), n("/stop"));
@@ -62,24 +53,9 @@ fn on_stop() { client.get("/stop", #{ headers: #{ "X-VU": `${vu_id}` } }); }
         assert!(work <= start && work + 1 >= start, "VU {vu}: {paths:?}");
     }
     let total = |p: &str| server.count("GET", p);
-    assert_eq!(
-        report.runs("life", "on_start"),
-        total("/start"),
-        "{}",
-        run.context()
-    );
-    assert_eq!(
-        report.runs("life", "work"),
-        total("/work"),
-        "{}",
-        run.context()
-    );
-    assert_eq!(
-        report.runs("life", "on_stop"),
-        total("/stop"),
-        "{}",
-        run.context()
-    );
+    assert_eq!(report.runs("life", "on_start"), total("/start"), "{}", run.context());
+    assert_eq!(report.runs("life", "work"), total("/work"), "{}", run.context());
+    assert_eq!(report.runs("life", "on_stop"), total("/stop"), "{}", run.context());
     assert_eq!(report.total_requests(), server.total());
     assert!(report.errors().is_empty(), "{}", run.context());
 }
@@ -107,29 +83,15 @@ fn visit() {{
     run.assert_code(0);
     let report = run.report();
     let by_vu = per_vu(&server.seen());
-    assert_eq!(
-        by_vu.keys().cloned().collect::<Vec<_>>(),
-        vu_ids(2),
-        "{by_vu:?}"
-    );
+    assert_eq!(by_vu.keys().cloned().collect::<Vec<_>>(), vu_ids(2), "{by_vu:?}");
     for (vu, paths) in &by_vu {
         assert!(
             paths.get("/a").is_some_and(|&n| n > 0) && paths.get("/b").is_some_and(|&n| n > 0),
             "VU {vu} did not visit both tasksets: {paths:?}"
         );
     }
-    assert_eq!(
-        report.runs("a", "visit"),
-        server.count("GET", "/a"),
-        "{}",
-        run.context()
-    );
-    assert_eq!(
-        report.runs("b", "visit"),
-        server.count("GET", "/b"),
-        "{}",
-        run.context()
-    );
+    assert_eq!(report.runs("a", "visit"), server.count("GET", "/a"), "{}", run.context());
+    assert_eq!(report.runs("b", "visit"), server.count("GET", "/b"), "{}", run.context());
     assert!(report.errors().is_empty(), "{}", run.context());
 }
 
@@ -138,9 +100,7 @@ fn cookies_persist_per_vu() {
     let server = Server::builder()
         .record()
         .route(|seen| match seen.path.as_str() {
-            "/login" => {
-                Reply::ok().set_cookie(format!("vu={}; Path=/", seen.vu().unwrap_or("none")))
-            }
+            "/login" => Reply::ok().set_cookie(format!("vu={}; Path=/", seen.vu().unwrap_or("none"))),
             _ => Reply::ok(),
         })
         .start();

@@ -45,14 +45,7 @@ fn hit() { client.get("/hit"); }
         let l = |k: &str| latency[k].as_f64().unwrap();
         assert!(l("min") <= l("p50") && l("p50") <= l("p99") && l("p999") <= l("max"));
     }
-    for key in [
-        "method",
-        "name",
-        "requests",
-        "failures",
-        "rps",
-        "latency_ms",
-    ] {
+    for key in ["method", "name", "requests", "failures", "rps", "latency_ms"] {
         assert!(json["requests"][0].get(key).is_some(), "requests[].{key}");
     }
     assert!(json["failures"].is_array() && json["errors"].is_array());
@@ -87,12 +80,7 @@ fn b() { client.get("/b"); }
     let (p, n) = (0.75, n as f64);
     let sd = (n * p * (1.0 - p)).sqrt();
     let off = (a as f64 - p * n).abs();
-    assert!(
-        off <= 4.0 * sd,
-        "/a {a} of {n}: expected {} ± {:.1} (4 sd)",
-        p * n,
-        4.0 * sd
-    );
+    assert!(off <= 4.0 * sd, "/a {a} of {n}: expected {} ± {:.1} (4 sd)", p * n, 4.0 * sd);
 }
 
 #[test]
@@ -133,17 +121,12 @@ fn all() {
     assert_eq!(report.runs("opts", "all"), posts, "{}", run.context());
 
     for seen in server.seen().iter().filter(|s| s.path == "/p") {
-        let body: Value = serde_json::from_slice(&seen.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", seen.body));
+        let body: Value =
+            serde_json::from_slice(&seen.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", seen.body));
         assert_eq!(body, serde_json::json!({ "a": 1 }));
         assert_eq!(seen.query_pairs(), [("q".to_owned(), "x y".to_owned())]);
         assert_eq!(seen.header("x-t"), Some("1"));
-        assert!(
-            seen.header("content-type")
-                .is_some_and(|t| t.starts_with("application/json")),
-            "{:?}",
-            seen.headers
-        );
+        assert!(seen.header("content-type").is_some_and(|t| t.starts_with("application/json")), "{:?}", seen.headers);
     }
     // Grouped under its name, not its path.
     assert_eq!(report.requests("POST", "post"), posts, "{}", run.context());
@@ -165,23 +148,11 @@ fn all() {
 
     let mut failures = report.failures();
     failures.sort_by(|a, b| a.name.cmp(&b.name));
-    let failures: Vec<(&str, &str, &str, u64)> = failures
-        .iter()
-        .map(|f| {
-            (
-                f.method.as_str(),
-                f.name.as_str(),
-                f.reason.as_str(),
-                f.count,
-            )
-        })
-        .collect();
+    let failures: Vec<(&str, &str, &str, u64)> =
+        failures.iter().map(|f| (f.method.as_str(), f.name.as_str(), f.reason.as_str(), f.count)).collect();
     assert_eq!(
         failures,
-        [
-            ("GET", "/broken", "HTTP 500", broken),
-            ("GET", "/check", "why", checked)
-        ],
+        [("GET", "/broken", "HTTP 500", broken), ("GET", "/check", "why", checked)],
         "{}",
         run.context()
     );

@@ -39,10 +39,7 @@ pub struct Seen {
 impl Seen {
     /// The first value of a header (`name` in lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The `X-VU` header the test scripts send.
@@ -62,9 +59,7 @@ impl Seen {
     /// The decoded query pairs.
     pub fn query_pairs(&self) -> Vec<(String, String)> {
         let query = self.query.as_deref().unwrap_or("");
-        url::form_urlencoded::parse(query.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect()
+        url::form_urlencoded::parse(query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
     }
 }
 
@@ -85,12 +80,7 @@ impl Reply {
 
     /// The given status, with body `ok`.
     pub fn status(status: u16) -> Reply {
-        Reply {
-            status,
-            body: "ok".to_owned(),
-            set_cookie: None,
-            delay: None,
-        }
+        Reply { status, body: "ok".to_owned(), set_cookie: None, delay: None }
     }
 
     /// Adds a `Set-Cookie` header.
@@ -137,9 +127,7 @@ impl Builder {
 
     /// Starts the server.
     pub fn start(self) -> Server {
-        let tls = self
-            .tls
-            .then(|| tokio_rustls::TlsAcceptor::from(Arc::new(self_signed())));
+        let tls = self.tls.then(|| tokio_rustls::TlsAcceptor::from(Arc::new(self_signed())));
         let state = Arc::new(State {
             route: self.route,
             record: self.record,
@@ -156,10 +144,7 @@ impl Builder {
         let thread = std::thread::Builder::new()
             .name(format!("server-{}", addr.port()))
             .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 runtime.block_on(async move {
                     let listener = TcpListener::from_std(listener).unwrap();
                     tokio::select! {
@@ -171,13 +156,7 @@ impl Builder {
                 drop(runtime);
             })
             .unwrap();
-        Server {
-            addr,
-            https: self.tls,
-            state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        Server { addr, https: self.tls, state, shutdown: Some(shutdown), thread: Some(thread) }
     }
 }
 
@@ -202,11 +181,7 @@ pub struct Server {
 impl Server {
     /// Options for a server to start.
     pub fn builder() -> Builder {
-        Builder {
-            route: Arc::new(|_| Reply::ok()),
-            record: false,
-            tls: false,
-        }
+        Builder { route: Arc::new(|_| Reply::ok()), record: false, tls: false }
     }
 
     /// A server that answers 200 to everything and only counts.
@@ -223,10 +198,7 @@ impl Server {
     /// Requests seen for (method, path).
     pub fn count(&self, method: &str, path: &str) -> u64 {
         let counts = self.state.counts.lock().unwrap();
-        counts
-            .get(&(method.to_owned(), path.to_owned()))
-            .copied()
-            .unwrap_or(0)
+        counts.get(&(method.to_owned(), path.to_owned())).copied().unwrap_or(0)
     }
 
     /// Every request seen.
@@ -237,10 +209,7 @@ impl Server {
     /// A snapshot of the counts, `"METHOD /path"` → count, sorted.
     pub fn counts(&self) -> BTreeMap<String, u64> {
         let counts = self.state.counts.lock().unwrap();
-        counts
-            .iter()
-            .map(|((method, path), n)| (format!("{method} {path}"), *n))
-            .collect()
+        counts.iter().map(|((method, path), n)| (format!("{method} {path}"), *n)).collect()
     }
 
     /// The recorded requests (only with [`Builder::record`]).
@@ -285,11 +254,7 @@ impl Drop for Server {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    state: Arc<State>,
-) {
+async fn accept_loop(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, state: Arc<State>) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             // E.g. out of file descriptors: do not spin.
@@ -321,10 +286,7 @@ where
         let state = state.clone();
         async move { Ok::<_, Infallible>(handle(request, &state).await) }
     });
-    let _ = hyper::server::conn::http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(io, service)
-        .await;
+    let _ = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, service).await;
 }
 
 async fn handle(request: hyper::Request<Incoming>, state: &State) -> hyper::Response<Full<Bytes>> {
@@ -340,22 +302,12 @@ async fn handle(request: hyper::Request<Incoming>, state: &State) -> hyper::Resp
         headers: parts
             .headers
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect(),
         body,
     };
     let reply = (state.route)(&seen);
-    *state
-        .counts
-        .lock()
-        .unwrap()
-        .entry((seen.method.clone(), seen.path.clone()))
-        .or_default() += 1;
+    *state.counts.lock().unwrap().entry((seen.method.clone(), seen.path.clone())).or_default() += 1;
     if state.record {
         state.seen.lock().unwrap().push(seen);
     }
@@ -365,18 +317,14 @@ async fn handle(request: hyper::Request<Incoming>, state: &State) -> hyper::Resp
     let mut response = hyper::Response::new(Full::new(Bytes::from(reply.body)));
     *response.status_mut() = hyper::StatusCode::from_u16(reply.status).unwrap();
     if let Some(cookie) = reply.set_cookie {
-        response
-            .headers_mut()
-            .insert(hyper::header::SET_COOKIE, cookie.parse().unwrap());
+        response.headers_mut().insert(hyper::header::SET_COOKIE, cookie.parse().unwrap());
     }
     response
 }
 
 /// A rustls server config with a self-signed certificate for `127.0.0.1` and `localhost`.
 fn self_signed() -> rustls::ServerConfig {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
     rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()

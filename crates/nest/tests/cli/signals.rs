@@ -9,9 +9,7 @@ use crate::support::{RUN_LIMIT, Sandbox};
 #[test]
 fn sigint_mid_run_still_writes_the_json_report() {
     // Slow replies, so that requests are in flight when the signal comes.
-    let server = Server::builder()
-        .route(|_| Reply::ok().delay(Duration::from_millis(30)))
-        .start();
+    let server = Server::builder().route(|_| Reply::ok().delay(Duration::from_millis(30))).start();
     let sandbox = Sandbox::new();
     sandbox.write(
         "slow.rhai",
@@ -22,15 +20,8 @@ fn slow() { client.get("/slow"); }
 "#,
     );
     let running = sandbox.spawn(&server.url(), &["-u", "4", "-t", "60s"]);
-    assert!(
-        server.wait_for_total(20, Duration::from_secs(30)),
-        "nest sent only {} requests in 30 s",
-        server.total()
-    );
-    let kill = Command::new("kill")
-        .args(["-INT", &running.pid().to_string()])
-        .status()
-        .expect("run kill");
+    assert!(server.wait_for_total(20, Duration::from_secs(30)), "nest sent only {} requests in 30 s", server.total());
+    let kill = Command::new("kill").args(["-INT", &running.pid().to_string()]).status().expect("run kill");
     assert!(kill.success());
     let run = running.wait(RUN_LIMIT, &sandbox);
     run.assert_code(0);
@@ -47,9 +38,7 @@ fn slow() { client.get("/slow"); }
     assert!(duration < 60.0, "duration_s {duration}");
     // Written atomically: nothing but the report is left in its folder.
     let out = sandbox.json_path().parent().unwrap().to_path_buf();
-    let files: Vec<String> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let files: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(files, ["r.json"]);
 }

@@ -20,10 +20,7 @@ pub struct Sandbox {
 impl Sandbox {
     /// An empty sandbox.
     pub fn new() -> Sandbox {
-        let root = tempfile::Builder::new()
-            .prefix("nest-cli-")
-            .tempdir()
-            .unwrap();
+        let root = tempfile::Builder::new().prefix("nest-cli-").tempdir().unwrap();
         std::fs::create_dir(root.path().join("tasksets")).unwrap();
         std::fs::create_dir(root.path().join("out")).unwrap();
         Sandbox { root }
@@ -55,6 +52,13 @@ impl Sandbox {
     /// Starts `nest run` on this sandbox against `host`, with 2 workers, `--json` and `-y`, plus `args`.
     pub fn spawn(&self, host: &str, args: &[&str]) -> Running {
         let mut command = Command::new(env!("CARGO_BIN_EXE_nest"));
+        // Hermetic: no `nest.yaml` from the caller's folder, no `NEST_*` settings from its environment.
+        command.current_dir(self.root.path());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("NEST_") {
+                command.env_remove(key);
+            }
+        }
         command
             .arg("run")
             .arg("--taskset-dir")
@@ -95,11 +99,7 @@ impl Running {
         // Read both pipes as the child writes, so that it never blocks on a full pipe.
         let stdout = drain(child.stdout.take().unwrap());
         let stderr = drain(child.stderr.take().unwrap());
-        Running {
-            child,
-            stdout,
-            stderr,
-        }
+        Running { child, stdout, stderr }
     }
 
     /// The process id.
@@ -125,19 +125,14 @@ impl Running {
         let stdout = self.stdout.join().unwrap();
         let stderr = self.stderr.join().unwrap();
         let report = read_report(&sandbox.json_path());
-        Run {
-            code: status.code(),
-            stdout,
-            stderr,
-            report,
-        }
+        Run { code: status.code(), stdout, stderr, report }
     }
 }
 
 fn read_report(path: &Path) -> Option<Report> {
     let text = std::fs::read_to_string(path).ok()?;
-    let value: Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{} is not JSON ({e}):\n{text}", path.display()));
+    let value: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON ({e}):\n{text}", path.display()));
     Some(Report(value))
 }
 
@@ -153,10 +148,7 @@ pub struct Run {
 impl Run {
     /// The output, for assertion messages.
     pub fn context(&self) -> String {
-        format!(
-            "exit code {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
+        format!("exit code {:?}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
     }
 
     /// Asserts the exit code.
@@ -167,9 +159,7 @@ impl Run {
 
     /// The JSON report; fails the test when none was written.
     pub fn report(&self) -> &Report {
-        self.report
-            .as_ref()
-            .unwrap_or_else(|| panic!("no JSON report was written\n{}", self.context()))
+        self.report.as_ref().unwrap_or_else(|| panic!("no JSON report was written\n{}", self.context()))
     }
 
     /// Whether a JSON report was written.
@@ -182,21 +172,15 @@ impl Run {
 pub struct Report(pub Value);
 
 fn u(value: &Value, key: &str) -> u64 {
-    value[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("`{key}` is not a count in {value}"))
+    value[key].as_u64().unwrap_or_else(|| panic!("`{key}` is not a count in {value}"))
 }
 
 fn s<'a>(value: &'a Value, key: &str) -> &'a str {
-    value[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("`{key}` is not a string in {value}"))
+    value[key].as_str().unwrap_or_else(|| panic!("`{key}` is not a string in {value}"))
 }
 
 fn rows<'a>(value: &'a Value, key: &str) -> &'a [Value] {
-    value[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("`{key}` is not an array in {value}"))
+    value[key].as_array().unwrap_or_else(|| panic!("`{key}` is not an array in {value}"))
 }
 
 /// One row of `errors[]`.
@@ -237,29 +221,22 @@ impl Report {
     }
 
     fn request_row(&self, method: &str, name: &str) -> Option<&Value> {
-        rows(&self.0, "requests")
-            .iter()
-            .find(|r| s(r, "method") == method && s(r, "name") == name)
+        rows(&self.0, "requests").iter().find(|r| s(r, "method") == method && s(r, "name") == name)
     }
 
     /// `requests[].requests` of (method, name), 0 without a row.
     pub fn requests(&self, method: &str, name: &str) -> u64 {
-        self.request_row(method, name)
-            .map_or(0, |r| u(r, "requests"))
+        self.request_row(method, name).map_or(0, |r| u(r, "requests"))
     }
 
     /// `requests[].failures` of (method, name), 0 without a row.
     pub fn request_failures(&self, method: &str, name: &str) -> u64 {
-        self.request_row(method, name)
-            .map_or(0, |r| u(r, "failures"))
+        self.request_row(method, name).map_or(0, |r| u(r, "failures"))
     }
 
     /// The `(method, name)` of every `requests[]` row.
     pub fn request_names(&self) -> Vec<(String, String)> {
-        rows(&self.0, "requests")
-            .iter()
-            .map(|r| (s(r, "method").to_owned(), s(r, "name").to_owned()))
-            .collect()
+        rows(&self.0, "requests").iter().map(|r| (s(r, "method").to_owned(), s(r, "name").to_owned())).collect()
     }
 
     /// `tasks[]`.
@@ -282,9 +259,7 @@ impl Report {
 
     /// The `tasks[]` row of one task or hook.
     pub fn task(&self, taskset: &str, task: &str) -> Option<TaskRow> {
-        self.tasks()
-            .into_iter()
-            .find(|t| t.taskset == taskset && t.task == task)
+        self.tasks().into_iter().find(|t| t.taskset == taskset && t.task == task)
     }
 
     /// `failures[]`.

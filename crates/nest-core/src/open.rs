@@ -1,0 +1,104 @@
+//! The open model on one worker: start tasks on schedule, whatever the response times.
+//!
+//! Task `k` is scheduled at the arrival curve's time for `k`; this worker takes the `k` with
+//! `k mod workers == index`. Each start takes an idle VU from the pool, which grows up to this worker's share of
+//! `--max-users`. When none is free, the start waits in a queue; one that has waited longer than `--max-delay` is
+//! dropped and counted. Think time does not apply. Each task knows its scheduled start, so its first request can
+//! report the response time a user would have seen.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::behaviour::Behaviour;
+use crate::closed::local_share;
+use crate::curve::ArrivalCurve;
+use crate::vu::{self, PooledVu, Shared};
+
+/// Runs the open model until the run stops, the iterations are all started, or the rate ends for good.
+pub(crate) async fn run<B: Behaviour>(
+    shared: Rc<Shared<B>>,
+    arrivals: ArrivalCurve,
+    max_users: u64,
+    max_delay: Duration,
+    index: usize,
+    start: Instant,
+) {
+    let workers = shared.plan.workers as u64;
+    let limit = shared.plan.iterations.unwrap_or(u64::MAX);
+    let pool_limit = local_share(max_users, index as u64, workers);
+    let schedule = |k: u64| if k < limit { arrivals.arrival(k).map(|d| start + d) } else { None };
+    let (returned_tx, mut returned) = mpsc::unbounded_channel::<PooledVu<B>>();
+    let mut idle: Vec<PooledVu<B>> = Vec::new();
+    let mut created = 0u64;
+    let mut queue: VecDeque<Instant> = VecDeque::new();
+    let mut k = index as u64;
+    let mut next = schedule(k);
+    loop {
+        // Dispatch queued starts to free VUs; drop the ones that waited too long.
+        while let Some(&scheduled) = queue.front() {
+            if Instant::now() >= scheduled + max_delay {
+                queue.pop_front();
+                shared.recorder.dropped();
+                continue;
+            }
+            let pooled = match idle.pop() {
+                Some(v) => v,
+                None if created < pool_limit => {
+                    created += 1;
+                    PooledVu::new(&shared, index as u64 + (created - 1) * workers)
+                }
+                None => break,
+            };
+            queue.pop_front();
+            let (shared, tx) = (shared.clone(), returned_tx.clone());
+            shared.active.set(shared.active.get() + 1);
+            tokio::task::spawn_local(async move {
+                let mut pooled = pooled;
+                vu::iteration(&shared, &mut pooled, scheduled.into_std()).await;
+                shared.active.set(shared.active.get() - 1);
+                let _ = tx.send(pooled);
+            });
+        }
+        let in_flight = created - idle.len() as u64;
+        if next.is_none() && queue.is_empty() && in_flight == 0 {
+            break;
+        }
+        let expiry = queue.front().map(|&s| s + max_delay);
+        tokio::select! {
+            () = sleep_until_opt(next) => {
+                if let Some(at) = next {
+                    queue.push_back(at);
+                    k += workers;
+                    next = schedule(k);
+                }
+            }
+            Some(pooled) = returned.recv() => idle.push(pooled),
+            () = sleep_until_opt(expiry) => {}
+            () = shared.stop.cancelled() => break,
+        }
+    }
+    // Stopping: the starts still queued never happen; tasks in flight finish (or are cancelled) and hand their VU
+    // back; then every VU leaves its tasksets with on_stop.
+    drop(returned_tx);
+    let in_flight = created - idle.len() as u64;
+    for _ in 0..in_flight {
+        match returned.recv().await {
+            Some(pooled) => idle.push(pooled),
+            None => break,
+        }
+    }
+    for mut pooled in idle {
+        vu::retire(&shared, &mut pooled).await;
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
