@@ -27,6 +27,8 @@ pub struct WorkerContext {
     pub stop: CancellationToken,
     /// Fires when the run must stop now: suspended calls are resumed with `Cancelled`.
     pub kill: CancellationToken,
+    /// A seed for this worker's own random choices, derived from the plan's seed.
+    pub seed: u64,
 }
 
 /// One call of a slot.

@@ -77,7 +77,8 @@ pub(crate) fn main<F: BehaviourFactory>(setup: WorkerSetup<F>) {
 async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
     let WorkerSetup { index, plan, factory, stop, kill, mut control, reports } = setup;
     let recorder = Recorder::new();
-    let context = WorkerContext { index, recorder: recorder.clone(), stop: stop.clone(), kill: kill.clone() };
+    let seed = plan.seed ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let context = WorkerContext { index, recorder: recorder.clone(), stop: stop.clone(), kill: kill.clone(), seed };
     let behaviour = match factory.build(&context) {
         Ok(b) => b,
         Err(message) => {

@@ -39,9 +39,7 @@ impl Service<Request<Incoming>> for HelloService {
     fn call(&self, _req: Request<Incoming>) -> Self::Future {
         self.counters.hit(Route::Hello);
         let mut response = Response::new(Full::new(Bytes::from_static(b"hello\n")));
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         ready(Ok(response))
     }
 }

@@ -76,11 +76,7 @@ pub struct DemoConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        DemoConfig {
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            mode: Mode::Shop,
-            threads: 1,
-        }
+        DemoConfig { addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), mode: Mode::Shop, threads: 1 }
     }
 }
 

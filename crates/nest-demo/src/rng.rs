@@ -57,10 +57,7 @@ pub(crate) struct IdGen {
 impl IdGen {
     /// A generator with a fresh random seed.
     pub(crate) fn new() -> Self {
-        IdGen {
-            seed: seed(),
-            counter: AtomicU64::new(0),
-        }
+        IdGen { seed: seed(), counter: AtomicU64::new(0) }
     }
 
     /// The next id.

@@ -61,10 +61,7 @@ impl DemoServer {
     /// [`addr`](Self::addr) is the real port and connections are accepted
     /// right away. Blocks briefly while the server thread starts its runtime.
     pub fn start(config: DemoConfig) -> Result<DemoServer, Error> {
-        let bind_error = |source| Error::Bind {
-            addr: config.addr,
-            source,
-        };
+        let bind_error = |source| Error::Bind { addr: config.addr, source };
         let std_listener = std::net::TcpListener::bind(config.addr).map_err(bind_error)?;
         std_listener.set_nonblocking(true).map_err(bind_error)?;
         let addr = std_listener.local_addr().map_err(bind_error)?;
@@ -106,23 +103,12 @@ impl DemoServer {
                     // A dropped sender means the handle is gone: stop too.
                     let _ = shutdown_rx.await;
                 };
-                let _ = runtime.block_on(serve_with_counters(
-                    listener,
-                    mode,
-                    thread_counters,
-                    shutdown,
-                ));
+                let _ = runtime.block_on(serve_with_counters(listener, mode, thread_counters, shutdown));
             })
             .map_err(Error::Thread)?;
 
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(DemoServer {
-                addr,
-                mode,
-                counters,
-                shutdown: Some(shutdown_tx),
-                thread: Some(thread),
-            }),
+            Ok(Ok(())) => Ok(DemoServer { addr, mode, counters, shutdown: Some(shutdown_tx), thread: Some(thread) }),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)
@@ -180,10 +166,7 @@ impl Drop for DemoServer {
 
 impl std::fmt::Debug for DemoServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DemoServer")
-            .field("addr", &self.addr)
-            .field("mode", &self.mode)
-            .finish_non_exhaustive()
+        f.debug_struct("DemoServer").field("addr", &self.addr).field("mode", &self.mode).finish_non_exhaustive()
     }
 }
 
@@ -203,11 +186,7 @@ fn build_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 ///
 /// Accept errors (such as running out of file descriptors) are retried after
 /// a short pause rather than ending the server.
-pub async fn serve(
-    listener: TcpListener,
-    mode: Mode,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, mode: Mode, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
     serve_with_counters(listener, mode, Counters::new(), shutdown).await
 }
 
@@ -238,16 +217,9 @@ impl Drop for DoneGuard {
     }
 }
 
-async fn accept_loop<S>(
-    listener: TcpListener,
-    service: S,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()>
+async fn accept_loop<S>(listener: TcpListener, service: S, shutdown: impl Future<Output = ()>) -> std::io::Result<()>
 where
-    S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Request<Incoming>, Response = Response<Full<Bytes>>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     let mut shutdown = pin!(shutdown);

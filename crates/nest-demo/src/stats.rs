@@ -97,9 +97,7 @@ pub struct Counters {
 impl Counters {
     /// Fresh counters, all zero.
     pub fn new() -> Self {
-        Counters {
-            stripes: Arc::new([const { Stripe::new() }; STRIPES]),
-        }
+        Counters { stripes: Arc::new([const { Stripe::new() }; STRIPES]) }
     }
 
     /// Counts one request on `route`.
@@ -113,11 +111,7 @@ impl Counters {
     pub fn snapshot(&self) -> DemoStats {
         let mut stats = DemoStats::default();
         for route in Route::ALL {
-            let n: u64 = self
-                .stripes
-                .iter()
-                .map(|s| s.0[route as usize].load(Ordering::Relaxed))
-                .sum();
+            let n: u64 = self.stripes.iter().map(|s| s.0[route as usize].load(Ordering::Relaxed)).sum();
             if n > 0 {
                 stats.total += n;
                 stats.by_route.insert(route.label().to_owned(), n);

@@ -7,29 +7,16 @@ use nest_demo::{DemoConfig, DemoServer, Mode};
 
 #[test]
 fn answers_hello_on_one_keep_alive_connection() {
-    let server = DemoServer::start(DemoConfig {
-        mode: Mode::Hello,
-        ..DemoConfig::default()
-    })
-    .unwrap();
+    let server = DemoServer::start(DemoConfig { mode: Mode::Hello, ..DemoConfig::default() }).unwrap();
     let mut conn = Conn::open(server.addr());
-    let requests = [
-        ("GET", "/"),
-        ("GET", "/anything/at/all?x=1"),
-        ("POST", "/login"),
-        ("DELETE", "/items/7"),
-        ("GET", "/"),
-    ];
+    let requests =
+        [("GET", "/"), ("GET", "/anything/at/all?x=1"), ("POST", "/login"), ("DELETE", "/items/7"), ("GET", "/")];
     for (method, path) in requests {
         let reply = conn.send(method, path, &[], None);
         assert_eq!(reply.status, 200);
         assert_eq!(reply.body, "hello\n");
         assert_eq!(reply.header("content-type"), Some("text/plain"));
-        assert_eq!(
-            reply.header("connection"),
-            None,
-            "keep-alive is the default"
-        );
+        assert_eq!(reply.header("connection"), None, "keep-alive is the default");
     }
     let stats = server.stats();
     assert_eq!(stats.total, conn.sent);
@@ -40,12 +27,7 @@ fn answers_hello_on_one_keep_alive_connection() {
 
 #[test]
 fn multi_thread_runtime_counts_every_connection() {
-    let server = DemoServer::start(DemoConfig {
-        mode: Mode::Hello,
-        threads: 4,
-        ..DemoConfig::default()
-    })
-    .unwrap();
+    let server = DemoServer::start(DemoConfig { mode: Mode::Hello, threads: 4, ..DemoConfig::default() }).unwrap();
     let addr = server.addr();
     std::thread::scope(|s| {
         for _ in 0..8 {

@@ -73,26 +73,16 @@ fn stop_is_bounded_when_a_request_takes_too_long() {
 #[test]
 fn binding_a_busy_port_fails() {
     let first = DemoServer::start(DemoConfig::default()).unwrap();
-    let err = DemoServer::start(DemoConfig {
-        addr: first.addr(),
-        ..DemoConfig::default()
-    })
-    .unwrap_err();
+    let err = DemoServer::start(DemoConfig { addr: first.addr(), ..DemoConfig::default() }).unwrap_err();
     assert!(matches!(err, Error::Bind { addr, .. } if addr == first.addr()));
     assert!(err.to_string().contains(&first.addr().to_string()));
 }
 
 #[tokio::test]
 async fn starts_and_stops_inside_another_runtime() {
-    let server = DemoServer::start(DemoConfig {
-        mode: Mode::Hello,
-        ..DemoConfig::default()
-    })
-    .unwrap();
+    let server = DemoServer::start(DemoConfig { mode: Mode::Hello, ..DemoConfig::default() }).unwrap();
     let addr = server.addr();
-    let body = tokio::task::spawn_blocking(move || Conn::open(addr).get("/").body)
-        .await
-        .unwrap();
+    let body = tokio::task::spawn_blocking(move || Conn::open(addr).get("/").body).await.unwrap();
     assert_eq!(body, "hello\n");
     drop(server);
     assert!(refused(addr));
@@ -104,18 +94,11 @@ async fn serve_runs_on_the_callers_runtime() {
     let addr = listener.local_addr().unwrap();
     let counters = nest_demo::Counters::new();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(nest_demo::serve_with_counters(
-        listener,
-        Mode::Shop,
-        counters.clone(),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
+    let server = tokio::spawn(nest_demo::serve_with_counters(listener, Mode::Shop, counters.clone(), async move {
+        let _ = stop_rx.await;
+    }));
 
-    let reply = tokio::task::spawn_blocking(move || Conn::open(addr).get("/items/1"))
-        .await
-        .unwrap();
+    let reply = tokio::task::spawn_blocking(move || Conn::open(addr).get("/items/1")).await.unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(counters.snapshot().get("GET /items/:id"), 1);
 
@@ -129,8 +112,6 @@ async fn plain_serve_stops_on_its_shutdown_future() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     // An already-finished shutdown future: serve returns at once.
-    nest_demo::serve(listener, Mode::Hello, async {})
-        .await
-        .unwrap();
+    nest_demo::serve(listener, Mode::Hello, async {}).await.unwrap();
     assert!(refused(addr));
 }

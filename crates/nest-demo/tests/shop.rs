@@ -6,11 +6,7 @@ use common::Conn;
 use nest_demo::{DemoConfig, DemoServer, Mode};
 
 fn shop() -> DemoServer {
-    DemoServer::start(DemoConfig {
-        mode: Mode::Shop,
-        ..DemoConfig::default()
-    })
-    .unwrap()
+    DemoServer::start(DemoConfig { mode: Mode::Shop, ..DemoConfig::default() }).unwrap()
 }
 
 fn login(conn: &mut Conn, user: &str) -> (String, String) {
@@ -113,22 +109,13 @@ fn items_and_discontinued_ids() {
     let items = items.as_array().unwrap();
     assert_eq!(items.len(), 20);
     assert!(items.iter().all(|i| i["id"].as_u64().unwrap() % 10 != 7));
-    assert_eq!(
-        conn.get("/items?page=5").json().as_array().unwrap().len(),
-        10
-    );
-    assert_eq!(
-        conn.get("/items?page=6").json().as_array().unwrap().len(),
-        0
-    );
+    assert_eq!(conn.get("/items?page=5").json().as_array().unwrap().len(), 10);
+    assert_eq!(conn.get("/items?page=6").json().as_array().unwrap().len(), 0);
     assert_eq!(conn.get("/items?page=zero").status, 400);
     let mugs = conn.get("/items?q=MUG").json();
     let mugs = mugs.as_array().unwrap();
     assert!(!mugs.is_empty());
-    assert!(
-        mugs.iter()
-            .all(|i| i["name"].as_str().unwrap().contains("Mug"))
-    );
+    assert!(mugs.iter().all(|i| i["name"].as_str().unwrap().contains("Mug")));
 
     assert_eq!(conn.get("/items/42").status, 200);
     for id in ["7", "17", "97"] {
@@ -163,13 +150,7 @@ fn session_cookie_identifies_the_user() {
 fn login_rejects_bad_bodies() {
     let server = shop();
     let mut conn = Conn::open(server.addr());
-    for bad in [
-        "",
-        "{",
-        r#"{"password": "x"}"#,
-        r#"{"user": ""}"#,
-        r#"{"user": 5}"#,
-    ] {
+    for bad in ["", "{", r#"{"password": "x"}"#, r#"{"user": ""}"#, r#"{"user": 5}"#] {
         let reply = conn.send("POST", "/login", &[], Some(bad));
         assert_eq!(reply.status, 400, "{bad:?}: {reply:?}");
         assert!(reply.json()["error"].is_string());
@@ -187,12 +168,7 @@ fn misc_endpoints_and_errors() {
 
     let reply = conn.get("/");
     assert_eq!(reply.status, 200);
-    assert!(
-        reply
-            .header("content-type")
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(reply.header("content-type").unwrap().starts_with("text/html"));
     assert!(reply.body.contains("/items"));
 
     let reply = conn.get("/slow?ms=1");

@@ -46,13 +46,7 @@ impl VuClient {
     /// `None` means only full URLs work (a relative path then yields a status-0 response
     /// with [`ErrorKind::InvalidUrl`]).
     pub fn new(config: Arc<ClientConfig>, base: Option<Url>) -> VuClient {
-        VuClient {
-            inner: Rc::new(Inner {
-                config,
-                base,
-                session: RefCell::new(Session::default()),
-            }),
-        }
+        VuClient { inner: Rc::new(Inner { config, base, session: RefCell::new(Session::default()) }) }
     }
 
     /// Sends one request, following redirects if asked. Never fails: any transport problem
@@ -65,21 +59,12 @@ impl VuClient {
         let start = Instant::now();
         let inner = Rc::clone(&self.inner);
         async move {
-            let Request {
-                method,
-                url,
-                headers,
-                query,
-                body,
-                timeout,
-                follow_redirects,
-            } = req;
+            let Request { method, url, headers, query, body, timeout, follow_redirects } = req;
             let limit = timeout.unwrap_or(inner.config.default_timeout);
-            let mut prepared =
-                match prepare(inner.base.as_ref(), &url, &query, headers, method, body) {
-                    Ok(p) => p,
-                    Err(f) => return Response::failed(f.kind, f.message, url, start.elapsed()),
-                };
+            let mut prepared = match prepare(inner.base.as_ref(), &url, &query, headers, method, body) {
+                Ok(p) => p,
+                Err(f) => return Response::failed(f.kind, f.message, url, start.elapsed()),
+            };
             // `timeout` (unlike `Instant + Duration`) saturates on huge limits; the deadline
             // still lands at or after `start + limit`.
             let outcome = tokio::time::timeout(
@@ -133,9 +118,7 @@ impl VuClient {
 
 impl std::fmt::Debug for VuClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VuClient")
-            .field("base", &self.inner.base.as_ref().map(Url::as_str))
-            .finish_non_exhaustive()
+        f.debug_struct("VuClient").field("base", &self.inner.base.as_ref().map(Url::as_str)).finish_non_exhaustive()
     }
 }
 
@@ -189,10 +172,7 @@ async fn exchange(inner: &Inner, p: &Prepared) -> Result<Exchange, Failure> {
                 conn = conn::connect(&inner.config, &target).await?;
                 continue;
             }
-            return Err(Failure::new(
-                ErrorKind::Closed,
-                "connection closed before the request was sent",
-            ));
+            return Err(Failure::new(ErrorKind::Closed, "connection closed before the request was sent"));
         }
         match conn.sender.try_send_request(req).await {
             Ok(response) => break response,
@@ -208,23 +188,13 @@ async fn exchange(inner: &Inner, p: &Prepared) -> Result<Exchange, Failure> {
     };
 
     let (parts, incoming) = response.into_parts();
-    inner
-        .session
-        .borrow_mut()
-        .store_cookies(&parts.headers, &p.url);
-    let body = incoming
-        .collect()
-        .await
-        .map_err(|e| Failure::from_hyper(&e, "reading response body failed"))?
-        .to_bytes();
+    inner.session.borrow_mut().store_cookies(&parts.headers, &p.url);
+    let body =
+        incoming.collect().await.map_err(|e| Failure::from_hyper(&e, "reading response body failed"))?.to_bytes();
     if keep_alive(&parts.headers) {
         park(inner, conn);
     }
-    Ok(Exchange {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    })
+    Ok(Exchange { status: parts.status, headers: parts.headers, body })
 }
 
 fn park(inner: &Inner, conn: Conn) {
@@ -233,11 +203,10 @@ fn park(inner: &Inner, conn: Conn) {
 
 /// False when the server announced it will close the connection.
 fn keep_alive(headers: &HeaderMap) -> bool {
-    !headers.get_all(CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
-    })
+    !headers
+        .get_all(CONNECTION)
+        .iter()
+        .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close")))
 }
 
 /// Header pairs for the public response: lowercase names (as `http` stores them), values
@@ -245,12 +214,7 @@ fn keep_alive(headers: &HeaderMap) -> bool {
 fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
         .collect()
 }
 

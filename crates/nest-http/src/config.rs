@@ -93,9 +93,7 @@ mod tests {
         let c = ClientConfig::new(false).unwrap();
         assert_eq!(c.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
         assert_eq!(c.default_timeout, DEFAULT_REQUEST_TIMEOUT);
-        let c = c
-            .connect_timeout(Duration::from_secs(1))
-            .default_timeout(Duration::from_secs(2));
+        let c = c.connect_timeout(Duration::from_secs(1)).default_timeout(Duration::from_secs(2));
         assert_eq!(c.connect_timeout, Duration::from_secs(1));
         assert_eq!(c.default_timeout, Duration::from_secs(2));
     }
@@ -103,10 +101,7 @@ mod tests {
     #[test]
     fn bad_pem_is_rejected() {
         let c = ClientConfig::new(false).unwrap();
-        assert!(matches!(
-            c.with_root_pem(b"not a pem"),
-            Err(Error::NoCertificates)
-        ));
+        assert!(matches!(c.with_root_pem(b"not a pem"), Err(Error::NoCertificates)));
         let c = ClientConfig::new(false).unwrap();
         let garbage = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         assert!(c.with_root_pem(garbage).is_err());

@@ -62,26 +62,13 @@ impl<'a> Target<'a> {
             "http" => false,
             "https" => true,
             other => {
-                return Err(Failure::new(
-                    ErrorKind::InvalidUrl,
-                    format!("unsupported URL scheme {other:?} in {url}"),
-                ));
+                return Err(Failure::new(ErrorKind::InvalidUrl, format!("unsupported URL scheme {other:?} in {url}")));
             }
         };
-        let (Some(host), Some(host_str), Some(port)) =
-            (url.host(), url.host_str(), url.port_or_known_default())
-        else {
-            return Err(Failure::new(
-                ErrorKind::InvalidUrl,
-                format!("URL has no host: {url}"),
-            ));
+        let (Some(host), Some(host_str), Some(port)) = (url.host(), url.host_str(), url.port_or_known_default()) else {
+            return Err(Failure::new(ErrorKind::InvalidUrl, format!("URL has no host: {url}")));
         };
-        Ok(Target {
-            https,
-            host,
-            host_str,
-            port,
-        })
+        Ok(Target { https, host, host_str, port })
     }
 }
 
@@ -100,12 +87,7 @@ pub(crate) fn connect<'a>(
             Ok(result) => result,
             Err(_) => Err(Failure::new(
                 ErrorKind::ConnectTimeout,
-                format!(
-                    "connect to {}:{} timed out after {}",
-                    target.host_str,
-                    target.port,
-                    fmt_duration(timeout)
-                ),
+                format!("connect to {}:{} timed out after {}", target.host_str, target.port, fmt_duration(timeout)),
             )),
         }
     })
@@ -115,41 +97,22 @@ async fn connect_inner(config: &ClientConfig, target: &Target<'_>) -> Result<Con
     let tcp = connect_tcp(target).await?;
     let sender = if target.https {
         let name = match target.host {
-            Host::Domain(d) => ServerName::try_from(d.to_owned()).map_err(|e| {
-                Failure::new(
-                    ErrorKind::InvalidUrl,
-                    format!("invalid TLS name {d:?}: {e}"),
-                )
-            })?,
+            Host::Domain(d) => ServerName::try_from(d.to_owned())
+                .map_err(|e| Failure::new(ErrorKind::InvalidUrl, format!("invalid TLS name {d:?}: {e}")))?,
             Host::Ipv4(ip) => ServerName::IpAddress(ip.into()),
             Host::Ipv6(ip) => ServerName::IpAddress(ip.into()),
         };
-        let tls = TlsConnector::from(config.tls.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| {
-                Failure::new(
-                    ErrorKind::Tls,
-                    format!(
-                        "TLS handshake with {}:{} failed: {}",
-                        target.host_str,
-                        target.port,
-                        chain(&e)
-                    ),
-                )
-            })?;
+        let tls = TlsConnector::from(config.tls.clone()).connect(name, tcp).await.map_err(|e| {
+            Failure::new(
+                ErrorKind::Tls,
+                format!("TLS handshake with {}:{} failed: {}", target.host_str, target.port, chain(&e)),
+            )
+        })?;
         handshake(tls).await?
     } else {
         handshake(tcp).await?
     };
-    Ok(Conn {
-        origin: Origin {
-            https: target.https,
-            host: target.host_str.into(),
-            port: target.port,
-        },
-        sender,
-    })
+    Ok(Conn { origin: Origin { https: target.https, host: target.host_str.into(), port: target.port }, sender })
 }
 
 /// Runs the HTTP/1.1 handshake and spawns the task that drives the connection.
@@ -157,9 +120,8 @@ async fn handshake<T>(io: T) -> Result<Sender, Failure>
 where
     T: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let (sender, connection) = http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| Failure::from_hyper(&e, "HTTP handshake failed"))?;
+    let (sender, connection) =
+        http1::handshake(TokioIo::new(io)).await.map_err(|e| Failure::from_hyper(&e, "HTTP handshake failed"))?;
     // The task ends when the connection closes, which happens once every `Sender` clone is
     // dropped; errors surface through the pending request, so the result is not needed.
     tokio::spawn(async move {
@@ -176,21 +138,16 @@ async fn connect_tcp(target: &Target<'_>) -> Result<TcpStream, Failure> {
         Host::Ipv6(ip) => vec![SocketAddr::from((ip, port))],
         Host::Domain(name) => tokio::net::lookup_host((name, port))
             .await
-            .map_err(|e| {
-                Failure::new(
-                    ErrorKind::Dns,
-                    format!("DNS lookup of {name:?} failed: {}", chain(&e)),
-                )
-            })?
+            .map_err(|e| Failure::new(ErrorKind::Dns, format!("DNS lookup of {name:?} failed: {}", chain(&e))))?
             .collect(),
     };
     let mut last_err: Option<io::Error> = None;
     for addr in &addrs {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
-                stream.set_nodelay(true).map_err(|e| {
-                    Failure::new(ErrorKind::Connect, format!("setting TCP_NODELAY: {e}"))
-                })?;
+                stream
+                    .set_nodelay(true)
+                    .map_err(|e| Failure::new(ErrorKind::Connect, format!("setting TCP_NODELAY: {e}")))?;
                 return Ok(stream);
             }
             Err(e) => last_err = Some(e),
@@ -203,16 +160,9 @@ async fn connect_tcp(target: &Target<'_>) -> Result<TcpStream, Failure> {
             } else {
                 ErrorKind::Connect
             },
-            format!(
-                "connect to {}:{port} failed: {}",
-                target.host_str,
-                chain(&e)
-            ),
+            format!("connect to {}:{port} failed: {}", target.host_str, chain(&e)),
         ),
-        None => Failure::new(
-            ErrorKind::Dns,
-            format!("DNS lookup of {:?} returned no address", target.host_str),
-        ),
+        None => Failure::new(ErrorKind::Dns, format!("DNS lookup of {:?} returned no address", target.host_str)),
     })
 }
 

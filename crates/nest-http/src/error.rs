@@ -97,10 +97,7 @@ pub(crate) struct Failure {
 
 impl Failure {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Failure {
-        Failure {
-            kind,
-            message: message.into(),
-        }
+        Failure { kind, message: message.into() }
     }
 
     /// Classifies an error reported by hyper while sending a request or reading its body.
@@ -156,10 +153,7 @@ mod tests {
     fn labels_are_stable() {
         assert_eq!(ErrorKind::Connect.to_string(), "connect failed");
         assert_eq!(ErrorKind::Timeout.to_string(), "timeout");
-        assert_eq!(
-            ErrorKind::TooManyRedirects.to_string(),
-            "too many redirects"
-        );
+        assert_eq!(ErrorKind::TooManyRedirects.to_string(), "too many redirects");
     }
 
     #[test]

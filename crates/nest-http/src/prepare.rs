@@ -13,8 +13,7 @@ use crate::error::Failure;
 use crate::{Body, ErrorKind};
 
 /// Sent unless the request sets its own `User-Agent`.
-const USER_AGENT_VALUE: HeaderValue =
-    HeaderValue::from_static(concat!("nest/", env!("CARGO_PKG_VERSION")));
+const USER_AGENT_VALUE: HeaderValue = HeaderValue::from_static(concat!("nest/", env!("CARGO_PKG_VERSION")));
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const FORM: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
 const ZERO: HeaderValue = HeaderValue::from_static("0");
@@ -33,21 +32,13 @@ pub(crate) struct Prepared {
 }
 
 /// Resolves `raw` against `base` and appends `query`.
-pub(crate) fn resolve_url(
-    base: Option<&Url>,
-    raw: &str,
-    query: &[(String, String)],
-) -> Result<Url, Failure> {
+pub(crate) fn resolve_url(base: Option<&Url>, raw: &str, query: &[(String, String)]) -> Result<Url, Failure> {
     let mut url = match Url::parse(raw) {
         Ok(url) => url,
         Err(url::ParseError::RelativeUrlWithoutBase) => match base {
-            Some(base) => base
-                .join(raw)
-                .map_err(|e| invalid_url(format!("invalid URL {raw:?}: {e}")))?,
+            Some(base) => base.join(raw).map_err(|e| invalid_url(format!("invalid URL {raw:?}: {e}")))?,
             None => {
-                return Err(invalid_url(format!(
-                    "relative URL {raw:?} needs a base URL, and none is configured"
-                )));
+                return Err(invalid_url(format!("relative URL {raw:?} needs a base URL, and none is configured")));
             }
         },
         Err(e) => return Err(invalid_url(format!("invalid URL {raw:?}: {e}"))),
@@ -74,19 +65,11 @@ pub(crate) fn prepare(
     let url = resolve_url(base, url, query)?;
     let mut map = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-            Failure::new(
-                ErrorKind::InvalidRequest,
-                format!("invalid header name {name:?}"),
-            )
-        })?;
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Failure::new(ErrorKind::InvalidRequest, format!("invalid header name {name:?}")))?;
         // Moving the String into Bytes avoids copying the value.
-        let header_value = HeaderValue::from_maybe_shared(Bytes::from(value)).map_err(|_| {
-            Failure::new(
-                ErrorKind::InvalidRequest,
-                format!("invalid value for header {name:?}"),
-            )
-        })?;
+        let header_value = HeaderValue::from_maybe_shared(Bytes::from(value))
+            .map_err(|_| Failure::new(ErrorKind::InvalidRequest, format!("invalid value for header {name:?}")))?;
         map.append(header_name, header_value);
     }
     let (body, content_type) = match body {
@@ -94,19 +77,11 @@ pub(crate) fn prepare(
         Body::Text(text) => (Bytes::from(text), None),
         Body::Json(value) => (Bytes::from(value.to_string()), Some(JSON)),
         Body::Form(pairs) => {
-            let encoded = form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(&pairs)
-                .finish();
+            let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
             (Bytes::from(encoded), Some(FORM))
         }
     };
-    Ok(Prepared {
-        method,
-        url,
-        headers: map,
-        body,
-        content_type,
-    })
+    Ok(Prepared { method, url, headers: map, body, content_type })
 }
 
 /// The `Host` header text of `url`: host plus port when non-default (the `url` crate
@@ -126,12 +101,8 @@ impl Prepared {
         cookies: Option<String>,
     ) -> Result<http::Request<Full<Bytes>>, Failure> {
         let target = &self.url[Position::BeforePath..Position::AfterQuery];
-        let uri = Uri::try_from(target).map_err(|e| {
-            Failure::new(
-                ErrorKind::InvalidUrl,
-                format!("cannot send request target {target:?}: {e}"),
-            )
-        })?;
+        let uri = Uri::try_from(target)
+            .map_err(|e| Failure::new(ErrorKind::InvalidUrl, format!("cannot send request target {target:?}: {e}")))?;
 
         let mut headers = HeaderMap::with_capacity(self.headers.len() + 5);
         if !self.headers.contains_key(HOST) {
@@ -166,9 +137,8 @@ impl Prepared {
                 }
                 None => Bytes::from(jar),
             };
-            let value = HeaderValue::from_maybe_shared(merged).map_err(|_| {
-                Failure::new(ErrorKind::InvalidRequest, "invalid cookie value in jar")
-            })?;
+            let value = HeaderValue::from_maybe_shared(merged)
+                .map_err(|_| Failure::new(ErrorKind::InvalidRequest, "invalid cookie value in jar"))?;
             headers.insert(COOKIE, value);
         }
 
@@ -218,15 +188,7 @@ mod tests {
 
     #[test]
     fn odd_but_legal_targets_are_accepted() {
-        let p = prepare(
-            Some(&base()),
-            "/a|b/{c}?x=^y|z#frag",
-            &[],
-            vec![],
-            Method::GET,
-            Body::Empty,
-        )
-        .unwrap();
+        let p = prepare(Some(&base()), "/a|b/{c}?x=^y|z#frag", &[], vec![], Method::GET, Body::Empty).unwrap();
         let req = p.build(HeaderValue::from_static("h"), None).unwrap();
         assert!(req.uri().to_string().starts_with("/a"));
         assert!(!req.uri().to_string().contains("frag"));
@@ -243,9 +205,7 @@ mod tests {
             Body::Json(serde_json::json!({"a": 1})),
         )
         .unwrap();
-        let req = p
-            .build(HeaderValue::from_static("h:1"), Some("s=1".into()))
-            .unwrap();
+        let req = p.build(HeaderValue::from_static("h:1"), Some("s=1".into())).unwrap();
         let h = req.headers();
         assert_eq!(h[CONTENT_TYPE], "text/x");
         assert_eq!(h[HOST], "h:1");
@@ -258,15 +218,8 @@ mod tests {
         let p = prepare(Some(&base()), "/", &[], vec![], Method::POST, Body::Empty).unwrap();
         let req = p.build(HeaderValue::from_static("h"), None).unwrap();
         assert_eq!(req.headers()[CONTENT_LENGTH], "0");
-        let e = prepare(
-            Some(&base()),
-            "/",
-            &[],
-            vec![("bad name".into(), "v".into())],
-            Method::GET,
-            Body::Empty,
-        )
-        .unwrap_err();
+        let e = prepare(Some(&base()), "/", &[], vec![("bad name".into(), "v".into())], Method::GET, Body::Empty)
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidRequest);
     }
 }

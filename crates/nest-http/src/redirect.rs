@@ -2,10 +2,7 @@
 //! headers are derived (RFC 9110 §15.4, browser behaviour), and the hop limit.
 
 use bytes::Bytes;
-use http::header::{
-    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, PROXY_AUTHORIZATION,
-    TRANSFER_ENCODING,
-};
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, PROXY_AUTHORIZATION, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, StatusCode};
 
 use crate::ErrorKind;
@@ -24,18 +21,11 @@ pub(crate) fn is_redirect(status: StatusCode) -> bool {
 ///
 /// 301/302/303 become a body-less GET (HEAD stays HEAD); 307/308 keep method and body.
 /// Credentials and an explicit `Host` are dropped when the origin changes.
-pub(crate) fn follow(
-    p: &mut Prepared,
-    status: StatusCode,
-    location: &HeaderValue,
-) -> Result<(), Failure> {
+pub(crate) fn follow(p: &mut Prepared, status: StatusCode, location: &HeaderValue) -> Result<(), Failure> {
     let bad = |why: String| Failure::new(ErrorKind::Protocol, why);
     let text = std::str::from_utf8(location.as_bytes())
         .map_err(|_| bad("redirect Location is not valid UTF-8".to_string()))?;
-    let next = p
-        .url
-        .join(text)
-        .map_err(|e| bad(format!("invalid redirect Location {text:?}: {e}")))?;
+    let next = p.url.join(text).map_err(|e| bad(format!("invalid redirect Location {text:?}: {e}")))?;
 
     if next.origin() != p.url.origin() {
         for name in [AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE, HOST] {
@@ -68,10 +58,7 @@ mod tests {
             Some(&base),
             "/dir/page",
             &[],
-            vec![
-                ("Authorization".into(), "x".into()),
-                ("Content-Type".into(), "text/plain".into()),
-            ],
+            vec![("Authorization".into(), "x".into()), ("Content-Type".into(), "text/plain".into())],
             Method::POST,
             Body::Text("hi".into()),
         )
@@ -81,12 +68,7 @@ mod tests {
     #[test]
     fn see_other_becomes_get_without_body() {
         let mut p = post();
-        follow(
-            &mut p,
-            StatusCode::SEE_OTHER,
-            &HeaderValue::from_static("next"),
-        )
-        .unwrap();
+        follow(&mut p, StatusCode::SEE_OTHER, &HeaderValue::from_static("next")).unwrap();
         assert_eq!(p.method, Method::GET);
         assert!(p.body.is_empty());
         assert!(!p.headers.contains_key(CONTENT_TYPE));

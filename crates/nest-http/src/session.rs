@@ -25,10 +25,7 @@ impl Session {
     /// Takes the idle connection for this origin, if one is still open.
     pub(crate) fn take_idle(&mut self, https: bool, host: &str, port: u16) -> Option<Conn> {
         self.idle.retain(|c| !c.sender.is_closed());
-        let pos = self
-            .idle
-            .iter()
-            .position(|c| c.origin.is(https, host, port))?;
+        let pos = self.idle.iter().position(|c| c.origin.is(https, host, port))?;
         Some(self.idle.swap_remove(pos))
     }
 
@@ -117,10 +114,7 @@ mod tests {
         s.store_cookies(&h, &url);
         let got = s.cookie_header(&url).unwrap();
         assert!(got.contains("sid=1") && got.contains("t=2") && got.contains("; "));
-        assert_eq!(
-            s.cookie_header(&Url::parse("http://b.test/").unwrap()),
-            None
-        );
+        assert_eq!(s.cookie_header(&Url::parse("http://b.test/").unwrap()), None);
         s.clear_cookies();
         assert_eq!(s.cookie_header(&url), None);
     }

@@ -16,32 +16,24 @@ const ALPN_HTTP1: &[u8] = b"http/1.1";
 
 /// A root store holding the standard web roots (webpki-roots).
 pub(crate) fn web_roots() -> RootCertStore {
-    RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    }
+    RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() }
 }
 
 /// Builds the shared rustls client configuration.
 ///
 /// With `insecure`, any server certificate is accepted (handshake signatures are still
 /// checked, so the peer must hold the key of the certificate it presents).
-pub(crate) fn build(
-    insecure: bool,
-    roots: &RootCertStore,
-) -> Result<Arc<rustls::ClientConfig>, Error> {
+pub(crate) fn build(insecure: bool, roots: &RootCertStore) -> Result<Arc<rustls::ClientConfig>, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let algorithms = provider.signature_verification_algorithms;
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions()?;
     let mut config = if insecure {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCert { algorithms }))
             .with_no_client_auth()
     } else {
-        builder
-            .with_root_certificates(roots.clone())
-            .with_no_client_auth()
+        builder.with_root_certificates(roots.clone()).with_no_client_auth()
     };
     config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
     Ok(Arc::new(config))

@@ -158,23 +158,14 @@ fn bodies_are_encoded_with_content_types() {
         assert_eq!(seen.header("content-type"), Some("application/json"));
         let len = seen.body.len().to_string();
         assert_eq!(seen.header("content-length"), Some(len.as_str()));
-        assert_eq!(
-            serde_json::from_slice::<serde_json::Value>(&seen.body).unwrap(),
-            value
-        );
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&seen.body).unwrap(), value);
 
         let mut req = Request::new(Method::PUT, "/form");
-        req.body = Body::Form(vec![
-            ("name".into(), "Jürgen X".into()),
-            ("a".into(), "1&2".into()),
-        ]);
+        req.body = Body::Form(vec![("name".into(), "Jürgen X".into()), ("a".into(), "1&2".into())]);
         assert_eq!(vu.send(req).await.status, 200);
         let seen = server.last();
         assert_eq!(seen.method, Method::PUT);
-        assert_eq!(
-            seen.header("content-type"),
-            Some("application/x-www-form-urlencoded")
-        );
+        assert_eq!(seen.header("content-type"), Some("application/x-www-form-urlencoded"));
         assert_eq!(&seen.body[..], b"name=J%C3%BCrgen+X&a=1%262");
 
         let mut req = Request::new(Method::POST, "/text");
@@ -184,10 +175,7 @@ fn bodies_are_encoded_with_content_types() {
         assert_eq!(seen.header("content-type"), None);
         assert_eq!(&seen.body[..], b"raw text");
 
-        assert_eq!(
-            vu.send(Request::new(Method::POST, "/empty")).await.status,
-            200
-        );
+        assert_eq!(vu.send(Request::new(Method::POST, "/empty")).await.status, 200);
         assert_eq!(server.last().header("content-length"), Some("0"));
         assert!(server.last().body.is_empty());
         assert_eq!(server.accepts(), 1);
@@ -209,16 +197,10 @@ fn explicit_headers_win_over_defaults() {
         assert_eq!(vu.send(req).await.status, 200);
         let seen = server.last();
         let all = |n: &str| seen.headers.get_all(n).iter().count();
-        assert_eq!(
-            seen.header("content-type"),
-            Some("application/vnd.api+json")
-        );
+        assert_eq!(seen.header("content-type"), Some("application/vnd.api+json"));
         assert_eq!(seen.header("host"), Some("custom.example"));
         assert_eq!(seen.header("user-agent"), Some("mine/1"));
-        assert_eq!(
-            (all("content-type"), all("host"), all("user-agent")),
-            (1, 1, 1)
-        );
+        assert_eq!((all("content-type"), all("host"), all("user-agent")), (1, 1, 1));
     });
 }
 
@@ -260,10 +242,7 @@ fn cookies_set_on_a_redirect_hop_are_sent_on_the_next() {
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[1].target, "/echo");
         assert_eq!(seen[1].header("cookie"), Some("session=s1"));
-        assert_eq!(
-            vu.cookie_header(&server.base()).as_deref(),
-            Some("session=s1")
-        );
+        assert_eq!(vu.cookie_header(&server.base()).as_deref(), Some("session=s1"));
     });
 }
 
@@ -364,12 +343,7 @@ fn connection_refused_is_a_connect_error() {
         let url = format!("http://127.0.0.1:{port}/x");
         let r = vu.send(get(&url)).await;
         assert_eq!(r.status, 0);
-        assert_eq!(
-            r.error_kind,
-            Some(ErrorKind::ConnectionRefused),
-            "{:?}",
-            r.error
-        );
+        assert_eq!(r.error_kind, Some(ErrorKind::ConnectionRefused), "{:?}", r.error);
         assert!(r.error.unwrap().contains(&format!("127.0.0.1:{port}")));
         assert_eq!(r.url, url);
     });
@@ -390,13 +364,8 @@ fn silent_server_times_out() {
         assert_eq!(vu.idle_connections(), 0);
 
         // The config default applies when the request gives no timeout.
-        let cfg = ClientConfig::new(false)
-            .unwrap()
-            .default_timeout(Duration::from_millis(100));
-        let vu = VuClient::new(
-            Arc::new(cfg),
-            Some(format!("http://{addr}").parse().unwrap()),
-        );
+        let cfg = ClientConfig::new(false).unwrap().default_timeout(Duration::from_millis(100));
+        let vu = VuClient::new(Arc::new(cfg), Some(format!("http://{addr}").parse().unwrap()));
         let r = vu.send(get("/slow")).await;
         assert_eq!(r.error_kind, Some(ErrorKind::Timeout));
         assert!(r.elapsed >= Duration::from_millis(100));
@@ -423,10 +392,7 @@ fn bad_urls_are_reported_not_panicked() {
 
         let mut req = get("http://127.0.0.1:1/");
         req.headers = vec![("bad header".into(), "x".into())];
-        assert_eq!(
-            vu.send(req).await.error_kind,
-            Some(ErrorKind::InvalidRequest)
-        );
+        assert_eq!(vu.send(req).await.error_kind, Some(ErrorKind::InvalidRequest));
     });
 }
 
@@ -468,10 +434,7 @@ fn tls_private_ca_is_trusted_with_root_pem() {
     run(async {
         let pki = support::pki();
         let server = Server::start_tls(pki.server).await;
-        let cfg = ClientConfig::new(false)
-            .unwrap()
-            .with_root_pem(pki.ca_pem.as_bytes())
-            .unwrap();
+        let cfg = ClientConfig::new(false).unwrap().with_root_pem(pki.ca_pem.as_bytes()).unwrap();
         let vu = VuClient::new(Arc::new(cfg), None);
         let port = server.addr.port();
         let url = format!("https://localhost:{port}/echo");
@@ -479,10 +442,7 @@ fn tls_private_ca_is_trusted_with_root_pem() {
         assert_eq!(r.status, 200, "{:?}", r.error);
         let seen = server.last();
         assert_eq!(seen.sni.as_deref(), Some("localhost"));
-        assert_eq!(
-            seen.header("host"),
-            Some(format!("localhost:{port}").as_str())
-        );
+        assert_eq!(seen.header("host"), Some(format!("localhost:{port}").as_str()));
 
         // Same CA, IP address certificate SAN.
         let r = vu.send(get(&server.url("/echo"))).await;

@@ -3,15 +3,15 @@
 //! Each worker compiles its own copy of every taskset (Rhai values are not shared across threads), with one engine
 //! per taskset and one tiny precompiled call script per task and hook. A call sets the VU as the fiber's local
 //! value, runs the call, and turns the result into an [`Outcome`]: done, interrupted, failed with `file:line:col`,
-//! or cancelled by a stop.
+//! or cancelled by a stop. The global `setup()` and `teardown()` run the same way, as a VU with id -1; the value
+//! `setup()` returns crosses threads as JSON and every worker reads it back as `shared`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use nest_core::fiber;
-use nest_core::{Behaviour, BehaviourFactory, Outcome, Slot, TaskError, WorkerContext};
+use nest_core::{Behaviour, BehaviourFactory, Call, Outcome, Shared, Slot, TaskError, WorkerContext};
 use nest_http::{ClientConfig, VuClient};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -30,17 +30,15 @@ pub struct ScriptFactory {
 }
 
 impl ScriptFactory {
-    pub(crate) fn new(
-        catalog: Catalog,
-        http: Arc<ClientConfig>,
-        base: Option<url::Url>,
-    ) -> ScriptFactory {
-        ScriptFactory {
-            catalog,
-            http,
-            base,
-        }
+    pub(crate) fn new(catalog: Catalog, http: Arc<ClientConfig>, base: Option<url::Url>) -> ScriptFactory {
+        ScriptFactory { catalog, http, base }
     }
+}
+
+/// One precompiled call of a script function, with the place to blame when Rhai cannot place an error.
+struct Callable {
+    ast: AST,
+    fallback: String,
 }
 
 /// One taskset as a worker runs it.
@@ -48,10 +46,10 @@ struct Loaded {
     engine: Engine,
     name: Rc<str>,
     path: String,
-    /// One call script per slot, by [`Slot::index`]; `None` for an absent hook.
-    calls: Vec<Option<AST>>,
-    /// Where each slot's function is defined, for errors Rhai cannot place.
-    fallbacks: Vec<String>,
+    /// One call per slot, by [`Slot::index`]; `None` for an absent hook.
+    calls: Vec<Option<Callable>>,
+    setup: Option<Callable>,
+    teardown: Option<Callable>,
 }
 
 /// The tasksets of one worker.
@@ -59,6 +57,9 @@ pub struct ScriptBehaviour {
     tasksets: Vec<Loaded>,
     env: Rc<WorkerEnv>,
 }
+
+/// One VU's script state: its HTTP session, its `user` map, its id.
+pub struct ScriptVu(Rc<VuCtx>);
 
 impl BehaviourFactory for ScriptFactory {
     type Behaviour = ScriptBehaviour;
@@ -69,91 +70,106 @@ impl BehaviourFactory for ScriptFactory {
             stop: worker.stop.clone(),
             http: self.http.clone(),
             base: self.base.clone(),
-            rng: RefCell::new(SmallRng::from_rng(&mut rand::rng())),
+            rng: RefCell::new(SmallRng::seed_from_u64(worker.seed)),
             stack_margin: nest_core::fiber::FiberPool::default_stack_size() / 8,
+            shared: RefCell::new(Dynamic::UNIT),
         });
+        // The top level was run (and its log lines shown) when the catalog was checked: stay quiet here.
+        let _quiet = crate::api::QuietLoad::new();
         let mut tasksets = Vec::with_capacity(self.catalog.tasksets.len());
         for def in &self.catalog.tasksets {
             let cell = DeclarationCell::default();
             let mut engine = new_engine(&env, &self.catalog.dir, &cell);
-            let compiled = declare::compile(&engine, &cell, &def.name, &def.path, &def.source)
-                .map_err(|e| e.to_string())?;
+            let compiled =
+                declare::compile(&engine, &cell, &def.name, &def.path, &def.source).map_err(|e| e.to_string())?;
             engine.register_global_module(compiled.module);
+            let callable = |function: &str| -> Result<Callable, String> {
+                let mut ast = engine.compile(format!("{function}()")).map_err(|e| e.to_string())?;
+                ast.set_source(CALL_SOURCE);
+                let fallback = compiled.fn_locations.get(function).cloned().unwrap_or_else(|| def.path.clone());
+                Ok(Callable { ast, fallback })
+            };
             let spec = &compiled.spec;
-            let slots = spec.tasks.len() + 2;
-            let mut calls = Vec::with_capacity(slots);
-            let mut fallbacks = Vec::with_capacity(slots);
-            for index in 0..slots {
-                let function = match Slot::from_index(index, spec) {
+            let calls = (0..spec.tasks.len() + 2)
+                .map(|index| match Slot::from_index(index, spec) {
                     Slot::Task(i) => Some(spec.tasks[i].name.as_str()),
                     Slot::OnStart => spec.has_on_start.then_some("on_start"),
                     Slot::OnStop => spec.has_on_stop.then_some("on_stop"),
-                };
-                let call = function
-                    .map(|f| {
-                        let mut ast = engine
-                            .compile(format!("{f}()"))
-                            .map_err(|e| e.to_string())?;
-                        ast.set_source(CALL_SOURCE);
-                        Ok::<_, String>(ast)
-                    })
-                    .transpose()?;
-                calls.push(call);
-                fallbacks.push(location_of(&compiled.fn_locations, function, &def.path));
-            }
-            tasksets.push(Loaded {
-                engine,
-                name: def.name.as_str().into(),
-                path: def.path.clone(),
-                calls,
-                fallbacks,
-            });
+                })
+                .map(|function| function.map(callable).transpose())
+                .collect::<Result<Vec<_>, String>>()?;
+            let setup = compiled.has_setup.then(|| callable("setup")).transpose()?;
+            let teardown = compiled.has_teardown.then(|| callable("teardown")).transpose()?;
+            let (name, path) = (def.name.as_str().into(), def.path.clone());
+            tasksets.push(Loaded { engine, name, path, calls, setup, teardown });
         }
         Ok(ScriptBehaviour { tasksets, env })
     }
 }
 
-fn location_of(locations: &HashMap<String, String>, function: Option<&str>, path: &str) -> String {
-    function
-        .and_then(|f| locations.get(f).cloned())
-        .unwrap_or_else(|| path.to_owned())
-}
-
-/// One VU's script state: its HTTP session, its `user` map, its id.
-pub struct ScriptVu(Rc<VuCtx>);
-
-impl Behaviour for ScriptBehaviour {
-    type Vu = ScriptVu;
-
-    fn new_vu(&self, vu_id: u64) -> ScriptVu {
-        ScriptVu(Rc::new(VuCtx {
-            vu_id: i64::try_from(vu_id).unwrap_or(i64::MAX),
+impl ScriptBehaviour {
+    fn vu(&self, vu_id: i64) -> Rc<VuCtx> {
+        Rc::new(VuCtx {
+            vu_id,
             client: VuClient::new(self.env.http.clone(), self.env.base.clone()),
             user: Dynamic::from_map(Map::new()).into_shared(),
             env: self.env.clone(),
             taskset: RefCell::new("".into()),
             interrupted: Cell::new(false),
             cancelled: Cell::new(false),
-        }))
+            scheduled: Cell::new(None),
+            open: Cell::new(false),
+        })
     }
 
-    fn call(&self, vu: &mut ScriptVu, taskset: usize, slot: Slot) -> Outcome {
-        let vu = &vu.0;
-        let loaded = &self.tasksets[taskset];
-        let index = match slot {
-            Slot::Task(i) => i,
-            Slot::OnStart => loaded.calls.len() - 2,
-            Slot::OnStop => loaded.calls.len() - 1,
-        };
-        let Some(call) = &loaded.calls[index] else {
-            return Outcome::Done;
-        };
+    /// Runs one precompiled call for `vu`, on the current fiber.
+    fn run(&self, loaded: &Loaded, callable: &Callable, vu: &Rc<VuCtx>) -> Result<Dynamic, TaskError> {
         vu.interrupted.set(false);
         vu.cancelled.set(false);
         vu.taskset.replace(loaded.name.clone());
         fiber::set_local(Some(vu.clone()));
-        let result = loaded.engine.eval_ast::<Dynamic>(call);
+        let result = loaded.engine.eval_ast::<Dynamic>(&callable.ast);
         fiber::set_local(None);
+        result.map_err(|error| {
+            let (location, message) = locate(&error, &loaded.path, &callable.fallback);
+            TaskError { location, message }
+        })
+    }
+
+    /// Runs the global hook that `pick` selects, if a taskset defines it.
+    fn global(&self, pick: fn(&Loaded) -> Option<&Callable>) -> Result<Option<Dynamic>, TaskError> {
+        let Some((loaded, callable)) = self.tasksets.iter().find_map(|l| pick(l).map(|c| (l, c))) else {
+            return Ok(None);
+        };
+        let vu = self.vu(-1);
+        let result = self.run(loaded, callable, &vu);
+        if vu.cancelled.get() {
+            return Err(TaskError { location: callable.fallback.clone(), message: "the run was stopped".into() });
+        }
+        result.map(Some)
+    }
+}
+
+impl Behaviour for ScriptBehaviour {
+    type Vu = ScriptVu;
+
+    fn new_vu(&self, vu_id: u64) -> ScriptVu {
+        ScriptVu(self.vu(i64::try_from(vu_id).unwrap_or(i64::MAX)))
+    }
+
+    fn call(&self, vu: &mut ScriptVu, call: Call) -> Outcome {
+        let vu = &vu.0;
+        let loaded = &self.tasksets[call.taskset];
+        let index = match call.slot {
+            Slot::Task(i) => i,
+            Slot::OnStart => loaded.calls.len() - 2,
+            Slot::OnStop => loaded.calls.len() - 1,
+        };
+        let Some(callable) = &loaded.calls[index] else { return Outcome::Done };
+        vu.scheduled.set(call.scheduled);
+        vu.open.set(call.scheduled.is_some());
+        let result = self.run(loaded, callable, vu);
+        vu.open.set(false);
         if vu.cancelled.get() {
             Outcome::Cancelled
         } else if vu.interrupted.get() {
@@ -161,12 +177,33 @@ impl Behaviour for ScriptBehaviour {
         } else {
             match result {
                 Ok(_) => Outcome::Done,
-                Err(error) => {
-                    let (location, message) =
-                        locate(&error, &loaded.path, &loaded.fallbacks[index]);
-                    Outcome::Failed(TaskError { location, message })
-                }
+                Err(error) => Outcome::Failed(error),
             }
         }
+    }
+
+    fn setup(&self) -> Result<Option<Shared>, TaskError> {
+        let Some(value) = self.global(|l| l.setup.as_ref())? else { return Ok(None) };
+        if value.is_unit() {
+            return Ok(None);
+        }
+        let json: serde_json::Value = rhai::serde::from_dynamic(&value).map_err(|e| TaskError {
+            location: "setup()".into(),
+            message: format!("the value setup() returns must be plain data (maps, arrays, strings, numbers): {e}"),
+        })?;
+        Ok(Some(Arc::new(json)))
+    }
+
+    fn set_shared(&self, shared: Option<Shared>) {
+        let value = shared
+            .as_ref()
+            .and_then(|s| s.downcast_ref::<serde_json::Value>())
+            .and_then(|json| rhai::serde::to_dynamic(json).ok())
+            .unwrap_or(Dynamic::UNIT);
+        *self.env.shared.borrow_mut() = value;
+    }
+
+    fn teardown(&self) -> Result<(), TaskError> {
+        self.global(|l| l.teardown.as_ref()).map(|_| ())
     }
 }

@@ -31,6 +31,10 @@ pub struct TasksetDef {
     pub path: String,
     /// What it declares, with its script weight.
     pub spec: TasksetSpec,
+    /// It defines the run's global `setup()`.
+    pub has_setup: bool,
+    /// It defines the run's global `teardown()`.
+    pub has_teardown: bool,
     pub(crate) source: Arc<str>,
 }
 
@@ -57,12 +61,12 @@ impl Catalog {
             recorder: Recorder::new(),
             stop: CancellationToken::new(),
             http: Arc::new(
-                ClientConfig::new(true)
-                    .map_err(|e| LoadErrors(vec![LoadError::plain("http", e.to_string())]))?,
+                ClientConfig::new(true).map_err(|e| LoadErrors(vec![LoadError::plain("http", e.to_string())]))?,
             ),
             base: None,
             rng: RefCell::new(SmallRng::seed_from_u64(0)),
             stack_margin: 0,
+            shared: RefCell::new(rhai::Dynamic::UNIT),
         });
         let mut tasksets = Vec::with_capacity(found.len());
         let mut errors = Vec::new();
@@ -82,19 +86,24 @@ impl Catalog {
                     name: file.name,
                     path,
                     spec: compiled.spec,
+                    has_setup: compiled.has_setup,
+                    has_teardown: compiled.has_teardown,
                     source,
                 }),
                 Err(e) => errors.push(e),
             }
         }
-        if errors.is_empty() {
-            Ok(Catalog {
-                dir: dir.to_path_buf(),
-                tasksets,
-            })
-        } else {
-            Err(LoadErrors(errors))
+        type Has = fn(&TasksetDef) -> bool;
+        for (hook, has) in [("setup", (|t| t.has_setup) as Has), ("teardown", |t| t.has_teardown)] {
+            let files: Vec<&str> = tasksets.iter().filter(|t| has(t)).map(|t| t.path.as_str()).collect();
+            if files.len() > 1 {
+                errors.push(LoadError::plain(
+                    files[1],
+                    format!("{hook}() is defined in {} and here: a run has one global {hook}()", files[0]),
+                ));
+            }
         }
+        if errors.is_empty() { Ok(Catalog { dir: dir.to_path_buf(), tasksets }) } else { Err(LoadErrors(errors)) }
     }
 
     /// The taskset specs, in catalog order, with their script weights.

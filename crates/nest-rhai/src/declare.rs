@@ -10,9 +10,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use nest_core::{TaskSpec, TasksetSpec, WaitTime};
-use rhai::{
-    Dynamic, Engine, EvalAltResult, FnPtr, INT, Module, NativeCallContext, Position, Scope, Shared,
-};
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, INT, Module, NativeCallContext, Position, Scope, Shared};
 
 use crate::api::options::seconds;
 use crate::error::LoadError;
@@ -26,6 +24,10 @@ pub(crate) struct Declaration {
     weight: Option<u32>,
     wait: Option<WaitTime>,
     tasks: Vec<(u32, String, Position)>,
+    sequential: bool,
+    tags: Vec<String>,
+    /// Tags of single tasks, by function name.
+    task_tags: Vec<(String, Vec<String>, Position)>,
 }
 
 /// A wait time value, as `between(..)` and `constant(..)` return it.
@@ -34,11 +36,7 @@ struct WaitSpec(WaitTime);
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
-fn declaring<T>(
-    cell: &DeclarationCell,
-    what: &str,
-    f: impl FnOnce(&mut Declaration) -> Res<T>,
-) -> Res<T> {
+fn declaring<T>(cell: &DeclarationCell, what: &str, f: impl FnOnce(&mut Declaration) -> Res<T>) -> Res<T> {
     match cell.borrow_mut().as_mut() {
         Some(declaration) => f(declaration),
         None => Err(format!("{what} can only be used at the top level of a taskset").into()),
@@ -46,12 +44,7 @@ fn declaring<T>(
 }
 
 fn non_negative_secs(value: &Dynamic, what: &str) -> Res<Duration> {
-    let secs = seconds(value).ok_or_else(|| {
-        format!(
-            "{what} takes seconds as a number, not {}",
-            value.type_name()
-        )
-    })?;
+    let secs = seconds(value).ok_or_else(|| format!("{what} takes seconds as a number, not {}", value.type_name()))?;
     if secs.is_finite() && secs >= 0.0 {
         Ok(Duration::from_secs_f64(secs))
     } else {
@@ -63,10 +56,7 @@ fn non_negative_secs(value: &Dynamic, what: &str) -> Res<Duration> {
 pub(crate) fn register(engine: &mut Engine, cell: &DeclarationCell) {
     engine.register_type_with_name::<WaitSpec>("WaitTime");
     engine.register_fn("between", |a: Dynamic, b: Dynamic| -> Res<WaitSpec> {
-        let (a, b) = (
-            non_negative_secs(&a, "between()")?,
-            non_negative_secs(&b, "between()")?,
-        );
+        let (a, b) = (non_negative_secs(&a, "between()")?, non_negative_secs(&b, "between()")?);
         if a > b {
             return Err(format!(
                 "between({}, {}): the minimum is larger than the maximum",
@@ -77,11 +67,44 @@ pub(crate) fn register(engine: &mut Engine, cell: &DeclarationCell) {
         }
         Ok(WaitSpec(WaitTime::Between(a, b)))
     });
+    engine.register_fn("constant_pacing", |s: Dynamic| -> Res<WaitSpec> {
+        let d = non_negative_secs(&s, "constant_pacing()")?;
+        if d.is_zero() {
+            return Err("constant_pacing(): the interval must be longer than 0 seconds".into());
+        }
+        Ok(WaitSpec(WaitTime::ConstantPacing(d)))
+    });
+    engine.register_fn("constant_throughput", |n: Dynamic| -> Res<WaitSpec> {
+        match seconds(&n) {
+            Some(n) if n.is_finite() && n > 0.0 => Ok(WaitSpec(WaitTime::ConstantThroughput(n))),
+            _ => Err("constant_throughput(n): n is a number of tasks per second above 0".into()),
+        }
+    });
+    let c = cell.clone();
+    engine.register_fn("sequential", move || {
+        declaring(&c, "sequential()", |d| {
+            d.sequential = true;
+            Ok(())
+        })
+    });
+    let c = cell.clone();
+    engine.register_fn("tags", move |tags: rhai::Array| {
+        let tags = tag_list(tags)?;
+        declaring(&c, "tags()", |d| {
+            d.tags.extend(tags);
+            Ok(())
+        })
+    });
+    let c = cell.clone();
+    engine.register_fn("tags", move |ctx: NativeCallContext, tags: rhai::Array, f: FnPtr| {
+        let tags = tag_list(tags)?;
+        declaring(&c, "tags()", |d| {
+            d.task_tags.push((f.fn_name().to_owned(), tags, ctx.call_position()));
+            Ok(())
+        })
+    });
     engine.register_fn("constant", |s: Dynamic| -> Res<WaitSpec> {
-        Ok(WaitSpec(WaitTime::Constant(non_negative_secs(
-            &s,
-            "constant()",
-        )?)))
+        Ok(WaitSpec(WaitTime::Constant(non_negative_secs(&s, "constant()")?)))
     });
     let c = cell.clone();
     engine.register_fn("wait_time", move |w: WaitSpec| {
@@ -93,8 +116,7 @@ pub(crate) fn register(engine: &mut Engine, cell: &DeclarationCell) {
     let c = cell.clone();
     engine.register_fn("weight", move |w: INT| {
         declaring(&c, "weight()", |d| {
-            let w = u32::try_from(w)
-                .map_err(|_| format!("weight({w}): a taskset weight is an integer >= 0"))?;
+            let w = u32::try_from(w).map_err(|_| format!("weight({w}): a taskset weight is an integer >= 0"))?;
             match d.weight.replace(w) {
                 Some(_) => Err("weight() is declared twice".into()),
                 None => Ok(()),
@@ -106,9 +128,16 @@ pub(crate) fn register(engine: &mut Engine, cell: &DeclarationCell) {
         add_task(&c, w, f.fn_name(), ctx.call_position())
     });
     let c = cell.clone();
-    engine.register_fn("task", move |ctx: NativeCallContext, w: INT, f: &str| {
-        add_task(&c, w, f, ctx.call_position())
-    });
+    engine.register_fn("task", move |ctx: NativeCallContext, w: INT, f: &str| add_task(&c, w, f, ctx.call_position()));
+}
+
+fn tag_list(tags: rhai::Array) -> Res<Vec<String>> {
+    tags.into_iter()
+        .map(|t| match t.into_string() {
+            Ok(tag) if !tag.trim().is_empty() => Ok(tag),
+            _ => Err("tags() takes an array of non-empty strings, e.g. tags([\"checkout\", \"slow\"])".into()),
+        })
+        .collect()
 }
 
 fn add_task(cell: &DeclarationCell, weight: INT, function: &str, position: Position) -> Res<()> {
@@ -116,9 +145,7 @@ fn add_task(cell: &DeclarationCell, weight: INT, function: &str, position: Posit
         let weight = u32::try_from(weight)
             .ok()
             .filter(|&w| w >= 1)
-            .ok_or_else(|| {
-                format!("task({weight}, {function}): a task weight is an integer >= 1")
-            })?;
+            .ok_or_else(|| format!("task({weight}, {function}): a task weight is an integer >= 1"))?;
         d.tasks.push((weight, function.to_owned(), position));
         Ok(())
     })
@@ -128,6 +155,10 @@ fn add_task(cell: &DeclarationCell, weight: INT, function: &str, position: Posit
 pub(crate) struct Compiled {
     pub spec: TasksetSpec,
     pub module: Shared<Module>,
+    /// The file defines the global `setup()` / `teardown()`.
+    pub has_setup: bool,
+    /// See `has_setup`.
+    pub has_teardown: bool,
     /// `file:line:col` of each function, for errors Rhai cannot place.
     pub fn_locations: HashMap<String, String>,
 }
@@ -140,33 +171,22 @@ pub(crate) fn compile(
     path: &str,
     source: &str,
 ) -> Result<Compiled, LoadError> {
-    let mut ast = engine
-        .compile(source)
-        .map_err(|e| LoadError::parse(path, &e))?;
+    let mut ast = engine.compile(source).map_err(|e| LoadError::parse(path, &e))?;
     ast.set_source(path);
     *cell.borrow_mut() = Some(Declaration::default());
     let module = Module::eval_ast_as_new(Scope::new(), &ast, engine);
     let declaration = cell.borrow_mut().take().unwrap_or_default();
     let module = module.map_err(|e| LoadError::eval(path, &e))?;
 
-    let functions: Vec<(String, usize)> = ast
-        .iter_functions()
-        .map(|f| (f.name.to_owned(), f.params.len()))
-        .collect();
+    let functions: Vec<(String, usize)> = ast.iter_functions().map(|f| (f.name.to_owned(), f.params.len())).collect();
     let takes_no_args = |n: &str| functions.iter().any(|(f, p)| f == n && *p == 0);
-    for hook in ["on_start", "on_stop"] {
+    for hook in ["on_start", "on_stop", "setup", "teardown"] {
         if functions.iter().any(|(f, _)| f == hook) && !takes_no_args(hook) {
-            return Err(LoadError::plain(
-                path,
-                format!("{hook} must take no parameters"),
-            ));
+            return Err(LoadError::plain(path, format!("{hook} must take no parameters")));
         }
     }
     if declaration.tasks.is_empty() {
-        return Err(LoadError::plain(
-            path,
-            "declares no task: add `task(weight, function);` at the top level",
-        ));
+        return Err(LoadError::plain(path, "declares no task: add `task(weight, function);` at the top level"));
     }
     let mut tasks = Vec::with_capacity(declaration.tasks.len());
     for (weight, function, position) in declaration.tasks {
@@ -174,15 +194,21 @@ pub(crate) fn compile(
             return Err(LoadError::at(
                 path,
                 position,
-                format!(
-                    "task({weight}, {function}): there is no `fn {function}()` without parameters in this file"
-                ),
+                format!("task({weight}, {function}): there is no `fn {function}()` without parameters in this file"),
             ));
         }
-        tasks.push(TaskSpec {
-            name: function,
-            weight,
-        });
+        let tags =
+            declaration.task_tags.iter().filter(|(f, ..)| *f == function).flat_map(|(_, t, _)| t.clone()).collect();
+        tasks.push(TaskSpec { name: function, weight, tags });
+    }
+    if let Some((function, _, position)) =
+        declaration.task_tags.iter().find(|(f, ..)| !tasks.iter().any(|t| t.name == *f))
+    {
+        return Err(LoadError::at(
+            path,
+            *position,
+            format!("tags(.., {function}): `{function}` is not a task of this taskset"),
+        ));
     }
     let spec = TasksetSpec {
         name: name.to_owned(),
@@ -191,14 +217,16 @@ pub(crate) fn compile(
         wait: declaration.wait.unwrap_or_default(),
         has_on_start: takes_no_args("on_start"),
         has_on_stop: takes_no_args("on_stop"),
+        sequential: declaration.sequential,
+        tags: declaration.tags,
     };
-    let fn_locations = fn_positions(source)
-        .into_iter()
-        .map(|(f, (line, col))| (f, format!("{path}:{line}:{col}")))
-        .collect();
+    let fn_locations =
+        fn_positions(source).into_iter().map(|(f, (line, col))| (f, format!("{path}:{line}:{col}"))).collect();
     Ok(Compiled {
         spec,
         module: module.into(),
+        has_setup: takes_no_args("setup"),
+        has_teardown: takes_no_args("teardown"),
         fn_locations,
     })
 }
@@ -213,10 +241,7 @@ fn fn_positions(source: &str) -> HashMap<String, (usize, usize)> {
             let start = code.len() - rest.len() + at;
             let boundary = start == 0 || !code.as_bytes()[start - 1].is_ascii_alphanumeric();
             let after = rest[at + 3..].trim_start();
-            let name: String = after
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
+            let name: String = after.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
             if boundary && !name.is_empty() && after[name.len()..].trim_start().starts_with('(') {
                 found.entry(name).or_insert((line_no + 1, start + 1));
             }

@@ -14,6 +14,7 @@ use std::cell::{Cell, RefCell};
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use nest_core::fiber;
 use nest_core::stats::Recorder;
@@ -42,6 +43,8 @@ pub(crate) struct WorkerEnv {
     pub rng: RefCell<SmallRng>,
     /// Stop a call when less than this much fiber stack is left.
     pub stack_margin: usize,
+    /// What the global `setup()` returned: `shared` in scripts (read-only).
+    pub shared: RefCell<Dynamic>,
 }
 
 /// The VU whose call is running: stored as the fiber's local value for the length of each call.
@@ -56,6 +59,10 @@ pub(crate) struct VuCtx {
     pub interrupted: Cell<bool>,
     /// The run stopped under the call.
     pub cancelled: Cell<bool>,
+    /// Open model: when the running task was scheduled to start; taken by its first request.
+    pub scheduled: Cell<Option<Instant>>,
+    /// Open model: the running call is a scheduled task, so its requests record corrected latency.
+    pub open: Cell<bool>,
 }
 
 impl VuCtx {
@@ -74,11 +81,7 @@ pub(crate) fn terminate(reason: &str) -> Box<EvalAltResult> {
 }
 
 /// Builds an engine for one taskset.
-pub(crate) fn new_engine(
-    env: &Rc<WorkerEnv>,
-    taskset_dir: &Path,
-    declaration: &DeclarationCell,
-) -> Engine {
+pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &DeclarationCell) -> Engine {
     let mut engine = Engine::new();
     engine.set_max_operations(MAX_OPERATIONS);
     engine.set_max_call_levels(MAX_CALL_LEVELS);
@@ -89,13 +92,7 @@ pub(crate) fn new_engine(
         if let Some(left) = fiber::stack_remaining()
             && left < margin
         {
-            return Some(
-                format!(
-                    "stack overflow: recursion too deep ({} KiB of stack left)",
-                    left >> 10
-                )
-                .into(),
-            );
+            return Some(format!("stack overflow: recursion too deep ({} KiB of stack left)", left >> 10).into());
         }
         if ops % YIELD_EVERY == 0 && fiber::in_fiber() && fiber::yield_now().is_err() {
             if let Some(vu) = fiber::local::<VuCtx>() {
@@ -110,6 +107,7 @@ pub(crate) fn new_engine(
         "client" => VuCtx::current("client").map(|_| Some(Dynamic::from(api::Client))),
         "user" => VuCtx::current("user").map(|vu| Some(vu.user.clone())),
         "vu_id" => VuCtx::current("vu_id").map(|vu| Some(Dynamic::from_int(vu.vu_id))),
+        "shared" => VuCtx::current("shared").map(|vu| Some(vu.env.shared.borrow().clone())),
         _ => Ok(None),
     });
     engine.on_print(|text| api::log_line(text));

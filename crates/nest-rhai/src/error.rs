@@ -21,24 +21,12 @@ pub struct LoadError {
 
 impl LoadError {
     /// An error at a place in a file.
-    pub fn at(
-        file: impl Into<String>,
-        position: Position,
-        message: impl Into<String>,
-    ) -> LoadError {
-        LoadError {
-            file: file.into(),
-            position: line_col(position),
-            message: message.into(),
-        }
+    pub fn at(file: impl Into<String>, position: Position, message: impl Into<String>) -> LoadError {
+        LoadError { file: file.into(), position: line_col(position), message: message.into() }
     }
     /// An error about a whole file or folder.
     pub fn plain(file: impl Into<String>, message: impl Into<String>) -> LoadError {
-        LoadError {
-            file: file.into(),
-            position: None,
-            message: message.into(),
-        }
+        LoadError { file: file.into(), position: None, message: message.into() }
     }
     /// From a parse error of `file`.
     pub fn parse(file: &str, error: &ParseError) -> LoadError {
@@ -47,11 +35,7 @@ impl LoadError {
     /// From an error raised while running `file`'s top level.
     pub fn eval(file: &str, error: &EvalAltResult) -> LoadError {
         let (source, position, message) = innermost(error, file);
-        LoadError {
-            file: source,
-            position: line_col(position),
-            message,
-        }
+        LoadError { file: source, position: line_col(position), message }
     }
 }
 
@@ -114,20 +98,12 @@ fn innermost(error: &EvalAltResult, file: &str) -> (String, Position, String) {
         EvalAltResult::ErrorInFunctionCall(_, source, inner, _) => {
             innermost(inner, if source.is_empty() { file } else { source })
         }
-        EvalAltResult::ErrorInModule(path, inner, _) => {
-            innermost(inner, if path.is_empty() { file } else { path })
-        }
+        EvalAltResult::ErrorInModule(path, inner, _) => innermost(inner, if path.is_empty() { file } else { path }),
         EvalAltResult::ErrorRuntime(value, position) => {
-            let message = if value.is_unit() {
-                "runtime error".to_owned()
-            } else {
-                value.to_string()
-            };
+            let message = if value.is_unit() { "runtime error".to_owned() } else { value.to_string() };
             (file.to_owned(), *position, message)
         }
-        EvalAltResult::ErrorTerminated(value, position) => {
-            (file.to_owned(), *position, value.to_string())
-        }
+        EvalAltResult::ErrorTerminated(value, position) => (file.to_owned(), *position, value.to_string()),
         other => {
             let position = other.position();
             let text = other.to_string();
@@ -152,10 +128,7 @@ mod tests {
     fn displays_file_line_col() {
         let e = LoadError::at("t/a.rhai", Position::new(3, 7), "Unexpected ';'");
         assert_eq!(e.to_string(), "t/a.rhai:3:7: Unexpected ';'");
-        assert_eq!(
-            LoadError::plain("t/b.rhai", "no task").to_string(),
-            "t/b.rhai: no task"
-        );
+        assert_eq!(LoadError::plain("t/b.rhai", "no task").to_string(), "t/b.rhai: no task");
     }
 
     #[test]
@@ -167,27 +140,15 @@ mod tests {
             inner.into(),
             Position::new(2, 1),
         );
-        let outer = EvalAltResult::ErrorInFunctionCall(
-            "task".into(),
-            "t/a.rhai".into(),
-            nested.into(),
-            Position::new(1, 1),
-        );
-        assert_eq!(
-            locate(&outer, CALL_SOURCE, "t/a.rhai:1:1"),
-            ("t/_common.rhai:9:5".into(), "boom".into())
-        );
+        let outer =
+            EvalAltResult::ErrorInFunctionCall("task".into(), "t/a.rhai".into(), nested.into(), Position::new(1, 1));
+        assert_eq!(locate(&outer, CALL_SOURCE, "t/a.rhai:1:1"), ("t/_common.rhai:9:5".into(), "boom".into()));
     }
 
     #[test]
     fn falls_back_when_rhai_has_no_position() {
         let inner = EvalAltResult::ErrorTooManyOperations(Position::new(1, 1));
-        let e = EvalAltResult::ErrorInFunctionCall(
-            "spin".into(),
-            "t/a.rhai".into(),
-            inner.into(),
-            Position::new(1, 1),
-        );
+        let e = EvalAltResult::ErrorInFunctionCall("spin".into(), "t/a.rhai".into(), inner.into(), Position::new(1, 1));
         let (location, message) = locate(&e, CALL_SOURCE, "t/a.rhai:4:1");
         assert_eq!(location, "t/a.rhai:4:1");
         assert!(message.starts_with("too many operations"), "{message}");

@@ -31,6 +31,7 @@ mod declare;
 mod discover;
 mod engine;
 mod error;
+mod shape;
 
 pub use api::HttpResponse;
 pub use behaviour::{ScriptBehaviour, ScriptFactory, ScriptVu};
@@ -38,3 +39,4 @@ pub use catalog::{Catalog, TasksetDef};
 pub use discover::{Discovered, discover};
 pub use engine::{MAX_CALL_LEVELS, MAX_OPERATIONS};
 pub use error::{LoadError, LoadErrors};
+pub use shape::LoadShape;

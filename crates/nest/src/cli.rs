@@ -129,6 +129,33 @@ pub struct RunArgs {
     /// Start the built-in demo shop on 127.0.0.1 and run against it.
     #[arg(long)]
     pub demo: bool,
+    /// Stages, DURATION:TARGET,...: users over time, e.g. 30s:50,2m:50,30s:0; with --rate, tasks per second over
+    /// time [env: NEST_STAGES].
+    #[arg(long, value_parser = parse_stages_arg, value_name = "STAGES")]
+    pub stages: Option<Stages>,
+    /// A load shape script defining `fn tick(t)`, which returns #{ users, spawn_rate } or () to stop [env:
+    /// NEST_SHAPE].
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["stages", "rate"])]
+    pub shape: Option<PathBuf>,
+    /// Open model: start tasks at this many per second, whatever the response times [env: NEST_RATE].
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+    /// Open model: the most VUs the pool may grow to [default: the peak rate, at least 10; env: NEST_MAX_USERS].
+    #[arg(long, value_name = "M")]
+    pub max_users: Option<u64>,
+    /// Open model: a start that waited longer than this for a free VU is dropped and counted [default: 5s; env:
+    /// NEST_MAX_DELAY].
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub max_delay: Option<Duration>,
+    /// Run exactly this many tasks in total, then stop [env: NEST_ITERATIONS].
+    #[arg(long, value_name = "N")]
+    pub iterations: Option<u64>,
+    /// Run only tasks tagged with one of these (a taskset's tags apply to its tasks) [env: NEST_TAGS].
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Do not run tasks tagged with any of these [env: NEST_EXCLUDE_TAGS].
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "TAG")]
+    pub exclude_tags: Vec<String>,
     /// Seed for random choices: taskset and task picks, think times [env: NEST_SEED].
     #[arg(long)]
     pub seed: Option<u64>,
@@ -148,6 +175,15 @@ pub struct DemoServerArgs {
     pub threads: usize,
 }
 
+/// Stages as given on the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stages(pub Vec<nest_core::Stage>);
+
+/// Parses `30s:50,2m:50,30s:0`.
+pub fn parse_stages_arg(text: &str) -> Result<Stages, String> {
+    nest_core::curve::parse_stages(text, parse_duration).map(Stages)
+}
+
 /// Parses `30s`, `5m`, `1h30m`, `250ms` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -158,8 +194,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             Err(format!("`{text}` is not a duration"))
         };
     }
-    humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. 30s, 5m, 1h30m"))
+    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. 30s, 5m, 1h30m"))
 }
 
 #[cfg(test)]

@@ -48,6 +48,27 @@ pub struct FileConfig {
     pub seed: Option<u64>,
     /// Ignore `tasksets:` and use each script's `weight(n)`.
     pub use_script_weights: Option<bool>,
+    /// Stages: a list of `"30s:50"` strings or `{ duration: 30s, target: 50 }` maps.
+    #[serde(default, deserialize_with = "stages")]
+    pub stages: Option<Vec<nest_core::Stage>>,
+    /// A load shape script, relative to the config file.
+    pub shape: Option<PathBuf>,
+    /// Open model: tasks started per second.
+    #[serde(default, deserialize_with = "positive_rate")]
+    pub rate: Option<f64>,
+    /// Open model: VU pool limit.
+    #[serde(default, deserialize_with = "positive_int")]
+    pub max_users: Option<u64>,
+    /// Open model: how long a start may wait for a free VU.
+    #[serde(default, deserialize_with = "positive_duration")]
+    pub max_delay: Option<Duration>,
+    /// Run exactly this many tasks.
+    #[serde(default, deserialize_with = "positive_int")]
+    pub iterations: Option<u64>,
+    /// Run only tasks with one of these tags.
+    pub tags: Option<Vec<String>>,
+    /// Skip tasks with any of these tags.
+    pub exclude_tags: Option<Vec<String>>,
     /// Taskset name -> weight; 0 disables it.
     #[serde(default)]
     pub tasksets: BTreeMap<String, Weight>,
@@ -73,27 +94,17 @@ impl LoadedConfig {
     pub fn find(explicit: Option<&Path>) -> Result<Option<LoadedConfig>, UsageError> {
         match explicit {
             Some(path) => LoadedConfig::load(path).map(Some),
-            None if Path::new(DEFAULT_FILE).is_file() => {
-                LoadedConfig::load(Path::new(DEFAULT_FILE)).map(Some)
-            }
+            None if Path::new(DEFAULT_FILE).is_file() => LoadedConfig::load(Path::new(DEFAULT_FILE)).map(Some),
             None => Ok(None),
         }
     }
 
     /// Loads and parses one file.
     pub fn load(path: &Path) -> Result<LoadedConfig, UsageError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            UsageError(format!(
-                "{}: cannot read the config file: {e}",
-                path.display()
-            ))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| UsageError(format!("{}: cannot read the config file: {e}", path.display())))?;
         let file = parse(&text).map_err(|e| UsageError(format!("{}:{e}", path.display())))?;
-        Ok(LoadedConfig {
-            path: path.to_path_buf(),
-            text,
-            file,
-        })
+        Ok(LoadedConfig { path: path.to_path_buf(), text, file })
     }
 
     /// The folder paths in the file are relative to.
@@ -140,11 +151,7 @@ pub fn parse(text: &str) -> Result<FileConfig, ParseError> {
             Some(at) => full[..at].to_owned(),
             None => full,
         };
-        ParseError {
-            line,
-            column,
-            message,
-        }
+        ParseError { line, column, message }
     })
 }
 
@@ -174,9 +181,7 @@ fn key_of(body: &str) -> Option<&str> {
 
 fn host<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
     let text = String::deserialize(d)?;
-    crate::plan::parse_host(&text)
-        .map(Some)
-        .map_err(|e| de::Error::custom(e.0))
+    crate::plan::parse_host(&text).map(Some).map_err(|e| de::Error::custom(e.0))
 }
 
 fn positive_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
@@ -192,11 +197,7 @@ fn positive_usize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::E
 
 fn positive_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     let rate = f64::deserialize(d)?;
-    if rate.is_finite() && rate > 0.0 {
-        Ok(Some(rate))
-    } else {
-        Err(de::Error::custom("must be a number above 0"))
-    }
+    if rate.is_finite() && rate > 0.0 { Ok(Some(rate)) } else { Err(de::Error::custom("must be a number above 0")) }
 }
 
 fn any_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -210,6 +211,31 @@ fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>
     }
 }
 
+fn stages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<nest_core::Stage>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Item {
+        Text(String),
+        Map { duration: DurationText, target: f64 },
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum DurationText {
+        Text(String),
+        Secs(f64),
+    }
+    let items = Vec::<Item>::deserialize(d)?;
+    let mut text = Vec::with_capacity(items.len());
+    for item in items {
+        text.push(match item {
+            Item::Text(t) => t,
+            Item::Map { duration: DurationText::Text(d), target } => format!("{d}:{target}"),
+            Item::Map { duration: DurationText::Secs(s), target } => format!("{s}:{target}"),
+        });
+    }
+    nest_core::curve::parse_stages(&text.join(","), crate::cli::parse_duration).map(Some).map_err(de::Error::custom)
+}
+
 struct DurationVisitor;
 
 impl Visitor<'_> for DurationVisitor {
@@ -221,9 +247,7 @@ impl Visitor<'_> for DurationVisitor {
         Ok(Duration::from_secs(v))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-        u64::try_from(v)
-            .map(Duration::from_secs)
-            .map_err(|_| E::custom("a duration cannot be negative"))
+        u64::try_from(v).map(Duration::from_secs).map_err(|_| E::custom("a duration cannot be negative"))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
         crate::cli::parse_duration(&v.to_string()).map_err(E::custom)
@@ -242,22 +266,16 @@ impl<'de> Deserialize<'de> for Weight {
                 f.write_str("a whole number >= 0")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Weight, E> {
-                u32::try_from(v)
-                    .map(Weight)
-                    .map_err(|_| E::custom(format!("weight {v} is too large")))
+                u32::try_from(v).map(Weight).map_err(|_| E::custom(format!("weight {v} is too large")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Weight, E> {
                 match u64::try_from(v) {
                     Ok(v) => self.visit_u64(v),
-                    Err(_) => Err(E::custom(format!(
-                        "weight {v} is negative: a weight is a whole number >= 0"
-                    ))),
+                    Err(_) => Err(E::custom(format!("weight {v} is negative: a weight is a whole number >= 0"))),
                 }
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Weight, E> {
-                Err(E::custom(format!(
-                    "weight {v} is not a whole number: a weight is a whole number >= 0"
-                )))
+                Err(E::custom(format!("weight {v} is not a whole number: a weight is a whole number >= 0")))
             }
         }
         d.deserialize_any(WeightVisitor)
@@ -281,10 +299,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.host.unwrap().as_str(), "https://staging.example.com/");
-        assert_eq!(
-            (c.users, c.spawn_rate, c.workers, c.seed),
-            (Some(200), Some(20.0), Some(2), Some(7))
-        );
+        assert_eq!((c.users, c.spawn_rate, c.workers, c.seed), (Some(200), Some(20.0), Some(2), Some(7)));
         assert_eq!(c.run_time, Some(Duration::from_secs(300)));
         assert_eq!(c.stop_timeout, Some(Duration::from_secs(3)));
         assert_eq!(c.tasksets["shop/checkout"], Weight(1));
@@ -295,23 +310,14 @@ mod tests {
     #[test]
     fn bad_input_names_line_and_column() {
         assert!(
-            err("users: [1\n").starts_with("2:1: "),
+            err("tasksets:\n  a: 1\n b: 2\n").starts_with("3:2: did not find expected key"),
             "{}",
-            err("users: [1\n")
+            err("tasksets:\n  a: 1\n b: 2\n")
         );
-        assert_eq!(
-            err("users: many\n"),
-            "1:8: users: invalid type: string \"many\", expected u64"
-        );
-        assert!(
-            err("tasksets:\n  a: -1\n").starts_with("2:6: ")
-                && err("tasksets:\n  a: -1\n").contains("negative")
-        );
+        assert_eq!(err("users: many\n"), "1:8: users: invalid type: string \"many\", expected u64");
+        assert!(err("tasksets:\n  a: -1\n").starts_with("2:6: ") && err("tasksets:\n  a: -1\n").contains("negative"));
         assert!(err("tasksets:\n  a: 1.5\n").contains("not a whole number"));
-        assert!(
-            err("run_time: soon\n").starts_with("1:11: ")
-                && err("run_time: soon\n").contains("not a duration")
-        );
+        assert!(err("run_time: soon\n").starts_with("1:11: ") && err("run_time: soon\n").contains("not a duration"));
         assert!(err("host: localhost:80\n").contains("must be an http"));
         assert!(err("usres: 3\n").contains("unknown field `usres`"));
         assert!(err("users: 0\n").contains("at least 1"));
@@ -319,12 +325,8 @@ mod tests {
 
     #[test]
     fn locates_keys_in_sections() {
-        let text =
-            "users: 3\ntasksets:\n  # comment\n  shop/browse: 6\n  \"odd name\": 1\nhost: x\n";
-        assert_eq!(
-            locate_key(text, Some("tasksets"), "shop/browse"),
-            Some((4, 3))
-        );
+        let text = "users: 3\ntasksets:\n  # comment\n  shop/browse: 6\n  \"odd name\": 1\nhost: x\n";
+        assert_eq!(locate_key(text, Some("tasksets"), "shop/browse"), Some((4, 3)));
         assert_eq!(locate_key(text, Some("tasksets"), "odd name"), Some((5, 3)));
         assert_eq!(locate_key(text, None, "tasksets"), Some((2, 1)));
         assert_eq!(locate_key(text, Some("tasksets"), "host"), None);

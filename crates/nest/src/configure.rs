@@ -20,7 +20,8 @@ use crate::output::write_atomic;
 use crate::plan::{DEFAULT_TASKSET_DIR, UsageError, parse_host};
 
 /// The first line of every file this command writes.
-const HEADER: &str = "# nest load mix and run settings. Written by `nest configure`; edit freely (comments are not kept).";
+const HEADER: &str =
+    "# nest load mix and run settings. Written by `nest configure`; edit freely (comments are not kept).";
 
 /// What to change in the file.
 #[derive(Debug, Default, PartialEq)]
@@ -35,25 +36,14 @@ struct Changes {
 
 /// Runs `nest configure`.
 pub fn run(args: ConfigureArgs) -> Result<()> {
-    let path = args
-        .source
-        .config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
-    let existing = if path.is_file() {
-        Some(LoadedConfig::load(&path)?)
-    } else {
-        None
-    };
+    let path = args.source.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
+    let existing = if path.is_file() { Some(LoadedConfig::load(&path)?) } else { None };
     let dir = match (&args.source.taskset_dir, &existing) {
         (Some(dir), _) => dir.clone(),
-        (None, Some(c)) if c.file.taskset_dir.is_some() => {
-            c.dir().join(c.file.taskset_dir.clone().unwrap_or_default())
-        }
+        (None, Some(c)) if c.file.taskset_dir.is_some() => c.dir().join(c.file.taskset_dir.clone().unwrap_or_default()),
         _ => Path::new(DEFAULT_TASKSET_DIR).to_path_buf(),
     };
-    let catalog = nest_rhai::Catalog::load(&dir)
-        .map_err(|e| UsageError(format!("cannot configure:\n{e}")))?;
+    let catalog = nest_rhai::Catalog::load(&dir).map_err(|e| UsageError(format!("cannot configure:\n{e}")))?;
     let mut specs = catalog.specs();
     // Names in the file that no longer match a taskset are dropped with a warning, so configure can repair them.
     let known: Vec<String> = specs.iter().map(|t| t.name.clone()).collect();
@@ -100,8 +90,8 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
 
     let text = render(existing.as_ref().map(|c| c.text.as_str()), &changes, &known)?;
     // The result must load as a config and leave something to run.
-    let parsed = crate::config::parse(&text)
-        .map_err(|e| anyhow::anyhow!("internal error: wrote an invalid config ({e})"))?;
+    let parsed =
+        crate::config::parse(&text).map_err(|e| anyhow::anyhow!("internal error: wrote an invalid config ({e})"))?;
     for t in specs.iter_mut() {
         if let Some(w) = parsed.tasksets.get(&t.name) {
             t.weight = w.0;
@@ -110,8 +100,7 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
     if !parsed.use_script_weights.unwrap_or(false) && !specs.iter().any(|t| t.weight > 0) {
         return Err(UsageError("every taskset would have weight 0: nothing saved".into()).into());
     }
-    write_atomic(&path, text.as_bytes())
-        .with_context(|| format!("could not write {}", path.display()))?;
+    write_atomic(&path, text.as_bytes()).with_context(|| format!("could not write {}", path.display()))?;
     eprintln!("saved {}", path.display());
     Ok(())
 }
@@ -120,22 +109,15 @@ fn changes_from_flags(args: &ConfigureArgs, known: &[String]) -> Result<Changes,
     let names: Vec<&str> = known.iter().map(String::as_str).collect();
     let mut weights = Vec::new();
     for set in &args.set {
-        let (name, weight) = set.split_once('=').ok_or_else(|| {
-            UsageError(format!(
-                "--set {set}: expected NAME=WEIGHT, e.g. --set shop/browse=6"
-            ))
-        })?;
+        let (name, weight) = set
+            .split_once('=')
+            .ok_or_else(|| UsageError(format!("--set {set}: expected NAME=WEIGHT, e.g. --set shop/browse=6")))?;
         let name = name.trim();
         if !names.contains(&name) {
-            return Err(UsageError(format!(
-                "--set {set}: no taskset named `{name}`{}",
-                mix::suggest(name, &names)
-            )));
+            return Err(UsageError(format!("--set {set}: no taskset named `{name}`{}", mix::suggest(name, &names))));
         }
-        let weight: u32 = weight
-            .trim()
-            .parse()
-            .map_err(|_| UsageError(format!("--set {set}: a weight is a whole number >= 0")))?;
+        let weight: u32 =
+            weight.trim().parse().map_err(|_| UsageError(format!("--set {set}: a weight is a whole number >= 0")))?;
         weights.push((name.to_owned(), weight));
     }
     if let Some(host) = &args.host {
@@ -174,11 +156,7 @@ fn ask(specs: &[TasksetSpec], sources: &[Source]) -> Result<Option<Changes>> {
     let mut changes = Changes::default();
     let mut proposed = specs.to_vec();
     for (spec, source) in proposed.iter_mut().zip(sources) {
-        let tasks: Vec<String> = spec
-            .tasks
-            .iter()
-            .map(|t| format!("{}×{}", t.name, t.weight))
-            .collect();
+        let tasks: Vec<String> = spec.tasks.iter().map(|t| format!("{}×{}", t.name, t.weight)).collect();
         let weight = CustomType::<u32>::new(&format!("Weight of {}", spec.name))
             .with_default(spec.weight)
             .with_help_message(&format!("tasks: {}; 0 disables it", tasks.join(", ")))
@@ -189,10 +167,7 @@ fn ask(specs: &[TasksetSpec], sources: &[Source]) -> Result<Option<Changes>> {
         }
         spec.weight = weight;
     }
-    if Confirm::new("Also set the host, users, spawn rate and run time?")
-        .with_default(false)
-        .prompt()?
-    {
+    if Confirm::new("Also set the host, users, spawn rate and run time?").with_default(false).prompt()? {
         let host = Text::new("Host (empty: keep)")
             .with_validator(|s: &str| {
                 Ok(if s.is_empty() || parse_host(s).is_ok() {
@@ -205,40 +180,28 @@ fn ask(specs: &[TasksetSpec], sources: &[Source]) -> Result<Option<Changes>> {
             })
             .prompt()?;
         changes.host = (!host.is_empty()).then_some(host);
-        changes.users = optional("Users (empty: keep)", "a whole number >= 1", |s| {
-            s.parse::<u64>().ok().filter(|n| *n >= 1)
+        changes.users =
+            optional("Users (empty: keep)", "a whole number >= 1", |s| s.parse::<u64>().ok().filter(|n| *n >= 1))?;
+        changes.spawn_rate = optional("Spawn rate, users per second (empty: keep)", "a number above 0", |s| {
+            s.parse::<f64>().ok().filter(|r| *r > 0.0 && r.is_finite())
         })?;
-        changes.spawn_rate = optional(
-            "Spawn rate, users per second (empty: keep)",
-            "a number above 0",
-            |s| s.parse::<f64>().ok().filter(|r| *r > 0.0 && r.is_finite()),
-        )?;
         let run_time = Text::new("Run time, e.g. 30s, 5m (empty: keep)")
             .with_validator(|s: &str| {
                 Ok(match parse_duration(s) {
                     _ if s.is_empty() => inquire::validator::Validation::Valid,
                     Ok(d) if !d.is_zero() => inquire::validator::Validation::Valid,
-                    _ => inquire::validator::Validation::Invalid(
-                        "a duration like 30s, 5m or 1h30m".into(),
-                    ),
+                    _ => inquire::validator::Validation::Invalid("a duration like 30s, 5m or 1h30m".into()),
                 })
             })
             .prompt()?;
-        changes.run_time =
-            (!run_time.is_empty()).then(|| parse_duration(&run_time).unwrap_or_default());
+        changes.run_time = (!run_time.is_empty()).then(|| parse_duration(&run_time).unwrap_or_default());
     }
     let mut err = std::io::stderr().lock();
     writeln!(err, "\nThe resulting mix:\n")?;
     let shown: Vec<Source> = proposed
         .iter()
         .zip(sources)
-        .map(|(t, s)| {
-            if changes.weights.iter().any(|(n, _)| n == &t.name) {
-                Source::Config
-            } else {
-                *s
-            }
-        })
+        .map(|(t, s)| if changes.weights.iter().any(|(n, _)| n == &t.name) { Source::Config } else { *s })
         .collect();
     if !proposed.iter().any(|t| t.weight > 0) {
         writeln!(err, "every taskset has weight 0: nothing would run")?;
@@ -247,18 +210,11 @@ fn ask(specs: &[TasksetSpec], sources: &[Source]) -> Result<Option<Changes>> {
     mix::print(&mut err, &mix::rows(&proposed, &shown))?;
     writeln!(err)?;
     drop(err);
-    Ok(Confirm::new("Save?")
-        .with_default(true)
-        .prompt()?
-        .then_some(changes))
+    Ok(Confirm::new("Save?").with_default(true).prompt()?.then_some(changes))
 }
 
 /// Asks for an optional value: empty keeps the current one, anything else must parse.
-fn optional<T>(
-    question: &str,
-    expected: &'static str,
-    parse: fn(&str) -> Option<T>,
-) -> Result<Option<T>> {
+fn optional<T>(question: &str, expected: &'static str, parse: fn(&str) -> Option<T>) -> Result<Option<T>> {
     use inquire::validator::Validation;
     let answer = inquire::Text::new(question)
         .with_validator(move |s: &str| {
@@ -289,16 +245,8 @@ fn render(existing: Option<&str>, changes: &Changes, known: &[String]) -> Result
     set("host", changes.host.clone().map(Value::from));
     set("users", changes.users.map(Value::from));
     set("spawn_rate", changes.spawn_rate.map(Value::from));
-    set(
-        "run_time",
-        changes
-            .run_time
-            .map(|d| Value::from(humantime::format_duration(d).to_string())),
-    );
-    set(
-        "use_script_weights",
-        changes.use_script_weights.map(Value::from),
-    );
+    set("run_time", changes.run_time.map(|d| Value::from(humantime::format_duration(d).to_string())));
+    set("use_script_weights", changes.use_script_weights.map(Value::from));
     let mut tasksets = match root.remove("tasksets") {
         Some(Value::Mapping(m)) => m,
         _ => Mapping::new(),
@@ -310,11 +258,7 @@ fn render(existing: Option<&str>, changes: &Changes, known: &[String]) -> Result
     if !tasksets.is_empty() {
         root.insert("tasksets".into(), Value::Mapping(tasksets));
     }
-    let body = if root.is_empty() {
-        String::new()
-    } else {
-        serde_yaml_ng::to_string(&Value::Mapping(root))?
-    };
+    let body = if root.is_empty() { String::new() } else { serde_yaml_ng::to_string(&Value::Mapping(root))? };
     Ok(format!("{HEADER}\n{body}"))
 }
 
@@ -324,7 +268,7 @@ mod tests {
 
     #[test]
     fn keeps_other_keys_updates_weights_and_drops_unknown_names() {
-        let old = "# old comment\nusers: 5\nthresholds_later: 1\ntasksets:\n  a: 1\n  gone: 3\n";
+        let old = "# old comment\nusers: 5\nstop_timeout: 2s\ntasksets:\n  a: 1\n  gone: 3\n";
         let changes = Changes {
             weights: vec![("b".into(), 0), ("a".into(), 6)],
             run_time: Some(Duration::from_secs(90)),
@@ -334,26 +278,17 @@ mod tests {
         assert!(text.starts_with(HEADER));
         let v: Value = serde_yaml_ng::from_str(&text).unwrap();
         assert_eq!(v["users"], Value::from(5));
-        assert_eq!(v["thresholds_later"], Value::from(1));
+        assert_eq!(v["stop_timeout"], Value::from("2s"));
         assert_eq!(v["run_time"], Value::from("1m 30s"));
         assert_eq!(v["tasksets"]["a"], Value::from(6));
         assert_eq!(v["tasksets"]["b"], Value::from(0));
         assert!(v["tasksets"].get("gone").is_none());
-        assert_eq!(
-            crate::config::parse(&text).unwrap().run_time,
-            Some(Duration::from_secs(90))
-        );
+        assert_eq!(crate::config::parse(&text).unwrap().run_time, Some(Duration::from_secs(90)));
     }
 
     #[test]
     fn a_new_file_gets_only_what_was_said() {
-        let changes = Changes {
-            weights: vec![("a".into(), 2)],
-            ..Default::default()
-        };
-        assert_eq!(
-            render(None, &changes, &["a".into()]).unwrap(),
-            format!("{HEADER}\ntasksets:\n  a: 2\n")
-        );
+        let changes = Changes { weights: vec![("a".into(), 2)], ..Default::default() };
+        assert_eq!(render(None, &changes, &["a".into()]).unwrap(), format!("{HEADER}\ntasksets:\n  a: 2\n"));
     }
 }

@@ -7,6 +7,8 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
 
+use nest_core::Model;
+
 use crate::mix;
 use crate::plan::RunPlan;
 
@@ -25,29 +27,30 @@ pub fn confirm(plan: &RunPlan, yes: bool) -> Result<bool> {
     match answer {
         Ok(start) => Ok(start),
         // Esc or Ctrl-C at the prompt: do not start.
-        Err(
-            inquire::InquireError::OperationCanceled | inquire::InquireError::OperationInterrupted,
-        ) => Ok(false),
+        Err(inquire::InquireError::OperationCanceled | inquire::InquireError::OperationInterrupted) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
 
 fn describe(plan: &RunPlan) -> String {
     let p = &plan.plan;
-    let host = plan
-        .host
-        .as_ref()
-        .map_or("the built-in demo target".to_owned(), |h| h.to_string());
-    let spawn = match p.spawn_rate {
-        Some(rate) => format!("{rate} per second"),
-        None => "all at once".to_owned(),
+    let host = plan.host.as_ref().map_or("the built-in demo target".to_owned(), |h| h.to_string());
+    let time = match (p.run_time, p.iterations) {
+        (Some(t), None) => humantime::format_duration(t).to_string(),
+        (None, Some(n)) => format!("until {n} tasks have run"),
+        (Some(t), Some(n)) => format!("{n} tasks, at most {}", humantime::format_duration(t)),
+        (None, None) if plan.shape.is_some() => "until the shape ends".to_owned(),
+        (None, None) => "until Ctrl-C".to_owned(),
     };
-    let time = match p.run_time {
-        Some(t) => humantime::format_duration(t).to_string(),
-        None => "until Ctrl-C".to_owned(),
+    let load = match &p.model {
+        Model::Open { arrivals, max_users, max_delay } => format!(
+            "open model: tasks start at up to {}/s on a pool of at most {max_users} VUs (starts that wait over {} \
+             are dropped)",
+            arrivals.peak_rate(),
+            humantime::format_duration(*max_delay)
+        ),
+        Model::Closed { shaped: true, .. } => "closed model: users follow the load shape script".to_owned(),
+        Model::Closed { users, .. } => format!("closed model: {} users at most", users.peak()),
     };
-    format!(
-        "Host: {host}\nUsers: {} (started {spawn}) on {} workers\nRun time: {time}",
-        p.users, p.workers
-    )
+    format!("Host: {host}\nLoad: {load}, on {} workers\nRun time: {time}", p.workers)
 }

@@ -16,14 +16,11 @@ pub fn run(args: DemoServerArgs) -> Result<()> {
     .context("could not start the demo target")?;
     println!("nest demo target ({mode}) listening on {}", server.url());
     println!("try: nest run --host {} -u 10 -t 30s", server.url());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         #[cfg(unix)]
         {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 r = tokio::signal::ctrl_c() => r?,
                 _ = term.recv() => {}

@@ -35,18 +35,9 @@ pub fn run(args: ListArgs) -> Result<()> {
         writeln!(out)?;
     } else {
         mix::print(&mut out, &mix.rows)?;
-        let config = mix
-            .config
-            .as_ref()
-            .map_or("no config file".to_owned(), |c| {
-                format!("config {}", c.path.display())
-            });
-        writeln!(
-            out,
-            "\n{} tasksets in {} ({config})",
-            mix.rows.len(),
-            mix.catalog.dir.display()
-        )?;
+        let config =
+            mix.config.as_ref().map_or("no config file".to_owned(), |c| format!("config {}", c.path.display()));
+        writeln!(out, "\n{} tasksets in {} ({config})", mix.rows.len(), mix.catalog.dir.display())?;
     }
     Ok(())
 }

@@ -41,9 +41,7 @@ pub fn resolve(
     config: Option<&LoadedConfig>,
     use_script_weights: bool,
 ) -> Result<Vec<Source>, UsageError> {
-    let listed = config
-        .map(|c| &c.file.tasksets)
-        .filter(|_| !use_script_weights);
+    let listed = config.map(|c| &c.file.tasksets).filter(|_| !use_script_weights);
     if let (Some(config), Some(listed)) = (config, listed) {
         let names: Vec<&str> = tasksets.iter().map(|t| t.name.as_str()).collect();
         for name in listed.keys() {
@@ -74,25 +72,16 @@ pub fn resolve(
             }
             _ => String::new(),
         };
-        return Err(UsageError(format!(
-            "{place}every taskset has weight 0: give at least one a weight of 1 or more"
-        )));
+        return Err(UsageError(format!("{place}every taskset has weight 0: give at least one a weight of 1 or more")));
     }
     Ok(sources)
 }
 
 pub fn suggest(name: &str, names: &[&str]) -> String {
-    let mut close: Vec<(f64, &str)> = names
-        .iter()
-        .map(|n| (strsim::jaro_winkler(name, n), *n))
-        .filter(|(score, _)| *score > 0.8)
-        .collect();
+    let mut close: Vec<(f64, &str)> =
+        names.iter().map(|n| (strsim::jaro_winkler(name, n), *n)).filter(|(score, _)| *score > 0.8).collect();
     close.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let pick: Vec<String> = close
-        .iter()
-        .take(3)
-        .map(|(_, n)| format!("`{n}`"))
-        .collect();
+    let pick: Vec<String> = close.iter().take(3).map(|(_, n)| format!("`{n}`")).collect();
     if !pick.is_empty() {
         format!("; did you mean {}?", pick.join(" or "))
     } else if names.len() <= 10 {
@@ -176,40 +165,18 @@ pub fn print(out: &mut impl Write, rows: &[MixRow]) -> io::Result<()> {
         .max()
         .unwrap_or(0)
         .max(8);
-    writeln!(
-        out,
-        "{:<width$} {:>7} {:>7}  {:<12} Think time",
-        "Taskset", "Weight", "Share", "Source"
-    )?;
+    writeln!(out, "{:<width$} {:>7} {:>7}  {:<12} Think time", "Taskset", "Weight", "Share", "Source")?;
     for r in rows {
-        let share = if r.weight == 0 {
-            "off".to_owned()
-        } else {
-            format!("{:.1}%", r.share_pct)
-        };
+        let share = if r.weight == 0 { "off".to_owned() } else { format!("{:.1}%", r.share_pct) };
         let hooks = match (r.on_start, r.on_stop) {
             (true, true) => ", on_start, on_stop",
             (true, false) => ", on_start",
             (false, true) => ", on_stop",
             (false, false) => "",
         };
-        writeln!(
-            out,
-            "{:<width$} {:>7} {:>7}  {:<12} {}{hooks}",
-            r.name,
-            r.weight,
-            share,
-            r.source.label(),
-            r.wait
-        )?;
+        writeln!(out, "{:<width$} {:>7} {:>7}  {:<12} {}{hooks}", r.name, r.weight, share, r.source.label(), r.wait)?;
         for t in &r.tasks {
-            writeln!(
-                out,
-                "{:<width$} {:>7} {:>6.1}%",
-                format!("    {}", t.name),
-                t.weight,
-                t.share_pct
-            )?;
+            writeln!(out, "{:<width$} {:>7} {:>6.1}%", format!("    {}", t.name), t.weight, t.share_pct)?;
         }
     }
     Ok(())
@@ -219,35 +186,20 @@ pub fn print(out: &mut impl Write, rows: &[MixRow]) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::config::{Weight, parse};
-    use nest_core::{TaskSpec, WaitTime};
+    use nest_core::TaskSpec;
     use std::path::PathBuf;
 
     fn ts(name: &str, weight: u32) -> TasksetSpec {
         TasksetSpec {
             name: name.into(),
             weight,
-            tasks: vec![
-                TaskSpec {
-                    name: "a".into(),
-                    weight: 3,
-                },
-                TaskSpec {
-                    name: "b".into(),
-                    weight: 1,
-                },
-            ],
-            wait: WaitTime::default(),
-            has_on_start: false,
-            has_on_stop: false,
+            tasks: vec![TaskSpec::new("a", 3), TaskSpec::new("b", 1)],
+            ..Default::default()
         }
     }
 
     fn config(text: &str) -> LoadedConfig {
-        LoadedConfig {
-            path: PathBuf::from("nest.yaml"),
-            text: text.into(),
-            file: parse(text).unwrap(),
-        }
+        LoadedConfig { path: PathBuf::from("nest.yaml"), text: text.into(), file: parse(text).unwrap() }
     }
 
     #[test]
@@ -255,10 +207,7 @@ mod tests {
         let mut t = vec![ts("shop/browse", 3), ts("shop/checkout", 1), ts("admin", 2)];
         let c = config("tasksets:\n  shop/browse: 6\n  admin: 0\n");
         let sources = resolve(&mut t, Some(&c), false).unwrap();
-        assert_eq!(
-            sources,
-            [Source::Config, Source::FromScript, Source::Config]
-        );
+        assert_eq!(sources, [Source::Config, Source::FromScript, Source::Config]);
         assert_eq!(t.iter().map(|t| t.weight).collect::<Vec<_>>(), [6, 1, 0]);
         let rows = rows(&t, &sources);
         assert!((rows[0].share_pct - 600.0 / 7.0).abs() < 1e-9);
@@ -271,10 +220,7 @@ mod tests {
         let mut t = vec![ts("a", 3), ts("b", 1)];
         let mut c = config("tasksets:\n  a: 0\n  nope: 1\n");
         c.file.use_script_weights = Some(true);
-        assert_eq!(
-            resolve(&mut t, Some(&c), true).unwrap(),
-            [Source::Script, Source::Script]
-        );
+        assert_eq!(resolve(&mut t, Some(&c), true).unwrap(), [Source::Script, Source::Script]);
         assert_eq!(t[0].weight, 3);
         assert_eq!(c.file.tasksets["a"], Weight(0));
     }
@@ -282,39 +228,16 @@ mod tests {
     #[test]
     fn unknown_names_point_at_the_key_and_suggest() {
         let mut t = vec![ts("shop/browse", 1), ts("shop/checkout", 1)];
-        let e = resolve(
-            &mut t,
-            Some(&config("users: 1\ntasksets:\n  shop/brwose: 2\n")),
-            false,
-        )
-        .unwrap_err()
-        .0;
-        assert_eq!(
-            e,
-            "nest.yaml:3:3: no taskset named `shop/brwose`; did you mean `shop/browse`?"
-        );
-        let e = resolve(&mut t, Some(&config("tasksets:\n  zzz: 2\n")), false)
-            .unwrap_err()
-            .0;
-        assert!(
-            e.ends_with("the tasksets are: shop/browse, shop/checkout"),
-            "{e}"
-        );
+        let e = resolve(&mut t, Some(&config("users: 1\ntasksets:\n  shop/brwose: 2\n")), false).unwrap_err().0;
+        assert_eq!(e, "nest.yaml:3:3: no taskset named `shop/brwose`; did you mean `shop/browse`?");
+        let e = resolve(&mut t, Some(&config("tasksets:\n  zzz: 2\n")), false).unwrap_err().0;
+        assert!(e.ends_with("the tasksets are: shop/browse, shop/checkout"), "{e}");
     }
 
     #[test]
     fn everything_disabled_is_an_error() {
         let mut t = vec![ts("a", 1), ts("b", 1)];
-        let e = resolve(
-            &mut t,
-            Some(&config("users: 2\ntasksets:\n  a: 0\n  b: 0\n")),
-            false,
-        )
-        .unwrap_err()
-        .0;
-        assert!(
-            e.starts_with("nest.yaml:2:1: every taskset has weight 0"),
-            "{e}"
-        );
+        let e = resolve(&mut t, Some(&config("users: 2\ntasksets:\n  a: 0\n  b: 0\n")), false).unwrap_err().0;
+        assert!(e.starts_with("nest.yaml:2:1: every taskset has weight 0"), "{e}");
     }
 }

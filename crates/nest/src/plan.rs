@@ -54,41 +54,17 @@ pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
     let config = LoadedConfig::find(source.config.as_deref())?;
     let file = config.as_ref().map(Settings::from_file).unwrap_or_default();
     let env = Settings::from_env(|k| std::env::var(k).ok())?;
-    let settings = Settings::layered(
-        Settings {
-            taskset_dir: source.taskset_dir.clone(),
-            ..cli
-        },
-        env,
-        file,
-    );
-    let dir = settings
-        .taskset_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_TASKSET_DIR));
+    let settings = Settings::layered(Settings { taskset_dir: source.taskset_dir.clone(), ..cli }, env, file);
+    let dir = settings.taskset_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_TASKSET_DIR));
     let catalog = Catalog::load(&dir).map_err(|errors| {
         let n = errors.0.len();
-        let head = if n == 1 {
-            "a taskset has an error".to_owned()
-        } else {
-            format!("{n} errors in tasksets")
-        };
+        let head = if n == 1 { "a taskset has an error".to_owned() } else { format!("{n} errors in tasksets") };
         UsageError(format!("{head}; nothing was run:\n{errors}"))
     })?;
     let mut specs = catalog.specs();
-    let sources = mix::resolve(
-        &mut specs,
-        config.as_ref(),
-        settings.use_script_weights.unwrap_or(false),
-    )?;
+    let sources = mix::resolve(&mut specs, config.as_ref(), settings.use_script_weights.unwrap_or(false))?;
     let rows = mix::rows(&specs, &sources);
-    Ok(Mix {
-        catalog,
-        specs,
-        rows,
-        config,
-        settings,
-    })
+    Ok(Mix { catalog, specs, rows, config, settings })
 }
 
 /// A checked run, ready to start.
@@ -103,6 +79,8 @@ pub struct RunPlan {
     pub insecure: bool,
     /// Warnings about this machine's limits, or about ignored settings.
     pub warnings: Vec<String>,
+    /// The load shape script, when `--shape` drives the users.
+    pub shape: Option<nest_rhai::LoadShape>,
 }
 
 /// Checks the options, the config and the scripts.
@@ -112,9 +90,7 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
     let mut warnings = Vec::new();
     let host = match (&s.host, args.demo) {
         (Some(host), true) => {
-            warnings.push(format!(
-                "--demo runs against the built-in target; the configured host {host} is ignored"
-            ));
+            warnings.push(format!("--demo runs against the built-in target; the configured host {host} is ignored"));
             None
         }
         (Some(host), false) => Some(host.clone()),
@@ -127,15 +103,66 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
             ));
         }
     };
-    let users = s.users.unwrap_or(if args.demo { DEMO_USERS } else { 1 });
-    let run_time = s
-        .run_time
-        .or(if args.demo { Some(DEMO_RUN_TIME) } else { None });
-    let mut builder = Plan::builder(mix.specs.clone())
-        .users(users)
-        .spawn_rate(s.spawn_rate)
+    let run_time = s.run_time.or(if args.demo && s.iterations.is_none() { Some(DEMO_RUN_TIME) } else { None });
+    let mut specs = mix.specs.clone();
+    select_tags(&mut specs, s)?;
+    let mut builder = Plan::builder(specs)
         .run_time(run_time)
+        .iterations(s.iterations)
         .stop_timeout(s.stop_timeout.unwrap_or(Duration::from_secs(10)));
+    let mut shape = None;
+    // The command line may not contradict itself; what the config or environment says about another model gives
+    // way to the model the higher layer chose, with a warning.
+    let conflict = |a: &str, b: &str| Err(UsageError(format!("{a} and {b} cannot be used together")));
+    let cli_closed = args.users.is_some() || args.spawn_rate.is_some();
+    let mut ignore = |what: &str, set: bool, model: &str| {
+        if set {
+            warnings.push(format!("{what} from the config or environment is ignored: {model}"));
+        }
+    };
+    if let Some(rate) = s.rate {
+        if cli_closed {
+            return conflict("--rate (the open model sizes its pool with --max-users)", "--users/--spawn-rate");
+        }
+        ignore(
+            "users/spawn_rate",
+            s.users.is_some() || s.spawn_rate.is_some(),
+            "the open model (--rate) uses --max-users",
+        );
+        let peak = s.stages.iter().flatten().map(|st| st.target).fold(rate, f64::max);
+        let max_users = s.max_users.unwrap_or((peak.ceil() as u64).max(10));
+        builder = builder.open(rate, max_users, s.max_delay.unwrap_or(Duration::from_secs(5))).stages(s.stages.clone());
+    } else if args.max_users.is_some() || args.max_delay.is_some() {
+        return Err(UsageError("--max-users and --max-delay belong to the open model: add --rate R".into()));
+    } else if let Some(path) = &s.shape {
+        if args.stages.is_some() || cli_closed {
+            return conflict("--shape", "--stages/--users/--spawn-rate");
+        }
+        ignore(
+            "users/spawn_rate/stages",
+            s.users.is_some() || s.spawn_rate.is_some() || s.stages.is_some(),
+            "the shape script sets the users",
+        );
+        shape = Some(nest_rhai::LoadShape::load(path).map_err(|e| UsageError(e.to_string()))?);
+        builder = builder.shaped();
+    } else if s.stages.is_some() {
+        if cli_closed && args.stages.is_some() {
+            return conflict("--stages (which set the users over time)", "--users/--spawn-rate");
+        }
+        if cli_closed {
+            builder = builder.users(s.users.unwrap_or(1)).spawn_rate(s.spawn_rate);
+            ignore("stages", true, "--users/--spawn-rate on the command line set the users");
+        } else {
+            ignore(
+                "users/spawn_rate",
+                s.users.is_some() || s.spawn_rate.is_some(),
+                "the stages set the users over time",
+            );
+            builder = builder.stages(s.stages.clone());
+        }
+    } else {
+        builder = builder.users(s.users.unwrap_or(if args.demo { DEMO_USERS } else { 1 })).spawn_rate(s.spawn_rate);
+    }
     if let Some(workers) = s.workers {
         builder = builder.workers(workers);
     }
@@ -143,29 +170,48 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
         builder = builder.seed(seed);
     }
     let plan = builder.build().map_err(|e| UsageError(e.to_string()))?;
-    let limits = nest_core::limits::check(users).map_err(|e| UsageError(e.to_string()))?;
+    let limits = nest_core::limits::check(plan.users()).map_err(|e| UsageError(e.to_string()))?;
     warnings.extend(limits.warnings);
     let insecure = s.insecure.unwrap_or(false);
-    Ok(RunPlan {
-        mix,
-        plan,
-        host,
-        insecure,
-        warnings,
-    })
+    Ok(RunPlan { mix, plan, host, insecure, warnings, shape })
+}
+
+/// Applies `--tags` / `--exclude-tags`; a selection that leaves nothing to run is an error.
+fn select_tags(specs: &mut [nest_core::TasksetSpec], s: &Settings) -> Result<(), UsageError> {
+    let (include, exclude) = (s.tags.clone().unwrap_or_default(), s.exclude_tags.clone().unwrap_or_default());
+    if include.is_empty() && exclude.is_empty() {
+        return Ok(());
+    }
+    for spec in specs.iter_mut() {
+        spec.select_tags(&include, &exclude);
+    }
+    if specs.iter().all(|t| t.weight == 0) {
+        let known: std::collections::BTreeSet<&str> = specs
+            .iter()
+            .flat_map(|t| t.tags.iter().chain(t.tasks.iter().flat_map(|k| k.tags.iter())))
+            .map(String::as_str)
+            .collect();
+        let known = if known.is_empty() { "none".to_owned() } else { known.into_iter().collect::<Vec<_>>().join(", ") };
+        return Err(UsageError(format!(
+            "the tag selection (--tags {}, --exclude-tags {}) leaves no task to run; the tags in use are: {known}",
+            if include.is_empty() { "-".to_owned() } else { include.join(",") },
+            if exclude.is_empty() { "-".to_owned() } else { exclude.join(",") },
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a target URL: http or https, with a host.
 pub fn parse_host(text: &str) -> Result<Url, UsageError> {
-    let url = Url::parse(text).map_err(|e| {
-        UsageError(format!(
-            "host `{text}` is not a URL ({e}); e.g. http://127.0.0.1:8080"
-        ))
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+    if !text.contains("://") {
         return Err(UsageError(format!(
-            "host `{text}` must be an http:// or https:// URL with a host"
+            "host `{text}` must be an http:// or https:// URL: did you mean http://{text}?"
         )));
+    }
+    let url = Url::parse(text)
+        .map_err(|e| UsageError(format!("host `{text}` is not a URL ({e}); e.g. http://127.0.0.1:8080")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(UsageError(format!("host `{text}` must be an http:// or https:// URL with a host")));
     }
     Ok(url)
 }
@@ -178,18 +224,9 @@ mod tests {
     fn hosts() {
         assert!(parse_host("http://127.0.0.1:8080").is_ok());
         assert!(parse_host("https://example.com/base/").is_ok());
-        assert!(
-            parse_host("127.0.0.1:8080")
-                .unwrap_err()
-                .0
-                .contains("must be an http")
-        );
+        assert!(parse_host("127.0.0.1:8080").unwrap_err().0.contains("must be an http"));
         assert!(parse_host("ftp://x").is_err());
-        assert!(
-            parse_host("not a url")
-                .unwrap_err()
-                .0
-                .contains("is not a URL")
-        );
+        assert!(parse_host("http://exa mple").unwrap_err().0.contains("is not a URL"));
+        assert!(parse_host("127.0.0.1:8080").unwrap_err().0.contains("did you mean http://127.0.0.1:8080?"));
     }
 }

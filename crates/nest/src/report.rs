@@ -1,4 +1,7 @@
 //! The final summary as people read it: Locust-like tables, written to any `Write` so tests can capture them.
+//!
+//! In the open model the latency table is printed twice: service times (raw), then response times counted from each
+//! task's scheduled start (corrected for coordinated omission), with the same rows, so the two read side by side.
 
 use std::io::{self, Write};
 
@@ -30,80 +33,120 @@ fn clip(name: &str, width: usize) -> String {
     }
 }
 
-/// Prints the whole summary.
-pub fn print_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
-    let name_width = s
-        .requests
-        .iter()
-        .map(|r| r.name.chars().count())
-        .max()
-        .unwrap_or(0)
-        .clamp(10, 48);
-    writeln!(out)?;
-    write!(
-        out,
-        "{:<7} {:<name_width$} {:>9} {:>8} {:>9}",
-        "Method", "Name", "Requests", "Fails", "req/s"
-    )?;
+/// One line of a latency table.
+struct Line<'a> {
+    method: &'a str,
+    name: &'a str,
+    requests: u64,
+    failures: u64,
+    rps: f64,
+    latency: Option<&'a LatencyMs>,
+}
+
+fn latency_table(out: &mut impl Write, title: &str, lines: &[Line<'_>], total: &Line<'_>) -> io::Result<()> {
+    let width = lines.iter().map(|l| l.name.chars().count()).max().unwrap_or(0).clamp(10, 48);
+    writeln!(out, "\n{title}")?;
+    write!(out, "{:<7} {:<width$} {:>9} {:>8} {:>9}", "Method", "Name", "Requests", "Fails", "req/s")?;
     for h in LATENCY_HEADERS {
         write!(out, " {h:>7}")?;
     }
-    writeln!(out, "   (ms)")?;
-    let rule = "-".repeat(7 + 1 + name_width + 10 + 9 + 10 + 8 * 8);
+    writeln!(out)?;
+    let rule = "-".repeat(7 + 1 + width + 10 + 9 + 10 + 8 * 8);
     writeln!(out, "{rule}")?;
-    for r in &s.requests {
+    let row = |out: &mut dyn Write, l: &Line<'_>| -> io::Result<()> {
         write!(
             out,
-            "{:<7} {:<name_width$} {:>9} {:>8} {:>9.2}",
-            r.method,
-            clip(&r.name, name_width),
-            r.requests,
-            r.failures,
-            r.rps
+            "{:<7} {:<width$} {:>9} {:>8} {:>9.2}",
+            l.method,
+            clip(l.name, width),
+            l.requests,
+            l.failures,
+            l.rps
         )?;
-        for v in latencies(&r.latency_ms) {
-            write!(out, " {:>7}", ms(v))?;
+        match l.latency {
+            Some(lat) => {
+                for v in latencies(lat) {
+                    write!(out, " {:>7}", ms(v))?;
+                }
+            }
+            None => write!(out, " {:>7}", "-")?,
         }
-        writeln!(out)?;
+        writeln!(out)
+    };
+    for l in lines {
+        row(out, l)?;
     }
     writeln!(out, "{rule}")?;
+    row(out, total)
+}
+
+/// Prints the whole summary.
+pub fn print_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     let t = &s.totals;
-    write!(
-        out,
-        "{:<7} {:<name_width$} {:>9} {:>8} {:>9.2}",
-        "", "Total", t.requests, t.failures, t.rps
-    )?;
-    for v in latencies(&t.latency_ms) {
-        write!(out, " {:>7}", ms(v))?;
-    }
-    writeln!(out)?;
-    let pct = if t.requests > 0 {
-        100.0 * t.failures as f64 / t.requests as f64
+    let raw: Vec<Line<'_>> = s
+        .requests
+        .iter()
+        .map(|r| Line {
+            method: &r.method,
+            name: &r.name,
+            requests: r.requests,
+            failures: r.failures,
+            rps: r.rps,
+            latency: Some(&r.latency_ms),
+        })
+        .collect();
+    let total =
+        |latency| Line { method: "", name: "Total", requests: t.requests, failures: t.failures, rps: t.rps, latency };
+    if s.model == "open" {
+        latency_table(
+            out,
+            "Service time, ms (raw: from sending each request to its last byte)",
+            &raw,
+            &total(Some(&t.latency_ms)),
+        )?;
+        let corrected: Vec<Line<'_>> = s
+            .requests
+            .iter()
+            .zip(raw.iter())
+            .map(|(r, l)| Line { latency: r.corrected_latency_ms.as_ref(), ..*l })
+            .collect();
+        latency_table(
+            out,
+            "Response time, ms (corrected: the first request of each task counts from the task's scheduled start)",
+            &corrected,
+            &total(t.corrected_latency_ms.as_ref()),
+        )?;
     } else {
-        0.0
-    };
+        latency_table(out, "Response time, ms", &raw, &total(Some(&t.latency_ms)))?;
+        writeln!(
+            out,
+            "(closed model: every user waits for its responses, so no coordinated-omission correction applies)"
+        )?;
+    }
+    let pct = if t.requests > 0 { 100.0 * t.failures as f64 / t.requests as f64 } else { 0.0 };
     writeln!(
         out,
         "\n{} requests in {:.1}s, {} failed ({pct:.2}%), {} users",
         t.requests, s.duration_s, t.failures, s.users
     )?;
-
-    if !s.failures.is_empty() {
-        writeln!(out, "\nFailures")?;
+    if s.dropped_iterations > 0 {
+        let seconds: Vec<String> =
+            s.timeline.iter().filter(|p| p.dropped > 0).take(10).map(|p| format!("{}s: {}", p.t, p.dropped)).collect();
         writeln!(
             out,
-            "{:>8}  {:<7} {:<name_width$}  Reason",
-            "Count", "Method", "Name"
+            "{} task starts dropped: no VU was free within --max-delay (raise --max-users). By second: {}{}",
+            s.dropped_iterations,
+            seconds.join(", "),
+            if s.timeline.iter().filter(|p| p.dropped > 0).count() > 10 { ", ..." } else { "" }
         )?;
+    }
+
+    if !s.failures.is_empty() {
+        let width = s.failures.iter().map(|f| f.name.chars().count()).max().unwrap_or(0).clamp(10, 48);
+        writeln!(out, "\nFailures")?;
+        writeln!(out, "{:>8}  {:<7} {:<width$}  Reason", "Count", "Method", "Name")?;
         for f in &s.failures {
-            writeln!(
-                out,
-                "{:>8}  {:<7} {:<name_width$}  {}",
-                f.count,
-                f.method,
-                clip(&f.name, name_width),
-                f.reason
-            )?;
+            writeln!(out, "{:>8}  {:<7} {:<width$}  {}", f.count, f.method, clip(&f.name, width), f.reason)?;
         }
     }
     if !s.errors.is_empty() {
@@ -114,22 +157,13 @@ pub fn print_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         }
     }
     if !s.tasks.is_empty() {
-        let width = s
-            .tasks
-            .iter()
-            .map(|t| t.taskset.len() + t.task.len() + 1)
-            .max()
-            .unwrap_or(0)
-            .max(12);
-        writeln!(out, "\n{:<width$} {:>9} {:>8}", "Task", "Runs", "Errors")?;
+        let width = s.tasks.iter().map(|t| t.taskset.len() + t.task.len() + 1).max().unwrap_or(0).max(12);
+        let paced = s.tasks.iter().any(|t| t.pacing_missed > 0);
+        write!(out, "\n{:<width$} {:>9} {:>8}", "Task", "Runs", "Errors")?;
+        writeln!(out, "{}", if paced { "  Pacing missed" } else { "" })?;
         for t in &s.tasks {
-            writeln!(
-                out,
-                "{:<width$} {:>9} {:>8}",
-                format!("{}/{}", t.taskset, t.task),
-                t.runs,
-                t.errors
-            )?;
+            write!(out, "{:<width$} {:>9} {:>8}", format!("{}/{}", t.taskset, t.task), t.runs, t.errors)?;
+            writeln!(out, "{}", if paced { format!("  {:>13}", t.pacing_missed) } else { String::new() })?;
         }
     }
     Ok(())
@@ -141,26 +175,43 @@ mod tests {
     use nest_core::stats::{Aggregate, Recorder};
     use std::time::Duration;
 
-    #[test]
-    fn prints_every_table() {
+    fn summary(open: bool) -> String {
         let r = Recorder::new();
-        r.request("GET", "/items/:id", Duration::from_millis(3), None);
-        r.request(
-            "GET",
-            "/items/:id",
-            Duration::from_millis(5),
-            Some("HTTP 500"),
-        );
+        let corrected = |ms| open.then(|| Duration::from_millis(ms));
+        r.request("GET", "/items/:id", Duration::from_millis(3), corrected(40), None);
+        r.request("GET", "/items/:id", Duration::from_millis(5), corrected(5), Some("HTTP 500"));
         r.error("t/a.rhai:3:9", "boom");
+        r.pacing_missed(0, 0);
+        if open {
+            r.dropped();
+        }
         let mut agg = Aggregate::default();
         agg.merge(r.take());
-        let s = Summary::new(&agg, &[], 2.0, 3);
+        agg.seal_before(u64::MAX);
+        let s = Summary::new(&agg, &[], 2.0, 3, open);
         let mut out = Vec::new();
         print_summary(&mut out, &s).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn prints_every_table() {
+        let text = summary(false);
         assert!(text.contains("/items/:id"), "{text}");
         assert!(text.contains("HTTP 500"));
         assert!(text.contains("t/a.rhai:3:9: boom"));
         assert!(text.contains("2 requests in 2.0s, 1 failed (50.00%), 3 users"));
+        assert!(text.contains("no coordinated-omission correction applies"));
+        assert!(!text.contains("corrected"));
+    }
+
+    #[test]
+    fn the_open_model_shows_raw_and_corrected() {
+        let text = summary(true);
+        assert!(text.contains("Service time, ms (raw"), "{text}");
+        assert!(text.contains("Response time, ms (corrected"));
+        assert!(text.contains("1 task starts dropped"));
+        let corrected_total = text.lines().filter(|l| l.trim_start().starts_with("Total")).nth(1).unwrap();
+        assert!(corrected_total.trim_end().ends_with("40.0"), "{corrected_total}");
     }
 }

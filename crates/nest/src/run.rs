@@ -33,55 +33,34 @@ pub fn run(args: RunArgs) -> Result<()> {
         return Ok(());
     }
     let demo = if args.demo {
-        let server = DemoServer::start(DemoConfig {
-            mode: Mode::Shop,
-            ..DemoConfig::default()
-        })
-        .context("could not start the demo target")?;
+        let server = DemoServer::start(DemoConfig { mode: Mode::Shop, ..DemoConfig::default() })
+            .context("could not start the demo target")?;
         eprintln!("demo target listening on {}", server.url());
         checked.host = Some(plan::parse_host(&server.url())?);
         Some(server)
     } else {
         None
     };
-    let host = checked
-        .host
-        .clone()
-        .ok_or_else(|| UsageError("no target".into()))?;
+    let host = checked.host.clone().ok_or_else(|| UsageError("no target".into()))?;
     let http = Arc::new(ClientConfig::new(checked.insecure).context("could not set up TLS")?);
     let factory = Arc::new(checked.mix.catalog.factory(http, Some(host.clone())));
     let plan = checked.plan;
     let tasksets = plan.tasksets.clone();
-    let users = plan.users;
+    let (users, open) = (plan.users(), plan.model.is_open());
+    check_writable(args.json.as_deref())?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = runtime.block_on(async {
         let handle = StopHandle::new();
         let signals = tokio::spawn(watch_signals(handle.clone(), plan.stop_timeout));
-        let mut next_progress = PROGRESS_EVERY;
-        let result = nest_core::run(plan, factory, handle, |agg, elapsed| {
-            if elapsed.as_secs() >= next_progress {
-                next_progress =
-                    elapsed.as_secs() / PROGRESS_EVERY * PROGRESS_EVERY + PROGRESS_EVERY;
-                let total = agg.total();
-                eprintln!(
-                    "[{:>4}s] {} requests, {} failures, {:.1} req/s overall",
-                    elapsed.as_secs(),
-                    total.count,
-                    total.failures,
-                    total.count as f64 / elapsed.as_secs_f64().max(1e-9)
-                );
-            }
-        })
-        .await;
+        let hooks = Hooks { shape: checked.shape, next_progress: PROGRESS_EVERY };
+        let result = nest_core::run(plan, factory, handle, hooks).await;
         signals.abort();
         result
     });
     drop(demo);
     let result = result.map_err(|e| match e {
-        nest_core::Error::Worker { .. } | nest_core::Error::InvalidPlan(_) => {
+        nest_core::Error::Worker { .. } | nest_core::Error::InvalidPlan(_) | nest_core::Error::Setup(_) => {
             anyhow::Error::new(UsageError(e.to_string()))
         }
         other => anyhow::Error::new(other),
@@ -89,15 +68,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     match result.end {
         EndReason::Killed => eprintln!("stopped: calls still in flight were cancelled"),
         EndReason::Stopped => eprintln!("stopped"),
-        EndReason::RunTime => {}
+        EndReason::RunTime | EndReason::Completed => {}
     }
 
-    let summary = Summary::new(
-        &result.aggregate,
-        &tasksets,
-        result.duration.as_secs_f64(),
-        users,
-    );
+    let summary = Summary::new(&result.aggregate, &tasksets, result.duration.as_secs_f64(), users, open);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     print_summary(&mut out, &summary)?;
@@ -108,6 +82,50 @@ pub fn run(args: RunArgs) -> Result<()> {
         eprintln!("report written to {}", path.display());
     }
     Ok(())
+}
+
+/// Fails before any load when a report file could not be written at the end.
+fn check_writable(path: Option<&std::path::Path>) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let probe = dir.join(format!(".nest-write-check.{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| UsageError(format!("cannot write the report {}: {e}", path.display())))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// What the command line hooks into a run: a progress line now and then, and the load shape.
+struct Hooks {
+    shape: Option<nest_rhai::LoadShape>,
+    next_progress: u64,
+}
+
+impl nest_core::RunHooks for Hooks {
+    fn observe(&mut self, agg: &nest_core::stats::Aggregate, elapsed: Duration) {
+        if elapsed.as_secs() < self.next_progress {
+            return;
+        }
+        self.next_progress = elapsed.as_secs() / PROGRESS_EVERY * PROGRESS_EVERY + PROGRESS_EVERY;
+        let total = agg.total();
+        let users = agg.timeline.values().next_back().map_or(0, |s| s.users);
+        eprintln!(
+            "[{:>4}s] {users} users, {} requests, {} failures, {:.1} req/s overall",
+            elapsed.as_secs(),
+            total.count,
+            total.failures,
+            total.count as f64 / elapsed.as_secs_f64().max(1e-9)
+        );
+    }
+
+    fn shape(&mut self, elapsed: Duration) -> nest_core::ShapeTick {
+        match &self.shape {
+            Some(shape) => shape.tick(elapsed),
+            None => nest_core::ShapeTick::Stop,
+        }
+    }
 }
 
 /// First Ctrl-C or SIGTERM: graceful stop. Second: stop now.

@@ -52,6 +52,16 @@ macro_rules! from_str_env {
     )*};
 }
 from_str_env!(u64 => "expected a whole number", usize => "expected a whole number", f64 => "expected a number");
+impl FromEnv for Vec<nest_core::Stage> {
+    fn from_env(value: &str) -> Result<Self, String> {
+        nest_core::curve::parse_stages(value, parse_duration)
+    }
+}
+impl FromEnv for Vec<String> {
+    fn from_env(value: &str) -> Result<Self, String> {
+        Ok(value.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect())
+    }
+}
 
 macro_rules! settings {
     ($( $(#[$doc:meta])* $field:ident : $ty:ty = $env:literal, )*) => {
@@ -106,6 +116,22 @@ settings! {
     seed: u64 = "NEST_SEED",
     /// Use each script's `weight(n)` and ignore `tasksets:`.
     use_script_weights: bool = "NEST_USE_SCRIPT_WEIGHTS",
+    /// Stages over users (or over the rate, in the open model).
+    stages: Vec<nest_core::Stage> = "NEST_STAGES",
+    /// A load shape script.
+    shape: PathBuf = "NEST_SHAPE",
+    /// Open model: tasks started per second.
+    rate: f64 = "NEST_RATE",
+    /// Open model: the VU pool limit.
+    max_users: u64 = "NEST_MAX_USERS",
+    /// Open model: how long a start may wait for a free VU.
+    max_delay: Duration = "NEST_MAX_DELAY",
+    /// Run exactly this many tasks.
+    iterations: u64 = "NEST_ITERATIONS",
+    /// Run only tasks with one of these tags.
+    tags: Vec<String> = "NEST_TAGS",
+    /// Skip tasks with any of these tags.
+    exclude_tags: Vec<String> = "NEST_EXCLUDE_TAGS",
 }
 
 /// The `--help` section listing the environment variables and the precedence rule.
@@ -134,6 +160,14 @@ impl Settings {
             insecure: args.insecure.then_some(true),
             seed: args.seed,
             use_script_weights: args.use_script_weights.then_some(true),
+            stages: args.stages.clone().map(|s| s.0),
+            shape: args.shape.clone(),
+            rate: args.rate,
+            max_users: args.max_users,
+            max_delay: args.max_delay,
+            iterations: args.iterations,
+            tags: (!args.tags.is_empty()).then(|| args.tags.clone()),
+            exclude_tags: (!args.exclude_tags.is_empty()).then(|| args.exclude_tags.clone()),
         })
     }
 
@@ -151,6 +185,14 @@ impl Settings {
             insecure: f.insecure,
             seed: f.seed,
             use_script_weights: f.use_script_weights,
+            stages: f.stages.clone(),
+            shape: f.shape.as_ref().map(|p| config.dir().join(p)),
+            rate: f.rate,
+            max_users: f.max_users,
+            max_delay: f.max_delay,
+            iterations: f.iterations,
+            tags: f.tags.clone(),
+            exclude_tags: f.exclude_tags.clone(),
         }
     }
 
@@ -166,32 +208,16 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Result<Settings, UsageError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_env(|k| map.get(k).cloned())
     }
 
     #[test]
     fn each_layer_overrides_the_one_below() {
-        let file = Settings {
-            users: Some(1),
-            workers: Some(1),
-            seed: Some(1),
-            spawn_rate: Some(1.0),
-            ..Default::default()
-        };
-        let env = env(&[
-            ("NEST_USERS", "2"),
-            ("NEST_WORKERS", "2"),
-            ("NEST_RUN_TIME", "1m"),
-        ])
-        .unwrap();
-        let cli = Settings {
-            users: Some(3),
-            ..Default::default()
-        };
+        let file =
+            Settings { users: Some(1), workers: Some(1), seed: Some(1), spawn_rate: Some(1.0), ..Default::default() };
+        let env = env(&[("NEST_USERS", "2"), ("NEST_WORKERS", "2"), ("NEST_RUN_TIME", "1m")]).unwrap();
+        let cli = Settings { users: Some(3), ..Default::default() };
         let s = Settings::layered(cli, env, file);
         assert_eq!(s.users, Some(3), "CLI over environment");
         assert_eq!(s.workers, Some(2), "environment over file");
@@ -204,21 +230,9 @@ mod tests {
     fn environment_values_are_checked_and_named() {
         let e = env(&[("NEST_USERS", "lots")]).unwrap_err().0;
         assert_eq!(e, "NEST_USERS=lots: expected a whole number");
-        assert!(
-            env(&[("NEST_HOST", "ftp://x")])
-                .unwrap_err()
-                .0
-                .starts_with("NEST_HOST=ftp://x: ")
-        );
-        assert_eq!(
-            env(&[("NEST_INSECURE", "yes")]).unwrap().insecure,
-            Some(true)
-        );
-        assert_eq!(
-            env(&[("NEST_USERS", "")]).unwrap().users,
-            None,
-            "empty means unset"
-        );
-        assert_eq!(Settings::ENV.len(), 10);
+        assert!(env(&[("NEST_HOST", "ftp://x")]).unwrap_err().0.starts_with("NEST_HOST=ftp://x: "));
+        assert_eq!(env(&[("NEST_INSECURE", "yes")]).unwrap().insecure, Some(true));
+        assert_eq!(env(&[("NEST_USERS", "")]).unwrap().users, None, "empty means unset");
+        assert_eq!(Settings::ENV.len(), 18);
     }
 }

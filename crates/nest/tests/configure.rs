@@ -9,11 +9,8 @@ const NEST: &str = env!("CARGO_BIN_EXE_nest");
 fn tasksets(dir: &Path) {
     let ts = dir.join("tasksets");
     std::fs::create_dir_all(ts.join("shop")).unwrap();
-    std::fs::write(
-        ts.join("shop/browse.rhai"),
-        "weight(3);\ntask(5, a);\ntask(1, b);\nfn a() {}\nfn b() {}\n",
-    )
-    .unwrap();
+    std::fs::write(ts.join("shop/browse.rhai"), "weight(3);\ntask(5, a);\ntask(1, b);\nfn a() {}\nfn b() {}\n")
+        .unwrap();
     std::fs::write(ts.join("admin.rhai"), "task(1, c);\nfn c() {}\n").unwrap();
 }
 
@@ -29,16 +26,11 @@ fn an_interactive_session_writes_the_answers() {
     std::fs::write(&config, "users: 3\nstop_timeout: 2s\n").unwrap();
 
     let mut cmd = Command::new(NEST);
-    cmd.args(["configure", "--config"])
-        .arg(&config)
-        .arg("--taskset-dir")
-        .arg(dir.path().join("tasksets"));
+    cmd.args(["configure", "--config"]).arg(&config).arg("--taskset-dir").arg(dir.path().join("tasksets"));
     cmd.env("TERM", "xterm").env("NO_COLOR", "1");
     let mut p = rexpect::session::spawn_with_options(
         cmd,
-        rexpect::reader::Options::new()
-            .timeout_ms(Some(30_000))
-            .strip_ansi_escape_codes(true),
+        rexpect::reader::Options::new().timeout_ms(Some(30_000)).strip_ansi_escape_codes(true),
     )
     .unwrap();
     // The tasksets are listed with their tasks before any question.
@@ -72,18 +64,11 @@ fn an_interactive_session_writes_the_answers() {
     assert!(text.starts_with("# nest load mix"), "{text}");
     let v = yaml(&config);
     assert_eq!(v["tasksets"]["admin"], serde_yaml_ng::Value::from(0));
-    assert!(
-        v["tasksets"].get("shop/browse").is_none(),
-        "an unchanged script weight is not pinned: {text}"
-    );
+    assert!(v["tasksets"].get("shop/browse").is_none(), "an unchanged script weight is not pinned: {text}");
     assert_eq!(v["host"], serde_yaml_ng::Value::from("http://127.0.0.1:9"));
     assert_eq!(v["users"], serde_yaml_ng::Value::from(7));
     assert_eq!(v["run_time"], serde_yaml_ng::Value::from("45s"));
-    assert_eq!(
-        v["stop_timeout"],
-        serde_yaml_ng::Value::from("2s"),
-        "keys it did not ask about are kept"
-    );
+    assert_eq!(v["stop_timeout"], serde_yaml_ng::Value::from("2s"), "keys it did not ask about are kept");
 }
 
 #[test]
@@ -93,34 +78,18 @@ fn set_updates_the_file_without_prompting() {
     let config = dir.path().join("nest.yaml");
     let out = Command::new(NEST)
         .current_dir(dir.path())
-        .args([
-            "configure",
-            "--set",
-            "shop/browse=6",
-            "--set",
-            "admin=0",
-            "--users",
-            "9",
-        ])
+        .args(["configure", "--set", "shop/browse=6", "--set", "admin=0", "--users", "9"])
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v = yaml(&config);
     assert_eq!(v["tasksets"]["shop/browse"], serde_yaml_ng::Value::from(6));
     assert_eq!(v["tasksets"]["admin"], serde_yaml_ng::Value::from(0));
     assert_eq!(v["users"], serde_yaml_ng::Value::from(9));
 
     // `nest list` reads it back: the mix and the sources.
-    let list = Command::new(NEST)
-        .current_dir(dir.path())
-        .args(["list", "--json"])
-        .output()
-        .unwrap();
+    let list = Command::new(NEST).current_dir(dir.path()).args(["list", "--json"]).output().unwrap();
     assert!(list.status.success());
     let json: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     let rows = json["tasksets"].as_array().unwrap();
@@ -158,12 +127,7 @@ fn set_updates_the_file_without_prompting() {
 fn without_a_terminal_and_without_set_it_refuses_at_once() {
     let dir = tempfile::tempdir().unwrap();
     tasksets(dir.path());
-    let out = Command::new(NEST)
-        .current_dir(dir.path())
-        .arg("configure")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = Command::new(NEST).current_dir(dir.path()).arg("configure").stdin(Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--set NAME=WEIGHT"));
     assert!(!dir.path().join("nest.yaml").exists());

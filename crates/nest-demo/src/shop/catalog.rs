@@ -13,13 +13,10 @@ pub(crate) const MAX_ID: u32 = 100;
 /// Items per `/items` page.
 pub(crate) const PAGE_SIZE: usize = 20;
 
-const ADJECTIVES: [&str; 10] = [
-    "Red", "Tiny", "Sturdy", "Shiny", "Quiet", "Golden", "Rusty", "Smart", "Woolly", "Spare",
-];
-const NOUNS: [&str; 10] = [
-    "Kettle", "Lamp", "Teapot", "Backpack", "Umbrella", "Notebook", "Bicycle", "Mug", "Scarf",
-    "Clock",
-];
+const ADJECTIVES: [&str; 10] =
+    ["Red", "Tiny", "Sturdy", "Shiny", "Quiet", "Golden", "Rusty", "Smart", "Woolly", "Spare"];
+const NOUNS: [&str; 10] =
+    ["Kettle", "Lamp", "Teapot", "Backpack", "Umbrella", "Notebook", "Bicycle", "Mug", "Scarf", "Clock"];
 
 /// Whether an in-range id is discontinued (answers 404).
 pub(crate) fn is_discontinued(id: u32) -> bool {
@@ -57,21 +54,12 @@ impl Item {
 
     /// The `/items` listing form: `{id, name, price}`.
     pub(crate) fn summary(&self) -> Summary<'_> {
-        Summary {
-            id: self.id,
-            name: &self.name,
-            price: self.price(),
-        }
+        Summary { id: self.id, name: &self.name, price: self.price() }
     }
 
     /// The `/items/{id}` form: `{id, name, price, stock}`.
     pub(crate) fn detail(&self) -> Detail<'_> {
-        Detail {
-            id: self.id,
-            name: &self.name,
-            price: self.price(),
-            stock: self.stock,
-        }
+        Detail { id: self.id, name: &self.name, price: self.price(), stock: self.stock }
     }
 }
 
@@ -105,9 +93,7 @@ pub(crate) struct Catalog {
 impl Catalog {
     /// The fixed catalogue.
     pub(crate) fn new() -> Self {
-        Catalog {
-            items: (1..=MAX_ID).map(Item::new).collect(),
-        }
+        Catalog { items: (1..=MAX_ID).map(Item::new).collect() }
     }
 
     /// The item with this id, unless it is out of range or discontinued.
@@ -150,8 +136,7 @@ mod tests {
     #[test]
     fn names_are_unique_and_pages_cover_all() {
         let catalog = Catalog::new();
-        let names: std::collections::HashSet<&str> =
-            catalog.items.iter().map(|i| i.name.as_str()).collect();
+        let names: std::collections::HashSet<&str> = catalog.items.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names.len(), 100);
         let sizes: Vec<usize> = (1..=6).map(|p| catalog.page(p, None).len()).collect();
         assert_eq!(sizes, [20, 20, 20, 20, 10, 0]);

@@ -16,8 +16,7 @@ use serde_json::json;
 
 use super::catalog::{Catalog, cents_to_units};
 use super::respond::{
-    Resp, bearer_token, cookie, empty, error, format_id, json, parse_id, query_param, read_json,
-    with_body,
+    Resp, bearer_token, cookie, empty, error, format_id, json, parse_id, query_param, read_json, with_body,
 };
 use super::state::ShopState;
 use crate::rng;
@@ -55,20 +54,14 @@ async fn latency(lo_ms: u64, hi_ms: u64) {
 
 fn unauthorized() -> Resp {
     let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized");
-    response
-        .headers_mut()
-        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
 }
 
 /// `GET /`: the welcome page.
 pub(super) async fn index() -> Resp {
     latency(1, 1).await;
-    with_body(
-        StatusCode::OK,
-        "text/html; charset=utf-8",
-        Bytes::from_static(INDEX_HTML),
-    )
+    with_body(StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(INDEX_HTML))
 }
 
 #[derive(Deserialize)]
@@ -91,10 +84,7 @@ pub(super) async fn login(state: &ShopState, headers: &HeaderMap, body: Incoming
         return error(StatusCode::BAD_REQUEST, "user must be 1 to 256 bytes");
     }
     let ids = state.login(&login.user);
-    let mut response = json(
-        StatusCode::OK,
-        &json!({ "token": format_id(ids.token), "user": login.user }),
-    );
+    let mut response = json(StatusCode::OK, &json!({ "token": format_id(ids.token), "user": login.user }));
     let cookie = format!("session={}; Path=/; HttpOnly", format_id(ids.session));
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(SET_COOKIE, value);
@@ -105,9 +95,7 @@ pub(super) async fn login(state: &ShopState, headers: &HeaderMap, body: Incoming
 /// `GET /whoami`: the user of the session cookie.
 pub(super) async fn whoami(state: &ShopState, headers: &HeaderMap) -> Resp {
     latency(1, 2).await;
-    let user = cookie(headers, "session")
-        .and_then(parse_id)
-        .and_then(|session| state.session_user(session));
+    let user = cookie(headers, "session").and_then(parse_id).and_then(|session| state.session_user(session));
     match user {
         Some(user) => json(StatusCode::OK, &json!({ "user": &*user })),
         None => error(StatusCode::UNAUTHORIZED, "not logged in"),
@@ -124,9 +112,7 @@ pub(super) async fn items(catalog: &Catalog, query: Option<&str>) -> Resp {
             _ => return error(StatusCode::BAD_REQUEST, "page must be a number from 1"),
         },
     };
-    let search = query_param(query, "q")
-        .filter(|q| !q.is_empty())
-        .map(|q| q.to_lowercase());
+    let search = query_param(query, "q").filter(|q| !q.is_empty()).map(|q| q.to_lowercase());
     json(StatusCode::OK, &catalog.page(page, search.as_deref()))
 }
 
@@ -155,12 +141,7 @@ fn one() -> u32 {
 }
 
 /// `POST /cart`: adds to the token's cart; answers the units in the cart.
-pub(super) async fn cart(
-    state: &ShopState,
-    catalog: &Catalog,
-    headers: &HeaderMap,
-    body: Incoming,
-) -> Resp {
+pub(super) async fn cart(state: &ShopState, catalog: &Catalog, headers: &HeaderMap, body: Incoming) -> Resp {
     latency(3, 6).await;
     let Some(token) = bearer_token(headers).filter(|t| state.token_user(*t).is_some()) else {
         return unauthorized();
@@ -199,10 +180,7 @@ pub(super) async fn checkout(state: &ShopState, catalog: &Catalog, headers: &Hea
         units += u64::from(qty);
     }
     let order = format!("{:016x}", state.order_id() as u64);
-    json(
-        StatusCode::OK,
-        &json!({ "order": order, "total": cents_to_units(cents), "items": units }),
-    )
+    json(StatusCode::OK, &json!({ "order": order, "total": cents_to_units(cents), "items": units }))
 }
 
 /// `GET /slow?ms=N`: waits N ms (default 100, at most 10,000).
@@ -220,11 +198,8 @@ pub(super) async fn slow(query: Option<&str>) -> Resp {
 
 /// `GET /status/{code}`: answers with that status (200..=599).
 pub(super) fn status(code: &str) -> Resp {
-    let status = code
-        .parse::<u16>()
-        .ok()
-        .filter(|c| (200..=599).contains(c))
-        .and_then(|c| StatusCode::from_u16(c).ok());
+    let status =
+        code.parse::<u16>().ok().filter(|c| (200..=599).contains(c)).and_then(|c| StatusCode::from_u16(c).ok());
     match status {
         // These must not have a body.
         Some(s @ (StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)) => empty(s),
@@ -236,8 +211,6 @@ pub(super) fn status(code: &str) -> Resp {
 /// `GET /redirect`: 302 to `/items`.
 pub(super) fn redirect() -> Resp {
     let mut response = empty(StatusCode::FOUND);
-    response
-        .headers_mut()
-        .insert(LOCATION, HeaderValue::from_static("/items"));
+    response.headers_mut().insert(LOCATION, HeaderValue::from_static("/items"));
     response
 }

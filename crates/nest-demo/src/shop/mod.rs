@@ -43,13 +43,7 @@ pub(crate) struct ShopService {
 impl ShopService {
     /// A fresh shop (empty state) counting into `counters`.
     pub(crate) fn new(counters: Counters) -> Self {
-        ShopService {
-            shop: Arc::new(Shop {
-                state: ShopState::new(),
-                catalog: Catalog::new(),
-                counters,
-            }),
-        }
+        ShopService { shop: Arc::new(Shop { state: ShopState::new(), catalog: Catalog::new(), counters }) }
     }
 }
 
@@ -94,9 +88,7 @@ impl<'a> Endpoint<'a> {
             _ => {
                 if let Some(id) = path.strip_prefix("/items/").filter(|s| !s.contains('/')) {
                     Endpoint::Item(id)
-                } else if let Some(code) =
-                    path.strip_prefix("/status/").filter(|s| !s.contains('/'))
-                {
+                } else if let Some(code) = path.strip_prefix("/status/").filter(|s| !s.contains('/')) {
                     Endpoint::Status(code)
                 } else {
                     return None;
@@ -141,9 +133,7 @@ impl Shop {
         if parts.method.as_str() != allowed {
             self.counters.hit(Route::MethodNotAllowed);
             let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static(allowed));
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static(allowed));
             return response;
         }
         self.counters.hit(endpoint.route());
@@ -176,10 +166,7 @@ mod tests {
         assert_eq!(Endpoint::parse("/items/42"), Some(Endpoint::Item("42")));
         assert_eq!(Endpoint::parse("/items/"), Some(Endpoint::Item("")));
         assert_eq!(Endpoint::parse("/items/4/2"), None);
-        assert_eq!(
-            Endpoint::parse("/status/503"),
-            Some(Endpoint::Status("503"))
-        );
+        assert_eq!(Endpoint::parse("/status/503"), Some(Endpoint::Status("503")));
         assert_eq!(Endpoint::parse("/nope"), None);
         assert_eq!(Endpoint::Cart.method(), "POST");
         assert_eq!(Endpoint::Item("1").route().label(), "GET /items/:id");

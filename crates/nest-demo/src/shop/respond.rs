@@ -23,9 +23,7 @@ pub(crate) const BODY_LIMIT: usize = 1 << 20;
 pub(crate) fn with_body(status: StatusCode, content_type: &'static str, body: Bytes) -> Resp {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -55,15 +53,9 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Resp {
 
 /// Reads the whole body (at most [`BODY_LIMIT`]) and parses it as JSON.
 /// The error is the response to send: 413 when too large, 400 otherwise.
-pub(crate) async fn read_json<T: DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Incoming,
-) -> Result<T, Resp> {
+pub(crate) async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Incoming) -> Result<T, Resp> {
     let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > BODY_LIMIT as u64) {
         return Err(too_large());
     }
@@ -72,8 +64,7 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
         Err(e) if e.is::<LengthLimitError>() => return Err(too_large()),
         Err(_) => return Err(error(StatusCode::BAD_REQUEST, "cannot read the body")),
     };
-    serde_json::from_slice(&bytes)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
+    serde_json::from_slice(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
 }
 
 /// The first value of `key` in a query string, percent-decoded (`+` is a
@@ -98,9 +89,7 @@ fn percent_decode(s: &str) -> Cow<'_, str> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
                         out.push(b);
@@ -175,15 +164,9 @@ mod tests {
 
         let mut headers = HeaderMap::new();
         let auth = format!("Bearer {}", format_id(id));
-        headers.insert(
-            http::header::AUTHORIZATION,
-            HeaderValue::from_str(&auth).unwrap(),
-        );
+        headers.insert(http::header::AUTHORIZATION, HeaderValue::from_str(&auth).unwrap());
         headers.append(http::header::COOKIE, HeaderValue::from_static("a=1"));
-        headers.append(
-            http::header::COOKIE,
-            HeaderValue::from_static("b=2; session=abc"),
-        );
+        headers.append(http::header::COOKIE, HeaderValue::from_static("b=2; session=abc"));
         assert_eq!(bearer_token(&headers), Some(id));
         assert_eq!(cookie(&headers, "session"), Some("abc"));
         assert_eq!(cookie(&headers, "a"), Some("1"));

@@ -52,28 +52,15 @@ impl ShopState {
     /// Empty state keeping about `capacity` tokens and sessions (rounded to
     /// whole shards, at least one per shard).
     pub(crate) fn with_capacity(capacity: usize) -> Self {
-        ShopState {
-            accounts: Sharded::new(capacity),
-            sessions: Sharded::new(capacity),
-            ids: IdGen::new(),
-        }
+        ShopState { accounts: Sharded::new(capacity), sessions: Sharded::new(capacity), ids: IdGen::new() }
     }
 
     /// Logs `user` in: a new token (with an empty cart) and a new session.
     pub(crate) fn login(&self, user: &str) -> Login {
         let user: Arc<str> = Arc::from(user);
-        let login = Login {
-            token: self.ids.next_u128(),
-            session: self.ids.next_u128(),
-        };
+        let login = Login { token: self.ids.next_u128(), session: self.ids.next_u128() };
         self.sessions.insert(login.session, Arc::clone(&user));
-        self.accounts.insert(
-            login.token,
-            Account {
-                user,
-                cart: Vec::new(),
-            },
-        );
+        self.accounts.insert(login.token, Account { user, cart: Vec::new() });
         login
     }
 
@@ -89,8 +76,7 @@ impl ShopState {
 
     /// The user of a bearer token, if it is known.
     pub(crate) fn token_user(&self, token: u128) -> Option<Arc<str>> {
-        self.accounts
-            .with(token, |account| Arc::clone(&account.user))
+        self.accounts.with(token, |account| Arc::clone(&account.user))
     }
 
     /// Adds `qty` of `item` to the token's cart; returns the units now in
@@ -108,8 +94,7 @@ impl ShopState {
     /// Empties the token's cart and returns what was in it, or `None` for
     /// an unknown token.
     pub(crate) fn take_cart(&self, token: u128) -> Option<Vec<(u32, u32)>> {
-        self.accounts
-            .with(token, |account| std::mem::take(&mut account.cart))
+        self.accounts.with(token, |account| std::mem::take(&mut account.cart))
     }
 }
 
@@ -128,14 +113,7 @@ struct Shard<V> {
 impl<V> Sharded<V> {
     fn new(capacity: usize) -> Self {
         Sharded {
-            shards: (0..SHARDS)
-                .map(|_| {
-                    Mutex::new(Shard {
-                        map: HashMap::new(),
-                        order: VecDeque::new(),
-                    })
-                })
-                .collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard { map: HashMap::new(), order: VecDeque::new() })).collect(),
             per_shard: (capacity / SHARDS).max(1),
         }
     }
@@ -143,9 +121,7 @@ impl<V> Sharded<V> {
     fn shard(&self, key: u128) -> MutexGuard<'_, Shard<V>> {
         // Keys are random, so their low bits spread evenly. A poisoned shard
         // only means a panic elsewhere; its maps are still consistent.
-        self.shards[(key as usize) % SHARDS]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shards[(key as usize) % SHARDS].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn insert(&self, key: u128, value: V) {
@@ -167,10 +143,7 @@ impl<V> Sharded<V> {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).map.len())
-            .sum()
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).map.len()).sum()
     }
 }
 
@@ -211,9 +184,6 @@ mod tests {
         let state = ShopState::new();
         let login = state.login("bob");
         state.add_to_cart(login.token, 1, u32::MAX);
-        assert_eq!(
-            state.add_to_cart(login.token, 1, u32::MAX),
-            Some(u64::from(MAX_LINE_QTY))
-        );
+        assert_eq!(state.add_to_cart(login.token, 1, u32::MAX), Some(u64::from(MAX_LINE_QTY)));
     }
 }

@@ -23,10 +23,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -38,13 +35,8 @@ impl Conn {
     pub fn open(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect(addr).unwrap();
         // A safety net against a hung test, not a timing assumption.
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        Conn {
-            reader: BufReader::new(stream),
-            sent: 0,
-        }
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Conn { reader: BufReader::new(stream), sent: 0 }
     }
 
     pub fn get(&mut self, path: &str) -> Reply {
@@ -52,22 +44,13 @@ impl Conn {
     }
 
     /// Writes a request without reading the reply.
-    pub fn write(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&str>,
-    ) {
+    pub fn write(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) {
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         if let Some(body) = body {
-            req.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
+            req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
         }
         req.push_str("\r\n");
         req.push_str(body.unwrap_or(""));
@@ -75,13 +58,7 @@ impl Conn {
         self.sent += 1;
     }
 
-    pub fn send(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&str>,
-    ) -> Reply {
+    pub fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
         self.write(method, path, headers, body);
         self.read().expect("connection closed before a reply")
     }
@@ -104,14 +81,8 @@ impl Conn {
             let (k, v) = line.split_once(':').unwrap();
             headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
-        let mut reply = Reply {
-            status,
-            headers,
-            body: String::new(),
-        };
-        let len: usize = reply
-            .header("content-length")
-            .map_or(0, |v| v.parse().unwrap());
+        let mut reply = Reply { status, headers, body: String::new() };
+        let len: usize = reply.header("content-length").map_or(0, |v| v.parse().unwrap());
         let mut body = vec![0; len];
         self.reader.read_exact(&mut body).unwrap();
         reply.body = String::from_utf8(body).unwrap();

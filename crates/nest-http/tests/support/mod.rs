@@ -23,10 +23,7 @@ use tokio::sync::mpsc;
 
 /// Runs `f` on a fresh current-thread runtime inside a `LocalSet`, as nest does.
 pub fn run<F: Future>(f: F) -> F::Output {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     tokio::task::LocalSet::new().block_on(&rt, f)
 }
 
@@ -97,12 +94,7 @@ impl Server {
                 });
             }
         });
-        Server {
-            addr,
-            scheme,
-            accepts,
-            seen,
-        }
+        Server { addr, scheme, accepts, seen }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -115,10 +107,7 @@ impl Server {
 
     /// A client (on a fresh config) whose base is this server.
     pub fn client(&self) -> VuClient {
-        VuClient::new(
-            Arc::new(ClientConfig::new(false).unwrap()),
-            Some(self.base()),
-        )
+        VuClient::new(Arc::new(ClientConfig::new(false).unwrap()), Some(self.base()))
     }
 
     pub fn accepts(&self) -> usize {
@@ -144,48 +133,26 @@ where
         async move {
             let (parts, body) = req.into_parts();
             let body = body.collect().await.unwrap().to_bytes();
-            let target = parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default();
-            let record = Seen {
-                method: parts.method,
-                target,
-                headers: parts.headers,
-                body,
-                conn,
-                sni,
-            };
+            let target = parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+            let record = Seen { method: parts.method, target, headers: parts.headers, body, conn, sni };
             let reply = route(&record);
             seen.lock().unwrap().push(record);
             Ok::<_, Infallible>(reply)
         }
     });
-    let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(io, svc)
-        .await;
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
 }
 
 fn query_param(target: &str, key: &str) -> Option<String> {
     let (_, q) = target.split_once('?')?;
-    form_urlencoded::parse(q.as_bytes())
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
-fn reply(
-    status: u16,
-    headers: &[(&str, &str)],
-    body: &'static str,
-) -> hyper::Response<Full<Bytes>> {
+fn reply(status: u16, headers: &[(&str, &str)], body: &'static str) -> hyper::Response<Full<Bytes>> {
     let mut r = hyper::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = StatusCode::from_u16(status).unwrap();
     for (k, v) in headers {
-        r.headers_mut().append(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
+        r.headers_mut().append(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
     }
     r
 }
@@ -205,11 +172,7 @@ fn route(seen: &Seen) -> hyper::Response<Full<Bytes>> {
         return reply(200, &[("set-cookie", cookie.as_str())], "set");
     }
     if path == "/login" {
-        return reply(
-            302,
-            &[("set-cookie", "session=s1; Path=/"), ("location", "/echo")],
-            "",
-        );
+        return reply(302, &[("set-cookie", "session=s1; Path=/"), ("location", "/echo")], "");
     }
     if let Some(code) = path.strip_prefix("/redirect/") {
         let to = query_param(&seen.target, "to").unwrap_or_else(|| "/echo".into());
@@ -248,8 +211,7 @@ pub const OK_KEEP_ALIVE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\no
 
 /// A raw server that answers each connection's first request with a keep-alive 200, then
 /// closes the socket (without `Connection: close`) and reports on the channel.
-pub async fn closes_after_each_response()
--> (SocketAddr, Arc<AtomicUsize>, mpsc::UnboundedReceiver<()>) {
+pub async fn closes_after_each_response() -> (SocketAddr, Arc<AtomicUsize>, mpsc::UnboundedReceiver<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepts = Arc::new(AtomicUsize::new(0));
@@ -325,16 +287,11 @@ pub fn pki() -> Pki {
         .signed_by(&leaf_key, &ca, &ca_key)
         .unwrap();
     let key = rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
-    .unwrap();
-    Pki {
-        ca_pem: ca.pem(),
-        server,
-    }
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+        .unwrap();
+    Pki { ca_pem: ca.pem(), server }
 }

@@ -23,9 +23,7 @@ pub(super) fn register(engine: &mut Engine) {
     macro_rules! verb {
         ($name:literal, $method:expr) => {
             engine.register_fn($name, |_: Client, path: &str| send($method, path, None));
-            engine.register_fn($name, |_: Client, path: &str, opts: Map| {
-                send($method, path, Some(opts))
-            });
+            engine.register_fn($name, |_: Client, path: &str, opts: Map| send($method, path, Some(opts)));
         };
     }
     verb!("get", Method::GET);
@@ -35,15 +33,10 @@ pub(super) fn register(engine: &mut Engine) {
     verb!("delete", Method::DELETE);
     verb!("head", Method::HEAD);
     verb!("options", Method::OPTIONS);
-    engine.register_fn("request", |_: Client, method: &str, path: &str| {
-        send(parse_method(method)?, path, None)
+    engine.register_fn("request", |_: Client, method: &str, path: &str| send(parse_method(method)?, path, None));
+    engine.register_fn("request", |_: Client, method: &str, path: &str, opts: Map| {
+        send(parse_method(method)?, path, Some(opts))
     });
-    engine.register_fn(
-        "request",
-        |_: Client, method: &str, path: &str, opts: Map| {
-            send(parse_method(method)?, path, Some(opts))
-        },
-    );
 }
 
 fn parse_method(method: &str) -> Res<Method> {
@@ -56,10 +49,7 @@ fn send(method: Method, path: &str, opts: Option<Map>) -> Res<HttpResponse> {
     let mut request = nest_http::Request::new(method.clone(), path);
     let options = match opts {
         Some(opts) => options::apply(&mut request, method.as_str(), opts)?,
-        None => options::Options {
-            name: None,
-            expect: Vec::new(),
-        },
+        None => options::Options { name: None, expect: Vec::new() },
     };
     let response = match fiber::suspend(vu.client.send(request)) {
         Ok(response) => response,
@@ -73,9 +63,13 @@ fn send(method: Method, path: &str, opts: Option<Map>) -> Res<HttpResponse> {
     };
     let name = options.name.unwrap_or_else(|| path.to_owned());
     let failure = failure_reason(&response, &options.expect);
-    vu.env
-        .recorder
-        .request(method.as_str(), &name, response.elapsed, failure.as_deref());
+    // Open model: the task's first request counts from the task's scheduled start (the wait for a free VU and for
+    // the worker included); later requests of the task from their own send.
+    let corrected = vu.open.get().then(|| match vu.scheduled.take() {
+        Some(scheduled) => scheduled.elapsed().max(response.elapsed),
+        None => response.elapsed,
+    });
+    vu.env.recorder.request(method.as_str(), &name, response.elapsed, corrected, failure.as_deref());
     Ok(HttpResponse::new(method, name, response, failure.is_some()))
 }
 
@@ -87,10 +81,6 @@ fn failure_reason(response: &nest_http::Response, expect: &[u16]) -> Option<Stri
             None => "transport error".to_owned(),
         });
     }
-    let ok = if expect.is_empty() {
-        response.status < 400
-    } else {
-        expect.contains(&response.status)
-    };
+    let ok = if expect.is_empty() { response.status < 400 } else { expect.contains(&response.status) };
     (!ok).then(|| format!("HTTP {}", response.status))
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nest_core::fiber::{self, Cancelled};
 use rand::Rng;
-use rhai::{Array, Dynamic, Engine, EvalAltResult, INT};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, NativeCallContext};
 
 use super::options::seconds;
 use crate::engine::{VuCtx, WorkerEnv, terminate};
@@ -20,10 +20,7 @@ pub(super) fn register(engine: &mut Engine, env: &Rc<WorkerEnv>) {
     let e = env.clone();
     engine.register_fn("rand", move |a: INT, b: INT| -> Res<INT> {
         if a > b {
-            return Err(format!(
-                "rand({a}, {b}): the first bound must not be larger than the second"
-            )
-            .into());
+            return Err(format!("rand({a}, {b}): the first bound must not be larger than the second").into());
         }
         Ok(e.rng.borrow_mut().random_range(a..=b))
     });
@@ -38,15 +35,13 @@ pub(super) fn register(engine: &mut Engine, env: &Rc<WorkerEnv>) {
         Ok(items[at].clone())
     });
     engine.register_fn("uuid", || uuid::Uuid::new_v4().to_string());
-    engine.register_fn("now", || {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64())
+    engine.register_fn("now", || SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()));
+    engine.register_fn("env", |name: &str| std::env::var(name).map_or(Dynamic::UNIT, Dynamic::from));
+    engine.register_fn("log", |ctx: NativeCallContext, value: Dynamic| {
+        // Use the script's own `to_string` (registered for responses and custom types) before Rust's Display.
+        let text = ctx.call_native_fn::<String>("to_string", (value.clone(),)).unwrap_or_else(|_| value.to_string());
+        log_line(&text)
     });
-    engine.register_fn("env", |name: &str| {
-        std::env::var(name).map_or(Dynamic::UNIT, Dynamic::from)
-    });
-    engine.register_fn("log", |value: Dynamic| log_line(&value.to_string()));
     engine.register_fn("sleep", |secs: Dynamic| sleep(&secs));
     engine.register_fn("interrupt", || -> Res<()> {
         let vu = VuCtx::current("interrupt()")?;
@@ -56,12 +51,7 @@ pub(super) fn register(engine: &mut Engine, env: &Rc<WorkerEnv>) {
 }
 
 fn sleep(secs: &Dynamic) -> Res<()> {
-    let secs = seconds(secs).ok_or_else(|| {
-        format!(
-            "sleep() takes a number of seconds, not {}",
-            secs.type_name()
-        )
-    })?;
+    let secs = seconds(secs).ok_or_else(|| format!("sleep() takes a number of seconds, not {}", secs.type_name()))?;
     if !(secs >= 0.0 && secs.is_finite()) {
         return Err(format!("sleep({secs}): the pause must be 0 seconds or more").into());
     }
@@ -79,16 +69,37 @@ fn sleep(secs: &Dynamic) -> Res<()> {
             vu.cancelled.set(true);
             Err(terminate("run stopped"))
         }
-        Err(Cancelled::NotInFiber) => {
-            Err("sleep() can only be used inside a task, on_start or on_stop".into())
-        }
+        Err(Cancelled::NotInFiber) => Err("sleep() can only be used inside a task, on_start or on_stop".into()),
+    }
+}
+
+thread_local! {
+    /// Set while workers compile their copies of the tasksets: the top level already ran (and logged) once.
+    static QUIET_LOAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Silences top-level log lines on this thread while it lives.
+pub(crate) struct QuietLoad;
+
+impl QuietLoad {
+    pub(crate) fn new() -> QuietLoad {
+        QUIET_LOAD.set(true);
+        QuietLoad
+    }
+}
+
+impl Drop for QuietLoad {
+    fn drop(&mut self) {
+        QUIET_LOAD.set(false);
     }
 }
 
 /// Prints a script's log line with the VU and taskset it came from (or `load` at a script's top level).
 pub(crate) fn log_line(text: &str) {
     let origin = match fiber::local::<VuCtx>() {
+        Some(vu) if vu.vu_id < 0 => format!("global {}", vu.taskset.borrow()),
         Some(vu) => format!("vu {} {}", vu.vu_id, vu.taskset.borrow()),
+        None if QUIET_LOAD.get() => return,
         None => "load".to_owned(),
     };
     // One write per line, so lines from two workers do not interleave mid-line.

@@ -14,7 +14,7 @@ use std::rc::Rc;
 use rhai::Engine;
 
 pub(crate) use client::Client;
-pub(crate) use helpers::log_line;
+pub(crate) use helpers::{QuietLoad, log_line};
 pub use response::HttpResponse;
 
 use crate::engine::WorkerEnv;

@@ -8,17 +8,8 @@ use nest_http::{Body, Request};
 use rhai::{Dynamic, EvalAltResult, Map};
 
 /// The option keys `client.get(path, opts)` accepts.
-pub(crate) const KEYS: &[&str] = &[
-    "name",
-    "headers",
-    "query",
-    "json",
-    "body",
-    "form",
-    "timeout",
-    "expect",
-    "redirects",
-];
+pub(crate) const KEYS: &[&str] =
+    &["name", "headers", "query", "json", "body", "form", "timeout", "expect", "redirects"];
 
 /// What a script asked for, beyond the request itself.
 pub(crate) struct Options {
@@ -32,59 +23,42 @@ type Res<T> = Result<T, Box<EvalAltResult>>;
 
 /// Applies `opts` to `request` and returns the options that are not part of the request.
 pub(crate) fn apply(request: &mut Request, method: &str, opts: Map) -> Res<Options> {
-    let mut options = Options {
-        name: None,
-        expect: Vec::new(),
-    };
+    let mut options = Options { name: None, expect: Vec::new() };
     let mut body_key: Option<String> = None;
     for (key, value) in opts {
         let key = key.as_str();
         let what = |expected: &str| -> Box<EvalAltResult> {
-            format!(
-                "option `{key}` of a {method} request must be {expected}, not {}",
-                value.type_name()
-            )
-            .into()
+            format!("option `{key}` of a {method} request must be {expected}, not {}", value.type_name()).into()
         };
         match key {
-            "name" => {
-                options.name = Some(value.clone().into_string().map_err(|_| what("a string"))?)
-            }
+            "name" => options.name = Some(value.clone().into_string().map_err(|_| what("a string"))?),
             "headers" => request.headers = pairs(value.clone(), key, method)?,
             "query" => request.query = pairs(value.clone(), key, method)?,
             "json" | "body" | "form" => {
                 if let Some(previous) = body_key.replace(key.to_owned()) {
-                    return Err(format!("options `{previous}` and `{key}` of a {method} request cannot be used together")
-                        .into());
+                    return Err(format!(
+                        "options `{previous}` and `{key}` of a {method} request cannot be used together"
+                    )
+                    .into());
                 }
                 request.body = match key {
                     "json" => Body::Json(
                         rhai::serde::from_dynamic(&value)
                             .map_err(|e| format!("option `json` of a {method} request: {e}"))?,
                     ),
-                    "body" => {
-                        Body::Text(value.clone().into_string().map_err(|_| what("a string"))?)
-                    }
+                    "body" => Body::Text(value.clone().into_string().map_err(|_| what("a string"))?),
                     _ => Body::Form(pairs(value, key, method)?),
                 };
             }
             "timeout" => {
                 let secs = seconds(&value).ok_or_else(|| what("a number of seconds"))?;
                 if !(secs > 0.0 && secs.is_finite()) {
-                    return Err(format!(
-                        "option `timeout` of a {method} request must be more than 0 seconds"
-                    )
-                    .into());
+                    return Err(format!("option `timeout` of a {method} request must be more than 0 seconds").into());
                 }
                 request.timeout = Some(Duration::from_secs_f64(secs));
             }
-            "expect" => {
-                options.expect =
-                    statuses(&value).ok_or_else(|| what("a status code or an array of them"))?
-            }
-            "redirects" => {
-                request.follow_redirects = value.as_bool().map_err(|_| what("true or false"))?
-            }
+            "expect" => options.expect = statuses(&value).ok_or_else(|| what("a status code or an array of them"))?,
+            "redirects" => request.follow_redirects = value.as_bool().map_err(|_| what("true or false"))?,
             other => {
                 return Err(format!(
                     "unknown option `{other}` for a {method} request: expected one of {}",
@@ -99,30 +73,19 @@ pub(crate) fn apply(request: &mut Request, method: &str, opts: Map) -> Res<Optio
 
 /// A number of seconds from an int or a float.
 pub(crate) fn seconds(value: &Dynamic) -> Option<f64> {
-    value
-        .as_float()
-        .ok()
-        .or_else(|| value.as_int().ok().map(|i| i as f64))
+    value.as_float().ok().or_else(|| value.as_int().ok().map(|i| i as f64))
 }
 
 fn pairs(value: Dynamic, key: &str, method: &str) -> Res<Vec<(String, String)>> {
     let type_name = value.type_name();
-    let map = value.try_cast::<Map>().ok_or_else(|| {
-        format!("option `{key}` of a {method} request must be a map, not {type_name}")
-    })?;
-    Ok(map
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
+    let map = value
+        .try_cast::<Map>()
+        .ok_or_else(|| format!("option `{key}` of a {method} request must be a map, not {type_name}"))?;
+    Ok(map.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
 
 fn statuses(value: &Dynamic) -> Option<Vec<u16>> {
-    let one = |v: &Dynamic| {
-        v.as_int()
-            .ok()
-            .and_then(|i| u16::try_from(i).ok())
-            .filter(|s| (100..=599).contains(s))
-    };
+    let one = |v: &Dynamic| v.as_int().ok().and_then(|i| u16::try_from(i).ok()).filter(|s| (100..=599).contains(s));
     if value.is_array() {
         value.clone().into_array().ok()?.iter().map(one).collect()
     } else {
@@ -154,37 +117,20 @@ mod tests {
         assert_eq!(r.query, vec![("q".to_owned(), "a b".to_owned())]);
         assert_eq!(r.timeout, Some(Duration::from_secs(2)));
         assert!(!r.follow_redirects);
-        let Body::Json(v) = &r.body else {
-            panic!("not json")
-        };
+        let Body::Json(v) = &r.body else { panic!("not json") };
         assert_eq!(v.to_string(), r#"{"k":[1,2]}"#);
     }
 
     #[test]
     fn rejects_unknown_keys_and_conflicts() {
         let mut r = Request::new(http::Method::GET, "/x");
-        let e = apply(&mut r, "get", map("#{ nmae: 1 }"))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.contains("unknown option `nmae`") && e.contains("expected one of name"),
-            "{e}"
-        );
-        let e = apply(&mut r, "get", map(r#"#{ json: 1, body: "x" }"#))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = apply(&mut r, "get", map("#{ nmae: 1 }")).err().unwrap().to_string();
+        assert!(e.contains("unknown option `nmae`") && e.contains("expected one of name"), "{e}");
+        let e = apply(&mut r, "get", map(r#"#{ json: 1, body: "x" }"#)).err().unwrap().to_string();
         assert!(e.contains("cannot be used together"), "{e}");
-        let e = apply(&mut r, "get", map("#{ timeout: -1 }"))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = apply(&mut r, "get", map("#{ timeout: -1 }")).err().unwrap().to_string();
         assert!(e.contains("more than 0"), "{e}");
-        let e = apply(&mut r, "get", map("#{ expect: \"200\" }"))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = apply(&mut r, "get", map("#{ expect: \"200\" }")).err().unwrap().to_string();
         assert!(e.contains("status code"), "{e}");
     }
 }

@@ -23,18 +23,8 @@ struct Inner {
 }
 
 impl HttpResponse {
-    pub(crate) fn new(
-        method: Method,
-        name: String,
-        response: nest_http::Response,
-        failed: bool,
-    ) -> HttpResponse {
-        HttpResponse(Rc::new(Inner {
-            method,
-            name,
-            response,
-            failed: Cell::new(failed),
-        }))
+    pub(crate) fn new(method: Method, name: String, response: nest_http::Response, failed: bool) -> HttpResponse {
+        HttpResponse(Rc::new(Inner { method, name, response, failed: Cell::new(failed) }))
     }
 
     /// The status code, 0 on a transport error.
@@ -52,13 +42,8 @@ impl HttpResponse {
     }
 
     fn json(&mut self) -> Result<Dynamic, Box<EvalAltResult>> {
-        let value: serde_json::Value =
-            serde_json::from_slice(&self.0.response.body).map_err(|e| {
-                format!(
-                    "the response of {} {} is not JSON: {e}",
-                    self.0.method, self.0.name
-                )
-            })?;
+        let value: serde_json::Value = serde_json::from_slice(&self.0.response.body)
+            .map_err(|e| format!("the response of {} {} is not JSON: {e}", self.0.method, self.0.name))?;
         rhai::serde::to_dynamic(value)
     }
 
@@ -79,9 +64,7 @@ impl HttpResponse {
     fn fail(&mut self, reason: &str) -> Result<(), Box<EvalAltResult>> {
         if !self.0.failed.replace(true) {
             let vu = VuCtx::current("fail")?;
-            vu.env
-                .recorder
-                .fail_recorded(self.0.method.as_str(), &self.0.name, reason);
+            vu.env.recorder.fail_recorded(self.0.method.as_str(), &self.0.name, reason);
         }
         Ok(())
     }
@@ -97,26 +80,14 @@ pub(super) fn register(engine: &mut Engine) {
         Some(e) => Dynamic::from(e.clone()),
         None => Dynamic::UNIT,
     });
-    engine.register_get("elapsed_ms", |r: &mut HttpResponse| {
-        r.0.response.elapsed.as_secs_f64() * 1000.0
-    });
+    engine.register_get("elapsed_ms", |r: &mut HttpResponse| r.0.response.elapsed.as_secs_f64() * 1000.0);
     engine.register_get("url", |r: &mut HttpResponse| r.0.response.url.clone());
     engine.register_fn("json", HttpResponse::json);
     engine.register_fn("fail", HttpResponse::fail);
     engine.register_fn("to_string", |r: &mut HttpResponse| {
-        format!(
-            "Response({} {} -> {})",
-            r.0.method,
-            r.0.response.url,
-            r.status()
-        )
+        format!("Response({} {} -> {})", r.0.method, r.0.response.url, r.status())
     });
     engine.register_fn("to_debug", |r: &mut HttpResponse| {
-        format!(
-            "Response({} {} -> {})",
-            r.0.method,
-            r.0.response.url,
-            r.status()
-        )
+        format!("Response({} {} -> {})", r.0.method, r.0.response.url, r.status())
     });
 }

@@ -2,7 +2,7 @@
 //! place while the run goes on, and transport errors are failed requests with status 0.
 
 use crate::server::Server;
-use crate::support::{ErrorRow, Sandbox, line_col};
+use crate::support::{ErrorRow, Sandbox, closed_port, line_col};
 
 const VALID: &str = r#"
 task(1, ok);
@@ -192,10 +192,7 @@ fn ok() {
 
 #[test]
 fn connection_refused_is_a_failed_request_with_status_0() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = closed_port();
     let sandbox = Sandbox::new();
     sandbox.write(
         "down.rhai",

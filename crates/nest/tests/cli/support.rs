@@ -297,3 +297,18 @@ pub fn line_col(source: &str, needle: &str) -> (usize, usize) {
     }
     panic!("`{needle}` is not in the source:\n{source}");
 }
+
+/// A loopback port nothing listens on, and that no other test's server can be given while this one runs.
+///
+/// Ports bound with port 0 (every test server) and the source ports of outgoing connections come from the
+/// kernel's ephemeral range, so a free port below it stays closed.
+pub fn closed_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    (1024..low)
+        .rev()
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port below the ephemeral range")
+}
