@@ -141,6 +141,7 @@ pub(crate) async fn run_closed<B: Behaviour>(shared: Rc<Shared<B>>, id: u64, sto
             if spec.has_on_start { call(&shared, &mut vu, ts, Slot::OnStart, None).await } else { Next::Continue };
         let started = next == Next::Continue;
         let mut cursor = 0;
+        let mut left_after = Duration::ZERO;
         while next == Next::Continue {
             if done(&shared) || !shared.take_ticket() {
                 next = Next::Leave;
@@ -150,8 +151,9 @@ pub(crate) async fn run_closed<B: Behaviour>(shared: Rc<Shared<B>>, id: u64, sto
             let task = order.next(&mut vu.rng, &mut cursor);
             let began = Instant::now();
             next = call(&shared, &mut vu, ts, Slot::Task(task), None).await;
+            left_after = began.elapsed();
             if next == Next::Continue {
-                let pause = spec.wait.pause(&mut vu.rng, began.elapsed());
+                let pause = spec.wait.pause(&mut vu.rng, left_after);
                 if pause.missed {
                     shared.recorder.pacing_missed(ts, task);
                 }
@@ -169,11 +171,10 @@ pub(crate) async fn run_closed<B: Behaviour>(shared: Rc<Shared<B>>, id: u64, sto
         if let Some(state) = vu.state.as_mut() {
             shared.behaviour.leave(state, ts);
         }
-        if !started {
-            // A failed or interrupted on_start must not spin: pause as between tasks before choosing again.
-            let pause = spec.wait.pause(&mut vu.rng, Duration::ZERO);
-            think(&shared, &stop, pause.wait).await;
-        }
+        // Leaving is followed by think time like any task, so a taskset that interrupts at once (or whose on_start
+        // fails) cannot spin; the time spent in the last task counts towards pacing.
+        let pause = spec.wait.pause(&mut vu.rng, if started { left_after } else { Duration::ZERO });
+        think(&shared, &stop, pause.wait).await;
     }
 }
 

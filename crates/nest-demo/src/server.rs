@@ -54,6 +54,19 @@ pub struct DemoServer {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Pending connections the kernel queues before `accept`: a load test opens thousands at once, and the 128 of
+/// `std::net::TcpListener::bind` makes the kernel drop SYNs, which clients then retry after 1, 3, 7 seconds.
+/// (The kernel caps it at `net.core.somaxconn`.)
+pub const ACCEPT_BACKLOG: u32 = 8192;
+
+/// Binds `addr` with a deep accept queue. Must run inside a tokio runtime.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 impl DemoServer {
     /// Binds `config.addr` and starts serving on a new thread.
     ///
@@ -61,17 +74,13 @@ impl DemoServer {
     /// [`addr`](Self::addr) is the real port and connections are accepted
     /// right away. Blocks briefly while the server thread starts its runtime.
     pub fn start(config: DemoConfig) -> Result<DemoServer, Error> {
-        let bind_error = |source| Error::Bind { addr: config.addr, source };
-        let std_listener = std::net::TcpListener::bind(config.addr).map_err(bind_error)?;
-        std_listener.set_nonblocking(true).map_err(bind_error)?;
-        let addr = std_listener.local_addr().map_err(bind_error)?;
-
+        let addr = config.addr;
         let threads = config.threads.max(1);
         let mode = config.mode;
         let counters = Counters::new();
         let thread_counters = counters.clone();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<(), Error>>(1);
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<SocketAddr, Error>>(1);
 
         // The runtime is built and dropped on the server thread: dropping a
         // runtime inside the caller's async context would panic.
@@ -87,18 +96,20 @@ impl DemoServer {
                 };
                 let listener = {
                     let _context = runtime.enter();
-                    TcpListener::from_std(std_listener)
+                    listen(addr)
                 };
-                let listener = match listener {
-                    Ok(listener) => listener,
+                let listener = match listener.and_then(|l| l.local_addr().map(|a| (l, a))) {
+                    Ok((listener, bound)) => {
+                        if ready_tx.send(Ok(bound)).is_err() {
+                            return;
+                        }
+                        listener
+                    }
                     Err(source) => {
                         let _ = ready_tx.send(Err(Error::Bind { addr, source }));
                         return;
                     }
                 };
-                if ready_tx.send(Ok(())).is_err() {
-                    return;
-                }
                 let shutdown = async move {
                     // A dropped sender means the handle is gone: stop too.
                     let _ = shutdown_rx.await;
@@ -108,7 +119,7 @@ impl DemoServer {
             .map_err(Error::Thread)?;
 
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(DemoServer { addr, mode, counters, shutdown: Some(shutdown_tx), thread: Some(thread) }),
+            Ok(Ok(addr)) => Ok(DemoServer { addr, mode, counters, shutdown: Some(shutdown_tx), thread: Some(thread) }),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)

@@ -56,6 +56,8 @@ struct Loaded {
 pub struct ScriptBehaviour {
     tasksets: Vec<Loaded>,
     env: Rc<WorkerEnv>,
+    /// The taskset folder, where modules resolve from.
+    dir: std::path::PathBuf,
 }
 
 /// One VU's script state: its HTTP session, its `user` map, its id.
@@ -103,7 +105,7 @@ impl BehaviourFactory for ScriptFactory {
             let (name, path) = (def.name.as_str().into(), def.path.clone());
             tasksets.push(Loaded { engine, name, path, calls, setup, teardown });
         }
-        Ok(ScriptBehaviour { tasksets, env })
+        Ok(ScriptBehaviour { tasksets, env, dir: self.catalog.dir.clone() })
     }
 }
 
@@ -131,7 +133,7 @@ impl ScriptBehaviour {
         let result = loaded.engine.eval_ast::<Dynamic>(&callable.ast);
         fiber::set_local(None);
         result.map_err(|error| {
-            let (location, message) = locate(&error, &loaded.path, &callable.fallback);
+            let (location, message) = locate(&error, &loaded.path, &callable.fallback, &self.dir);
             TaskError { location, message }
         })
     }

@@ -11,7 +11,7 @@
 #![allow(deprecated)] // `Engine::on_var` is marked volatile, not deprecated.
 
 use std::cell::{Cell, RefCell};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,6 +22,7 @@ use nest_http::{ClientConfig, VuClient};
 use rand::rngs::SmallRng;
 use rhai::module_resolvers::FileModuleResolver;
 use rhai::{Dynamic, Engine, EvalAltResult, Position};
+use rhai::{Module, ModuleResolver, Shared};
 use tokio_util::sync::CancellationToken;
 
 use crate::api;
@@ -80,12 +81,46 @@ pub(crate) fn terminate(reason: &str) -> Box<EvalAltResult> {
     EvalAltResult::ErrorTerminated(reason.into(), Position::NONE).into()
 }
 
+/// Resolves `import "_common"` from the taskset folder, naming modules by their file so that errors inside them
+/// read `tasksets/_common.rhai:3:5` rather than `_common:3:5`.
+struct TasksetModules {
+    files: FileModuleResolver,
+    dir: PathBuf,
+}
+
+impl ModuleResolver for TasksetModules {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let file = self.dir.join(format!("{path}.rhai")).display().to_string();
+        match self.files.resolve(engine, source, path, pos) {
+            Ok(module) if module.id() == Some(file.as_str()) => Ok(module),
+            Ok(module) => {
+                let mut named = (*module).clone();
+                named.set_id(file);
+                Ok(named.into())
+            }
+            Err(error) => Err(match *error {
+                EvalAltResult::ErrorInModule(_, inner, at) => EvalAltResult::ErrorInModule(file, inner, at).into(),
+                other => other.into(),
+            }),
+        }
+    }
+}
+
 /// Builds an engine for one taskset.
 pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &DeclarationCell) -> Engine {
     let mut engine = Engine::new();
     engine.set_max_operations(MAX_OPERATIONS);
     engine.set_max_call_levels(MAX_CALL_LEVELS);
-    engine.set_module_resolver(FileModuleResolver::new_with_path(taskset_dir));
+    engine.set_module_resolver(TasksetModules {
+        files: FileModuleResolver::new_with_path(taskset_dir),
+        dir: taskset_dir.to_path_buf(),
+    });
 
     let margin = env.stack_margin;
     engine.on_progress(move |ops| {

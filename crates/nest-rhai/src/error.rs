@@ -5,6 +5,7 @@
 //! name, and falls back to the position of the task's own `fn` when Rhai gives none.
 
 use std::fmt;
+use std::path::Path;
 
 use rhai::{EvalAltResult, ParseError, Position};
 
@@ -65,7 +66,10 @@ impl fmt::Display for LoadErrors {
 }
 
 /// `file:line:col` and message of a runtime error, with `fallback` as the place when Rhai knows none.
-pub(crate) fn locate(error: &EvalAltResult, file: &str, fallback: &str) -> (String, String) {
+///
+/// Module sources are named by their import path (`_common`); `modules` is the folder they resolve from, so the
+/// location names the file (`tasksets/_common.rhai:3:5`).
+pub(crate) fn locate(error: &EvalAltResult, file: &str, fallback: &str, modules: &Path) -> (String, String) {
     // Limit errors carry the position of the outermost call, not of the loop or recursion: point at the task.
     let limit = match error.unwrap_inner() {
         EvalAltResult::ErrorTooManyOperations(_) => Some(format!(
@@ -84,7 +88,7 @@ pub(crate) fn locate(error: &EvalAltResult, file: &str, fallback: &str) -> (Stri
     }
     let (source, position, message) = innermost(error, file);
     let location = match line_col(position) {
-        Some((line, col)) if source != CALL_SOURCE => format!("{source}:{line}:{col}"),
+        Some((line, col)) if source != CALL_SOURCE => format!("{}:{line}:{col}", module_file(&source, modules)),
         _ => fallback.to_owned(),
     };
     (location, message)
@@ -92,6 +96,14 @@ pub(crate) fn locate(error: &EvalAltResult, file: &str, fallback: &str) -> (Stri
 
 /// The source name of the tiny scripts that call a task; errors placed there have no useful position.
 pub(crate) const CALL_SOURCE: &str = "<call>";
+
+fn module_file(source: &str, modules: &Path) -> String {
+    if source.ends_with(".rhai") || source.is_empty() || source == CALL_SOURCE {
+        source.to_owned()
+    } else {
+        modules.join(format!("{source}.rhai")).display().to_string()
+    }
+}
 
 fn innermost(error: &EvalAltResult, file: &str) -> (String, Position, String) {
     match error {
@@ -142,14 +154,24 @@ mod tests {
         );
         let outer =
             EvalAltResult::ErrorInFunctionCall("task".into(), "t/a.rhai".into(), nested.into(), Position::new(1, 1));
-        assert_eq!(locate(&outer, CALL_SOURCE, "t/a.rhai:1:1"), ("t/_common.rhai:9:5".into(), "boom".into()));
+        assert_eq!(
+            locate(&outer, CALL_SOURCE, "t/a.rhai:1:1", Path::new("t")),
+            ("t/_common.rhai:9:5".into(), "boom".into())
+        );
+        let in_module = EvalAltResult::ErrorInFunctionCall(
+            "helper".into(),
+            "_lib".into(),
+            EvalAltResult::ErrorRuntime("bad".into(), Position::new(2, 5)).into(),
+            Position::new(1, 1),
+        );
+        assert_eq!(locate(&in_module, CALL_SOURCE, "x", Path::new("t")).0, "t/_lib.rhai:2:5");
     }
 
     #[test]
     fn falls_back_when_rhai_has_no_position() {
         let inner = EvalAltResult::ErrorTooManyOperations(Position::new(1, 1));
         let e = EvalAltResult::ErrorInFunctionCall("spin".into(), "t/a.rhai".into(), inner.into(), Position::new(1, 1));
-        let (location, message) = locate(&e, CALL_SOURCE, "t/a.rhai:4:1");
+        let (location, message) = locate(&e, CALL_SOURCE, "t/a.rhai:4:1", Path::new("t"));
         assert_eq!(location, "t/a.rhai:4:1");
         assert!(message.starts_with("too many operations"), "{message}");
     }

@@ -52,7 +52,7 @@ impl LoadShape {
                 None => self.failed("tick(t) must return a map like #{ users: 10, spawn_rate: 2 }, or ()".into()),
             },
             Err(e) => {
-                let (location, message) = locate(&e, &self.path, &self.tick_location);
+                let (location, message) = locate(&e, &self.path, &self.tick_location, Path::new("."));
                 ShapeTick::Failed(TaskError { location, message })
             }
         }

@@ -51,8 +51,12 @@ impl HttpResponse {
         let mut map = Map::new();
         for (name, value) in &self.0.response.headers {
             match map.get_mut(name.as_str()) {
-                // Repeated headers are joined, as HTTP allows for all but Set-Cookie.
-                Some(existing) => *existing = format!("{existing}, {value}").into(),
+                // Repeated headers are joined with ", " as HTTP allows, except Set-Cookie (whose dates contain commas),
+                // joined with newlines.
+                Some(existing) => {
+                    let sep = if name == "set-cookie" { "\n" } else { ", " };
+                    *existing = format!("{existing}{sep}{value}").into();
+                }
                 None => {
                     map.insert(name.as_str().into(), value.clone().into());
                 }
