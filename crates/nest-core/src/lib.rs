@@ -29,7 +29,8 @@
 //!     fn call(&self, _: &mut (), _: Call) -> Outcome {
 //!         // Pretend to send a request: wait 1 ms on the fiber, then record it.
 //!         let _ = fiber::suspend(tokio::time::sleep(Duration::from_millis(1)));
-//!         self.0.request("GET", "/", Duration::from_millis(1), None, None);
+//!         let sample = nest_core::stats::Sample { latency: Duration::from_millis(1), ..Default::default() };
+//!         self.0.request("GET", "/", sample);
 //!         Outcome::Done
 //!     }
 //! }

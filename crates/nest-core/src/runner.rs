@@ -89,9 +89,13 @@ pub trait RunHooks {
 /// No hooks: run without observing.
 impl RunHooks for () {}
 
-impl<F: FnMut(&Aggregate, Duration)> RunHooks for F {
+/// Hooks lent for a run, so the caller can read what they gathered afterwards.
+impl<T: RunHooks + ?Sized> RunHooks for &mut T {
     fn observe(&mut self, aggregate: &Aggregate, elapsed: Duration) {
-        self(aggregate, elapsed)
+        (**self).observe(aggregate, elapsed)
+    }
+    fn shape(&mut self, elapsed: Duration) -> ShapeTick {
+        (**self).shape(elapsed)
     }
 }
 
@@ -104,6 +108,8 @@ pub struct RunResult {
     pub duration: Duration,
     /// Why it ended.
     pub end: EndReason,
+    /// The wall-clock time of the common start.
+    pub started_at: std::time::SystemTime,
     /// The most fiber stacks any worker had mapped (the peak of calls in flight per worker).
     pub peak_fibers: usize,
 }
@@ -165,6 +171,7 @@ pub async fn run<F: BehaviourFactory>(
     };
 
     let start = Instant::now();
+    let started_at = std::time::SystemTime::now();
     for control in &workers.controls {
         let _ = control.send(Control::Start(start, shared.clone()));
     }
@@ -260,7 +267,7 @@ pub async fn run<F: BehaviourFactory>(
     }
     aggregate.seal_before(u64::MAX);
     hooks.observe(&aggregate, duration);
-    Ok(RunResult { aggregate, duration, end, peak_fibers })
+    Ok(RunResult { aggregate, duration, end, started_at, peak_fibers })
 }
 
 fn spawn<F: BehaviourFactory>(plan: &Arc<Plan>, factory: &Arc<F>, handle: &StopHandle) -> Result<Workers, Error> {

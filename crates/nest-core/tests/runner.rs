@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nest_core::stats::Recorder;
+use nest_core::stats::{Recorder, Sample};
 use nest_core::{
     Behaviour, BehaviourFactory, Call, EndReason, Error, Outcome, Plan, RunHooks, RunResult, ShapeTick, Shared, Slot,
     Stage, StopHandle, TaskError, TaskSpec, TasksetSpec, WaitTime, WorkerContext, fiber,
@@ -63,7 +63,7 @@ impl Behaviour for Fake {
             (_, Slot::OnStart | Slot::OnStop) => Outcome::Done,
             (TaskKind::Sleep(_), _) => {
                 let corrected = call.scheduled.map(|s| s.elapsed());
-                self.recorder.request("GET", "/", pause, corrected, None);
+                self.recorder.request("GET", "/", Sample { latency: pause, corrected, ..Default::default() });
                 Outcome::Done
             }
             (TaskKind::SleepThenInterrupt(_), _) => Outcome::Interrupted,

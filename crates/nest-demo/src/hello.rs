@@ -4,9 +4,15 @@
 //! `hello\n` from a ready future: no boxing, no latency, no locks. The body is
 //! a static `Bytes`; the one header insert is the only allocation on top of
 //! what hyper itself does. The request body is not read.
+//!
+//! With a configured latency or stall, [`DelayedHelloService`] is used instead
+//! (chosen once per server, so the plain path above pays nothing for it): each
+//! response waits on a tokio timer until its due time.
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
@@ -14,6 +20,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::Service;
+use tokio::time::Instant;
 
 use crate::stats::{Counters, Route};
 
@@ -38,8 +45,91 @@ impl Service<Request<Incoming>> for HelloService {
     #[inline]
     fn call(&self, _req: Request<Incoming>) -> Self::Future {
         self.counters.hit(Route::Hello);
-        let mut response = Response::new(Full::new(Bytes::from_static(b"hello\n")));
-        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        ready(Ok(response))
+        ready(Ok(hello()))
+    }
+}
+
+#[inline]
+fn hello() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(b"hello\n")));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// The hello mode with a fixed latency and/or a stall window.
+#[derive(Clone)]
+pub(crate) struct DelayedHelloService {
+    counters: Counters,
+    latency: Duration,
+    /// The stall window `[start, end)`, if any.
+    stall: Option<(Instant, Instant)>,
+}
+
+impl DelayedHelloService {
+    /// A service counting into `counters`, delaying every response by
+    /// `latency` and answering nothing during `stall` (`[start, end)`).
+    pub(crate) fn new(counters: Counters, latency: Duration, stall: Option<(Instant, Instant)>) -> Self {
+        DelayedHelloService { counters, latency, stall }
+    }
+
+    /// When the response to a request arriving at `arrival` is sent.
+    fn due(&self, arrival: Instant) -> Instant {
+        let due = arrival + self.latency;
+        match self.stall {
+            // Arrived during the stall: taken up when it ends.
+            Some((start, end)) if arrival >= start && arrival < end => end + self.latency,
+            // In flight, falling due during the stall: sent when it ends.
+            Some((start, end)) if due >= start && due < end => end,
+            _ => due,
+        }
+    }
+}
+
+impl Service<Request<Incoming>> for DelayedHelloService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, _req: Request<Incoming>) -> Self::Future {
+        self.counters.hit(Route::Hello);
+        let now = Instant::now();
+        let due = self.due(now);
+        if due <= now {
+            // Not delayed (no latency, outside the stall): a timer would still round up to the next
+            // millisecond tick.
+            return Box::pin(ready(Ok(hello())));
+        }
+        Box::pin(async move {
+            tokio::time::sleep_until(due).await;
+            Ok(hello())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn due_times() {
+        let t0 = Instant::now();
+        let stall = Some((t0 + 100 * MS, t0 + 200 * MS));
+        let service = DelayedHelloService::new(Counters::new(), 10 * MS, stall);
+        // Before the stall, untouched by it.
+        assert_eq!(service.due(t0), t0 + 10 * MS);
+        assert_eq!(service.due(t0 + 80 * MS), t0 + 90 * MS);
+        // In flight when the stall starts: held until its end.
+        assert_eq!(service.due(t0 + 95 * MS), t0 + 200 * MS);
+        // Arriving during the stall: taken up at its end.
+        assert_eq!(service.due(t0 + 100 * MS), t0 + 210 * MS);
+        assert_eq!(service.due(t0 + 199 * MS), t0 + 210 * MS);
+        // After it.
+        assert_eq!(service.due(t0 + 200 * MS), t0 + 210 * MS);
+        assert_eq!(service.due(t0 + 300 * MS), t0 + 310 * MS);
+
+        let no_stall = DelayedHelloService::new(Counters::new(), 10 * MS, None);
+        assert_eq!(no_stall.due(t0 + 150 * MS), t0 + 160 * MS);
     }
 }

@@ -5,7 +5,10 @@
 //! comparison benchmark) a known server to hit. This crate is that server: a
 //! small, realistic JSON shop API ([`Mode::Shop`]) with login, cookies, bearer
 //! tokens, a cart and small simulated latencies, and a bare [`Mode::Hello`]
-//! mode that answers `hello\n` as fast as hyper allows.
+//! mode that answers `hello\n` as fast as hyper allows. For load-model
+//! benchmarks the hello mode can also delay every response by a fixed
+//! [`DemoConfig::latency`] and stop answering altogether for one
+//! [`DemoConfig::stall`] window.
 //!
 //! It is a test fixture, not a real web service: state lives in memory, tokens
 //! are not cryptographically random, and it is meant for loopback only.
@@ -30,6 +33,7 @@ mod shop;
 mod stats;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 pub use server::{DemoServer, SHUTDOWN_GRACE, serve, serve_with_counters};
 pub use stats::{Counters, DemoStats};
@@ -41,7 +45,8 @@ pub enum Mode {
     /// simulated latencies. The default.
     #[default]
     Shop,
-    /// Every request gets `200 text/plain` `hello\n` immediately: the
+    /// Every request gets `200 text/plain` `hello\n` immediately (or after
+    /// [`DemoConfig::latency`] / the end of a [`DemoConfig::stall`]): the
     /// benchmark target.
     Hello,
 }
@@ -72,12 +77,42 @@ pub struct DemoConfig {
     /// Tokio worker threads for the server's own runtime (default 1; 0 is
     /// treated as 1). One thread uses a current-thread runtime.
     pub threads: usize,
+    /// Hello mode only: every response is sent this long after its request
+    /// arrived (a timer, no thread is blocked). Default zero: answered at once.
+    /// The shop mode ignores it.
+    pub latency: Duration,
+    /// Hello mode only: one window during which the server answers nothing
+    /// (default none). The shop mode ignores it.
+    pub stall: Option<Stall>,
 }
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        DemoConfig { addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), mode: Mode::Shop, threads: 1 }
+        DemoConfig {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            mode: Mode::Shop,
+            threads: 1,
+            latency: Duration::ZERO,
+            stall: None,
+        }
     }
+}
+
+/// A full stall of the hello-mode server: from `at` after the server starts
+/// (after it has bound its socket, before [`DemoServer::start`] returns), for
+/// `length`, no response is sent.
+///
+/// Connections are still accepted and requests still read (and counted), but
+/// a request that arrives during the stall is answered only when it ends (plus
+/// [`DemoConfig::latency`], as if the server took it up then), and a request
+/// already in flight whose response falls due during the stall is answered at
+/// its end. Nothing blocks a thread: responses wait on a timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stall {
+    /// When the stall starts, counted from the server's start.
+    pub at: Duration,
+    /// How long it lasts.
+    pub length: Duration,
 }
 
 /// Why a [`DemoServer`] could not start.

@@ -30,7 +30,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::hello::HelloService;
+use crate::hello::{DelayedHelloService, HelloService};
 use crate::shop::ShopService;
 use crate::stats::{Counters, DemoStats};
 use crate::{DemoConfig, Error, Mode};
@@ -77,6 +77,7 @@ impl DemoServer {
         let addr = config.addr;
         let threads = config.threads.max(1);
         let mode = config.mode;
+        let (latency, stall) = (config.latency, config.stall);
         let counters = Counters::new();
         let thread_counters = counters.clone();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
@@ -98,6 +99,10 @@ impl DemoServer {
                     let _context = runtime.enter();
                     listen(addr)
                 };
+                // The stall is timed from the bind, before `start` returns, so callers can rely on it
+                // not having started before they called `start`.
+                let now = tokio::time::Instant::now();
+                let window = stall.map(|s| (now + s.at, now + s.at + s.length));
                 let listener = match listener.and_then(|l| l.local_addr().map(|a| (l, a))) {
                     Ok((listener, bound)) => {
                         if ready_tx.send(Ok(bound)).is_err() {
@@ -114,7 +119,7 @@ impl DemoServer {
                     // A dropped sender means the handle is gone: stop too.
                     let _ = shutdown_rx.await;
                 };
-                let _ = runtime.block_on(serve_with_counters(listener, mode, thread_counters, shutdown));
+                let _ = runtime.block_on(serve_delayed(listener, mode, latency, window, thread_counters, shutdown));
             })
             .map_err(Error::Thread)?;
 
@@ -209,8 +214,25 @@ pub async fn serve_with_counters(
     counters: Counters,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_delayed(listener, mode, Duration::ZERO, None, counters, shutdown).await
+}
+
+/// Like [`serve_with_counters`], with the hello mode's latency and stall
+/// window `[start, end)`. Without either, the plain [`HelloService`] runs: no
+/// timer, no clock read.
+async fn serve_delayed(
+    listener: TcpListener,
+    mode: Mode,
+    latency: Duration,
+    stall: Option<(tokio::time::Instant, tokio::time::Instant)>,
+    counters: Counters,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     match mode {
-        Mode::Hello => accept_loop(listener, HelloService::new(counters), shutdown).await,
+        Mode::Hello if latency.is_zero() && stall.is_none() => {
+            accept_loop(listener, HelloService::new(counters), shutdown).await
+        }
+        Mode::Hello => accept_loop(listener, DelayedHelloService::new(counters, latency, stall), shutdown).await,
         Mode::Shop => accept_loop(listener, ShopService::new(counters), shutdown).await,
     }
 }

@@ -39,6 +39,8 @@ pub enum Command {
     Configure(ConfigureArgs),
     /// Run the built-in demo target on its own, until Ctrl-C.
     DemoServer(DemoServerArgs),
+    /// Install or remove a git pre-push hook that runs a load test before every push.
+    Hook(HookArgs),
 }
 
 /// Where the tasksets and the config come from (shared by run, list and configure).
@@ -156,6 +158,10 @@ pub struct RunArgs {
     /// Do not run tasks tagged with any of these [env: NEST_EXCLUDE_TAGS].
     #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "TAG")]
     pub exclude_tags: Vec<String>,
+    /// A pass/fail criterion, e.g. "p95 < 300ms", "error_rate < 1%", "GET /items/:id: p99 < 800ms" (repeatable;
+    /// replaces `thresholds:` of the config) [env: NEST_THRESHOLDS, `;`-separated]. A failed threshold exits 99.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub threshold: Vec<String>,
     /// Seed for random choices: taskset and task picks, think times [env: NEST_SEED].
     #[arg(long)]
     pub seed: Option<u64>,
@@ -173,6 +179,47 @@ pub struct DemoServerArgs {
     /// Server threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// With --hello: send every response this long after its request arrived, e.g. 50ms [default: at once].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, requires = "hello")]
+    pub latency: Option<Duration>,
+    /// With --hello: answer nothing for FOR, starting AT after the server starts, e.g. 10s:1s (requests wait
+    /// until the stall ends).
+    #[arg(long, value_name = "AT:FOR", value_parser = crate::demo_server::parse_stall, requires = "hello")]
+    pub stall: Option<nest_demo::Stall>,
+}
+
+/// Options of `nest hook`.
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// What to do with the hook.
+    #[command(subcommand)]
+    pub command: HookCommand,
+}
+
+/// The subcommands of `nest hook`.
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Write a pre-push hook that runs `nest run --yes [ARGS]` and blocks the push when it fails.
+    ///
+    /// The hook goes where git looks for it (core.hooksPath is respected). It lets pushes that only delete refs
+    /// through, never prompts, and is skipped by `git push --no-verify` or `NEST_SKIP=1 git push`.
+    Install(HookInstallArgs),
+    /// Remove nest's pre-push hook (and restore the one it chained, if any); a hook nest did not write is left alone.
+    Uninstall,
+}
+
+/// Options of `nest hook install`.
+#[derive(Debug, Args)]
+pub struct HookInstallArgs {
+    /// Replace a pre-push hook that nest did not write.
+    #[arg(long, conflicts_with = "chain")]
+    pub force: bool,
+    /// Keep a pre-push hook that nest did not write: move it aside and run it first, with the same input.
+    #[arg(long)]
+    pub chain: bool,
+    /// Options for `nest run` in the hook, after `--` [default: none, so the project's nest.yaml is used].
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
 }
 
 /// Stages as given on the command line.

@@ -69,6 +69,8 @@ pub struct FileConfig {
     pub tags: Option<Vec<String>>,
     /// Skip tasks with any of these tags.
     pub exclude_tags: Option<Vec<String>>,
+    /// Pass/fail criteria: expressions, or maps with `expr`, `abort` and `delay`.
+    pub thresholds: Option<Vec<crate::thresholds::ThresholdSpec>>,
     /// Taskset name -> weight; 0 disables it.
     #[serde(default)]
     pub tasksets: BTreeMap<String, Weight>,
@@ -113,6 +115,16 @@ impl LoadedConfig {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         }
+    }
+
+    /// `path:line:col` of the first occurrence of `text` in the file, or just the path.
+    pub fn locate_text(&self, text: &str) -> String {
+        for (i, line) in self.text.lines().enumerate() {
+            if let Some(col) = line.find(text) {
+                return format!("{}:{}:{}", self.path.display(), i + 1, col + 1);
+            }
+        }
+        self.path.display().to_string()
     }
 
     /// `path:line:col` of `key` (under `section`, if given), or just the path when it cannot be found.
@@ -198,6 +210,11 @@ fn positive_usize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::E
 fn positive_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     let rate = f64::deserialize(d)?;
     if rate.is_finite() && rate > 0.0 { Ok(Some(rate)) } else { Err(de::Error::custom("must be a number above 0")) }
+}
+
+/// An optional duration in any form `nest.yaml` accepts (for nested settings such as a threshold's `delay`).
+pub fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    any_duration(d)
 }
 
 fn any_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

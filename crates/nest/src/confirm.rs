@@ -33,15 +33,24 @@ pub fn confirm(plan: &RunPlan, yes: bool) -> Result<bool> {
 }
 
 fn describe(plan: &RunPlan) -> String {
-    let p = &plan.plan;
     let host = plan.host.as_ref().map_or("the built-in demo target".to_owned(), |h| h.to_string());
-    let time = match (p.run_time, p.iterations) {
+    format!("Host: {host}\nLoad: {}\nRun time: {}", load_line(&plan.plan), time_line(plan))
+}
+
+/// How long the run lasts, in words.
+pub fn time_line(plan: &RunPlan) -> String {
+    let p = &plan.plan;
+    match (p.run_time, p.iterations) {
         (Some(t), None) => humantime::format_duration(t).to_string(),
         (None, Some(n)) => format!("until {n} tasks have run"),
         (Some(t), Some(n)) => format!("{n} tasks, at most {}", humantime::format_duration(t)),
         (None, None) if plan.shape.is_some() => "until the shape ends".to_owned(),
         (None, None) => "until Ctrl-C".to_owned(),
-    };
+    }
+}
+
+/// The load model in words.
+pub fn load_line(p: &nest_core::Plan) -> String {
     let load = match &p.model {
         Model::Open { arrivals, max_users, max_delay } => format!(
             "open model: tasks start at up to {}/s on a pool of at most {max_users} VUs (starts that wait over {} \
@@ -52,5 +61,5 @@ fn describe(plan: &RunPlan) -> String {
         Model::Closed { shaped: true, .. } => "closed model: users follow the load shape script".to_owned(),
         Model::Closed { users, .. } => format!("closed model: {} users at most", users.peak()),
     };
-    format!("Host: {host}\nLoad: {load}, on {} workers\nRun time: {time}", p.workers)
+    format!("{load}, on {} workers", p.workers)
 }

@@ -1,9 +1,17 @@
 //! `nest demo-server`: the built-in target on its own, for trying nest and for benchmarks.
 
 use anyhow::{Context, Result};
-use nest_demo::{DemoConfig, DemoServer, Mode};
+use nest_demo::{DemoConfig, DemoServer, Mode, Stall};
 
-use crate::cli::DemoServerArgs;
+use crate::cli::{DemoServerArgs, parse_duration};
+
+/// Parses `--stall AT:FOR`, e.g. `10s:1s`.
+pub fn parse_stall(text: &str) -> Result<Stall, String> {
+    let (at, length) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not AT:FOR; use e.g. 10s:1s (stall 1 s, 10 s after start)"))?;
+    Ok(Stall { at: parse_duration(at)?, length: parse_duration(length)? })
+}
 
 /// Runs the demo target until Ctrl-C or SIGTERM, then prints how many requests it served.
 pub fn run(args: DemoServerArgs) -> Result<()> {
@@ -12,9 +20,21 @@ pub fn run(args: DemoServerArgs) -> Result<()> {
         addr: std::net::SocketAddr::from(([127, 0, 0, 1], args.port)),
         mode,
         threads: args.threads.max(1),
+        latency: args.latency.unwrap_or_default(),
+        stall: args.stall,
     })
     .context("could not start the demo target")?;
     println!("nest demo target ({mode}) listening on {}", server.url());
+    if let Some(latency) = args.latency {
+        println!("every response is sent {} after its request", humantime::format_duration(latency));
+    }
+    if let Some(stall) = args.stall {
+        println!(
+            "stall: nothing is answered from {} to {} after start",
+            humantime::format_duration(stall.at),
+            humantime::format_duration(stall.at + stall.length)
+        );
+    }
     println!("try: nest run --host {} -u 10 -t 30s", server.url());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -34,4 +54,22 @@ pub fn run(args: DemoServerArgs) -> Result<()> {
     server.stop();
     println!("served {} requests", stats.total);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn stalls() {
+        assert_eq!(parse_stall("10s:1s"), Ok(Stall { at: Duration::from_secs(10), length: Duration::from_secs(1) }));
+        assert_eq!(
+            parse_stall("1.5:250ms"),
+            Ok(Stall { at: Duration::from_millis(1500), length: Duration::from_millis(250) })
+        );
+        assert!(parse_stall("10s").is_err());
+        assert!(parse_stall("10s:soon").is_err());
+    }
 }

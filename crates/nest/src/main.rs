@@ -8,13 +8,16 @@ mod config;
 mod configure;
 mod confirm;
 mod demo_server;
+mod hook;
 mod list;
 mod mix;
 mod output;
 mod plan;
 mod report;
+mod result;
 mod run;
 mod settings;
+mod thresholds;
 
 use std::process::ExitCode;
 
@@ -29,7 +32,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
-            if err.downcast_ref::<UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
+            if err.downcast_ref::<thresholds::ThresholdsFailed>().is_some() {
+                ExitCode::from(99)
+            } else if err.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }
@@ -40,5 +49,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::List(args) => list::run(args),
         Command::Configure(args) => configure::run(args),
         Command::DemoServer(args) => demo_server::run(args),
+        Command::Hook(args) => hook::run(args),
     }
 }

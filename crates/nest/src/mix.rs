@@ -6,13 +6,13 @@
 use std::io::{self, Write};
 
 use nest_core::{TasksetSpec, WeightedTable};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::LoadedConfig;
 use crate::plan::UsageError;
 
 /// Where a taskset's weight came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// `tasksets:` in the config file.
@@ -92,7 +92,7 @@ pub fn suggest(name: &str, names: &[&str]) -> String {
 }
 
 /// One taskset row of the mix, as printed and as `nest list --json` writes it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MixRow {
     /// Taskset name.
     pub name: String,
@@ -113,7 +113,7 @@ pub struct MixRow {
 }
 
 /// One task of a mix row.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRow {
     /// Function name.
     pub name: String,

@@ -52,7 +52,7 @@ pub struct Mix {
 /// Loads the config, layers the settings over `cli`, compiles the tasksets and resolves the weights.
 pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
     let config = LoadedConfig::find(source.config.as_deref())?;
-    let file = config.as_ref().map(Settings::from_file).unwrap_or_default();
+    let file = config.as_ref().map(Settings::from_file).transpose()?.unwrap_or_default();
     let env = Settings::from_env(|k| std::env::var(k).ok())?;
     let settings = Settings::layered(Settings { taskset_dir: source.taskset_dir.clone(), ..cli }, env, file);
     let dir = settings.taskset_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_TASKSET_DIR));
@@ -81,6 +81,8 @@ pub struct RunPlan {
     pub warnings: Vec<String>,
     /// The load shape script, when `--shape` drives the users.
     pub shape: Option<nest_rhai::LoadShape>,
+    /// Pass/fail criteria.
+    pub thresholds: Vec<crate::thresholds::Threshold>,
 }
 
 /// Checks the options, the config and the scripts.
@@ -173,7 +175,8 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
     let limits = nest_core::limits::check(plan.users()).map_err(|e| UsageError(e.to_string()))?;
     warnings.extend(limits.warnings);
     let insecure = s.insecure.unwrap_or(false);
-    Ok(RunPlan { mix, plan, host, insecure, warnings, shape })
+    let thresholds = s.thresholds.clone().unwrap_or_default();
+    Ok(RunPlan { mix, plan, host, insecure, warnings, shape, thresholds })
 }
 
 /// Applies `--tags` / `--exclude-tags`; a selection that leaves nothing to run is an error.

@@ -172,14 +172,20 @@ pub fn print_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nest_core::stats::{Aggregate, Recorder};
+    use nest_core::stats::{Aggregate, Failure, FailureKind, Recorder, Sample};
     use std::time::Duration;
 
     fn summary(open: bool) -> String {
         let r = Recorder::new();
         let corrected = |ms| open.then(|| Duration::from_millis(ms));
-        r.request("GET", "/items/:id", Duration::from_millis(3), corrected(40), None);
-        r.request("GET", "/items/:id", Duration::from_millis(5), corrected(5), Some("HTTP 500"));
+        let ms = Duration::from_millis;
+        r.request("GET", "/items/:id", Sample { latency: ms(3), corrected: corrected(40), ..Default::default() });
+        let failure = Some(Failure { kind: FailureKind::Status, reason: "HTTP 500" });
+        r.request(
+            "GET",
+            "/items/:id",
+            Sample { latency: ms(5), corrected: corrected(5), failure, ..Default::default() },
+        );
         r.error("t/a.rhai:3:9", "boom");
         r.pacing_missed(0, 0);
         if open {

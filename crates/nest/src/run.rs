@@ -18,6 +18,8 @@ use crate::confirm;
 use crate::output::write_atomic;
 use crate::plan::{self, UsageError};
 use crate::report::print_summary;
+use crate::result::{Report, RunInfo};
+use crate::thresholds::{self, Threshold, ThresholdsFailed};
 
 /// Seconds between two progress lines.
 const PROGRESS_EVERY: u64 = 10;
@@ -44,17 +46,33 @@ pub fn run(args: RunArgs) -> Result<()> {
     let host = checked.host.clone().ok_or_else(|| UsageError("no target".into()))?;
     let http = Arc::new(ClientConfig::new(checked.insecure).context("could not set up TLS")?);
     let factory = Arc::new(checked.mix.catalog.factory(http, Some(host.clone())));
+    let run_info = RunInfo {
+        nest_version: env!("CARGO_PKG_VERSION").to_owned(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        host: host.to_string(),
+        load: confirm::load_line(&checked.plan),
+        workers: checked.plan.workers,
+        run_time_s: checked.plan.run_time.map(|t| t.as_secs_f64()),
+        iterations: checked.plan.iterations,
+        mix: checked.mix.rows.clone(),
+    };
     let plan = checked.plan;
     let tasksets = plan.tasksets.clone();
     let (users, open) = (plan.users(), plan.model.is_open());
     check_writable(args.json.as_deref())?;
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let handle = StopHandle::new();
+    let mut hooks = Hooks {
+        shape: checked.shape,
+        next_progress: PROGRESS_EVERY,
+        thresholds: checked.thresholds,
+        aborted: Vec::new(),
+        handle: handle.clone(),
+    };
     let result = runtime.block_on(async {
-        let handle = StopHandle::new();
         let signals = tokio::spawn(watch_signals(handle.clone(), plan.stop_timeout));
-        let hooks = Hooks { shape: checked.shape, next_progress: PROGRESS_EVERY };
-        let result = nest_core::run(plan, factory, handle, hooks).await;
+        let result = nest_core::run(plan, factory, handle, &mut hooks).await;
         signals.abort();
         result
     });
@@ -67,19 +85,28 @@ pub fn run(args: RunArgs) -> Result<()> {
     })?;
     match result.end {
         EndReason::Killed => eprintln!("stopped: calls still in flight were cancelled"),
-        EndReason::Stopped => eprintln!("stopped"),
+        EndReason::Stopped if hooks.aborted.is_empty() => eprintln!("stopped"),
+        EndReason::Stopped => eprintln!("stopped: an abort threshold was breached"),
         EndReason::RunTime | EndReason::Completed => {}
     }
 
-    let summary = Summary::new(&result.aggregate, &tasksets, result.duration.as_secs_f64(), users, open);
+    let mut summary = Summary::new(&result.aggregate, &tasksets, result.duration.as_secs_f64(), users, open);
+    summary.started_at = result.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let verdicts = thresholds::evaluate(&hooks.thresholds, &summary, &hooks.aborted);
+    let report = Report { summary, run: run_info, thresholds: verdicts };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    print_summary(&mut out, &summary)?;
+    print_summary(&mut out, &report.summary)?;
+    thresholds::print_verdicts(&mut out, &report.thresholds)?;
     out.flush()?;
     if let Some(path) = &args.json {
-        let json = serde_json::to_vec_pretty(&summary)?;
+        let json = serde_json::to_vec_pretty(&report)?;
         write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
         eprintln!("report written to {}", path.display());
+    }
+    let failed = report.thresholds.iter().filter(|v| !v.passed).count();
+    if failed > 0 {
+        return Err(ThresholdsFailed { failed, total: report.thresholds.len() }.into());
     }
     Ok(())
 }
@@ -97,14 +124,32 @@ fn check_writable(path: Option<&std::path::Path>) -> Result<()> {
     Ok(())
 }
 
-/// What the command line hooks into a run: a progress line now and then, and the load shape.
+/// What the command line hooks into a run: a progress line now and then, the load shape, and abort thresholds.
 struct Hooks {
     shape: Option<nest_rhai::LoadShape>,
     next_progress: u64,
+    thresholds: Vec<Threshold>,
+    /// Abort thresholds breached during the run, with the second at which they were.
+    aborted: Vec<(usize, f64)>,
+    handle: StopHandle,
 }
 
 impl nest_core::RunHooks for Hooks {
     fn observe(&mut self, agg: &nest_core::stats::Aggregate, elapsed: Duration) {
+        if !self.handle.is_stopping() {
+            let breached = thresholds::breached_now(&self.thresholds, agg, elapsed);
+            if !breached.is_empty() {
+                for i in breached {
+                    eprintln!(
+                        "threshold `{}` breached at {:.0}s: stopping the run",
+                        self.thresholds[i].expr,
+                        elapsed.as_secs_f64()
+                    );
+                    self.aborted.push((i, elapsed.as_secs_f64()));
+                }
+                self.handle.stop();
+            }
+        }
         if elapsed.as_secs() < self.next_progress {
             return;
         }

@@ -12,6 +12,7 @@ use url::Url;
 use crate::cli::{RunArgs, parse_duration};
 use crate::config::LoadedConfig;
 use crate::plan::{UsageError, parse_host};
+use crate::thresholds::{Threshold, ThresholdSpec};
 
 /// Parsing one environment variable's value.
 trait FromEnv: Sized {
@@ -55,6 +56,16 @@ from_str_env!(u64 => "expected a whole number", usize => "expected a whole numbe
 impl FromEnv for Vec<nest_core::Stage> {
     fn from_env(value: &str) -> Result<Self, String> {
         nest_core::curve::parse_stages(value, parse_duration)
+    }
+}
+impl FromEnv for Vec<Threshold> {
+    fn from_env(value: &str) -> Result<Self, String> {
+        value
+            .split(';')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| ThresholdSpec::Expr(t.to_owned()).parse("NEST_THRESHOLDS").map_err(|e| e.0))
+            .collect()
     }
 }
 impl FromEnv for Vec<String> {
@@ -132,6 +143,8 @@ settings! {
     tags: Vec<String> = "NEST_TAGS",
     /// Skip tasks with any of these tags.
     exclude_tags: Vec<String> = "NEST_EXCLUDE_TAGS",
+    /// Pass/fail criteria (`;`-separated in the environment).
+    thresholds: Vec<Threshold> = "NEST_THRESHOLDS",
 }
 
 /// The `--help` section listing the environment variables and the precedence rule.
@@ -168,13 +181,36 @@ impl Settings {
             iterations: args.iterations,
             tags: (!args.tags.is_empty()).then(|| args.tags.clone()),
             exclude_tags: (!args.exclude_tags.is_empty()).then(|| args.exclude_tags.clone()),
+            thresholds: match args.threshold.is_empty() {
+                true => None,
+                false => Some(
+                    args.threshold
+                        .iter()
+                        .map(|t| ThresholdSpec::Expr(t.clone()).parse("--threshold"))
+                        .collect::<Result<_, _>>()?,
+                ),
+            },
         })
     }
 
     /// What `nest.yaml` says; its paths are relative to the file.
-    pub fn from_file(config: &LoadedConfig) -> Settings {
+    pub fn from_file(config: &LoadedConfig) -> Result<Settings, UsageError> {
         let f = &config.file;
-        Settings {
+        let thresholds = match &f.thresholds {
+            None => None,
+            Some(specs) => Some(
+                specs
+                    .iter()
+                    .map(|spec| {
+                        let expr = match spec {
+                            ThresholdSpec::Expr(e) | ThresholdSpec::Full { expr: e, .. } => e,
+                        };
+                        spec.parse(&config.locate_text(expr))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        Ok(Settings {
             host: f.host.clone(),
             taskset_dir: f.taskset_dir.as_ref().map(|d| config.dir().join(d)),
             users: f.users,
@@ -193,7 +229,8 @@ impl Settings {
             iterations: f.iterations,
             tags: f.tags.clone(),
             exclude_tags: f.exclude_tags.clone(),
-        }
+            thresholds,
+        })
     }
 
     /// CLI over environment over file: the settings of a run.
@@ -233,6 +270,6 @@ mod tests {
         assert!(env(&[("NEST_HOST", "ftp://x")]).unwrap_err().0.starts_with("NEST_HOST=ftp://x: "));
         assert_eq!(env(&[("NEST_INSECURE", "yes")]).unwrap().insecure, Some(true));
         assert_eq!(env(&[("NEST_USERS", "")]).unwrap().users, None, "empty means unset");
-        assert_eq!(Settings::ENV.len(), 18);
+        assert_eq!(Settings::ENV.len(), 19);
     }
 }

@@ -5,15 +5,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Delta, RequestCounts, Second, SlotCounts};
+use super::{Delta, FailureKind, RequestCounts, Second, SlotCounts};
 
 /// Everything recorded in a run so far, merged across workers.
 #[derive(Debug, Default)]
 pub struct Aggregate {
     /// Request groups keyed by (name, method), in report order.
     pub requests: BTreeMap<(String, String), RequestCounts>,
-    /// Failed requests by (method, name, reason).
-    pub failures: BTreeMap<(String, String, String), u64>,
+    /// Failed requests by (method, name, reason): their kind and count.
+    pub failures: BTreeMap<(String, String, String), (FailureKind, u64)>,
     /// Script errors by (location, message).
     pub errors: HashMap<(String, String), u64>,
     /// Slot counters: `slots[taskset][slot index]`.
@@ -42,8 +42,8 @@ impl Aggregate {
                 }
             }
         }
-        for (key, n) in delta.failures {
-            *self.failures.entry(key).or_default() += n;
+        for (key, (kind, n)) in delta.failures {
+            self.failures.entry(key).or_insert((kind, 0)).1 += n;
         }
         for (key, n) in delta.errors {
             *self.errors.entry(key).or_default() += n;
@@ -85,7 +85,7 @@ impl Aggregate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::Recorder;
+    use crate::stats::{Recorder, Sample};
     use std::time::Duration;
 
     #[test]
@@ -93,9 +93,9 @@ mod tests {
         let (a, b, all) = (Recorder::new(), Recorder::new(), Recorder::new());
         for i in 1..=500u64 {
             let r = if i % 2 == 0 { &a } else { &b };
-            let d = Duration::from_micros(i * 37);
-            r.request("GET", "/x", d, None, None);
-            all.request("GET", "/x", d, None, None);
+            let sample = Sample { latency: Duration::from_micros(i * 37), ..Default::default() };
+            r.request("GET", "/x", sample);
+            all.request("GET", "/x", sample);
         }
         a.slot(0, 0, Some(("f:1:1", "m")));
         b.slot(0, 0, Some(("f:1:1", "m")));
@@ -118,7 +118,7 @@ mod tests {
         let mut agg = Aggregate::default();
         for (second, n) in [(0u64, 3u64), (1, 5), (1, 2)] {
             for _ in 0..n {
-                r.request("GET", "/x", Duration::from_millis(10), None, None);
+                r.request("GET", "/x", Sample { latency: Duration::from_millis(10), ..Default::default() });
             }
             let mut d = r.take();
             d.second = second;

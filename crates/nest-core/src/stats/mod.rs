@@ -16,10 +16,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
 pub use aggregate::Aggregate;
 pub use summary::{ErrorRow, FailureRow, LatencyMs, RequestRow, Summary, TaskRow, TimelinePoint, Totals};
-pub use timeline::{Second, TimelineRow};
+pub use timeline::{Second, TOTAL_QUANTILES, TimelineRow, TimelineTotal};
 
 /// Significant figures of every latency histogram.
 pub const SIGFIG: u8 = 3;
@@ -28,6 +29,25 @@ pub const SIGFIG: u8 = 3;
 pub fn new_histogram() -> Histogram<u64> {
     // `new` enables auto-resize, so a fast endpoint does not pay for the range of a slow one.
     Histogram::new(SIGFIG).unwrap_or_else(|_| unreachable!("3 significant figures is a valid precision"))
+}
+
+/// Encodes a histogram as HdrHistogram V2 + DEFLATE in base64: the interchange form of every report.
+pub fn encode_histogram(histogram: &Histogram<u64>) -> String {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+    let mut bytes = Vec::new();
+    // Serialising into memory cannot fail for a valid histogram.
+    let _ = V2DeflateSerializer::new().serialize(histogram, &mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Decodes a histogram written by [`encode_histogram`].
+pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| format!("not base64: {e}"))?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("not an HdrHistogram: {e:?}"))
 }
 
 /// A latency distribution with its exact sum, min and max.
@@ -82,6 +102,40 @@ impl Latency {
     }
 }
 
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// No response: refused, timed out, TLS, DNS... (status 0).
+    Transport,
+    /// A response whose status was not expected (`expect`, or not 1xx–3xx by default).
+    Status,
+    /// The script rejected the response with `fail(reason)`.
+    Check,
+}
+
+/// A failed request: why, and in what words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure<'a> {
+    /// The kind of failure.
+    pub kind: FailureKind,
+    /// The reason shown in reports (`HTTP 500`, `connection refused`, the script's text).
+    pub reason: &'a str,
+}
+
+/// One completed request, as the client measured it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sample<'a> {
+    /// Service time: from sending to the end of the response.
+    pub latency: Duration,
+    /// Open model: time from the task's scheduled start (first request) or the send (later requests).
+    pub corrected: Option<Duration>,
+    /// Response body bytes.
+    pub bytes: u64,
+    /// Why it failed, if it did.
+    pub failure: Option<Failure<'a>>,
+}
+
 /// Counters and latencies of one (method, name) group.
 #[derive(Debug, Clone, Default)]
 pub struct RequestCounts {
@@ -89,6 +143,8 @@ pub struct RequestCounts {
     pub count: u64,
     /// Requests counted as failed.
     pub failures: u64,
+    /// Response body bytes received.
+    pub bytes: u64,
     /// Service time: from sending to the end of the response.
     pub latency: Latency,
     /// Open model only: response time counted from each task's scheduled start (coordinated omission corrected).
@@ -108,6 +164,7 @@ impl RequestCounts {
     pub fn merge(&mut self, other: &RequestCounts) {
         self.count += other.count;
         self.failures += other.failures;
+        self.bytes += other.bytes;
         self.latency.merge(&other.latency);
         if let Some(c) = &other.corrected {
             self.corrected.get_or_insert_with(Latency::default).merge(c);
@@ -141,8 +198,8 @@ pub struct Delta {
     pub dropped: u64,
     /// Request groups by name, then by method (usually one).
     pub requests: HashMap<Box<str>, Vec<(Box<str>, RequestCounts)>>,
-    /// Failed requests by (method, name, reason).
-    pub failures: HashMap<(String, String, String), u64>,
+    /// Failed requests by (method, name, reason): their kind and count.
+    pub failures: HashMap<(String, String, String), (FailureKind, u64)>,
     /// Script errors by (location, message).
     pub errors: HashMap<(String, String), u64>,
     /// Slot counters: `slots[taskset][slot index]` (see [`crate::Slot::index`]).
@@ -168,22 +225,15 @@ impl Recorder {
         Recorder::default()
     }
 
-    /// Records one completed request: its service time, its corrected response time in the open model, and its
-    /// failure reason if it failed.
-    pub fn request(
-        &self,
-        method: &str,
-        name: &str,
-        latency: Duration,
-        corrected: Option<Duration>,
-        failure: Option<&str>,
-    ) {
+    /// Records one completed request.
+    pub fn request(&self, method: &str, name: &str, sample: Sample<'_>) {
         let mut delta = self.delta.borrow_mut();
         let group = group_mut(&mut delta, method, name);
-        group.record(latency, corrected);
-        if let Some(reason) = failure {
+        group.record(sample.latency, sample.corrected);
+        group.bytes += sample.bytes;
+        if let Some(failure) = sample.failure {
             group.failures += 1;
-            *delta.failures.entry((method.to_owned(), name.to_owned(), reason.to_owned())).or_default() += 1;
+            count_failure(&mut delta, method, name, failure);
         }
     }
 
@@ -191,7 +241,7 @@ impl Recorder {
     pub fn fail_recorded(&self, method: &str, name: &str, reason: &str) {
         let mut delta = self.delta.borrow_mut();
         group_mut(&mut delta, method, name).failures += 1;
-        *delta.failures.entry((method.to_owned(), name.to_owned(), reason.to_owned())).or_default() += 1;
+        count_failure(&mut delta, method, name, Failure { kind: FailureKind::Check, reason });
     }
 
     /// Records the end of one call of a slot, with its error if it failed.
@@ -224,6 +274,11 @@ impl Recorder {
     pub fn take(&self) -> Delta {
         std::mem::take(&mut *self.delta.borrow_mut())
     }
+}
+
+fn count_failure(delta: &mut Delta, method: &str, name: &str, failure: Failure<'_>) {
+    let key = (method.to_owned(), name.to_owned(), failure.reason.to_owned());
+    delta.failures.entry(key).or_insert((failure.kind, 0)).1 += 1;
 }
 
 fn slot_mut(delta: &mut Delta, taskset: usize, slot_index: usize) -> &mut SlotCounts {
@@ -259,9 +314,11 @@ mod tests {
     #[test]
     fn records_groups_failures_and_slots() {
         let r = Recorder::new();
-        r.request("GET", "/a", Duration::from_millis(2), None, None);
-        r.request("GET", "/a", Duration::from_millis(4), Some(Duration::from_millis(9)), Some("HTTP 500"));
-        r.request("POST", "/a", Duration::from_millis(1), None, None);
+        let ms = Duration::from_millis;
+        r.request("GET", "/a", Sample { latency: ms(2), bytes: 10, ..Default::default() });
+        let failure = Some(Failure { kind: FailureKind::Status, reason: "HTTP 500" });
+        r.request("GET", "/a", Sample { latency: ms(4), corrected: Some(ms(9)), bytes: 5, failure });
+        r.request("POST", "/a", Sample { latency: ms(1), ..Default::default() });
         r.fail_recorded("POST", "/a", "bad body");
         r.slot(1, 2, Some(("x.rhai:3:4", "boom")));
         r.slot(1, 2, None);
@@ -271,9 +328,10 @@ mod tests {
         assert_eq!(a.len(), 2);
         let get = &a.iter().find(|(m, _)| &**m == "GET").unwrap().1;
         let l = &get.latency;
-        assert_eq!((get.count, get.failures, l.sum_us, l.min_us, l.max_us), (2, 1, 6000, 2000, 4000));
+        assert_eq!((get.count, get.failures, l.sum_us, l.min_us, l.max_us, get.bytes), (2, 1, 6000, 2000, 4000, 15));
         assert_eq!(get.corrected.as_ref().unwrap().max_us, 9000);
-        assert_eq!(d.failures[&("POST".into(), "/a".into(), "bad body".into())], 1);
+        assert_eq!(d.failures[&("POST".into(), "/a".into(), "bad body".into())], (FailureKind::Check, 1));
+        assert_eq!(d.failures[&("GET".into(), "/a".into(), "HTTP 500".into())], (FailureKind::Status, 1));
         assert_eq!(d.slots[1][2], SlotCounts { runs: 2, errors: 1, pacing_missed: 1 });
         assert_eq!(d.errors[&("x.rhai:3:4".into(), "boom".into())], 1);
         assert!(r.take().is_empty(), "take leaves the recorder empty");

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Aggregate, Latency, RequestCounts, TimelineRow};
+use super::{Aggregate, FailureKind, Latency, RequestCounts, TimelineRow, TimelineTotal, encode_histogram};
 use crate::taskset::{Slot, TasksetSpec};
 
 /// Latency figures in milliseconds.
@@ -74,6 +74,16 @@ pub struct Totals {
     /// Open model: response time from each task's scheduled start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrected_latency_ms: Option<LatencyMs>,
+    /// Response body bytes received.
+    #[serde(default)]
+    pub bytes: u64,
+    /// The service-time histogram (µs, 3 significant figures), HdrHistogram V2 + DEFLATE, base64: merge these to
+    /// combine runs exactly.
+    #[serde(default)]
+    pub histogram: String,
+    /// Open model: the corrected histogram, in the same encoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrected_histogram: Option<String>,
 }
 
 /// One (method, name) group.
@@ -94,6 +104,15 @@ pub struct RequestRow {
     /// Open model: response time from each task's scheduled start (coordinated omission corrected).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrected_latency_ms: Option<LatencyMs>,
+    /// Response body bytes received.
+    #[serde(default)]
+    pub bytes: u64,
+    /// The service-time histogram of all requests, encoded as in `requests[].histogram`.
+    #[serde(default)]
+    pub histogram: String,
+    /// Open model: the corrected histogram of all requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrected_histogram: Option<String>,
 }
 
 /// Runs and errors of one task or hook.
@@ -115,6 +134,8 @@ pub struct TaskRow {
 /// A failure reason of one request group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureRow {
+    /// `transport` (no response), `status` (unexpected status) or `check` (the script's `fail()`).
+    pub kind: FailureKind,
     /// HTTP method.
     pub method: String,
     /// Request group name.
@@ -148,6 +169,9 @@ pub struct TimelinePoint {
     pub dropped: u64,
     /// One row per request name that completed requests in the second.
     pub requests: Vec<TimelineRow>,
+    /// All requests of the second together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<TimelineTotal>,
 }
 
 /// The whole report of a run.
@@ -157,6 +181,9 @@ pub struct Summary {
     pub duration_s: f64,
     /// The planned number of users (the most at once; the pool limit in the open model).
     pub users: u64,
+    /// When the load started, in seconds since the Unix epoch (0 if unknown).
+    #[serde(default)]
+    pub started_at: f64,
     /// `closed` (users with think time) or `open` (tasks started at a rate).
     #[serde(default = "closed")]
     pub model: String,
@@ -200,6 +227,9 @@ impl Summary {
                 rps: rps(c.count),
                 latency_ms: LatencyMs::raw(c),
                 corrected_latency_ms: LatencyMs::corrected(c),
+                bytes: c.bytes,
+                histogram: encode_histogram(&c.latency.histogram),
+                corrected_histogram: c.corrected.as_ref().map(|l| encode_histogram(&l.histogram)),
             })
             .collect();
         let mut tasks = Vec::new();
@@ -224,7 +254,8 @@ impl Summary {
         let mut failures: Vec<FailureRow> = aggregate
             .failures
             .iter()
-            .map(|((method, name, reason), &count)| FailureRow {
+            .map(|((method, name, reason), &(kind, count))| FailureRow {
+                kind,
                 method: method.clone(),
                 name: name.clone(),
                 reason: reason.clone(),
@@ -245,11 +276,18 @@ impl Summary {
         let timeline = aggregate
             .timeline
             .iter()
-            .map(|(&t, s)| TimelinePoint { t, users: s.users, dropped: s.dropped, requests: s.rows.clone() })
+            .map(|(&t, s)| TimelinePoint {
+                t,
+                users: s.users,
+                dropped: s.dropped,
+                requests: s.rows.clone(),
+                total: s.total.clone(),
+            })
             .collect();
         Summary {
             duration_s,
             users,
+            started_at: 0.0,
             model: if open { "open" } else { "closed" }.to_owned(),
             dropped_iterations: aggregate.dropped,
             totals: Totals {
@@ -258,6 +296,9 @@ impl Summary {
                 rps: rps(total.count),
                 latency_ms: LatencyMs::raw(&total),
                 corrected_latency_ms: LatencyMs::corrected(&total),
+                bytes: total.bytes,
+                histogram: encode_histogram(&total.latency.histogram),
+                corrected_histogram: total.corrected.as_ref().map(|l| encode_histogram(&l.histogram)),
             },
             requests,
             tasks,
@@ -271,14 +312,19 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::Recorder;
+    use crate::stats::{Failure, Recorder, Sample};
     use std::time::Duration;
 
     #[test]
     fn percentiles_are_clamped_and_rates_use_the_duration() {
         let r = Recorder::new();
         for ms in 1..=100u64 {
-            r.request("GET", "/a", Duration::from_millis(ms), None, if ms > 98 { Some("HTTP 500") } else { None });
+            let failure = (ms > 98).then_some(Failure { kind: FailureKind::Status, reason: "HTTP 500" });
+            r.request(
+                "GET",
+                "/a",
+                Sample { latency: Duration::from_millis(ms), bytes: 2, failure, ..Default::default() },
+            );
         }
         let mut agg = Aggregate::default();
         agg.merge(r.take());
@@ -294,6 +340,12 @@ mod tests {
         assert!(l.p999 <= l.max && l.p99 <= l.p999);
         assert_eq!(s.failures[0].reason, "HTTP 500");
         assert_eq!(s.failures[0].count, 2);
+        assert_eq!(s.failures[0].kind, FailureKind::Status);
+        assert_eq!(s.totals.bytes, 200);
+        let back = crate::stats::decode_histogram(&s.totals.histogram).unwrap();
+        assert_eq!(back, agg.total().latency.histogram, "the encoded histogram round-trips exactly");
+        let second = s.timeline[0].total.as_ref().unwrap();
+        assert_eq!((second.count, second.failures), (100, 2));
         assert!(s.totals.corrected_latency_ms.is_none());
         assert_eq!(s.model, "closed");
         assert_eq!(s.timeline.len(), 1);

@@ -32,6 +32,28 @@ pub struct TimelineRow {
     pub corrected_p99: Option<f64>,
 }
 
+/// All requests of one second together, with the percentiles Locust's history file has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineTotal {
+    /// Requests completed in the second.
+    pub count: u64,
+    /// Of which failed.
+    pub failures: u64,
+    /// Mean service time, ms.
+    pub mean: f64,
+    /// Fastest, ms.
+    pub min: f64,
+    /// Slowest, ms.
+    pub max: f64,
+    /// Response body bytes.
+    pub bytes: u64,
+    /// Service time at the 50, 66, 75, 80, 90, 95, 98, 99, 99.9, 99.99 and 100th percentiles, ms.
+    pub percentiles: Vec<f64>,
+}
+
+/// The quantiles of [`TimelineTotal::percentiles`].
+pub const TOTAL_QUANTILES: [f64; 11] = [0.5, 0.66, 0.75, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0];
+
 /// One second of the run, merged across workers.
 #[derive(Debug, Default)]
 pub struct Second {
@@ -42,6 +64,8 @@ pub struct Second {
     open: BTreeMap<(String, String), RequestCounts>,
     /// The sealed figures, once every worker has moved past this second.
     pub rows: Vec<TimelineRow>,
+    /// The sealed figures of all requests together.
+    pub total: Option<TimelineTotal>,
 }
 
 impl Second {
@@ -57,6 +81,22 @@ impl Second {
     /// Turns the histograms of this second into figures and frees them.
     pub(crate) fn seal(&mut self) {
         let ms = |us: u64| us as f64 / 1000.0;
+        let mut all = RequestCounts::default();
+        for c in self.open.values() {
+            all.merge(c);
+        }
+        if all.count > 0 {
+            let l = &all.latency;
+            self.total = Some(TimelineTotal {
+                count: all.count,
+                failures: all.failures,
+                mean: l.sum_us as f64 / l.count.max(1) as f64 / 1000.0,
+                min: ms(l.min_us),
+                max: ms(l.max_us),
+                bytes: all.bytes,
+                percentiles: TOTAL_QUANTILES.iter().map(|&q| ms(l.quantile_us(q))).collect(),
+            });
+        }
         for ((name, method), c) in std::mem::take(&mut self.open) {
             self.rows.push(TimelineRow {
                 method,

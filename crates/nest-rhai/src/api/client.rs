@@ -6,6 +6,7 @@
 
 use http::Method;
 use nest_core::fiber::{self, Cancelled};
+use nest_core::stats::{Failure, FailureKind, Sample};
 use rhai::{Engine, EvalAltResult, Map};
 
 use super::options;
@@ -62,25 +63,35 @@ fn send(method: Method, path: &str, opts: Option<Map>) -> Res<HttpResponse> {
         }
     };
     let name = options.name.unwrap_or_else(|| path.to_owned());
-    let failure = failure_reason(&response, &options.expect);
+    let mut reason = String::new();
+    let failure = failure_reason(&response, &options.expect, &mut reason);
     // Open model: the task's first request counts from the task's scheduled start (the wait for a free VU and for
     // the worker included); later requests of the task from their own send.
     let corrected = vu.open.get().then(|| match vu.scheduled.take() {
         Some(scheduled) => scheduled.elapsed().max(response.elapsed),
         None => response.elapsed,
     });
-    vu.env.recorder.request(method.as_str(), &name, response.elapsed, corrected, failure.as_deref());
-    Ok(HttpResponse::new(method, name, response, failure.is_some()))
+    let sample = Sample { latency: response.elapsed, corrected, bytes: response.body.len() as u64, failure };
+    vu.env.recorder.request(method.as_str(), &name, sample);
+    let failed = failure.is_some();
+    Ok(HttpResponse::new(method, name, response, failed))
 }
 
 /// Why a response counts as failed, or `None` when it succeeded.
-fn failure_reason(response: &nest_http::Response, expect: &[u16]) -> Option<String> {
-    if response.status == 0 {
-        return Some(match &response.error_kind {
+fn failure_reason<'a>(response: &nest_http::Response, expect: &[u16], text: &'a mut String) -> Option<Failure<'a>> {
+    let kind = if response.status == 0 {
+        *text = match &response.error_kind {
             Some(kind) => kind.to_string(),
             None => "transport error".to_owned(),
-        });
-    }
-    let ok = if expect.is_empty() { response.status < 400 } else { expect.contains(&response.status) };
-    (!ok).then(|| format!("HTTP {}", response.status))
+        };
+        FailureKind::Transport
+    } else {
+        let ok = if expect.is_empty() { response.status < 400 } else { expect.contains(&response.status) };
+        if ok {
+            return None;
+        }
+        *text = format!("HTTP {}", response.status);
+        FailureKind::Status
+    };
+    Some(Failure { kind, reason: text.as_str() })
 }

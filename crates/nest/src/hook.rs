@@ -1,0 +1,350 @@
+//! `nest hook install` and `nest hook uninstall`: a git pre-push hook that load-tests before every push.
+//!
+//! The hook is where a developer meets nest without asking for it, so it has to be predictable: it is a short POSIX
+//! sh script, written atomically into the folder git itself names (`git rev-parse --git-path hooks`, which follows
+//! `core.hooksPath` and worktrees), and it carries a marker line so that nest never overwrites or removes a hook it
+//! did not write. It runs `nest run --yes` with stdin from /dev/null, so it never prompts; it lets pushes that only
+//! delete refs through untouched; and whenever it blocks a push it says why and how to skip it. A hook that was
+//! there before can be kept with `--chain`: it is moved aside and called first, with the same arguments and stdin.
+
+use std::borrow::Cow;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::cli::{Cli, HookArgs, HookCommand, HookInstallArgs};
+use crate::plan::UsageError;
+
+/// The start of the marker line in every hook nest writes; the version after it may change.
+const MARKER: &str = "# nest pre-push hook v";
+/// The marker line of the hook this version writes.
+const MARKER_LINE: &str = "# nest pre-push hook v1";
+/// The name the previous hook is moved to by `--chain`, beside the hook.
+const CHAINED: &str = "pre-push.nest-chained";
+
+/// Runs `nest hook`.
+pub fn run(args: HookArgs) -> Result<()> {
+    match args.command {
+        HookCommand::Install(args) => install(&args),
+        HookCommand::Uninstall => uninstall(),
+    }
+}
+
+/// Where the hook goes, as git sees it from the current directory.
+struct Hooks {
+    dir: PathBuf,
+    hook: PathBuf,
+    chained: PathBuf,
+}
+
+impl Hooks {
+    /// Asks git for the hooks folder, so that `core.hooksPath`, worktrees and `GIT_DIR` are all honoured.
+    fn locate() -> Result<Hooks> {
+        let dir = PathBuf::from(git(&["rev-parse", "--git-path", "hooks"])?);
+        // git answers relative to the current directory.
+        let dir = if dir.is_absolute() { dir } else { std::env::current_dir()?.join(dir) };
+        Ok(Hooks { hook: dir.join("pre-push"), chained: dir.join(CHAINED), dir })
+    }
+}
+
+/// What is at the hook's path now.
+#[derive(Debug, PartialEq)]
+enum Existing {
+    Nothing,
+    Nest,
+    Foreign,
+}
+
+fn existing(path: &Path) -> Result<Existing> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(if is_nest_hook(&bytes) { Existing::Nest } else { Existing::Foreign }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && path.symlink_metadata().is_err() => Ok(Existing::Nothing),
+        // A dangling symlink or an unreadable file: not ours either way.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Existing::Foreign),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn is_nest_hook(bytes: &[u8]) -> bool {
+    String::from_utf8_lossy(bytes).lines().any(|line| line.starts_with(MARKER))
+}
+
+fn install(args: &HookInstallArgs) -> Result<()> {
+    check_run_args(&args.args)?;
+    let hooks = Hooks::locate()?;
+    let nest = std::env::current_exe().context("cannot find the path of this nest binary")?;
+    let script = script(&nest.to_string_lossy(), &args.args);
+
+    let mut notes = Vec::new();
+    let mut moved = false;
+    match existing(&hooks.hook)? {
+        Existing::Nothing => {}
+        Existing::Nest => notes.push("updated nest's existing hook".to_owned()),
+        Existing::Foreign if args.chain => {
+            if hooks.chained.symlink_metadata().is_ok() {
+                return Err(UsageError(format!(
+                    "cannot chain: {} already exists, and so does a pre-push hook that nest did not write; move one \
+                     of them away first",
+                    hooks.chained.display()
+                ))
+                .into());
+            }
+            fs::rename(&hooks.hook, &hooks.chained)
+                .with_context(|| format!("cannot move the existing hook to {}", hooks.chained.display()))?;
+            notes.push(format!("moved the existing hook to {}; it runs first, on every push", hooks.chained.display()));
+            moved = true;
+        }
+        Existing::Foreign if args.force => notes.push("replaced a pre-push hook that nest did not write".to_owned()),
+        Existing::Foreign => {
+            return Err(UsageError(format!(
+                "{} exists and nest did not write it; use --chain to keep it and run it before nest, or --force to \
+                 replace it",
+                hooks.hook.display()
+            ))
+            .into());
+        }
+    }
+    if !moved && hooks.chained.is_file() {
+        notes.push(format!("the previous hook, {}, still runs first", hooks.chained.display()));
+    } else if !moved && args.chain {
+        notes.push("--chain: there was no other pre-push hook to chain".to_owned());
+    }
+
+    fs::create_dir_all(&hooks.dir).with_context(|| format!("cannot create {}", hooks.dir.display()))?;
+    write_executable(&hooks.hook, script.as_bytes())
+        .with_context(|| format!("cannot write {}", hooks.hook.display()))?;
+
+    for note in notes {
+        eprintln!("{note}");
+    }
+    eprintln!("installed {}: every `git push` first runs `{}`", hooks.hook.display(), run_command(&args.args));
+    if args.args.is_empty() && !has_default_config() {
+        eprintln!(
+            "warning: there is no nest.yaml at the top of the working tree, where git runs the hook; add one, or \
+             reinstall with the options after --, e.g. `nest hook install -- --host http://127.0.0.1:8080 -t 30s`"
+        );
+    }
+    eprintln!("to push without it: git push --no-verify, or NEST_SKIP=1 git push");
+    Ok(())
+}
+
+fn uninstall() -> Result<()> {
+    let hooks = Hooks::locate()?;
+    match existing(&hooks.hook)? {
+        Existing::Nothing => {
+            eprintln!("no pre-push hook at {}: nothing to uninstall", hooks.hook.display());
+            return Ok(());
+        }
+        Existing::Foreign => {
+            return Err(UsageError(format!(
+                "{} was not written by nest; remove it yourself if you no longer want it",
+                hooks.hook.display()
+            ))
+            .into());
+        }
+        Existing::Nest => {}
+    }
+    if hooks.chained.symlink_metadata().is_ok() {
+        // One rename: the previous hook takes the place of nest's, with no moment without either.
+        fs::rename(&hooks.chained, &hooks.hook)
+            .with_context(|| format!("cannot restore {} as {}", hooks.chained.display(), hooks.hook.display()))?;
+        eprintln!("removed nest's pre-push hook and restored the previous one at {}", hooks.hook.display());
+    } else {
+        fs::remove_file(&hooks.hook).with_context(|| format!("cannot remove {}", hooks.hook.display()))?;
+        eprintln!("removed nest's pre-push hook at {}", hooks.hook.display());
+    }
+    Ok(())
+}
+
+/// Refuses, at install time, arguments that `nest run` would refuse at every push.
+fn check_run_args(args: &[String]) -> Result<(), UsageError> {
+    let argv = ["nest", "run", "--yes"].into_iter().map(str::to_owned).chain(args.iter().cloned());
+    match Cli::try_parse_from(argv) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(UsageError(format!("the arguments after -- are not valid for `nest run`:\n{e}"))),
+    }
+}
+
+/// Whether the hook's `nest run` (in the top of the working tree, where git runs hooks) finds a nest.yaml.
+fn has_default_config() -> bool {
+    // A bare repository has no working tree: say nothing rather than guess.
+    git(&["rev-parse", "--show-toplevel"]).map_or(true, |top| Path::new(&top).join(crate::config::DEFAULT_FILE).is_file())
+}
+
+/// Runs git in the current directory and returns its trimmed stdout; any failure is a usage error.
+fn git(args: &[&str]) -> Result<String> {
+    let out = Command::new("git").args(args).output().map_err(|e| {
+        UsageError(format!("cannot run git ({e}): nest hook needs git on the PATH, inside a git repository"))
+    })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(UsageError(format!(
+            "not inside a git repository (or git failed): `git {}` said: {}",
+            args.join(" "),
+            stderr.trim()
+        ))
+        .into());
+    }
+    Ok(String::from_utf8(out.stdout).context("git printed a path that is not UTF-8")?.trim_end().to_owned())
+}
+
+/// Writes an executable file atomically: a reader (or a concurrent `git push`) sees the old hook or the whole new
+/// one, and never a new one that is not yet executable, which git would silently skip.
+fn write_executable(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".pre-push.nest.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(fs::Permissions::from_mode(0o755))?;
+        }
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The command the hook runs, as a person would type it.
+fn run_command(args: &[String]) -> String {
+    let mut command = "nest run --yes".to_owned();
+    for arg in args {
+        command.push(' ');
+        command.push_str(&sh_quote(arg));
+    }
+    command
+}
+
+/// Quotes one word for sh: bare when it is plainly safe, else in single quotes.
+fn sh_quote(word: &str) -> Cow<'_, str> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        Cow::Borrowed(word)
+    } else {
+        Cow::Owned(format!("'{}'", word.replace('\'', r"'\''")))
+    }
+}
+
+/// The hook script: `nest` is the binary that installed it, `args` go after `nest run --yes`.
+fn script(nest: &str, args: &[String]) -> String {
+    let args: String = args.iter().map(|a| format!(" {}", sh_quote(a))).collect();
+    HOOK_TEMPLATE
+        .replace("@MARKER@", MARKER_LINE)
+        .replace("@CHAINED@", CHAINED)
+        .replace("@NEST@", &sh_quote(nest))
+        .replace("@ARGS@", &args)
+}
+
+const HOOK_TEMPLATE: &str = r#"#!/bin/sh
+@MARKER@
+# Written by `nest hook install`; `nest hook uninstall` removes it (edits here are lost on the next install).
+# Before each push it runs a load test, and blocks the push when the run fails or a threshold is breached.
+# To push without it: git push --no-verify, or NEST_SKIP=1 git push
+
+# The nest that installed this hook; if it has gone (an upgrade, say), the one on the PATH.
+installed=@NEST@
+nest_bin=$installed
+[ -x "$nest_bin" ] || nest_bin=nest
+
+remote=$1
+chained="$(dirname -- "$0")/@CHAINED@"
+
+# git writes one line per ref on stdin: <local ref> <local sha> <remote ref> <remote sha>. Keep them, for the
+# chained hook and to name what is pushed; nest itself gets /dev/null, so it never waits for an answer.
+refs=$(mktemp "${TMPDIR:-/tmp}/nest-pre-push.XXXXXX") || exit 1
+trap 'rm -f "$refs"' EXIT
+trap 'exit 130' HUP INT TERM
+cat > "$refs"
+
+# A hook that was here before `nest hook install --chain` runs first, as git would have run it.
+if [ -x "$chained" ]; then
+    "$chained" "$@" < "$refs" || {
+        status=$?
+        echo "nest: the previous pre-push hook ($chained) failed (exit $status): the push is blocked." >&2
+        exit $status
+    }
+fi
+
+case ${NEST_SKIP:-} in
+    1 | true | yes | on)
+        echo "nest: NEST_SKIP is set: skipping the load test." >&2
+        exit 0
+        ;;
+esac
+
+pushing=
+while read -r local_ref local_sha remote_ref remote_sha || [ -n "$local_ref" ]; do
+    case $local_sha in
+        *[!0]*) ;;
+        *) continue ;; # all zeros: this ref is being deleted, nothing new goes out
+    esac
+    short=$(git rev-parse --short "$local_sha" 2>/dev/null) || short=$local_sha
+    subject=$(git log -1 --format=%s "$local_sha" 2>/dev/null)
+    echo "nest: load test before pushing $short ($subject) to $remote ${remote_ref#refs/heads/}" >&2
+    pushing=1
+done < "$refs"
+if [ -z "$pushing" ]; then
+    echo "nest: this push only deletes refs: no load test." >&2
+    exit 0
+fi
+
+"$nest_bin" run --yes@ARGS@ < /dev/null
+status=$?
+if [ "$status" -ne 0 ]; then
+    case $status in
+        99) why="a threshold was breached" ;;
+        2) why="the run could not start (a usage, config or script error)" ;;
+        127) why="nest was not found (neither at $installed nor on the PATH)" ;;
+        *) why="the load test failed" ;;
+    esac
+    echo "nest: $why (exit $status): the push is blocked." >&2
+    echo "nest: to push anyway: git push --no-verify, or NEST_SKIP=1 git push" >&2
+    exit "$status"
+fi
+echo "nest: the load test passed." >&2
+exit 0
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_quoted_only_when_needed() {
+        assert_eq!(sh_quote("--host"), "--host");
+        assert_eq!(sh_quote("http://127.0.0.1:8080/a,b"), "http://127.0.0.1:8080/a,b");
+        assert_eq!(sh_quote("error_rate < 1%"), "'error_rate < 1%'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert_eq!(sh_quote(""), "''");
+        assert_eq!(sh_quote("$HOME"), "'$HOME'");
+    }
+
+    #[test]
+    fn the_script_carries_the_marker_the_binary_and_the_arguments() {
+        let s = script("/opt/my nest/nest", &["-t".into(), "10s".into(), "--threshold".into(), "p95 < 1s".into()]);
+        assert!(s.starts_with("#!/bin/sh\n# nest pre-push hook v1\n"));
+        assert!(is_nest_hook(s.as_bytes()));
+        assert!(s.contains("installed='/opt/my nest/nest'\n"));
+        assert!(s.contains(r#""$nest_bin" run --yes -t 10s --threshold 'p95 < 1s' < /dev/null"#));
+        assert!(s.contains("pre-push.nest-chained"));
+        assert!(!s.contains('@'), "every placeholder is filled");
+        assert!(!is_nest_hook(b"#!/bin/sh\nexec husky\n"));
+    }
+
+    #[test]
+    fn run_arguments_are_checked_at_install() {
+        assert!(check_run_args(&[]).is_ok());
+        assert!(check_run_args(&["-t".into(), "5s".into(), "--host".into(), "http://x".into()]).is_ok());
+        let err = check_run_args(&["--no-such-flag".into()]).unwrap_err();
+        assert!(err.0.contains("--no-such-flag"), "{err}");
+    }
+}
