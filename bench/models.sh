@@ -90,8 +90,9 @@ run_nest() {
     shift 2
     N_JSON="$OUT/models-$tag.json" N_LOG="$OUT/models-$tag.log"
     rm -f "$N_JSON"
-    timeout -k 5 $((DURATION + 60)) "$NEST" run --taskset-dir "$dir" -H "$URL" -t "${DURATION}s" --json "$N_JSON" -y "$@" \
-        >"$N_LOG" 2>&1 &
+    # From $TMP, so that the repository's nest.yaml (its tasksets and settings) is not picked up.
+    (cd "$TMP" && exec timeout -k 5 $((DURATION + 60)) "$NEST" run --taskset-dir "$dir" -H "$URL" -t "${DURATION}s" \
+        --json "$N_JSON" -y "$@") >"$N_LOG" 2>&1 &
     NEST_PID=$!
     set +e
     wait "$NEST_PID"
@@ -119,6 +120,8 @@ if [[ $NO_BUILD != 1 && -z $NEST_BIN ]]; then
 fi
 [[ -x $NEST ]] || die "$NEST not found"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# Only the flags below shape the runs: no NEST_* settings from the environment (nest.yaml is avoided in run_nest).
+while read -r v; do [[ $v == NEST_BIN ]] || unset "$v"; done < <(compgen -e NEST_ || true)
 
 # Tasksets: one GET / per task; A adds a constant think time.
 mkdir -p "$TMP/a" "$TMP/one"

@@ -27,7 +27,7 @@
 //!     let grace = pool.claim(None).await.expect("another free row");
 //!     // Both rows are held: a third claim waits, here for at most 10 ms, and gets nothing.
 //!     assert!(pool.claim(Some(Duration::from_millis(10))).await.is_none());
-//!     assert_eq!(pool.data().row(ada.row()).get("name"), Some("ada"));
+//!     assert_eq!(pool.row(ada.row()).get("name"), Some("ada"));
 //!     drop(grace); // released: the next claim gets it
 //!     assert!(pool.claim(None).await.is_some());
 //! });

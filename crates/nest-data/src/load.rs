@@ -143,7 +143,10 @@ mod tests {
             csv("").unwrap_err().to_string(),
             "users.csv: no header row: the first line of a CSV data file names its columns"
         );
-        assert_eq!(csv("a,b,a\n1,2,3\n").unwrap_err().to_string(), "users.csv:1: column `a` is named twice in the header row");
+        assert_eq!(
+            csv("a,b,a\n1,2,3\n").unwrap_err().to_string(),
+            "users.csv:1: column `a` is named twice in the header row"
+        );
     }
 
     #[test]

@@ -15,13 +15,13 @@ use std::future::Future;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng;
 use tokio::sync::oneshot;
 
 use crate::partition::{Segment, partition};
-use crate::set::DataSet;
+use crate::set::{DataSet, Row};
 
 /// A row of a data set: its 0-based index in the whole set (not in the segment's share).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -127,7 +127,12 @@ impl Pool {
     /// A pool of the rows of `data` that belong to `segment` (see [`partition`]).
     pub fn new(name: impl Into<String>, data: Arc<DataSet>, segment: Segment) -> Pool {
         let rows = partition(data.len(), segment);
-        let state = State { free: rows.clone().map(RowId).collect(), waiters: VecDeque::new(), out: 0, stats: PoolStats::default() };
+        let state = State {
+            free: rows.clone().map(RowId).collect(),
+            waiters: VecDeque::new(),
+            out: 0,
+            stats: PoolStats::default(),
+        };
         Pool { name: name.into(), data, rows, cursor: AtomicUsize::new(0), state: Mutex::new(state) }
     }
 
@@ -139,6 +144,11 @@ impl Pool {
     /// The data set the rows come from.
     pub fn data(&self) -> &Arc<DataSet> {
         &self.data
+    }
+
+    /// The row `id` of the data set.
+    pub fn row(&self, id: RowId) -> Row<'_> {
+        self.data.row(id.0)
     }
 
     /// The number of rows in this pool (the segment's share of the data set).
@@ -154,6 +164,11 @@ impl Pool {
     /// Rows held right now (claimed and not yet released).
     pub fn held(&self) -> usize {
         self.lock().out
+    }
+
+    /// Claimers waiting in line right now.
+    pub fn waiting(&self) -> usize {
+        self.lock().waiters.iter().filter(|tx| !tx.is_closed()).count()
     }
 
     /// The counters so far.
@@ -174,7 +189,8 @@ impl Pool {
                 Attempt::Empty => return None,
                 Attempt::Wait(rx) => rx,
             };
-            let began = Instant::now();
+            // tokio's clock, so that tests with paused time measure waits exactly.
+            let began = tokio::time::Instant::now();
             let mut waiting = Waiting { pool: pool.clone(), rx: Some(rx) };
             let receiver = waiting.rx.as_mut().expect("set above");
             let received = match timeout {

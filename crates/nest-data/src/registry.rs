@@ -99,9 +99,11 @@ mod tests {
         assert_eq!((users.len(), users.data().len()), (2, 3), "segment 1/2 of 3 rows");
         assert_eq!(registry.names().collect::<Vec<_>>(), ["users"]);
 
-        let errors =
-            DataRegistry::load(&[source("users", &good), source("items", &bad), source("gone", &missing)], Segment::WHOLE)
-                .unwrap_err();
+        let errors = DataRegistry::load(
+            &[source("users", &good), source("items", &bad), source("gone", &missing)],
+            Segment::WHOLE,
+        )
+        .unwrap_err();
         assert_eq!(errors.0.len(), 2);
         let text = errors.to_string();
         assert!(text.contains("items.json: expected a JSON array") && text.contains("gone.csv: cannot read"), "{text}");

@@ -5,8 +5,8 @@
 //! recursion before it reaches the fiber's guard page, and a fairness yield every few thousand operations so one
 //! busy script cannot starve the other VUs of its worker.
 //!
-//! Script functions cannot see outer variables in Rhai, so `client`, `user` and `vu_id` are served by a variable
-//! resolver from the VU whose call is running (the fiber-local [`VuCtx`]).
+//! Script functions cannot see outer variables in Rhai, so `client`, `data`, `user` and `vu_id` are served by a
+//! variable resolver from the VU whose call is running (the fiber-local [`VuCtx`]).
 
 #![allow(deprecated)] // `Engine::on_var` is marked volatile, not deprecated.
 
@@ -46,6 +46,8 @@ pub(crate) struct WorkerEnv {
     pub stack_margin: usize,
     /// What the global `setup()` returned: `shared` in scripts (read-only).
     pub shared: RefCell<Dynamic>,
+    /// The run's test data pools (`data` in scripts), shared with every worker.
+    pub data: Arc<nest_data::DataRegistry>,
 }
 
 /// The VU whose call is running: stored as the fiber's local value for the length of each call.
@@ -64,6 +66,8 @@ pub(crate) struct VuCtx {
     pub scheduled: Cell<Option<Instant>>,
     /// Open model: the running call is a scheduled task, so its requests record corrected latency.
     pub open: Cell<bool>,
+    /// Rows claimed from data pools and not released yet. Dropping the VU releases them.
+    pub held: RefCell<Vec<api::Held>>,
 }
 
 impl VuCtx {
@@ -140,6 +144,7 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
 
     engine.on_var(|name, _, _| match name {
         "client" => VuCtx::current("client").map(|_| Some(Dynamic::from(api::Client))),
+        "data" => VuCtx::current("data").map(|_| Some(Dynamic::from(api::Data))),
         "user" => VuCtx::current("user").map(|vu| Some(vu.user.clone())),
         "vu_id" => VuCtx::current("vu_id").map(|vu| Some(Dynamic::from_int(vu.vu_id))),
         "shared" => VuCtx::current("shared").map(|vu| Some(vu.env.shared.borrow().clone())),

@@ -119,6 +119,9 @@ pub struct RunArgs {
     /// Use each script's weight(n) and ignore `tasksets:` in the config [env: NEST_USE_SCRIPT_WEIGHTS].
     #[arg(long)]
     pub use_script_weights: bool,
+    /// Print only the final verdict (no live view, no tables).
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Start without asking for confirmation (it is never asked when stdin is not a terminal).
     #[arg(short = 'y', long)]
     pub yes: bool,

@@ -172,7 +172,8 @@ fn check_run_args(args: &[String]) -> Result<(), UsageError> {
 /// Whether the hook's `nest run` (in the top of the working tree, where git runs hooks) finds a nest.yaml.
 fn has_default_config() -> bool {
     // A bare repository has no working tree: say nothing rather than guess.
-    git(&["rev-parse", "--show-toplevel"]).map_or(true, |top| Path::new(&top).join(crate::config::DEFAULT_FILE).is_file())
+    git(&["rev-parse", "--show-toplevel"])
+        .map_or(true, |top| Path::new(&top).join(crate::config::DEFAULT_FILE).is_file())
 }
 
 /// Runs git in the current directory and returns its trimmed stdout; any failure is a usage error.

@@ -10,6 +10,7 @@ mod confirm;
 mod demo_server;
 mod hook;
 mod list;
+mod live;
 mod mix;
 mod output;
 mod plan;

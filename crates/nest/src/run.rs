@@ -15,14 +15,12 @@ use nest_http::ClientConfig;
 
 use crate::cli::RunArgs;
 use crate::confirm;
+use crate::live::Display;
 use crate::output::write_atomic;
 use crate::plan::{self, UsageError};
 use crate::report::print_summary;
 use crate::result::{Report, RunInfo};
 use crate::thresholds::{self, Threshold, ThresholdsFailed};
-
-/// Seconds between two progress lines.
-const PROGRESS_EVERY: u64 = 10;
 
 /// Runs `nest run`.
 pub fn run(args: RunArgs) -> Result<()> {
@@ -65,7 +63,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let handle = StopHandle::new();
     let mut hooks = Hooks {
         shape: checked.shape,
-        next_progress: PROGRESS_EVERY,
+        display: Display::new(args.quiet, plan.run_time),
         thresholds: checked.thresholds,
         aborted: Vec::new(),
         handle: handle.clone(),
@@ -77,6 +75,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         result
     });
     drop(demo);
+    hooks.display.finish();
     let result = result.map_err(|e| match e {
         nest_core::Error::Worker { .. } | nest_core::Error::InvalidPlan(_) | nest_core::Error::Setup(_) => {
             anyhow::Error::new(UsageError(e.to_string()))
@@ -96,8 +95,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     let report = Report { summary, run: run_info, thresholds: verdicts };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    print_summary(&mut out, &report.summary)?;
-    thresholds::print_verdicts(&mut out, &report.thresholds)?;
+    if args.quiet {
+        thresholds::print_verdict_line(&mut out, &report)?;
+    } else {
+        print_summary(&mut out, &report.summary)?;
+        thresholds::print_verdicts(&mut out, &report.thresholds)?;
+    }
     out.flush()?;
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report)?;
@@ -124,10 +127,10 @@ fn check_writable(path: Option<&std::path::Path>) -> Result<()> {
     Ok(())
 }
 
-/// What the command line hooks into a run: a progress line now and then, the load shape, and abort thresholds.
+/// What the command line hooks into a run: the progress display, the load shape, and abort thresholds.
 struct Hooks {
     shape: Option<nest_rhai::LoadShape>,
-    next_progress: u64,
+    display: Display,
     thresholds: Vec<Threshold>,
     /// Abort thresholds breached during the run, with the second at which they were.
     aborted: Vec<(usize, f64)>,
@@ -140,29 +143,15 @@ impl nest_core::RunHooks for Hooks {
             let breached = thresholds::breached_now(&self.thresholds, agg, elapsed);
             if !breached.is_empty() {
                 for i in breached {
-                    eprintln!(
-                        "threshold `{}` breached at {:.0}s: stopping the run",
-                        self.thresholds[i].expr,
-                        elapsed.as_secs_f64()
-                    );
+                    let expr = &self.thresholds[i].expr;
+                    let at = elapsed.as_secs_f64();
+                    self.display.message(&format!("threshold `{expr}` breached at {at:.0}s: stopping the run"));
                     self.aborted.push((i, elapsed.as_secs_f64()));
                 }
                 self.handle.stop();
             }
         }
-        if elapsed.as_secs() < self.next_progress {
-            return;
-        }
-        self.next_progress = elapsed.as_secs() / PROGRESS_EVERY * PROGRESS_EVERY + PROGRESS_EVERY;
-        let total = agg.total();
-        let users = agg.timeline.values().next_back().map_or(0, |s| s.users);
-        eprintln!(
-            "[{:>4}s] {users} users, {} requests, {} failures, {:.1} req/s overall",
-            elapsed.as_secs(),
-            total.count,
-            total.failures,
-            total.count as f64 / elapsed.as_secs_f64().max(1e-9)
-        );
+        self.display.update(agg, elapsed);
     }
 
     fn shape(&mut self, elapsed: Duration) -> nest_core::ShapeTick {

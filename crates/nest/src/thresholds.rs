@@ -164,6 +164,20 @@ impl std::fmt::Display for ThresholdsFailed {
 
 impl std::error::Error for ThresholdsFailed {}
 
+/// The one line `--quiet` prints: the verdict of the thresholds, or the totals when there are none.
+pub fn print_verdict_line(out: &mut impl std::io::Write, report: &crate::result::Report) -> std::io::Result<()> {
+    let failed: Vec<&Verdict> = report.thresholds.iter().filter(|v| !v.passed).collect();
+    let t = &report.summary.totals;
+    match (report.thresholds.len(), failed.len()) {
+        (0, _) => writeln!(out, "DONE: {} requests, {} failed, {:.1} req/s", t.requests, t.failures, t.rps),
+        (n, 0) => writeln!(out, "PASS: {n} of {n} thresholds held"),
+        (n, k) => {
+            let which: Vec<String> = failed.iter().map(|v| format!("`{}` ({})", v.expr, v.message)).collect();
+            writeln!(out, "FAIL: {k} of {n} thresholds failed: {}", which.join("; "))
+        }
+    }
+}
+
 /// Prints the verdict table.
 pub fn print_verdicts(out: &mut impl std::io::Write, verdicts: &[Verdict]) -> std::io::Result<()> {
     if verdicts.is_empty() {

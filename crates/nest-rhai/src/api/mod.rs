@@ -1,10 +1,11 @@
 //! The functions and types a taskset script sees at run time.
 //!
-//! `client` (HTTP), the response type, and the helpers (`rand`, `sleep`, `interrupt`, ...). Host functions find the
+//! `client` (HTTP), the response type, `data` (test data pools), and the helpers (`rand`, `sleep`, `interrupt`, ...). Host functions find the
 //! running VU through the fiber-local [`VuCtx`](crate::engine::VuCtx); anything that waits suspends only that VU's
 //! fiber.
 
 mod client;
+mod data;
 mod helpers;
 pub(crate) mod options;
 mod response;
@@ -14,6 +15,7 @@ use std::rc::Rc;
 use rhai::Engine;
 
 pub(crate) use client::Client;
+pub(crate) use data::{Data, Held};
 pub(crate) use helpers::{QuietLoad, log_line};
 pub use response::HttpResponse;
 
@@ -22,6 +24,7 @@ use crate::engine::WorkerEnv;
 /// Registers the whole run-time API on an engine.
 pub(crate) fn register(engine: &mut Engine, env: &Rc<WorkerEnv>) {
     client::register(engine);
+    data::register(engine);
     response::register(engine);
     helpers::register(engine, env);
 }
