@@ -31,6 +31,7 @@ mod rng;
 mod server;
 mod shop;
 mod stats;
+mod timer;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -78,8 +79,9 @@ pub struct DemoConfig {
     /// treated as 1). One thread uses a current-thread runtime.
     pub threads: usize,
     /// Hello mode only: every response is sent this long after its request
-    /// arrived (a timer, no thread is blocked). Default zero: answered at once.
-    /// The shop mode ignores it.
+    /// arrived (to within tens of microseconds; a timer thread, no runtime
+    /// thread is blocked). Default zero: answered at once. The shop mode
+    /// ignores it.
     pub latency: Duration,
     /// Hello mode only: one window during which the server answers nothing
     /// (default none). The shop mode ignores it.
@@ -99,14 +101,14 @@ impl Default for DemoConfig {
 }
 
 /// A full stall of the hello-mode server: from `at` after the server starts
-/// (after it has bound its socket, before [`DemoServer::start`] returns), for
-/// `length`, no response is sent.
+/// (timed from the call to [`DemoServer::start`]), for `length`, no response
+/// is sent.
 ///
 /// Connections are still accepted and requests still read (and counted), but
 /// a request that arrives during the stall is answered only when it ends (plus
 /// [`DemoConfig::latency`], as if the server took it up then), and a request
 /// already in flight whose response falls due during the stall is answered at
-/// its end. Nothing blocks a thread: responses wait on a timer.
+/// its end. Nothing blocks a runtime thread: responses wait on a timer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stall {
     /// When the stall starts, counted from the server's start.

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::hello::{DelayedHelloService, HelloService};
 use crate::shop::ShopService;
 use crate::stats::{Counters, DemoStats};
+use crate::timer::Timer;
 use crate::{DemoConfig, Error, Mode};
 
 /// How long an in-flight connection may take to finish once shutdown starts.
@@ -77,8 +78,16 @@ impl DemoServer {
         let addr = config.addr;
         let threads = config.threads.max(1);
         let mode = config.mode;
-        let (latency, stall) = (config.latency, config.stall);
         let counters = Counters::new();
+        // The hello mode's latency and stall; the stall is timed from here, before `start` returns.
+        let delayed = if mode == Mode::Hello && (!config.latency.is_zero() || config.stall.is_some()) {
+            let now = Instant::now();
+            let window = config.stall.map(|s| (now + s.at, now + s.at + s.length));
+            let timer = Timer::start().map_err(Error::Thread)?;
+            Some(DelayedHelloService::new(counters.clone(), timer, config.latency, window))
+        } else {
+            None
+        };
         let thread_counters = counters.clone();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<SocketAddr, Error>>(1);
@@ -99,10 +108,6 @@ impl DemoServer {
                     let _context = runtime.enter();
                     listen(addr)
                 };
-                // The stall is timed from the bind, before `start` returns, so callers can rely on it
-                // not having started before they called `start`.
-                let now = tokio::time::Instant::now();
-                let window = stall.map(|s| (now + s.at, now + s.at + s.length));
                 let listener = match listener.and_then(|l| l.local_addr().map(|a| (l, a))) {
                     Ok((listener, bound)) => {
                         if ready_tx.send(Ok(bound)).is_err() {
@@ -119,7 +124,7 @@ impl DemoServer {
                     // A dropped sender means the handle is gone: stop too.
                     let _ = shutdown_rx.await;
                 };
-                let _ = runtime.block_on(serve_delayed(listener, mode, latency, window, thread_counters, shutdown));
+                let _ = runtime.block_on(serve_delayed(listener, mode, delayed, thread_counters, shutdown));
             })
             .map_err(Error::Thread)?;
 
@@ -214,26 +219,23 @@ pub async fn serve_with_counters(
     counters: Counters,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    serve_delayed(listener, mode, Duration::ZERO, None, counters, shutdown).await
+    serve_delayed(listener, mode, None, counters, shutdown).await
 }
 
-/// Like [`serve_with_counters`], with the hello mode's latency and stall
-/// window `[start, end)`. Without either, the plain [`HelloService`] runs: no
+/// Like [`serve_with_counters`], with `delayed` as the hello-mode service when
+/// a latency or stall is set. Without it, the plain [`HelloService`] runs: no
 /// timer, no clock read.
 async fn serve_delayed(
     listener: TcpListener,
     mode: Mode,
-    latency: Duration,
-    stall: Option<(tokio::time::Instant, tokio::time::Instant)>,
+    delayed: Option<DelayedHelloService>,
     counters: Counters,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    match mode {
-        Mode::Hello if latency.is_zero() && stall.is_none() => {
-            accept_loop(listener, HelloService::new(counters), shutdown).await
-        }
-        Mode::Hello => accept_loop(listener, DelayedHelloService::new(counters, latency, stall), shutdown).await,
-        Mode::Shop => accept_loop(listener, ShopService::new(counters), shutdown).await,
+    match (mode, delayed) {
+        (Mode::Hello, Some(delayed)) => accept_loop(listener, delayed, shutdown).await,
+        (Mode::Hello, None) => accept_loop(listener, HelloService::new(counters), shutdown).await,
+        (Mode::Shop, _) => accept_loop(listener, ShopService::new(counters), shutdown).await,
     }
 }
 

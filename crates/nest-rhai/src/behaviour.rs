@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use nest_core::fiber;
 use nest_core::{Behaviour, BehaviourFactory, Call, Outcome, Shared, Slot, TaskError, WorkerContext};
+use nest_data::DataRegistry;
 use nest_http::{ClientConfig, VuClient};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -27,11 +28,19 @@ pub struct ScriptFactory {
     catalog: Catalog,
     http: Arc<ClientConfig>,
     base: Option<url::Url>,
+    data: Arc<DataRegistry>,
 }
 
 impl ScriptFactory {
     pub(crate) fn new(catalog: Catalog, http: Arc<ClientConfig>, base: Option<url::Url>) -> ScriptFactory {
-        ScriptFactory { catalog, http, base }
+        ScriptFactory { catalog, http, base, data: Arc::default() }
+    }
+
+    /// Serves `data` to the scripts: the pools every worker shares (none by default). Check the scripts' pool
+    /// names first with [`Catalog::check_data`].
+    pub fn with_data(mut self, data: Arc<DataRegistry>) -> ScriptFactory {
+        self.data = data;
+        self
     }
 }
 
@@ -75,6 +84,7 @@ impl BehaviourFactory for ScriptFactory {
             rng: RefCell::new(SmallRng::seed_from_u64(worker.seed)),
             stack_margin: nest_core::fiber::FiberPool::default_stack_size() / 8,
             shared: RefCell::new(Dynamic::UNIT),
+            data: self.data.clone(),
         });
         // The top level was run (and its log lines shown) when the catalog was checked: stay quiet here.
         let _quiet = crate::api::QuietLoad::new();
@@ -121,6 +131,7 @@ impl ScriptBehaviour {
             cancelled: Cell::new(false),
             scheduled: Cell::new(None),
             open: Cell::new(false),
+            held: RefCell::new(Vec::new()),
         })
     }
 
@@ -156,10 +167,12 @@ impl Behaviour for ScriptBehaviour {
     type Vu = ScriptVu;
 
     fn new_vu(&self, vu_id: u64) -> ScriptVu {
+        eprintln!("DEBUG new_vu {vu_id}");
         ScriptVu(self.vu(i64::try_from(vu_id).unwrap_or(i64::MAX)))
     }
 
     fn call(&self, vu: &mut ScriptVu, call: Call) -> Outcome {
+        eprintln!("DEBUG call {} {:?}", vu.0.vu_id, call.slot);
         let vu = &vu.0;
         let loaded = &self.tasksets[call.taskset];
         let index = match call.slot {
@@ -182,6 +195,12 @@ impl Behaviour for ScriptBehaviour {
                 Err(error) => Outcome::Failed(error),
             }
         }
+    }
+
+    fn leave(&self, vu: &mut ScriptVu, taskset: usize) {
+        // Rows claimed in this taskset go back to their pools (dropping a lease releases its row).
+        let name = &self.tasksets[taskset].name;
+        vu.0.held.borrow_mut().retain(|held| held.taskset != *name);
     }
 
     fn setup(&self) -> Result<Option<Shared>, TaskError> {

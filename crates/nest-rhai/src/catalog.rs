@@ -11,12 +11,14 @@ use std::sync::Arc;
 
 use nest_core::TasksetSpec;
 use nest_core::stats::Recorder;
+use nest_data::DataRegistry;
 use nest_http::ClientConfig;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::ScriptFactory;
+use crate::data_refs::data_refs;
 use crate::declare::{self, DeclarationCell};
 use crate::discover::discover;
 use crate::engine::{WorkerEnv, new_engine};
@@ -67,6 +69,7 @@ impl Catalog {
             rng: RefCell::new(SmallRng::seed_from_u64(0)),
             stack_margin: 0,
             shared: RefCell::new(rhai::Dynamic::UNIT),
+            data: Arc::default(),
         });
         let mut tasksets = Vec::with_capacity(found.len());
         let mut errors = Vec::new();
@@ -109,6 +112,39 @@ impl Catalog {
     /// The taskset specs, in catalog order, with their script weights.
     pub fn specs(&self) -> Vec<TasksetSpec> {
         self.tasksets.iter().map(|t| t.spec.clone()).collect()
+    }
+
+    /// Checks the data pool names the scripts use with a literal (`data.claim("users")`) against `data`: a name
+    /// that is not declared, or a pool without rows that is claimed or read, is an error at its `file:line:col`.
+    pub fn check_data(&self, data: &DataRegistry) -> Result<(), LoadErrors> {
+        let mut errors = Vec::new();
+        for taskset in &self.tasksets {
+            for r in data_refs(&taskset.source) {
+                let call = format!("data.{}(\"{}\")", r.method, r.name);
+                let message = match data.get(&r.name) {
+                    None => {
+                        let declared: Vec<&str> = data.names().collect();
+                        let known = if declared.is_empty() {
+                            "no data is declared".to_owned()
+                        } else {
+                            format!("declared: {}", declared.join(", "))
+                        };
+                        format!(
+                            "{call}: no data set named `{}` ({known}); declare it under `data:` in nest.yaml or put \
+                             a file in {}",
+                            r.name,
+                            self.dir.join("_data").display()
+                        )
+                    }
+                    Some(pool) if pool.is_empty() && r.method != "len" => {
+                        format!("{call}: the data set `{}` ({}) has no row", r.name, pool.data().origin().display())
+                    }
+                    Some(_) => continue,
+                };
+                errors.push(LoadError { file: taskset.path.clone(), position: Some((r.line, r.col)), message });
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(LoadErrors(errors)) }
     }
 
     /// A factory that builds the script behaviour on each worker. `base` is the host relative paths go to.

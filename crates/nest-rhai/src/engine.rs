@@ -32,6 +32,10 @@ use crate::declare::DeclarationCell;
 pub const MAX_OPERATIONS: u64 = 10_000_000;
 /// Script call depth allowed (the same in debug and release builds).
 pub const MAX_CALL_LEVELS: usize = 64;
+/// Expression nesting allowed at a script's top level.
+pub const MAX_EXPR_DEPTH: usize = 64;
+/// Expression nesting allowed inside functions.
+pub const MAX_FN_EXPR_DEPTH: usize = 32;
 /// Operations between two fairness yields.
 const YIELD_EVERY: u64 = 4096;
 
@@ -121,6 +125,9 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
     let mut engine = Engine::new();
     engine.set_max_operations(MAX_OPERATIONS);
     engine.set_max_call_levels(MAX_CALL_LEVELS);
+    // Debug builds of Rhai default to half the release depths (32 and 16); use the release ones everywhere so a
+    // script that loads in one build loads in the other.
+    engine.set_max_expr_depths(MAX_EXPR_DEPTH, MAX_FN_EXPR_DEPTH);
     engine.set_module_resolver(TasksetModules {
         files: FileModuleResolver::new_with_path(taskset_dir),
         dir: taskset_dir.to_path_buf(),
@@ -150,7 +157,7 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
         "shared" => VuCtx::current("shared").map(|vu| Some(vu.env.shared.borrow().clone())),
         _ => Ok(None),
     });
-    engine.on_print(|text| api::log_line(text));
+    engine.on_print(api::log_line);
     engine.on_debug(|text, _, _| api::log_line(text));
 
     api::register(&mut engine, env);

@@ -7,8 +7,10 @@
 //!   runs its top level, and reports every broken file as `path:line:col: message` before any load.
 //! - [`Catalog::factory`] gives a [`ScriptFactory`], the [`nest_core::BehaviourFactory`] that compiles the same
 //!   sources on every worker and runs task calls on the scheduler's fibers.
-//! - At run time scripts see `client` (their VU's HTTP session), `user` (a map kept for the VU's life), `vu_id`, and
-//!   helpers (`rand`, `random`, `choice`, `uuid`, `now`, `sleep`, `env`, `log`, `interrupt`). The guide in
+//! - [`Catalog::check_data`] checks the data pool names scripts use, and [`ScriptFactory::with_data`] serves the
+//!   pools of a [`nest_data::DataRegistry`] to them as `data` (`data.claim("users")`, `data.next("items")`, ...).
+//! - At run time scripts see `client` (their VU's HTTP session), `data`, `user` (a map kept for the VU's life),
+//!   `vu_id`, and helpers (`rand`, `random`, `choice`, `uuid`, `now`, `sleep`, `env`, `log`, `interrupt`). The guide in
 //!   `docs/tasksets.md` describes each with examples.
 //!
 //! ```no_run
@@ -27,6 +29,7 @@
 mod api;
 mod behaviour;
 mod catalog;
+mod data_refs;
 mod declare;
 mod discover;
 mod engine;

@@ -30,6 +30,7 @@ impl LoadShape {
         let mut engine = Engine::new();
         engine.set_max_operations(crate::engine::MAX_OPERATIONS);
         engine.set_max_call_levels(crate::engine::MAX_CALL_LEVELS);
+        engine.set_max_expr_depths(crate::engine::MAX_EXPR_DEPTH, crate::engine::MAX_FN_EXPR_DEPTH);
         let mut ast = engine.compile(&source).map_err(|e| LoadError::parse(&display, &e))?;
         ast.set_source(display.as_str());
         if !ast.iter_functions().any(|f| f.name == "tick" && f.params.len() == 1) {

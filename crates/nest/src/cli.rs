@@ -23,9 +23,12 @@ pub struct Cli {
 pub const EXIT_CODES: &str = "Exit codes:
   0  the run completed (request failures and script errors are reported, not fatal)
   1  an unexpected internal error
-  2  a usage, config or script error, found before any load was sent";
+  2  a usage, config or script error, found before any load was sent (a failing setup() included)
+ 99  the run completed but at least one threshold failed";
 
 /// The subcommands.
+// `run` has many more options than the others; the value is parsed once, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the tasksets against a host and print a summary.
@@ -41,6 +44,12 @@ pub enum Command {
     DemoServer(DemoServerArgs),
     /// Install or remove a git pre-push hook that runs a load test before every push.
     Hook(HookArgs),
+    /// Render a saved JSON report again: HTML, Locust CSV or JUnit XML, without re-running.
+    ///
+    /// Without --html, --csv or --junit it prints the summary tables. It exits 0 once rendered, even when the
+    /// report holds a failed threshold (only `nest run` exits 99), and 2 when the file cannot be read or is not a
+    /// nest JSON report.
+    Report(ReportArgs),
 }
 
 /// Where the tasksets and the config come from (shared by run, list and configure).
@@ -128,6 +137,16 @@ pub struct RunArgs {
     /// Also write the report as JSON to this file (written atomically).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also write Locust-compatible CSV files: PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv and
+    /// PREFIX_exceptions.csv (each written atomically).
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+    /// Also write a self-contained HTML report (charts, tables, verdicts; works offline) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Also write JUnit XML to this file: a test case per threshold and per request name.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Accept any TLS certificate, for self-signed test targets [env: NEST_INSECURE].
     #[arg(long)]
     pub insecure: bool,
@@ -168,6 +187,24 @@ pub struct RunArgs {
     /// Seed for random choices: taskset and task picks, think times [env: NEST_SEED].
     #[arg(long)]
     pub seed: Option<u64>,
+}
+
+/// Options of `nest report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A report written by `nest run --json`.
+    #[arg(value_name = "RESULT.json")]
+    pub result: PathBuf,
+    /// Write the self-contained HTML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write the Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv and
+    /// PREFIX_exceptions.csv.
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+    /// Write JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// Options of `nest demo-server`.

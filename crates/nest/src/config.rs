@@ -173,11 +173,13 @@ pub fn locate_key(text: &str, section: Option<&str>, key: &str) -> Option<(usize
     for (i, line) in text.lines().enumerate() {
         let indent = line.len() - line.trim_start().len();
         let body = line.trim_start();
-        if let Some(section) = section {
-            if indent == 0 && !body.is_empty() && !body.starts_with('#') {
-                in_section = key_of(body) == Some(section);
-                continue;
-            }
+        if let Some(section) = section
+            && indent == 0
+            && !body.is_empty()
+            && !body.starts_with('#')
+        {
+            in_section = key_of(body) == Some(section);
+            continue;
         }
         if in_section && key_of(body) == Some(key) {
             return Some((i + 1, indent + 1));

@@ -337,7 +337,9 @@ mod tests {
         assert!(s.contains("installed='/opt/my nest/nest'\n"));
         assert!(s.contains(r#""$nest_bin" run --yes -t 10s --threshold 'p95 < 1s' < /dev/null"#));
         assert!(s.contains("pre-push.nest-chained"));
-        assert!(!s.contains('@'), "every placeholder is filled");
+        for placeholder in ["@MARKER@", "@CHAINED@", "@NEST@", "@ARGS@"] {
+            assert!(!s.contains(placeholder), "{placeholder} is filled");
+        }
         assert!(!is_nest_hook(b"#!/bin/sh\nexec husky\n"));
     }
 

@@ -132,7 +132,9 @@ impl Live {
         let width = usize::from(width).max(40);
         let Some((since, old)) = self.snapshots.front() else { return Vec::new() };
         let window = (elapsed.saturating_sub(*since)).as_secs_f64();
-        let mut rows: Vec<(String, f64, f64, Option<LatencyMs>)> = agg
+        // (name, req/s, failures/s, latency of the window)
+        type Row = (String, f64, f64, Option<LatencyMs>);
+        let mut rows: Vec<Row> = agg
             .requests
             .iter()
             .map(|((name, method), now)| {

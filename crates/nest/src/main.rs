@@ -14,7 +14,9 @@ mod live;
 mod mix;
 mod output;
 mod plan;
+mod render;
 mod report;
+mod report_cmd;
 mod result;
 mod run;
 mod settings;
@@ -51,5 +53,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Configure(args) => configure::run(args),
         Command::DemoServer(args) => demo_server::run(args),
         Command::Hook(args) => hook::run(args),
+        Command::Report(args) => report_cmd::run(args),
     }
 }

@@ -58,6 +58,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     let tasksets = plan.tasksets.clone();
     let (users, open) = (plan.users(), plan.model.is_open());
     check_writable(args.json.as_deref())?;
+    let outputs = crate::render::Outputs { csv: args.csv.clone(), html: args.html.clone(), junit: args.junit.clone() };
+    for path in outputs.paths() {
+        check_writable(Some(&path))?;
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let handle = StopHandle::new();
@@ -105,6 +109,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report)?;
         write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    for path in outputs.write(&report)? {
         eprintln!("report written to {}", path.display());
     }
     let failed = report.thresholds.iter().filter(|v| !v.passed).count();

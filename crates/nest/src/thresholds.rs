@@ -314,6 +314,17 @@ impl Threshold {
         self.name.as_deref().is_none_or(|n| n == name) && self.method.as_deref().is_none_or(|m| m == method)
     }
 
+    /// For an `error_rate` threshold that applies to `method name`: whether it selects that request (rather than
+    /// all requests), and whether `failures` of `requests` meet it. `None` for other thresholds. (JUnit's
+    /// per-request test cases use it.)
+    pub fn error_rate_check(&self, method: &str, name: &str, failures: u64, requests: u64) -> Option<(bool, bool)> {
+        if self.metric != Metric::ErrorRate || !self.matches(method, name) {
+            return None;
+        }
+        let rate = if requests == 0 { 0.0 } else { failures as f64 / requests as f64 };
+        Some((self.name.is_some() || self.method.is_some(), self.op.holds(rate, self.limit)))
+    }
+
     fn selector(&self) -> String {
         match (&self.method, &self.name) {
             (Some(m), Some(n)) => format!("{m} {n}"),

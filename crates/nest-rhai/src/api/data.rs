@@ -59,7 +59,8 @@ fn pool(method: &str, name: &str) -> Res<(Rc<VuCtx>, Arc<Pool>)> {
 
 fn unknown(data: &nest_data::DataRegistry, method: &str, name: &str) -> Box<EvalAltResult> {
     let declared: Vec<&str> = data.names().collect();
-    let known = if declared.is_empty() { "none is declared".to_owned() } else { format!("declared: {}", declared.join(", ")) };
+    let known =
+        if declared.is_empty() { "none is declared".to_owned() } else { format!("declared: {}", declared.join(", ")) };
     format!(
         "data.{method}(\"{name}\"): no data set named `{name}` ({known}; declare data in nest.yaml `data:` or put a \
          file in the taskset folder's _data/)"
@@ -89,7 +90,9 @@ fn claim(name: &str, opts: Option<Map>) -> Res<Dynamic> {
             vu.cancelled.set(true);
             return Err(terminate("run stopped"));
         }
-        Err(Cancelled::NotInFiber) => return Err("`data.claim` can only be used inside a task, on_start or on_stop".into()),
+        Err(Cancelled::NotInFiber) => {
+            return Err("`data.claim` can only be used inside a task, on_start or on_stop".into());
+        }
     };
     let value = row_value(pool.row(lease.row()));
     let taskset = vu.taskset.borrow().clone();
@@ -119,9 +122,9 @@ fn release(name: &str, row: Dynamic) -> Res<()> {
     }
     let json: Option<serde_json::Value> = rhai::serde::from_dynamic(&row).ok();
     let mut held = vu.held.borrow_mut();
-    let found = held
-        .iter()
-        .rposition(|h| Arc::ptr_eq(h.lease.pool(), &pool) && json.as_ref().is_some_and(|j| same_row(&pool, h.lease.row(), j)));
+    let found = held.iter().rposition(|h| {
+        Arc::ptr_eq(h.lease.pool(), &pool) && json.as_ref().is_some_and(|j| same_row(&pool, h.lease.row(), j))
+    });
     match found {
         Some(at) => {
             let released = held.remove(at);
@@ -161,4 +164,3 @@ fn row_value(row: Row<'_>) -> Dynamic {
         Row::Json(value) => rhai::serde::to_dynamic(value).unwrap_or(Dynamic::UNIT),
     }
 }
-

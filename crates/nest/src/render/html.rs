@@ -1,0 +1,551 @@
+//! `--html FILE`: one page that holds the whole run and opens offline, anywhere: inline CSS, inline SVG charts, no
+//! script, no font or image to fetch.
+//!
+//! The page reads top to bottom as people triage a run: the verdict and headline figures, the charts over time,
+//! the thresholds, the statistics table (the same figures as the terminal's), failures and script errors, the
+//! tasks, then what was run. Table cells carry `data-metric` and `data-value` (the exact JSON number) and rows
+//! `data-method`/`data-name`, so tools and tests can read the page back.
+
+use std::fmt::Write as _;
+
+use nest_core::stats::{LatencyMs, Summary};
+
+use super::svg::{Chart, PALETTE, Series};
+use super::{fmt_ms, utc_datetime};
+use crate::result::Report;
+
+/// How many request names the per-name charts draw (the busiest ones).
+const CHART_NAMES: usize = 8;
+
+/// Escapes text for HTML content and attribute values.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = r#"
+:root { --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg: #f6f8fa; --pass: #1a7f37; --fail: #cf222e; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+  color: var(--fg); background: #fff; }
+main { max-width: 1240px; margin: 0 auto; padding: 24px 20px 48px; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 17px; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+.sub { color: var(--muted); margin: 0 0 14px; }
+.verdict { display: inline-block; padding: 4px 12px; border-radius: 14px; font-weight: 600; color: #fff; }
+.verdict.pass { background: var(--pass); } .verdict.fail { background: var(--fail); }
+.verdict.none { background: var(--muted); }
+.kpis { display: flex; flex-wrap: wrap; gap: 10px; margin: 16px 0 0; padding: 0; list-style: none; }
+.kpis li { background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: 8px 14px; min-width: 120px; }
+.kpis b { display: block; font-size: 20px; font-variant-numeric: tabular-nums; }
+.kpis span { color: var(--muted); font-size: 12px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; }
+figure { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px 8px; }
+figcaption { font-weight: 600; margin-bottom: 4px; }
+svg.chart { width: 100%; height: auto; display: block; }
+svg.chart .grid line { stroke: #e7ebef; stroke-width: 1; }
+svg.chart .axes line { stroke: #8c959f; stroke-width: 1; }
+svg.chart text { font: 11px system-ui, sans-serif; fill: var(--muted); }
+svg.chart .ylabel, svg.chart .unit { text-anchor: end; } svg.chart .xlabel, svg.chart .empty { text-anchor: middle; }
+svg.chart polyline { fill: none; stroke-width: 2; stroke-linejoin: round; stroke-linecap: round; }
+.legend { list-style: none; margin: 6px 0 0; padding: 0; display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; }
+.legend i { display: inline-block; width: 12px; height: 3px; margin-right: 5px; vertical-align: middle; }
+.note { color: var(--muted); font-size: 12px; margin: 4px 0 0; }
+table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
+th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+th { background: var(--bg); font-weight: 600; white-space: nowrap; }
+td.n, th.n { text-align: right; white-space: nowrap; }
+tr.total td { font-weight: 600; border-top: 2px solid var(--line); }
+td.name { word-break: break-all; } td.mono, code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; }
+.badge { font-weight: 600; } .badge.pass { color: var(--pass); } .badge.fail { color: var(--fail); }
+tr.task td:first-child { padding-left: 28px; color: var(--muted); }
+dl.run { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0 0 16px; }
+dl.run dt { color: var(--muted); } dl.run dd { margin: 0; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+"#;
+
+/// The whole page.
+pub fn render(report: &Report) -> String {
+    let s = &report.summary;
+    let mut page = String::with_capacity(64 * 1024);
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>nest report: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n",
+        esc(&report.run.host)
+    );
+    header(&mut page, report);
+    charts(&mut page, s);
+    thresholds(&mut page, report);
+    stats(&mut page, s);
+    failures(&mut page, s);
+    tasks(&mut page, s);
+    run_info(&mut page, report);
+    let _ = write!(page, "<footer>Written by nest {}.</footer>\n</main>\n</body>\n</html>\n", esc(&report.run.nest_version));
+    page
+}
+
+fn header(page: &mut String, report: &Report) {
+    let s = &report.summary;
+    let t = &s.totals;
+    let failed = report.thresholds.iter().filter(|v| !v.passed).count();
+    let (class, verdict) = match (report.thresholds.len(), failed) {
+        (0, _) => ("none", "no thresholds".to_owned()),
+        (n, 0) => ("pass", format!("all {n} thresholds passed")),
+        (n, f) => ("fail", format!("{f} of {n} thresholds failed")),
+    };
+    let _ = write!(
+        page,
+        "<header>\n<h1>nest load test report</h1>\n<p class=\"sub\">{} · started {} UTC · {:.1} s · {} model</p>\n\
+         <span class=\"verdict {class}\" data-verdict=\"{class}\">{}</span>\n<ul class=\"kpis\">",
+        esc(&report.run.host),
+        utc_datetime(s.started_at).replace('T', " "),
+        s.duration_s,
+        esc(&s.model),
+        esc(&verdict)
+    );
+    let pct = if t.requests > 0 { 100.0 * t.failures as f64 / t.requests as f64 } else { 0.0 };
+    let kpis = [
+        ("requests", t.requests.to_string(), "requests"),
+        ("failures", format!("{} ({pct:.2}%)", t.failures), "failures"),
+        ("rps", format!("{:.1}", t.rps), "requests/s"),
+        ("p95", fmt_ms(t.latency_ms.p95), "p95 ms"),
+        ("p99", fmt_ms(t.latency_ms.p99), "p99 ms"),
+        ("users", s.users.to_string(), "users"),
+    ];
+    for (metric, value, label) in kpis {
+        let _ = write!(page, "<li data-metric=\"{metric}\"><b>{}</b><span>{label}</span></li>", esc(&value));
+    }
+    page.push_str("</ul>\n</header>\n");
+}
+
+fn figure(page: &mut String, chart: &Chart<'_>, legend: bool, note: Option<String>) {
+    let _ = write!(page, "<figure>\n<figcaption>{}</figcaption>\n{}\n", esc(chart.title), chart.render());
+    if legend {
+        page.push_str("<ul class=\"legend\">");
+        for s in &chart.series {
+            let _ = write!(page, "<li><i style=\"background:{}\"></i>{}</li>", s.color, esc(&s.label));
+        }
+        page.push_str("</ul>\n");
+    }
+    if let Some(note) = note {
+        let _ = write!(page, "<p class=\"note\">{}</p>\n", esc(&note));
+    }
+    page.push_str("</figure>\n");
+}
+
+fn charts(page: &mut String, s: &Summary) {
+    page.push_str("<section id=\"charts\">\n<h2>Over time</h2>\n<div class=\"charts\">\n");
+    let t_max = s.timeline.last().map_or(1.0, |p| p.t as f64);
+    let per_second = |f: &dyn Fn(&nest_core::stats::TimelinePoint) -> f64| -> Vec<(f64, f64)> {
+        s.timeline.iter().map(|p| (p.t as f64, f(p))).collect()
+    };
+    let count = |p: &nest_core::stats::TimelinePoint| p.total.as_ref().map_or(0.0, |t| t.count as f64);
+    let fails = |p: &nest_core::stats::TimelinePoint| p.total.as_ref().map_or(0.0, |t| t.failures as f64);
+    let series = |label: &str, color, points| Series { label: label.to_owned(), color, points };
+    let rps = Chart {
+        id: "rps",
+        title: "Requests per second",
+        unit: "req/s",
+        t_max,
+        series: vec![series("requests/s", PALETTE[0], per_second(&count))],
+    };
+    figure(page, &rps, false, None);
+    let mut failure_series = vec![series("failures/s", PALETTE[3], per_second(&fails))];
+    if s.model == "open" {
+        failure_series.push(series("dropped starts/s", PALETTE[1], per_second(&|p| p.dropped as f64)));
+    }
+    let open = s.model == "open";
+    let failures = Chart { id: "failures", title: "Failures per second", unit: "/s", t_max, series: failure_series };
+    figure(page, &failures, open, None);
+    let users = Chart {
+        id: "users",
+        title: "Users",
+        unit: "users",
+        t_max,
+        series: vec![series("users", PALETTE[2], per_second(&|p| p.users as f64))],
+    };
+    figure(page, &users, false, None);
+
+    let (names, others) = busiest_names(s);
+    let note = (others > 0).then(|| format!("The {CHART_NAMES} busiest request names are drawn; {others} others are not."));
+    let mut latency: Vec<(&str, &str, fn(&nest_core::stats::TimelineRow) -> Option<f64>)> = vec![
+        ("p50", "Median (p50) response time by name", |r| Some(r.p50)),
+        ("p95", "p95 response time by name", |r| Some(r.p95)),
+        ("p99", "p99 response time by name", |r| Some(r.p99)),
+    ];
+    if open {
+        latency.push(("corrected_p99", "Corrected p99 (from the scheduled start) by name", |r| r.corrected_p99));
+    }
+    for (id, title, pick) in latency {
+        let series = names
+            .iter()
+            .enumerate()
+            .map(|(i, (method, name))| Series {
+                label: format!("{method} {name}"),
+                color: PALETTE[i % PALETTE.len()],
+                points: s
+                    .timeline
+                    .iter()
+                    .filter_map(|p| {
+                        let row = p.requests.iter().find(|r| &r.method == method && &r.name == name)?;
+                        Some((p.t as f64, pick(row)?))
+                    })
+                    .collect(),
+            })
+            .collect();
+        figure(page, &Chart { id, title, unit: "ms", t_max, series }, true, note.clone());
+    }
+    page.push_str("</div>\n</section>\n");
+}
+
+fn busiest_names(s: &Summary) -> (Vec<(String, String)>, usize) {
+    let mut rows: Vec<_> = s.requests.iter().map(|r| (r.requests, r.method.clone(), r.name.clone())).collect();
+    rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| (&a.2, &a.1).cmp(&(&b.2, &b.1))));
+    let others = rows.len().saturating_sub(CHART_NAMES);
+    (rows.into_iter().take(CHART_NAMES).map(|(_, m, n)| (m, n)).collect(), others)
+}
+
+fn thresholds(page: &mut String, report: &Report) {
+    page.push_str("<section id=\"thresholds\">\n<h2>Thresholds</h2>\n");
+    if report.thresholds.is_empty() {
+        page.push_str("<p class=\"note\">No thresholds were set.</p>\n</section>\n");
+        return;
+    }
+    page.push_str("<table>\n<tr><th>Result</th><th>Threshold</th><th class=\"n\">Observed</th><th>Details</th></tr>\n");
+    for v in &report.thresholds {
+        let (class, word) = if v.passed { ("pass", "PASS") } else { ("fail", "FAIL") };
+        let observed = v.observed.map_or("-".to_owned(), |o| format!("{o:.2} {}", v.unit).trim_end().to_owned());
+        let abort = if v.abort { " (abort)" } else { "" };
+        let _ = write!(
+            page,
+            "<tr data-threshold=\"{}\" data-passed=\"{}\"><td class=\"badge {class}\">{word}</td><td><code>{}</code>{abort}</td>\
+             <td class=\"n\" data-metric=\"observed\" data-value=\"{}\">{}</td><td>{}</td></tr>\n",
+            esc(&v.expr),
+            v.passed,
+            esc(&v.expr),
+            v.observed.map_or(String::new(), |o| o.to_string()),
+            esc(&observed),
+            esc(&v.message)
+        );
+    }
+    page.push_str("</table>\n</section>\n");
+}
+
+/// The latency columns: `data-metric` name, header, field.
+const LATENCY: [(&str, &str, fn(&LatencyMs) -> f64); 8] = [
+    ("min", "Min", |l| l.min),
+    ("mean", "Mean", |l| l.mean),
+    ("p50", "p50", |l| l.p50),
+    ("p90", "p90", |l| l.p90),
+    ("p95", "p95", |l| l.p95),
+    ("p99", "p99", |l| l.p99),
+    ("p999", "p99.9", |l| l.p999),
+    ("max", "Max", |l| l.max),
+];
+
+struct StatsRow<'a> {
+    method: &'a str,
+    name: &'a str,
+    requests: u64,
+    failures: u64,
+    rps: f64,
+    latency: Option<&'a LatencyMs>,
+}
+
+fn stats_table(page: &mut String, kind: &str, rows: &[StatsRow<'_>], total: &StatsRow<'_>) {
+    let _ = write!(
+        page,
+        "<table class=\"stats\" data-table=\"{kind}\">\n<tr><th>Method</th><th>Name</th><th class=\"n\">Requests</th>\
+         <th class=\"n\">Fails</th><th class=\"n\">req/s</th>"
+    );
+    for (_, header, _) in LATENCY {
+        let _ = write!(page, "<th class=\"n\">{header}</th>");
+    }
+    page.push_str("</tr>\n");
+    let cell = |page: &mut String, metric: &str, value: String, shown: String| {
+        let _ = write!(page, "<td class=\"n\" data-metric=\"{metric}\" data-value=\"{value}\">{shown}</td>");
+    };
+    for (i, r) in rows.iter().chain(std::iter::once(total)).enumerate() {
+        let is_total = i == rows.len();
+        let _ = write!(
+            page,
+            "<tr{} data-method=\"{}\" data-name=\"{}\"><td>{}</td><td class=\"name mono\">{}</td>",
+            if is_total { " class=\"total\" data-row=\"total\"" } else { "" },
+            esc(r.method),
+            esc(r.name),
+            esc(r.method),
+            esc(r.name)
+        );
+        cell(page, "requests", r.requests.to_string(), r.requests.to_string());
+        cell(page, "failures", r.failures.to_string(), r.failures.to_string());
+        cell(page, "rps", r.rps.to_string(), format!("{:.2}", r.rps));
+        for (metric, _, field) in LATENCY {
+            match r.latency {
+                Some(l) => cell(page, metric, field(l).to_string(), fmt_ms(field(l))),
+                None => cell(page, metric, String::new(), "-".to_owned()),
+            }
+        }
+        page.push_str("</tr>\n");
+    }
+    page.push_str("</table>\n");
+}
+
+fn stats(page: &mut String, s: &Summary) {
+    page.push_str("<section id=\"stats\">\n<h2>Statistics</h2>\n");
+    let t = &s.totals;
+    let rows: Vec<StatsRow<'_>> = s
+        .requests
+        .iter()
+        .map(|r| StatsRow {
+            method: &r.method,
+            name: &r.name,
+            requests: r.requests,
+            failures: r.failures,
+            rps: r.rps,
+            latency: Some(&r.latency_ms),
+        })
+        .collect();
+    let total = |latency| StatsRow { method: "", name: "Total", requests: t.requests, failures: t.failures, rps: t.rps, latency };
+    if s.model == "open" {
+        page.push_str("<p class=\"note\">Service time, ms (raw: from sending each request to its last byte).</p>\n");
+        stats_table(page, "raw", &rows, &total(Some(&t.latency_ms)));
+        page.push_str(
+            "<p class=\"note\">Response time, ms (corrected: the first request of each task counts from the task's \
+             scheduled start).</p>\n",
+        );
+        let corrected: Vec<StatsRow<'_>> = s
+            .requests
+            .iter()
+            .zip(&rows)
+            .map(|(r, row)| StatsRow { latency: r.corrected_latency_ms.as_ref(), ..*row })
+            .collect();
+        stats_table(page, "corrected", &corrected, &total(t.corrected_latency_ms.as_ref()));
+    } else {
+        page.push_str("<p class=\"note\">Response time, ms. Closed model: every user waits for its responses, so no \
+                       coordinated-omission correction applies.</p>\n");
+        stats_table(page, "raw", &rows, &total(Some(&t.latency_ms)));
+    }
+    if s.dropped_iterations > 0 {
+        let _ = write!(
+            page,
+            "<p class=\"note\" data-metric=\"dropped\">{} task starts were dropped: no VU was free within --max-delay.</p>\n",
+            s.dropped_iterations
+        );
+    }
+    page.push_str("</section>\n");
+}
+
+fn failures(page: &mut String, s: &Summary) {
+    page.push_str("<section id=\"failures\">\n<h2>Failures</h2>\n");
+    if s.failures.is_empty() {
+        page.push_str("<p class=\"note\">No request failed.</p>\n");
+    } else {
+        page.push_str(
+            "<table data-table=\"failures\">\n<tr><th class=\"n\">Count</th><th>Method</th><th>Name</th><th>Kind</th>\
+             <th>Reason</th></tr>\n",
+        );
+        for f in &s.failures {
+            let kind = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let _ = write!(
+                page,
+                "<tr data-method=\"{}\" data-name=\"{}\"><td class=\"n\" data-metric=\"count\" data-value=\"{}\">{}</td>\
+                 <td>{}</td><td class=\"name mono\">{}</td><td>{}</td><td>{}</td></tr>\n",
+                esc(&f.method),
+                esc(&f.name),
+                f.count,
+                f.count,
+                esc(&f.method),
+                esc(&f.name),
+                esc(&kind),
+                esc(&f.reason)
+            );
+        }
+        page.push_str("</table>\n");
+    }
+    page.push_str("<h2>Script errors</h2>\n");
+    if s.errors.is_empty() {
+        page.push_str("<p class=\"note\">No script error.</p>\n");
+    } else {
+        page.push_str("<table data-table=\"errors\">\n<tr><th class=\"n\">Count</th><th>Location</th><th>Message</th></tr>\n");
+        for e in &s.errors {
+            let _ = write!(
+                page,
+                "<tr><td class=\"n\" data-metric=\"count\" data-value=\"{}\">{}</td><td class=\"mono\">{}</td><td>{}</td></tr>\n",
+                e.count,
+                e.count,
+                esc(&e.location),
+                esc(&e.message)
+            );
+        }
+        page.push_str("</table>\n");
+    }
+    page.push_str("</section>\n");
+}
+
+fn tasks(page: &mut String, s: &Summary) {
+    if s.tasks.is_empty() {
+        return;
+    }
+    page.push_str(
+        "<section id=\"tasks\">\n<h2>Tasks</h2>\n<table data-table=\"tasks\">\n<tr><th>Taskset</th><th>Task</th>\
+         <th class=\"n\">Runs</th><th class=\"n\">Errors</th><th class=\"n\">Pacing missed</th></tr>\n",
+    );
+    for t in &s.tasks {
+        let _ = write!(
+            page,
+            "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td></tr>\n",
+            esc(&t.taskset),
+            esc(&t.task),
+            t.runs,
+            t.errors,
+            t.pacing_missed
+        );
+    }
+    page.push_str("</table>\n</section>\n");
+}
+
+fn run_info(page: &mut String, report: &Report) {
+    let (s, run) = (&report.summary, &report.run);
+    page.push_str("<section id=\"run\">\n<h2>What was run</h2>\n<dl class=\"run\">\n");
+    let optional = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    let items = [
+        ("Command", format!("<code>{}</code>", esc(&run.command))),
+        ("Target", esc(&run.host)),
+        ("Load", esc(&run.load)),
+        ("Model", esc(&s.model)),
+        ("Users (planned)", s.users.to_string()),
+        ("Workers", run.workers.to_string()),
+        ("Planned run time", optional(run.run_time_s.map(|t| format!("{t} s")))),
+        ("Planned tasks", optional(run.iterations.map(|n| n.to_string()))),
+        ("Started", format!("{} UTC", utc_datetime(s.started_at).replace('T', " "))),
+        ("Duration", format!("{:.2} s", s.duration_s)),
+        ("nest", esc(&run.nest_version)),
+    ];
+    for (term, value) in items {
+        let _ = write!(page, "<dt>{term}</dt><dd>{value}</dd>\n");
+    }
+    page.push_str("</dl>\n<h2>Load mix</h2>\n");
+    page.push_str(
+        "<table data-table=\"mix\">\n<tr><th>Taskset / task</th><th class=\"n\">Weight</th><th class=\"n\">Share</th>\
+         <th>Weight from</th><th>Think time</th><th>Hooks</th></tr>\n",
+    );
+    for r in &run.mix {
+        let share = if r.weight == 0 { "off".to_owned() } else { format!("{:.1}%", r.share_pct) };
+        let source = serde_json::to_value(r.source).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let hooks: Vec<&str> = [(r.on_start, "on_start"), (r.on_stop, "on_stop")]
+            .into_iter()
+            .filter_map(|(has, name)| has.then_some(name))
+            .collect();
+        let _ = write!(
+            page,
+            "<tr data-taskset=\"{}\"><td class=\"mono\">{}</td><td class=\"n\">{}</td><td class=\"n\">{share}</td>\
+             <td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>\n",
+            esc(&r.name),
+            esc(&r.name),
+            r.weight,
+            esc(&source.replace('_', " ")),
+            esc(&r.wait),
+            hooks.join(", ")
+        );
+        for t in &r.tasks {
+            let _ = write!(
+                page,
+                "<tr class=\"task\"><td class=\"mono\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}%</td>\
+                 <td></td><td></td><td></td></tr>\n",
+                esc(&t.name),
+                t.weight,
+                t.share_pct
+            );
+        }
+    }
+    page.push_str("</table>\n</section>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::tests::sample_report;
+    use crate::thresholds::Verdict;
+
+    fn verdict(expr: &str, passed: bool) -> Verdict {
+        Verdict {
+            expr: expr.into(),
+            passed,
+            observed: Some(12.5),
+            unit: "ms".into(),
+            abort: false,
+            aborted_at_s: None,
+            message: format!("all requests: 12.50 ms <{passed}>"),
+        }
+    }
+
+    #[test]
+    fn escapes_text_and_attributes() {
+        assert_eq!(esc(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    }
+
+    #[test]
+    fn the_page_holds_every_section_with_hooks() {
+        let report = sample_report(false, vec![verdict("p95 < 300ms", true), verdict("GET /b: p99 < 1ms", false)]);
+        let page = render(&report);
+        for hook in [
+            "data-chart=\"rps\"",
+            "data-chart=\"failures\"",
+            "data-chart=\"users\"",
+            "data-chart=\"p50\"",
+            "data-chart=\"p95\"",
+            "data-chart=\"p99\"",
+            "data-table=\"raw\"",
+            "data-table=\"failures\"",
+            "data-table=\"errors\"",
+            "data-table=\"mix\"",
+            "data-verdict=\"fail\"",
+            "1 of 2 thresholds failed",
+            "data-threshold=\"GET /b: p99 &lt; 1ms\" data-passed=\"false\"",
+            "boom &lt;&amp;&gt;",
+            "2026-01-01 00:00:00 UTC",
+        ] {
+            assert!(page.contains(hook), "missing {hook}");
+        }
+        assert!(!page.contains("data-chart=\"corrected_p99\"") && !page.contains("data-table=\"corrected\""));
+        assert!(!page.contains("http://") || !page.contains("src=\"http"), "nothing is fetched");
+        assert!(!page.contains("<script") && !page.contains("<link"));
+        let a = report.summary.requests.iter().find(|r| r.name == "/a").unwrap();
+        let cell = format!("data-metric=\"p95\" data-value=\"{}\">{}<", a.latency_ms.p95, fmt_ms(a.latency_ms.p95));
+        assert!(page.contains(&cell), "{cell}");
+    }
+
+    #[test]
+    fn the_open_model_adds_corrected_figures() {
+        let page = render(&sample_report(true, Vec::new()));
+        assert!(page.contains("data-chart=\"corrected_p99\"") && page.contains("data-table=\"corrected\""));
+        assert!(page.contains("dropped starts/s") && page.contains("no thresholds"));
+    }
+
+    #[test]
+    fn only_the_busiest_names_are_charted() {
+        let mut report = sample_report(false, Vec::new());
+        let template = report.summary.requests[0].clone();
+        report.summary.requests = (0..11u64)
+            .map(|i| nest_core::stats::RequestRow { name: format!("/n{i:02}"), requests: i, ..template.clone() })
+            .collect();
+        let (names, others) = busiest_names(&report.summary);
+        assert_eq!(names.len(), 8);
+        assert_eq!(names[0].1, "/n10");
+        assert_eq!(others, 3);
+        assert!(render(&report).contains("The 8 busiest request names are drawn; 3 others are not."));
+    }
+}

@@ -1,0 +1,188 @@
+//! The report files other tools read, rendered from a finished run's [`Report`]: Locust-compatible CSV, JUnit XML
+//! and one self-contained HTML page.
+//!
+//! Rendering is a pure function of the report, with no clock and no environment, so `nest report RESULT.json`
+//! rebuilds byte for byte the files `nest run` wrote. (`serde_json` parses floats with `float_roundtrip`, so a
+//! report read back holds the very numbers it was written from.) Each format lives in its own module; this one
+//! knows which files a set of options asks for and writes them atomically.
+
+pub mod csv;
+pub mod html;
+pub mod junit;
+mod svg;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::output::write_atomic;
+use crate::result::Report;
+
+/// The report files asked for, by `nest run` or `nest report`.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// `--csv PREFIX`: the four Locust CSV files.
+    pub csv: Option<PathBuf>,
+    /// `--html FILE`.
+    pub html: Option<PathBuf>,
+    /// `--junit FILE`.
+    pub junit: Option<PathBuf>,
+}
+
+impl Outputs {
+    /// Whether no file is asked for.
+    pub fn is_empty(&self) -> bool {
+        self.csv.is_none() && self.html.is_none() && self.junit.is_none()
+    }
+
+    /// Every file these options write, in a fixed order.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        let mut paths = Vec::new();
+        if let Some(prefix) = &self.csv {
+            paths.extend(csv::FILES.iter().map(|suffix| with_suffix(prefix, suffix)));
+        }
+        paths.extend(self.html.iter().cloned());
+        paths.extend(self.junit.iter().cloned());
+        paths
+    }
+
+    /// Renders every file asked for: (path, contents), in the order of [`Outputs::paths`].
+    pub fn render(&self, report: &Report) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+        let mut files = Vec::new();
+        if let Some(prefix) = &self.csv {
+            let rendered = csv::render(report)?;
+            files.extend(csv::FILES.iter().zip(rendered).map(|(suffix, bytes)| (with_suffix(prefix, suffix), bytes)));
+        }
+        if let Some(path) = &self.html {
+            files.push((path.clone(), html::render(report).into_bytes()));
+        }
+        if let Some(path) = &self.junit {
+            files.push((path.clone(), junit::render(report).into_bytes()));
+        }
+        Ok(files)
+    }
+
+    /// Renders and writes every file asked for, each atomically; returns the paths written.
+    pub fn write(&self, report: &Report) -> Result<Vec<PathBuf>> {
+        let files = self.render(report)?;
+        for (path, bytes) in &files {
+            write_atomic(path, bytes).with_context(|| format!("could not write {}", path.display()))?;
+        }
+        Ok(files.into_iter().map(|(path, _)| path).collect())
+    }
+}
+
+/// `PREFIX` + `_stats.csv`, without assuming the prefix is UTF-8.
+fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(prefix.as_os_str());
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A millisecond figure as the terminal table shows it: three significant digits where it matters.
+pub fn fmt_ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// A Unix time as `YYYY-MM-DDTHH:MM:SS` in UTC (whole seconds, truncated).
+pub fn utc_datetime(unix_s: f64) -> String {
+    let secs = if unix_s.is_finite() && unix_s > 0.0 { unix_s.floor() as i64 } else { 0 };
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's days-to-civil: the proleptic Gregorian date of a day count since 1970-01-01.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::mix::{MixRow, Source, TaskRow};
+    use crate::result::RunInfo;
+    use crate::thresholds::Verdict;
+    use nest_core::stats::{Aggregate, Failure, FailureKind, Recorder, Sample, Summary};
+    use std::time::Duration;
+
+    /// A small report: two names over three seconds, some 500s, a script error, and the given verdicts.
+    pub fn sample_report(open: bool, thresholds: Vec<Verdict>) -> Report {
+        let mut agg = Aggregate::default();
+        for second in 0..3u64 {
+            let r = Recorder::new();
+            for i in 0..40u64 {
+                let (name, ms) = if i % 4 == 0 { ("/b", 20 + i + second) } else { ("/a", 2 + i % 7) };
+                let failure = (name == "/b" && i % 8 == 0).then_some(Failure { kind: FailureKind::Status, reason: "HTTP 500" });
+                let corrected = open.then(|| Duration::from_millis(ms * 2));
+                r.request("GET", name, Sample { latency: Duration::from_millis(ms), corrected, bytes: 10, failure });
+            }
+            r.error("t/a.rhai:3:9", "boom <&>");
+            let mut delta = r.take();
+            delta.second = second;
+            delta.users = 4;
+            agg.merge(delta);
+        }
+        agg.seal_before(u64::MAX);
+        let mut summary = Summary::new(&agg, &[], 3.0, 4, open);
+        summary.started_at = 1_767_225_600.25;
+        let run = RunInfo {
+            nest_version: "0.1.0".into(),
+            command: "nest run --html r.html".into(),
+            host: "http://127.0.0.1:9/".into(),
+            load: "closed model: 4 users at most, on 1 worker".into(),
+            workers: 1,
+            run_time_s: Some(3.0),
+            iterations: None,
+            mix: vec![MixRow {
+                name: "t".into(),
+                weight: 1,
+                share_pct: 100.0,
+                source: Source::FromScript,
+                wait: "constant(0)".into(),
+                on_start: false,
+                on_stop: false,
+                tasks: vec![TaskRow { name: "hit".into(), weight: 1, share_pct: 100.0 }],
+            }],
+        };
+        Report { summary, run, thresholds }
+    }
+
+    #[test]
+    fn dates_are_utc() {
+        assert_eq!(utc_datetime(0.0), "1970-01-01T00:00:00");
+        assert_eq!(utc_datetime(1_767_225_600.25), "2026-01-01T00:00:00");
+        assert_eq!(utc_datetime(951_827_696.0), "2000-02-29T12:34:56");
+    }
+
+    #[test]
+    fn csv_prefixes_name_four_files() {
+        let outputs = Outputs { csv: Some("out/run".into()), junit: Some("j.xml".into()), ..Outputs::default() };
+        let paths: Vec<String> = outputs.paths().iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(
+            paths,
+            ["out/run_stats.csv", "out/run_stats_history.csv", "out/run_failures.csv", "out/run_exceptions.csv", "j.xml"]
+        );
+    }
+
+    #[test]
+    fn rendering_is_deterministic_and_survives_a_json_round_trip() {
+        let report = sample_report(true, Vec::new());
+        let outputs =
+            Outputs { csv: Some("p".into()), html: Some("r.html".into()), junit: Some("j.xml".into()) };
+        let back: Report = serde_json::from_slice(&serde_json::to_vec_pretty(&report).unwrap()).unwrap();
+        assert_eq!(back, report, "floats survive the round trip exactly");
+        assert_eq!(outputs.render(&report).unwrap(), outputs.render(&back).unwrap());
+    }
+}

@@ -1,0 +1,37 @@
+//! `nest report RESULT.json`: render a saved run again, without sending a request.
+//!
+//! The JSON report holds everything the other formats need (histograms included), so a run in CI can keep only
+//! its JSON and anyone can produce the HTML, CSV or JUnit files later, identical to what `--html`, `--csv` and
+//! `--junit` would have written. Rendering a report is not judging it: a failed threshold in the file does not
+//! change the exit code here.
+
+use std::io::Write;
+
+use anyhow::Result;
+
+use crate::cli::ReportArgs;
+use crate::plan::UsageError;
+use crate::render::Outputs;
+use crate::result::Report;
+
+/// Runs `nest report`.
+pub fn run(args: ReportArgs) -> Result<()> {
+    let path = &args.result;
+    let bytes = std::fs::read(path).map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+    let report: Report = serde_json::from_slice(&bytes).map_err(|e| {
+        UsageError(format!("{}: not a nest JSON report (written by `nest run --json`): {e}", path.display()))
+    })?;
+    let outputs = Outputs { csv: args.csv, html: args.html, junit: args.junit };
+    if outputs.is_empty() {
+        let stdout = std::io::stdout();
+        let mut out = stdout.lock();
+        crate::report::print_summary(&mut out, &report.summary)?;
+        crate::thresholds::print_verdicts(&mut out, &report.thresholds)?;
+        out.flush()?;
+        return Ok(());
+    }
+    for written in outputs.write(&report)? {
+        eprintln!("report written to {}", written.display());
+    }
+    Ok(())
+}
