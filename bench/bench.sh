@@ -133,7 +133,7 @@ run_nest() {
     set +e
     timeout -k 5 $((secs + GRACE + 60 + users / 1000)) \
         /usr/bin/time -o "$TMP/$tag.time" -f '%M %P' \
-        "$NEST" run --taskset-dir "$dir" -H "$URL" -u "$users" -t "${secs}s" --json "$N_JSON" -y >"$N_LOG" 2>&1
+        "$NEST" run --taskset-dir "$dir" -H "$URL" -u "$users" -t "${secs}s" --json "$N_JSON" -y ${NEST_EXTRA:-} >"$N_LOG" 2>&1
     N_RC=$?
     set -e
     N_OVF=$(($(listen_overflows) - ovf0))
@@ -146,9 +146,12 @@ run_nest() {
         read -r N_RPS N_REQ N_FAIL N_MEAN N_P99 N_DUR < <(jq -r '[.totals.rps, .totals.requests, .totals.failures,
             .totals.latency_ms.mean, .totals.latency_ms.p99, .duration_s] | map(tostring) | join(" ")' "$N_JSON")
         N_OK_RPS=$(calc '%.1f' "($N_REQ - $N_FAIL) / $N_DUR")
+        # Steady state: the mean requests per second over the timeline, without the first 3 and the last 2 seconds.
+        N_STEADY=$(jq -r --argjson d "$N_DUR" '[.timeline[] | select(.t >= 3 and .t < ($d | floor) - 2) | (.total.count // 0)]
+            | if length > 0 then (add / length) else 0 end' "$N_JSON")
         N_MEAN=$(calc '%.1f' "$N_MEAN") N_P99=$(calc '%.1f' "$N_P99")
     else
-        N_RPS=0 N_REQ=0 N_FAIL=0 N_MEAN=0 N_P99=0 N_DUR=0 N_OK_RPS=0
+        N_RPS=0 N_REQ=0 N_FAIL=0 N_MEAN=0 N_P99=0 N_DUR=0 N_OK_RPS=0 N_STEADY=0
     fi
 }
 # Top failure reasons of the last run, "reason ×count; ...".
@@ -209,8 +212,9 @@ run_nest 1 "$BASE_DURATION" "$PACED" b-baseline "$THREADS"
 BASE_RSS=$N_RSS
 log "  baseline peak RSS $(commas "$BASE_RSS") KiB"
 
-log "B. $USERS_10K users, constant(1), ${B_DURATION}s (all started at once; the run time includes the start)"
-run_nest "$USERS_10K" "$B_DURATION" "$PACED" b-users "$THREADS"
+log "B. $USERS_10K users, constant(1), ${B_DURATION}s, started at $USERS_10K/s (1 s ramp)"
+NEST_EXTRA="-r $USERS_10K" run_nest "$USERS_10K" "$B_DURATION" "$PACED" b-users "$THREADS"
+B_STEADY_DEV=$(calc '%+.2f' "($N_STEADY - $USERS_10K) * 100 / $USERS_10K")
 check_count "B"
 B_DEV=$(calc '%+.2f' "($N_RPS - $USERS_10K) * 100 / $USERS_10K")
 B_IDEAL_LAT=$(calc '%.0f' "$USERS_10K / (1 + $N_MEAN / 1000)")
@@ -218,7 +222,7 @@ B_RAW=$(calc '%.1f' "$N_RSS / $USERS_10K")
 B_NET=$(calc '%.1f' "($N_RSS - $BASE_RSS) / $USERS_10K")
 B_FAILS=$(failure_reasons)
 B_OVF=$N_OVF
-LINE_B="$(commas "$USERS_10K") users: rate $(commas "$(int "$N_RPS")")/s ($B_DEV% vs $(commas "$USERS_10K")/s; need within ${TOLERANCE}%), peak RSS $(calc '%.0f' "$N_RSS / 1024") MiB, $B_NET KiB/VU net of baseline (need <= 32), $B_RAW KiB/VU raw"
+LINE_B="$(commas "$USERS_10K") users: steady-state rate $(commas "$(int "$N_STEADY")")/s ($B_STEADY_DEV% vs $(commas "$USERS_10K")/s; need within ${TOLERANCE}%), whole-run $(commas "$(int "$N_RPS")")/s ($B_DEV%), peak RSS $(calc '%.0f' "$N_RSS / 1024") MiB, $B_NET KiB/VU net of baseline (need <= 32), $B_RAW KiB/VU raw"
 LINE_B2="  baseline (1 user) $(calc '%.1f' "$BASE_RSS / 1024") MiB; latency mean $N_MEAN ms, p99 $N_P99 ms (ideal with latency $(commas "$B_IDEAL_LAT")/s); failures $N_FAIL${B_FAILS:+ ($B_FAILS)}; nest cpu $N_CPU; exit $N_RC; target accept-queue overflows during the run: $B_OVF"
 log "$LINE_B"
 log "$LINE_B2"

@@ -40,6 +40,9 @@ die() { log "error: $*"; exit 1; }
 commas() { sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"; }
 calc() { if [[ $2 == *\?* ]]; then echo "?"; else awk "BEGIN { printf \"$1\", $2 }"; fi; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
+# CPU pressure: microseconds some runnable task waited for a CPU (PSI "some" total), and the clock in microseconds.
+psi_cpu() { sed -n 's/^some .*total=\([0-9]*\).*/\1/p' /proc/pressure/cpu 2>/dev/null || true; }
+now_us() { date +%s%6N; }
 median() { tr ' ' '\n' <<<"$*" | grep -E '^-?[0-9.]+([eE][-+]?[0-9]+)?$' | sort -g |
     awk '{ v[NR] = $1 } END { if (NR == 0) print "?"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # "ok" if awk condition $1 holds, else "MISS".
@@ -84,12 +87,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Runs `nest run` against $URL, bounded in time. Args: tag, taskset dir, nest run flags. Sets N_RC N_JSON N_LOG.
+# Runs `nest run` against $URL, bounded in time. Args: tag, taskset dir, nest run flags. Sets N_RC N_JSON N_LOG N_PSI.
 run_nest() {
     local tag=$1 dir=$2
     shift 2
     N_JSON="$OUT/models-$tag.json" N_LOG="$OUT/models-$tag.log"
     rm -f "$N_JSON"
+    local psi0 t0
+    psi0=$(psi_cpu) t0=$(now_us)
     # From $TMP, so that the repository's nest.yaml (its tasksets and settings) is not picked up.
     (cd "$TMP" && exec timeout -k 5 $((DURATION + 60)) "$NEST" run --taskset-dir "$dir" -H "$URL" -t "${DURATION}s" \
         --json "$N_JSON" -y "$@") >"$N_LOG" 2>&1 &
@@ -99,6 +104,10 @@ run_nest() {
     N_RC=$?
     set -e
     NEST_PID=""
+    # % of the run's wall time during which some task waited for a CPU ("?" without /proc/pressure).
+    local psi1
+    psi1=$(psi_cpu)
+    if [[ -n $psi0 && -n $psi1 ]]; then N_PSI=$(calc '%.0f' "($psi1 - $psi0) * 100 / ($(now_us) - $t0)"); else N_PSI="?"; fi
     if [[ $N_RC != 0 || ! -s $N_JSON ]]; then
         log "  nest exited $N_RC$([[ -s $N_JSON ]] || echo ', no JSON report'); last lines of $N_LOG:"
         tail -5 "$N_LOG" >&2
@@ -138,9 +147,9 @@ GIT_REV=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
 } | tee "$TMP/env.txt" >&2
 
 FAULTS=()
-A_P50="" A_P90="" A_P99="" A_RPS="" A_LOAD=""
-B_CP99="" B_P99="" B_P999="" B_MAX="" B_SERVED="" B_REQ="" B_DROP="" B_PEAK="" B_LOAD=""
-C_RATE_TOT="" C_RATE_SS="" C_DROP="" C_SERVED="" C_REQ="" C_P50="" C_LOAD=""
+A_P50="" A_P90="" A_P99="" A_RPS="" A_LOAD="" A_PSI=""
+B_CP99="" B_P99="" B_P999="" B_MAX="" B_SERVED="" B_REQ="" B_DROP="" B_PEAK="" B_LOAD="" B_PSI=""
+C_RATE_TOT="" C_RATE_SS="" C_DROP="" C_SERVED="" C_REQ="" C_P50="" C_LOAD="" C_PSI=""
 
 # ---------------------------------------------------------------- A. closed model, fixed latency
 run_a() { # $1 = run number
@@ -150,9 +159,9 @@ run_a() { # $1 = run number
     run_nest "a-$1" "$TMP/a" -u "$A_USERS"
     stop_server
     A_P50+=" $(j '.totals.latency_ms.p50')" A_P90+=" $(j '.totals.latency_ms.p90')" A_P99+=" $(j '.totals.latency_ms.p99')"
-    A_RPS+=" $(j '.totals.rps')" A_LOAD+=" $load"
+    A_RPS+=" $(j '.totals.rps')" A_LOAD+=" $load" A_PSI+=" $N_PSI"
     log "A run $1: p50 $(j '.totals.latency_ms.p50') p90 $(j '.totals.latency_ms.p90') p99 $(j '.totals.latency_ms.p99') ms," \
-        "$(j '.totals.requests') requests ($(j '.totals.failures') failed), server served ${SERVED:-?}, load $load"
+        "$(j '.totals.requests') requests ($(j '.totals.failures') failed), server served ${SERVED:-?}, load $load, cpu pressure $N_PSI%"
 }
 
 # ---------------------------------------------------------------- B. open model, stall
@@ -164,12 +173,12 @@ run_b() {
     stop_server
     B_CP99+=" $(j '.totals.corrected_latency_ms.p99')" B_P99+=" $(j '.totals.latency_ms.p99')"
     B_P999+=" $(j '.totals.latency_ms.p999')" B_MAX+=" $(j '.totals.latency_ms.max')"
-    B_SERVED+=" ${SERVED:-?}" B_REQ+=" $(j '.totals.requests')" B_DROP+=" $(j '.dropped_iterations')" B_LOAD+=" $load"
+    B_SERVED+=" ${SERVED:-?}" B_REQ+=" $(j '.totals.requests')" B_DROP+=" $(j '.dropped_iterations')" B_LOAD+=" $load" B_PSI+=" $N_PSI"
     # The second whose corrected p99 is highest: where the stall hit, as seen by nest.
     B_PEAK+=" $(j '[.timeline[] | {t, c: ([.requests[].corrected_p99] | max // 0)}] | max_by(.c) | "t=\(.t)s:\(.c|floor)ms"')"
     log "B run $1: corrected p99 $(j '.totals.corrected_latency_ms.p99') ms, raw p99 $(j '.totals.latency_ms.p99') ms" \
         "(p99.9 $(j '.totals.latency_ms.p999'), max $(j '.totals.latency_ms.max')), server served ${SERVED:-?}," \
-        "nest $(j '.totals.requests') requests ($(j '.totals.failures') failed), dropped $(j '.dropped_iterations'), load $load"
+        "nest $(j '.totals.requests') requests ($(j '.totals.failures') failed), dropped $(j '.dropped_iterations'), load $load, cpu pressure $N_PSI%"
 }
 
 # ---------------------------------------------------------------- C. open model, high rate
@@ -181,11 +190,11 @@ run_c() {
     stop_server
     local tot ss
     tot=$(j '.totals.requests / .duration_s')
-    ss=$(j "[.timeline[] | select(.t >= 2 and .t <= $((DURATION - 2))) | [.requests[].count] | add // 0] | add / length")
+    ss=$(j "[.timeline[] | select(.t >= 2 and .t <= $((DURATION - 2))) | [.requests[].count] | add // 0] | if length > 0 then add / length else \"?\" end")
     C_RATE_TOT+=" $tot" C_RATE_SS+=" $ss" C_DROP+=" $(j '.dropped_iterations')" C_SERVED+=" ${SERVED:-?}"
-    C_REQ+=" $(j '.totals.requests')" C_P50+=" $(j '.totals.latency_ms.p50')" C_LOAD+=" $load"
+    C_REQ+=" $(j '.totals.requests')" C_P50+=" $(j '.totals.latency_ms.p50')" C_LOAD+=" $load" C_PSI+=" $N_PSI"
     log "C run $1: $(calc '%.1f' "$tot")/s overall, $(calc '%.1f' "$ss")/s steady (t=2..$((DURATION - 2))), dropped $(j '.dropped_iterations')," \
-        "nest $(j '.totals.requests') requests ($(j '.totals.failures') failed), server served ${SERVED:-?}, raw p50 $(j '.totals.latency_ms.p50') ms, load $load"
+        "nest $(j '.totals.requests') requests ($(j '.totals.failures') failed), server served ${SERVED:-?}, raw p50 $(j '.totals.latency_ms.p50') ms, load $load, cpu pressure $N_PSI%"
 }
 
 for r in $(seq "$RUNS"); do
@@ -206,14 +215,15 @@ fmt_list() { # printf format, values...
 {
     echo "== nest load-model benchmark $(date -u +%Y-%m-%dT%H:%M:%SZ) =="
     cat "$TMP/env.txt"
-    echo "load:    $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end (1/5/15 min; client and server share the cores)"
+    echo "load:    $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end (1/5/15 min; client and server share the cores);" \
+        "per run: 1-min load at its start, cpu pressure = % of its time some task waited for a CPU"
     if [[ $SKIP != *A* ]]; then
         p50=$(median "$A_P50")
         echo "A. closed, $A_USERS users, constant($A_WAIT), target latency ${A_LATENCY} ms: p50 $(calc '%.2f' "$p50") ms" \
             "(need [$A_LATENCY, $((A_LATENCY + 2))]: $(verdict "$p50 >= $A_LATENCY && $p50 <= $A_LATENCY + 2")), p90 $(calc '%.2f' "$(median "$A_P90")")," \
             "p99 $(calc '%.2f' "$(median "$A_P99")") ms, $(calc '%.0f' "$(median "$A_RPS")") req/s (medians)"
         # shellcheck disable=SC2086
-        echo "  runs: p50 $(fmt_list '%.2f' $A_P50), p90 $(fmt_list '%.2f' $A_P90), p99 $(fmt_list '%.2f' $A_P99), load $(fmt_list '%.2f' $A_LOAD)"
+        echo "  runs: p50 $(fmt_list '%.2f' $A_P50), p90 $(fmt_list '%.2f' $A_P90), p99 $(fmt_list '%.2f' $A_P99), load $(fmt_list '%.2f' $A_LOAD), cpu pressure [$A_PSI ]%"
     fi
     if [[ $SKIP != *B* ]]; then
         sched=$((B_RATE * DURATION))
@@ -224,7 +234,7 @@ fmt_list() { # printf format, values...
             "$(verdict "($served - $sched) ^ 2 <= ($sched / 100) ^ 2")), nest counted $(commas "$req"), dropped_iterations $(median "$B_DROP") (medians)"
         # shellcheck disable=SC2086
         echo "  runs: corrected p99 $(fmt_list '%.0f' $B_CP99), raw p99 $(fmt_list '%.2f' $B_P99), raw p99.9 $(fmt_list '%.0f' $B_P999)," \
-            "served [$B_SERVED ], nest [$B_REQ ], dropped [$B_DROP ], worst second (corrected p99) [$B_PEAK ], load $(fmt_list '%.2f' $B_LOAD)"
+            "served [$B_SERVED ], nest [$B_REQ ], dropped [$B_DROP ], worst second (corrected p99) [$B_PEAK ], load $(fmt_list '%.2f' $B_LOAD), cpu pressure [$B_PSI ]%"
         echo "  (requests caught at the server in the stall are at most --max-users = $B_MAX_USERS per run, $(calc '%.2f' "$B_MAX_USERS * 100 / $sched")% of the schedule)"
     fi
     if [[ $SKIP != *C* ]]; then
@@ -235,7 +245,7 @@ fmt_list() { # printf format, values...
             "(need 0: $(verdict "$drop == 0")) (medians)"
         # shellcheck disable=SC2086
         echo "  runs: steady $(fmt_list '%.1f' $C_RATE_SS), overall $(fmt_list '%.1f' $C_RATE_TOT), dropped [$C_DROP ], nest [$C_REQ ]," \
-            "served [$C_SERVED ], raw p50 $(fmt_list '%.2f' $C_P50) ms, load $(fmt_list '%.2f' $C_LOAD)"
+            "served [$C_SERVED ], raw p50 $(fmt_list '%.2f' $C_P50) ms, load $(fmt_list '%.2f' $C_LOAD), cpu pressure [$C_PSI ]%"
     fi
     if ((${#FAULTS[@]})); then
         echo "nest runs that failed:"

@@ -167,12 +167,10 @@ impl Behaviour for ScriptBehaviour {
     type Vu = ScriptVu;
 
     fn new_vu(&self, vu_id: u64) -> ScriptVu {
-        eprintln!("DEBUG new_vu {vu_id}");
         ScriptVu(self.vu(i64::try_from(vu_id).unwrap_or(i64::MAX)))
     }
 
     fn call(&self, vu: &mut ScriptVu, call: Call) -> Outcome {
-        eprintln!("DEBUG call {} {:?}", vu.0.vu_id, call.slot);
         let vu = &vu.0;
         let loaded = &self.tasksets[call.taskset];
         let index = match call.slot {

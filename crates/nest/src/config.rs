@@ -74,6 +74,9 @@ pub struct FileConfig {
     /// Taskset name -> weight; 0 disables it.
     #[serde(default)]
     pub tasksets: BTreeMap<String, Weight>,
+    /// Test data: pool name -> CSV or JSON file, relative to the config file.
+    #[serde(default)]
+    pub data: BTreeMap<String, PathBuf>,
 }
 
 /// A taskset weight from the file: a whole number >= 0.

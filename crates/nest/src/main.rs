@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod configure;
 mod confirm;
+mod data;
 mod demo_server;
 mod hook;
 mod list;

@@ -47,6 +47,8 @@ pub struct Mix {
     pub config: Option<LoadedConfig>,
     /// All settings, layered.
     pub settings: Settings,
+    /// The test data pools, loaded and checked against the scripts.
+    pub data: std::sync::Arc<nest_data::DataRegistry>,
 }
 
 /// Loads the config, layers the settings over `cli`, compiles the tasksets and resolves the weights.
@@ -64,7 +66,8 @@ pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
     let mut specs = catalog.specs();
     let sources = mix::resolve(&mut specs, config.as_ref(), settings.use_script_weights.unwrap_or(false))?;
     let rows = mix::rows(&specs, &sources);
-    Ok(Mix { catalog, specs, rows, config, settings })
+    let data = crate::data::load(config.as_ref(), &catalog)?;
+    Ok(Mix { catalog, specs, rows, config, settings, data })
 }
 
 /// A checked run, ready to start.

@@ -166,6 +166,33 @@ pub fn print_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
             writeln!(out, "{}", if paced { format!("  {:>13}", t.pacing_missed) } else { String::new() })?;
         }
     }
+    print_pools(out, &s.pools)
+}
+
+/// The "Data pools" table: what happened to each test data pool (only when there are some).
+fn print_pools(out: &mut impl Write, pools: &[nest_core::stats::PoolRow]) -> io::Result<()> {
+    if pools.is_empty() {
+        return Ok(());
+    }
+    let width = pools.iter().map(|p| p.name.chars().count()).max().unwrap_or(0).clamp(10, 32);
+    writeln!(out, "\nData pools")?;
+    writeln!(
+        out,
+        "{:<width$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>13} {:>9}",
+        "Pool", "Rows", "Claims", "Releases", "Max held", "Waits", "Longest wait", "Timeouts"
+    )?;
+    for p in pools {
+        let wait = format!("{} ms", ms(p.longest_wait_ms));
+        let (name, claims, releases, held) = (clip(&p.name, width), p.claims, p.releases, p.max_held);
+        writeln!(
+            out,
+            "{name:<width$} {:>9} {claims:>9} {releases:>9} {held:>9} {:>9} {wait:>13} {:>9}",
+            p.rows, p.waits, p.timeouts
+        )?;
+    }
+    for p in pools.iter().filter(|p| p.timeouts > 0) {
+        writeln!(out, "pool exhausted: {} claims of `{}` timed out with no row free", p.timeouts, p.name)?;
+    }
     Ok(())
 }
 

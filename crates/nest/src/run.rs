@@ -43,7 +43,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     };
     let host = checked.host.clone().ok_or_else(|| UsageError("no target".into()))?;
     let http = Arc::new(ClientConfig::new(checked.insecure).context("could not set up TLS")?);
-    let factory = Arc::new(checked.mix.catalog.factory(http, Some(host.clone())));
+    let data = checked.mix.data.clone();
+    let factory = Arc::new(checked.mix.catalog.factory(http, Some(host.clone())).with_data(data.clone()));
     let run_info = RunInfo {
         nest_version: env!("CARGO_PKG_VERSION").to_owned(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -95,6 +96,7 @@ pub fn run(args: RunArgs) -> Result<()> {
 
     let mut summary = Summary::new(&result.aggregate, &tasksets, result.duration.as_secs_f64(), users, open);
     summary.started_at = result.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    summary.pools = crate::data::pool_rows(&data);
     let verdicts = thresholds::evaluate(&hooks.thresholds, &summary, &hooks.aborted);
     let report = Report { summary, run: run_info, thresholds: verdicts };
     let stdout = std::io::stdout();

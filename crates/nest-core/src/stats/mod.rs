@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 pub use aggregate::Aggregate;
-pub use summary::{ErrorRow, FailureRow, LatencyMs, RequestRow, Summary, TaskRow, TimelinePoint, Totals};
+pub use summary::{ErrorRow, FailureRow, LatencyMs, PoolRow, RequestRow, Summary, TaskRow, TimelinePoint, Totals};
 pub use timeline::{Second, TOTAL_QUANTILES, TimelineRow, TimelineTotal};
 
 /// Significant figures of every latency histogram.

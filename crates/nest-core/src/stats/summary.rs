@@ -203,6 +203,30 @@ pub struct Summary {
     /// Per-second figures.
     #[serde(default)]
     pub timeline: Vec<TimelinePoint>,
+    /// One row per test data pool, by name (filled by the caller, which owns the pools).
+    #[serde(default)]
+    pub pools: Vec<PoolRow>,
+}
+
+/// What happened to one test data pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PoolRow {
+    /// The pool's name (`users`).
+    pub name: String,
+    /// Rows in the pool.
+    pub rows: u64,
+    /// Claims that got a row.
+    pub claims: u64,
+    /// Rows given back (by `release`, on leaving the taskset, or when the VU stopped).
+    pub releases: u64,
+    /// The most rows held at once.
+    pub max_held: u64,
+    /// Claims that found every row held and waited.
+    pub waits: u64,
+    /// The longest wait of a claim, in milliseconds.
+    pub longest_wait_ms: f64,
+    /// Claims that gave up after their timeout ("pool exhausted").
+    pub timeouts: u64,
 }
 
 fn closed() -> String {
@@ -305,6 +329,7 @@ impl Summary {
             failures,
             errors,
             timeline,
+            pools: Vec::new(),
         }
     }
 }

@@ -133,8 +133,8 @@ fn release(name: &str, row: Dynamic) -> Res<()> {
             Ok(())
         }
         None => Err(format!(
-            "data.release(\"{name}\", row): this VU holds no such row of `{name}` (release the row data.claim returned, \
-             once, without changing its fields)"
+            "data.release(\"{name}\", row): this VU holds no such row of `{name}` (release the row that data.claim \
+             returned, once, without changing its fields)"
         )
         .into()),
     }

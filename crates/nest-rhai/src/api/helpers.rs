@@ -43,6 +43,10 @@ pub(super) fn register(engine: &mut Engine, env: &Rc<WorkerEnv>) {
         log_line(&text)
     });
     engine.register_fn("sleep", |secs: Dynamic| sleep(&secs));
+    // Rhai's core package has a `sleep(FLOAT)` and a `sleep(INT)` that block the thread, and an exact parameter
+    // type wins over `Dynamic`: these overloads make `sleep(0.5)` and `sleep(1)` suspend only the VU.
+    engine.register_fn("sleep", |secs: rhai::FLOAT| sleep(&Dynamic::from_float(secs)));
+    engine.register_fn("sleep", |secs: INT| sleep(&Dynamic::from_int(secs)));
     engine.register_fn("interrupt", || -> Res<()> {
         let vu = VuCtx::current("interrupt()")?;
         vu.interrupted.set(true);

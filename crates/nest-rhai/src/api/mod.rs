@@ -1,8 +1,8 @@
 //! The functions and types a taskset script sees at run time.
 //!
-//! `client` (HTTP), the response type, `data` (test data pools), and the helpers (`rand`, `sleep`, `interrupt`, ...). Host functions find the
-//! running VU through the fiber-local [`VuCtx`](crate::engine::VuCtx); anything that waits suspends only that VU's
-//! fiber.
+//! `client` (HTTP), the response type, `data` (test data pools), and the helpers (`rand`, `sleep`, `interrupt`,
+//! ...). Host functions find the running VU through the fiber-local [`VuCtx`](crate::engine::VuCtx); anything that
+//! waits suspends only that VU's fiber.
 
 mod client;
 mod data;

@@ -354,16 +354,18 @@ fn history_rows(report: &Report, total: &Group<'_>) -> Vec<Vec<String>> {
 /// Adds one second to a running distribution, for the running median of the history file.
 ///
 /// A second keeps only its min, max and a few percentiles, so the running median is estimated: each interval
-/// between two known quantiles holds its share of the second's requests, placed at the interval's middle.
+/// between two known quantiles holds its share of the second's requests, placed at its upper end (as a quantile
+/// is the highest value below it), so that a single second's estimate is its own median.
 fn add_estimate(running: &mut Histogram<u64>, t: &TimelineTotal) {
     let mut points = vec![(0.0, t.min)];
     points.extend(nest_core::stats::TOTAL_QUANTILES.iter().copied().zip(t.percentiles.iter().copied()));
     for pair in points.windows(2) {
-        let ((q0, v0), (q1, v1)) = (pair[0], pair[1]);
+        let ((q0, _), (q1, v1)) = (pair[0], pair[1]);
         // Thousandths of a request, so that small shares still count.
         let weight = ((q1 - q0) * t.count as f64 * 1000.0).round() as u64;
-        let us = ((v0 + v1) / 2.0 * 1000.0).round().max(1.0) as u64;
-        if weight > 0 {
+        let us = (v1 * 1000.0).round().max(1.0) as u64;
+        // `record_n` grows the histogram as needed (`saturating_record_n` would clamp to its current range).
+        if weight > 0 && running.record_n(us, weight).is_err() {
             running.saturating_record_n(us, weight);
         }
     }
@@ -418,7 +420,7 @@ mod tests {
         h.record(149_000).unwrap();
         let times = Times::from_histogram(&h, 149_000, 149_000);
         assert_eq!(times.median(1, 149.0, 149.0), Py::Float(149.0));
-        assert_eq!(times.percentile(1, 0.5), 149, "clamped to the exact max before rounding");
+        assert_eq!(times.percentile(1, 0.5), 150, "percentiles are Locust's rounded keys, never clamped");
     }
 
     #[test]
@@ -426,7 +428,7 @@ mod tests {
         let report = sample_report(false, Vec::new());
         let files = render(&report).unwrap();
         let text = String::from_utf8(files[0].clone()).unwrap();
-        assert!(text.ends_with("\r\n") && text.lines().all(|l| l.ends_with('\r')), "CRLF like Python's csv");
+        assert!(text.ends_with("\r\n") && text.matches("\r\n").count() == text.matches('\n').count(), "CRLF");
         let stats = parse(&files[0]);
         assert_eq!(
             stats[0].join(","),
@@ -451,10 +453,16 @@ mod tests {
         assert_eq!(running, ["40", "80", "120"]);
         assert_eq!(history[3][19], stats[3][4], "the last running median is the exact one");
 
-        assert_eq!(parse(&files[2]), [vec!["Method", "Name", "Error", "Occurrences"], vec!["GET", "/b", "HTTP 500", "15"]]);
+        assert_eq!(
+            parse(&files[2]),
+            [vec!["Method", "Name", "Error", "Occurrences"], vec!["GET", "/b", "HTTP 500", "15"]]
+        );
         assert_eq!(
             parse(&files[3]),
-            [vec!["Count", "Message", "Traceback", "Nodes"], vec!["3", "t/a.rhai:3:9: boom <&>", "t/a.rhai:3:9", "local"]]
+            [
+                vec!["Count", "Message", "Traceback", "Nodes"],
+                vec!["3", "t/a.rhai:3:9: boom <&>", "t/a.rhai:3:9", "local"]
+            ]
         );
     }
 

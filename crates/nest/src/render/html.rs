@@ -33,56 +33,18 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-const STYLE: &str = r#"
-:root { --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg: #f6f8fa; --pass: #1a7f37; --fail: #cf222e; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-  color: var(--fg); background: #fff; }
-main { max-width: 1240px; margin: 0 auto; padding: 24px 20px 48px; }
-h1 { font-size: 22px; margin: 0 0 4px; }
-h2 { font-size: 17px; margin: 32px 0 10px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
-.sub { color: var(--muted); margin: 0 0 14px; }
-.verdict { display: inline-block; padding: 4px 12px; border-radius: 14px; font-weight: 600; color: #fff; }
-.verdict.pass { background: var(--pass); } .verdict.fail { background: var(--fail); }
-.verdict.none { background: var(--muted); }
-.kpis { display: flex; flex-wrap: wrap; gap: 10px; margin: 16px 0 0; padding: 0; list-style: none; }
-.kpis li { background: var(--bg); border: 1px solid var(--line); border-radius: 8px; padding: 8px 14px; min-width: 120px; }
-.kpis b { display: block; font-size: 20px; font-variant-numeric: tabular-nums; }
-.kpis span { color: var(--muted); font-size: 12px; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 16px; }
-figure { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: 10px 12px 8px; }
-figcaption { font-weight: 600; margin-bottom: 4px; }
-svg.chart { width: 100%; height: auto; display: block; }
-svg.chart .grid line { stroke: #e7ebef; stroke-width: 1; }
-svg.chart .axes line { stroke: #8c959f; stroke-width: 1; }
-svg.chart text { font: 11px system-ui, sans-serif; fill: var(--muted); }
-svg.chart .ylabel, svg.chart .unit { text-anchor: end; } svg.chart .xlabel, svg.chart .empty { text-anchor: middle; }
-svg.chart polyline { fill: none; stroke-width: 2; stroke-linejoin: round; stroke-linecap: round; }
-.legend { list-style: none; margin: 6px 0 0; padding: 0; display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; }
-.legend i { display: inline-block; width: 12px; height: 3px; margin-right: 5px; vertical-align: middle; }
-.note { color: var(--muted); font-size: 12px; margin: 4px 0 0; }
-table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
-th { background: var(--bg); font-weight: 600; white-space: nowrap; }
-td.n, th.n { text-align: right; white-space: nowrap; }
-tr.total td { font-weight: 600; border-top: 2px solid var(--line); }
-td.name { word-break: break-all; } td.mono, code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; }
-.badge { font-weight: 600; } .badge.pass { color: var(--pass); } .badge.fail { color: var(--fail); }
-tr.task td:first-child { padding-left: 28px; color: var(--muted); }
-dl.run { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0 0 16px; }
-dl.run dt { color: var(--muted); } dl.run dd { margin: 0; }
-footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
-"#;
+/// The page's style sheet, inlined: the report must open offline.
+const STYLE: &str = include_str!("report.css");
 
 /// The whole page.
 pub fn render(report: &Report) -> String {
     let s = &report.summary;
     let mut page = String::with_capacity(64 * 1024);
-    let _ = write!(
+    let _ = writeln!(
         page,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>nest report: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n",
+         <title>nest report: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>",
         esc(&report.run.host)
     );
     header(&mut page, report);
@@ -91,8 +53,13 @@ pub fn render(report: &Report) -> String {
     stats(&mut page, s);
     failures(&mut page, s);
     tasks(&mut page, s);
+    pools(&mut page, s);
     run_info(&mut page, report);
-    let _ = write!(page, "<footer>Written by nest {}.</footer>\n</main>\n</body>\n</html>\n", esc(&report.run.nest_version));
+    let _ = writeln!(
+        page,
+        "<footer>Written by nest {}.</footer>\n</main>\n</body>\n</html>",
+        esc(&report.run.nest_version)
+    );
     page
 }
 
@@ -131,7 +98,7 @@ fn header(page: &mut String, report: &Report) {
 }
 
 fn figure(page: &mut String, chart: &Chart<'_>, legend: bool, note: Option<String>) {
-    let _ = write!(page, "<figure>\n<figcaption>{}</figcaption>\n{}\n", esc(chart.title), chart.render());
+    let _ = writeln!(page, "<figure>\n<figcaption>{}</figcaption>\n{}", esc(chart.title), chart.render());
     if legend {
         page.push_str("<ul class=\"legend\">");
         for s in &chart.series {
@@ -140,7 +107,7 @@ fn figure(page: &mut String, chart: &Chart<'_>, legend: bool, note: Option<Strin
         page.push_str("</ul>\n");
     }
     if let Some(note) = note {
-        let _ = write!(page, "<p class=\"note\">{}</p>\n", esc(&note));
+        let _ = writeln!(page, "<p class=\"note\">{}</p>", esc(&note));
     }
     page.push_str("</figure>\n");
 }
@@ -179,8 +146,12 @@ fn charts(page: &mut String, s: &Summary) {
     figure(page, &users, false, None);
 
     let (names, others) = busiest_names(s);
-    let note = (others > 0).then(|| format!("The {CHART_NAMES} busiest request names are drawn; {others} others are not."));
-    let mut latency: Vec<(&str, &str, fn(&nest_core::stats::TimelineRow) -> Option<f64>)> = vec![
+    let note = match others {
+        0 => None,
+        1 => Some(format!("The {CHART_NAMES} busiest request names are drawn; 1 other is not.")),
+        n => Some(format!("The {CHART_NAMES} busiest request names are drawn; {n} others are not.")),
+    };
+    let mut latency: Vec<(&str, &str, Pick)> = vec![
         ("p50", "Median (p50) response time by name", |r| Some(r.p50)),
         ("p95", "p95 response time by name", |r| Some(r.p95)),
         ("p99", "p99 response time by name", |r| Some(r.p99)),
@@ -210,6 +181,9 @@ fn charts(page: &mut String, s: &Summary) {
     page.push_str("</div>\n</section>\n");
 }
 
+/// Picks one figure of a request's second.
+type Pick = fn(&nest_core::stats::TimelineRow) -> Option<f64>;
+
 fn busiest_names(s: &Summary) -> (Vec<(String, String)>, usize) {
     let mut rows: Vec<_> = s.requests.iter().map(|r| (r.requests, r.method.clone(), r.name.clone())).collect();
     rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| (&a.2, &a.1).cmp(&(&b.2, &b.1))));
@@ -228,10 +202,10 @@ fn thresholds(page: &mut String, report: &Report) {
         let (class, word) = if v.passed { ("pass", "PASS") } else { ("fail", "FAIL") };
         let observed = v.observed.map_or("-".to_owned(), |o| format!("{o:.2} {}", v.unit).trim_end().to_owned());
         let abort = if v.abort { " (abort)" } else { "" };
-        let _ = write!(
+        let _ = writeln!(
             page,
             "<tr data-threshold=\"{}\" data-passed=\"{}\"><td class=\"badge {class}\">{word}</td><td><code>{}</code>{abort}</td>\
-             <td class=\"n\" data-metric=\"observed\" data-value=\"{}\">{}</td><td>{}</td></tr>\n",
+             <td class=\"n\" data-metric=\"observed\" data-value=\"{}\">{}</td><td>{}</td></tr>",
             esc(&v.expr),
             v.passed,
             esc(&v.expr),
@@ -243,8 +217,11 @@ fn thresholds(page: &mut String, report: &Report) {
     page.push_str("</table>\n</section>\n");
 }
 
+/// Picks one figure of a latency row.
+type Field = fn(&LatencyMs) -> f64;
+
 /// The latency columns: `data-metric` name, header, field.
-const LATENCY: [(&str, &str, fn(&LatencyMs) -> f64); 8] = [
+const LATENCY: [(&str, &str, Field); 8] = [
     ("min", "Min", |l| l.min),
     ("mean", "Mean", |l| l.mean),
     ("p50", "p50", |l| l.p50),
@@ -317,7 +294,14 @@ fn stats(page: &mut String, s: &Summary) {
             latency: Some(&r.latency_ms),
         })
         .collect();
-    let total = |latency| StatsRow { method: "", name: "Total", requests: t.requests, failures: t.failures, rps: t.rps, latency };
+    let total = |latency| StatsRow {
+        method: "",
+        name: "Total",
+        requests: t.requests,
+        failures: t.failures,
+        rps: t.rps,
+        latency,
+    };
     if s.model == "open" {
         page.push_str("<p class=\"note\">Service time, ms (raw: from sending each request to its last byte).</p>\n");
         stats_table(page, "raw", &rows, &total(Some(&t.latency_ms)));
@@ -333,14 +317,16 @@ fn stats(page: &mut String, s: &Summary) {
             .collect();
         stats_table(page, "corrected", &corrected, &total(t.corrected_latency_ms.as_ref()));
     } else {
-        page.push_str("<p class=\"note\">Response time, ms. Closed model: every user waits for its responses, so no \
-                       coordinated-omission correction applies.</p>\n");
+        page.push_str(
+            "<p class=\"note\">Response time, ms. Closed model: every user waits for its responses, so no \
+                       coordinated-omission correction applies.</p>\n",
+        );
         stats_table(page, "raw", &rows, &total(Some(&t.latency_ms)));
     }
     if s.dropped_iterations > 0 {
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<p class=\"note\" data-metric=\"dropped\">{} task starts were dropped: no VU was free within --max-delay.</p>\n",
+            "<p class=\"note\" data-metric=\"dropped\">{} task starts were dropped: no VU was free within --max-delay.</p>",
             s.dropped_iterations
         );
     }
@@ -357,11 +343,12 @@ fn failures(page: &mut String, s: &Summary) {
              <th>Reason</th></tr>\n",
         );
         for f in &s.failures {
-            let kind = serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            let _ = write!(
+            let kind =
+                serde_json::to_value(f.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let _ = writeln!(
                 page,
                 "<tr data-method=\"{}\" data-name=\"{}\"><td class=\"n\" data-metric=\"count\" data-value=\"{}\">{}</td>\
-                 <td>{}</td><td class=\"name mono\">{}</td><td>{}</td><td>{}</td></tr>\n",
+                 <td>{}</td><td class=\"name mono\">{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&f.method),
                 esc(&f.name),
                 f.count,
@@ -378,11 +365,13 @@ fn failures(page: &mut String, s: &Summary) {
     if s.errors.is_empty() {
         page.push_str("<p class=\"note\">No script error.</p>\n");
     } else {
-        page.push_str("<table data-table=\"errors\">\n<tr><th class=\"n\">Count</th><th>Location</th><th>Message</th></tr>\n");
+        page.push_str(
+            "<table data-table=\"errors\">\n<tr><th class=\"n\">Count</th><th>Location</th><th>Message</th></tr>\n",
+        );
         for e in &s.errors {
-            let _ = write!(
+            let _ = writeln!(
                 page,
-                "<tr><td class=\"n\" data-metric=\"count\" data-value=\"{}\">{}</td><td class=\"mono\">{}</td><td>{}</td></tr>\n",
+                "<tr><td class=\"n\" data-metric=\"count\" data-value=\"{}\">{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
                 e.count,
                 e.count,
                 esc(&e.location),
@@ -403,15 +392,39 @@ fn tasks(page: &mut String, s: &Summary) {
          <th class=\"n\">Runs</th><th class=\"n\">Errors</th><th class=\"n\">Pacing missed</th></tr>\n",
     );
     for t in &s.tasks {
-        let _ = write!(
+        let _ = writeln!(
             page,
             "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-             <td class=\"n\">{}</td></tr>\n",
+             <td class=\"n\">{}</td></tr>",
             esc(&t.taskset),
             esc(&t.task),
             t.runs,
             t.errors,
             t.pacing_missed
+        );
+    }
+    page.push_str("</table>\n</section>\n");
+}
+
+fn pools(page: &mut String, s: &Summary) {
+    if s.pools.is_empty() {
+        return;
+    }
+    page.push_str(
+        "<section id=\"pools\">\n<h2>Test data pools</h2>\n<table data-table=\"pools\">\n<tr><th>Pool</th>\
+         <th class=\"n\">Rows</th><th class=\"n\">Claims</th><th class=\"n\">Releases</th><th class=\"n\">Most held</th>\
+         <th class=\"n\">Waits</th><th class=\"n\">Longest wait, ms</th><th class=\"n\">Timeouts</th></tr>\n",
+    );
+    for p in &s.pools {
+        let _ = write!(page, "<tr><td class=\"mono\">{}</td>", esc(&p.name));
+        for n in [p.rows, p.claims, p.releases, p.max_held, p.waits] {
+            let _ = write!(page, "<td class=\"n\">{n}</td>");
+        }
+        let _ = writeln!(
+            page,
+            "<td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            fmt_ms(p.longest_wait_ms),
+            p.timeouts
         );
     }
     page.push_str("</table>\n</section>\n");
@@ -435,7 +448,7 @@ fn run_info(page: &mut String, report: &Report) {
         ("nest", esc(&run.nest_version)),
     ];
     for (term, value) in items {
-        let _ = write!(page, "<dt>{term}</dt><dd>{value}</dd>\n");
+        let _ = writeln!(page, "<dt>{term}</dt><dd>{value}</dd>");
     }
     page.push_str("</dl>\n<h2>Load mix</h2>\n");
     page.push_str(
@@ -444,15 +457,16 @@ fn run_info(page: &mut String, report: &Report) {
     );
     for r in &run.mix {
         let share = if r.weight == 0 { "off".to_owned() } else { format!("{:.1}%", r.share_pct) };
-        let source = serde_json::to_value(r.source).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let source =
+            serde_json::to_value(r.source).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let hooks: Vec<&str> = [(r.on_start, "on_start"), (r.on_stop, "on_stop")]
             .into_iter()
             .filter_map(|(has, name)| has.then_some(name))
             .collect();
-        let _ = write!(
+        let _ = writeln!(
             page,
             "<tr data-taskset=\"{}\"><td class=\"mono\">{}</td><td class=\"n\">{}</td><td class=\"n\">{share}</td>\
-             <td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>\n",
+             <td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
             esc(&r.name),
             esc(&r.name),
             r.weight,
@@ -461,10 +475,10 @@ fn run_info(page: &mut String, report: &Report) {
             hooks.join(", ")
         );
         for t in &r.tasks {
-            let _ = write!(
+            let _ = writeln!(
                 page,
                 "<tr class=\"task\"><td class=\"mono\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}%</td>\
-                 <td></td><td></td><td></td></tr>\n",
+                 <td></td><td></td><td></td></tr>",
                 esc(&t.name),
                 t.weight,
                 t.share_pct
@@ -499,7 +513,17 @@ mod tests {
 
     #[test]
     fn the_page_holds_every_section_with_hooks() {
-        let report = sample_report(false, vec![verdict("p95 < 300ms", true), verdict("GET /b: p99 < 1ms", false)]);
+        let mut report = sample_report(false, vec![verdict("p95 < 300ms", true), verdict("GET /b: p99 < 1ms", false)]);
+        report.summary.pools = vec![nest_core::stats::PoolRow {
+            name: "users".into(),
+            rows: 10,
+            claims: 40,
+            releases: 39,
+            max_held: 4,
+            waits: 2,
+            longest_wait_ms: 12.5,
+            timeouts: 1,
+        }];
         let page = render(&report);
         for hook in [
             "data-chart=\"rps\"",
@@ -517,6 +541,7 @@ mod tests {
             "data-threshold=\"GET /b: p99 &lt; 1ms\" data-passed=\"false\"",
             "boom &lt;&amp;&gt;",
             "2026-01-01 00:00:00 UTC",
+            "data-table=\"pools\"",
         ] {
             assert!(page.contains(hook), "missing {hook}");
         }

@@ -51,7 +51,9 @@ fn request_case(report: &Report, method: &str, name: &str, requests: u64, failur
         report.thresholds.iter().filter_map(|v| ThresholdSpec::Expr(v.expr.clone()).parse("report").ok()).collect();
     let checks: Vec<(bool, bool, &str)> = parsed
         .iter()
-        .filter_map(|t| t.error_rate_check(method, name, failures, requests).map(|(own, ok)| (own, ok, t.expr.as_str())))
+        .filter_map(|t| {
+            t.error_rate_check(method, name, failures, requests).map(|(own, ok)| (own, ok, t.expr.as_str()))
+        })
         .collect();
     // A name's own error_rate thresholds override the global ones.
     let own = checks.iter().any(|c| c.0);
@@ -120,7 +122,8 @@ pub fn render(report: &Report) -> String {
     }
     out.push_str("    </properties>\n");
     for c in &cases {
-        let head = format!("    <testcase classname=\"{}\" name=\"{}\" time=\"{:.6}\"", c.classname, xml(&c.name), c.time_s);
+        let head =
+            format!("    <testcase classname=\"{}\" name=\"{}\" time=\"{:.6}\"", c.classname, xml(&c.name), c.time_s);
         match &c.failure {
             None => {
                 let _ = writeln!(out, "{head}/>");
@@ -162,9 +165,10 @@ mod tests {
     fn cases(xml: &str) -> Vec<(String, Option<String>)> {
         let mut out = Vec::new();
         for part in xml.split("<testcase ").skip(1) {
-            let name = part.split("name=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+            let name = part.split(" name=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
             let end = part.find("</testcase>").unwrap_or(part.len());
-            let failure = part[..end].split("<failure message=\"").nth(1).map(|m| m.split('"').next().unwrap().to_owned());
+            let failure =
+                part[..end].split("<failure message=\"").nth(1).map(|m| m.split('"').next().unwrap().to_owned());
             out.push((name, failure));
         }
         out
@@ -197,7 +201,10 @@ mod tests {
         assert_eq!(c[0], ("error_rate &lt; 10%".into(), Some("all requests: 1 %".into())));
         assert_eq!(c[1], ("p95 &lt; 1s".into(), None));
         assert_eq!(c[2], ("GET /a".into(), None));
-        assert!(c[3].1.as_deref().unwrap().ends_with("above `error_rate < 10%`".replace('<', "&lt;").as_str()), "{c:?}");
+        assert!(
+            c[3].1.as_deref().unwrap().ends_with("above `error_rate < 10%`".replace('<', "&lt;").as_str()),
+            "{c:?}"
+        );
 
         let own = vec![verdict("error_rate < 10%", false), verdict("GET /b: error_rate <= 50%", true)];
         let doc = render(&sample_report(false, own));

@@ -124,7 +124,8 @@ pub(crate) mod tests {
             let r = Recorder::new();
             for i in 0..40u64 {
                 let (name, ms) = if i % 4 == 0 { ("/b", 20 + i + second) } else { ("/a", 2 + i % 7) };
-                let failure = (name == "/b" && i % 8 == 0).then_some(Failure { kind: FailureKind::Status, reason: "HTTP 500" });
+                let failure =
+                    (name == "/b" && i % 8 == 0).then_some(Failure { kind: FailureKind::Status, reason: "HTTP 500" });
                 let corrected = open.then(|| Duration::from_millis(ms * 2));
                 r.request("GET", name, Sample { latency: Duration::from_millis(ms), corrected, bytes: 10, failure });
             }
@@ -160,6 +161,32 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_schema_describes_every_key_of_an_open_model_report() {
+        // The integration tests validate a real (closed model) run; this covers the open model's extra keys and an
+        // aborted threshold.
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../docs/report.schema.json")).unwrap();
+        let validator = jsonschema::draft202012::new(&schema).expect("a valid draft 2020-12 schema");
+        let aborted = Verdict {
+            expr: "p99 < 2s".into(),
+            passed: false,
+            observed: Some(2500.0),
+            unit: "ms".into(),
+            abort: true,
+            aborted_at_s: Some(31.0),
+            message: "breached at 31s (2500 ms): the run was stopped".into(),
+        };
+        let report = serde_json::to_value(sample_report(true, vec![aborted])).unwrap();
+        assert!(report["totals"]["corrected_histogram"].is_string() && report["thresholds"][0]["aborted_at_s"] == 31.0);
+        let errors: Vec<String> =
+            validator.iter_errors(&report).map(|e| format!("{}: {e}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        let mut extra = report.clone();
+        extra["requests"][0]["surprise"] = 1.into();
+        assert!(!validator.is_valid(&extra), "unknown keys are caught, so the schema keeps up with the code");
+    }
+
+    #[test]
     fn dates_are_utc() {
         assert_eq!(utc_datetime(0.0), "1970-01-01T00:00:00");
         assert_eq!(utc_datetime(1_767_225_600.25), "2026-01-01T00:00:00");
@@ -172,15 +199,20 @@ pub(crate) mod tests {
         let paths: Vec<String> = outputs.paths().iter().map(|p| p.display().to_string()).collect();
         assert_eq!(
             paths,
-            ["out/run_stats.csv", "out/run_stats_history.csv", "out/run_failures.csv", "out/run_exceptions.csv", "j.xml"]
+            [
+                "out/run_stats.csv",
+                "out/run_stats_history.csv",
+                "out/run_failures.csv",
+                "out/run_exceptions.csv",
+                "j.xml"
+            ]
         );
     }
 
     #[test]
     fn rendering_is_deterministic_and_survives_a_json_round_trip() {
         let report = sample_report(true, Vec::new());
-        let outputs =
-            Outputs { csv: Some("p".into()), html: Some("r.html".into()), junit: Some("j.xml".into()) };
+        let outputs = Outputs { csv: Some("p".into()), html: Some("r.html".into()), junit: Some("j.xml".into()) };
         let back: Report = serde_json::from_slice(&serde_json::to_vec_pretty(&report).unwrap()).unwrap();
         assert_eq!(back, report, "floats survive the round trip exactly");
         assert_eq!(outputs.render(&report).unwrap(), outputs.render(&back).unwrap());

@@ -39,7 +39,7 @@ const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 260.0;
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 16.0;
-const TOP: f64 = 14.0;
+const TOP: f64 = 24.0;
 const BOTTOM: f64 = 34.0;
 
 /// A step of 1, 2 or 5 × 10ⁿ that cuts `span` into about `parts`.
@@ -115,7 +115,7 @@ impl Chart<'_> {
             svg,
             r#"</g><text class="unit" x="{:.1}" y="{:.1}">{}</text>"#,
             LEFT - 6.0,
-            TOP - 2.0,
+            TOP - 12.0,
             esc(self.unit)
         );
         svg.push_str(r#"<g class="axes">"#);

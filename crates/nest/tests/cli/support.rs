@@ -49,8 +49,31 @@ impl Sandbox {
         self.root.path().join("out").join("r.json")
     }
 
-    /// Starts `nest run` on this sandbox against `host`, with 2 workers, `--json` and `-y`, plus `args`.
-    pub fn spawn(&self, host: &str, args: &[&str]) -> Running {
+    /// The sandbox root: the current directory of every run, where `nest.yaml` is looked for.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Writes a file under the sandbox root (not in the taskset folder), creating its folders.
+    pub fn write_root(&self, relative: &str, text: &str) -> &Sandbox {
+        let path = self.root().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    /// Writes `nest.yaml` in the sandbox root, where every run finds it.
+    pub fn write_config(&self, text: &str) -> &Sandbox {
+        self.write_root("nest.yaml", text)
+    }
+
+    /// `--json` and the report path, for [`Sandbox::nest`] arguments.
+    pub fn json_args(&self) -> [String; 2] {
+        ["--json".to_owned(), self.json_path().display().to_string()]
+    }
+
+    /// The `nest` binary, run in the sandbox root without the caller's `NEST_*` environment.
+    fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_nest"));
         // Hermetic: no `nest.yaml` from the caller's folder, no `NEST_*` settings from its environment.
         command.current_dir(self.root.path());
@@ -59,16 +82,31 @@ impl Sandbox {
                 command.env_remove(key);
             }
         }
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+    }
+
+    /// Runs `nest` with exactly `args` (the subcommand included, nothing added) and the `NEST_*` variables of
+    /// `env`, to its end, and reads the report if one was written (pass [`Sandbox::json_args`] for one).
+    pub fn nest<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], env: &[(&str, &str)]) -> Run {
+        let mut command = self.command();
+        command.args(args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Running::start(command).wait(RUN_LIMIT, self)
+    }
+
+    /// Starts `nest run` on this sandbox against `host`, with 2 workers, `--json` and `-y`, plus `args`.
+    pub fn spawn(&self, host: &str, args: &[&str]) -> Running {
+        let mut command = self.command();
         command
             .arg("run")
             .arg("--taskset-dir")
             .arg(self.dir())
             .args(["-H", host, "--workers", "2", "-y", "--json"])
             .arg(self.json_path())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .args(args);
         Running::start(command)
     }
 
