@@ -149,6 +149,12 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
         None
     });
 
+    // Rhai reserves the word `shared` (for closures it does not have yet); scripts read the setup() value under that
+    // name, so the tokenizer hands it over as a plain identifier, which the variable resolver below serves.
+    engine.on_parse_token(|token, _, _| match token {
+        rhai::Token::Reserved(word) if word.as_str() == "shared" => rhai::Token::Identifier(word),
+        other => other,
+    });
     engine.on_var(|name, _, _| match name {
         "client" => VuCtx::current("client").map(|_| Some(Dynamic::from(api::Client))),
         "data" => VuCtx::current("data").map(|_| Some(Dynamic::from(api::Data))),

@@ -23,24 +23,24 @@ pub const DEFAULT_FILE: &str = "nest.yaml";
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Target host.
-    #[serde(default, deserialize_with = "host")]
+    #[serde(default, deserialize_with = "keyed::host")]
     pub host: Option<Url>,
     /// Taskset folder, relative to the config file.
     pub taskset_dir: Option<PathBuf>,
     /// Number of users.
-    #[serde(default, deserialize_with = "positive_int")]
+    #[serde(default, deserialize_with = "keyed::users")]
     pub users: Option<u64>,
     /// Users started per second.
-    #[serde(default, deserialize_with = "positive_rate")]
+    #[serde(default, deserialize_with = "keyed::spawn_rate")]
     pub spawn_rate: Option<f64>,
     /// Run time.
-    #[serde(default, deserialize_with = "positive_duration")]
+    #[serde(default, deserialize_with = "keyed::run_time")]
     pub run_time: Option<Duration>,
     /// Worker threads.
-    #[serde(default, deserialize_with = "positive_usize")]
+    #[serde(default, deserialize_with = "keyed::workers")]
     pub workers: Option<usize>,
     /// Grace period of a stop.
-    #[serde(default, deserialize_with = "any_duration")]
+    #[serde(default, deserialize_with = "keyed::stop_timeout")]
     pub stop_timeout: Option<Duration>,
     /// Accept any TLS certificate.
     pub insecure: Option<bool>,
@@ -49,21 +49,21 @@ pub struct FileConfig {
     /// Ignore `tasksets:` and use each script's `weight(n)`.
     pub use_script_weights: Option<bool>,
     /// Stages: a list of `"30s:50"` strings or `{ duration: 30s, target: 50 }` maps.
-    #[serde(default, deserialize_with = "stages")]
+    #[serde(default, deserialize_with = "keyed::stages")]
     pub stages: Option<Vec<nest_core::Stage>>,
     /// A load shape script, relative to the config file.
     pub shape: Option<PathBuf>,
     /// Open model: tasks started per second.
-    #[serde(default, deserialize_with = "positive_rate")]
+    #[serde(default, deserialize_with = "keyed::rate")]
     pub rate: Option<f64>,
     /// Open model: VU pool limit.
-    #[serde(default, deserialize_with = "positive_int")]
+    #[serde(default, deserialize_with = "keyed::max_users")]
     pub max_users: Option<u64>,
     /// Open model: how long a start may wait for a free VU.
-    #[serde(default, deserialize_with = "positive_duration")]
+    #[serde(default, deserialize_with = "keyed::max_delay")]
     pub max_delay: Option<Duration>,
     /// Run exactly this many tasks.
-    #[serde(default, deserialize_with = "positive_int")]
+    #[serde(default, deserialize_with = "keyed::iterations")]
     pub iterations: Option<u64>,
     /// Run only tasks with one of these tags.
     pub tags: Option<Vec<String>>,
@@ -159,13 +159,20 @@ pub fn parse(text: &str) -> Result<FileConfig, ParseError> {
         return Ok(FileConfig::default());
     }
     serde_yaml_ng::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let (mut line, mut column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let full = e.to_string();
         // serde_yaml appends " at line L column C"; the place is already in front.
         let message = match full.find(" at line ") {
             Some(at) => full[..at].to_owned(),
             None => full,
         };
+        // A check that failed after its value parsed has no position of its own: place it at the key it names.
+        let key: String = message.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+        if (line, column) == (1, 1)
+            && let Some(at) = locate_key(text, None, &key)
+        {
+            (line, column) = at;
+        }
         ParseError { line, column, message }
     })
 }
@@ -196,44 +203,95 @@ fn key_of(body: &str) -> Option<&str> {
     Some(key.trim().trim_matches(|c| c == '"' || c == '\''))
 }
 
-fn host<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
-    let text = String::deserialize(d)?;
-    crate::plan::parse_host(&text).map(Some).map_err(|e| de::Error::custom(e.0))
+/// Per-key wrappers of the validating deserializers: a check that fails after the value parsed carries no
+/// position, so its message names the key and [`parse`] places it there.
+mod keyed {
+    use serde::Deserializer;
+    use std::time::Duration;
+
+    pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
+        super::host(d, "host")
+    }
+    pub fn users<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        super::positive_int(d, "users")
+    }
+    pub fn spawn_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        super::positive_rate(d, "spawn_rate")
+    }
+    pub fn run_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::positive_duration(d, "run_time")
+    }
+    pub fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        super::positive_usize(d, "workers")
+    }
+    pub fn stop_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::any_duration(d, "stop_timeout")
+    }
+    pub fn stages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<nest_core::Stage>>, D::Error> {
+        super::stages(d, "stages")
+    }
+    pub fn rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        super::positive_rate(d, "rate")
+    }
+    pub fn max_users<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        super::positive_int(d, "max_users")
+    }
+    pub fn max_delay<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::positive_duration(d, "max_delay")
+    }
+    pub fn iterations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        super::positive_int(d, "iterations")
+    }
 }
 
-fn positive_int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+fn host<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<Url>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::plan::parse_host(&text).map(Some).map_err(|e| {
+        // The message already begins with the key: `host `…` must be …`.
+        debug_assert!(e.0.starts_with(key));
+        de::Error::custom(e.0)
+    })
+}
+
+fn positive_int<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<u64>, D::Error> {
     match u64::deserialize(d)? {
-        0 => Err(de::Error::custom("must be at least 1")),
+        0 => Err(de::Error::custom(format!("{key}: must be at least 1"))),
         n => Ok(Some(n)),
     }
 }
 
-fn positive_usize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    positive_int(d).map(|n| n.map(|n| n as usize))
+fn positive_usize<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<usize>, D::Error> {
+    positive_int(d, key).map(|n| n.map(|n| n as usize))
 }
 
-fn positive_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+fn positive_rate<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<f64>, D::Error> {
     let rate = f64::deserialize(d)?;
-    if rate.is_finite() && rate > 0.0 { Ok(Some(rate)) } else { Err(de::Error::custom("must be a number above 0")) }
+    if rate.is_finite() && rate > 0.0 {
+        Ok(Some(rate))
+    } else {
+        Err(de::Error::custom(format!("{key}: must be a number above 0")))
+    }
 }
 
 /// An optional duration in any form `nest.yaml` accepts (for nested settings such as a threshold's `delay`).
 pub fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    any_duration(d)
+    any_duration(d, "delay")
 }
 
-fn any_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+fn any_duration<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<Duration>, D::Error> {
+    // The visitor's errors carry their position already.
+    let _ = key;
     d.deserialize_any(DurationVisitor).map(Some)
 }
 
-fn positive_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+fn positive_duration<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<Duration>, D::Error> {
     match d.deserialize_any(DurationVisitor)? {
-        Duration::ZERO => Err(de::Error::custom("must be longer than zero")),
+        Duration::ZERO => Err(de::Error::custom(format!("{key}: must be longer than zero"))),
         t => Ok(Some(t)),
     }
 }
 
-fn stages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<nest_core::Stage>>, D::Error> {
+fn stages<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<Vec<nest_core::Stage>>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Item {
@@ -255,7 +313,9 @@ fn stages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<nest_core::Stage
             Item::Map { duration: DurationText::Secs(s), target } => format!("{s}:{target}"),
         });
     }
-    nest_core::curve::parse_stages(&text.join(","), crate::cli::parse_duration).map(Some).map_err(de::Error::custom)
+    nest_core::curve::parse_stages(&text.join(","), crate::cli::parse_duration)
+        .map(Some)
+        .map_err(|e| de::Error::custom(format!("{key}: {e}")))
 }
 
 struct DurationVisitor;

@@ -52,7 +52,7 @@ pub fn load(config: Option<&LoadedConfig>, catalog: &Catalog) -> Result<Arc<Data
         let head = if n == 1 {
             "a taskset uses data that is not there".to_owned()
         } else {
-            format!("{n} errors in tasksets' data")
+            format!("{n} errors in the data tasksets use")
         };
         UsageError(format!("{head}; nothing was run:\n{errors}"))
     })?;
@@ -77,7 +77,9 @@ fn declared(config: Option<&LoadedConfig>, dir: &Path) -> Result<BTreeMap<String
     };
     if let Some(config) = config {
         for (name, path) in &config.file.data {
-            add(name.clone(), Declared { path: config.dir().join(path), place: config.locate(Some("data"), name) })?;
+            // `data/users.csv` rather than `./data/users.csv` when the file is in the current folder.
+            let path = if config.dir() == Path::new(".") { path.clone() } else { config.dir().join(path) };
+            add(name.clone(), Declared { path, place: config.locate(Some("data"), name) })?;
         }
     }
     for path in data_files(&dir.join(DATA_DIR))? {
