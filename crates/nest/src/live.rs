@@ -13,6 +13,8 @@ use std::time::Duration;
 use crossterm::{cursor, execute, queue, style, terminal};
 use nest_core::stats::{Aggregate, LatencyMs, RequestCounts};
 
+use crate::report::clip;
+
 /// Seconds between two plain progress lines.
 const PLAIN_EVERY: u64 = 10;
 /// The window of the live per-name figures, in seconds.
@@ -83,11 +85,14 @@ fn current_users(agg: &Aggregate) -> u64 {
     agg.timeline.values().next_back().map_or(0, |s| s.users)
 }
 
+/// Cumulative counts per (name, method) at one moment.
+type Snapshot = BTreeMap<(String, String), RequestCounts>;
+
 /// The live table's state.
 pub struct Live {
     run_time: Option<Duration>,
-    /// Cumulative counts per (name, method), once a second, for the last `WINDOW` seconds.
-    snapshots: VecDeque<(Duration, BTreeMap<(String, String), RequestCounts>)>,
+    /// Cumulative counts once a second, for the last `WINDOW` seconds.
+    snapshots: VecDeque<(Duration, Snapshot)>,
     /// Lines drawn last time (to move back over them).
     drawn: u16,
     last_draw: Option<Duration>,
@@ -232,14 +237,6 @@ fn fmt_secs(d: Duration) -> String {
         format!("{}m{:02}s", s / 60, s % 60)
     } else {
         format!("{s}s")
-    }
-}
-
-fn clip(name: &str, width: usize) -> String {
-    if name.chars().count() <= width {
-        name.to_owned()
-    } else {
-        format!("{}…", name.chars().take(width.saturating_sub(1)).collect::<String>())
     }
 }
 

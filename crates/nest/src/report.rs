@@ -13,8 +13,8 @@ fn latencies(l: &LatencyMs) -> [f64; 8] {
     [l.min, l.mean, l.p50, l.p90, l.p95, l.p99, l.p999, l.max]
 }
 
-/// Formats a millisecond figure with 3 significant digits where it matters.
-fn ms(v: f64) -> String {
+/// Formats a millisecond figure with 3 significant digits where it matters (shared by every rendering).
+pub fn ms(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
@@ -24,7 +24,8 @@ fn ms(v: f64) -> String {
     }
 }
 
-fn clip(name: &str, width: usize) -> String {
+/// Shortens a name to `width` characters with an ellipsis.
+pub fn clip(name: &str, width: usize) -> String {
     if name.chars().count() <= width {
         name.to_owned()
     } else {

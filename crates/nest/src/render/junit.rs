@@ -10,8 +10,10 @@
 
 use std::fmt::Write as _;
 
+use nest_core::stats::RequestRow;
+
 use crate::result::Report;
-use crate::thresholds::ThresholdSpec;
+use crate::thresholds::{Threshold, ThresholdSpec};
 
 /// How many failure reasons a failed request test case lists.
 const TOP_REASONS: usize = 5;
@@ -46,10 +48,9 @@ struct Case {
 }
 
 /// The verdict of one request name.
-fn request_case(report: &Report, method: &str, name: &str, requests: u64, failures: u64, mean_ms: f64) -> Case {
-    let parsed: Vec<_> =
-        report.thresholds.iter().filter_map(|v| ThresholdSpec::Expr(v.expr.clone()).parse("report").ok()).collect();
-    let checks: Vec<(bool, bool, &str)> = parsed
+fn request_case(report: &Report, thresholds: &[Threshold], row: &RequestRow) -> Case {
+    let (method, name, requests, failures) = (row.method.as_str(), row.name.as_str(), row.requests, row.failures);
+    let checks: Vec<(bool, bool, &str)> = thresholds
         .iter()
         .filter_map(|t| {
             t.error_rate_check(method, name, failures, requests).map(|(own, ok)| (own, ok, t.expr.as_str()))
@@ -74,7 +75,7 @@ fn request_case(report: &Report, method: &str, name: &str, requests: u64, failur
         }
         (message, details)
     });
-    Case { classname: "requests", name: format!("{method} {name}"), time_s: mean_ms / 1000.0, failure }
+    Case { classname: "requests", name: format!("{method} {name}"), time_s: row.latency_ms.mean / 1000.0, failure }
 }
 
 /// The whole document.
@@ -96,9 +97,10 @@ pub fn render(report: &Report) -> String {
             }),
         })
         .collect();
-    for r in &s.requests {
-        cases.push(request_case(report, &r.method, &r.name, r.requests, r.failures, r.latency_ms.mean));
-    }
+    // The verdicts keep the expressions, which parsed before the run, so they parse again.
+    let thresholds: Vec<Threshold> =
+        report.thresholds.iter().filter_map(|v| ThresholdSpec::Expr(v.expr.clone()).parse("report").ok()).collect();
+    cases.extend(s.requests.iter().map(|r| request_case(report, &thresholds, r)));
     let failed = cases.iter().filter(|c| c.failure.is_some()).count();
     let counts = format!("tests=\"{}\" failures=\"{failed}\" errors=\"0\"", cases.len());
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");

@@ -80,16 +80,8 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// A millisecond figure as the terminal table shows it: three significant digits where it matters.
-pub fn fmt_ms(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    }
-}
+/// A millisecond figure as the terminal table shows it.
+pub use crate::report::ms as fmt_ms;
 
 /// A Unix time as `YYYY-MM-DDTHH:MM:SS` in UTC (whole seconds, truncated).
 pub fn utc_datetime(unix_s: f64) -> String {
