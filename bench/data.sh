@@ -20,8 +20,10 @@ if [[ $NO_BUILD != 1 && -z ${NEST_BIN:-} ]]; then
 fi
 
 mkdir -p "$TMP/with/tasksets" "$TMP/without/tasksets"
-awk -v n="$ROWS" 'BEGIN { print "name,password,email"; for (i = 0; i < n; i++) printf "user%07d,pw-%x,user%07d@example.com\n", i, i * 7919, i }' \
-    >"$TMP/with/users.csv"
+awk -v n="$ROWS" 'BEGIN {
+    print "name,password,email"
+    for (i = 0; i < n; i++) printf "user%07d,pw-%x,user%07d@example.com\n", i, i * 7919, i
+}' >"$TMP/with/users.csv"
 printf 'data:\n  users: users.csv\n' >"$TMP/with/nest.yaml"
 for dir in with without; do
     printf 'task(1, t);\nfn t() { client.get("/"); }\n' >"$TMP/$dir/tasksets/t.rhai"
@@ -29,7 +31,10 @@ done
 printf 'task(1, t);\nfn t() { let u = data.claim("users"); data.release("users", u); }\n' >"$TMP/with/tasksets/t.rhai"
 
 measure() { # $1 = folder; prints "seconds KiB"
-    (cd "$1" && /usr/bin/time -f '%e %M' -o "$TMP/time" "$NEST" list >/dev/null) || { echo "nest list failed in $1" >&2; exit 1; }
+    if ! (cd "$1" && /usr/bin/time -f '%e %M' -o "$TMP/time" "$NEST" list >/dev/null); then
+        echo "nest list failed in $1" >&2
+        exit 1
+    fi
     cat "$TMP/time"
 }
 echo "data file: $(wc -l <"$TMP/with/users.csv") lines, $(du -m "$TMP/with/users.csv" | cut -f1) MB"

@@ -34,7 +34,7 @@ pub(crate) async fn run<B: Behaviour>(
     let mut control_open = true;
     loop {
         let now = start.elapsed();
-        let exhausted = shared.tickets.as_ref().is_some_and(|t| t.get() == 0);
+        let exhausted = shared.tickets_exhausted();
         let wanted = if exhausted { 0 } else { local_share(curve.count_at(now), index as u64, workers) as usize };
         while running.len() < wanted {
             let id = index as u64 + running.len() as u64 * workers;

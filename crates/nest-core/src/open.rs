@@ -81,8 +81,11 @@ pub(crate) async fn run<B: Behaviour>(
             () = shared.stop.cancelled() => break,
         }
     }
-    // Stopping: the starts still queued never happen; tasks in flight finish (or are cancelled) and hand their VU
-    // back; then every VU leaves its tasksets with on_stop.
+    // Stopping: the starts still queued found no VU in time, so they count as dropped; tasks in flight finish (or are
+    // cancelled) and hand their VU back; then every VU leaves its tasksets with on_stop.
+    for _ in queue.drain(..) {
+        shared.recorder.dropped();
+    }
     drop(returned_tx);
     let in_flight = created - idle.len() as u64;
     for _ in 0..in_flight {

@@ -200,6 +200,8 @@ impl PlanBuilder {
                 if curve.peak() == 0 {
                     return invalid("the stages never start a user: give a target above 0".into());
                 }
+                // A worker that would never hold a VU is a thread for nothing.
+                plan.workers = plan.workers.min(usize::try_from(curve.peak()).unwrap_or(usize::MAX));
             }
             Model::Open { arrivals, max_users, max_delay } => {
                 let rate = arrivals.peak_rate();

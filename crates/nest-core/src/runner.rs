@@ -274,6 +274,7 @@ fn spawn<F: BehaviourFactory>(plan: &Arc<Plan>, factory: &Arc<F>, handle: &StopH
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let mut controls = Vec::with_capacity(plan.workers);
     let mut threads = Vec::with_capacity(plan.workers);
+    let tickets = plan.iterations.map(|n| Arc::new(std::sync::atomic::AtomicU64::new(n)));
     for index in 0..plan.workers {
         let (control_tx, control) = mpsc::unbounded_channel();
         let setup = WorkerSetup {
@@ -284,6 +285,7 @@ fn spawn<F: BehaviourFactory>(plan: &Arc<Plan>, factory: &Arc<F>, handle: &StopH
             kill: handle.kill.child_token(),
             control,
             reports: reports_tx.clone(),
+            tickets: tickets.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("nest-worker-{index}"))

@@ -9,6 +9,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
@@ -70,8 +71,9 @@ pub(crate) struct Shared<B: Behaviour> {
     pub tasksets: WeightedTable,
     /// Per taskset, how its tasks are chosen (`None` for a disabled taskset).
     pub orders: Vec<Option<Order>>,
-    /// Tasks this worker may still start, when the plan has `--iterations`.
-    pub tickets: Option<Cell<u64>>,
+    /// Closed model with `--iterations`: tasks the whole run may still start, shared by every worker so the count
+    /// is exact however the VUs are spread (one atomic operation per task, only in this mode).
+    pub tickets: Option<Arc<AtomicU64>>,
     /// VUs running now (closed model), or tasks in flight (open model).
     pub active: Cell<u64>,
 }
@@ -81,12 +83,13 @@ impl<B: Behaviour> Shared<B> {
     pub(crate) fn take_ticket(&self) -> bool {
         match &self.tickets {
             None => true,
-            Some(left) if left.get() > 0 => {
-                left.set(left.get() - 1);
-                true
-            }
-            Some(_) => false,
+            Some(left) => left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok(),
         }
+    }
+
+    /// Whether `--iterations` is used up.
+    pub(crate) fn tickets_exhausted(&self) -> bool {
+        self.tickets.as_ref().is_some_and(|t| t.load(Ordering::Relaxed) == 0)
     }
 }
 
@@ -133,7 +136,7 @@ pub(crate) enum Next {
 pub(crate) async fn run_closed<B: Behaviour>(shared: Rc<Shared<B>>, id: u64, stop: Rc<VuStop>) {
     let mut vu = VuState::new(&shared, id);
     let done = |shared: &Shared<B>| shared.stop.is_cancelled() || stop.stopped.get();
-    while !done(&shared) {
+    while !done(&shared) && !shared.tickets_exhausted() {
         let ts = shared.tasksets.pick(&mut vu.rng);
         let spec = &shared.plan.tasksets[ts];
         let Some(order) = &shared.orders[ts] else { unreachable!("only enabled tasksets can be picked") };

@@ -60,6 +60,8 @@ pub(crate) struct WorkerSetup<F> {
     pub kill: CancellationToken,
     pub control: mpsc::UnboundedReceiver<Control>,
     pub reports: mpsc::UnboundedSender<Report>,
+    /// The run's `--iterations` budget, shared by every worker.
+    pub tickets: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// The body of a worker thread.
@@ -75,7 +77,7 @@ pub(crate) fn main<F: BehaviourFactory>(setup: WorkerSetup<F>) {
 }
 
 async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
-    let WorkerSetup { index, plan, factory, stop, kill, mut control, reports } = setup;
+    let WorkerSetup { index, plan, factory, stop, kill, mut control, reports, tickets } = setup;
     let recorder = Recorder::new();
     let seed = plan.seed ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
     let context = WorkerContext { index, recorder: recorder.clone(), stop: stop.clone(), kill: kill.clone(), seed };
@@ -92,7 +94,7 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
         tasksets: plan.taskset_table(),
         orders: plan.tasksets.iter().map(Order::of).collect(),
         pool: FiberPool::new(plan.stack_size, MAX_IDLE_STACKS),
-        tickets: plan.iterations.map(|n| Cell::new(closed::local_share(n, index as u64, plan.workers as u64))),
+        tickets: tickets.filter(|_| !plan.model.is_open()),
         active: Cell::new(0),
         plan: plan.clone(),
         recorder: recorder.clone(),

@@ -203,3 +203,21 @@ fn undeclared_and_empty_pools_are_load_errors_with_their_place() {
     assert_eq!(lines[1], format!("{b}:2:10: data.next(\"none\"): the data set `none` (none.csv) has no row"));
     assert!(catalog.check_data(&DataRegistry::new()).unwrap_err().to_string().contains("(no data is declared)"));
 }
+
+#[test]
+fn a_script_variable_named_data_is_the_scripts_own() {
+    let dir = folder(&[(
+        "own.rhai",
+        r#"
+        task(1, work);
+        fn plus_one(data) { data + 1 }
+        fn work() {
+            let data = 5;                      // shadows the pools, as any local variable would
+            if data != 5 || plus_one(1) != 2 { throw `data is ${type_of(data)}`; }
+        }
+        "#,
+    )]);
+    let data = registry(1);
+    let result = run(dir.path(), &data, plan(dir.path(), 1, Some(3), Duration::from_secs(10)));
+    assert!(errors(&result).is_empty(), "{:?}", errors(&result));
+}

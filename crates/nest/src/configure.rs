@@ -38,9 +38,14 @@ struct Changes {
 pub fn run(args: ConfigureArgs) -> Result<()> {
     let path = args.source.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
     let existing = if path.is_file() { Some(LoadedConfig::load(&path)?) } else { None };
-    let dir = match (&args.source.taskset_dir, &existing) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(c)) if c.file.taskset_dir.is_some() => c.dir().join(c.file.taskset_dir.clone().unwrap_or_default()),
+    // The taskset folder by the usual precedence: flag, environment, the file, the default.
+    let env = crate::settings::Settings::from_env(|k| std::env::var(k).ok())?;
+    let dir = match (&args.source.taskset_dir, env.taskset_dir, &existing) {
+        (Some(dir), _, _) => dir.clone(),
+        (None, Some(dir), _) => dir,
+        (None, None, Some(c)) if c.file.taskset_dir.is_some() => {
+            c.dir().join(c.file.taskset_dir.clone().unwrap_or_default())
+        }
         _ => Path::new(DEFAULT_TASKSET_DIR).to_path_buf(),
     };
     let catalog = nest_rhai::Catalog::load(&dir).map_err(|e| UsageError(format!("cannot configure:\n{e}")))?;
@@ -72,12 +77,23 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
     let changes = if scripted {
         changes_from_flags(&args, &known)?
     } else if std::io::stdin().is_terminal() {
-        match ask(&specs, &sources)? {
-            Some(changes) => changes,
-            None => {
+        match ask(&specs, &sources) {
+            Ok(Some(changes)) => changes,
+            Ok(None) => {
                 eprintln!("nothing saved");
                 return Ok(());
             }
+            // Esc or Ctrl-C at a question: a choice, not an error.
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<inquire::InquireError>(),
+                    Some(inquire::InquireError::OperationCanceled | inquire::InquireError::OperationInterrupted)
+                ) =>
+            {
+                eprintln!("cancelled: nothing saved");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
         }
     } else {
         return Err(UsageError(

@@ -81,8 +81,9 @@ impl Display {
     }
 }
 
+/// Active users at the end of the last second every worker has reported.
 fn current_users(agg: &Aggregate) -> u64 {
-    agg.timeline.values().next_back().map_or(0, |s| s.users)
+    agg.timeline.values().rev().find(|s| s.sealed).map_or(0, |s| s.users)
 }
 
 /// Cumulative counts per (name, method) at one moment.

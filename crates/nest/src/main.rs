@@ -13,6 +13,7 @@ mod hook;
 mod list;
 mod live;
 mod mix;
+mod model;
 mod output;
 mod plan;
 mod render;

@@ -14,6 +14,7 @@ use url::Url;
 use crate::cli::{RunArgs, SourceArgs};
 use crate::config::LoadedConfig;
 use crate::mix::{self, MixRow};
+use crate::model::Choice;
 use crate::settings::Settings;
 
 /// A problem with the user's input, found before any load: exit code 2.
@@ -41,12 +42,16 @@ pub struct Mix {
     pub catalog: Catalog,
     /// Their specs with the effective weights.
     pub specs: Vec<TasksetSpec>,
+    /// Where each taskset's weight came from.
+    pub sources: Vec<mix::Source>,
     /// The rows of the mix table.
     pub rows: Vec<MixRow>,
     /// The config file, if one was used.
     pub config: Option<LoadedConfig>,
     /// All settings, layered.
     pub settings: Settings,
+    /// What the command line, the environment and the config file said, in that order.
+    pub layers: [Settings; 3],
     /// The test data pools, loaded and checked against the scripts.
     pub data: std::sync::Arc<nest_data::DataRegistry>,
 }
@@ -56,7 +61,8 @@ pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
     let config = LoadedConfig::find(source.config.as_deref())?;
     let file = config.as_ref().map(Settings::from_file).transpose()?.unwrap_or_default();
     let env = Settings::from_env(|k| std::env::var(k).ok())?;
-    let settings = Settings::layered(Settings { taskset_dir: source.taskset_dir.clone(), ..cli }, env, file);
+    let cli = Settings { taskset_dir: source.taskset_dir.clone(), ..cli };
+    let settings = Settings::layered(cli.clone(), env.clone(), file.clone());
     let dir = settings.taskset_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_TASKSET_DIR));
     let catalog = Catalog::load(&dir).map_err(|errors| {
         let n = errors.0.len();
@@ -67,7 +73,7 @@ pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
     let sources = mix::resolve(&mut specs, config.as_ref(), settings.use_script_weights.unwrap_or(false))?;
     let rows = mix::rows(&specs, &sources);
     let data = crate::data::load(config.as_ref(), &catalog)?;
-    Ok(Mix { catalog, specs, rows, config, settings, data })
+    Ok(Mix { catalog, specs, sources, rows, config, settings, layers: [cli, env, file], data })
 }
 
 /// A checked run, ready to start.
@@ -90,7 +96,7 @@ pub struct RunPlan {
 
 /// Checks the options, the config and the scripts.
 pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
-    let mix = load_mix(&args.source, Settings::from_cli(args)?)?;
+    let mut mix = load_mix(&args.source, Settings::from_cli(args)?)?;
     let s = &mix.settings;
     let mut warnings = Vec::new();
     let host = match (&s.host, args.demo) {
@@ -108,65 +114,42 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
             ));
         }
     };
-    let run_time = s.run_time.or(if args.demo && s.iterations.is_none() { Some(DEMO_RUN_TIME) } else { None });
+    let demo_time = args.demo && s.iterations.is_none() && s.shape.is_none();
+    let run_time = s.run_time.or(if demo_time { Some(DEMO_RUN_TIME) } else { None });
     let mut specs = mix.specs.clone();
     select_tags(&mut specs, s)?;
+    // The confirmation shows the mix that will run, after the tag selection.
+    mix.rows = mix::rows(&specs, &mix.sources);
     let mut builder = Plan::builder(specs)
         .run_time(run_time)
         .iterations(s.iterations)
         .stop_timeout(s.stop_timeout.unwrap_or(Duration::from_secs(10)));
     let mut shape = None;
-    // The command line may not contradict itself; what the config or environment says about another model gives
-    // way to the model the higher layer chose, with a warning.
-    let conflict = |a: &str, b: &str| Err(UsageError(format!("{a} and {b} cannot be used together")));
-    let cli_closed = args.users.is_some() || args.spawn_rate.is_some();
-    let mut ignore = |what: &str, set: bool, model: &str| {
-        if set {
-            warnings.push(format!("{what} from the config or environment is ignored: {model}"));
+    let [cli, env, file] = &mix.layers;
+    let chosen = crate::model::choose(&[("the command line", cli), ("the environment", env), ("nest.yaml", file)], s)?;
+    warnings.extend(chosen.warnings);
+    let stages = if chosen.use_stages { s.stages.clone() } else { None };
+    match chosen.choice {
+        Choice::Open => {
+            let rate = s.rate.unwrap_or_default();
+            let peak = stages.iter().flatten().map(|st| st.target).fold(rate, f64::max);
+            let max_users = s.max_users.unwrap_or((peak.ceil() as u64).max(10));
+            let max_delay = s.max_delay.unwrap_or(Duration::from_secs(5));
+            builder = builder.open(rate, max_users, max_delay).stages(stages);
         }
-    };
-    if let Some(rate) = s.rate {
-        if cli_closed {
-            return conflict("--rate (the open model sizes its pool with --max-users)", "--users/--spawn-rate");
+        Choice::Shape => {
+            let path = s.shape.as_ref().ok_or_else(|| UsageError("no shape file".into()))?;
+            shape = Some(nest_rhai::LoadShape::load(path).map_err(|e| UsageError(e.to_string()))?);
+            builder = builder.shaped();
         }
-        ignore(
-            "users/spawn_rate",
-            s.users.is_some() || s.spawn_rate.is_some(),
-            "the open model (--rate) uses --max-users",
-        );
-        let peak = s.stages.iter().flatten().map(|st| st.target).fold(rate, f64::max);
-        let max_users = s.max_users.unwrap_or((peak.ceil() as u64).max(10));
-        builder = builder.open(rate, max_users, s.max_delay.unwrap_or(Duration::from_secs(5))).stages(s.stages.clone());
-    } else if args.max_users.is_some() || args.max_delay.is_some() {
+        Choice::Stages => builder = builder.stages(stages),
+        Choice::Users => {
+            let users = s.users.unwrap_or(if args.demo { DEMO_USERS } else { 1 });
+            builder = builder.users(users).spawn_rate(s.spawn_rate);
+        }
+    }
+    if chosen.choice != Choice::Open && (args.max_users.is_some() || args.max_delay.is_some()) {
         return Err(UsageError("--max-users and --max-delay belong to the open model: add --rate R".into()));
-    } else if let Some(path) = &s.shape {
-        if args.stages.is_some() || cli_closed {
-            return conflict("--shape", "--stages/--users/--spawn-rate");
-        }
-        ignore(
-            "users/spawn_rate/stages",
-            s.users.is_some() || s.spawn_rate.is_some() || s.stages.is_some(),
-            "the shape script sets the users",
-        );
-        shape = Some(nest_rhai::LoadShape::load(path).map_err(|e| UsageError(e.to_string()))?);
-        builder = builder.shaped();
-    } else if s.stages.is_some() {
-        if cli_closed && args.stages.is_some() {
-            return conflict("--stages (which set the users over time)", "--users/--spawn-rate");
-        }
-        if cli_closed {
-            builder = builder.users(s.users.unwrap_or(1)).spawn_rate(s.spawn_rate);
-            ignore("stages", true, "--users/--spawn-rate on the command line set the users");
-        } else {
-            ignore(
-                "users/spawn_rate",
-                s.users.is_some() || s.spawn_rate.is_some(),
-                "the stages set the users over time",
-            );
-            builder = builder.stages(s.stages.clone());
-        }
-    } else {
-        builder = builder.users(s.users.unwrap_or(if args.demo { DEMO_USERS } else { 1 })).spawn_rate(s.spawn_rate);
     }
     if let Some(workers) = s.workers {
         builder = builder.workers(workers);

@@ -94,6 +94,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         EndReason::RunTime | EndReason::Completed => {}
     }
 
+    // A shape's users are only known once it ran: the most active at once.
+    let users = users.max(result.aggregate.timeline.values().map(|s| s.users).max().unwrap_or(0));
     let mut summary = Summary::new(&result.aggregate, &tasksets, result.duration.as_secs_f64(), users, open);
     summary.started_at = result.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     summary.pools = crate::data::pool_rows(&data);

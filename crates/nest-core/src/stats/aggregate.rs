@@ -66,7 +66,7 @@ impl Aggregate {
     /// Seals every second before `second`: no worker will report them again.
     pub fn seal_before(&mut self, second: u64) {
         for (_, s) in self.timeline.range_mut(..second) {
-            if s.is_open() {
+            if !s.sealed {
                 s.seal();
             }
         }

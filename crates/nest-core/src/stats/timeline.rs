@@ -66,6 +66,8 @@ pub struct Second {
     pub rows: Vec<TimelineRow>,
     /// The sealed figures of all requests together.
     pub total: Option<TimelineTotal>,
+    /// Every worker has reported this second (its figures are complete).
+    pub sealed: bool,
 }
 
 impl Second {
@@ -80,6 +82,7 @@ impl Second {
 
     /// Turns the histograms of this second into figures and frees them.
     pub(crate) fn seal(&mut self) {
+        self.sealed = true;
         let ms = |us: u64| us as f64 / 1000.0;
         let mut all = RequestCounts::default();
         for c in self.open.values() {
