@@ -98,6 +98,8 @@ if [[ $NO_BUILD != 1 && -z $NEST_BIN ]]; then
     cargo build --release --quiet || die "cargo build --release failed"
 fi
 [[ -x $NEST ]] || die "$NEST not found"
+# Run nest away from the repository: its nest.yaml (the demo mix) must not apply to the benchmark tasksets.
+cd "$TMP"
 
 # Open files: one per VU connection in nest, one per connection in the server. Raise the soft limit as far as allowed.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -81,10 +81,18 @@ pub(crate) async fn run<B: Behaviour>(
             () = shared.stop.cancelled() => break,
         }
     }
-    // Stopping: the starts still queued found no VU in time, so they count as dropped; tasks in flight finish (or are
-    // cancelled) and hand their VU back; then every VU leaves its tasksets with on_stop.
+    // Stopping: the starts still queued found no VU in time, and the starts that were already due but not yet taken
+    // from the schedule (a worker that fell behind) never ran: all count as dropped, so the report accounts for the
+    // whole schedule. Tasks in flight finish (or are cancelled) and hand their VU back; then every VU leaves its
+    // tasksets with on_stop.
+    let stopped_at = Instant::now();
     for _ in queue.drain(..) {
         shared.recorder.dropped();
+    }
+    while next.is_some_and(|at| at <= stopped_at) {
+        shared.recorder.dropped();
+        k += workers;
+        next = schedule(k);
     }
     drop(returned_tx);
     let in_flight = created - idle.len() as u64;
