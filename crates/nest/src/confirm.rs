@@ -12,15 +12,20 @@ use nest_core::Model;
 use crate::mix;
 use crate::plan::RunPlan;
 
-/// Prints the mix and the run settings; asks whether to start when a person is there to answer.
-pub fn confirm(plan: &RunPlan, yes: bool) -> Result<bool> {
+/// Prints the mix and the run settings (not with `--quiet`, unless there is a question); asks whether to start when
+/// a person is there to answer.
+pub fn confirm(plan: &RunPlan, yes: bool, quiet: bool) -> Result<bool> {
+    let ask = !yes && std::io::stdin().is_terminal();
+    if quiet && !ask {
+        return Ok(true);
+    }
     let stderr = std::io::stderr();
     let mut out = stderr.lock();
     mix::print(&mut out, &plan.mix.rows)?;
     writeln!(out, "\n{}", describe(plan))?;
     out.flush()?;
     drop(out);
-    if yes || !std::io::stdin().is_terminal() {
+    if !ask {
         return Ok(true);
     }
     let answer = inquire::Confirm::new("Start?").with_default(true).prompt();

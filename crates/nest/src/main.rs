@@ -35,15 +35,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The verdicts are already on stdout: a failed threshold needs no error line.
+        Err(err) if err.downcast_ref::<thresholds::ThresholdsFailed>().is_some() => ExitCode::from(99),
         Err(err) => {
             eprintln!("error: {err:#}");
-            if err.downcast_ref::<thresholds::ThresholdsFailed>().is_some() {
-                ExitCode::from(99)
-            } else if err.downcast_ref::<UsageError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            if err.downcast_ref::<UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }
 }

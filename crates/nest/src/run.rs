@@ -18,6 +18,7 @@ use crate::confirm;
 use crate::live::Display;
 use crate::output::write_atomic;
 use crate::plan::{self, UsageError};
+use crate::render::Outputs;
 use crate::report::print_summary;
 use crate::result::{Report, RunInfo};
 use crate::thresholds::{self, Threshold, ThresholdsFailed};
@@ -28,14 +29,23 @@ pub fn run(args: RunArgs) -> Result<()> {
     for warning in &checked.warnings {
         eprintln!("warning: {warning}");
     }
-    if !confirm::confirm(&checked, args.yes)? {
+    let outputs = Outputs { csv: args.csv.clone(), html: args.html.clone(), junit: args.junit.clone() };
+    for path in args.json.iter().cloned().chain(outputs.paths()) {
+        check_writable(&path)?;
+    }
+    if !confirm::confirm(&checked, args.yes, args.quiet)? {
         eprintln!("not started: nothing was sent");
         return Ok(());
     }
+    let say = |text: &str| {
+        if !args.quiet {
+            eprintln!("{text}");
+        }
+    };
     let demo = if args.demo {
         let server = DemoServer::start(DemoConfig { mode: Mode::Shop, ..DemoConfig::default() })
             .context("could not start the demo target")?;
-        eprintln!("demo target listening on {}", server.url());
+        say(&format!("demo target listening on {}", server.url()));
         checked.host = Some(plan::parse_host(&server.url())?);
         Some(server)
     } else {
@@ -45,24 +55,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     let http = Arc::new(ClientConfig::new(checked.insecure).context("could not set up TLS")?);
     let data = checked.mix.data.clone();
     let factory = Arc::new(checked.mix.catalog.factory(http, Some(host.clone())).with_data(data.clone()));
-    let run_info = RunInfo {
-        nest_version: env!("CARGO_PKG_VERSION").to_owned(),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        host: host.to_string(),
-        load: confirm::load_line(&checked.plan),
-        workers: checked.plan.workers,
-        run_time_s: checked.plan.run_time.map(|t| t.as_secs_f64()),
-        iterations: checked.plan.iterations,
-        mix: checked.mix.rows.clone(),
-    };
+    let run_info = run_info(&checked, &host);
     let plan = checked.plan;
     let tasksets = plan.tasksets.clone();
     let (users, open) = (plan.users(), plan.model.is_open());
-    check_writable(args.json.as_deref())?;
-    let outputs = crate::render::Outputs { csv: args.csv.clone(), html: args.html.clone(), junit: args.junit.clone() };
-    for path in outputs.paths() {
-        check_writable(Some(&path))?;
-    }
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let handle = StopHandle::new();
@@ -88,9 +84,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         other => anyhow::Error::new(other),
     })?;
     match result.end {
-        EndReason::Killed => eprintln!("stopped: calls still in flight were cancelled"),
-        EndReason::Stopped if hooks.aborted.is_empty() => eprintln!("stopped"),
-        EndReason::Stopped => eprintln!("stopped: an abort threshold was breached"),
+        EndReason::Killed => say("stopped: calls still in flight were cancelled"),
+        EndReason::Stopped if hooks.aborted.is_empty() => say("stopped"),
+        EndReason::Stopped => say("stopped: an abort threshold was breached"),
         EndReason::RunTime | EndReason::Completed => {}
     }
 
@@ -101,22 +97,14 @@ pub fn run(args: RunArgs) -> Result<()> {
     summary.pools = crate::data::pool_rows(&data);
     let verdicts = thresholds::evaluate(&hooks.thresholds, &summary, &hooks.aborted);
     let report = Report { summary, run: run_info, thresholds: verdicts };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if args.quiet {
-        thresholds::print_verdict_line(&mut out, &report)?;
-    } else {
-        print_summary(&mut out, &report.summary)?;
-        thresholds::print_verdicts(&mut out, &report.thresholds)?;
-    }
-    out.flush()?;
+    print_report(&report, args.quiet)?;
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report)?;
         write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
-        eprintln!("report written to {}", path.display());
+        say(&format!("report written to {}", path.display()));
     }
     for path in outputs.write(&report)? {
-        eprintln!("report written to {}", path.display());
+        say(&format!("report written to {}", path.display()));
     }
     let failed = report.thresholds.iter().filter(|v| !v.passed).count();
     if failed > 0 {
@@ -125,9 +113,37 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// What was run, for the report.
+fn run_info(checked: &plan::RunPlan, host: &url::Url) -> RunInfo {
+    let plan = &checked.plan;
+    RunInfo {
+        nest_version: env!("CARGO_PKG_VERSION").to_owned(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        host: host.to_string(),
+        load: confirm::load_line(plan),
+        workers: plan.workers,
+        run_time_s: plan.run_time.map(|t| t.as_secs_f64()),
+        iterations: plan.iterations,
+        mix: checked.mix.rows.clone(),
+    }
+}
+
+/// The summary and verdicts on stdout, or only the verdict line with `--quiet`.
+fn print_report(report: &Report, quiet: bool) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if quiet {
+        thresholds::print_verdict_line(&mut out, report)?;
+    } else {
+        print_summary(&mut out, &report.summary)?;
+        thresholds::print_verdicts(&mut out, &report.thresholds)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 /// Fails before any load when a report file could not be written at the end.
-fn check_writable(path: Option<&std::path::Path>) -> Result<()> {
-    let Some(path) = path else { return Ok(()) };
+fn check_writable(path: &std::path::Path) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),
