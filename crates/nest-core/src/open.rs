@@ -85,11 +85,13 @@ pub(crate) async fn run<B: Behaviour>(
     // from the schedule (a worker that fell behind) never ran: all count as dropped, so the report accounts for the
     // whole schedule. Tasks in flight finish (or are cancelled) and hand their VU back; then every VU leaves its
     // tasksets with on_stop.
-    let stopped_at = Instant::now();
-    for _ in queue.drain(..) {
+    // Starts at or after the end of the run time were never part of the run.
+    let run_end = shared.plan.run_time.map_or(Instant::now(), |t| start + t);
+    let stopped_at = Instant::now().min(run_end);
+    for _ in queue.drain(..).filter(|&at| at < stopped_at) {
         shared.recorder.dropped();
     }
-    while next.is_some_and(|at| at <= stopped_at) {
+    while next.is_some_and(|at| at < stopped_at) {
         shared.recorder.dropped();
         k += workers;
         next = schedule(k);
