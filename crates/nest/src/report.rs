@@ -34,14 +34,45 @@ pub fn clip(name: &str, width: usize) -> String {
     }
 }
 
-/// One line of a latency table.
-struct Line<'a> {
-    method: &'a str,
-    name: &'a str,
-    requests: u64,
-    failures: u64,
-    rps: f64,
-    latency: Option<&'a LatencyMs>,
+/// One line of a latency table (the terminal's and the HTML report's).
+#[derive(Clone, Copy)]
+pub(crate) struct Line<'a> {
+    pub method: &'a str,
+    pub name: &'a str,
+    pub requests: u64,
+    pub failures: u64,
+    pub rps: f64,
+    /// `None` where there is no figure (a corrected table's row for a name used only in hooks).
+    pub latency: Option<&'a LatencyMs>,
+}
+
+/// The rows of a latency table and its total row: service times, or (open model) the corrected response times.
+pub(crate) fn lines(s: &Summary, corrected: bool) -> (Vec<Line<'_>>, Line<'_>) {
+    fn pick<'a>(corrected: bool, raw: &'a LatencyMs, fixed: Option<&'a LatencyMs>) -> Option<&'a LatencyMs> {
+        if corrected { fixed } else { Some(raw) }
+    }
+    let rows = s
+        .requests
+        .iter()
+        .map(|r| Line {
+            method: &r.method,
+            name: &r.name,
+            requests: r.requests,
+            failures: r.failures,
+            rps: r.rps,
+            latency: pick(corrected, &r.latency_ms, r.corrected_latency_ms.as_ref()),
+        })
+        .collect();
+    let t = &s.totals;
+    let total = Line {
+        method: "",
+        name: "Total",
+        requests: t.requests,
+        failures: t.failures,
+        rps: t.rps,
+        latency: pick(corrected, &t.latency_ms, t.corrected_latency_ms.as_ref()),
+    };
+    (rows, total)
 }
 
 fn latency_table(out: &mut impl Write, title: &str, lines: &[Line<'_>], total: &Line<'_>) -> io::Result<()> {
@@ -84,41 +115,18 @@ fn latency_table(out: &mut impl Write, title: &str, lines: &[Line<'_>], total: &
 /// Prints the whole summary.
 pub fn print_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     let t = &s.totals;
-    let raw: Vec<Line<'_>> = s
-        .requests
-        .iter()
-        .map(|r| Line {
-            method: &r.method,
-            name: &r.name,
-            requests: r.requests,
-            failures: r.failures,
-            rps: r.rps,
-            latency: Some(&r.latency_ms),
-        })
-        .collect();
-    let total =
-        |latency| Line { method: "", name: "Total", requests: t.requests, failures: t.failures, rps: t.rps, latency };
+    let (raw, total) = lines(s, false);
     if s.model == "open" {
-        latency_table(
-            out,
-            "Service time, ms (raw: from sending each request to its last byte)",
-            &raw,
-            &total(Some(&t.latency_ms)),
-        )?;
-        let corrected: Vec<Line<'_>> = s
-            .requests
-            .iter()
-            .zip(raw.iter())
-            .map(|(r, l)| Line { latency: r.corrected_latency_ms.as_ref(), ..*l })
-            .collect();
+        latency_table(out, "Service time, ms (raw: from sending each request to its last byte)", &raw, &total)?;
+        let (corrected, total) = lines(s, true);
         latency_table(
             out,
             "Response time, ms (corrected: the first request of each task counts from the task's scheduled start)",
             &corrected,
-            &total(t.corrected_latency_ms.as_ref()),
+            &total,
         )?;
     } else {
-        latency_table(out, "Response time, ms", &raw, &total(Some(&t.latency_ms)))?;
+        latency_table(out, "Response time, ms", &raw, &total)?;
         writeln!(
             out,
             "(closed model: every user waits for its responses, so no coordinated-omission correction applies)"

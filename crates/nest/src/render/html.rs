@@ -10,28 +10,14 @@ use std::fmt::Write as _;
 
 use nest_core::stats::{LatencyMs, Summary};
 
+pub use super::escape as esc;
 use super::svg::{Chart, PALETTE, Series};
 use super::{fmt_ms, utc_datetime};
+use crate::report::{Line, lines};
 use crate::result::Report;
 
 /// How many request names the per-name charts draw (the busiest ones).
 const CHART_NAMES: usize = 8;
-
-/// Escapes text for HTML content and attribute values.
-pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// The page's style sheet, inlined: the report must open offline.
 const STYLE: &str = include_str!("report.css");
@@ -232,16 +218,7 @@ const LATENCY: [(&str, &str, Field); 8] = [
     ("max", "Max", |l| l.max),
 ];
 
-struct StatsRow<'a> {
-    method: &'a str,
-    name: &'a str,
-    requests: u64,
-    failures: u64,
-    rps: f64,
-    latency: Option<&'a LatencyMs>,
-}
-
-fn stats_table(page: &mut String, kind: &str, rows: &[StatsRow<'_>], total: &StatsRow<'_>) {
+fn stats_table(page: &mut String, kind: &str, rows: &[Line<'_>], total: &Line<'_>) {
     let _ = write!(
         page,
         "<table class=\"stats\" data-table=\"{kind}\">\n<tr><th>Method</th><th>Name</th><th class=\"n\">Requests</th>\
@@ -281,47 +258,22 @@ fn stats_table(page: &mut String, kind: &str, rows: &[StatsRow<'_>], total: &Sta
 
 fn stats(page: &mut String, s: &Summary) {
     page.push_str("<section id=\"stats\">\n<h2>Statistics</h2>\n");
-    let t = &s.totals;
-    let rows: Vec<StatsRow<'_>> = s
-        .requests
-        .iter()
-        .map(|r| StatsRow {
-            method: &r.method,
-            name: &r.name,
-            requests: r.requests,
-            failures: r.failures,
-            rps: r.rps,
-            latency: Some(&r.latency_ms),
-        })
-        .collect();
-    let total = |latency| StatsRow {
-        method: "",
-        name: "Total",
-        requests: t.requests,
-        failures: t.failures,
-        rps: t.rps,
-        latency,
-    };
+    let (rows, total) = lines(s, false);
     if s.model == "open" {
         page.push_str("<p class=\"note\">Service time, ms (raw: from sending each request to its last byte).</p>\n");
-        stats_table(page, "raw", &rows, &total(Some(&t.latency_ms)));
+        stats_table(page, "raw", &rows, &total);
         page.push_str(
             "<p class=\"note\">Response time, ms (corrected: the first request of each task counts from the task's \
              scheduled start).</p>\n",
         );
-        let corrected: Vec<StatsRow<'_>> = s
-            .requests
-            .iter()
-            .zip(&rows)
-            .map(|(r, row)| StatsRow { latency: r.corrected_latency_ms.as_ref(), ..*row })
-            .collect();
-        stats_table(page, "corrected", &corrected, &total(t.corrected_latency_ms.as_ref()));
+        let (corrected, total) = lines(s, true);
+        stats_table(page, "corrected", &corrected, &total);
     } else {
         page.push_str(
             "<p class=\"note\">Response time, ms. Closed model: every user waits for its responses, so no \
                        coordinated-omission correction applies.</p>\n",
         );
-        stats_table(page, "raw", &rows, &total(Some(&t.latency_ms)));
+        stats_table(page, "raw", &rows, &total);
     }
     if s.dropped_iterations > 0 {
         let _ = writeln!(
@@ -508,7 +460,7 @@ mod tests {
 
     #[test]
     fn escapes_text_and_attributes() {
-        assert_eq!(esc(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(esc(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&apos;");
     }
 
     #[test]

@@ -12,32 +12,12 @@ use std::fmt::Write as _;
 
 use nest_core::stats::RequestRow;
 
+use super::escape as xml;
 use crate::result::Report;
 use crate::thresholds::{Threshold, ThresholdSpec};
 
 /// How many failure reasons a failed request test case lists.
 const TOP_REASONS: usize = 5;
-
-/// Escapes text for XML content and attribute values.
-pub fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Line breaks in attributes would be normalised to spaces by parsers: keep them.
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' => out.push_str("&#9;"),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A test case: its name, class, time and failure (message, details), if it failed.
 struct Case {
