@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::behaviour::ScriptFactory;
 use crate::data_refs::data_refs;
 use crate::declare::{self, DeclarationCell};
-use crate::discover::discover;
+use crate::discover::{discover, modules_root};
 use crate::engine::{WorkerEnv, new_engine};
 use crate::error::{LoadError, LoadErrors};
 
@@ -50,9 +50,11 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Discovers and compiles every taskset under `dir`. Returns all errors found, one or more per broken file.
+    /// Discovers and compiles every taskset under `dir` (or the one file `dir` names). Returns all errors found,
+    /// one or more per broken file.
     pub fn load(dir: &Path) -> Result<Catalog, LoadErrors> {
         let found = discover(dir).map_err(|e| LoadErrors(vec![e]))?;
+        let dir = &modules_root(dir);
         if found.is_empty() {
             return Err(LoadErrors(vec![LoadError::plain(
                 dir.display().to_string(),

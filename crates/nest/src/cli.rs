@@ -58,8 +58,9 @@ pub struct SourceArgs {
     /// Config file [default: nest.yaml in the current directory, if present].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Folder of taskset files, searched recursively [default: tasksets; env: NEST_TASKSET_DIR].
-    #[arg(long, value_name = "DIR")]
+    /// Folder of taskset files, searched recursively, or a single `.rhai` file run as the only taskset
+    /// [default: tasksets; env: NEST_TASKSET_DIR].
+    #[arg(short = 'f', long, visible_alias = "locustfile", value_name = "PATH")]
     pub taskset_dir: Option<PathBuf>,
 }
 
@@ -123,7 +124,7 @@ pub struct RunArgs {
     pub workers: Option<usize>,
     /// On stop, how long requests in flight may take to finish before they are cancelled [default: 10s; env:
     /// NEST_STOP_TIMEOUT].
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(short = 's', long, value_parser = parse_duration)]
     pub stop_timeout: Option<Duration>,
     /// Use each script's weight(n) and ignore `tasksets:` in the config [env: NEST_USE_SCRIPT_WEIGHTS].
     #[arg(long)]
@@ -153,6 +154,9 @@ pub struct RunArgs {
     /// Start the built-in demo shop on 127.0.0.1 and run against it.
     #[arg(long)]
     pub demo: bool,
+    /// Accepted so that Locust command lines work as pasted: nest has no web UI, every run is headless.
+    #[arg(long)]
+    pub headless: bool,
     /// Stages, DURATION:TARGET,...: users over time, e.g. 30s:50,2m:50,30s:0; with --rate, tasks per second over
     /// time [env: NEST_STAGES].
     #[arg(long, value_parser = parse_stages_arg, value_name = "STAGES")]
@@ -175,10 +179,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub iterations: Option<u64>,
     /// Run only tasks tagged with one of these (a taskset's tags apply to its tasks) [env: NEST_TAGS].
-    #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "TAG")]
+    #[arg(short = 'T', long, value_delimiter = ',', num_args = 1.., value_name = "TAG")]
     pub tags: Vec<String>,
     /// Do not run tasks tagged with any of these [env: NEST_EXCLUDE_TAGS].
-    #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "TAG")]
+    #[arg(short = 'E', long, value_delimiter = ',', num_args = 1.., value_name = "TAG")]
     pub exclude_tags: Vec<String>,
     /// A pass/fail criterion, e.g. "p95 < 300ms", "error_rate < 1%", "GET /items/:id: p99 < 800ms" (repeatable;
     /// replaces `thresholds:` of the config) [env: NEST_THRESHOLDS, `;`-separated]. A failed threshold exits 99.

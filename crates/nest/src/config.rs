@@ -166,6 +166,7 @@ pub fn parse(text: &str) -> Result<FileConfig, ParseError> {
             Some(at) => full[..at].to_owned(),
             None => full,
         };
+        let message = explain(&message);
         // A check that failed after its value parsed has no position of its own: place it at the key it names.
         let key: String = message.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
         if (line, column) == (1, 1)
@@ -175,6 +176,95 @@ pub fn parse(text: &str) -> Result<FileConfig, ParseError> {
         }
         ParseError { line, column, message }
     })
+}
+
+/// Rewrites serde's wording for people: an unknown key gets a did-you-mean, a type error names the key and the
+/// expected type in words (`users: expected a whole number, found "many"`), not Rust's (`expected u64`).
+fn explain(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((key, known)) = rest.split_once("`, expected one of ")
+    {
+        return unknown_key(key, &known.split(", ").map(|k| k.trim_matches('`')).collect::<Vec<_>>());
+    }
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((key, known)) = rest.split_once("`, expected `")
+    {
+        return unknown_key(key, &[known.trim_end_matches('`')]);
+    }
+    let (key, rest) = match message.split_once(": invalid type: ") {
+        Some((key, rest)) => (Some(key), rest),
+        None => match message.strip_prefix("invalid type: ") {
+            Some(rest) => (None, rest),
+            None => return message.to_owned(),
+        },
+    };
+    let Some((found, expected)) = rest.rsplit_once(", expected ") else { return message.to_owned() };
+    let found = found_in_words(found);
+    match key {
+        Some(key) => format!("{key}: expected {}, found {found}", expected_in_words(expected)),
+        None => top_level_type(&found),
+    }
+}
+
+/// `unknown key `usres`; did you mean `users`?`, or the list of keys when none is close.
+fn unknown_key(key: &str, known: &[&str]) -> String {
+    let lower = key.to_ascii_lowercase().replace('-', "_");
+    let mut close: Vec<(f64, &str)> = known
+        .iter()
+        .map(|k| (if *k == lower { 1.0 } else { strsim::jaro_winkler(&lower, k) }, *k))
+        .filter(|(score, _)| *score > 0.8)
+        .collect();
+    close.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let pick: Vec<String> = close.iter().take(3).map(|(_, k)| format!("`{k}`")).collect();
+    if pick.is_empty() {
+        format!("unknown key `{key}`; the keys are: {}", known.join(", "))
+    } else {
+        format!("unknown key `{key}`; did you mean {}?", pick.join(" or "))
+    }
+}
+
+/// serde's `expected` in words a config author knows.
+fn expected_in_words(expected: &str) -> String {
+    match expected {
+        "u64" | "u32" | "usize" | "i64" => "a whole number".to_owned(),
+        "f64" | "f32" => "a number".to_owned(),
+        "a boolean" => "true or false".to_owned(),
+        "a sequence" => "a list (`[a, b]`, or one `- item` per line)".to_owned(),
+        "a map" => "a map (`name: value` lines, indented below the key)".to_owned(),
+        "path string" | "a string" => "a text".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// serde's `invalid type: string "x"` in words: `"x"`, `3`, `a list`.
+fn found_in_words(found: &str) -> String {
+    if let Some(text) = found.strip_prefix("string ") {
+        return text.to_owned();
+    }
+    for kind in ["integer ", "floating point ", "boolean "] {
+        if let Some(value) = found.strip_prefix(kind) {
+            return value.trim_matches('`').to_owned();
+        }
+    }
+    match found {
+        "sequence" => "a list".to_owned(),
+        "map" => "a map".to_owned(),
+        "unit value" => "nothing".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// The whole file is not a map of settings (`users 3`, a list, a number).
+fn top_level_type(found: &str) -> String {
+    let mut message =
+        format!("the config must be a map of settings, one `key: value` per line (e.g. `users: 10`), found {found}");
+    // `users 3`: a forgotten colon.
+    if let Some((word, value)) = found.trim_matches('"').split_once(' ')
+        && word.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+    {
+        message.push_str(&format!("; did you mean `{word}: {value}`?"));
+    }
+    message
 }
 
 /// Finds the line and column of `key:` in YAML text, optionally inside the block of `section:`.
@@ -396,13 +486,39 @@ mod tests {
             "{}",
             err("tasksets:\n  a: 1\n b: 2\n")
         );
-        assert_eq!(err("users: many\n"), "1:8: users: invalid type: string \"many\", expected u64");
+        assert_eq!(err("users: many\n"), "1:8: users: expected a whole number, found \"many\"");
         assert!(err("tasksets:\n  a: -1\n").starts_with("2:6: ") && err("tasksets:\n  a: -1\n").contains("negative"));
         assert!(err("tasksets:\n  a: 1.5\n").contains("not a whole number"));
         assert!(err("run_time: soon\n").starts_with("1:11: ") && err("run_time: soon\n").contains("not a duration"));
         assert!(err("host: localhost:80\n").contains("must be an http"));
-        assert!(err("usres: 3\n").contains("unknown field `usres`"));
+        assert_eq!(err("usres: 3\n"), "1:1: unknown key `usres`; did you mean `users`?");
         assert!(err("users: 0\n").contains("at least 1"));
+    }
+
+    #[test]
+    fn unknown_keys_get_a_suggestion() {
+        assert_eq!(err("users: 3\nUsers: 4\n"), "2:1: unknown key `Users`; did you mean `users`?");
+        assert_eq!(err("spawn-rate: 3\n"), "1:1: unknown key `spawn-rate`; did you mean `spawn_rate`?");
+        let far = err("colour: red\n");
+        assert!(far.starts_with("1:1: unknown key `colour`; the keys are: host, taskset_dir, users,"), "{far}");
+    }
+
+    #[test]
+    fn type_errors_name_the_key_and_the_type_in_words() {
+        assert_eq!(err("users: [1]\n"), "1:8: users: expected a whole number, found a list");
+        assert_eq!(err("users: 1.5\n"), "1:8: users: expected a whole number, found 1.5");
+        assert_eq!(err("spawn_rate: fast\n"), "1:13: spawn_rate: expected a number, found \"fast\"");
+        assert_eq!(err("insecure: maybe\n"), "1:11: insecure: expected true or false, found \"maybe\"");
+        assert!(err("tags: smoke\n").starts_with("1:7: tags: expected a list (`[a, b]`"), "{}", err("tags: smoke\n"));
+        assert!(err("tasksets: 3\n").starts_with("1:11: tasksets: expected a map"), "{}", err("tasksets: 3\n"));
+        assert_eq!(err("taskset_dir: [a]\n"), "1:14: taskset_dir: expected a text, found a list");
+        assert_eq!(err("tasksets:\n  a: x\n"), "2:6: tasksets.a: expected a whole number >= 0, found \"x\"");
+        for text in ["users 3\n", "- users: 3\n", "42\n"] {
+            let e = err(text);
+            assert!(e.starts_with("1:1: the config must be a map of settings"), "{e}");
+            assert!(!e.contains("FileConfig"), "{e}");
+        }
+        assert!(err("users 3\n").ends_with("did you mean `users: 3`?"), "{}", err("users 3\n"));
     }
 
     #[test]

@@ -171,6 +171,7 @@ fn select_tags(specs: &mut [nest_core::TasksetSpec], s: &Settings) -> Result<(),
     if include.is_empty() && exclude.is_empty() {
         return Ok(());
     }
+    let disabled = selected_but_disabled(specs, &include, &exclude);
     for spec in specs.iter_mut() {
         spec.select_tags(&include, &exclude);
     }
@@ -181,13 +182,39 @@ fn select_tags(specs: &mut [nest_core::TasksetSpec], s: &Settings) -> Result<(),
             .map(String::as_str)
             .collect();
         let known = if known.is_empty() { "none".to_owned() } else { known.into_iter().collect::<Vec<_>>().join(", ") };
+        let why = match disabled.as_slice() {
+            [] => String::new(),
+            names => format!(
+                ": the tasks it selects are in {} with weight 0 ({}); give {} a weight under `tasksets:` in \
+                 nest.yaml, e.g. with `nest configure --set {}=1`",
+                if names.len() == 1 { "a disabled taskset" } else { "disabled tasksets" },
+                names.join(", "),
+                if names.len() == 1 { "it" } else { "one" },
+                names[0],
+            ),
+        };
         return Err(UsageError(format!(
-            "the tag selection (--tags {}, --exclude-tags {}) leaves no task to run; the tags in use are: {known}",
+            "the tag selection (--tags {}, --exclude-tags {}) leaves no task to run{why}; the tags in use are: {known}",
             if include.is_empty() { "-".to_owned() } else { include.join(",") },
             if exclude.is_empty() { "-".to_owned() } else { exclude.join(",") },
         )));
     }
     Ok(())
+}
+
+/// The tasksets with weight 0 that hold tasks the selection would run, were they enabled.
+fn selected_but_disabled(specs: &[nest_core::TasksetSpec], include: &[String], exclude: &[String]) -> Vec<String> {
+    specs
+        .iter()
+        .filter(|t| t.weight == 0)
+        .filter(|t| {
+            let mut enabled = (*t).clone();
+            enabled.weight = 1;
+            enabled.select_tags(include, exclude);
+            enabled.weight > 0
+        })
+        .map(|t| t.name.clone())
+        .collect()
 }
 
 /// Checks a target URL: http or https, with a host.
