@@ -60,7 +60,17 @@ fn a_yaml_syntax_error_is_placed() {
 
 #[test]
 fn a_wrong_type_is_placed() {
-    refused("run_time: 1s\nusers: many\n", r#"error: nest.yaml:2:8: users: invalid type: string "many", expected u64"#);
+    refused("run_time: 1s\nusers: many\n", r#"error: nest.yaml:2:8: users: expected a whole number, found "many""#);
+}
+
+#[test]
+fn a_misspelt_key_suggests_the_right_one() {
+    refused("run_time: 1s\nusres: 2\n", "error: nest.yaml:2:1: unknown key `usres`; did you mean `users`?");
+}
+
+#[test]
+fn a_file_that_is_not_a_map_says_so_in_words() {
+    refused("users 2\n", "error: nest.yaml:1:1: the config must be a map of settings, one `key: value` per line");
 }
 
 #[test]

@@ -43,3 +43,43 @@ fn deep() { client.get("/deep"); }
     }
     assert_eq!(report.runs("x/y/deep", "deep"), deep);
 }
+
+/// `nest run -f FILE`, as a Locust user types it: only that file runs, named by its stem, and `import` resolves
+/// from its folder; the other `.rhai` files beside it are not tasksets.
+#[test]
+fn a_single_file_runs_as_the_only_taskset() {
+    let server = Server::start();
+    let sandbox = Sandbox::new();
+    sandbox
+        .write("_paths.rhai", "fn home() { \"/home\" }\n")
+        .write("locustfile.rhai", "import \"_paths\" as p;\ntask(1, home);\n\nfn home() { client.get(p::home()); }\n")
+        .write("other.rhai", "task(1, other);\n\nfn other() { client.get(\"/other\"); }\n");
+    let file = sandbox.path_of("locustfile.rhai");
+    let mut args: Vec<String> = ["run", "-f", &file, "-H", &server.url(), "-u", "2", "-t", "1s", "-y", "--headless"]
+        .map(str::to_owned)
+        .to_vec();
+    args.extend(sandbox.json_args());
+    let run = sandbox.nest(&args, &[]);
+    run.assert_code(0);
+    let home = server.count("GET", "/home");
+    assert!(home > 0, "{}", run.context());
+    assert_eq!(server.total(), home, "only the named file runs: {:?}", server.counts());
+    assert_eq!(run.report().total_requests(), home);
+    assert_eq!(run.report().runs("locustfile", "home"), home);
+
+    let list = sandbox.nest(&["list", "--locustfile", &file], &[]);
+    list.assert_code(0);
+    assert!(list.stdout.contains("locustfile") && !list.stdout.contains("other"), "{}", list.context());
+}
+
+#[test]
+fn a_path_that_is_neither_folder_nor_rhai_file_is_refused() {
+    let sandbox = Sandbox::new();
+    sandbox.write_root("locustfile.py", "from locust import HttpUser\n");
+    let run = sandbox.nest(&["list", "-f", "locustfile.py"], &[]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("locustfile.py: not a taskset: give a `.rhai` file"), "{}", run.context());
+    let run = sandbox.nest(&["list", "-f", "missing"], &[]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("missing: taskset folder or file not found"), "{}", run.context());
+}

@@ -212,6 +212,31 @@ fn a_tag_selection_that_leaves_nothing_exits_2() {
     assert!(!run.has_report(), "{}", run.context());
 }
 
+#[test]
+fn tags_that_only_select_a_disabled_taskset_say_so() {
+    let server = Server::start();
+    let sandbox = tagged_sandbox();
+    sandbox.write_config("tasksets:\n  one: 1\n  shop: 0\n");
+    // Locust's short flags: -T for --tags, -s for --stop-timeout.
+    let run = sandbox.run(&server.url(), &["-u", "2", "-t", "1s", "-s", "1s", "-T", "shop"]);
+    run.assert_code(2);
+    let expected = "the tag selection (--tags shop, --exclude-tags -) leaves no task to run: the tasks it selects \
+                    are in a disabled taskset with weight 0 (shop)";
+    assert!(run.stderr.contains(expected), "expected `{expected}`\n{}", run.context());
+    assert!(run.stderr.contains("nest configure --set shop=1"), "{}", run.context());
+    assert_eq!(server.total(), 0);
+}
+
+#[test]
+fn short_exclude_tags_flag_works_like_the_long_one() {
+    let server = Server::start();
+    let run = tagged_sandbox().run(&server.url(), &["-u", "2", "-t", "1s", "-E", "shop,slow"]);
+    run.assert_code(0);
+    assert!(server.count("GET", "/b") > 0, "{:?}", server.counts());
+    assert_eq!(server.total(), server.count("GET", "/b"), "{:?}", server.counts());
+    assert_eq!(run.report().total_requests(), server.total(), "{}", run.context());
+}
+
 /// A taskset whose task sends `X-VU` to `/work`, at most 20 times a second per VU.
 const WORK_WITH_VU: &str = r#"
 wait_time(constant(0.05));
