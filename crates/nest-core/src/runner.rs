@@ -183,6 +183,7 @@ pub async fn run<F: BehaviourFactory>(
     // Who ended the load, if anyone did before the workers finished by themselves.
     let mut ended_by: Option<EndReason> = None;
     let mut last_second = vec![0u64; plan.workers];
+    let mut live_users = vec![0u64; plan.workers];
     let mut done = 0;
     let mut peak_fibers = 0;
     while done < plan.workers {
@@ -190,12 +191,16 @@ pub async fn run<F: BehaviourFactory>(
             report = workers.reports.recv() => match report {
                 Some(Report::Stats(w, delta)) => {
                     last_second[w] = delta.second;
+                    live_users[w] = delta.users;
+                    aggregate.live_users = live_users.iter().sum();
                     aggregate.merge(delta);
                     aggregate.seal_before(last_second.iter().copied().min().unwrap_or(0));
                     hooks.observe(&aggregate, start.elapsed());
                 }
                 Some(Report::LoadDone(w, delta, fibers)) => {
                     last_second[w] = u64::MAX;
+                    live_users[w] = 0;
+                    aggregate.live_users = live_users.iter().sum();
                     aggregate.merge(delta);
                     peak_fibers = peak_fibers.max(fibers);
                     done += 1;

@@ -367,6 +367,35 @@ fn setup_reaches_every_worker_and_teardown_runs_after_the_load() {
     assert_eq!(seen.teardown_after, Some(seen.calls.len()), "teardown ran after every call");
 }
 
+/// The users the aggregate said were active at each observation, and whether the timeline had sealed a second.
+#[derive(Default)]
+struct Users(Vec<(u64, bool)>);
+
+impl RunHooks for Users {
+    fn observe(&mut self, aggregate: &nest_core::stats::Aggregate, _elapsed: Duration) {
+        self.0.push((aggregate.live_users, aggregate.timeline.values().any(|s| s.sealed)));
+    }
+}
+
+#[test]
+fn live_users_are_known_from_the_first_report_before_any_second_is_sealed() {
+    let plan = Plan::builder(vec![taskset("a", 1)])
+        .users(5)
+        .workers(2)
+        .run_time(Some(Duration::from_millis(2500)))
+        .build()
+        .unwrap();
+    let mut users = Users::default();
+    let (result, _) = run_with(plan, TaskKind::Sleep(Duration::from_millis(20)), StopHandle::new(), false, &mut users);
+    result.unwrap();
+    let first = users.0.first().copied().expect("observed at least once");
+    assert!(!first.1, "the first report comes before any second is sealed: {:?}", users.0);
+    // After the first report of every worker, all five VUs (started at once) are counted.
+    let before_sealed: Vec<u64> = users.0.iter().take_while(|(_, sealed)| !sealed).map(|(n, _)| *n).collect();
+    assert_eq!(before_sealed.last(), Some(&5), "{:?}", users.0);
+    assert_eq!(users.0.last().map(|u| u.0), Some(0), "no VU is active once the load is done: {:?}", users.0);
+}
+
 struct Steps(Vec<ShapeTick>);
 
 impl RunHooks for Steps {

@@ -81,9 +81,10 @@ impl Display {
     }
 }
 
-/// Active users at the end of the last second every worker has reported.
+/// Active users now, from every worker's latest report; the timeline's users are complete only once a second is
+/// sealed, which comes up to two seconds later (the live view would show 0 users that long).
 fn current_users(agg: &Aggregate) -> u64 {
-    agg.timeline.values().rev().find(|s| s.sealed).map_or(0, |s| s.users)
+    agg.live_users
 }
 
 /// Cumulative counts per (name, method) at one moment.

@@ -22,6 +22,9 @@ pub struct Aggregate {
     pub dropped: u64,
     /// Per-second figures, by second since the start.
     pub timeline: BTreeMap<u64, Second>,
+    /// Active VUs now: the sum of every worker's latest report, kept by the runner during the load (the timeline's
+    /// users are complete only once a second is sealed, up to two seconds later).
+    pub live_users: u64,
 }
 
 impl Aggregate {
