@@ -44,9 +44,9 @@ pub enum Command {
     DemoServer(DemoServerArgs),
     /// Install or remove a git pre-push hook that runs a load test before every push.
     Hook(HookArgs),
-    /// Render a saved JSON report again: HTML, Locust CSV or JUnit XML, without re-running.
+    /// Render a saved JSON report again: HTML, Locust CSV, JUnit XML or normalised JSON, without re-running.
     ///
-    /// Without --html, --csv or --junit it prints the summary tables. It exits 0 once rendered, even when the
+    /// Without --html, --csv, --junit or --json it prints the summary tables. It exits 0 once rendered, even when the
     /// report holds a failed threshold (only `nest run` exits 99), and 2 when the file cannot be read or is not a
     /// nest JSON report.
     Report(ReportArgs),
@@ -209,6 +209,10 @@ pub struct ReportArgs {
     /// Write JUnit XML to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Write the report again as JSON to this file: normalised (nest's own key order and formatting, keys it does
+    /// not know dropped), as `nest run --json` writes it.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 /// Options of `nest demo-server`.

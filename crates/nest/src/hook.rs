@@ -7,7 +7,6 @@
 //! delete refs through untouched; and whenever it blocks a push it says why and how to skip it. A hook that was
 //! there before can be kept with `--chain`: it is moved aside and called first, with the same arguments and stdin.
 
-use std::borrow::Cow;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +17,7 @@ use clap::Parser;
 
 use crate::cli::{Cli, HookArgs, HookCommand, HookInstallArgs};
 use crate::plan::UsageError;
+use crate::shell::quote;
 
 /// The start of the marker line in every hook nest writes; the version after it may change.
 const MARKER: &str = "# nest pre-push hook v";
@@ -220,28 +220,18 @@ fn run_command(args: &[String]) -> String {
     let mut command = "nest run --yes".to_owned();
     for arg in args {
         command.push(' ');
-        command.push_str(&sh_quote(arg));
+        command.push_str(&quote(arg));
     }
     command
 }
 
-/// Quotes one word for sh: bare when it is plainly safe, else in single quotes.
-fn sh_quote(word: &str) -> Cow<'_, str> {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
-    if !word.is_empty() && word.chars().all(safe) {
-        Cow::Borrowed(word)
-    } else {
-        Cow::Owned(format!("'{}'", word.replace('\'', r"'\''")))
-    }
-}
-
 /// The hook script: `nest` is the binary that installed it, `args` go after `nest run --yes`.
 fn script(nest: &str, args: &[String]) -> String {
-    let args: String = args.iter().map(|a| format!(" {}", sh_quote(a))).collect();
+    let args: String = args.iter().map(|a| format!(" {}", quote(a))).collect();
     HOOK_TEMPLATE
         .replace("@MARKER@", MARKER_LINE)
         .replace("@CHAINED@", CHAINED)
-        .replace("@NEST@", &sh_quote(nest))
+        .replace("@NEST@", &quote(nest))
         .replace("@ARGS@", &args)
 }
 
@@ -318,16 +308,6 @@ exit 0
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_are_quoted_only_when_needed() {
-        assert_eq!(sh_quote("--host"), "--host");
-        assert_eq!(sh_quote("http://127.0.0.1:8080/a,b"), "http://127.0.0.1:8080/a,b");
-        assert_eq!(sh_quote("error_rate < 1%"), "'error_rate < 1%'");
-        assert_eq!(sh_quote("it's"), r"'it'\''s'");
-        assert_eq!(sh_quote(""), "''");
-        assert_eq!(sh_quote("$HOME"), "'$HOME'");
-    }
 
     #[test]
     fn the_script_carries_the_marker_the_binary_and_the_arguments() {

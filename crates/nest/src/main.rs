@@ -22,6 +22,7 @@ mod report_cmd;
 mod result;
 mod run;
 mod settings;
+mod shell;
 mod thresholds;
 
 use std::process::ExitCode;

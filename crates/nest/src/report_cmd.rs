@@ -2,14 +2,15 @@
 //!
 //! The JSON report holds everything the other formats need (histograms included), so a run in CI can keep only
 //! its JSON and anyone can produce the HTML, CSV or JUnit files later, identical to what `--html`, `--csv` and
-//! `--junit` would have written. Rendering a report is not judging it: a failed threshold in the file does not
-//! change the exit code here.
+//! `--junit` would have written; `--json` writes the report again in nest's own form (normalised). Rendering a
+//! report is not judging it: a failed threshold in the file does not change the exit code here.
 
 use std::io::Write;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::cli::ReportArgs;
+use crate::output::write_atomic;
 use crate::plan::UsageError;
 use crate::render::Outputs;
 use crate::result::Report;
@@ -22,6 +23,14 @@ pub fn run(args: ReportArgs) -> Result<()> {
         UsageError(format!("{}: not a nest JSON report (written by `nest run --json`): {e}", path.display()))
     })?;
     let outputs = Outputs { csv: args.csv, html: args.html, junit: args.junit };
+    if let Some(json) = &args.json {
+        let bytes = serde_json::to_vec_pretty(&report)?;
+        write_atomic(json, &bytes).with_context(|| format!("could not write {}", json.display()))?;
+        eprintln!("report written to {}", json.display());
+    }
+    if outputs.is_empty() && args.json.is_some() {
+        return Ok(());
+    }
     if outputs.is_empty() {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();

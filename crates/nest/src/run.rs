@@ -118,7 +118,8 @@ fn run_info(checked: &plan::RunPlan, host: &url::Url) -> RunInfo {
     let plan = &checked.plan;
     RunInfo {
         nest_version: env!("CARGO_PKG_VERSION").to_owned(),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        // Quoted, so that it can be pasted back: `--threshold 'p95 < 300ms'` stays one word.
+        command: crate::shell::join(std::env::args()),
         host: host.to_string(),
         load: confirm::load_line(plan),
         workers: plan.workers,

@@ -351,6 +351,7 @@ fn nest_report_rerenders_the_same_bytes_and_exits_0() {
     let fx = Fixture::run();
     let mut command = nest(fx.dir.path());
     command.args(["report", "out/r.json", "--html", "again.html", "--csv", "again", "--junit", "again.xml"]);
+    command.args(["--json", "again.json"]);
     let output = run(&mut command);
     assert_eq!(output.status.code(), Some(0), "a failed threshold does not change the exit code: {}", text(&output));
     let pairs = [
@@ -360,6 +361,7 @@ fn nest_report_rerenders_the_same_bytes_and_exits_0() {
         ("out/run_stats_history.csv", "again_stats_history.csv"),
         ("out/run_failures.csv", "again_failures.csv"),
         ("out/run_exceptions.csv", "again_exceptions.csv"),
+        ("out/r.json", "again.json"),
     ];
     for (first, again) in pairs {
         assert!(fx.read(first) == fx.read(again), "{again} differs from {first}");
@@ -391,6 +393,10 @@ fn the_json_report_matches_its_schema() {
     assert!(errors.is_empty(), "{errors:#?}");
     assert!(fx.json["timeline"].as_array().unwrap().len() >= 4);
     assert_eq!(fx.json["thresholds"].as_array().unwrap().len(), THRESHOLDS.len());
+    // The command is shell-quoted, so it can be pasted back; the HTML shows the same words.
+    let command = fx.json["run"]["command"].as_str().unwrap();
+    assert!(command.contains(" --threshold 'p95 < 10s' --threshold 'error_rate < 1%' "), "{command}");
+    assert!(fx.read("out/r.html").contains("--threshold &apos;p95 &lt; 10s&apos;"), "the HTML lost the quotes");
 }
 
 /// Headless Chromium, or a failed test that says how to get it.
