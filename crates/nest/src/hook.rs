@@ -6,6 +6,10 @@
 //! did not write. It runs `nest run --yes` with stdin from /dev/null, so it never prompts; it lets pushes that only
 //! delete refs through untouched; and whenever it blocks a push it says why and how to skip it. A hook that was
 //! there before can be kept with `--chain`: it is moved aside and called first, with the same arguments and stdin.
+//!
+//! The load test runs on what is pushed, not on the working tree: each pushed commit is checked out in a temporary
+//! `git worktree` (removed afterwards, whatever happens), so an untracked or uncommitted file can neither block a
+//! good commit nor let a broken one through. The output names the commit it tested.
 
 use std::fs;
 use std::io::{self, Write};
@@ -22,7 +26,7 @@ use crate::shell::quote;
 /// The start of the marker line in every hook nest writes; the version after it may change.
 const MARKER: &str = "# nest pre-push hook v";
 /// The marker line of the hook this version writes.
-const MARKER_LINE: &str = "# nest pre-push hook v1";
+const MARKER_LINE: &str = "# nest pre-push hook v2";
 /// The name the previous hook is moved to by `--chain`, beside the hook.
 const CHAINED: &str = "pre-push.nest-chained";
 
@@ -124,8 +128,9 @@ fn install(args: &HookInstallArgs) -> Result<()> {
     eprintln!("installed {}: every `git push` first runs `{}`", hooks.hook.display(), run_command(&args.args));
     if args.args.is_empty() && !has_default_config() {
         eprintln!(
-            "warning: there is no nest.yaml at the top of the working tree, where git runs the hook; add one, or \
-             reinstall with the options after --, e.g. `nest hook install -- --host http://127.0.0.1:8080 -t 30s`"
+            "warning: no nest.yaml is committed at the top of the repository, and the hook tests each pushed commit \
+             as committed; commit one, or reinstall with the options after --, e.g. `nest hook install -- --host \
+             http://127.0.0.1:8080 -t 30s`"
         );
     }
     eprintln!("to push without it: git push --no-verify, or NEST_SKIP=1 git push");
@@ -169,11 +174,14 @@ fn check_run_args(args: &[String]) -> Result<(), UsageError> {
     }
 }
 
-/// Whether the hook's `nest run` (in the top of the working tree, where git runs hooks) finds a nest.yaml.
+/// Whether the hook's `nest run` finds a nest.yaml: it runs at the top of the pushed commit, so the file must be
+/// committed there (checked on HEAD).
 fn has_default_config() -> bool {
     // A bare repository has no working tree: say nothing rather than guess.
-    git(&["rev-parse", "--show-toplevel"])
-        .map_or(true, |top| Path::new(&top).join(crate::config::DEFAULT_FILE).is_file())
+    if git(&["rev-parse", "--show-toplevel"]).is_err() {
+        return true;
+    }
+    git(&["cat-file", "-e", &format!("HEAD:{}", crate::config::DEFAULT_FILE)]).is_ok()
 }
 
 /// Runs git in the current directory and returns its trimmed stdout; any failure is a usage error.
@@ -251,8 +259,17 @@ chained="$(dirname -- "$0")/@CHAINED@"
 
 # git writes one line per ref on stdin: <local ref> <local sha> <remote ref> <remote sha>. Keep them, for the
 # chained hook and to name what is pushed; nest itself gets /dev/null, so it never waits for an answer.
-refs=$(mktemp "${TMPDIR:-/tmp}/nest-pre-push.XXXXXX") || exit 1
-trap 'rm -f "$refs"' EXIT
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/nest-pre-push.XXXXXX") || exit 1
+refs="$tmp/refs"
+tree=
+cleanup() {
+    if [ -n "$tree" ]; then
+        git worktree remove --force "$tree" > /dev/null 2>&1
+    fi
+    rm -rf "$tmp"
+    git worktree prune > /dev/null 2>&1
+}
+trap cleanup EXIT
 trap 'exit 130' HUP INT TERM
 cat > "$refs"
 
@@ -272,7 +289,7 @@ case ${NEST_SKIP:-} in
         ;;
 esac
 
-pushing=
+shas=
 while read -r local_ref local_sha remote_ref remote_sha || [ -n "$local_ref" ]; do
     case $local_sha in
         *[!0]*) ;;
@@ -281,27 +298,44 @@ while read -r local_ref local_sha remote_ref remote_sha || [ -n "$local_ref" ]; 
     short=$(git rev-parse --short "$local_sha" 2>/dev/null) || short=$local_sha
     subject=$(git log -1 --format=%s "$local_sha" 2>/dev/null)
     echo "nest: load test before pushing $short ($subject) to $remote ${remote_ref#refs/heads/}" >&2
-    pushing=1
+    case " $shas " in
+        *" $local_sha "*) ;;
+        *) shas="$shas $local_sha" ;;
+    esac
 done < "$refs"
-if [ -z "$pushing" ]; then
+if [ -z "$shas" ]; then
     echo "nest: this push only deletes refs: no load test." >&2
     exit 0
 fi
 
-"$nest_bin" run --yes@ARGS@ < /dev/null
-status=$?
-if [ "$status" -ne 0 ]; then
-    case $status in
-        99) why="a threshold was breached" ;;
-        2) why="the run could not start (a usage, config or script error)" ;;
-        127) why="nest was not found (neither at $installed nor on the PATH)" ;;
-        *) why="the load test failed" ;;
-    esac
-    echo "nest: $why (exit $status): the push is blocked." >&2
-    echo "nest: to push anyway: git push --no-verify, or NEST_SKIP=1 git push" >&2
-    exit "$status"
-fi
-echo "nest: the load test passed." >&2
+# Each pushed commit is tested as committed, in a temporary worktree: untracked and uncommitted files play no part.
+for sha in $shas; do
+    short=$(git rev-parse --short "$sha" 2>/dev/null) || short=$sha
+    tree="$tmp/$short"
+    # No hook runs for this checkout (a post-checkout hook is not ours to trigger).
+    if ! git -c core.hooksPath=/dev/null worktree add --quiet --detach "$tree" "$sha" > "$tmp/checkout.log" 2>&1; then
+        echo "nest: cannot check out $short in a temporary worktree: the push is blocked." >&2
+        cat "$tmp/checkout.log" >&2
+        exit 1
+    fi
+    echo "nest: testing commit $short as committed (in a temporary worktree)" >&2
+    (cd "$tree" && exec "$nest_bin" run --yes@ARGS@ < /dev/null)
+    status=$?
+    git worktree remove --force "$tree" > /dev/null 2>&1
+    tree=
+    if [ "$status" -ne 0 ]; then
+        case $status in
+            99) why="a threshold was breached" ;;
+            2) why="the run could not start (a usage, config or script error)" ;;
+            127) why="nest was not found (neither at $installed nor on the PATH)" ;;
+            *) why="the load test failed" ;;
+        esac
+        echo "nest: commit $short: $why (exit $status): the push is blocked." >&2
+        echo "nest: to push anyway: git push --no-verify, or NEST_SKIP=1 git push" >&2
+        exit "$status"
+    fi
+    echo "nest: the load test passed on commit $short." >&2
+done
 exit 0
 "#;
 
@@ -312,10 +346,11 @@ mod tests {
     #[test]
     fn the_script_carries_the_marker_the_binary_and_the_arguments() {
         let s = script("/opt/my nest/nest", &["-t".into(), "10s".into(), "--threshold".into(), "p95 < 1s".into()]);
-        assert!(s.starts_with("#!/bin/sh\n# nest pre-push hook v1\n"));
+        assert!(s.starts_with("#!/bin/sh\n# nest pre-push hook v2\n"));
+        assert!(is_nest_hook(b"#!/bin/sh\n# nest pre-push hook v1\n"), "an older nest's hook is nest's too");
         assert!(is_nest_hook(s.as_bytes()));
         assert!(s.contains("installed='/opt/my nest/nest'\n"));
-        assert!(s.contains(r#""$nest_bin" run --yes -t 10s --threshold 'p95 < 1s' < /dev/null"#));
+        assert!(s.contains(r#"exec "$nest_bin" run --yes -t 10s --threshold 'p95 < 1s' < /dev/null"#));
         assert!(s.contains("pre-push.nest-chained"));
         for placeholder in ["@MARKER@", "@CHAINED@", "@NEST@", "@ARGS@"] {
             assert!(!s.contains(placeholder), "{placeholder} is filled");

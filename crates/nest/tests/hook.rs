@@ -257,6 +257,53 @@ fn a_broken_taskset_blocks_the_push_and_says_how_to_skip() {
     assert_eq!(server.hits(), 0);
 }
 
+/// The hook's temporary worktrees: none may be left once a push is over, whatever its outcome.
+fn worktrees(repo: &Repo) -> Vec<String> {
+    let list = repo.git(&["worktree", "list", "--porcelain"]);
+    list.lines().filter_map(|l| l.strip_prefix("worktree ")).map(str::to_owned).collect()
+}
+
+#[test]
+fn an_untracked_broken_file_does_not_block_a_good_commit() {
+    let server = Server::start();
+    let repo = Repo::new(&server);
+    repo.install(&[]);
+    let sha = repo.commit("Tune the search page");
+    // Work in progress, never committed: it would fail `nest run` in the working tree (exit 2).
+    std::fs::write(repo.work.join("tasksets/wip.rhai"), "task(1, wip);\nfn wip() { client.get(\"/\") \n").unwrap();
+    std::fs::write(repo.work.join("nest.yaml"), "users: [not, a, number]\n").unwrap();
+
+    let out = repo.push(&["origin", "main"], &[]);
+    assert!(out.ok(), "{}", out.output);
+    assert!(out.output.contains(&format!("testing commit {sha} as committed")), "{}", out.output);
+    assert!(out.output.contains(&format!("the load test passed on commit {sha}")), "{}", out.output);
+    assert!(server.hits() > 0, "nest sent no request");
+    assert_eq!(repo.remote_has("main"), Some(sha));
+    assert_eq!(worktrees(&repo), [repo.work.display().to_string()], "the temporary worktree is removed");
+    assert!(repo.work.join("tasksets/wip.rhai").is_file(), "the working tree is left as it was");
+}
+
+#[test]
+fn a_broken_committed_file_blocks_the_push_even_when_the_working_tree_is_fixed() {
+    let server = Server::start();
+    let repo = Repo::new(&server);
+    repo.install(&[]);
+    std::fs::write(repo.work.join("tasksets/new.rhai"), "task(1, new);\nfn new() { client.get(\"/\") \n").unwrap();
+    repo.git(&["add", "."]);
+    let sha = repo.commit("Add a broken taskset");
+    // Fixed on disk but not committed: what is pushed is still broken.
+    std::fs::write(repo.work.join("tasksets/new.rhai"), "task(1, new);\nfn new() { client.get(\"/\"); }\n").unwrap();
+
+    let out = repo.push(&["origin", "main"], &[]);
+    assert!(!out.ok(), "{}", out.output);
+    assert!(out.output.contains(&format!("testing commit {sha} as committed")), "{}", out.output);
+    assert!(out.output.contains(&format!("commit {sha}: the run could not start")), "{}", out.output);
+    assert!(out.output.contains("new.rhai:"), "the error names the broken file: {}", out.output);
+    assert_eq!(repo.remote_has("main"), None);
+    assert_eq!(server.hits(), 0);
+    assert_eq!(worktrees(&repo), [repo.work.display().to_string()], "the temporary worktree is removed on failure");
+}
+
 #[test]
 fn a_breached_threshold_blocks_the_push() {
     let server = Server::start();
@@ -334,7 +381,7 @@ fn a_foreign_hook_is_refused_unless_forced() {
     let out = repo.nest(&["hook", "install", "--force"]);
     assert!(out.ok(), "{}", out.output);
     assert!(out.output.contains("replaced a pre-push hook that nest did not write"), "{}", out.output);
-    assert!(std::fs::read_to_string(repo.hook("pre-push")).unwrap().contains("# nest pre-push hook v1"));
+    assert!(std::fs::read_to_string(repo.hook("pre-push")).unwrap().contains("# nest pre-push hook v2"));
     assert!(repo.push(&["origin", "main"], &[]).ok());
     assert!(!marker.exists(), "the replaced hook still ran");
     assert!(server.hits() > 0);
