@@ -98,6 +98,8 @@ pub struct Live {
     /// Lines drawn last time (to move back over them).
     drawn: u16,
     last_draw: Option<Duration>,
+    /// The users shown by the last draw.
+    drawn_users: u64,
     color: bool,
     _cursor: CursorGuard,
 }
@@ -109,22 +111,30 @@ impl Live {
             snapshots: VecDeque::new(),
             drawn: 0,
             last_draw: None,
+            drawn_users: 0,
             color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
             _cursor: CursorGuard::hide(),
         }
     }
 
     fn update(&mut self, agg: &Aggregate, elapsed: Duration) {
-        // Workers report once a second each: redraw at most once per second.
-        if self.last_draw.is_some_and(|d| elapsed < d + Duration::from_millis(900)) {
+        // Workers report once a second each: redraw once per second, and also when the users changed (the workers'
+        // reports of one second arrive a few milliseconds apart, and the first one alone holds only its share).
+        let users = current_users(agg);
+        let due = self.last_draw.is_none_or(|d| elapsed >= d + Duration::from_millis(900));
+        if !due && users == self.drawn_users {
             return;
         }
-        self.last_draw = Some(elapsed);
-        self.snapshots.push_back((elapsed, agg.requests.clone()));
-        while self.snapshots.len() > WINDOW + 1 {
-            self.snapshots.pop_front();
+        self.drawn_users = users;
+        if due {
+            // Only the once-a-second draws move the window, so it keeps covering `WINDOW` seconds.
+            self.last_draw = Some(elapsed);
+            self.snapshots.push_back((elapsed, agg.requests.clone()));
+            while self.snapshots.len() > WINDOW + 1 {
+                self.snapshots.pop_front();
+            }
         }
-        let lines = self.render(agg, elapsed);
+        let lines = self.render(agg, elapsed, screen_size());
         let mut err = std::io::stderr().lock();
         let _ = self.erase(&mut err);
         for line in &lines {
@@ -134,8 +144,7 @@ impl Live {
         self.drawn = lines.len() as u16;
     }
 
-    fn render(&self, agg: &Aggregate, elapsed: Duration) -> Vec<String> {
-        let (width, height) = terminal::size().unwrap_or((100, 30));
+    fn render(&self, agg: &Aggregate, elapsed: Duration, (width, height): (u16, u16)) -> Vec<String> {
         let width = usize::from(width).max(40);
         let Some((since, old)) = self.snapshots.front() else { return Vec::new() };
         let window = (elapsed.saturating_sub(*since)).as_secs_f64();
@@ -163,7 +172,8 @@ impl Live {
             fmt_secs(elapsed),
             current_users(agg),
         ))];
-        let name_width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(4).clamp(4, width.saturating_sub(40));
+        let name_width =
+            rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(4).clamp(4, width.saturating_sub(40).max(4));
         lines.push(format!(
             "{:<name_width$} {:>9} {:>8} {:>8} {:>8}   (last {}s, ms)",
             "Name",
@@ -212,6 +222,15 @@ impl Live {
             queue!(out, cursor::MoveToPreviousLine(self.drawn), terminal::Clear(terminal::ClearType::FromCursorDown))?;
         }
         Ok(())
+    }
+}
+
+/// The terminal's columns and rows; a terminal that reports no size (0 x 0, as some pseudo-terminals do) gets a
+/// common one.
+fn screen_size() -> (u16, u16) {
+    match terminal::size() {
+        Ok((w, h)) if w > 0 && h > 0 => (w, h),
+        _ => (100, 30),
     }
 }
 
@@ -287,6 +306,34 @@ mod tests {
         let recent = window_counts(&agg.requests[&key], before.get(&key));
         assert_eq!(recent.count, 10);
         assert!((LatencyMs::of(&recent.latency).p95 - 2.0).abs() < 0.01, "only the fast requests are in the window");
+    }
+
+    #[test]
+    fn a_narrow_terminal_gets_a_table_and_the_live_users() {
+        let r = Recorder::new();
+        r.request(
+            "GET",
+            "/a-rather-long-request-name",
+            Sample { latency: Duration::from_millis(3), ..Default::default() },
+        );
+        let mut agg = Aggregate::default();
+        agg.merge(r.take());
+        agg.live_users = 4;
+        let mut live = Live {
+            run_time: Some(Duration::from_secs(3)),
+            snapshots: VecDeque::new(),
+            drawn: 0,
+            last_draw: None,
+            drawn_users: 0,
+            color: false,
+            _cursor: CursorGuard,
+        };
+        live.snapshots.push_back((Duration::ZERO, Default::default()));
+        for size in [(40, 0), (42, 10), (1, 1), (200, 50)] {
+            let lines = live.render(&agg, Duration::from_secs(1), size);
+            assert!(lines[0].contains("|  4 users  |"), "{size:?}: {lines:?}");
+            assert!(lines.iter().any(|l| l.starts_with("GET")), "{size:?}: {lines:?}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod discovery; // nested tasksets are found, `_`/`.`-prefixed and non-`.rhai` fi
 mod errors; // script errors before load (exit 2), runtime and runaway errors, connection refused
 mod https; // HTTPS with --insecure against a self-signed certificate, and without it
 mod lifecycle; // on_start/on_stop per taskset entry, interrupt(), cookies per VU
+mod live; // the live view on a pseudo-terminal: users shown from the first second
 mod load; // exact totals, task mix by weight, request options on the wire
 mod locust_examples; // docs/examples/locust: each Locust translation loads, and runs against --demo
 mod models; // --iterations, open model, drops, sequential(), tags, stages, shapes, setup/teardown, pacing, thresholds
