@@ -191,6 +191,17 @@ fn explain(message: &str) -> String {
     {
         return unknown_key(key, &[known.trim_end_matches('`')]);
     }
+    if let Some((key, rest)) = message.split_once(": data did not match any variant of untagged enum ") {
+        let expected = match rest {
+            "ThresholdSpec" => {
+                "a threshold: an expression such as \"p95 < 300ms\", or a map with `expr` (and \
+                                `abort`, `delay`)"
+            }
+            "Item" => "a stage: \"30s:50\", or a map with `duration` and `target`",
+            _ => return message.to_owned(),
+        };
+        return format!("{key}: expected {expected}");
+    }
     let (key, rest) = match message.split_once(": invalid type: ") {
         Some((key, rest)) => (Some(key), rest),
         None => match message.strip_prefix("invalid type: ") {
@@ -519,6 +530,10 @@ mod tests {
             assert!(!e.contains("FileConfig"), "{e}");
         }
         assert!(err("users 3\n").ends_with("did you mean `users: 3`?"), "{}", err("users 3\n"));
+        let threshold = err("thresholds:\n  - 3\n");
+        assert!(threshold.starts_with("2:3: thresholds: expected a threshold: an expression"), "{threshold}");
+        let stage = err("stages:\n  - [1]\n");
+        assert!(stage.contains("stages: expected a stage: \"30s:50\""), "{stage}");
     }
 
     #[test]
