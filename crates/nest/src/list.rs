@@ -37,7 +37,10 @@ pub fn run(args: ListArgs) -> Result<()> {
         mix::print(&mut out, &mix.rows)?;
         let config =
             mix.config.as_ref().map_or("no config file".to_owned(), |c| format!("config {}", c.path.display()));
-        writeln!(out, "\n{} tasksets in {} ({config})", mix.rows.len(), mix.catalog.dir.display())?;
+        // A single taskset file (`-f shop.rhai`) is named as given; a folder as the catalog has it.
+        let source = mix.settings.taskset_dir.as_ref().filter(|p| p.is_file()).unwrap_or(&mix.catalog.dir);
+        let noun = if mix.rows.len() == 1 { "taskset" } else { "tasksets" };
+        writeln!(out, "\n{} {noun} in {} ({config})", mix.rows.len(), source.display())?;
     }
     Ok(())
 }

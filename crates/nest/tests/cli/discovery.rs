@@ -70,6 +70,7 @@ fn a_single_file_runs_as_the_only_taskset() {
     let list = sandbox.nest(&["list", "--locustfile", &file], &[]);
     list.assert_code(0);
     assert!(list.stdout.contains("locustfile") && !list.stdout.contains("other"), "{}", list.context());
+    assert!(list.stdout.contains(&format!("1 taskset in {file} (no config file)")), "{}", list.context());
 }
 
 #[test]
