@@ -71,6 +71,14 @@ pub fn discover(dir: &Path) -> Result<Vec<Discovered>, LoadError> {
 /// A taskset given as one file: named by its stem, whatever its name starts with (it was asked for by name).
 fn single_file(path: &Path) -> Result<Discovered, LoadError> {
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    if path.extension().is_some_and(|ext| ext == "py") {
+        return Err(LoadError::plain(
+            path.display().to_string(),
+            "not a taskset: nest runs Rhai tasksets (`.rhai`), not Python locustfiles; docs/from-locust.md shows \
+             each Locust concept in Rhai"
+                .to_owned(),
+        ));
+    }
     if path.extension().is_none_or(|ext| ext != "rhai") || stem.is_empty() {
         return Err(LoadError::plain(
             path.display().to_string(),
@@ -114,7 +122,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("nest-discover-file-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        for f in ["locustfile.rhai", "other.rhai", "notes.txt"] {
+        for f in ["locustfile.rhai", "other.rhai", "notes.txt", "locustfile.py"] {
             std::fs::write(dir.join(f), "").unwrap();
         }
         let found = discover(&dir.join("locustfile.rhai")).unwrap();
@@ -123,6 +131,8 @@ mod tests {
         assert_eq!(modules_root(&dir), dir);
         let err = discover(&dir.join("notes.txt")).unwrap_err().to_string();
         assert!(err.contains("not a taskset: give a `.rhai` file"), "{err}");
+        let err = discover(&dir.join("locustfile.py")).unwrap_err().to_string();
+        assert!(err.contains("not Python locustfiles; docs/from-locust.md"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

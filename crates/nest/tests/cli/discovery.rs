@@ -76,10 +76,13 @@ fn a_single_file_runs_as_the_only_taskset() {
 #[test]
 fn a_path_that_is_neither_folder_nor_rhai_file_is_refused() {
     let sandbox = Sandbox::new();
-    sandbox.write_root("locustfile.py", "from locust import HttpUser\n");
+    sandbox.write_root("locustfile.py", "from locust import HttpUser\n").write_root("notes.txt", "");
     let run = sandbox.nest(&["list", "-f", "locustfile.py"], &[]);
     run.assert_code(2);
-    assert!(run.stderr.contains("locustfile.py: not a taskset: give a `.rhai` file"), "{}", run.context());
+    assert!(run.stderr.contains("locustfile.py: not a taskset: nest runs Rhai tasksets"), "{}", run.context());
+    let run = sandbox.nest(&["list", "-f", "notes.txt"], &[]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("notes.txt: not a taskset: give a `.rhai` file"), "{}", run.context());
     let run = sandbox.nest(&["list", "-f", "missing"], &[]);
     run.assert_code(2);
     assert!(run.stderr.contains("missing: taskset folder or file not found"), "{}", run.context());
