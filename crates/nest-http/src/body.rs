@@ -88,6 +88,31 @@ pub(crate) fn fmt_bytes(n: u64) -> String {
     format!("{} {}", text.strip_suffix(".0").unwrap_or(&text), UNITS[unit])
 }
 
+/// Parses a byte size: `1048576`, `512KiB`, `16 MiB`, `1.5MB`, `2g` (binary units for `Ki`/`Mi`/`Gi`, decimal for
+/// `k`/`KB`/`M`/`MB`/`G`/`GB`, case-insensitive). The error says what is expected.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = (&t[..split], t[split..].trim());
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "ki" | "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mi" | "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gi" | "gib" => 1 << 30,
+        _ => return Err(format!("`{text}` is not a size: expected bytes like 1048576, 512KiB, 16MiB or 1GB")),
+    };
+    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size: expected a number like 16MiB"))?;
+    let bytes = value * factor as f64;
+    if bytes.is_finite() && bytes >= 1.0 && bytes < u64::MAX as f64 {
+        Ok(bytes as u64)
+    } else {
+        Err(format!("`{text}`: a size must be at least 1 byte"))
+    }
+}
+
 /// Where decoded bytes go: counted always, kept only when asked and only up to the cap.
 #[derive(Debug)]
 struct Sink {
@@ -292,6 +317,18 @@ mod tests {
     #[test]
     fn unknown_codings_pass_through() {
         assert_eq!(decode("zstd", b"abc", KEEP).unwrap(), (Bytes::from_static(b"abc"), 3));
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size(" 16 MiB "), Ok(16 << 20));
+        assert_eq!(parse_size("1.5MB"), Ok(1_500_000));
+        assert_eq!(parse_size("2gi"), Ok(2 << 30));
+        assert!(parse_size("16 furlongs").unwrap_err().contains("16MiB"));
+        assert!(parse_size("0").unwrap_err().contains("at least 1 byte"));
+        assert!(parse_size("MiB").is_err());
     }
 
     #[test]

@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 
 mod body;
+pub use body::parse_size;
 mod client;
 mod config;
 mod conn;

@@ -65,6 +65,11 @@ pub struct FileConfig {
     /// Run exactly this many tasks.
     #[serde(default, deserialize_with = "keyed::iterations")]
     pub iterations: Option<u64>,
+    /// Cap on a buffered response body: bytes, or a size like `16MiB`.
+    #[serde(default, deserialize_with = "keyed::max_body")]
+    pub max_body: Option<u64>,
+    /// The `Accept-Encoding` header sent by default; empty sends none.
+    pub accept_encoding: Option<String>,
     /// Run only tasks with one of these tags.
     pub tags: Option<Vec<String>>,
     /// Skip tasks with any of these tags.
@@ -236,6 +241,9 @@ mod keyed {
     pub fn max_users<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         super::positive_int(d, "max_users")
     }
+    pub fn max_body<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        super::size(d, "max_body")
+    }
     pub fn max_delay<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         super::positive_duration(d, "max_delay")
     }
@@ -258,6 +266,22 @@ fn positive_int<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<u64
         0 => Err(de::Error::custom(format!("{key}: must be at least 1"))),
         n => Ok(Some(n)),
     }
+}
+
+/// A byte size: a whole number of bytes, or text with a unit (`16MiB`).
+fn size<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    let parsed = match Size::deserialize(d)? {
+        Size::Bytes(0) => Err("a size must be at least 1 byte".to_owned()),
+        Size::Bytes(n) => Ok(n),
+        Size::Text(t) => nest_http::parse_size(&t),
+    };
+    parsed.map(Some).map_err(|e| de::Error::custom(format!("{key}: {e}")))
 }
 
 fn positive_usize<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<usize>, D::Error> {
