@@ -130,7 +130,7 @@ fn run_info(checked: &plan::RunPlan, host: &url::Url) -> RunInfo {
     let plan = &checked.plan;
     RunInfo {
         nest_version: env!("CARGO_PKG_VERSION").to_owned(),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: nest_http::redact_url(&std::env::args().collect::<Vec<_>>().join(" ")).into_owned(),
         host: nest_http::redact_url(host.as_str()).into_owned(),
         load: confirm::load_line(plan),
         workers: plan.workers,

@@ -323,7 +323,7 @@ mod tests {
         let ms = Duration::from_millis;
         r.request("GET", "/a", Sample { latency: ms(2), bytes: 10, ..Default::default() });
         let failure = Some(Failure { kind: FailureKind::Status, reason: "HTTP 500" });
-        r.request("GET", "/a", Sample { latency: ms(4), corrected: Some(ms(9)), bytes: 5, failure });
+        r.request("GET", "/a", Sample { latency: ms(4), corrected: Some(ms(9)), bytes: 5, failure, wire_bytes: 2 });
         r.request("POST", "/a", Sample { latency: ms(1), ..Default::default() });
         r.fail_recorded("POST", "/a", "bad body");
         r.slot(1, 2, Some(("x.rhai:3:4", "boom")));
@@ -335,6 +335,7 @@ mod tests {
         let get = &a.iter().find(|(m, _)| &**m == "GET").unwrap().1;
         let l = &get.latency;
         assert_eq!((get.count, get.failures, l.sum_us, l.min_us, l.max_us, get.bytes), (2, 1, 6000, 2000, 4000, 15));
+        assert_eq!(get.wire_bytes, 2);
         assert_eq!(get.corrected.as_ref().unwrap().max_us, 9000);
         assert_eq!(d.failures[&("POST".into(), "/a".into(), "bad body".into())], (FailureKind::Check, 1));
         assert_eq!(d.failures[&("GET".into(), "/a".into(), "HTTP 500".into())], (FailureKind::Status, 1));
