@@ -10,9 +10,9 @@ use std::io::{self, Write};
 
 use bytes::Bytes;
 use http::HeaderMap;
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
+use http::header::CONTENT_ENCODING;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 
 use crate::ErrorKind;
 use crate::error::Failure;
@@ -39,9 +39,10 @@ pub(crate) struct ReadBody {
 /// Reads the whole body of a response with `headers`, decoding and capping it as `limits` says.
 pub(crate) async fn read(headers: &HeaderMap, mut incoming: Incoming, limits: Limits) -> Result<ReadBody, Failure> {
     let mut decoder = Decoder::for_headers(headers, limits);
+    // hyper's exact size is the Content-Length of a response that has a body (not of a HEAD, 204 or 304 response).
     if let Decoder::Identity { .. } = decoder
         && limits.keep
-        && let Some(length) = content_length(headers)
+        && let Some(length) = incoming.size_hint().exact()
         && length > limits.max
     {
         return Err(too_large(limits.max, format!("Content-Length is {length} bytes")));
@@ -54,12 +55,12 @@ pub(crate) async fn read(headers: &HeaderMap, mut incoming: Incoming, limits: Li
             decoder.push(data, limits)?;
         }
     }
+    if wire == 0 {
+        // No body at all (HEAD, 204, 304): there is nothing to decode, even when a Content-Encoding is announced.
+        return Ok(ReadBody::default());
+    }
     let (body, decoded) = decoder.finish(limits)?;
     Ok(ReadBody { body, wire, decoded })
-}
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
 fn too_large(max: u64, seen: String) -> Failure {

@@ -292,3 +292,21 @@ fn a_huge_body_fails_fast_not_at_the_timeout() {
         assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     });
 }
+
+#[test]
+fn bodiless_responses_are_not_capped_or_decoded() {
+    run(async {
+        // A HEAD answer announces the size and coding of the body a GET would get, and carries none.
+        let (addr, served) =
+            canned("HTTP/1.1 200 OK\r\ncontent-length: 67108864\r\ncontent-encoding: gzip\r\n\r\n".into(), Vec::new())
+                .await;
+        let vu = vu(addr, ClientConfig::new(false).unwrap().max_body(1024));
+        for _ in 0..2 {
+            let r = vu.send(Request::new(Method::HEAD, "/")).await;
+            assert_eq!(r.status, 200, "{:?}", r.error);
+            assert_eq!((r.body_bytes, r.wire_bytes), (0, 0));
+        }
+        assert_eq!(served.load(Ordering::SeqCst), 2);
+        assert_eq!(vu.idle_connections(), 1);
+    });
+}
