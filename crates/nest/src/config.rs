@@ -430,6 +430,16 @@ mod tests {
     }
 
     #[test]
+    fn http_settings_parse_sizes_and_strings() {
+        let c = parse("max_body: 16MiB\naccept_encoding: \"gzip\"\n").unwrap();
+        assert_eq!((c.max_body, c.accept_encoding.as_deref()), (Some(16 << 20), Some("gzip")));
+        assert_eq!(parse("max_body: 1048576\n").unwrap().max_body, Some(1 << 20));
+        let e = err("users: 2\nmax_body: lots\n");
+        assert!(e.starts_with("2:") && e.contains("max_body: `lots` is not a size"), "{e}");
+        assert!(err("max_body: 0\n").contains("max_body: a size must be at least 1 byte"));
+    }
+
+    #[test]
     fn locates_keys_in_sections() {
         let text = "users: 3\ntasksets:\n  # comment\n  shop/browse: 6\n  \"odd name\": 1\nhost: x\n";
         assert_eq!(locate_key(text, Some("tasksets"), "shop/browse"), Some((4, 3)));

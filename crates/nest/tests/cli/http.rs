@@ -365,3 +365,42 @@ fn t() { client.get("/"); }
     assert!(report.total_requests() >= 60, "{}", run.context());
     assert_eq!(report.total_requests(), nginx.logged(), "{}", run.context());
 }
+
+#[test]
+fn accept_encoding_is_sent_by_default_and_set_by_config_env_cli_or_request() {
+    let server = Server::builder().record().start();
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "ae.rhai",
+        r#"
+task(1, t);
+
+fn t() {
+    client.get("/default");
+    client.get("/own", #{ headers: #{ "Accept-Encoding": "identity" } });
+}
+"#,
+    );
+    let args = ["-u", "1", "--iterations", "1"];
+    sandbox.run(&server.url(), &args).assert_code(0);
+    sandbox.write_config("accept_encoding: br\n");
+    sandbox.run(&server.url(), &args).assert_code(0);
+    // The environment over the file, the command line over both; "" sends none.
+    let (dir, url) = (sandbox.dir().display().to_string(), server.url());
+    let mut run_args = vec!["run", "--taskset-dir", dir.as_str(), "-H", url.as_str(), "-y"];
+    run_args.extend(args);
+    sandbox.nest(&run_args, &[("NEST_ACCEPT_ENCODING", "deflate")]).assert_code(0);
+    run_args.extend(["--accept-encoding", ""]);
+    sandbox.nest(&run_args, &[("NEST_ACCEPT_ENCODING", "deflate")]).assert_code(0);
+    let sent = |path: &str| -> Vec<Option<String>> {
+        server
+            .seen()
+            .iter()
+            .filter(|s| s.path == path)
+            .map(|s| s.header("accept-encoding").map(str::to_owned))
+            .collect()
+    };
+    let expected = [Some("gzip, deflate, br"), Some("br"), Some("deflate"), None].map(|v| v.map(str::to_owned));
+    assert_eq!(sent("/default"), expected);
+    assert_eq!(sent("/own"), vec![Some("identity".to_owned()); 4]);
+}
