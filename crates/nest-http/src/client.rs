@@ -10,13 +10,16 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, LOCATION};
+use http::response::Parts;
 use http::{HeaderMap, StatusCode};
-use http_body_util::BodyExt;
+use http_body_util::Full;
+use hyper::body::Incoming;
 use url::Url;
 
+use crate::body::{self, Limits, ReadBody};
 use crate::conn::{self, Conn, Target, fmt_duration};
 use crate::error::Failure;
-use crate::prepare::{Prepared, host_and_port, prepare};
+use crate::prepare::{Prepared, host_and_port, prepare, redact_url};
 use crate::redirect::{self, MAX_REDIRECTS};
 use crate::session::Session;
 use crate::{ClientConfig, ErrorKind, Request, Response};
@@ -38,7 +41,7 @@ struct Inner {
 struct Exchange {
     status: StatusCode,
     headers: HeaderMap,
-    body: Bytes,
+    body: ReadBody,
 }
 
 impl VuClient {
@@ -59,17 +62,19 @@ impl VuClient {
         let start = Instant::now();
         let inner = Rc::clone(&self.inner);
         async move {
-            let Request { method, url, headers, query, body, timeout, follow_redirects } = req;
+            let Request { method, url, headers, query, body, timeout, follow_redirects, keep_body, max_body } = req;
             let limit = timeout.unwrap_or(inner.config.default_timeout);
+            let limits = Limits { keep: keep_body, max: max_body.unwrap_or(inner.config.max_body) };
             let mut prepared = match prepare(inner.base.as_ref(), &url, &query, headers, method, body) {
                 Ok(p) => p,
-                Err(f) => return Response::failed(f.kind, f.message, url, start.elapsed()),
+                Err(f) => return Response::failed(f.kind, f.message, redact_url(&url).into_owned(), start.elapsed()),
             };
+            prepared.accept_encoding.clone_from(&inner.config.accept_encoding);
             // `timeout` (unlike `Instant + Duration`) saturates on huge limits; the deadline
             // still lands at or after `start + limit`.
             let outcome = tokio::time::timeout(
                 limit.saturating_sub(start.elapsed()),
-                run(&inner, &mut prepared, follow_redirects),
+                run(&inner, &mut prepared, follow_redirects, limits),
             )
             .await;
             let elapsed = start.elapsed();
@@ -78,7 +83,9 @@ impl VuClient {
                 Ok(Ok(ex)) => Response {
                     status: ex.status.as_u16(),
                     headers: header_pairs(&ex.headers),
-                    body: ex.body,
+                    body: ex.body.body,
+                    body_bytes: ex.body.decoded,
+                    wire_bytes: ex.body.wire,
                     error: None,
                     error_kind: None,
                     elapsed,
@@ -118,19 +125,26 @@ impl VuClient {
 
 impl std::fmt::Debug for VuClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VuClient").field("base", &self.inner.base.as_ref().map(Url::as_str)).finish_non_exhaustive()
+        let base = self.inner.base.as_ref().map(|b| redact_url(b.as_str()).into_owned());
+        f.debug_struct("VuClient").field("base", &base).finish_non_exhaustive()
     }
 }
 
 /// Performs hops until a non-redirect response (or a redirect that is not followed).
-async fn run(inner: &Inner, p: &mut Prepared, follow: bool) -> Result<Exchange, Failure> {
+async fn run(inner: &Inner, p: &mut Prepared, follow: bool, limits: Limits) -> Result<Exchange, Failure> {
     let mut redirects = 0usize;
     loop {
-        let ex = exchange(inner, p).await?;
-        if follow
-            && redirect::is_redirect(ex.status)
-            && let Some(location) = ex.headers.get(LOCATION)
-        {
+        let (head, incoming, conn) = send_head(inner, p).await?;
+        inner.session.borrow_mut().store_cookies(&head.headers, &p.url);
+        let location = if follow && redirect::is_redirect(head.status) { head.headers.get(LOCATION) } else { None };
+        // The body of a hop that is followed is never shown: stream it, only to keep the connection usable.
+        let hop_limits = if location.is_some() { Limits { keep: false, ..limits } } else { limits };
+        // Boxed: the decoders make this state large, and every in-flight `send` future would carry it.
+        let body = Box::pin(body::read(&head.headers, incoming, hop_limits)).await?;
+        if keep_alive(&head.headers) {
+            park(inner, conn);
+        }
+        if let Some(location) = location {
             if redirects == MAX_REDIRECTS {
                 return Err(Failure::new(
                     ErrorKind::TooManyRedirects,
@@ -138,63 +152,72 @@ async fn run(inner: &Inner, p: &mut Prepared, follow: bool) -> Result<Exchange, 
                 ));
             }
             redirects += 1;
-            redirect::follow(p, ex.status, location)?;
+            redirect::follow(p, head.status, location)?;
             continue;
         }
-        return Ok(ex);
+        return Ok(Exchange { status: head.status, headers: head.headers, body });
     }
 }
 
-/// One request/response on a reused or new connection, body fully read.
-async fn exchange(inner: &Inner, p: &Prepared) -> Result<Exchange, Failure> {
-    let target = Target::of(&p.url)?;
-    let (req, idle) = {
-        let mut session = inner.session.borrow_mut();
-        let host = session
-            .host_header(host_and_port(&p.url))
-            .ok_or_else(|| Failure::new(ErrorKind::InvalidUrl, "host is not a valid header"))?;
-        let req = p.build(host, session.cookie_header(&p.url))?;
-        let idle = session.take_idle(target.https, target.host_str, target.port);
-        (req, idle)
-    };
+/// The wire request for the current hop, with this session's `Host` and cookies.
+fn build(inner: &Inner, p: &Prepared) -> Result<http::Request<Full<Bytes>>, Failure> {
+    let mut session = inner.session.borrow_mut();
+    let host = session
+        .host_header(host_and_port(&p.url))
+        .ok_or_else(|| Failure::new(ErrorKind::InvalidUrl, "host is not a valid header"))?;
+    p.build(host, session.cookie_header(&p.url))
+}
 
-    // A reused connection may turn out closed before our request was written; then (and
-    // only then) the request is retried once on a fresh connection.
+/// Sends the current hop on a reused or new connection and waits for the response head.
+///
+/// A reused keep-alive connection may have been closed by the server while it sat idle (nginx's
+/// `keepalive_timeout`, a load balancer's idle timer); the request then fails before any response arrives, through
+/// no fault of the server. Like browsers and hyper-util's pooled client, such a request is retried once on a fresh
+/// connection: always when it was provably never written, and when it was written, only for an idempotent method
+/// (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) and only for a closed or reset connection, never a malformed response.
+async fn send_head(inner: &Inner, p: &Prepared) -> Result<(Parts, Incoming, Conn), Failure> {
+    let target = Target::of(&p.url)?;
+    let mut req = build(inner, p)?;
+    let idle = inner.session.borrow_mut().take_idle(target.https, target.host_str, target.port);
     let (mut conn, mut may_retry) = match idle {
         Some(conn) => (conn, true),
         None => (conn::connect(&inner.config, &target).await?, false),
     };
-    let mut req = req;
-    let response = loop {
-        if conn.sender.ready().await.is_err() {
+    loop {
+        let failure = if conn.sender.ready().await.is_err() {
             if may_retry {
                 may_retry = false;
                 conn = conn::connect(&inner.config, &target).await?;
                 continue;
             }
-            return Err(Failure::new(ErrorKind::Closed, "connection closed before the request was sent"));
-        }
-        match conn.sender.try_send_request(req).await {
-            Ok(response) => break response,
-            Err(mut e) => match e.take_message() {
-                Some(unsent) if may_retry => {
-                    may_retry = false;
-                    req = unsent;
-                    conn = conn::connect(&inner.config, &target).await?;
+            Failure::new(ErrorKind::Closed, "connection closed before the request was sent")
+        } else {
+            match conn.sender.try_send_request(req).await {
+                Ok(response) => {
+                    let (head, incoming) = response.into_parts();
+                    return Ok((head, incoming, conn));
                 }
-                _ => return Err(Failure::from_hyper(e.error(), "request failed")),
-            },
+                Err(mut e) => {
+                    let failure = Failure::from_hyper(e.error(), "request failed");
+                    match e.take_message() {
+                        Some(unsent) => req = unsent,
+                        None if p.method.is_idempotent()
+                            && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Io) =>
+                        {
+                            req = build(inner, p)?;
+                        }
+                        None => return Err(failure),
+                    }
+                    failure
+                }
+            }
+        };
+        if !may_retry {
+            return Err(failure);
         }
-    };
-
-    let (parts, incoming) = response.into_parts();
-    inner.session.borrow_mut().store_cookies(&parts.headers, &p.url);
-    let body =
-        incoming.collect().await.map_err(|e| Failure::from_hyper(&e, "reading response body failed"))?.to_bytes();
-    if keep_alive(&parts.headers) {
-        park(inner, conn);
+        may_retry = false;
+        conn = conn::connect(&inner.config, &target).await?;
     }
-    Ok(Exchange { status: parts.status, headers: parts.headers, body })
 }
 
 fn park(inner: &Inner, conn: Conn) {

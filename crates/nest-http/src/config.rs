@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -15,6 +16,10 @@ use crate::{Error, tls};
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default whole-request timeout when a request sets none.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default cap on a buffered (decoded) response body: 16 MiB.
+pub const DEFAULT_MAX_BODY: u64 = 16 << 20;
+/// The `Accept-Encoding` sent by default: the codings nest decodes, as Python `requests` sends them.
+pub const DEFAULT_ACCEPT_ENCODING: &str = "gzip, deflate, br";
 
 /// Shared, thread-safe settings built once per run (`Send + Sync`), handed to every
 /// [`VuClient`](crate::VuClient) via `Arc`.
@@ -25,6 +30,8 @@ pub struct ClientConfig {
     insecure: bool,
     pub(crate) connect_timeout: Duration,
     pub(crate) default_timeout: Duration,
+    pub(crate) max_body: u64,
+    pub(crate) accept_encoding: Option<HeaderValue>,
 }
 
 impl ClientConfig {
@@ -38,6 +45,8 @@ impl ClientConfig {
             insecure,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             default_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_body: DEFAULT_MAX_BODY,
+            accept_encoding: Some(HeaderValue::from_static(DEFAULT_ACCEPT_ENCODING)),
         })
     }
 
@@ -71,6 +80,25 @@ impl ClientConfig {
         self
     }
 
+    /// Most bytes of a (decoded) response body kept in memory when a request gives no `max_body` of its own.
+    /// A larger body fails the request with [`ErrorKind::BodyTooLarge`](crate::ErrorKind::BodyTooLarge) and drops
+    /// its connection. Default 16 MiB. Bodies that are discarded ([`Request::keep_body`](crate::Request)) are not
+    /// capped, only counted.
+    pub fn max_body(mut self, bytes: u64) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// The `Accept-Encoding` header sent unless a request sets its own; an empty value sends none. Default
+    /// `gzip, deflate, br`. Responses in those codings are decoded whatever was asked for.
+    pub fn accept_encoding(mut self, value: &str) -> Result<Self, Error> {
+        self.accept_encoding = match value.trim() {
+            "" => None,
+            v => Some(HeaderValue::from_str(v).map_err(|_| Error::AcceptEncoding(value.to_owned()))?),
+        };
+        Ok(self)
+    }
+
     /// Whether any server certificate is accepted.
     pub fn is_insecure(&self) -> bool {
         self.insecure
@@ -96,6 +124,12 @@ mod tests {
         let c = c.connect_timeout(Duration::from_secs(1)).default_timeout(Duration::from_secs(2));
         assert_eq!(c.connect_timeout, Duration::from_secs(1));
         assert_eq!(c.default_timeout, Duration::from_secs(2));
+        assert_eq!(c.max_body, DEFAULT_MAX_BODY);
+        assert_eq!(c.accept_encoding.as_ref().unwrap(), DEFAULT_ACCEPT_ENCODING);
+        let c = c.max_body(10).accept_encoding(" ").unwrap();
+        assert_eq!((c.max_body, c.accept_encoding), (10, None));
+        let e = ClientConfig::new(false).unwrap().accept_encoding("gzip\u{1}").unwrap_err();
+        assert!(e.to_string().contains("accept_encoding"), "{e}");
     }
 
     #[test]

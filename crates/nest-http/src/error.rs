@@ -21,6 +21,9 @@ pub enum Error {
     /// A PEM certificate could not be used as a trust anchor.
     #[error("invalid CA certificate: {0}")]
     Certificate(rustls::Error),
+    /// The `accept_encoding` setting is not a valid header value.
+    #[error("accept_encoding {0:?} is not a valid header value")]
+    AcceptEncoding(String),
 }
 
 /// Category of a transport error carried by a status-0 [`Response`](crate::Response).
@@ -60,6 +63,11 @@ pub enum ErrorKind {
     /// Any other I/O error on an established connection (e.g. connection reset).
     /// Label: `io error`.
     Io,
+    /// The response body was larger than `max_body` (after decoding): the request failed and its connection was
+    /// dropped. Label: `body too large`.
+    BodyTooLarge,
+    /// A `gzip`, `deflate` or `br` response body could not be decoded. Label: `decode error`.
+    Decode,
 }
 
 impl ErrorKind {
@@ -78,6 +86,8 @@ impl ErrorKind {
             ErrorKind::Closed => "connection closed",
             ErrorKind::Protocol => "protocol error",
             ErrorKind::Io => "io error",
+            ErrorKind::BodyTooLarge => "body too large",
+            ErrorKind::Decode => "decode error",
         }
     }
 }

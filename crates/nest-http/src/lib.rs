@@ -27,6 +27,8 @@
 //! ```
 #![deny(missing_docs)]
 
+mod body;
+pub use body::parse_size;
 mod client;
 mod config;
 mod conn;
@@ -38,6 +40,7 @@ mod session;
 mod tls;
 
 pub use client::VuClient;
-pub use config::ClientConfig;
+pub use config::{ClientConfig, DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY};
 pub use error::{Error, ErrorKind};
 pub use message::{Body, Request, Response};
+pub use prepare::redact_url;

@@ -9,6 +9,9 @@ use bytes::Bytes;
 use crate::ErrorKind;
 
 /// One HTTP request as described by a script.
+///
+/// A relative `url` is appended to the base URL's path (`http://h/v1/` + `/items` is `http://h/v1/items`), as
+/// Locust does; credentials in a URL (`http://user:pass@h/`) are sent as Basic auth and never shown.
 #[derive(Debug, Clone)]
 pub struct Request {
     /// The HTTP method.
@@ -25,6 +28,11 @@ pub struct Request {
     pub timeout: Option<Duration>,
     /// Follow 3xx redirects (at most 10 hops). Default `true`.
     pub follow_redirects: bool,
+    /// Keep the response body in [`Response::body`]. `false` streams it and only counts its bytes (no cap
+    /// applies then). Default `true`.
+    pub keep_body: bool,
+    /// Cap on the kept (decoded) body for this request; `None` = the config's `max_body`.
+    pub max_body: Option<u64>,
 }
 
 impl Request {
@@ -39,6 +47,8 @@ impl Request {
             body: Body::Empty,
             timeout: None,
             follow_redirects: true,
+            keep_body: true,
+            max_body: None,
         }
     }
 }
@@ -65,8 +75,13 @@ pub struct Response {
     pub status: u16,
     /// Response headers in wire order, names lowercase.
     pub headers: Vec<(String, String)>,
-    /// The full response body.
+    /// The full response body, decoded when it came `gzip`-, `deflate`- or `br`-encoded; empty when the request
+    /// did not keep it.
     pub body: Bytes,
+    /// Decoded body bytes of the last hop (counted even when the body was not kept).
+    pub body_bytes: u64,
+    /// Body bytes of the last hop as they came off the connection, before decoding.
+    pub wire_bytes: u64,
     /// Transport error text, when `status == 0`.
     pub error: Option<String>,
     /// Transport error category, when `status == 0`.
@@ -95,6 +110,8 @@ impl Response {
             status: 0,
             headers: Vec::new(),
             body: Bytes::new(),
+            body_bytes: 0,
+            wire_bytes: 0,
             error: Some(message),
             error_kind: Some(kind),
             elapsed,

@@ -4,7 +4,9 @@
 //! cloning only reference-counted header values and body bytes.
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, TRANSFER_ENCODING, USER_AGENT};
+use http::header::{
+    ACCEPT_ENCODING, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, TRANSFER_ENCODING, USER_AGENT,
+};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use http_body_util::Full;
 use url::{Position, Url};
@@ -29,24 +31,89 @@ pub(crate) struct Prepared {
     pub(crate) body: Bytes,
     /// `Content-Type` implied by the body kind, used when the user gave none.
     pub(crate) content_type: Option<HeaderValue>,
+    /// `Accept-Encoding` sent when the user gave none.
+    pub(crate) accept_encoding: Option<HeaderValue>,
 }
 
 /// Resolves `raw` against `base` and appends `query`.
 pub(crate) fn resolve_url(base: Option<&Url>, raw: &str, query: &[(String, String)]) -> Result<Url, Failure> {
+    let shown = || redact_url(raw);
     let mut url = match Url::parse(raw) {
         Ok(url) => url,
         Err(url::ParseError::RelativeUrlWithoutBase) => match base {
-            Some(base) => base.join(raw).map_err(|e| invalid_url(format!("invalid URL {raw:?}: {e}")))?,
+            Some(base) => {
+                append_to_base(base, raw).map_err(|e| invalid_url(format!("invalid URL {:?}: {e}", shown())))?
+            }
             None => {
-                return Err(invalid_url(format!("relative URL {raw:?} needs a base URL, and none is configured")));
+                return Err(invalid_url(format!(
+                    "relative URL {:?} needs a base URL, and none is configured",
+                    shown()
+                )));
             }
         },
-        Err(e) => return Err(invalid_url(format!("invalid URL {raw:?}: {e}"))),
+        Err(e) => return Err(invalid_url(format!("invalid URL {:?}: {e}", shown()))),
     };
     if !query.is_empty() {
         url.query_pairs_mut().extend_pairs(query);
     }
     Ok(url)
+}
+
+/// Appends a relative `raw` to the base URL's path, as Locust does (`base_url + path`), with exactly one `/` at the
+/// join: `/v1/` + `/a`, `/v1` + `a` and `/v1` + `/a` all give `/v1/a`. A query or fragment (`?x=1`) attaches to the
+/// base path as it is; a scheme-relative `//host/x` keeps only the base's scheme. The base's own query is dropped.
+fn append_to_base(base: &Url, raw: &str) -> Result<Url, url::ParseError> {
+    if raw.starts_with("//") {
+        return base.join(raw);
+    }
+    let path = &base[..Position::AfterPath];
+    if raw.is_empty() || raw.starts_with(['?', '#']) {
+        return Url::parse(&format!("{path}{raw}"));
+    }
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let sep = if raw.starts_with('/') { "" } else { "/" };
+    Url::parse(&format!("{path}{sep}{raw}"))
+}
+
+/// Removes `user:password@` from `url` and returns it as a `Basic` `Authorization` value (RFC 7617), if present.
+pub(crate) fn take_credentials(url: &mut Url) -> Option<HeaderValue> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let pair = format!("{}:{}", decode(url.username()), decode(url.password().unwrap_or("")));
+    // Both calls only fail on URLs that cannot have credentials, and this one has them.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pair);
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// `url` (or any text holding URLs) with every password replaced by `***`: `http://user:***@host/`. For every place
+/// a URL is shown to a person: terminal, reports, errors, logs.
+pub fn redact_url(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(found) = text[search..].find("://") {
+        let start = search + found + 3;
+        let rest = &text[start..];
+        let authority = &rest[..rest.find(['/', '?', '#', ' ', '"', '\'', '\n']).unwrap_or(rest.len())];
+        search = start;
+        let Some(at) = authority.rfind('@') else { continue };
+        let Some(colon) = authority[..at].find(':') else { continue };
+        out.push_str(&text[copied..start + colon + 1]);
+        out.push_str("***");
+        copied = start + at;
+        search = copied;
+    }
+    if copied == 0 {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    std::borrow::Cow::Owned(out)
 }
 
 fn invalid_url(message: String) -> Failure {
@@ -62,8 +129,9 @@ pub(crate) fn prepare(
     method: Method,
     body: Body,
 ) -> Result<Prepared, Failure> {
-    let url = resolve_url(base, url, query)?;
-    let mut map = HeaderMap::with_capacity(headers.len());
+    let mut url = resolve_url(base, url, query)?;
+    let credentials = take_credentials(&mut url);
+    let mut map = HeaderMap::with_capacity(headers.len() + 1);
     for (name, value) in headers {
         let header_name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| Failure::new(ErrorKind::InvalidRequest, format!("invalid header name {name:?}")))?;
@@ -71,6 +139,11 @@ pub(crate) fn prepare(
         let header_value = HeaderValue::from_maybe_shared(Bytes::from(value))
             .map_err(|_| Failure::new(ErrorKind::InvalidRequest, format!("invalid value for header {name:?}")))?;
         map.append(header_name, header_value);
+    }
+    if let Some(basic) = credentials
+        && !map.contains_key(AUTHORIZATION)
+    {
+        map.insert(AUTHORIZATION, basic);
     }
     let (body, content_type) = match body {
         Body::Empty => (Bytes::new(), None),
@@ -81,7 +154,7 @@ pub(crate) fn prepare(
             (Bytes::from(encoded), Some(FORM))
         }
     };
-    Ok(Prepared { method, url, headers: map, body, content_type })
+    Ok(Prepared { method, url, headers: map, body, content_type, accept_encoding: None })
 }
 
 /// The `Host` header text of `url`: host plus port when non-default (the `url` crate
@@ -113,6 +186,11 @@ impl Prepared {
         }
         if !headers.contains_key(USER_AGENT) {
             headers.insert(USER_AGENT, USER_AGENT_VALUE);
+        }
+        if let Some(ae) = &self.accept_encoding
+            && !headers.contains_key(ACCEPT_ENCODING)
+        {
+            headers.insert(ACCEPT_ENCODING, ae.clone());
         }
         if let Some(ct) = &self.content_type
             && !headers.contains_key(CONTENT_TYPE)
@@ -159,9 +237,56 @@ mod tests {
     }
 
     #[test]
+    fn relative_paths_append_to_the_base_path() {
+        let at = |base: &str, raw: &str| resolve_url(Some(&Url::parse(base).unwrap()), raw, &[]).unwrap().to_string();
+        assert_eq!(at("http://h/v1/", "/a"), "http://h/v1/a");
+        assert_eq!(at("http://h/v1/", "a"), "http://h/v1/a");
+        assert_eq!(at("http://h/v1", "a"), "http://h/v1/a");
+        assert_eq!(at("http://h/v1", "/a"), "http://h/v1/a");
+        assert_eq!(at("http://h/v1/", "a/b?x=1"), "http://h/v1/a/b?x=1");
+        assert_eq!(at("http://h/v1/", "?x=1"), "http://h/v1/?x=1");
+        assert_eq!(at("http://h/v1/", ""), "http://h/v1/");
+        assert_eq!(at("http://h", "/a"), "http://h/a");
+        assert_eq!(at("http://h/", "a"), "http://h/a");
+        assert_eq!(at("http://h/v1/?k=1", "/a"), "http://h/v1/a");
+        assert_eq!(at("https://h/v1/", "//cdn.test/x"), "https://cdn.test/x");
+        assert_eq!(at("http://h/v1/", "http://other.test/z"), "http://other.test/z");
+    }
+
+    #[test]
+    fn credentials_become_basic_auth_and_leave_the_url() {
+        let mut u = Url::parse("http://al%40ice:p%3Ass@h/x").unwrap();
+        let v = take_credentials(&mut u).unwrap();
+        assert_eq!(u.as_str(), "http://h/x");
+        // base64("al@ice:p:ss")
+        assert_eq!(v, "Basic YWxAaWNlOnA6c3M=");
+        assert!(v.is_sensitive());
+        assert_eq!(take_credentials(&mut u), None);
+        let p = prepare(Some(&base()), "http://u:pw@h/", &[], vec![], Method::GET, Body::Empty).unwrap();
+        assert_eq!(p.headers[AUTHORIZATION], "Basic dTpwdw==");
+        let own = vec![("Authorization".into(), "Bearer t".into())];
+        let p = prepare(Some(&base()), "http://u:pw@h/", &[], own, Method::GET, Body::Empty).unwrap();
+        assert_eq!(p.headers[AUTHORIZATION], "Bearer t");
+    }
+
+    #[test]
+    fn passwords_are_redacted_wherever_a_url_is_shown() {
+        assert_eq!(redact_url("http://u:secret@h:8080/x"), "http://u:***@h:8080/x");
+        assert_eq!(
+            redact_url("a http://u:s@h/ and https://v:t@g/?q=@x"),
+            "a http://u:***@h/ and https://v:***@g/?q=@x"
+        );
+        assert_eq!(redact_url("http://u@h/p:q@r"), "http://u@h/p:q@r");
+        assert_eq!(redact_url("http://h/x"), "http://h/x");
+        assert_eq!(redact_url("no url: a@b"), "no url: a@b");
+        let e = resolve_url(None, "http://u:secret@", &[]).unwrap_err();
+        assert!(!e.message.contains("secret"), "{}", e.message);
+    }
+
+    #[test]
     fn relative_and_absolute_urls() {
         let u = resolve_url(Some(&base()), "/items?x=1", &[]).unwrap();
-        assert_eq!(u.as_str(), "http://127.0.0.1:8080/items?x=1");
+        assert_eq!(u.as_str(), "http://127.0.0.1:8080/app/items?x=1");
         let u = resolve_url(Some(&base()), "https://example.com/a", &[]).unwrap();
         assert_eq!(u.as_str(), "https://example.com/a");
         let e = resolve_url(None, "/items", &[]).unwrap_err();

@@ -7,7 +7,7 @@ use http::{HeaderValue, Method, StatusCode};
 
 use crate::ErrorKind;
 use crate::error::Failure;
-use crate::prepare::Prepared;
+use crate::prepare::{Prepared, redact_url, take_credentials};
 
 /// Redirects followed before giving up with [`ErrorKind::TooManyRedirects`].
 pub(crate) const MAX_REDIRECTS: usize = 10;
@@ -25,7 +25,9 @@ pub(crate) fn follow(p: &mut Prepared, status: StatusCode, location: &HeaderValu
     let bad = |why: String| Failure::new(ErrorKind::Protocol, why);
     let text = std::str::from_utf8(location.as_bytes())
         .map_err(|_| bad("redirect Location is not valid UTF-8".to_string()))?;
-    let next = p.url.join(text).map_err(|e| bad(format!("invalid redirect Location {text:?}: {e}")))?;
+    let mut next =
+        p.url.join(text).map_err(|e| bad(format!("invalid redirect Location {:?}: {e}", redact_url(text))))?;
+    let credentials = take_credentials(&mut next);
 
     if next.origin() != p.url.origin() {
         for name in [AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE, HOST] {
@@ -42,6 +44,9 @@ pub(crate) fn follow(p: &mut Prepared, status: StatusCode, location: &HeaderValu
             p.headers.remove(name);
         }
     }
+    if let Some(basic) = credentials {
+        p.headers.insert(AUTHORIZATION, basic);
+    }
     p.url = next;
     Ok(())
 }
@@ -53,7 +58,7 @@ mod tests {
     use crate::prepare::prepare;
 
     fn post() -> Prepared {
-        let base = url::Url::parse("http://a.test/dir/page").unwrap();
+        let base = url::Url::parse("http://a.test/").unwrap();
         prepare(
             Some(&base),
             "/dir/page",

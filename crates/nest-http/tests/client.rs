@@ -12,6 +12,9 @@ use nest_http::{Body, ClientConfig, ErrorKind, Request, VuClient};
 use serde_json::json;
 use support::{Server, run};
 
+#[path = "client/hardening.rs"]
+mod hardening;
+
 fn get(url: &str) -> Request {
     Request::new(Method::GET, url)
 }
@@ -87,12 +90,25 @@ fn server_closing_idle_connection_is_transparent() {
 }
 
 #[test]
-fn request_already_sent_is_not_retried() {
+fn written_idempotent_request_is_retried_once_on_a_fresh_connection() {
     run(async {
         let (addr, accepts, requests) = support::drops_second_request().await;
         let vu = VuClient::new(config(), Some(format!("http://{addr}").parse().unwrap()));
         assert_eq!(vu.send(get("/")).await.status, 200);
         let r = vu.send(get("/")).await;
+        assert_eq!(r.status, 200, "{:?}", r.error);
+        assert_eq!(accepts.load(Ordering::SeqCst), 2);
+        assert_eq!(requests.load(Ordering::SeqCst), 3);
+    });
+}
+
+#[test]
+fn written_post_is_not_retried() {
+    run(async {
+        let (addr, accepts, requests) = support::drops_second_request().await;
+        let vu = VuClient::new(config(), Some(format!("http://{addr}").parse().unwrap()));
+        assert_eq!(vu.send(get("/")).await.status, 200);
+        let r = vu.send(Request::new(Method::POST, "/")).await;
         assert_eq!(r.status, 0);
         assert_eq!(r.error_kind, Some(ErrorKind::Closed), "{:?}", r.error);
         assert_eq!(accepts.load(Ordering::SeqCst), 1);

@@ -59,6 +59,8 @@ struct Loaded {
     calls: Vec<Option<Callable>>,
     setup: Option<Callable>,
     teardown: Option<Callable>,
+    /// The taskset declared `discard_bodies()`.
+    discard_bodies: bool,
 }
 
 /// The tasksets of one worker.
@@ -113,7 +115,8 @@ impl BehaviourFactory for ScriptFactory {
             let setup = compiled.has_setup.then(|| callable("setup")).transpose()?;
             let teardown = compiled.has_teardown.then(|| callable("teardown")).transpose()?;
             let (name, path) = (def.name.as_str().into(), def.path.clone());
-            tasksets.push(Loaded { engine, name, path, calls, setup, teardown });
+            let discard_bodies = compiled.discard_bodies;
+            tasksets.push(Loaded { engine, name, path, calls, setup, teardown, discard_bodies });
         }
         Ok(ScriptBehaviour { tasksets, env, dir: self.catalog.dir.clone() })
     }
@@ -132,6 +135,7 @@ impl ScriptBehaviour {
             scheduled: Cell::new(None),
             open: Cell::new(false),
             held: RefCell::new(Vec::new()),
+            discard_bodies: Cell::new(false),
         })
     }
 
@@ -140,6 +144,7 @@ impl ScriptBehaviour {
         vu.interrupted.set(false);
         vu.cancelled.set(false);
         vu.taskset.replace(loaded.name.clone());
+        vu.discard_bodies.set(loaded.discard_bodies);
         fiber::set_local(Some(vu.clone()));
         let result = loaded.engine.eval_ast::<Dynamic>(&callable.ast);
         fiber::set_local(None);

@@ -28,6 +28,8 @@ pub(crate) struct Declaration {
     tags: Vec<String>,
     /// Tags of single tasks, by function name.
     task_tags: Vec<(String, Vec<String>, Position)>,
+    /// `discard_bodies()`: stream response bodies and only count them.
+    discard_bodies: bool,
 }
 
 /// A wait time value, as `between(..)` and `constant(..)` return it.
@@ -79,6 +81,13 @@ pub(crate) fn register(engine: &mut Engine, cell: &DeclarationCell) {
             Some(n) if n.is_finite() && n > 0.0 => Ok(WaitSpec(WaitTime::ConstantThroughput(n))),
             _ => Err("constant_throughput(n): n is a number of tasks per second above 0".into()),
         }
+    });
+    let c = cell.clone();
+    engine.register_fn("discard_bodies", move || {
+        declaring(&c, "discard_bodies()", |d| {
+            d.discard_bodies = true;
+            Ok(())
+        })
     });
     let c = cell.clone();
     engine.register_fn("sequential", move || {
@@ -161,6 +170,8 @@ pub(crate) struct Compiled {
     pub has_teardown: bool,
     /// `file:line:col` of each function, for errors Rhai cannot place.
     pub fn_locations: HashMap<String, String>,
+    /// The taskset declared `discard_bodies()`.
+    pub discard_bodies: bool,
 }
 
 /// Compiles one script and runs its top level with `engine`.
@@ -228,6 +239,7 @@ pub(crate) fn compile(
         has_setup: takes_no_args("setup"),
         has_teardown: takes_no_args("teardown"),
         fn_locations,
+        discard_bodies: declaration.discard_bodies,
     })
 }
 

@@ -70,6 +70,8 @@ pub(crate) struct VuCtx {
     pub scheduled: Cell<Option<Instant>>,
     /// Open model: the running call is a scheduled task, so its requests record corrected latency.
     pub open: Cell<bool>,
+    /// The running taskset declared `discard_bodies()`: responses are streamed and counted, not kept.
+    pub discard_bodies: Cell<bool>,
     /// Rows claimed from data pools and not released yet. Dropping the VU releases them.
     pub held: RefCell<Vec<api::Held>>,
 }

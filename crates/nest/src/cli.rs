@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::settings::ByteSize;
+
 /// nest: load testing with Rhai tasksets.
 ///
 /// Every `.rhai` file under the taskset folder is a taskset: weighted tasks that virtual users run.
@@ -175,6 +177,14 @@ pub struct RunArgs {
     /// NEST_MAX_DELAY].
     #[arg(long, value_parser = parse_duration, value_name = "DUR")]
     pub max_delay: Option<Duration>,
+    /// Most bytes of a response body kept in memory, after decoding, e.g. 16MiB; a larger body fails its request
+    /// (`body: false` and `discard_bodies()` stream bodies uncapped) [default: 16MiB; env: NEST_MAX_BODY].
+    #[arg(long, value_parser = parse_byte_size, value_name = "SIZE")]
+    pub max_body: Option<ByteSize>,
+    /// The Accept-Encoding header sent unless a request sets one; "" sends none [default: "gzip, deflate, br";
+    /// env: NEST_ACCEPT_ENCODING].
+    #[arg(long, value_name = "CODINGS")]
+    pub accept_encoding: Option<String>,
     /// Run exactly this many tasks in total, then stop [env: NEST_ITERATIONS].
     #[arg(long, value_name = "N")]
     pub iterations: Option<u64>,
@@ -277,6 +287,11 @@ pub struct Stages(pub Vec<nest_core::Stage>);
 /// Parses `30s:50,2m:50,30s:0`.
 pub fn parse_stages_arg(text: &str) -> Result<Stages, String> {
     nest_core::curve::parse_stages(text, parse_duration).map(Stages)
+}
+
+/// Parses `16MiB`, `512KiB` or a bare number of bytes.
+fn parse_byte_size(text: &str) -> Result<ByteSize, String> {
+    nest_http::parse_size(text).map(ByteSize)
 }
 
 /// Parses `30s`, `5m`, `1h30m`, `250ms` or a bare number of seconds.

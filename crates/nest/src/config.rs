@@ -65,6 +65,11 @@ pub struct FileConfig {
     /// Run exactly this many tasks.
     #[serde(default, deserialize_with = "keyed::iterations")]
     pub iterations: Option<u64>,
+    /// Cap on a buffered response body: bytes, or a size like `16MiB`.
+    #[serde(default, deserialize_with = "keyed::max_body")]
+    pub max_body: Option<u64>,
+    /// The `Accept-Encoding` header sent by default; empty sends none.
+    pub accept_encoding: Option<String>,
     /// Run only tasks with one of these tags.
     pub tags: Option<Vec<String>>,
     /// Skip tasks with any of these tags.
@@ -337,6 +342,9 @@ mod keyed {
     pub fn max_users<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         super::positive_int(d, "max_users")
     }
+    pub fn max_body<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        super::size(d, "max_body")
+    }
     pub fn max_delay<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         super::positive_duration(d, "max_delay")
     }
@@ -359,6 +367,22 @@ fn positive_int<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<u64
         0 => Err(de::Error::custom(format!("{key}: must be at least 1"))),
         n => Ok(Some(n)),
     }
+}
+
+/// A byte size: a whole number of bytes, or text with a unit (`16MiB`).
+fn size<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    let parsed = match Size::deserialize(d)? {
+        Size::Bytes(0) => Err("a size must be at least 1 byte".to_owned()),
+        Size::Bytes(n) => Ok(n),
+        Size::Text(t) => nest_http::parse_size(&t),
+    };
+    parsed.map(Some).map_err(|e| de::Error::custom(format!("{key}: {e}")))
 }
 
 fn positive_usize<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<usize>, D::Error> {
@@ -534,6 +558,16 @@ mod tests {
         assert!(threshold.starts_with("2:3: thresholds: expected a threshold: an expression"), "{threshold}");
         let stage = err("stages:\n  - [1]\n");
         assert!(stage.contains("stages: expected a stage: \"30s:50\""), "{stage}");
+    }
+
+    #[test]
+    fn http_settings_parse_sizes_and_strings() {
+        let c = parse("max_body: 16MiB\naccept_encoding: \"gzip\"\n").unwrap();
+        assert_eq!((c.max_body, c.accept_encoding.as_deref()), (Some(16 << 20), Some("gzip")));
+        assert_eq!(parse("max_body: 1048576\n").unwrap().max_body, Some(1 << 20));
+        let e = err("users: 2\nmax_body: lots\n");
+        assert!(e.starts_with("2:") && e.contains("max_body: `lots` is not a size"), "{e}");
+        assert!(err("max_body: 0\n").contains("max_body: a size must be at least 1 byte"));
     }
 
     #[test]

@@ -38,7 +38,10 @@ pub fn confirm(plan: &RunPlan, yes: bool, quiet: bool) -> Result<bool> {
 }
 
 fn describe(plan: &RunPlan) -> String {
-    let host = plan.host.as_ref().map_or("the built-in demo target".to_owned(), |h| h.to_string());
+    let host = plan
+        .host
+        .as_ref()
+        .map_or("the built-in demo target".to_owned(), |h| nest_http::redact_url(h.as_str()).into_owned());
     format!("Host: {host}\nLoad: {}\nRun time: {}", load_line(&plan.plan), time_line(plan))
 }
 

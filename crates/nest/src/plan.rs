@@ -86,6 +86,10 @@ pub struct RunPlan {
     pub host: Option<Url>,
     /// Accept any TLS certificate.
     pub insecure: bool,
+    /// `max_body`, when set.
+    pub max_body: Option<u64>,
+    /// `accept_encoding`, when set.
+    pub accept_encoding: Option<String>,
     /// Warnings about this machine's limits, or about ignored settings.
     pub warnings: Vec<String>,
     /// The load shape script, when `--shape` drives the users.
@@ -101,6 +105,7 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
     let mut warnings = Vec::new();
     let host = match (&s.host, args.demo) {
         (Some(host), true) => {
+            let host = nest_http::redact_url(host.as_str());
             warnings.push(format!("--demo runs against the built-in target; the configured host {host} is ignored"));
             None
         }
@@ -162,7 +167,13 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
     warnings.extend(limits.warnings);
     let insecure = s.insecure.unwrap_or(false);
     let thresholds = s.thresholds.clone().unwrap_or_default();
-    Ok(RunPlan { mix, plan, host, insecure, warnings, shape, thresholds })
+    let (max_body, accept_encoding) = (s.max_body.map(|b| b.0), s.accept_encoding.clone());
+    if let Some(codings) = &accept_encoding
+        && !codings.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    {
+        return Err(UsageError(format!("accept_encoding {codings:?} is not a valid header value")));
+    }
+    Ok(RunPlan { mix, plan, host, insecure, max_body, accept_encoding, warnings, shape, thresholds })
 }
 
 /// Applies `--tags` / `--exclude-tags`; a selection that leaves nothing to run is an error.
@@ -219,15 +230,17 @@ fn selected_but_disabled(specs: &[nest_core::TasksetSpec], include: &[String], e
 
 /// Checks a target URL: http or https, with a host.
 pub fn parse_host(text: &str) -> Result<Url, UsageError> {
+    // A password in the host never appears in a message.
+    let shown = nest_http::redact_url(text);
     if !text.contains("://") {
         return Err(UsageError(format!(
-            "host `{text}` must be an http:// or https:// URL: did you mean http://{text}?"
+            "host `{shown}` must be an http:// or https:// URL: did you mean http://{shown}?"
         )));
     }
     let url = Url::parse(text)
-        .map_err(|e| UsageError(format!("host `{text}` is not a URL ({e}); e.g. http://127.0.0.1:8080")))?;
+        .map_err(|e| UsageError(format!("host `{shown}` is not a URL ({e}); e.g. http://127.0.0.1:8080")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(UsageError(format!("host `{text}` must be an http:// or https:// URL with a host")));
+        return Err(UsageError(format!("host `{shown}` must be an http:// or https:// URL with a host")));
     }
     Ok(url)
 }
@@ -242,6 +255,9 @@ mod tests {
         assert!(parse_host("https://example.com/base/").is_ok());
         assert!(parse_host("127.0.0.1:8080").unwrap_err().0.contains("must be an http"));
         assert!(parse_host("ftp://x").is_err());
+        assert_eq!(parse_host("http://u:p%40ss@h/v1/").unwrap().password(), Some("p%40ss"));
+        let e = parse_host("http://u:hunter2@exa mple/").unwrap_err().0;
+        assert!(e.contains("u:***@") && !e.contains("hunter2"), "{e}");
         assert!(parse_host("http://exa mple").unwrap_err().0.contains("is not a URL"));
         assert!(parse_host("127.0.0.1:8080").unwrap_err().0.contains("did you mean http://127.0.0.1:8080?"));
     }

@@ -24,6 +24,21 @@ pub fn ms(v: f64) -> String {
     }
 }
 
+/// The average response body size of `requests` that received `bytes` in all (decoded, what scripts see):
+/// `830 B`, `12.4 KiB`, `3.1 MiB`; `-` with no request.
+pub fn avg_size(bytes: u64, requests: u64) -> String {
+    if requests == 0 {
+        return "-".to_owned();
+    }
+    let avg = bytes as f64 / requests as f64;
+    match avg {
+        a if a < 1024.0 => format!("{a:.0} B"),
+        a if a < 1024.0 * 1024.0 => format!("{:.1} KiB", a / 1024.0),
+        a if a < 1024.0 * 1024.0 * 1024.0 => format!("{:.1} MiB", a / (1024.0 * 1024.0)),
+        a => format!("{:.1} GiB", a / (1024.0 * 1024.0 * 1024.0)),
+    }
+}
+
 /// Shortens a name to `width` characters with an ellipsis.
 pub fn clip(name: &str, width: usize) -> String {
     if name.chars().count() <= width {
@@ -42,6 +57,8 @@ pub(crate) struct Line<'a> {
     pub requests: u64,
     pub failures: u64,
     pub rps: f64,
+    /// Decoded response body bytes of all these requests.
+    pub bytes: u64,
     /// `None` where there is no figure (a corrected table's row for a name used only in hooks).
     pub latency: Option<&'a LatencyMs>,
 }
@@ -60,6 +77,7 @@ pub(crate) fn lines(s: &Summary, corrected: bool) -> (Vec<Line<'_>>, Line<'_>) {
             requests: r.requests,
             failures: r.failures,
             rps: r.rps,
+            bytes: r.bytes,
             latency: pick(corrected, &r.latency_ms, r.corrected_latency_ms.as_ref()),
         })
         .collect();
@@ -70,6 +88,7 @@ pub(crate) fn lines(s: &Summary, corrected: bool) -> (Vec<Line<'_>>, Line<'_>) {
         requests: t.requests,
         failures: t.failures,
         rps: t.rps,
+        bytes: t.bytes,
         latency: pick(corrected, &t.latency_ms, t.corrected_latency_ms.as_ref()),
     };
     (rows, total)
@@ -78,22 +97,27 @@ pub(crate) fn lines(s: &Summary, corrected: bool) -> (Vec<Line<'_>>, Line<'_>) {
 fn latency_table(out: &mut impl Write, title: &str, lines: &[Line<'_>], total: &Line<'_>) -> io::Result<()> {
     let width = lines.iter().map(|l| l.name.chars().count()).max().unwrap_or(0).clamp(10, 48);
     writeln!(out, "\n{title}")?;
-    write!(out, "{:<7} {:<width$} {:>9} {:>8} {:>9}", "Method", "Name", "Requests", "Fails", "req/s")?;
+    write!(
+        out,
+        "{:<7} {:<width$} {:>9} {:>8} {:>9} {:>9}",
+        "Method", "Name", "Requests", "Fails", "req/s", "Avg size"
+    )?;
     for h in LATENCY_HEADERS {
         write!(out, " {h:>7}")?;
     }
     writeln!(out)?;
-    let rule = "-".repeat(7 + 1 + width + 10 + 9 + 10 + 8 * 8);
+    let rule = "-".repeat(7 + 1 + width + 10 + 9 + 10 + 10 + 8 * 8);
     writeln!(out, "{rule}")?;
     let row = |out: &mut dyn Write, l: &Line<'_>| -> io::Result<()> {
         write!(
             out,
-            "{:<7} {:<width$} {:>9} {:>8} {:>9.2}",
+            "{:<7} {:<width$} {:>9} {:>8} {:>9.2} {:>9}",
             l.method,
             clip(l.name, width),
             l.requests,
             l.failures,
-            l.rps
+            l.rps,
+            avg_size(l.bytes, l.requests)
         )?;
         match l.latency {
             Some(lat) => {

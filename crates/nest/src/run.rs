@@ -52,7 +52,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         None
     };
     let host = checked.host.clone().ok_or_else(|| UsageError("no target".into()))?;
-    let http = Arc::new(ClientConfig::new(checked.insecure).context("could not set up TLS")?);
+    let http = Arc::new(client_config(&checked)?);
     let data = checked.mix.data.clone();
     let factory = Arc::new(checked.mix.catalog.factory(http, Some(host.clone())).with_data(data.clone()));
     let run_info = run_info(&checked, &host);
@@ -113,14 +113,26 @@ pub fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The HTTP client settings of the run.
+fn client_config(checked: &plan::RunPlan) -> anyhow::Result<ClientConfig> {
+    let mut config = ClientConfig::new(checked.insecure).context("could not set up TLS")?;
+    if let Some(max) = checked.max_body {
+        config = config.max_body(max);
+    }
+    if let Some(codings) = &checked.accept_encoding {
+        config = config.accept_encoding(codings).map_err(|e| UsageError(e.to_string()))?;
+    }
+    Ok(config)
+}
+
 /// What was run, for the report.
 fn run_info(checked: &plan::RunPlan, host: &url::Url) -> RunInfo {
     let plan = &checked.plan;
     RunInfo {
         nest_version: env!("CARGO_PKG_VERSION").to_owned(),
-        // Quoted, so that it can be pasted back: `--threshold 'p95 < 300ms'` stays one word.
-        command: crate::shell::join(std::env::args()),
-        host: host.to_string(),
+        // Quoted, so that it can be pasted back (`--threshold 'p95 < 300ms'` stays one word); passwords redacted.
+        command: nest_http::redact_url(&crate::shell::join(std::env::args())).into_owned(),
+        host: nest_http::redact_url(host.as_str()).into_owned(),
         load: confirm::load_line(plan),
         workers: plan.workers,
         run_time_s: plan.run_time.map(|t| t.as_secs_f64()),

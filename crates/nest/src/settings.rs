@@ -52,6 +52,15 @@ macro_rules! from_str_env {
         }
     )*};
 }
+/// A byte size from a setting: `16MiB`, `1048576` (see [`nest_http::parse_size`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl FromEnv for ByteSize {
+    fn from_env(value: &str) -> Result<Self, String> {
+        nest_http::parse_size(value).map(ByteSize)
+    }
+}
 from_str_env!(u64 => "expected a whole number", usize => "expected a whole number", f64 => "expected a number");
 impl FromEnv for Vec<nest_core::Stage> {
     fn from_env(value: &str) -> Result<Self, String> {
@@ -66,6 +75,11 @@ impl FromEnv for Vec<Threshold> {
             .filter(|t| !t.is_empty())
             .map(|t| ThresholdSpec::Expr(t.to_owned()).parse("NEST_THRESHOLDS").map_err(|e| e.0))
             .collect()
+    }
+}
+impl FromEnv for String {
+    fn from_env(value: &str) -> Result<Self, String> {
+        Ok(value.to_owned())
     }
 }
 impl FromEnv for Vec<String> {
@@ -145,6 +159,10 @@ settings! {
     exclude_tags: Vec<String> = "NEST_EXCLUDE_TAGS",
     /// Pass/fail criteria (`;`-separated in the environment).
     thresholds: Vec<Threshold> = "NEST_THRESHOLDS",
+    /// Cap on a buffered response body.
+    max_body: ByteSize = "NEST_MAX_BODY",
+    /// The `Accept-Encoding` header sent by default (empty: none).
+    accept_encoding: String = "NEST_ACCEPT_ENCODING",
 }
 
 /// The `--help` section listing the environment variables and the precedence rule.
@@ -181,6 +199,8 @@ impl Settings {
             iterations: args.iterations,
             tags: (!args.tags.is_empty()).then(|| args.tags.clone()),
             exclude_tags: (!args.exclude_tags.is_empty()).then(|| args.exclude_tags.clone()),
+            max_body: args.max_body,
+            accept_encoding: args.accept_encoding.clone(),
             thresholds: match args.threshold.is_empty() {
                 true => None,
                 false => Some(
@@ -230,6 +250,8 @@ impl Settings {
             tags: f.tags.clone(),
             exclude_tags: f.exclude_tags.clone(),
             thresholds,
+            max_body: f.max_body.map(ByteSize),
+            accept_encoding: f.accept_encoding.clone(),
         })
     }
 
@@ -270,6 +292,8 @@ mod tests {
         assert!(env(&[("NEST_HOST", "ftp://x")]).unwrap_err().0.starts_with("NEST_HOST=ftp://x: "));
         assert_eq!(env(&[("NEST_INSECURE", "yes")]).unwrap().insecure, Some(true));
         assert_eq!(env(&[("NEST_USERS", "")]).unwrap().users, None, "empty means unset");
-        assert_eq!(Settings::ENV.len(), 19);
+        assert_eq!(Settings::ENV.len(), 21);
+        assert_eq!(env(&[("NEST_MAX_BODY", "2MiB")]).unwrap().max_body, Some(ByteSize(2 << 20)));
+        assert!(env(&[("NEST_MAX_BODY", "big")]).unwrap_err().0.starts_with("NEST_MAX_BODY=big: `big` is not a size"));
     }
 }

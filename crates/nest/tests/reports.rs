@@ -460,6 +460,14 @@ fn check_stats_table(dom: &str, fx: &Fixture) -> usize {
         };
         for (cell, shown) in elements(tr, "td").iter().filter(|(a, _)| a.contains_key("data-metric")) {
             let metric = cell["data-metric"].as_str();
+            if metric == "avg_size" {
+                // The average body size: bytes / requests, shown with its unit (`2 B`, `1.5 KiB`).
+                let expected = f(&json["bytes"]) / f(&json["requests"]);
+                assert_eq!(cell["data-value"].parse::<f64>().unwrap(), expected, "avg_size of {row:?}");
+                assert!(shown.ends_with(" B") || shown.ends_with("iB"), "`{shown}` for avg_size");
+                checked += 1;
+                continue;
+            }
             let expected = f(match metric {
                 "requests" | "failures" | "rps" => &json[metric],
                 latency => &json["latency_ms"][latency],
@@ -512,7 +520,7 @@ fn the_html_report_renders_in_chromium_with_the_jsons_numbers() {
     assert_eq!(names, ["GET /a", "GET /b", "GET /a", "GET /b", "GET /a", "GET /b"], "busiest first, per chart");
 
     // The tables hold the JSON's numbers: exactly in data-value, rounded as the terminal does in the text.
-    assert_eq!(check_stats_table(&dom, &fx), 3 * 11, "GET /a, GET /b and the total, 11 figures each");
+    assert_eq!(check_stats_table(&dom, &fx), 3 * 12, "GET /a, GET /b and the total, 12 figures each");
     let verdicts: Vec<(String, String)> = elements(&dom, "tr")
         .into_iter()
         .filter_map(|(a, _)| Some((a.get("data-threshold")?.clone(), a["data-passed"].clone())))

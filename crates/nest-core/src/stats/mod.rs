@@ -130,10 +130,12 @@ pub struct Sample<'a> {
     pub latency: Duration,
     /// Open model: time from the task's scheduled start (first request) or the send (later requests).
     pub corrected: Option<Duration>,
-    /// Response body bytes.
+    /// Response body bytes (decoded: what the script sees, counted even when the body was discarded).
     pub bytes: u64,
     /// Why it failed, if it did.
     pub failure: Option<Failure<'a>>,
+    /// Response body bytes as they came off the wire, before decoding `gzip`, `deflate` or `br`.
+    pub wire_bytes: u64,
 }
 
 /// Counters and latencies of one (method, name) group.
@@ -149,6 +151,8 @@ pub struct RequestCounts {
     pub latency: Latency,
     /// Open model only: response time counted from each task's scheduled start (coordinated omission corrected).
     pub corrected: Option<Latency>,
+    /// Response body bytes as they came off the wire (before decoding).
+    pub wire_bytes: u64,
 }
 
 impl RequestCounts {
@@ -165,6 +169,7 @@ impl RequestCounts {
         self.count += other.count;
         self.failures += other.failures;
         self.bytes += other.bytes;
+        self.wire_bytes += other.wire_bytes;
         self.latency.merge(&other.latency);
         if let Some(c) = &other.corrected {
             self.corrected.get_or_insert_with(Latency::default).merge(c);
@@ -231,6 +236,7 @@ impl Recorder {
         let group = group_mut(&mut delta, method, name);
         group.record(sample.latency, sample.corrected);
         group.bytes += sample.bytes;
+        group.wire_bytes += sample.wire_bytes;
         if let Some(failure) = sample.failure {
             group.failures += 1;
             count_failure(&mut delta, method, name, failure);
@@ -317,7 +323,7 @@ mod tests {
         let ms = Duration::from_millis;
         r.request("GET", "/a", Sample { latency: ms(2), bytes: 10, ..Default::default() });
         let failure = Some(Failure { kind: FailureKind::Status, reason: "HTTP 500" });
-        r.request("GET", "/a", Sample { latency: ms(4), corrected: Some(ms(9)), bytes: 5, failure });
+        r.request("GET", "/a", Sample { latency: ms(4), corrected: Some(ms(9)), bytes: 5, failure, wire_bytes: 2 });
         r.request("POST", "/a", Sample { latency: ms(1), ..Default::default() });
         r.fail_recorded("POST", "/a", "bad body");
         r.slot(1, 2, Some(("x.rhai:3:4", "boom")));
@@ -329,6 +335,7 @@ mod tests {
         let get = &a.iter().find(|(m, _)| &**m == "GET").unwrap().1;
         let l = &get.latency;
         assert_eq!((get.count, get.failures, l.sum_us, l.min_us, l.max_us, get.bytes), (2, 1, 6000, 2000, 4000, 15));
+        assert_eq!(get.wire_bytes, 2);
         assert_eq!(get.corrected.as_ref().unwrap().max_us, 9000);
         assert_eq!(d.failures[&("POST".into(), "/a".into(), "bad body".into())], (FailureKind::Check, 1));
         assert_eq!(d.failures[&("GET".into(), "/a".into(), "HTTP 500".into())], (FailureKind::Status, 1));

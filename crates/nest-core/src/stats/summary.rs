@@ -77,6 +77,9 @@ pub struct Totals {
     /// Response body bytes received.
     #[serde(default)]
     pub bytes: u64,
+    /// Response body bytes as they came off the wire, before decoding (less than `bytes` for compressed bodies).
+    #[serde(default)]
+    pub wire_bytes: u64,
     /// The service-time histogram (µs, 3 significant figures), HdrHistogram V2 + DEFLATE, base64: merge these to
     /// combine runs exactly.
     #[serde(default)]
@@ -104,9 +107,12 @@ pub struct RequestRow {
     /// Open model: response time from each task's scheduled start (coordinated omission corrected).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrected_latency_ms: Option<LatencyMs>,
-    /// Response body bytes received.
+    /// Response body bytes received (decoded).
     #[serde(default)]
     pub bytes: u64,
+    /// Response body bytes as they came off the wire, before decoding.
+    #[serde(default)]
+    pub wire_bytes: u64,
     /// The service-time histogram of all requests, encoded as in `requests[].histogram`.
     #[serde(default)]
     pub histogram: String,
@@ -252,6 +258,7 @@ impl Summary {
                 latency_ms: LatencyMs::raw(c),
                 corrected_latency_ms: LatencyMs::corrected(c),
                 bytes: c.bytes,
+                wire_bytes: c.wire_bytes,
                 histogram: encode_histogram(&c.latency.histogram),
                 corrected_histogram: c.corrected.as_ref().map(|l| encode_histogram(&l.histogram)),
             })
@@ -321,6 +328,7 @@ impl Summary {
                 latency_ms: LatencyMs::raw(&total),
                 corrected_latency_ms: LatencyMs::corrected(&total),
                 bytes: total.bytes,
+                wire_bytes: total.wire_bytes,
                 histogram: encode_histogram(&total.latency.histogram),
                 corrected_histogram: total.corrected.as_ref().map(|l| encode_histogram(&l.histogram)),
             },
@@ -348,7 +356,7 @@ mod tests {
             r.request(
                 "GET",
                 "/a",
-                Sample { latency: Duration::from_millis(ms), bytes: 2, failure, ..Default::default() },
+                Sample { latency: Duration::from_millis(ms), bytes: 2, failure, wire_bytes: 1, ..Default::default() },
             );
         }
         let mut agg = Aggregate::default();
@@ -357,6 +365,8 @@ mod tests {
         let s = Summary::new(&agg, &[], 10.0, 5, false);
         assert_eq!(s.totals.requests, 100);
         assert_eq!(s.totals.failures, 2);
+        assert_eq!((s.totals.bytes, s.totals.wire_bytes), (200, 100));
+        assert_eq!((s.requests[0].bytes, s.requests[0].wire_bytes), (200, 100));
         assert_eq!(s.totals.rps, 10.0);
         let l = s.totals.latency_ms;
         assert_eq!((l.min, l.max), (1.0, 100.0));

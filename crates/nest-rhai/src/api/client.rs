@@ -48,6 +48,7 @@ fn parse_method(method: &str) -> Res<Method> {
 fn send(method: Method, path: &str, opts: Option<Map>) -> Res<HttpResponse> {
     let vu = VuCtx::current("client")?;
     let mut request = nest_http::Request::new(method.clone(), path);
+    request.keep_body = !vu.discard_bodies.get();
     let options = match opts {
         Some(opts) => options::apply(&mut request, method.as_str(), opts)?,
         None => options::Options { name: None, expect: Vec::new() },
@@ -62,7 +63,8 @@ fn send(method: Method, path: &str, opts: Option<Map>) -> Res<HttpResponse> {
             return Err("`client` can only be used inside a task, on_start or on_stop".into());
         }
     };
-    let name = options.name.unwrap_or_else(|| path.to_owned());
+    // A full URL's password never becomes part of a request name (shown in every report).
+    let name = options.name.unwrap_or_else(|| nest_http::redact_url(path).into_owned());
     let mut reason = String::new();
     let failure = failure_reason(&response, &options.expect, &mut reason);
     // Open model: the task's first request counts from the task's scheduled start (the wait for a free VU and for
@@ -71,7 +73,13 @@ fn send(method: Method, path: &str, opts: Option<Map>) -> Res<HttpResponse> {
         Some(scheduled) => scheduled.elapsed().max(response.elapsed),
         None => response.elapsed,
     });
-    let sample = Sample { latency: response.elapsed, corrected, bytes: response.body.len() as u64, failure };
+    let sample = Sample {
+        latency: response.elapsed,
+        corrected,
+        bytes: response.body_bytes,
+        failure,
+        wire_bytes: response.wire_bytes,
+    };
     vu.env.recorder.request(method.as_str(), &name, sample);
     let failed = failure.is_some();
     Ok(HttpResponse::new(method, name, response, failed))

@@ -9,7 +9,7 @@ use rhai::{Dynamic, EvalAltResult, Map};
 
 /// The option keys `client.get(path, opts)` accepts.
 pub(crate) const KEYS: &[&str] =
-    &["name", "headers", "query", "json", "body", "form", "timeout", "expect", "redirects"];
+    &["name", "headers", "query", "json", "body", "form", "timeout", "expect", "redirects", "max_body"];
 
 /// What a script asked for, beyond the request itself.
 pub(crate) struct Options {
@@ -34,6 +34,9 @@ pub(crate) fn apply(request: &mut Request, method: &str, opts: Map) -> Res<Optio
             "name" => options.name = Some(value.clone().into_string().map_err(|_| what("a string"))?),
             "headers" => request.headers = pairs(value.clone(), key, method)?,
             "query" => request.query = pairs(value.clone(), key, method)?,
+            // `body: false` streams the response body and only counts it; `body: true` keeps it (the default, or
+            // back on under `discard_bodies()`). A string is the request body.
+            "body" if value.is_bool() => request.keep_body = value.as_bool().unwrap_or(true),
             "json" | "body" | "form" => {
                 if let Some(previous) = body_key.replace(key.to_owned()) {
                     return Err(format!(
@@ -46,7 +49,7 @@ pub(crate) fn apply(request: &mut Request, method: &str, opts: Map) -> Res<Optio
                         rhai::serde::from_dynamic(&value)
                             .map_err(|e| format!("option `json` of a {method} request: {e}"))?,
                     ),
-                    "body" => Body::Text(value.clone().into_string().map_err(|_| what("a string"))?),
+                    "body" => Body::Text(value.clone().into_string().map_err(|_| what("a string, or true or false"))?),
                     _ => Body::Form(pairs(value, key, method)?),
                 };
             }
@@ -58,6 +61,10 @@ pub(crate) fn apply(request: &mut Request, method: &str, opts: Map) -> Res<Optio
                 request.timeout = Some(Duration::from_secs_f64(secs));
             }
             "expect" => options.expect = statuses(&value).ok_or_else(|| what("a status code or an array of them"))?,
+            "max_body" => {
+                request.max_body =
+                    Some(size(&value).map_err(|e| format!("option `max_body` of a {method} request: {e}"))?)
+            }
             "redirects" => request.follow_redirects = value.as_bool().map_err(|_| what("true or false"))?,
             other => {
                 return Err(format!(
@@ -74,6 +81,17 @@ pub(crate) fn apply(request: &mut Request, method: &str, opts: Map) -> Res<Optio
 /// A number of seconds from an int or a float.
 pub(crate) fn seconds(value: &Dynamic) -> Option<f64> {
     value.as_float().ok().or_else(|| value.as_int().ok().map(|i| i as f64))
+}
+
+/// A byte size from an integer (bytes) or a string with a unit (`"16MiB"`).
+fn size(value: &Dynamic) -> Result<u64, String> {
+    if let Ok(n) = value.as_int() {
+        return u64::try_from(n).ok().filter(|&n| n >= 1).ok_or_else(|| "a size must be at least 1 byte".to_owned());
+    }
+    match value.clone().into_string() {
+        Ok(text) => nest_http::parse_size(&text),
+        Err(_) => Err(format!("expected bytes (1048576) or a size (\"1MiB\"), not {}", value.type_name())),
+    }
 }
 
 fn pairs(value: Dynamic, key: &str, method: &str) -> Res<Vec<(String, String)>> {
@@ -108,7 +126,7 @@ mod tests {
             &mut r,
             "post",
             map(r#"#{ name: "/x/:id", headers: #{ "X-A": "1" }, query: #{ q: "a b" }, json: #{ k: [1, 2] },
-                     timeout: 2, expect: [200, 404], redirects: false }"#),
+                     timeout: 2, expect: [200, 404], redirects: false, max_body: "2KiB" }"#),
         )
         .unwrap();
         assert_eq!(o.name.as_deref(), Some("/x/:id"));
@@ -117,8 +135,23 @@ mod tests {
         assert_eq!(r.query, vec![("q".to_owned(), "a b".to_owned())]);
         assert_eq!(r.timeout, Some(Duration::from_secs(2)));
         assert!(!r.follow_redirects);
+        assert_eq!(r.max_body, Some(2048));
+        assert!(r.keep_body);
         let Body::Json(v) = &r.body else { panic!("not json") };
         assert_eq!(v.to_string(), r#"{"k":[1,2]}"#);
+    }
+
+    #[test]
+    fn body_false_discards_the_response_body_and_a_string_is_the_request_body() {
+        let mut r = Request::new(http::Method::POST, "/x");
+        apply(&mut r, "post", map(r#"#{ body: false, json: #{ a: 1 } }"#)).unwrap();
+        assert!(!r.keep_body);
+        assert!(matches!(r.body, Body::Json(_)));
+        apply(&mut r, "post", map(r#"#{ body: true }"#)).unwrap();
+        assert!(r.keep_body);
+        let mut r = Request::new(http::Method::POST, "/x");
+        apply(&mut r, "post", map(r#"#{ body: "text" }"#)).unwrap();
+        assert!(r.keep_body && matches!(r.body, Body::Text(_)));
     }
 
     #[test]
@@ -130,6 +163,10 @@ mod tests {
         assert!(e.contains("cannot be used together"), "{e}");
         let e = apply(&mut r, "get", map("#{ timeout: -1 }")).err().unwrap().to_string();
         assert!(e.contains("more than 0"), "{e}");
+        let e = apply(&mut r, "get", map("#{ max_body: 0 }")).err().unwrap().to_string();
+        assert!(e.contains("option `max_body`") && e.contains("at least 1 byte"), "{e}");
+        let e = apply(&mut r, "get", map("#{ max_body: \"lots\" }")).err().unwrap().to_string();
+        assert!(e.contains("not a size"), "{e}");
         let e = apply(&mut r, "get", map("#{ expect: \"200\" }")).err().unwrap().to_string();
         assert!(e.contains("status code"), "{e}");
     }

@@ -84,6 +84,8 @@ pub(super) fn register(engine: &mut Engine) {
         Some(e) => Dynamic::from(e.clone()),
         None => Dynamic::UNIT,
     });
+    engine.register_get("bytes", |r: &mut HttpResponse| r.0.response.body_bytes as i64);
+    engine.register_get("wire_bytes", |r: &mut HttpResponse| r.0.response.wire_bytes as i64);
     engine.register_get("elapsed_ms", |r: &mut HttpResponse| r.0.response.elapsed.as_secs_f64() * 1000.0);
     engine.register_get("url", |r: &mut HttpResponse| r.0.response.url.clone());
     engine.register_fn("json", HttpResponse::json);

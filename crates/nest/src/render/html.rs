@@ -222,7 +222,7 @@ fn stats_table(page: &mut String, kind: &str, rows: &[Line<'_>], total: &Line<'_
     let _ = write!(
         page,
         "<table class=\"stats\" data-table=\"{kind}\">\n<tr><th>Method</th><th>Name</th><th class=\"n\">Requests</th>\
-         <th class=\"n\">Fails</th><th class=\"n\">req/s</th>"
+         <th class=\"n\">Fails</th><th class=\"n\">req/s</th><th class=\"n\">Avg size</th>"
     );
     for (_, header, _) in LATENCY {
         let _ = write!(page, "<th class=\"n\">{header}</th>");
@@ -245,6 +245,8 @@ fn stats_table(page: &mut String, kind: &str, rows: &[Line<'_>], total: &Line<'_
         cell(page, "requests", r.requests.to_string(), r.requests.to_string());
         cell(page, "failures", r.failures.to_string(), r.failures.to_string());
         cell(page, "rps", r.rps.to_string(), format!("{:.2}", r.rps));
+        let avg = if r.requests == 0 { 0.0 } else { r.bytes as f64 / r.requests as f64 };
+        cell(page, "avg_size", avg.to_string(), crate::report::avg_size(r.bytes, r.requests));
         for (metric, _, field) in LATENCY {
             match r.latency {
                 Some(l) => cell(page, metric, field(l).to_string(), fmt_ms(field(l))),

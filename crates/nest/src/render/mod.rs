@@ -140,7 +140,11 @@ pub(crate) mod tests {
                 let failure =
                     (name == "/b" && i % 8 == 0).then_some(Failure { kind: FailureKind::Status, reason: "HTTP 500" });
                 let corrected = open.then(|| Duration::from_millis(ms * 2));
-                r.request("GET", name, Sample { latency: Duration::from_millis(ms), corrected, bytes: 10, failure });
+                r.request(
+                    "GET",
+                    name,
+                    Sample { latency: Duration::from_millis(ms), corrected, bytes: 10, failure, ..Default::default() },
+                );
             }
             r.error("t/a.rhai:3:9", "boom <&>");
             let mut delta = r.take();
