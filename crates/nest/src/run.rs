@@ -97,7 +97,13 @@ pub fn run(args: RunArgs) -> Result<()> {
     summary.pools = crate::data::pool_rows(&data);
     let verdicts = thresholds::evaluate(&hooks.thresholds, &summary, &hooks.aborted);
     let report = Report { summary, run: run_info, thresholds: verdicts };
-    print_report(&report, args.quiet)?;
+    // `--json -` puts the JSON on stdout, alone, so the summary goes to stderr.
+    let json_on_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    if json_on_stdout {
+        print_report(&mut std::io::stderr().lock(), &report, args.quiet)?;
+    } else {
+        print_report(&mut std::io::stdout().lock(), &report, args.quiet)?;
+    }
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report)?;
         write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
@@ -128,29 +134,22 @@ fn run_info(checked: &plan::RunPlan, host: &url::Url) -> RunInfo {
     }
 }
 
-/// The summary and verdicts on stdout, or only the verdict line with `--quiet`.
-fn print_report(report: &Report, quiet: bool) -> Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+/// The summary and verdicts, or only the verdict line with `--quiet`.
+fn print_report(out: &mut impl Write, report: &Report, quiet: bool) -> Result<()> {
     if quiet {
-        thresholds::print_verdict_line(&mut out, report)?;
+        thresholds::print_verdict_line(out, report)?;
     } else {
-        print_summary(&mut out, &report.summary)?;
-        thresholds::print_verdicts(&mut out, &report.thresholds)?;
+        print_summary(out, &report.summary)?;
+        thresholds::print_verdicts(out, &report.thresholds)?;
     }
     out.flush()?;
     Ok(())
 }
 
-/// Fails before any load when a report file could not be written at the end.
-fn check_writable(path: &std::path::Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
-    };
-    let probe = dir.join(format!(".nest-write-check.{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| UsageError(format!("cannot write the report {}: {e}", path.display())))?;
-    let _ = std::fs::remove_file(probe);
+/// Fails before any load when a report file could not be written at the end (see [`crate::output::check`]).
+pub fn check_writable(path: &std::path::Path) -> Result<()> {
+    crate::output::check(path)
+        .map_err(|e| UsageError(format!("cannot write the report {}: {e}", path.display())))?;
     Ok(())
 }
 
