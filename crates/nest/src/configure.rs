@@ -83,15 +83,14 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
                 eprintln!("nothing saved");
                 return Ok(());
             }
-            // Esc or Ctrl-C at a question: a choice, not an error.
+            // Esc or Ctrl-C at a question: nothing was done, and a script must be able to tell (exit 1).
             Err(e)
                 if matches!(
                     e.downcast_ref::<inquire::InquireError>(),
                     Some(inquire::InquireError::OperationCanceled | inquire::InquireError::OperationInterrupted)
                 ) =>
             {
-                eprintln!("cancelled: nothing saved");
-                return Ok(());
+                anyhow::bail!("cancelled: nothing saved");
             }
             Err(e) => return Err(e),
         }

@@ -1,6 +1,6 @@
 //! `nest run`: start the target if asked, run the plan, stop on time or on signals, and report.
 //!
-//! Stopping is plumbing, not `process::exit`: the first Ctrl-C (or SIGTERM) asks for a graceful stop, a second one
+//! Stopping is plumbing, not `process::exit`: the first Ctrl-C (or SIGTERM, or SIGHUP) asks for a graceful stop, a second one
 //! cancels what is in flight, and either way the summary is printed and the JSON report written.
 
 use std::io::Write;
@@ -188,19 +188,21 @@ impl nest_core::RunHooks for Hooks {
     }
 }
 
-/// First Ctrl-C or SIGTERM: graceful stop. Second: stop now.
+/// First Ctrl-C, SIGTERM or SIGHUP (a closed terminal, a dropped SSH session): graceful stop. Second: stop now.
 async fn watch_signals(handle: StopHandle, grace: Duration) {
     #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let (mut term, mut hup) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::terminate()).ok(), signal(SignalKind::hangup()).ok())
+    };
     let mut seen = 0;
     loop {
         #[cfg(unix)]
         let terminated = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending().await,
+            tokio::select! {
+                Some(()) = recv(&mut term) => {}
+                Some(()) = recv(&mut hup) => {}
+                else => std::future::pending::<()>().await,
             }
         };
         #[cfg(not(unix))]
@@ -221,5 +223,14 @@ async fn watch_signals(handle: StopHandle, grace: Duration) {
             handle.kill();
             return;
         }
+    }
+}
+
+/// The next delivery of a signal, or never when it could not be watched.
+#[cfg(unix)]
+async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
     }
 }
