@@ -271,7 +271,13 @@ pub async fn run<F: BehaviourFactory>(
     }
     // A stop during setup() left no load to speak of: the run is the time requests were sent, from setup on.
     let duration = if cut.is_some() { setup_started.elapsed() } else { start.elapsed() };
-    let mut end = ended_by.unwrap_or(EndReason::Completed);
+    // The loop may end on the workers' last report before it saw the stop or the kill that caused it.
+    let mut end = match ended_by {
+        _ if handle.kill.is_cancelled() => EndReason::Killed,
+        Some(reason) => reason,
+        None if handle.asked.is_cancelled() => EndReason::Stopped,
+        None => EndReason::Completed,
+    };
     let mut cut = cut;
     if end != EndReason::Killed && !teardown(&mut workers, &plan, &handle, &mut aggregate).await {
         end = EndReason::Killed;

@@ -83,11 +83,16 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         other => anyhow::Error::new(other),
     })?;
-    match result.end {
-        EndReason::Killed => say("stopped: calls still in flight were cancelled"),
-        EndReason::Stopped if hooks.aborted.is_empty() => say("stopped"),
-        EndReason::Stopped => say("stopped: an abort threshold was breached"),
-        EndReason::RunTime | EndReason::Completed => {}
+    match (result.cut, result.end) {
+        (Some(nest_core::Phase::Setup), EndReason::Killed) => {
+            say("stopped during setup(): its calls were cancelled; the load did not start")
+        }
+        (Some(nest_core::Phase::Setup), _) => say("stopped during setup(): the load did not start"),
+        (Some(nest_core::Phase::Teardown), _) => say("stopped during teardown(): its calls were cancelled"),
+        (None, EndReason::Killed) => say("stopped: calls still in flight were cancelled"),
+        (None, EndReason::Stopped) if hooks.aborted.is_empty() => say("stopped"),
+        (None, EndReason::Stopped) => say("stopped: an abort threshold was breached"),
+        (None, EndReason::RunTime | EndReason::Completed) => {}
     }
 
     // A shape's users are only known once it ran: the most active at once.
@@ -95,6 +100,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut summary = Summary::new(&result.aggregate, &tasksets, result.duration.as_secs_f64(), users, open);
     summary.started_at = result.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     summary.pools = crate::data::pool_rows(&data);
+    summary.stopped_in = result.cut.map(|phase| phase.name().to_owned());
     let verdicts = thresholds::evaluate(&hooks.thresholds, &summary, &hooks.aborted);
     let report = Report { summary, run: run_info, thresholds: verdicts };
     // `--json -` puts the JSON on stdout, alone, so the summary goes to stderr.
@@ -148,8 +154,7 @@ fn print_report(out: &mut impl Write, report: &Report, quiet: bool) -> Result<()
 
 /// Fails before any load when a report file could not be written at the end (see [`crate::output::check`]).
 pub fn check_writable(path: &std::path::Path) -> Result<()> {
-    crate::output::check(path)
-        .map_err(|e| UsageError(format!("cannot write the report {}: {e}", path.display())))?;
+    crate::output::check(path).map_err(|e| UsageError(format!("cannot write the report {}: {e}", path.display())))?;
     Ok(())
 }
 

@@ -81,11 +81,13 @@ fn json_dash_writes_the_report_alone_on_stdout() {
     let sandbox = Sandbox::new();
     sandbox.write("get.rhai", ONE_GET);
     let dir = sandbox.dir().display().to_string();
-    let run =
-        sandbox.nest(&["run", "-y", "-u", "1", "--iterations", "4", "-H", &server.url(), "--json", "-", "--taskset-dir", &dir], &[]);
+    let run = sandbox.nest(
+        &["run", "-y", "-u", "1", "--iterations", "4", "-H", &server.url(), "--json", "-", "--taskset-dir", &dir],
+        &[],
+    );
     run.assert_code(0);
-    let json: serde_json::Value =
-        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("stdout is not only JSON ({e})\n{}", run.context()));
+    let json: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not only JSON ({e})\n{}", run.context()));
     assert_eq!(json["totals"]["requests"].as_u64(), Some(server.total()));
     assert_eq!(server.total(), 4);
     assert!(!Path::new(&sandbox.root().join("-")).exists(), "no file named -");
@@ -107,7 +109,8 @@ fn a_symlinked_report_is_written_through_to_its_target() {
     assert_eq!(server.total(), 5);
     let kept: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
     assert_eq!(kept["totals"]["requests"].as_u64(), Some(5));
-    let leftovers: Vec<_> = std::fs::read_dir(sandbox.root().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(sandbox.root().join("out")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, ["r.json"], "no temporary left behind");
 }
 
