@@ -61,6 +61,10 @@ pub struct SourceArgs {
     /// Folder of taskset files, searched recursively [default: tasksets; env: NEST_TASKSET_DIR].
     #[arg(long, value_name = "DIR")]
     pub taskset_dir: Option<PathBuf>,
+    /// Let `import` and data files resolve outside the project folder (the config file's folder, or the current
+    /// one) and the taskset folder. Off by default: paths are checked after links are resolved.
+    #[arg(long)]
+    pub no_confine: bool,
 }
 
 /// Options of `nest list`.

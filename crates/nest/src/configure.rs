@@ -48,7 +48,9 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
         }
         _ => Path::new(DEFAULT_TASKSET_DIR).to_path_buf(),
     };
-    let catalog = nest_rhai::Catalog::load(&dir).map_err(|e| UsageError(format!("cannot configure:\n{e}")))?;
+    let confine = crate::plan::confine(&args.source, &dir, existing.as_ref());
+    let catalog =
+        nest_rhai::Catalog::load_confined(&dir, confine).map_err(|e| UsageError(format!("cannot configure:\n{e}")))?;
     let mut specs = catalog.specs();
     // Names in the file that no longer match a taskset are dropped with a warning, so configure can repair them.
     let known: Vec<String> = specs.iter().map(|t| t.name.clone()).collect();

@@ -162,6 +162,24 @@ mod tests {
         assert!(write_atomic(&dir.path().join("missing/r.json"), b"x").is_err());
     }
 
+    /// The names the old code used, planted as links to a victim: a write must never follow them.
+    #[cfg(unix)]
+    #[test]
+    fn planted_links_under_the_old_temporary_names_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let pid = std::process::id();
+        for name in [format!(".r.json.{pid}.tmp"), format!(".nest-write-check.{pid}")] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+        }
+        let path = dir.path().join("r.json");
+        check(&path).unwrap();
+        write_atomic(&path, b"report").unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "report");
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_symlink_is_written_through_and_stays_a_link() {

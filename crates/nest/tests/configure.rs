@@ -89,7 +89,8 @@ fn cancelling_a_question_with_esc_exits_1_and_saves_nothing() {
     p.send("\x1b").unwrap();
     p.flush().unwrap();
     p.exp_string("cancelled: nothing saved").unwrap();
-    match p.wait().unwrap() {
+    p.exp_eof().unwrap();
+    match p.process().wait().unwrap() {
         rexpect::process::WaitStatus::Exited(_, code) => assert_eq!(code, 1, "the docs say 1"),
         other => panic!("nest configure did not exit normally: {other:?}"),
     }

@@ -123,11 +123,45 @@ fn a_data_file_that_is_a_fifo_or_a_device_is_refused_before_load() {
     std::os::unix::fs::symlink("/dev/zero", sandbox.root().join("zero.json")).unwrap();
     for file in ["users.csv", "zero.json"] {
         sandbox.write_config(&format!("data:\n  users: {file}\n"));
-        let running = sandbox.spawn(&server.url(), &["-u", "1", "--iterations", "3"]);
+        // --no-confine: /dev/zero is outside the project too, and this test is about the file's type.
+        let running = sandbox.spawn(&server.url(), &["-u", "1", "--iterations", "3", "--no-confine"]);
         // Before the fix the FIFO blocked the load forever and /dev/zero exhausted memory.
         let run = running.wait(RUN_LIMIT.min(Duration::from_secs(60)), &sandbox);
         run.assert_code(2);
         assert!(run.stderr.contains(&format!("{file}: the data file is not a regular file")), "{}", run.context());
     }
     assert_eq!(server.total(), 0);
+}
+
+/// `import` and `data:` paths must resolve inside the project (the config's folder) or the taskset folder, links
+/// resolved; `--no-confine` lifts the check.
+#[test]
+fn imports_and_data_outside_the_project_are_refused_unless_no_confine() {
+    let server = Server::start();
+    let sandbox = Sandbox::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("lib.rhai"), "fn path() { \"/x\" }\n").unwrap();
+    std::fs::write(outside.path().join("users.csv"), "name\nada\n").unwrap();
+    // A link planted in the taskset folder, and a data path that climbs out.
+    std::os::unix::fs::symlink(outside.path().join("lib.rhai"), sandbox.dir().join("_lib.rhai")).unwrap();
+    sandbox.write("get.rhai", "import \"_lib\" as lib;\ntask(1, get);\n\nfn get() { client.get(lib::path()); }\n");
+    let run = sandbox.run(&server.url(), &["-u", "1", "--iterations", "2"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("outside the project"), "{}", run.context());
+    assert!(run.stderr.contains("--no-confine"), "{}", run.context());
+    assert_eq!(server.total(), 0);
+
+    sandbox.write("get.rhai", "task(1, get);\n\nfn get() { let u = data.next(\"users\"); client.get(\"/x\"); }\n");
+    std::fs::remove_file(sandbox.dir().join("_lib.rhai")).unwrap();
+    sandbox.write_config(&format!("data:\n  users: {}\n", outside.path().join("users.csv").display()));
+    let run = sandbox.run(&server.url(), &["-u", "1", "--iterations", "2"]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("nest.yaml:2:"), "the error names the declaration: {}", run.context());
+    assert!(run.stderr.contains("outside the project"), "{}", run.context());
+    assert_eq!(server.total(), 0);
+
+    let run = sandbox.run(&server.url(), &["-u", "1", "--iterations", "2", "--no-confine"]);
+    run.assert_code(0);
+    assert_eq!(server.total(), 2);
+    assert_eq!(run.report().total_requests(), 2);
 }
