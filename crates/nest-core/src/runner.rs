@@ -278,13 +278,18 @@ pub async fn run<F: BehaviourFactory>(
         None if handle.asked.is_cancelled() => EndReason::Stopped,
         None => EndReason::Completed,
     };
+    let setup_cut = cut.is_some();
     let mut cut = cut;
     if end != EndReason::Killed && !teardown(&mut workers, &plan, &handle, &mut aggregate).await {
         end = EndReason::Killed;
-        cut = Some(Phase::Teardown);
+        // A load that never ran says more than a teardown cut short.
+        cut.get_or_insert(Phase::Teardown);
     }
     let mut result = finish(workers, aggregate, duration, end, cut, &mut hooks).await;
-    result.started_at = started_at;
+    if !setup_cut {
+        // (After a stop in setup(), the run's time starts with setup(), as `finish` computed it.)
+        result.started_at = started_at;
+    }
     result.peak_fibers = peak_fibers;
     Ok(result)
 }

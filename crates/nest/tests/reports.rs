@@ -410,8 +410,17 @@ fn chromium() -> Option<PathBuf> {
     let required =
         ["NEST_REQUIRE_BROWSER", "NEST_REQUIRE_TOOLS"].iter().any(|v| std::env::var_os(v).is_some_and(|x| x == "1"));
     assert!(!required, "{why}");
-    // Straight to stderr: libtest captures `eprintln!` of passing tests, and a skip must be seen.
-    let _ = writeln!(std::io::stderr(), "skipped: {why}; set NEST_REQUIRE_BROWSER=1 to fail instead");
+    // Straight to file descriptor 2: libtest captures what passing tests print, and a skip must be seen.
+    let line = format!("skipped: {why}; set NEST_REQUIRE_BROWSER=1 to fail instead");
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
+            let _ = writeln!(std::fs::File::from(fd), "{line}");
+        }
+    }
+    #[cfg(not(unix))]
+    eprintln!("{line}");
     None
 }
 
