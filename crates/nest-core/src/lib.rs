@@ -72,6 +72,6 @@ pub use behaviour::{Behaviour, BehaviourFactory, Call, Outcome, Shared, TaskErro
 pub use curve::Stage;
 pub use error::Error;
 pub use plan::{Model, Plan, PlanBuilder};
-pub use runner::{EndReason, RunHooks, RunResult, ShapeTick, StopHandle, run};
+pub use runner::{EndReason, Phase, RunHooks, RunResult, ShapeTick, StopHandle, run};
 pub use taskset::{Pause, Slot, TaskSpec, TasksetSpec, WaitTime};
 pub use weights::WeightedTable;

@@ -25,6 +25,8 @@ use crate::worker::{self, Control, Report, WorkerSetup};
 pub struct StopHandle {
     stop: CancellationToken,
     kill: CancellationToken,
+    /// A stop asked from outside (not the end of the run time): it also bounds `setup()` and `teardown()`.
+    asked: CancellationToken,
 }
 
 impl StopHandle {
@@ -34,12 +36,17 @@ impl StopHandle {
     }
     /// Stops gracefully: no new tasks; calls in flight may finish within the stop timeout; `on_stop` runs.
     pub fn stop(&self) {
+        self.asked.cancel();
         self.stop.cancel();
     }
     /// Stops now: calls in flight are cancelled. The statistics gathered so far are still returned.
     pub fn kill(&self) {
-        self.stop.cancel();
+        self.stop();
         self.kill.cancel();
+    }
+    /// The load is over (run time, iterations, shape): no new tasks, but `teardown()` is not hurried.
+    fn end_load(&self) {
+        self.stop.cancel();
     }
     /// Whether a stop was asked for.
     pub fn is_stopping(&self) -> bool {
@@ -58,6 +65,25 @@ pub enum EndReason {
     Stopped,
     /// Calls were cancelled: by [`StopHandle::kill`], or because the stop timeout expired.
     Killed,
+}
+
+/// A global hook that a stop cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `setup()`: the stop came before the load started, so no load ran.
+    Setup,
+    /// `teardown()`: its calls were cancelled when the stop timeout expired (or on a second stop).
+    Teardown,
+}
+
+impl Phase {
+    /// `setup` or `teardown`, as reports name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Setup => "setup",
+            Phase::Teardown => "teardown",
+        }
+    }
 }
 
 /// What a scripted load shape says at a tick.
@@ -104,8 +130,11 @@ impl<T: RunHooks + ?Sized> RunHooks for &mut T {
 pub struct RunResult {
     /// Everything recorded, merged, with the timeline sealed.
     pub aggregate: Aggregate,
-    /// From the common start to the end of the last worker's load (setup and teardown excluded).
+    /// From the common start to the end of the last worker's load (setup and teardown excluded), or, when a stop
+    /// came during `setup()` (see [`RunResult::cut`]), from the start of `setup()`: the time requests were sent.
     pub duration: Duration,
+    /// The global hook a stop came in, if any: the load did not run (setup), or teardown was cancelled.
+    pub cut: Option<Phase>,
     /// Why it ended.
     pub end: EndReason,
     /// The wall-clock time of the common start.
@@ -156,19 +185,22 @@ pub async fn run<F: BehaviourFactory>(
         return Err(error);
     }
 
-    let _ = workers.controls[0].send(Control::Setup);
-    let shared = loop {
-        match workers.reports.recv().await {
-            Some(Report::SetupDone(Ok(value))) => break value,
-            Some(Report::SetupDone(Err(error))) => {
-                workers.join();
-                return Err(Error::Setup(error));
-            }
-            Some(Report::Stats(_, delta)) => aggregate.merge(delta),
-            Some(_) => {}
-            None => return Err(Error::WorkerPanicked(0)),
+    let setup_started = Instant::now();
+    let shared = match setup(&mut workers, &plan, &handle, &mut aggregate).await {
+        SetupOutcome::Value(value) => value,
+        // Killed in setup(): no load, no teardown.
+        SetupOutcome::Cut => {
+            let duration = setup_started.elapsed();
+            let end = EndReason::Killed;
+            return Ok(finish(workers, aggregate, duration, end, Some(Phase::Setup), &mut hooks).await);
         }
+        SetupOutcome::Failed(error) => {
+            workers.join();
+            return Err(Error::Setup(error));
+        }
+        SetupOutcome::Panicked => return Err(Error::WorkerPanicked(0)),
     };
+    let cut = handle.asked.is_cancelled().then_some(Phase::Setup);
 
     let start = Instant::now();
     let started_at = std::time::SystemTime::now();
@@ -211,7 +243,7 @@ pub async fn run<F: BehaviourFactory>(
             },
             () = sleep_until_opt(run_end), if !handle.stop.is_cancelled() => {
                 ended_by = Some(EndReason::RunTime);
-                handle.stop();
+                handle.end_load();
             }
             () = sleep_until_opt(next_shape.map(tick)), if !handle.stop.is_cancelled() => {
                 let secs = next_shape.unwrap_or(0);
@@ -225,12 +257,12 @@ pub async fn run<F: BehaviourFactory>(
                     }
                     ShapeTick::Stop => {
                         ended_by = Some(EndReason::Completed);
-                        handle.stop();
+                        handle.end_load();
                     }
                     ShapeTick::Failed(e) => {
                         aggregate.errors.insert((e.location, format!("load shape: {}", e.message)), 1);
                         ended_by = Some(EndReason::Completed);
-                        handle.stop();
+                        handle.end_load();
                     }
                 }
             }
@@ -242,37 +274,115 @@ pub async fn run<F: BehaviourFactory>(
             () = handle.kill.cancelled(), if ended_by != Some(EndReason::Killed) => ended_by = Some(EndReason::Killed),
         }
     }
-    let duration = start.elapsed();
-    let end = ended_by.unwrap_or(EndReason::Completed);
+    // A stop during setup() left no load to speak of: the run is the time requests were sent, from setup on.
+    let duration = if cut.is_some() { setup_started.elapsed() } else { start.elapsed() };
+    // The loop may end on the workers' last report before it saw the stop or the kill that caused it.
+    let mut end = match ended_by {
+        _ if handle.kill.is_cancelled() => EndReason::Killed,
+        Some(reason) => reason,
+        None if handle.asked.is_cancelled() => EndReason::Stopped,
+        None => EndReason::Completed,
+    };
+    let setup_cut = cut.is_some();
+    let mut cut = cut;
+    if end != EndReason::Killed && !teardown(&mut workers, &plan, &handle, &mut aggregate).await {
+        end = EndReason::Killed;
+        // A load that never ran says more than a teardown cut short.
+        cut.get_or_insert(Phase::Teardown);
+    }
+    let mut result = finish(workers, aggregate, duration, end, cut, &mut hooks).await;
+    if !setup_cut {
+        // (After a stop in setup(), the run's time starts with setup(), as `finish` computed it.)
+        result.started_at = started_at;
+    }
+    result.peak_fibers = peak_fibers;
+    Ok(result)
+}
 
-    if end != EndReason::Killed {
-        let _ = workers.controls[0].send(Control::Teardown);
-        loop {
-            match workers.reports.recv().await {
+/// How `setup()` ended.
+enum SetupOutcome {
+    /// It returned (a value for `shared`, or none).
+    Value(Option<crate::behaviour::Shared>),
+    /// A stop cut it: the stop timeout expired after a stop, or a second stop came.
+    Cut,
+    /// It failed by itself.
+    Failed(TaskError),
+    /// Worker 0 is gone.
+    Panicked,
+}
+
+/// Runs `setup()` on worker 0. A stop bounds it like calls in flight: `--stop-timeout` from the stop.
+async fn setup(workers: &mut Workers, plan: &Plan, handle: &StopHandle, aggregate: &mut Aggregate) -> SetupOutcome {
+    let _ = workers.controls[0].send(Control::Setup);
+    let mut deadline = None;
+    loop {
+        tokio::select! {
+            report = workers.reports.recv() => match report {
+                Some(Report::SetupDone(Ok(value))) => return SetupOutcome::Value(value),
+                Some(Report::SetupDone(Err(_))) if handle.kill.is_cancelled() => return SetupOutcome::Cut,
+                Some(Report::SetupDone(Err(error))) => return SetupOutcome::Failed(error),
+                Some(Report::Stats(_, delta)) => aggregate.merge(delta),
+                Some(_) => {}
+                None => return SetupOutcome::Panicked,
+            },
+            () = handle.asked.cancelled(), if deadline.is_none() => {
+                deadline = Some(tokio::time::Instant::now() + plan.stop_timeout);
+            }
+            () = sleep_until_opt(deadline), if !handle.kill.is_cancelled() => handle.kill(),
+        }
+    }
+}
+
+/// Runs `teardown()` on worker 0; returns false when a stop cut it. A stop asked before or during it gives it
+/// `--stop-timeout` from the later of the stop and its start; a second stop cancels it at once.
+async fn teardown(workers: &mut Workers, plan: &Plan, handle: &StopHandle, aggregate: &mut Aggregate) -> bool {
+    let _ = workers.controls[0].send(Control::Teardown);
+    let mut deadline = None;
+    loop {
+        tokio::select! {
+            report = workers.reports.recv() => match report {
+                Some(Report::TeardownDone(Err(_))) if handle.kill.is_cancelled() => return false,
                 Some(Report::TeardownDone(result)) => {
                     if let Err(e) = result {
                         *aggregate.errors.entry((e.location, format!("teardown: {}", e.message))).or_default() += 1;
                     }
-                    break;
+                    return true;
                 }
                 Some(Report::Stats(_, delta)) => aggregate.merge(delta),
                 Some(_) => {}
-                None => break,
+                None => return true,
+            },
+            () = handle.asked.cancelled(), if deadline.is_none() => {
+                deadline = Some(tokio::time::Instant::now() + plan.stop_timeout);
             }
+            () = sleep_until_opt(deadline), if !handle.kill.is_cancelled() => handle.kill(),
         }
     }
-    drop(workers.controls);
-    while let Some(report) = workers.reports.recv().await {
+}
+
+/// Hangs up on the workers, merges what they still send, and seals the statistics.
+async fn finish(
+    workers: Workers,
+    mut aggregate: Aggregate,
+    duration: Duration,
+    end: EndReason,
+    cut: Option<Phase>,
+    hooks: &mut impl RunHooks,
+) -> RunResult {
+    let Workers { controls, threads, mut reports } = workers;
+    drop(controls);
+    while let Some(report) = reports.recv().await {
         if let Report::Stats(_, delta) = report {
             aggregate.merge(delta);
         }
     }
-    for thread in workers.threads {
+    for thread in threads {
         let _ = thread.join();
     }
     aggregate.seal_before(u64::MAX);
     hooks.observe(&aggregate, duration);
-    Ok(RunResult { aggregate, duration, end, started_at, peak_fibers })
+    let started_at = std::time::SystemTime::now() - duration;
+    RunResult { aggregate, duration, cut, end, started_at, peak_fibers: 0 }
 }
 
 fn spawn<F: BehaviourFactory>(plan: &Arc<Plan>, factory: &Arc<F>, handle: &StopHandle) -> Result<Workers, Error> {

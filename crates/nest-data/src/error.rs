@@ -40,6 +40,15 @@ pub enum ErrorKind {
     /// The JSON parses, but is not an array of rows.
     #[error("expected a JSON array of rows (objects or values), found {0}")]
     NotArray(&'static str),
+    /// The path is not a regular file (a folder, FIFO, socket or device): nest reads only files.
+    #[error("the data file is {0}: give a regular file")]
+    NotAFile(&'static str),
+    /// The file is larger than nest reads.
+    #[error("the data file is larger than {} MiB, the most nest reads", limit >> 20)]
+    FileTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// The text of the file is larger than a data set holds (4 GiB).
     #[error("the data file is too large: a data set holds at most 4 GiB of text")]
     TooLarge,

@@ -44,6 +44,7 @@ mod registry;
 mod set;
 
 pub use error::{DataError, DataErrors, ErrorKind};
+pub use load::MAX_FILE_BYTES;
 pub use partition::{Segment, partition};
 pub use pool::{Lease, Pool, PoolStats, RowId};
 pub use registry::{DataRegistry, DataSource};

@@ -14,18 +14,32 @@ use crate::error::{DataError, ErrorKind};
 use crate::set::{DataSet, Format, Rows};
 
 impl DataSet {
-    /// Loads `path`, as CSV or JSON by its extension.
+    /// Loads `path`, as CSV or JSON by its extension. Only a regular file (or a link to one) of at most
+    /// [`MAX_FILE_BYTES`] is read: a FIFO would block the load forever and `/dev/zero` would never end.
     pub fn load(path: &Path) -> Result<DataSet, DataError> {
         let format = Format::of(path).ok_or_else(|| DataError::new(path, ErrorKind::UnknownFormat))?;
-        let file = File::open(path).map_err(|e| DataError::new(path, ErrorKind::Read(e)))?;
-        match format {
-            Format::Csv => DataSet::from_csv(path, file),
+        let read = |e| DataError::new(path, ErrorKind::Read(e));
+        // Checked before opening: opening a FIFO for reading blocks until a writer comes.
+        regular_file(path, &std::fs::metadata(path).map_err(read)?)?;
+        let file = File::open(path).map_err(read)?;
+        // And again on what was opened, in case the path was swapped meanwhile.
+        regular_file(path, &file.metadata().map_err(read)?)?;
+        // `take` bounds the read even if the file grows while it is read.
+        let reader = file.take(MAX_FILE_BYTES + 1);
+        let set = match format {
+            Format::Csv => DataSet::from_csv(path, CappedReader(reader)),
             Format::Json => {
                 let mut text = Vec::new();
-                (&file).read_to_end(&mut text).map_err(|e| DataError::new(path, ErrorKind::Read(e)))?;
+                CappedReader(reader).read_to_end(&mut text).map_err(read)?;
                 DataSet::from_json(path, &text)
             }
-        }
+        };
+        set.map_err(|e| match &e.kind {
+            ErrorKind::Read(io) if io.kind() == std::io::ErrorKind::FileTooLarge => {
+                DataError::new(path, ErrorKind::FileTooLarge { limit: MAX_FILE_BYTES })
+            }
+            _ => e,
+        })
     }
 
     /// Reads CSV with a header row from `reader`; `origin` names it in errors.
@@ -90,6 +104,34 @@ impl DataSet {
     }
 }
 
+/// The largest data file nest reads, in bytes (1 GiB): the whole file is held in memory for the run.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// Refuses anything but a regular file, and one over [`MAX_FILE_BYTES`].
+fn regular_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), DataError> {
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "a folder" } else { "not a regular file (a FIFO, socket or device)" };
+        return Err(DataError::new(path, ErrorKind::NotAFile(what)));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(DataError::new(path, ErrorKind::FileTooLarge { limit: MAX_FILE_BYTES }));
+    }
+    Ok(())
+}
+
+/// Fails the read once more than [`MAX_FILE_BYTES`] came (the inner reader is limited to one byte more).
+struct CappedReader<R>(std::io::Take<R>);
+
+impl<R: Read> Read for CappedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        if n > 0 && self.0.limit() == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, "the data file is too large"));
+        }
+        Ok(n)
+    }
+}
+
 /// The csv crate's message without the position it appends (the position is in front already).
 fn bare_csv_message(e: &csv::Error) -> String {
     let text = e.to_string();
@@ -102,6 +144,36 @@ fn bare_csv_message(e: &csv::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("users.csv");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        // Without the check this blocks forever: no writer ever opens the FIFO.
+        let e = DataSet::load(&fifo).unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::NotAFile(_)), "{e}");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let folder = dir.path().join("rows.json");
+        std::fs::create_dir(&folder).unwrap();
+        assert!(DataSet::load(&folder).unwrap_err().to_string().contains("a folder"));
+        let zero = dir.path().join("zero.json");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        assert!(matches!(DataSet::load(&zero).unwrap_err().kind, ErrorKind::NotAFile(_)));
+    }
+
+    #[test]
+    fn a_read_past_the_cap_fails() {
+        let mut capped = CappedReader(std::io::Read::take(&b"abcdef"[..], 4));
+        let mut out = Vec::new();
+        let e = capped.read_to_end(&mut out).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::FileTooLarge);
+        let mut fits = CappedReader(std::io::Read::take(&b"abc"[..], 4));
+        out.clear();
+        fits.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"abc");
+    }
 
     fn csv(text: &str) -> Result<DataSet, DataError> {
         DataSet::from_csv("users.csv", text.as_bytes())

@@ -18,6 +18,7 @@ use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::ScriptFactory;
+use crate::confine::Confine;
 use crate::data_refs::data_refs;
 use crate::declare::{self, DeclarationCell};
 use crate::discover::{discover, modules_root};
@@ -47,12 +48,20 @@ pub struct Catalog {
     pub dir: PathBuf,
     /// The tasksets, sorted by name.
     pub tasksets: Vec<TasksetDef>,
+    /// Where `import` may read modules from (and, for the caller, data files).
+    pub confine: Confine,
 }
 
 impl Catalog {
-    /// Discovers and compiles every taskset under `dir` (or the one file `dir` names). Returns all errors found,
+    /// Discovers and compiles every taskset under `dir` (or the one file `dir` names), with imports confined to
+    /// `dir`. Returns all errors found,
     /// one or more per broken file.
     pub fn load(dir: &Path) -> Result<Catalog, LoadErrors> {
+        Catalog::load_confined(dir, Confine::within(&[dir]))
+    }
+
+    /// [`Catalog::load`], with imports confined as `confine` says (see [`Confine`]).
+    pub fn load_confined(dir: &Path, confine: Confine) -> Result<Catalog, LoadErrors> {
         let found = discover(dir).map_err(|e| LoadErrors(vec![e]))?;
         let dir = &modules_root(dir);
         if found.is_empty() {
@@ -72,6 +81,7 @@ impl Catalog {
             stack_margin: 0,
             shared: RefCell::new(rhai::Dynamic::UNIT),
             data: Arc::default(),
+            confine: confine.clone(),
         });
         let mut tasksets = Vec::with_capacity(found.len());
         let mut errors = Vec::new();
@@ -108,7 +118,11 @@ impl Catalog {
                 ));
             }
         }
-        if errors.is_empty() { Ok(Catalog { dir: dir.to_path_buf(), tasksets }) } else { Err(LoadErrors(errors)) }
+        if errors.is_empty() {
+            Ok(Catalog { dir: dir.to_path_buf(), tasksets, confine })
+        } else {
+            Err(LoadErrors(errors))
+        }
     }
 
     /// The taskset specs, in catalog order, with their script weights.

@@ -52,6 +52,8 @@ pub(crate) struct WorkerEnv {
     pub shared: RefCell<Dynamic>,
     /// The run's test data pools (`data` in scripts), shared with every worker.
     pub data: Arc<nest_data::DataRegistry>,
+    /// Where `import` may read modules from.
+    pub confine: crate::confine::Confine,
 }
 
 /// The VU whose call is running: stored as the fiber's local value for the length of each call.
@@ -130,10 +132,9 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
     // Debug builds of Rhai default to half the release depths (32 and 16); use the release ones everywhere so a
     // script that loads in one build loads in the other.
     engine.set_max_expr_depths(MAX_EXPR_DEPTH, MAX_FN_EXPR_DEPTH);
-    engine.set_module_resolver(TasksetModules {
-        files: FileModuleResolver::new_with_path(taskset_dir),
-        dir: taskset_dir.to_path_buf(),
-    });
+    let modules =
+        TasksetModules { files: FileModuleResolver::new_with_path(taskset_dir), dir: taskset_dir.to_path_buf() };
+    engine.set_module_resolver(crate::confine::Confined::new(env.confine.clone(), taskset_dir, modules));
 
     let margin = env.stack_margin;
     engine.on_progress(move |ops| {

@@ -29,6 +29,7 @@
 mod api;
 mod behaviour;
 mod catalog;
+mod confine;
 mod data_refs;
 mod declare;
 mod discover;
@@ -39,6 +40,7 @@ mod shape;
 pub use api::HttpResponse;
 pub use behaviour::{ScriptBehaviour, ScriptFactory, ScriptVu};
 pub use catalog::{Catalog, TasksetDef};
+pub use confine::Confine;
 pub use discover::{Discovered, discover};
 pub use engine::{MAX_CALL_LEVELS, MAX_OPERATIONS};
 pub use error::{LoadError, LoadErrors};

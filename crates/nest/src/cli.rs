@@ -64,6 +64,10 @@ pub struct SourceArgs {
     /// [default: tasksets; env: NEST_TASKSET_DIR].
     #[arg(short = 'f', long, visible_alias = "locustfile", value_name = "PATH")]
     pub taskset_dir: Option<PathBuf>,
+    /// Let `import` and data files resolve outside the project folder (the config file's folder, or the current
+    /// one) and the taskset folder. Off by default: paths are checked after links are resolved.
+    #[arg(long)]
+    pub no_confine: bool,
 }
 
 /// Options of `nest list`.

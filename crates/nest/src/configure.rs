@@ -48,7 +48,9 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
         }
         _ => Path::new(DEFAULT_TASKSET_DIR).to_path_buf(),
     };
-    let catalog = nest_rhai::Catalog::load(&dir).map_err(|e| UsageError(format!("cannot configure:\n{e}")))?;
+    let confine = crate::plan::confine(&args.source, &dir, existing.as_ref());
+    let catalog =
+        nest_rhai::Catalog::load_confined(&dir, confine).map_err(|e| UsageError(format!("cannot configure:\n{e}")))?;
     let mut specs = catalog.specs();
     // Names in the file that no longer match a taskset are dropped with a warning, so configure can repair them.
     let known: Vec<String> = specs.iter().map(|t| t.name.clone()).collect();
@@ -83,15 +85,14 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
                 eprintln!("nothing saved");
                 return Ok(());
             }
-            // Esc or Ctrl-C at a question: a choice, not an error.
+            // Esc or Ctrl-C at a question: nothing was done, and a script must be able to tell (exit 1).
             Err(e)
                 if matches!(
                     e.downcast_ref::<inquire::InquireError>(),
                     Some(inquire::InquireError::OperationCanceled | inquire::InquireError::OperationInterrupted)
                 ) =>
             {
-                eprintln!("cancelled: nothing saved");
-                return Ok(());
+                anyhow::bail!("cancelled: nothing saved");
             }
             Err(e) => return Err(e),
         }

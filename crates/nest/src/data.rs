@@ -29,6 +29,9 @@ struct Declared {
 /// scripts' pool names against them.
 pub fn load(config: Option<&LoadedConfig>, catalog: &Catalog) -> Result<Arc<DataRegistry>, UsageError> {
     let declared = declared(config, &catalog.dir)?;
+    for d in declared.values() {
+        catalog.confine.check(&d.path).map_err(|message| UsageError(format!("{}: {message}", d.place)))?;
+    }
     let sources: Vec<DataSource> =
         declared.iter().map(|(name, d)| DataSource { name: name.clone(), path: d.path.clone() }).collect();
     let data = DataRegistry::load(&sources, Segment::WHOLE).map_err(|errors| {

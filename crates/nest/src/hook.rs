@@ -12,7 +12,7 @@
 //! good commit nor let a broken one through. The output names the commit it tested.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -204,23 +204,7 @@ fn git(args: &[&str]) -> Result<String> {
 /// Writes an executable file atomically: a reader (or a concurrent `git push`) sees the old hook or the whole new
 /// one, and never a new one that is not yet executable, which git would silently skip.
 fn write_executable(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".pre-push.nest.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(fs::Permissions::from_mode(0o755))?;
-        }
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    crate::output::write_with_mode(path, bytes, Some(0o755))
 }
 
 /// The command the hook runs, as a person would type it.

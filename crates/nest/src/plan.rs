@@ -4,7 +4,7 @@
 //! before any load is sent, and reported as a [`UsageError`] (exit code 2).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nest_core::{Plan, TasksetSpec};
@@ -64,7 +64,7 @@ pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
     let cli = Settings { taskset_dir: source.taskset_dir.clone(), ..cli };
     let settings = Settings::layered(cli.clone(), env.clone(), file.clone());
     let dir = settings.taskset_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_TASKSET_DIR));
-    let catalog = Catalog::load(&dir).map_err(|errors| {
+    let catalog = Catalog::load_confined(&dir, confine(source, &dir, config.as_ref())).map_err(|errors| {
         let n = errors.0.len();
         let head = if n == 1 { "a taskset has an error".to_owned() } else { format!("{n} errors in tasksets") };
         UsageError(format!("{head}; nothing was run:\n{errors}"))
@@ -74,6 +74,16 @@ pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
     let rows = mix::rows(&specs, &sources);
     let data = crate::data::load(config.as_ref(), &catalog)?;
     Ok(Mix { catalog, specs, sources, rows, config, settings, layers: [cli, env, file], data })
+}
+
+/// Where scripts may read from: the project folder (the config file's, or the current one) and the taskset folder,
+/// unless `--no-confine`.
+pub fn confine(source: &SourceArgs, taskset_dir: &Path, config: Option<&LoadedConfig>) -> nest_rhai::Confine {
+    if source.no_confine {
+        return nest_rhai::Confine::off();
+    }
+    let project = config.map_or(Path::new("."), |c| c.dir());
+    nest_rhai::Confine::within(&[project, taskset_dir])
 }
 
 /// A checked run, ready to start.

@@ -39,6 +39,9 @@ pub fn run(args: ReportArgs) -> Result<()> {
         out.flush()?;
         return Ok(());
     }
+    for path in outputs.paths() {
+        crate::run::check_writable(&path)?;
+    }
     for written in outputs.write(&report)? {
         eprintln!("report written to {}", written.display());
     }

@@ -1,6 +1,6 @@
 //! `nest run`: start the target if asked, run the plan, stop on time or on signals, and report.
 //!
-//! Stopping is plumbing, not `process::exit`: the first Ctrl-C (or SIGTERM) asks for a graceful stop, a second one
+//! Stopping is plumbing, not `process::exit`: the first Ctrl-C (or SIGTERM, or SIGHUP) asks for a graceful stop, a second one
 //! cancels what is in flight, and either way the summary is printed and the JSON report written.
 
 use std::io::Write;
@@ -83,11 +83,16 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         other => anyhow::Error::new(other),
     })?;
-    match result.end {
-        EndReason::Killed => say("stopped: calls still in flight were cancelled"),
-        EndReason::Stopped if hooks.aborted.is_empty() => say("stopped"),
-        EndReason::Stopped => say("stopped: an abort threshold was breached"),
-        EndReason::RunTime | EndReason::Completed => {}
+    match (result.cut, result.end) {
+        (Some(nest_core::Phase::Setup), EndReason::Killed) => {
+            say("stopped during setup(): its calls were cancelled; the load did not start")
+        }
+        (Some(nest_core::Phase::Setup), _) => say("stopped during setup(): the load did not start"),
+        (Some(nest_core::Phase::Teardown), _) => say("stopped during teardown(): its calls were cancelled"),
+        (None, EndReason::Killed) => say("stopped: calls still in flight were cancelled"),
+        (None, EndReason::Stopped) if hooks.aborted.is_empty() => say("stopped"),
+        (None, EndReason::Stopped) => say("stopped: an abort threshold was breached"),
+        (None, EndReason::RunTime | EndReason::Completed) => {}
     }
 
     // A shape's users are only known once it ran: the most active at once.
@@ -95,9 +100,16 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut summary = Summary::new(&result.aggregate, &tasksets, result.duration.as_secs_f64(), users, open);
     summary.started_at = result.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     summary.pools = crate::data::pool_rows(&data);
+    summary.stopped_in = result.cut.map(|phase| phase.name().to_owned());
     let verdicts = thresholds::evaluate(&hooks.thresholds, &summary, &hooks.aborted);
     let report = Report { summary, run: run_info, thresholds: verdicts };
-    print_report(&report, args.quiet)?;
+    // `--json -` puts the JSON on stdout, alone, so the summary goes to stderr.
+    let json_on_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+    if json_on_stdout {
+        print_report(&mut std::io::stderr().lock(), &report, args.quiet)?;
+    } else {
+        print_report(&mut std::io::stdout().lock(), &report, args.quiet)?;
+    }
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report)?;
         write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
@@ -141,29 +153,21 @@ fn run_info(checked: &plan::RunPlan, host: &url::Url) -> RunInfo {
     }
 }
 
-/// The summary and verdicts on stdout, or only the verdict line with `--quiet`.
-fn print_report(report: &Report, quiet: bool) -> Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+/// The summary and verdicts, or only the verdict line with `--quiet`.
+fn print_report(out: &mut impl Write, report: &Report, quiet: bool) -> Result<()> {
     if quiet {
-        thresholds::print_verdict_line(&mut out, report)?;
+        thresholds::print_verdict_line(out, report)?;
     } else {
-        print_summary(&mut out, &report.summary)?;
-        thresholds::print_verdicts(&mut out, &report.thresholds)?;
+        print_summary(out, &report.summary)?;
+        thresholds::print_verdicts(out, &report.thresholds)?;
     }
     out.flush()?;
     Ok(())
 }
 
-/// Fails before any load when a report file could not be written at the end.
-fn check_writable(path: &std::path::Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => std::path::Path::new("."),
-    };
-    let probe = dir.join(format!(".nest-write-check.{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| UsageError(format!("cannot write the report {}: {e}", path.display())))?;
-    let _ = std::fs::remove_file(probe);
+/// Fails before any load when a report file could not be written at the end (see [`crate::output::check`]).
+pub fn check_writable(path: &std::path::Path) -> Result<()> {
+    crate::output::check(path).map_err(|e| UsageError(format!("cannot write the report {}: {e}", path.display())))?;
     Ok(())
 }
 
@@ -202,19 +206,21 @@ impl nest_core::RunHooks for Hooks {
     }
 }
 
-/// First Ctrl-C or SIGTERM: graceful stop. Second: stop now.
+/// First Ctrl-C, SIGTERM or SIGHUP (a closed terminal, a dropped SSH session): graceful stop. Second: stop now.
 async fn watch_signals(handle: StopHandle, grace: Duration) {
     #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let (mut term, mut hup) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::terminate()).ok(), signal(SignalKind::hangup()).ok())
+    };
     let mut seen = 0;
     loop {
         #[cfg(unix)]
         let terminated = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending().await,
+            tokio::select! {
+                Some(()) = recv(&mut term) => {}
+                Some(()) = recv(&mut hup) => {}
+                else => std::future::pending::<()>().await,
             }
         };
         #[cfg(not(unix))]
@@ -235,5 +241,14 @@ async fn watch_signals(handle: StopHandle, grace: Duration) {
             handle.kill();
             return;
         }
+    }
+}
+
+/// The next delivery of a signal, or never when it could not be watched.
+#[cfg(unix)]
+async fn recv(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
     }
 }

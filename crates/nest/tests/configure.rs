@@ -72,6 +72,32 @@ fn an_interactive_session_writes_the_answers() {
 }
 
 #[test]
+fn cancelling_a_question_with_esc_exits_1_and_saves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    tasksets(dir.path());
+    let config = dir.path().join("nest.yaml");
+    std::fs::write(&config, "users: 3\n").unwrap();
+    let mut cmd = Command::new(NEST);
+    cmd.args(["configure", "--config"]).arg(&config).arg("--taskset-dir").arg(dir.path().join("tasksets"));
+    cmd.env("TERM", "xterm").env("NO_COLOR", "1");
+    let mut p = rexpect::session::spawn_with_options(
+        cmd,
+        rexpect::reader::Options::new().timeout_ms(Some(30_000)).strip_ansi_escape_codes(true),
+    )
+    .unwrap();
+    p.exp_string("Weight of admin").unwrap();
+    p.send("\x1b").unwrap();
+    p.flush().unwrap();
+    p.exp_string("cancelled: nothing saved").unwrap();
+    p.exp_eof().unwrap();
+    match p.process().wait().unwrap() {
+        rexpect::process::WaitStatus::Exited(_, code) => assert_eq!(code, 1, "the docs say 1"),
+        other => panic!("nest configure did not exit normally: {other:?}"),
+    }
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "users: 3\n");
+}
+
+#[test]
 fn set_updates_the_file_without_prompting() {
     let dir = tempfile::tempdir().unwrap();
     tasksets(dir.path());

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::timeline::MAX_POINTS;
 use super::{Delta, FailureKind, RequestCounts, Second, SlotCounts};
 
 /// Everything recorded in a run so far, merged across workers.
@@ -20,16 +21,22 @@ pub struct Aggregate {
     pub slots: Vec<Vec<SlotCounts>>,
     /// Task starts dropped (open model).
     pub dropped: u64,
-    /// Per-second figures, by second since the start.
+    /// Per-second figures, by second since the start; at most [`MAX_POINTS`] of them (see [`Aggregate::step`]).
     pub timeline: BTreeMap<u64, Second>,
     /// Active VUs now: the sum of every worker's latest report, kept by the runner during the load (the timeline's
     /// users are complete only once a second is sealed, up to two seconds later).
     pub live_users: u64,
+    /// Seconds per timeline point (0 reads as 1): doubles each time the timeline would exceed [`MAX_POINTS`].
+    step: u64,
+    /// Every sealed second before this one is folded into its point.
+    folded_before: u64,
 }
 
 impl Aggregate {
     /// Adds one worker's delta.
     pub fn merge(&mut self, delta: Delta) {
+        // A late delta (setup or teardown) for a second already folded: seal and fold it again.
+        self.folded_before = self.folded_before.min(delta.second);
         let second = self.timeline.entry(delta.second).or_default();
         second.users += delta.users;
         second.dropped += delta.dropped;
@@ -66,13 +73,47 @@ impl Aggregate {
         }
     }
 
-    /// Seals every second before `second`: no worker will report them again.
+    /// Seals every second before `second`: no worker will report them again. Keeps the timeline within
+    /// [`MAX_POINTS`] by merging points (see the `timeline` module).
     pub fn seal_before(&mut self, second: u64) {
-        for (_, s) in self.timeline.range_mut(..second) {
+        for (_, s) in self.timeline.range_mut(self.folded_before..second) {
             if !s.sealed {
                 s.seal();
             }
         }
+        self.fold(self.folded_before, second);
+        // (Bounded: points still open cannot be merged, and there are only ever a few.)
+        while self.timeline.len() > MAX_POINTS && self.step() < 1 << 40 {
+            self.step = self.step.max(1) * 2;
+            self.fold(0, second);
+        }
+    }
+
+    /// Seconds per timeline point: 1 for the first [`MAX_POINTS`] seconds, then 2, 4...
+    pub fn step(&self) -> u64 {
+        self.step.max(1)
+    }
+
+    /// Folds the sealed seconds of `from..before` into the point of their step.
+    fn fold(&mut self, from: u64, before: u64) {
+        let step = self.step();
+        let keys: Vec<u64> =
+            self.timeline.range(from..before).filter(|(t, s)| s.sealed && *t % step != 0).map(|(t, _)| *t).collect();
+        for t in keys {
+            let Some(second) = self.timeline.remove(&t) else { continue };
+            let start = t / step * step;
+            match self.timeline.get_mut(&start) {
+                Some(point) if point.sealed => point.absorb(second),
+                // The point's first second is still open (it cannot be: it is earlier): keep this one as it is.
+                Some(_) => {
+                    self.timeline.insert(t, second);
+                }
+                None => {
+                    self.timeline.insert(start, second);
+                }
+            }
+        }
+        self.folded_before = self.folded_before.max(before);
     }
 
     /// All request groups merged into one.
@@ -137,5 +178,29 @@ mod tests {
         assert_eq!(agg.timeline[&1].users, 8);
         assert_eq!(agg.timeline[&1].rows[0].p50, 10.0);
         assert_eq!(agg.total().count, 10);
+    }
+
+    #[test]
+    fn a_long_timeline_is_bounded_and_keeps_every_request() {
+        let r = Recorder::new();
+        let mut agg = Aggregate::default();
+        let seconds = MAX_POINTS as u64 * 3 + 17;
+        for second in 0..seconds {
+            r.request("GET", "/x", Sample { latency: Duration::from_millis(10), ..Default::default() });
+            let mut d = r.take();
+            d.second = second;
+            d.users = 1 + second % 7;
+            agg.merge(d);
+            agg.seal_before(second);
+            assert!(agg.timeline.len() <= MAX_POINTS + 1, "{} points at second {second}", agg.timeline.len());
+        }
+        agg.seal_before(u64::MAX);
+        assert_eq!(agg.step(), 4, "3 hours at most 3600 points: 4 s a point");
+        let counted: u64 = agg.timeline.values().map(|s| s.rows[0].count).sum();
+        assert_eq!(counted, seconds, "no request lost by merging");
+        let covered: u64 = agg.timeline.values().map(|s| s.seconds.max(1)).sum();
+        assert_eq!(covered, seconds, "every second is in exactly one point");
+        assert!(agg.timeline.iter().all(|(t, s)| t % 4 == 0 && s.rows[0].count == s.seconds.max(1)));
+        assert_eq!(agg.timeline.values().map(|s| s.users).max(), Some(7));
     }
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use aggregate::Aggregate;
 pub use summary::{ErrorRow, FailureRow, LatencyMs, PoolRow, RequestRow, Summary, TaskRow, TimelinePoint, Totals};
-pub use timeline::{Second, TOTAL_QUANTILES, TimelineRow, TimelineTotal};
+pub use timeline::{MAX_POINTS, Second, TOTAL_QUANTILES, TimelineRow, TimelineTotal};
 
 /// Significant figures of every latency histogram.
 pub const SIGFIG: u8 = 3;

@@ -163,11 +163,15 @@ pub struct ErrorRow {
     pub count: u64,
 }
 
-/// One second of the run.
+/// One second of the run, or in a long run, a few neighbouring seconds (see `seconds`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelinePoint {
-    /// Seconds since the start (this point covers `[t, t + 1)`).
+    /// Seconds since the start (this point covers `[t, t + seconds)`).
     pub t: u64,
+    /// Seconds this point covers: 1, except in runs longer than an hour, whose points are merged to keep the
+    /// timeline at most 3,600 points (written only when not 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub seconds: u64,
     /// Active users at the end of the second.
     pub users: u64,
     /// Task starts dropped in the second (open model).
@@ -212,6 +216,10 @@ pub struct Summary {
     /// One row per test data pool, by name (filled by the caller, which owns the pools).
     #[serde(default)]
     pub pools: Vec<PoolRow>,
+    /// The global hook a stop came in (`setup`: the load did not run; `teardown`: it was cancelled), filled by
+    /// the caller; absent when the run was not stopped in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_in: Option<String>,
 }
 
 /// What happened to one test data pool.
@@ -233,6 +241,14 @@ pub struct PoolRow {
     pub longest_wait_ms: f64,
     /// Claims that gave up after their timeout ("pool exhausted").
     pub timeouts: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 fn closed() -> String {
@@ -309,6 +325,7 @@ impl Summary {
             .iter()
             .map(|(&t, s)| TimelinePoint {
                 t,
+                seconds: s.seconds.max(1),
                 users: s.users,
                 dropped: s.dropped,
                 requests: s.rows.clone(),
@@ -338,6 +355,7 @@ impl Summary {
             errors,
             timeline,
             pools: Vec::new(),
+            stopped_in: None,
         }
     }
 }

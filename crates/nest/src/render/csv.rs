@@ -329,8 +329,9 @@ fn history_rows(report: &Report, total: &Group<'_>) -> Vec<Vec<String>> {
             point.users.to_string(),
             String::new(),
             "Aggregated".to_owned(),
-            format!("{:.6}", second.map_or(0, |t| t.count) as f64),
-            format!("{:.6}", second.map_or(0, |t| t.failures) as f64),
+            // Per second, also for a point of a long run that covers several.
+            format!("{:.6}", second.map_or(0, |t| t.count) as f64 / point.seconds.max(1) as f64),
+            format!("{:.6}", second.map_or(0, |t| t.failures) as f64 / point.seconds.max(1) as f64),
         ];
         row.extend((0..PERCENTILES.len()).map(|q| match second.and_then(|t| t.percentiles.get(q)) {
             Some(&ms) if second.is_some_and(|t| t.count > 0) => (value(bucket(ms)) as i64).to_string(),

@@ -104,8 +104,10 @@ fn charts(page: &mut String, s: &Summary) {
     let per_second = |f: &dyn Fn(&nest_core::stats::TimelinePoint) -> f64| -> Vec<(f64, f64)> {
         s.timeline.iter().map(|p| (p.t as f64, f(p))).collect()
     };
-    let count = |p: &nest_core::stats::TimelinePoint| p.total.as_ref().map_or(0.0, |t| t.count as f64);
-    let fails = |p: &nest_core::stats::TimelinePoint| p.total.as_ref().map_or(0.0, |t| t.failures as f64);
+    // A point of a long run may cover several seconds: rates are per second all the same.
+    let secs = |p: &nest_core::stats::TimelinePoint| p.seconds.max(1) as f64;
+    let count = |p: &nest_core::stats::TimelinePoint| p.total.as_ref().map_or(0.0, |t| t.count as f64 / secs(p));
+    let fails = |p: &nest_core::stats::TimelinePoint| p.total.as_ref().map_or(0.0, |t| t.failures as f64 / secs(p));
     let series = |label: &str, color, points| Series { label: label.to_owned(), color, points };
     let rps = Chart {
         id: "rps",
@@ -117,7 +119,7 @@ fn charts(page: &mut String, s: &Summary) {
     figure(page, &rps, false, None);
     let mut failure_series = vec![series("failures/s", PALETTE[3], per_second(&fails))];
     if s.model == "open" {
-        failure_series.push(series("dropped starts/s", PALETTE[1], per_second(&|p| p.dropped as f64)));
+        failure_series.push(series("dropped starts/s", PALETTE[1], per_second(&|p| p.dropped as f64 / secs(p))));
     }
     let open = s.model == "open";
     let failures = Chart { id: "failures", title: "Failures per second", unit: "/s", t_max, series: failure_series };

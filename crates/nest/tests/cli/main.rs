@@ -7,6 +7,7 @@ mod support; // temp taskset folders, running `nest` with bounded waits, reading
 mod config; // nest.yaml: bad input refused with its place, disabled tasksets, weights, precedence, nest list
 mod discovery; // nested tasksets are found, `_`/`.`-prefixed and non-`.rhai` files are skipped
 mod errors; // script errors before load (exit 2), runtime and runaway errors, connection refused
+mod files; // report paths and data files: folders, FIFOs and devices refused before load, links written through
 mod http; // hostile servers: body caps, discarded and compressed bodies, URL credentials, base paths, nginx keep-alive
 mod https; // HTTPS with --insecure against a self-signed certificate, and without it
 mod lifecycle; // on_start/on_stop per taskset entry, interrupt(), cookies per VU
