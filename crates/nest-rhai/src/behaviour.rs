@@ -85,6 +85,7 @@ impl BehaviourFactory for ScriptFactory {
             stack_margin: nest_core::fiber::FiberPool::default_stack_size() / 8,
             shared: RefCell::new(Dynamic::UNIT),
             data: self.data.clone(),
+            limits: self.catalog.limits,
         });
         // The top level was run (and its log lines shown) when the catalog was checked: stay quiet here.
         let _quiet = crate::api::QuietLoad::new();

@@ -3,6 +3,9 @@
 //! [`Catalog::load`] discovers the files, compiles each one and runs its top level, and collects *every* broken
 //! file's error (not just the first), each as `path:line:col: message`. The catalog keeps the sources in memory, so
 //! the workers compile exactly what was checked even if a file changes on disk during the run.
+//!
+//! Each file also goes through the static check (see `check.rs`): names that are not defined anywhere are errors
+//! (warnings with [`LoadOptions::strict`] off), and functions named like a built-in are warnings.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -18,10 +21,11 @@ use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::ScriptFactory;
+use crate::check::{self, Api};
 use crate::data_refs::data_refs;
 use crate::declare::{self, DeclarationCell};
 use crate::discover::discover;
-use crate::engine::{WorkerEnv, new_engine};
+use crate::engine::{ScriptLimits, WorkerEnv, new_engine};
 use crate::error::{LoadError, LoadErrors};
 
 /// One loaded taskset.
@@ -47,11 +51,38 @@ pub struct Catalog {
     pub dir: PathBuf,
     /// The tasksets, sorted by name.
     pub tasksets: Vec<TasksetDef>,
+    /// What the load found suspicious but not fatal, each at its `file:line:col`: a function named like a built-in
+    /// (`fn json()`), or, with [`LoadOptions::strict`] off, what the static check would have refused.
+    pub warnings: Vec<LoadError>,
+    /// The size limits every engine of the run gets.
+    pub(crate) limits: ScriptLimits,
+}
+
+/// How [`Catalog::load_with`] loads scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Size limits of script values, for the load and for the run.
+    pub limits: ScriptLimits,
+    /// Static check findings (an undefined variable, function or method) are errors; when off, warnings.
+    pub strict: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { limits: ScriptLimits::default(), strict: true }
+    }
 }
 
 impl Catalog {
-    /// Discovers and compiles every taskset under `dir`. Returns all errors found, one or more per broken file.
+    /// Discovers and compiles every taskset under `dir` with the default [`LoadOptions`]. Returns all errors found,
+    /// one or more per broken file.
     pub fn load(dir: &Path) -> Result<Catalog, LoadErrors> {
+        Catalog::load_with(dir, LoadOptions::default())
+    }
+
+    /// Discovers, compiles and checks every taskset under `dir`. Returns all errors found, one or more per broken
+    /// file.
+    pub fn load_with(dir: &Path, options: LoadOptions) -> Result<Catalog, LoadErrors> {
         let found = discover(dir).map_err(|e| LoadErrors(vec![e]))?;
         if found.is_empty() {
             return Err(LoadErrors(vec![LoadError::plain(
@@ -70,9 +101,11 @@ impl Catalog {
             stack_margin: 0,
             shared: RefCell::new(rhai::Dynamic::UNIT),
             data: Arc::default(),
+            limits: options.limits,
         });
         let mut tasksets = Vec::with_capacity(found.len());
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
         for file in found {
             let path = file.path.display().to_string();
             let source: Arc<str> = match std::fs::read_to_string(&file.path) {
@@ -85,14 +118,29 @@ impl Catalog {
             let cell = DeclarationCell::default();
             let engine = new_engine(&env, dir, &cell);
             match declare::compile(&engine, &cell, &file.name, &path, &source) {
-                Ok(compiled) => tasksets.push(TasksetDef {
+                Ok(compiled) => {
+                    let api = Api::of(&engine);
+                    let findings = check::check(&compiled.ast, &compiled.module, &api)
+                        .into_iter()
+                        .map(|f| LoadError::at(path.as_str(), f.position, f.message));
+                    match options.strict {
+                        true => errors.extend(findings),
+                        false => warnings.extend(findings),
+                    }
+                    let positions = declare::fn_positions(&source);
+                    for (name, message) in check::shadowed_builtins(&compiled.ast, &api) {
+                        let position = positions.get(&name).map(|&(line, col)| (line, col));
+                        warnings.push(LoadError { file: path.clone(), position, message });
+                    }
+                    tasksets.push(TasksetDef {
                     name: file.name,
                     path,
                     spec: compiled.spec,
                     has_setup: compiled.has_setup,
                     has_teardown: compiled.has_teardown,
                     source,
-                }),
+                    })
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -106,7 +154,11 @@ impl Catalog {
                 ));
             }
         }
-        if errors.is_empty() { Ok(Catalog { dir: dir.to_path_buf(), tasksets }) } else { Err(LoadErrors(errors)) }
+        if errors.is_empty() {
+            Ok(Catalog { dir: dir.to_path_buf(), tasksets, warnings, limits: options.limits })
+        } else {
+            Err(LoadErrors(errors))
+        }
     }
 
     /// The taskset specs, in catalog order, with their script weights.

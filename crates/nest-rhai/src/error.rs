@@ -116,6 +116,10 @@ fn innermost(error: &EvalAltResult, file: &str) -> (String, Position, String) {
             (file.to_owned(), *position, message)
         }
         EvalAltResult::ErrorTerminated(value, position) => (file.to_owned(), *position, value.to_string()),
+        EvalAltResult::ErrorVariableNotFound(name, position) => {
+            let hint = crate::check::habit_hint(name).map(|h| format!(": {h}")).unwrap_or_default();
+            (file.to_owned(), *position, format!("Variable not found: {name}{hint}"))
+        }
         other => {
             let position = other.position();
             let text = other.to_string();

@@ -61,6 +61,20 @@ pub struct SourceArgs {
     /// Folder of taskset files, searched recursively [default: tasksets; env: NEST_TASKSET_DIR].
     #[arg(long, value_name = "DIR")]
     pub taskset_dir: Option<PathBuf>,
+    /// Report the static check's findings (undefined variables, functions, methods) as warnings instead of
+    /// refusing the scripts [env: NEST_STRICT=false].
+    #[arg(long)]
+    pub no_strict: bool,
+    /// The most bytes one script string may hold; a task that builds a longer one fails [default: 16777216 (16
+    /// MiB); env: NEST_MAX_STRING_SIZE].
+    #[arg(long, value_name = "BYTES", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_string_size: Option<usize>,
+    /// The most items one script array may hold [default: 1000000; env: NEST_MAX_ARRAY_SIZE].
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_array_size: Option<usize>,
+    /// The most entries one script map may hold [default: 1000000; env: NEST_MAX_MAP_SIZE].
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_map_size: Option<usize>,
 }
 
 /// Options of `nest list`.

@@ -77,6 +77,17 @@ pub struct FileConfig {
     /// Test data: pool name -> CSV or JSON file, relative to the config file.
     #[serde(default)]
     pub data: BTreeMap<String, PathBuf>,
+    /// The static check of scripts refuses undefined names (false: it warns).
+    pub strict: Option<bool>,
+    /// Bytes one script string may hold.
+    #[serde(default, deserialize_with = "keyed::max_string_size")]
+    pub max_string_size: Option<usize>,
+    /// Items one script array may hold.
+    #[serde(default, deserialize_with = "keyed::max_array_size")]
+    pub max_array_size: Option<usize>,
+    /// Entries one script map may hold.
+    #[serde(default, deserialize_with = "keyed::max_map_size")]
+    pub max_map_size: Option<usize>,
 }
 
 /// A taskset weight from the file: a whole number >= 0.
@@ -241,6 +252,15 @@ mod keyed {
     }
     pub fn iterations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         super::positive_int(d, "iterations")
+    }
+    pub fn max_string_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        super::positive_usize(d, "max_string_size")
+    }
+    pub fn max_array_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        super::positive_usize(d, "max_array_size")
+    }
+    pub fn max_map_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        super::positive_usize(d, "max_map_size")
     }
 }
 
