@@ -447,7 +447,8 @@ pub(crate) fn habit_hint(name: &str) -> Option<&'static str> {
 
 /// `: did you mean `x`?` for the closest candidate, or nothing when none is close.
 pub(crate) fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
-    let limit = (name.chars().count() / 3).max(1);
+    // One edit per three characters; names of one or two characters look like too many others to guess.
+    let limit = name.chars().count() / 3 + usize::from(name.chars().count() == 3 || name.chars().count() > 5);
     let best = candidates
         .filter(|c| *c != name && !c.is_empty())
         .map(|c| (strsim::damerau_levenshtein(name, c), c))
@@ -463,14 +464,112 @@ pub(crate) fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>)
 mod tests {
     use super::*;
 
+    /// The findings of `source` as `line:col: message`, checked with a plain engine (Rhai's packages).
+    fn findings(source: &str) -> Vec<String> {
+        let engine = Engine::new();
+        let ast = engine.compile(source).unwrap();
+        check(&ast, &Module::new(), &Api::of(&engine))
+            .into_iter()
+            .map(|f| format!("{}:{}: {}", f.position.line().unwrap(), f.position.position().unwrap(), f.message))
+            .collect()
+    }
+
     #[test]
-    fn dbg_bodies() {
-        let e = Engine::new();
-        let ast = e.compile("fn down(n) { down(n + 1) }\nfn deep() { down(0); }").unwrap();
-        for f in ast.iter_fn_def() {
-            println!("{} {:?} {:?}", f.name, f.params, body_of(f));
-        }
-        let api = Api::of(&e);
-        println!("{:?}", check(&ast, &Module::new(), &api));
+    fn rhai_scoping_is_followed() {
+        // Everything here is valid Rhai: locals after their `let`, loop and catch variables, closures capturing
+        // locals, `global::` constants, function pointers, `this`, the resolver's variables.
+        let valid = r#"
+const BASE = "/items";
+let top = 1;
+let later = top + 1;
+let pointer = browse;
+fn helper(a, b) { a + b }
+fn browse() {
+    let n = helper(1, 2);
+    for (x, i) in [1, 2] { n += x + i; }
+    try { throw 1; } catch (e) { n += e; }
+    let add = |v| v + n;
+    let f = Fn("helper");
+    f.call(1, add.call(2));
+    switch n { 1 => n = 2, _ => { let z = 3; n = z; } }
+    if n > 0 { let y = n; y.to_string(); } else { n = 0; }
+    do { n -= 1; } while n > 0;
+    client.get(global::BASE + `/${vu_id}`);
+    user.name = data ?? vu_id;
+    is_def_var("n");
+}
+fn method() { this.len() }
+"#;
+        assert_eq!(findings(valid), Vec::<String>::new());
+    }
+
+    #[test]
+    fn out_of_scope_variables_are_found_with_a_hint() {
+        let source = "let base = \"/\";\nconst C = 1;\nfn t() {\n    { let inner = 1; }\n    inner + base + C + tokn;\n    let token = 1;\n}\n";
+        assert_eq!(
+            findings(source),
+            vec![
+                "5:5: variable `inner` is not defined",
+                "5:13: variable `base` is not defined in this function: a `fn` cannot see the variables of the top \
+                 level; declare it `const base = ..;` and read it as `global::base`, or pass it as a parameter",
+                "5:20: variable `C` is not defined in this function: a `fn` cannot see the variables of the top \
+                 level; read the top-level constant as `global::C`",
+                "5:24: variable `tokn` is not defined",
+            ]
+        );
+        // A local is in scope only after its `let`; a closure sees what it captures, not the caller's later locals.
+        assert_eq!(findings("fn t() { let a = b; let b = 1; }"), vec!["1:18: variable `b` is not defined"]);
+        assert_eq!(findings("fn t() { let token = 1; tokn }"), vec!["1:25: variable `tokn` is not defined: did you mean `token`?"]);
+        assert_eq!(
+            findings("let x = 1;\nfn t() { global::x + global::Y }"),
+            vec![
+                "2:18: `global::x`: there is no top-level constant `x`: `x` is a `let`; declare it `const x = ..;` to \
+                 read it here",
+                "2:30: `global::Y`: there is no top-level constant `Y`",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_functions_and_methods_are_found_with_a_suggestion() {
+        let source = "fn helper(x) { x }\nfn t() {\n    helpr(1);\n    helper(1, 2);\n    client.gett(\"/\");\n    [1].lenn();\n    nothing_like_this();\n}\n";
+        assert_eq!(
+            findings(source),
+            vec![
+                "3:5: function `helpr` is not defined in this file, its imports or the taskset API: did you mean \
+                 `helper`?",
+                "4:5: `helper` takes 1 argument(s), and this call passes 2",
+                "5:12: method `gett` exists on no type: did you mean `get`?",
+                "6:9: method `lenn` exists on no type: did you mean `len`?",
+                "7:5: function `nothing_like_this` is not defined in this file, its imports or the taskset API",
+            ]
+        );
+    }
+
+    #[test]
+    fn locust_habits_get_a_hint() {
+        assert_eq!(
+            findings("wait_time = 3;\nfn t() { self.client.get(\"/\"); }"),
+            vec![
+                "1:1: `wait_time = ...` assigns to a variable that does not exist: `wait_time` is a function call in \
+                 nest: `wait_time(between(1, 2));`",
+                "2:10: variable `self` is not defined: nest scripts have no `self`: write `client.get(..)`, \
+                 `user.name`, ... directly",
+            ]
+        );
+    }
+
+    #[test]
+    fn functions_named_like_builtins_are_listed_once() {
+        let engine = Engine::new();
+        let ast = engine.compile("fn len() { 1 }\nfn len(a) { a }\nfn browse() {}").unwrap();
+        let shadowed: Vec<String> = shadowed_builtins(&ast, &Api::of(&engine)).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(shadowed, vec!["len"]);
+    }
+
+    #[test]
+    fn suggestions_are_close_or_absent() {
+        assert_eq!(suggest("gett", ["get", "post", "set"].into_iter()), ": did you mean `get`?");
+        assert_eq!(suggest("xyz", ["get", "post"].into_iter()), "");
     }
 }
