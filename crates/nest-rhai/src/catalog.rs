@@ -133,12 +133,12 @@ impl Catalog {
                         warnings.push(LoadError { file: path.clone(), position, message });
                     }
                     tasksets.push(TasksetDef {
-                    name: file.name,
-                    path,
-                    spec: compiled.spec,
-                    has_setup: compiled.has_setup,
-                    has_teardown: compiled.has_teardown,
-                    source,
+                        name: file.name,
+                        path,
+                        spec: compiled.spec,
+                        has_setup: compiled.has_setup,
+                        has_teardown: compiled.has_teardown,
+                        source,
                     })
                 }
                 Err(e) => errors.push(e),

@@ -329,7 +329,9 @@ impl Context<'_> {
                 let what = if self.constants.contains(name) {
                     format!("read the top-level constant as `global::{name}`")
                 } else {
-                    format!("declare it `const {name} = ..;` and read it as `global::{name}`, or pass it as a parameter")
+                    format!(
+                        "declare it `const {name} = ..;` and read it as `global::{name}`, or pass it as a parameter"
+                    )
                 };
                 format!(
                     "variable `{name}` is not defined in this function: a `fn` cannot see the variables of the top \
@@ -340,8 +342,11 @@ impl Context<'_> {
                 format!("variable `{name}` is not defined: `{name}` is a function; call it, `{name}(..)`")
             }
             _ => {
-                let candidates: Vec<&str> =
-                    scope.names().chain(RESOLVED.iter().copied()).chain(self.functions.keys().map(String::as_str)).collect();
+                let candidates: Vec<&str> = scope
+                    .names()
+                    .chain(RESOLVED.iter().copied())
+                    .chain(self.functions.keys().map(String::as_str))
+                    .collect();
                 format!("variable `{name}` is not defined{}", suggest(name, candidates.into_iter()))
             }
         };
@@ -387,7 +392,10 @@ impl Context<'_> {
                 }
                 Some(Some(functions)) if !functions.contains(name) => {
                     let hint = suggest(name, functions.iter().map(String::as_str));
-                    self.report(pos, format!("`{root}::{name}(..)`: the module `{root}` has no function `{name}`{hint}"));
+                    self.report(
+                        pos,
+                        format!("`{root}::{name}(..)`: the module `{root}` has no function `{name}`{hint}"),
+                    );
                 }
                 Some(_) => {}
             }
@@ -519,7 +527,10 @@ fn method() { this.len() }
         );
         // A local is in scope only after its `let`; a closure sees what it captures, not the caller's later locals.
         assert_eq!(findings("fn t() { let a = b; let b = 1; }"), vec!["1:18: variable `b` is not defined"]);
-        assert_eq!(findings("fn t() { let token = 1; tokn }"), vec!["1:25: variable `tokn` is not defined: did you mean `token`?"]);
+        assert_eq!(
+            findings("fn t() { let token = 1; tokn }"),
+            vec!["1:25: variable `tokn` is not defined: did you mean `token`?"]
+        );
         assert_eq!(
             findings("let x = 1;\nfn t() { global::x + global::Y }"),
             vec![

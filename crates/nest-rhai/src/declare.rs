@@ -138,7 +138,9 @@ pub(crate) fn register(engine: &mut Engine, cell: &DeclarationCell) {
         }
         Err(format!("{call}: the second argument names the task's function, e.g. `task(3, browse)`").into())
     });
-    engine.register_fn("weight", |w: Dynamic| -> Res<()> { Err(format!("weight({}): {TASKSET_WEIGHT}", shown(&w)).into()) });
+    engine.register_fn("weight", |w: Dynamic| -> Res<()> {
+        Err(format!("weight({}): {TASKSET_WEIGHT}", shown(&w)).into())
+    });
 }
 
 /// What a task weight may be.
