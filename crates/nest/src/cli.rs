@@ -285,17 +285,25 @@ pub fn parse_stages_arg(text: &str) -> Result<Stages, String> {
     nest_core::curve::parse_stages(text, parse_duration).map(Stages)
 }
 
-/// Parses `30s`, `5m`, `1h30m`, `250ms` or a bare number of seconds.
+/// Parses `30s`, `5m`, `1h30m`, `250ms` or a bare number of seconds, from 0 to a year.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<f64>() {
-        return if secs.is_finite() && secs >= 0.0 {
-            Ok(Duration::from_secs_f64(secs))
-        } else {
-            Err(format!("`{text}` is not a duration"))
-        };
+        return nest_core::duration_from_secs(secs).map_err(|_| {
+            format!("`{text}` is not a duration: give 0 to {} seconds, or e.g. 30s, 5m, 1h30m", max_secs())
+        });
     }
-    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. 30s, 5m, 1h30m"))
+    match humantime::parse_duration(text) {
+        Ok(d) if d <= nest_core::MAX_DURATION => Ok(d),
+        Ok(_) => {
+            Err(format!("`{text}` is longer than a year ({} seconds), the longest duration nest takes", max_secs()))
+        }
+        Err(e) => Err(format!("`{text}` is not a duration ({e}); use e.g. 30s, 5m, 1h30m")),
+    }
+}
+
+fn max_secs() -> u64 {
+    nest_core::MAX_DURATION.as_secs()
 }
 
 #[cfg(test)]
@@ -311,6 +319,9 @@ mod tests {
         assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("1e300").unwrap_err().starts_with("`1e300` is not a duration: give 0 to 31536000"));
+        assert_eq!(parse_duration("365d"), Ok(nest_core::MAX_DURATION));
+        assert!(parse_duration("366d").unwrap_err().contains("longer than a year"));
     }
 
     #[test]
