@@ -140,7 +140,7 @@ mod tests {
         let e = apply(&mut r, "get", map("#{ timeout: 0 }")).err().unwrap().to_string();
         assert!(e.contains("more than 0"), "{e}");
         let e = apply(&mut r, "get", map("#{ timeout: 1e300 }")).err().unwrap().to_string();
-        assert!(e.starts_with("option `timeout` of a get request: 1e300 is not a duration"), "{e}");
+        assert!(e.contains("option `timeout` of a get request: 1e300 is not a duration"), "{e}");
         let e = apply(&mut r, "get", map("#{ expect: \"200\" }")).err().unwrap().to_string();
         assert!(e.contains("status code"), "{e}");
     }
