@@ -106,6 +106,8 @@ impl Catalog {
         let mut tasksets = Vec::with_capacity(found.len());
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
+        // A module imported by several tasksets is checked once.
+        let mut checked_modules = std::collections::HashSet::new();
         for file in found {
             let path = file.path.display().to_string();
             let source: Arc<str> = match std::fs::read_to_string(&file.path) {
@@ -126,6 +128,19 @@ impl Catalog {
                     match options.strict {
                         true => errors.extend(findings),
                         false => warnings.extend(findings),
+                    }
+                    for (alias, module) in compiled.module.iter_sub_modules() {
+                        let file = module.id().map_or_else(|| dir.join(alias).display().to_string(), str::to_owned);
+                        if !checked_modules.insert(file.clone()) {
+                            continue;
+                        }
+                        let findings = check::check_module(module, &api)
+                            .into_iter()
+                            .map(|f| LoadError::at(file.as_str(), f.position, f.message));
+                        match options.strict {
+                            true => errors.extend(findings),
+                            false => warnings.extend(findings),
+                        }
                     }
                     let positions = declare::fn_positions(&source);
                     for (name, message) in check::shadowed_builtins(&compiled.ast, &api) {

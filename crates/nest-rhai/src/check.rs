@@ -63,6 +63,8 @@ struct Context<'a> {
     constants: HashSet<String>,
     /// Top-level `let`s (for a better message when a function reads one).
     top_lets: HashSet<String>,
+    /// A module checked on its own: what `global::` names depends on the importer, so it is not checked.
+    any_global: bool,
     findings: Vec<Finding>,
 }
 
@@ -78,6 +80,7 @@ pub(crate) fn check(ast: &AST, module: &Module, api: &Api) -> Vec<Finding> {
         imports: HashMap::new(),
         constants: HashSet::new(),
         top_lets: HashSet::new(),
+        any_global: false,
         findings: Vec::new(),
     };
     for stmt in ast.statements() {
@@ -100,17 +103,44 @@ pub(crate) fn check(ast: &AST, module: &Module, api: &Api) -> Vec<Finding> {
     for stmt in ast.statements() {
         ctx.stmt(stmt, &mut top);
     }
+    ctx.functions_of(ast)
+}
+
+/// Checks the functions of an imported module (`import "_common" as common;`), which has no top level left.
+pub(crate) fn check_module(module: &Module, api: &Api) -> Vec<Finding> {
+    let ast = AST::new_from_module(module.clone());
+    let mut functions: HashMap<String, Vec<usize>> = HashMap::new();
     for f in ast.iter_fn_def() {
-        let params = f.params.iter().map(|p| p.to_string()).collect();
-        let mut scope = Scope { frames: vec![params, Vec::new()], in_fn: true };
-        for stmt in body_of(f) {
-            ctx.stmt(&stmt, &mut scope);
-        }
+        functions.entry(f.name.to_string()).or_default().push(f.params.len());
     }
-    let mut findings = ctx.findings;
-    findings.sort_by_key(|f| (f.position.line(), f.position.position()));
-    findings.dedup();
-    findings
+    let ctx = Context {
+        api,
+        functions,
+        imports: module.iter_sub_modules().map(|(name, m)| (name.to_owned(), Some(public_functions(m)))).collect(),
+        constants: module.iter_var().map(|(name, _)| name.to_owned()).collect(),
+        top_lets: HashSet::new(),
+        any_global: true,
+        findings: Vec::new(),
+    };
+    ctx.functions_of(&ast)
+}
+
+impl Context<'_> {
+    /// Checks every function of `ast` and returns all findings, in source order.
+    fn functions_of(mut self, ast: &AST) -> Vec<Finding> {
+        let ctx = &mut self;
+        for f in ast.iter_fn_def() {
+            let params = f.params.iter().map(|p| p.to_string()).collect();
+            let mut scope = Scope { frames: vec![params, Vec::new()], in_fn: true };
+            for stmt in body_of(f) {
+                ctx.stmt(&stmt, &mut scope);
+            }
+        }
+        let mut findings = self.findings;
+        findings.sort_by_key(|f| (f.position.line(), f.position.position()));
+        findings.dedup();
+        findings
+    }
 }
 
 /// Warnings for script functions named like a registered function or method: `fn json()` takes over `r.json()`
@@ -305,7 +335,7 @@ impl Context<'_> {
         if !namespace.is_empty() {
             let root = namespace.root();
             if root == "global" {
-                if !self.constants.contains(name) {
+                if !self.any_global && !self.constants.contains(name) {
                     let hint = match self.top_lets.contains(name) {
                         true => format!(": `{name}` is a `let`; declare it `const {name} = ..;` to read it here"),
                         false => suggest(name, self.constants.iter().map(String::as_str)),

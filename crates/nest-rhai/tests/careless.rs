@@ -233,3 +233,14 @@ fn a_locust_assignment_at_the_top_level_gets_a_hint() {
         vec!["1:1: Variable not found: wait_time: `wait_time` is a function call in nest: `wait_time(between(1, 2));`"]
     );
 }
+
+#[test]
+fn imported_modules_are_checked_once_in_their_own_file() {
+    let module = "const PATH = \"/login\";\nfn login(name) {\n    client.post(global::PATH, #{ json: #{ user: nmae } })\n}\n\
+                  fn bearer(token) { #{ Authorization: `Bearer ${token}` } }\n";
+    let user = "import \"_auth\" as auth;\ntask(1, t);\nfn t() { auth::login(\"a\"); }\n";
+    let dir = folder(&[("_auth.rhai", module), ("a.rhai", user), ("b.rhai", user)]);
+    let errors: Vec<String> = Catalog::load(dir.path()).unwrap_err().0.iter().map(|e| e.to_string()).collect();
+    let file = dir.path().join("_auth.rhai").display().to_string();
+    assert_eq!(errors, vec![format!("{file}:3:49: variable `nmae` is not defined: did you mean `name`?")]);
+}
