@@ -301,7 +301,7 @@ mod tests {
         assert_eq!(env(&[("NEST_INSECURE", "yes")]).unwrap().insecure, Some(true));
         assert_eq!(env(&[("NEST_USERS", "")]).unwrap().users, None, "empty means unset");
         assert_eq!(Settings::ENV.len(), 23);
-        assert_eq!(env(&[("NEST_STRICT", "false")]).unwrap().load_options().strict, false);
+        assert!(!env(&[("NEST_STRICT", "false")]).unwrap().load_options().strict);
         let limits = env(&[("NEST_MAX_STRING_SIZE", "1024")]).unwrap().load_options().limits;
         assert_eq!((limits.max_string_size, limits.max_array_size), (1024, 1_000_000));
     }
