@@ -150,7 +150,8 @@ impl UserCurve {
                 }
             };
             if next < end {
-                return Some(Duration::from_secs_f64(next.max(t)));
+                // A tiny rate puts the next change past any duration: it never comes.
+                return Duration::try_from_secs_f64(next.max(t)).ok();
             }
         }
         None
@@ -194,7 +195,7 @@ impl ArrivalCurve {
             let area = if len.is_finite() { (r0 + r1) / 2.0 * len } else { f64::INFINITY };
             if remaining <= area + 1e-9 {
                 if remaining <= 0.0 {
-                    return Some(Duration::from_secs_f64(start));
+                    return Duration::try_from_secs_f64(start).ok();
                 }
                 // Solve r0*t + (r1 - r0)/(2 len) * t^2 = remaining for t in [0, len].
                 let slope = if len.is_finite() { (r1 - r0) / len } else { 0.0 };
@@ -207,7 +208,8 @@ impl ArrivalCurve {
                     let disc = (r0 * r0 + 2.0 * slope * remaining).max(0.0);
                     (disc.sqrt() - r0) / slope
                 };
-                return Some(Duration::from_secs_f64(start + t.clamp(0.0, len.min(f64::MAX))));
+                // A tiny rate puts the arrival past any duration: it never comes.
+                return Duration::try_from_secs_f64(start + t.clamp(0.0, len.min(f64::MAX))).ok();
             }
             remaining -= area;
         }
@@ -226,6 +228,16 @@ mod tests {
 
     fn s(secs: f64) -> Duration {
         Duration::from_secs_f64(secs)
+    }
+
+    #[test]
+    fn rates_too_small_for_a_duration_never_change_nor_arrive() {
+        let c = UserCurve::fixed(20, Some(1e-300));
+        assert_eq!(c.count_at(s(100.0)), 1);
+        assert_eq!(c.next_change_after(s(0.0)), None);
+        let a = ArrivalCurve::constant(1e-300);
+        assert_eq!(a.arrival(0), Some(Duration::ZERO));
+        assert_eq!(a.arrival(1), None);
     }
 
     #[test]

@@ -73,5 +73,7 @@ pub use curve::Stage;
 pub use error::Error;
 pub use plan::{Model, Plan, PlanBuilder};
 pub use runner::{EndReason, Phase, RunHooks, RunResult, ShapeTick, StopHandle, run};
-pub use taskset::{Pause, Slot, TaskSpec, TasksetSpec, WaitTime};
+pub use taskset::{
+    BadDuration, MAX_DURATION, Pause, Slot, TaskSpec, TasksetSpec, WaitTime, duration_from_secs, throughput_interval,
+};
 pub use weights::WeightedTable;

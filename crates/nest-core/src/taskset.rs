@@ -66,6 +66,24 @@ impl TasksetSpec {
     }
 }
 
+/// The longest duration a script or the config may give: one year. Longer pauses and timeouts are mistakes (a
+/// `1e300` typed for `1e-3`), and this bound keeps every later addition of times far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// A number of seconds that is not a usable duration: not finite, below zero, or above [`MAX_DURATION`].
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("{0:?} is not a duration: give a number of seconds from 0 to {max} ({days} days)", max = MAX_DURATION.as_secs(), days = MAX_DURATION.as_secs() / 86_400)]
+pub struct BadDuration(pub f64);
+
+/// The one checked conversion of seconds (from a script or a config) into a [`Duration`]: finite, >= 0 and at most
+/// [`MAX_DURATION`], or an error (never a panic, unlike `Duration::from_secs_f64`).
+pub fn duration_from_secs(secs: f64) -> Result<Duration, BadDuration> {
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(BadDuration(secs)),
+    }
+}
+
 /// Think time between tasks.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
@@ -101,18 +119,27 @@ impl WaitTime {
         let interval = match *self {
             WaitTime::Constant(d) => return Pause { wait: d, missed: false },
             WaitTime::Between(min, max) if max > min => {
-                let d = Duration::from_secs_f64(rng.random_range(min.as_secs_f64()..=max.as_secs_f64()));
-                return Pause { wait: d, missed: false };
+                let secs = rng.random_range(min.as_secs_f64()..=max.as_secs_f64());
+                // Both bounds are durations, so the draw is one; rounding can only step just past `max`.
+                let wait = Duration::try_from_secs_f64(secs).unwrap_or(max).clamp(min, max);
+                return Pause { wait, missed: false };
             }
             WaitTime::Between(min, _) => return Pause { wait: min, missed: false },
             WaitTime::ConstantPacing(d) => d,
-            WaitTime::ConstantThroughput(n) => Duration::from_secs_f64(1.0 / n),
+            // Scripts check the rate (see `throughput_interval`); a rate built elsewhere is bounded the same way.
+            WaitTime::ConstantThroughput(n) => throughput_interval(n).unwrap_or(MAX_DURATION),
         };
         match interval.checked_sub(task_took) {
             Some(wait) => Pause { wait, missed: false },
             None => Pause { wait: Duration::ZERO, missed: true },
         }
     }
+}
+
+/// The pacing interval of `constant_throughput(n)`: `1 / n` seconds, for a rate `n` above 0 whose interval is a
+/// valid duration (so `n >= 1 / MAX_DURATION`).
+pub fn throughput_interval(n: f64) -> Result<Duration, BadDuration> {
+    if n > 0.0 { duration_from_secs(1.0 / n) } else { Err(BadDuration(f64::INFINITY)) }
 }
 
 impl std::fmt::Display for WaitTime {
@@ -196,6 +223,25 @@ mod tests {
         assert_eq!(pacing.pause(&mut rng, ms(1500)), Pause { wait: ms(0), missed: true });
         let throughput = WaitTime::ConstantThroughput(4.0);
         assert_eq!(throughput.pause(&mut rng, ms(50)), Pause { wait: ms(200), missed: false });
+    }
+
+    #[test]
+    fn durations_are_checked_not_panicking() {
+        assert_eq!(duration_from_secs(1.5), Ok(ms(1500)));
+        assert_eq!(duration_from_secs(0.0), Ok(Duration::ZERO));
+        assert_eq!(duration_from_secs(MAX_DURATION.as_secs_f64()), Ok(MAX_DURATION));
+        for bad in [1e300, -1.0, f64::NAN, f64::INFINITY, MAX_DURATION.as_secs_f64() + 1.0] {
+            assert!(duration_from_secs(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            BadDuration(1e300).to_string(),
+            "1e300 is not a duration: give a number of seconds from 0 to 31536000 (365 days)"
+        );
+        assert!(throughput_interval(1e-300).is_err() && throughput_interval(0.0).is_err());
+        assert_eq!(throughput_interval(4.0), Ok(ms(250)));
+        // A rate too low for a duration, built outside a script, paces at the longest interval instead of panicking.
+        let mut rng = SmallRng::seed_from_u64(1);
+        assert_eq!(WaitTime::ConstantThroughput(1e-300).pause(&mut rng, ms(1)).wait, MAX_DURATION - ms(1));
     }
 
     #[test]

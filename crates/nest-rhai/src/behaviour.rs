@@ -88,6 +88,7 @@ impl BehaviourFactory for ScriptFactory {
             shared: RefCell::new(Dynamic::UNIT),
             data: self.data.clone(),
             confine: self.catalog.confine.clone(),
+            limits: self.catalog.limits,
         });
         // The top level was run (and its log lines shown) when the catalog was checked: stay quiet here.
         let _quiet = crate::api::QuietLoad::new();

@@ -3,6 +3,9 @@
 //! [`Catalog::load`] discovers the files, compiles each one and runs its top level, and collects *every* broken
 //! file's error (not just the first), each as `path:line:col: message`. The catalog keeps the sources in memory, so
 //! the workers compile exactly what was checked even if a file changes on disk during the run.
+//!
+//! Each file also goes through the static check (see `check.rs`): names that are not defined anywhere are errors
+//! (warnings with [`LoadOptions::strict`] off), and functions named like a built-in are warnings.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -18,11 +21,12 @@ use rand::rngs::SmallRng;
 use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::ScriptFactory;
+use crate::check::{self, Api};
 use crate::confine::Confine;
 use crate::data_refs::data_refs;
 use crate::declare::{self, DeclarationCell};
 use crate::discover::{discover, modules_root};
-use crate::engine::{WorkerEnv, new_engine};
+use crate::engine::{ScriptLimits, WorkerEnv, new_engine};
 use crate::error::{LoadError, LoadErrors};
 
 /// One loaded taskset.
@@ -50,18 +54,41 @@ pub struct Catalog {
     pub tasksets: Vec<TasksetDef>,
     /// Where `import` may read modules from (and, for the caller, data files).
     pub confine: Confine,
+    /// What the load found suspicious but not fatal, each at its `file:line:col`: a function named like a built-in
+    /// (`fn json()`), or, with [`LoadOptions::strict`] off, what the static check would have refused.
+    pub warnings: Vec<LoadError>,
+    /// The size limits every engine of the run gets.
+    pub(crate) limits: ScriptLimits,
+}
+
+/// How [`Catalog::load_with`] loads scripts.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Size limits of script values, for the load and for the run.
+    pub limits: ScriptLimits,
+    /// Static check findings (an undefined variable, function or method) are errors; when off, warnings.
+    pub strict: bool,
+    /// Where `import` may read modules from; `None` confines them to the taskset folder.
+    pub confine: Option<Confine>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { limits: ScriptLimits::default(), strict: true, confine: None }
+    }
 }
 
 impl Catalog {
-    /// Discovers and compiles every taskset under `dir` (or the one file `dir` names), with imports confined to
-    /// `dir`. Returns all errors found,
-    /// one or more per broken file.
+    /// Discovers and compiles every taskset under `dir` (or the one file `dir` names) with the default
+    /// [`LoadOptions`], imports confined to `dir`. Returns all errors found, one or more per broken file.
     pub fn load(dir: &Path) -> Result<Catalog, LoadErrors> {
-        Catalog::load_confined(dir, Confine::within(&[dir]))
+        Catalog::load_with(dir, LoadOptions::default())
     }
 
-    /// [`Catalog::load`], with imports confined as `confine` says (see [`Confine`]).
-    pub fn load_confined(dir: &Path, confine: Confine) -> Result<Catalog, LoadErrors> {
+    /// Discovers, compiles and checks every taskset under `dir` (or the one file `dir` names). Returns all errors
+    /// found, one or more per broken file.
+    pub fn load_with(dir: &Path, options: LoadOptions) -> Result<Catalog, LoadErrors> {
+        let confine = options.confine.clone().unwrap_or_else(|| Confine::within(&[dir]));
         let found = discover(dir).map_err(|e| LoadErrors(vec![e]))?;
         let dir = &modules_root(dir);
         if found.is_empty() {
@@ -82,9 +109,13 @@ impl Catalog {
             shared: RefCell::new(rhai::Dynamic::UNIT),
             data: Arc::default(),
             confine: confine.clone(),
+            limits: options.limits,
         });
         let mut tasksets = Vec::with_capacity(found.len());
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        // A module imported by several tasksets is checked once.
+        let mut checked_modules = std::collections::HashSet::new();
         for file in found {
             let path = file.path.display().to_string();
             let source: Arc<str> = match std::fs::read_to_string(&file.path) {
@@ -97,14 +128,42 @@ impl Catalog {
             let cell = DeclarationCell::default();
             let engine = new_engine(&env, dir, &cell);
             match declare::compile(&engine, &cell, &file.name, &path, &source) {
-                Ok(compiled) => tasksets.push(TasksetDef {
-                    name: file.name,
-                    path,
-                    spec: compiled.spec,
-                    has_setup: compiled.has_setup,
-                    has_teardown: compiled.has_teardown,
-                    source,
-                }),
+                Ok(compiled) => {
+                    let api = Api::of(&engine);
+                    let findings = check::check(&compiled.ast, &compiled.module, &api)
+                        .into_iter()
+                        .map(|f| LoadError::at(path.as_str(), f.position, f.message));
+                    match options.strict {
+                        true => errors.extend(findings),
+                        false => warnings.extend(findings),
+                    }
+                    for (alias, module) in compiled.module.iter_sub_modules() {
+                        let file = module.id().map_or_else(|| dir.join(alias).display().to_string(), str::to_owned);
+                        if !checked_modules.insert(file.clone()) {
+                            continue;
+                        }
+                        let findings = check::check_module(module, &api)
+                            .into_iter()
+                            .map(|f| LoadError::at(file.as_str(), f.position, f.message));
+                        match options.strict {
+                            true => errors.extend(findings),
+                            false => warnings.extend(findings),
+                        }
+                    }
+                    let positions = declare::fn_positions(&source);
+                    for (name, message) in check::shadowed_builtins(&compiled.ast, &api) {
+                        let position = positions.get(&name).map(|&(line, col)| (line, col));
+                        warnings.push(LoadError { file: path.clone(), position, message });
+                    }
+                    tasksets.push(TasksetDef {
+                        name: file.name,
+                        path,
+                        spec: compiled.spec,
+                        has_setup: compiled.has_setup,
+                        has_teardown: compiled.has_teardown,
+                        source,
+                    })
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -119,7 +178,7 @@ impl Catalog {
             }
         }
         if errors.is_empty() {
-            Ok(Catalog { dir: dir.to_path_buf(), tasksets, confine })
+            Ok(Catalog { dir: dir.to_path_buf(), tasksets, confine, warnings, limits: options.limits })
         } else {
             Err(LoadErrors(errors))
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use nest_core::{TaskSpec, TasksetSpec, WaitTime};
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, INT, Module, NativeCallContext, Position, Scope, Shared};
 
-use crate::api::options::seconds;
+use crate::api::options::{duration, seconds};
 use crate::error::LoadError;
 
 /// What a script's top level declared. `Some` only while a top level runs.
@@ -46,12 +46,7 @@ fn declaring<T>(cell: &DeclarationCell, what: &str, f: impl FnOnce(&mut Declarat
 }
 
 fn non_negative_secs(value: &Dynamic, what: &str) -> Res<Duration> {
-    let secs = seconds(value).ok_or_else(|| format!("{what} takes seconds as a number, not {}", value.type_name()))?;
-    if secs.is_finite() && secs >= 0.0 {
-        Ok(Duration::from_secs_f64(secs))
-    } else {
-        Err(format!("{what}: seconds must be 0 or more, got {secs}").into())
-    }
+    Ok(duration(value, what)?)
 }
 
 /// Registers the declaration functions on an engine.
@@ -78,7 +73,12 @@ pub(crate) fn register(engine: &mut Engine, cell: &DeclarationCell) {
     });
     engine.register_fn("constant_throughput", |n: Dynamic| -> Res<WaitSpec> {
         match seconds(&n) {
-            Some(n) if n.is_finite() && n > 0.0 => Ok(WaitSpec(WaitTime::ConstantThroughput(n))),
+            Some(n) if nest_core::throughput_interval(n).is_ok() => Ok(WaitSpec(WaitTime::ConstantThroughput(n))),
+            Some(n) if n > 0.0 && n.is_finite() => Err(format!(
+                "constant_throughput({n:?}): n is a number of tasks per second of at least {:.3e} (one task a year)",
+                1.0 / nest_core::MAX_DURATION.as_secs_f64()
+            )
+            .into()),
             _ => Err("constant_throughput(n): n is a number of tasks per second above 0".into()),
         }
     });
@@ -125,7 +125,7 @@ pub(crate) fn register(engine: &mut Engine, cell: &DeclarationCell) {
     let c = cell.clone();
     engine.register_fn("weight", move |w: INT| {
         declaring(&c, "weight()", |d| {
-            let w = u32::try_from(w).map_err(|_| format!("weight({w}): a taskset weight is an integer >= 0"))?;
+            let w = u32::try_from(w).map_err(|_| format!("weight({w}): {TASKSET_WEIGHT}"))?;
             match d.weight.replace(w) {
                 Some(_) => Err("weight() is declared twice".into()),
                 None => Ok(()),
@@ -138,6 +138,31 @@ pub(crate) fn register(engine: &mut Engine, cell: &DeclarationCell) {
     });
     let c = cell.clone();
     engine.register_fn("task", move |ctx: NativeCallContext, w: INT, f: &str| add_task(&c, w, f, ctx.call_position()));
+    // Calls with the wrong types (`task(1.5, f)`, `weight("2")`) reach these instead of Rhai's "Function not found:
+    // task (f64, Fn)", and are told what is allowed.
+    engine.register_fn("task", |w: Dynamic, f: Dynamic| -> Res<()> {
+        let call = format!("task({}, {})", shown(&w), shown(&f));
+        if w.as_int().is_err() {
+            return Err(format!("{call}: {TASK_WEIGHT}").into());
+        }
+        Err(format!("{call}: the second argument names the task's function, e.g. `task(3, browse)`").into())
+    });
+    engine.register_fn("weight", |w: Dynamic| -> Res<()> {
+        Err(format!("weight({}): {TASKSET_WEIGHT}", shown(&w)).into())
+    });
+}
+
+/// What a task weight may be.
+const TASK_WEIGHT: &str = "a task weight is a whole number from 1 to 4294967295";
+/// What a taskset weight may be.
+const TASKSET_WEIGHT: &str = "a taskset weight is a whole number from 0 to 4294967295 (0 disables the taskset)";
+
+/// A script value as it was probably written: strings quoted, function pointers by name.
+fn shown(value: &Dynamic) -> String {
+    if let Some(f) = value.read_lock::<FnPtr>() {
+        return f.fn_name().to_owned();
+    }
+    if value.is_string() { format!("{value:?}") } else { value.to_string() }
 }
 
 fn tag_list(tags: rhai::Array) -> Res<Vec<String>> {
@@ -154,7 +179,7 @@ fn add_task(cell: &DeclarationCell, weight: INT, function: &str, position: Posit
         let weight = u32::try_from(weight)
             .ok()
             .filter(|&w| w >= 1)
-            .ok_or_else(|| format!("task({weight}, {function}): a task weight is an integer >= 1"))?;
+            .ok_or_else(|| format!("task({weight}, {function}): {TASK_WEIGHT}"))?;
         d.tasks.push((weight, function.to_owned(), position));
         Ok(())
     })
@@ -172,6 +197,8 @@ pub(crate) struct Compiled {
     pub fn_locations: HashMap<String, String>,
     /// The taskset declared `discard_bodies()`.
     pub discard_bodies: bool,
+    /// The script's syntax tree, for the static check.
+    pub ast: rhai::AST,
 }
 
 /// Compiles one script and runs its top level with `engine`.
@@ -240,11 +267,12 @@ pub(crate) fn compile(
         has_teardown: takes_no_args("teardown"),
         fn_locations,
         discard_bodies: declaration.discard_bodies,
+        ast,
     })
 }
 
 /// Line and column of each `fn name(` in a source (the first one, outside `//` comments).
-fn fn_positions(source: &str) -> HashMap<String, (usize, usize)> {
+pub(crate) fn fn_positions(source: &str) -> HashMap<String, (usize, usize)> {
     let mut found = HashMap::new();
     for (line_no, line) in source.lines().enumerate() {
         let code = line.split("//").next().unwrap_or("");

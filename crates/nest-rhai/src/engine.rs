@@ -39,6 +39,24 @@ pub const MAX_FN_EXPR_DEPTH: usize = 32;
 /// Operations between two fairness yields.
 const YIELD_EVERY: u64 = 4096;
 
+/// How large one script value may grow, so that a runaway (`s += s` in a loop) fails its task with its place
+/// instead of taking the machine's memory. Settings: `max_string_size`, `max_array_size`, `max_map_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScriptLimits {
+    /// Bytes in one string [default: 16 MiB].
+    pub max_string_size: usize,
+    /// Items in one array or BLOB [default: 1,000,000].
+    pub max_array_size: usize,
+    /// Entries in one object map [default: 1,000,000].
+    pub max_map_size: usize,
+}
+
+impl Default for ScriptLimits {
+    fn default() -> Self {
+        ScriptLimits { max_string_size: 16 << 20, max_array_size: 1_000_000, max_map_size: 1_000_000 }
+    }
+}
+
 /// What one worker's host functions share: where to record, when to stop, the HTTP settings.
 pub(crate) struct WorkerEnv {
     pub recorder: Recorder,
@@ -54,6 +72,8 @@ pub(crate) struct WorkerEnv {
     pub data: Arc<nest_data::DataRegistry>,
     /// Where `import` may read modules from.
     pub confine: crate::confine::Confine,
+    /// Size limits of script values.
+    pub limits: ScriptLimits,
 }
 
 /// The VU whose call is running: stored as the fiber's local value for the length of each call.
@@ -132,6 +152,10 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
     // Debug builds of Rhai default to half the release depths (32 and 16); use the release ones everywhere so a
     // script that loads in one build loads in the other.
     engine.set_max_expr_depths(MAX_EXPR_DEPTH, MAX_FN_EXPR_DEPTH);
+    // 0 would mean "unlimited" to Rhai; a limit of 0 is taken as 1 instead.
+    engine.set_max_string_size(env.limits.max_string_size.max(1));
+    engine.set_max_array_size(env.limits.max_array_size.max(1));
+    engine.set_max_map_size(env.limits.max_map_size.max(1));
     let modules =
         TasksetModules { files: FileModuleResolver::new_with_path(taskset_dir), dir: taskset_dir.to_path_buf() };
     engine.set_module_resolver(crate::confine::Confined::new(env.confine.clone(), taskset_dir, modules));

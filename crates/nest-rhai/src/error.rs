@@ -81,6 +81,8 @@ pub(crate) fn locate(error: &EvalAltResult, file: &str, fallback: &str, modules:
             crate::engine::MAX_CALL_LEVELS
         )),
         EvalAltResult::ErrorTerminated(value, _) => Some(value.to_string()),
+        // Rhai places these at the outermost call (the call script), not where the value grew.
+        EvalAltResult::ErrorDataTooLarge(what, _) => Some(too_large(what)),
         _ => None,
     };
     if let Some(message) = limit {
@@ -116,6 +118,11 @@ fn innermost(error: &EvalAltResult, file: &str) -> (String, Position, String) {
             (file.to_owned(), *position, message)
         }
         EvalAltResult::ErrorTerminated(value, position) => (file.to_owned(), *position, value.to_string()),
+        EvalAltResult::ErrorDataTooLarge(what, position) => (file.to_owned(), *position, too_large(what)),
+        EvalAltResult::ErrorVariableNotFound(name, position) => {
+            let hint = crate::check::habit_hint(name).map(|h| format!(": {h}")).unwrap_or_default();
+            (file.to_owned(), *position, format!("Variable not found: {name}{hint}"))
+        }
         other => {
             let position = other.position();
             let text = other.to_string();
@@ -126,6 +133,21 @@ fn innermost(error: &EvalAltResult, file: &str) -> (String, Position, String) {
             (file.to_owned(), position, message)
         }
     }
+}
+
+/// The message of a value that outgrew a size limit, naming the setting that raises it.
+fn too_large(what: &str) -> String {
+    let (value, setting) = match what {
+        "Length of string" => ("a string", "max_string_size"),
+        "Size of object map" => ("a map", "max_map_size"),
+        w if w.starts_with("Size of array") => ("an array", "max_array_size"),
+        other => return format!("{other} too large"),
+    };
+    format!(
+        "{value} grew larger than {setting} allows: a runaway loop? (raise the limit with --{} or `{setting}:` in \
+         nest.yaml)",
+        setting.replace('_', "-")
+    )
 }
 
 fn line_col(position: Position) -> Option<(usize, usize)> {

@@ -29,6 +29,7 @@
 mod api;
 mod behaviour;
 mod catalog;
+mod check;
 mod confine;
 mod data_refs;
 mod declare;
@@ -39,9 +40,9 @@ mod shape;
 
 pub use api::HttpResponse;
 pub use behaviour::{ScriptBehaviour, ScriptFactory, ScriptVu};
-pub use catalog::{Catalog, TasksetDef};
+pub use catalog::{Catalog, LoadOptions, TasksetDef};
 pub use confine::Confine;
 pub use discover::{Discovered, discover};
-pub use engine::{MAX_CALL_LEVELS, MAX_OPERATIONS};
+pub use engine::{MAX_CALL_LEVELS, MAX_OPERATIONS, ScriptLimits};
 pub use error::{LoadError, LoadErrors};
 pub use shape::LoadShape;

@@ -68,6 +68,20 @@ pub struct SourceArgs {
     /// one) and the taskset folder. Off by default: paths are checked after links are resolved.
     #[arg(long)]
     pub no_confine: bool,
+    /// Report the static check's findings (undefined variables, functions, methods) as warnings instead of
+    /// refusing the scripts [env: NEST_STRICT=false].
+    #[arg(long)]
+    pub no_strict: bool,
+    /// The most bytes one script string may hold; a task that builds a longer one fails [default: 16777216 (16
+    /// MiB); env: NEST_MAX_STRING_SIZE].
+    #[arg(long, value_name = "BYTES", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_string_size: Option<usize>,
+    /// The most items one script array may hold [default: 1000000; env: NEST_MAX_ARRAY_SIZE].
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_array_size: Option<usize>,
+    /// The most entries one script map may hold [default: 1000000; env: NEST_MAX_MAP_SIZE].
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_map_size: Option<usize>,
 }
 
 /// Options of `nest list`.
@@ -298,17 +312,25 @@ fn parse_byte_size(text: &str) -> Result<ByteSize, String> {
     nest_http::parse_size(text).map(ByteSize)
 }
 
-/// Parses `30s`, `5m`, `1h30m`, `250ms` or a bare number of seconds.
+/// Parses `30s`, `5m`, `1h30m`, `250ms` or a bare number of seconds, from 0 to a year.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<f64>() {
-        return if secs.is_finite() && secs >= 0.0 {
-            Ok(Duration::from_secs_f64(secs))
-        } else {
-            Err(format!("`{text}` is not a duration"))
-        };
+        return nest_core::duration_from_secs(secs).map_err(|_| {
+            format!("`{text}` is not a duration: give 0 to {} seconds, or e.g. 30s, 5m, 1h30m", max_secs())
+        });
     }
-    humantime::parse_duration(text).map_err(|e| format!("`{text}` is not a duration ({e}); use e.g. 30s, 5m, 1h30m"))
+    match humantime::parse_duration(text) {
+        Ok(d) if d <= nest_core::MAX_DURATION => Ok(d),
+        Ok(_) => {
+            Err(format!("`{text}` is longer than a year ({} seconds), the longest duration nest takes", max_secs()))
+        }
+        Err(e) => Err(format!("`{text}` is not a duration ({e}); use e.g. 30s, 5m, 1h30m")),
+    }
+}
+
+fn max_secs() -> u64 {
+    nest_core::MAX_DURATION.as_secs()
 }
 
 #[cfg(test)]
@@ -324,6 +346,9 @@ mod tests {
         assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("1e300").unwrap_err().starts_with("`1e300` is not a duration: give 0 to 31536000"));
+        assert_eq!(parse_duration("365d"), Ok(nest_core::MAX_DURATION));
+        assert!(parse_duration("366d").unwrap_err().contains("longer than a year"));
     }
 
     #[test]

@@ -82,6 +82,17 @@ pub struct FileConfig {
     /// Test data: pool name -> CSV or JSON file, relative to the config file.
     #[serde(default)]
     pub data: BTreeMap<String, PathBuf>,
+    /// The static check of scripts refuses undefined names (false: it warns).
+    pub strict: Option<bool>,
+    /// Bytes one script string may hold.
+    #[serde(default, deserialize_with = "keyed::max_string_size")]
+    pub max_string_size: Option<usize>,
+    /// Items one script array may hold.
+    #[serde(default, deserialize_with = "keyed::max_array_size")]
+    pub max_array_size: Option<usize>,
+    /// Entries one script map may hold.
+    #[serde(default, deserialize_with = "keyed::max_map_size")]
+    pub max_map_size: Option<usize>,
 }
 
 /// A taskset weight from the file: a whole number >= 0.
@@ -162,6 +173,12 @@ impl fmt::Display for ParseError {
 pub fn parse(text: &str) -> Result<FileConfig, ParseError> {
     if text.trim().is_empty() {
         return Ok(FileConfig::default());
+    }
+    // serde_yaml_ng keeps the last of two equal keys without a word; refuse them first, in every mapping.
+    if let Err(e) = serde_yaml_ng::from_str::<duplicates::NoDuplicateKeys>(text)
+        && let Some(error) = duplicates::place(text, &e)
+    {
+        return Err(error);
     }
     serde_yaml_ng::from_str(text).map_err(|e| {
         let (mut line, mut column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
@@ -283,6 +300,129 @@ fn top_level_type(found: &str) -> String {
     message
 }
 
+/// The first pass over a config file: a mapping that repeats a key is an error that names both lines.
+mod duplicates {
+    use std::fmt;
+
+    use serde::Deserialize;
+    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_yaml_ng::Value;
+
+    use super::ParseError;
+
+    /// The prefix of the error raised on a repeated key, followed by the key as YAML.
+    const DUPLICATE: &str = "duplicate key ";
+
+    /// Any YAML document whose mappings each have distinct keys.
+    pub struct NoDuplicateKeys;
+
+    impl<'de> Deserialize<'de> for NoDuplicateKeys {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(Walk)
+        }
+    }
+
+    struct Walk;
+
+    impl<'de> Visitor<'de> for Walk {
+        type Value = NoDuplicateKeys;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any YAML value")
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            NoDuplicateKeys::deserialize(d)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<NoDuplicateKeys>()?.is_some() {}
+            Ok(NoDuplicateKeys)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut seen: Vec<Value> = Vec::new();
+            while let Some(key) = map.next_key::<Value>()? {
+                if seen.contains(&key) {
+                    return Err(de::Error::custom(format!("{DUPLICATE}{}", shown(&key))));
+                }
+                map.next_value::<NoDuplicateKeys>()?;
+                seen.push(key);
+            }
+            Ok(NoDuplicateKeys)
+        }
+    }
+
+    fn shown(key: &Value) -> String {
+        match key {
+            Value::String(s) => format!("{s:?}"),
+            other => serde_yaml_ng::to_string(other).map_or_else(|_| "?".into(), |t| t.trim_end().to_owned()),
+        }
+    }
+
+    /// The duplicate-key error of the first pass, placed at the repeated key and naming the line of the first one.
+    /// Other errors are left to the typed parse, which words them better.
+    pub fn place(text: &str, error: &serde_yaml_ng::Error) -> Option<ParseError> {
+        let message = error.to_string();
+        let at = message.find(DUPLICATE)?;
+        let key_text = message[at + DUPLICATE.len()..].split(" at line ").next().unwrap_or_default().to_owned();
+        let key = match serde_yaml_ng::from_str::<String>(&key_text) {
+            Ok(key) => key,
+            Err(_) => key_text.clone(),
+        };
+        // The error is placed at the start of the mapping: its keys are the lines below, at the same column.
+        let (start, column) = error.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let lines: Vec<&str> = text.lines().collect();
+        let mut found = Vec::new();
+        for n in start..=lines.len() {
+            let line = lines[n - 1];
+            if n > start && indentation(line).is_some_and(|i| i + 1 < column) {
+                break;
+            }
+            if key_column(line, &key) == Some(column) {
+                found.push(n);
+            }
+        }
+        let (line, first) = match found[..] {
+            [first, second, ..] => (second, format!(" (first at line {first})")),
+            // A flow mapping (`{ a: 1, a: 2 }`) has both on one line.
+            _ => (start, String::new()),
+        };
+        Some(ParseError { line, column, message: format!("{DUPLICATE}{key_text}{first}") })
+    }
+
+    /// The indentation of a line that holds content (not blank, not only a comment).
+    fn indentation(line: &str) -> Option<usize> {
+        let body = line.trim_start();
+        (!body.is_empty() && !body.starts_with('#')).then(|| line.len() - body.len())
+    }
+
+    /// The column where `key:` starts on this line (after indentation and any `- `), if it does.
+    fn key_column(line: &str, key: &str) -> Option<usize> {
+        let body = line.trim_start().trim_start_matches("- ").trim_start();
+        let start = line.len() - body.len();
+        let (found, _) = body.split_once(':')?;
+        (found.trim().trim_matches(|c| c == '"' || c == '\'') == key).then_some(start + 1)
+    }
+}
+
 /// Finds the line and column of `key:` in YAML text, optionally inside the block of `section:`.
 pub fn locate_key(text: &str, section: Option<&str>, key: &str) -> Option<(usize, usize)> {
     let mut in_section = section.is_none();
@@ -350,6 +490,15 @@ mod keyed {
     }
     pub fn iterations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         super::positive_int(d, "iterations")
+    }
+    pub fn max_string_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        super::positive_usize(d, "max_string_size")
+    }
+    pub fn max_array_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        super::positive_usize(d, "max_array_size")
+    }
+    pub fn max_map_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        super::positive_usize(d, "max_map_size")
     }
 }
 
@@ -568,6 +717,18 @@ mod tests {
         let e = err("users: 2\nmax_body: lots\n");
         assert!(e.starts_with("2:") && e.contains("max_body: `lots` is not a size"), "{e}");
         assert!(err("max_body: 0\n").contains("max_body: a size must be at least 1 byte"));
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors_naming_both_lines() {
+        let text = "users: 3\ntasksets:\n  # the mix\n  shop: 1\n  admin: 0\n\n  shop: 4\n";
+        assert_eq!(err(text), "7:3: duplicate key \"shop\" (first at line 4)");
+        assert_eq!(err("users: 3\nhost: http://a\nusers: 4\n"), "3:1: duplicate key \"users\" (first at line 1)");
+        // Any mapping, at any depth; the same key in two different mappings is fine.
+        let nested = "data:\n  users: a.csv\ntasksets:\n  users: 1\nthresholds:\n  - expr: p95 < 1s\n    delay: 1s\n    \
+                      expr: p99 < 2s\n";
+        assert_eq!(err(nested), "8:5: duplicate key \"expr\" (first at line 6)");
+        assert!(parse("data:\n  users: a.csv\ntasksets:\n  users: 1\n").is_ok());
     }
 
     #[test]

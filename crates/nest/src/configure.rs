@@ -50,7 +50,8 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
     };
     let confine = crate::plan::confine(&args.source, &dir, existing.as_ref());
     let catalog =
-        nest_rhai::Catalog::load_confined(&dir, confine).map_err(|e| UsageError(format!("cannot configure:\n{e}")))?;
+        nest_rhai::Catalog::load_with(&dir, nest_rhai::LoadOptions { confine: Some(confine), ..Default::default() })
+            .map_err(|e| UsageError(format!("cannot configure:\n{e}")))?;
     let mut specs = catalog.specs();
     // Names in the file that no longer match a taskset are dropped with a warning, so configure can repair them.
     let known: Vec<String> = specs.iter().map(|t| t.name.clone()).collect();

@@ -61,14 +61,26 @@ pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
     let config = LoadedConfig::find(source.config.as_deref())?;
     let file = config.as_ref().map(Settings::from_file).transpose()?.unwrap_or_default();
     let env = Settings::from_env(|k| std::env::var(k).ok())?;
-    let cli = Settings { taskset_dir: source.taskset_dir.clone(), ..cli };
+    let cli = Settings {
+        taskset_dir: source.taskset_dir.clone(),
+        strict: source.no_strict.then_some(false),
+        max_string_size: source.max_string_size,
+        max_array_size: source.max_array_size,
+        max_map_size: source.max_map_size,
+        ..cli
+    };
     let settings = Settings::layered(cli.clone(), env.clone(), file.clone());
     let dir = settings.taskset_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_TASKSET_DIR));
-    let catalog = Catalog::load_confined(&dir, confine(source, &dir, config.as_ref())).map_err(|errors| {
+    let options =
+        nest_rhai::LoadOptions { confine: Some(confine(source, &dir, config.as_ref())), ..settings.load_options() };
+    let catalog = Catalog::load_with(&dir, options).map_err(|errors| {
         let n = errors.0.len();
         let head = if n == 1 { "a taskset has an error".to_owned() } else { format!("{n} errors in tasksets") };
         UsageError(format!("{head}; nothing was run:\n{errors}"))
     })?;
+    for warning in &catalog.warnings {
+        eprintln!("warning: {warning}");
+    }
     let mut specs = catalog.specs();
     let sources = mix::resolve(&mut specs, config.as_ref(), settings.use_script_weights.unwrap_or(false))?;
     let rows = mix::rows(&specs, &sources);

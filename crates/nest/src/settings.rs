@@ -163,6 +163,14 @@ settings! {
     max_body: ByteSize = "NEST_MAX_BODY",
     /// The `Accept-Encoding` header sent by default (empty: none).
     accept_encoding: String = "NEST_ACCEPT_ENCODING",
+    /// The static check's findings are errors (false: warnings).
+    strict: bool = "NEST_STRICT",
+    /// Bytes one script string may hold.
+    max_string_size: usize = "NEST_MAX_STRING_SIZE",
+    /// Items one script array may hold.
+    max_array_size: usize = "NEST_MAX_ARRAY_SIZE",
+    /// Entries one script map may hold.
+    max_map_size: usize = "NEST_MAX_MAP_SIZE",
 }
 
 /// The `--help` section listing the environment variables and the precedence rule.
@@ -210,7 +218,26 @@ impl Settings {
                         .collect::<Result<_, _>>()?,
                 ),
             },
+            // Set from `args.source` by `load_mix`, with the taskset folder.
+            strict: None,
+            max_string_size: None,
+            max_array_size: None,
+            max_map_size: None,
         })
+    }
+
+    /// How scripts are loaded: the size limits and the strictness of the static check.
+    pub fn load_options(&self) -> nest_rhai::LoadOptions {
+        let defaults = nest_rhai::ScriptLimits::default();
+        nest_rhai::LoadOptions {
+            limits: nest_rhai::ScriptLimits {
+                max_string_size: self.max_string_size.unwrap_or(defaults.max_string_size),
+                max_array_size: self.max_array_size.unwrap_or(defaults.max_array_size),
+                max_map_size: self.max_map_size.unwrap_or(defaults.max_map_size),
+            },
+            strict: self.strict.unwrap_or(true),
+            confine: None,
+        }
     }
 
     /// What `nest.yaml` says; its paths are relative to the file.
@@ -252,6 +279,10 @@ impl Settings {
             thresholds,
             max_body: f.max_body.map(ByteSize),
             accept_encoding: f.accept_encoding.clone(),
+            strict: f.strict,
+            max_string_size: f.max_string_size,
+            max_array_size: f.max_array_size,
+            max_map_size: f.max_map_size,
         })
     }
 
@@ -292,8 +323,11 @@ mod tests {
         assert!(env(&[("NEST_HOST", "ftp://x")]).unwrap_err().0.starts_with("NEST_HOST=ftp://x: "));
         assert_eq!(env(&[("NEST_INSECURE", "yes")]).unwrap().insecure, Some(true));
         assert_eq!(env(&[("NEST_USERS", "")]).unwrap().users, None, "empty means unset");
-        assert_eq!(Settings::ENV.len(), 21);
+        assert_eq!(Settings::ENV.len(), 25);
         assert_eq!(env(&[("NEST_MAX_BODY", "2MiB")]).unwrap().max_body, Some(ByteSize(2 << 20)));
         assert!(env(&[("NEST_MAX_BODY", "big")]).unwrap_err().0.starts_with("NEST_MAX_BODY=big: `big` is not a size"));
+        assert!(!env(&[("NEST_STRICT", "false")]).unwrap().load_options().strict);
+        let limits = env(&[("NEST_MAX_STRING_SIZE", "1024")]).unwrap().load_options().limits;
+        assert_eq!((limits.max_string_size, limits.max_array_size), (1024, 1_000_000));
     }
 }

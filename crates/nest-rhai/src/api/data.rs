@@ -13,7 +13,7 @@ use nest_core::fiber::{self, Cancelled};
 use nest_data::{Lease, Pool, Row, RowId};
 use rhai::{Dynamic, Engine, EvalAltResult, INT, Map};
 
-use super::options::seconds;
+use super::options::{duration, seconds};
 use crate::engine::{VuCtx, terminate};
 
 /// The `data` value of scripts.
@@ -106,10 +106,10 @@ fn claim_timeout(opts: Map) -> Res<Option<Duration>> {
         if key != "timeout" {
             return Err(format!("unknown option `{key}` for data.claim: the only option is `timeout` (seconds)").into());
         }
-        match seconds(&value) {
-            Some(secs) if secs.is_finite() && secs >= 0.0 => timeout = Some(Duration::from_secs_f64(secs)),
-            _ => return Err(format!("data.claim option `timeout` is a number of seconds >= 0, not {value}").into()),
+        if seconds(&value).is_none() {
+            return Err(format!("data.claim option `timeout` is a number of seconds >= 0, not {value}").into());
         }
+        timeout = Some(duration(&value, "data.claim option `timeout`")?);
     }
     Ok(timeout)
 }

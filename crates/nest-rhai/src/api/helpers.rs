@@ -5,13 +5,13 @@
 
 use std::io::Write;
 use std::rc::Rc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use nest_core::fiber::{self, Cancelled};
 use rand::Rng;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, NativeCallContext};
 
-use super::options::seconds;
+use super::options::{duration, seconds};
 use crate::engine::{VuCtx, WorkerEnv, terminate};
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
@@ -55,13 +55,12 @@ pub(super) fn register(engine: &mut Engine, env: &Rc<WorkerEnv>) {
 }
 
 fn sleep(secs: &Dynamic) -> Res<()> {
-    let secs = seconds(secs).ok_or_else(|| format!("sleep() takes a number of seconds, not {}", secs.type_name()))?;
-    if !(secs >= 0.0 && secs.is_finite()) {
-        return Err(format!("sleep({secs}): the pause must be 0 seconds or more").into());
-    }
+    let pause = match seconds(secs) {
+        Some(n) => duration(secs, &format!("sleep({n:?})"))?,
+        None => duration(secs, "sleep()")?,
+    };
     let vu = VuCtx::current("sleep()")?;
     let stop = vu.env.stop.clone();
-    let pause = Duration::from_secs_f64(secs);
     match fiber::suspend(async move {
         tokio::select! {
             () = tokio::time::sleep(pause) => {}

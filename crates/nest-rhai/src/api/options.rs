@@ -54,11 +54,12 @@ pub(crate) fn apply(request: &mut Request, method: &str, opts: Map) -> Res<Optio
                 };
             }
             "timeout" => {
-                let secs = seconds(&value).ok_or_else(|| what("a number of seconds"))?;
-                if !(secs > 0.0 && secs.is_finite()) {
+                seconds(&value).ok_or_else(|| what("a number of seconds"))?;
+                let timeout = duration(&value, &format!("option `timeout` of a {method} request"))?;
+                if timeout.is_zero() {
                     return Err(format!("option `timeout` of a {method} request must be more than 0 seconds").into());
                 }
-                request.timeout = Some(Duration::from_secs_f64(secs));
+                request.timeout = Some(timeout);
             }
             "expect" => options.expect = statuses(&value).ok_or_else(|| what("a status code or an array of them"))?,
             "max_body" => {
@@ -92,6 +93,12 @@ fn size(value: &Dynamic) -> Result<u64, String> {
         Ok(text) => nest_http::parse_size(&text),
         Err(_) => Err(format!("expected bytes (1048576) or a size (\"1MiB\"), not {}", value.type_name())),
     }
+}
+
+/// A duration from a script value, checked (finite, >= 0, at most a year), with `what` naming the call in errors.
+pub(crate) fn duration(value: &Dynamic, what: &str) -> Result<Duration, String> {
+    let secs = seconds(value).ok_or_else(|| format!("{what} takes a number of seconds, not {}", value.type_name()))?;
+    nest_core::duration_from_secs(secs).map_err(|e| format!("{what}: {e}"))
 }
 
 fn pairs(value: Dynamic, key: &str, method: &str) -> Res<Vec<(String, String)>> {
@@ -162,11 +169,15 @@ mod tests {
         let e = apply(&mut r, "get", map(r#"#{ json: 1, body: "x" }"#)).err().unwrap().to_string();
         assert!(e.contains("cannot be used together"), "{e}");
         let e = apply(&mut r, "get", map("#{ timeout: -1 }")).err().unwrap().to_string();
+        assert!(e.contains("is not a duration"), "{e}");
+        let e = apply(&mut r, "get", map("#{ timeout: 0 }")).err().unwrap().to_string();
         assert!(e.contains("more than 0"), "{e}");
         let e = apply(&mut r, "get", map("#{ max_body: 0 }")).err().unwrap().to_string();
         assert!(e.contains("option `max_body`") && e.contains("at least 1 byte"), "{e}");
         let e = apply(&mut r, "get", map("#{ max_body: \"lots\" }")).err().unwrap().to_string();
         assert!(e.contains("not a size"), "{e}");
+        let e = apply(&mut r, "get", map("#{ timeout: 1e300 }")).err().unwrap().to_string();
+        assert!(e.contains("option `timeout` of a get request: 1e300 is not a duration"), "{e}");
         let e = apply(&mut r, "get", map("#{ expect: \"200\" }")).err().unwrap().to_string();
         assert!(e.contains("status code"), "{e}");
     }

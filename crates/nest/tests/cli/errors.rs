@@ -66,7 +66,7 @@ fn a_task_weight_of_zero_is_placed() {
     let (line, col) = line_col(source, "task(0");
     let place = format!("{}:{line}:{col}: ", sandbox.path_of("zero.rhai"));
     assert!(stderr.contains(&place), "expected `{place}` in:\n{stderr}");
-    assert!(stderr.contains("integer >= 1"), "{stderr}");
+    assert!(stderr.contains("a task weight is a whole number from 1 to 4294967295"), "{stderr}");
 }
 
 #[test]
