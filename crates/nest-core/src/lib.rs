@@ -74,4 +74,4 @@ pub use error::Error;
 pub use plan::{Model, Plan, PlanBuilder};
 pub use runner::{EndReason, RunHooks, RunResult, ShapeTick, StopHandle, run};
 pub use taskset::{Pause, Slot, TaskSpec, TasksetSpec, WaitTime};
-pub use weights::WeightedTable;
+pub use weights::{SmoothRoundRobin, WeightedTable};

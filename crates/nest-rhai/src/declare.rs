@@ -199,7 +199,7 @@ pub(crate) fn compile(
         }
         let tags =
             declaration.task_tags.iter().filter(|(f, ..)| *f == function).flat_map(|(_, t, _)| t.clone()).collect();
-        tasks.push(TaskSpec { name: function, weight, tags });
+        tasks.push(TaskSpec { name: function, weight, tags, nested: None });
     }
     if let Some((function, _, position)) =
         declaration.task_tags.iter().find(|(f, ..)| !tasks.iter().any(|t| t.name == *f))
