@@ -71,7 +71,7 @@ mod worker;
 pub use behaviour::{Behaviour, BehaviourFactory, Call, Outcome, Shared, TaskError, WorkerContext};
 pub use curve::Stage;
 pub use error::Error;
-pub use plan::{Model, Plan, PlanBuilder};
+pub use plan::{Model, Plan, PlanBuilder, nested_cycle};
 pub use runner::{EndReason, RunHooks, RunResult, ShapeTick, StopHandle, run};
 pub use taskset::{Pause, Slot, TaskSpec, TasksetSpec, WaitTime};
 pub use weights::{SmoothRoundRobin, WeightedTable};

@@ -256,6 +256,12 @@ impl PlanBuilder {
     }
 }
 
+/// A cycle among nested tasksets, as the chain of taskset indices `a, b, a`, if there is one. `nested[i][t]` is the
+/// taskset that task `t` of taskset `i` enters.
+pub fn nested_cycle(nested: &[Vec<Option<usize>>]) -> Option<Vec<usize>> {
+    graph::find_cycle(nested)
+}
+
 /// The graph of nested tasksets: which task enters which taskset, checked for unknown names and cycles.
 mod graph {
     use crate::taskset::TasksetSpec;
@@ -284,7 +290,7 @@ mod graph {
     }
 
     /// A cycle of the graph as a chain that starts and ends at the same taskset, if there is one.
-    pub(crate) fn find_cycle(nested: &[Vec<Option<usize>>]) -> Option<Vec<usize>> {
+    pub fn find_cycle(nested: &[Vec<Option<usize>>]) -> Option<Vec<usize>> {
         // 0: not visited, 1: on the current path, 2: done.
         let mut state = vec![0u8; nested.len()];
         let mut path = Vec::new();

@@ -72,6 +72,7 @@ impl Catalog {
             data: Arc::default(),
         });
         let mut tasksets = Vec::with_capacity(found.len());
+        let mut links = Vec::with_capacity(found.len());
         let mut errors = Vec::new();
         for file in found {
             let path = file.path.display().to_string();
@@ -85,16 +86,23 @@ impl Catalog {
             let cell = DeclarationCell::default();
             let engine = new_engine(&env, dir, &cell);
             match declare::compile(&engine, &cell, &file.name, &path, &source) {
-                Ok(compiled) => tasksets.push(TasksetDef {
-                    name: file.name,
-                    path,
-                    spec: compiled.spec,
-                    has_setup: compiled.has_setup,
-                    has_teardown: compiled.has_teardown,
-                    source,
-                }),
+                Ok(compiled) => {
+                    links.push(Links { nested: compiled.nested, weight_declared: compiled.weight_declared });
+                    tasksets.push(TasksetDef {
+                        name: file.name,
+                        path,
+                        spec: compiled.spec,
+                        has_setup: compiled.has_setup,
+                        has_teardown: compiled.has_teardown,
+                        source,
+                    });
+                }
                 Err(e) => errors.push(e),
             }
+        }
+        // With a broken file the names are incomplete: its nested uses are checked once it compiles.
+        if errors.is_empty() {
+            errors.extend(link_nested(&mut tasksets, &links));
         }
         type Has = fn(&TasksetDef) -> bool;
         for (hook, has) in [("setup", (|t| t.has_setup) as Has), ("teardown", |t| t.has_teardown)] {
@@ -107,6 +115,12 @@ impl Catalog {
             }
         }
         if errors.is_empty() { Ok(Catalog { dir: dir.to_path_buf(), tasksets }) } else { Err(LoadErrors(errors)) }
+    }
+
+    /// The tasksets that use taskset `name` as a nested task.
+    pub fn nested_in(&self, name: &str) -> Vec<&str> {
+        let uses = |t: &&TasksetDef| t.spec.tasks.iter().any(|k| k.nested.as_deref() == Some(name));
+        self.tasksets.iter().filter(uses).map(|t| t.name.as_str()).collect()
     }
 
     /// The taskset specs, in catalog order, with their script weights.
@@ -151,4 +165,66 @@ impl Catalog {
     pub fn factory(&self, http: Arc<ClientConfig>, base: Option<url::Url>) -> ScriptFactory {
         ScriptFactory::new(self.clone(), http, base)
     }
+}
+
+/// What a compiled file links to: its nested-taskset tasks with their places, and whether it set its own weight.
+struct Links {
+    nested: Vec<(usize, rhai::Position)>,
+    weight_declared: bool,
+}
+
+/// Checks every nested-taskset task against the catalog (an unknown name, with the closest names; a cycle, with its
+/// chain), and gives the tasksets used only as nested tasks a top-level weight of 0 unless their script declares
+/// `weight(n)`.
+fn link_nested(tasksets: &mut [TasksetDef], links: &[Links]) -> Vec<LoadError> {
+    let names: Vec<String> = tasksets.iter().map(|t| t.name.clone()).collect();
+    let mut errors = Vec::new();
+    let mut graph: Vec<Vec<Option<usize>>> = tasksets.iter().map(|t| vec![None; t.spec.tasks.len()]).collect();
+    for (i, (def, links)) in tasksets.iter().zip(links).enumerate() {
+        for &(task, position) in &links.nested {
+            let name = &def.spec.tasks[task].name;
+            match names.iter().position(|n| n == name) {
+                Some(target) => graph[i][task] = Some(target),
+                None => errors.push(LoadError::at(
+                    &def.path,
+                    position,
+                    format!(
+                        "task({}, \"{name}\"): no `fn {name}()` in this file and no taskset named `{name}`{}",
+                        def.spec.tasks[task].weight,
+                        suggest(name, &names)
+                    ),
+                )),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return errors;
+    }
+    if let Some(cycle) = nest_core::nested_cycle(&graph) {
+        let chain: Vec<&str> = cycle.iter().map(|&i| names[i].as_str()).collect();
+        let (from, to) = (cycle[0], cycle[1]);
+        let task = graph[from].iter().position(|&t| t == Some(to)).unwrap_or(0);
+        let position = links[from].nested.iter().find(|(t, _)| *t == task).map_or(rhai::Position::NONE, |p| p.1);
+        return vec![LoadError::at(
+            &tasksets[from].path,
+            position,
+            format!("nested tasksets form a cycle: {}", chain.join(" -> ")),
+        )];
+    }
+    let used: Vec<usize> = graph.iter().flatten().flatten().copied().collect();
+    for (i, def) in tasksets.iter_mut().enumerate() {
+        if used.contains(&i) && !links[i].weight_declared {
+            def.spec.weight = 0;
+        }
+    }
+    errors
+}
+
+/// `; did you mean ...?` with the closest taskset names, if any is close.
+fn suggest(name: &str, names: &[String]) -> String {
+    let mut close: Vec<(f64, &str)> =
+        names.iter().map(|n| (strsim::jaro_winkler(name, n), n.as_str())).filter(|(score, _)| *score > 0.8).collect();
+    close.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let pick: Vec<String> = close.iter().take(3).map(|(_, n)| format!("`{n}`")).collect();
+    if pick.is_empty() { String::new() } else { format!("; did you mean {}?", pick.join(" or ")) }
 }

@@ -64,6 +64,8 @@ pub(crate) struct VuCtx {
     pub taskset: RefCell<Rc<str>>,
     /// The call asked to leave the taskset.
     pub interrupted: Cell<bool>,
+    /// It asked with `interrupt(false)`: leave without think time.
+    pub interrupt_now: Cell<bool>,
     /// The run stopped under the call.
     pub cancelled: Cell<bool>,
     /// Open model: when the running task was scheduled to start; taken by its first request.
