@@ -11,4 +11,5 @@ mod https; // HTTPS with --insecure against a self-signed certificate, and witho
 mod lifecycle; // on_start/on_stop per taskset entry, interrupt(), cookies per VU
 mod load; // exact totals, task mix by weight, request options on the wire
 mod models; // --iterations, open model, drops, sequential(), tags, stages, shapes, setup/teardown, pacing, thresholds
+mod nested; // nested tasksets, interrupt(false), wait_time closures, the exact split of users over tasksets
 mod signals; // SIGINT mid-run: graceful stop, JSON report still written
