@@ -92,7 +92,8 @@ fn nested_visits_follow_the_weights_and_interrupts_climb_one_level() {
             match pair[0].as_str() {
                 // After the child's interrupt the VU is back in the parent, whose loop goes on.
                 "/c_stop" => assert!(["/p", "/c_start", "/p_stop"].contains(&pair[1].as_str()), "VU {vu}: {pair:?}"),
-                "/c_start" => assert_eq!(pair[1], "/c", "VU {vu}"),
+                // The stop may come right after the child's on_start: then it leaves the child, then the parent.
+                "/c_start" => assert!(pair[1] == "/c" || i + 3 == walk.len(), "VU {vu}: {walk:?}"),
                 // Two tasks per visit: the second one interrupts (the stop may cut a visit short).
                 "/c" if walk[i.saturating_sub(1)] == "/c_start" => {
                     assert!(["/c", "/c_stop"].contains(&pair[1].as_str()), "VU {vu}: {pair:?}")
