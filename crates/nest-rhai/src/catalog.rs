@@ -228,3 +228,56 @@ fn suggest(name: &str, names: &[String]) -> String {
     let pick: Vec<String> = close.iter().take(3).map(|(_, n)| format!("`{n}`")).collect();
     if pick.is_empty() { String::new() } else { format!("; did you mean {}?", pick.join(" or ")) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<Catalog, LoadErrors>) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, source) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, source).unwrap();
+        }
+        let catalog = Catalog::load(dir.path());
+        (dir, catalog)
+    }
+
+    #[test]
+    fn nested_tasksets_are_linked_and_nested_only_ones_get_weight_0() {
+        let (_dir, catalog) = load(&[
+            ("p.rhai", "task(1, a);\ntask(3, \"shop/c\");\ntask(1, \"both\");\nfn a() {}\n"),
+            ("shop/c.rhai", "task(1, \"a\");\nfn a() {}\n"),
+            ("both.rhai", "weight(2);\ntask(1, b);\nfn b() {}\n"),
+        ]);
+        let catalog = catalog.unwrap();
+        let weight = |name: &str| catalog.tasksets.iter().find(|t| t.name == name).unwrap().spec.weight;
+        assert_eq!((weight("p"), weight("shop/c"), weight("both")), (1, 0, 2));
+        let p = &catalog.tasksets.iter().find(|t| t.name == "p").unwrap().spec;
+        assert_eq!(p.tasks[1], nest_core::TaskSpec::nested("shop/c", 3));
+        // A string naming a function of the file stays a function task.
+        let c = &catalog.tasksets.iter().find(|t| t.name == "shop/c").unwrap().spec;
+        assert_eq!(c.tasks[0].nested, None);
+        assert_eq!(catalog.nested_in("shop/c"), ["p"]);
+    }
+
+    #[test]
+    fn unknown_names_and_cycles_are_errors_at_the_task_call() {
+        let (dir, catalog) =
+            load(&[("p.rhai", "task(1, a);\n\ntask(2, \"shopp\");\nfn a() {}\n"), ("shop.rhai", "task(1, \"p\");\n")]);
+        let errors = catalog.unwrap_err().to_string();
+        let p = dir.path().join("p.rhai").display().to_string();
+        assert_eq!(
+            errors,
+            format!(
+                "{p}:3:1: task(2, \"shopp\"): no `fn shopp()` in this file and no taskset named `shopp`; did you mean \
+                 `shop`?"
+            )
+        );
+        let (dir, catalog) =
+            load(&[("a.rhai", "task(1, \"b\");\n"), ("b.rhai", "task(1, x);\n  task(1, \"a\");\nfn x() {}\n")]);
+        let a = dir.path().join("a.rhai").display().to_string();
+        assert_eq!(catalog.unwrap_err().to_string(), format!("{a}:1:1: nested tasksets form a cycle: a -> b -> a"));
+    }
+}
