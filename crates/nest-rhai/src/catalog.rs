@@ -263,6 +263,22 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_time_closure_may_use_vu_variables_but_the_top_level_may_not() {
+        let (_dir, catalog) =
+            load(&[("w.rhai", "let base = 1;\nwait_time(|| base + user.think + vu_id);\ntask(1, t);\nfn t() {}\n")]);
+        assert_eq!(catalog.unwrap().tasksets[0].spec.wait, nest_core::WaitTime::Custom);
+        for (top, col) in [("let x = user.name;", 13), ("user.x = 1;", 5), ("let s = shared.key;", 15)] {
+            let (_dir, catalog) = load(&[("w.rhai", &format!("{top}\ntask(1, t);\nfn t() {{}}\n"))]);
+            let error = catalog.unwrap_err().0.remove(0);
+            assert_eq!(error.position, Some((1, col)), "{error}");
+            assert!(
+                error.message.contains("can only be used inside a task, on_start, on_stop or a closure"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_names_and_cycles_are_errors_at_the_task_call() {
         let (dir, catalog) =
             load(&[("p.rhai", "task(1, a);\n\ntask(2, \"shopp\");\nfn a() {}\n"), ("shop.rhai", "task(1, \"p\");\n")]);

@@ -90,7 +90,18 @@ impl VuCtx {
 /// What a closure created at a script's top level captures for `user`, `vu_id` or `shared`: when the closure runs,
 /// it reads the running VU's value instead.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Captured;
+pub(crate) struct Captured(&'static str);
+
+impl Captured {
+    /// The error for using the stand-in itself, at the top level.
+    fn misuse(&self) -> Box<EvalAltResult> {
+        format!(
+            "`{}` can only be used inside a task, on_start, on_stop or a closure, not at the top level of a taskset",
+            self.0
+        )
+        .into()
+    }
+}
 
 /// The error that unwinds a script when the run stops or the VU leaves; scripts cannot catch it.
 pub(crate) fn terminate(reason: &str) -> Box<EvalAltResult> {
@@ -165,6 +176,11 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
     });
     let declaring = declaration.clone();
     engine.register_type_with_name::<Captured>("VU variable (use it inside a task, on_start, on_stop or a closure)");
+    // Property access falls back to these: `user.name` at the top level says what is wrong.
+    engine.register_indexer_get(|c: &mut Captured, _: &str| -> Result<Dynamic, Box<EvalAltResult>> { Err(c.misuse()) });
+    engine.register_indexer_set(|c: &mut Captured, _: &str, _: Dynamic| -> Result<(), Box<EvalAltResult>> {
+        Err(c.misuse())
+    });
     engine.on_var(move |name, index, context| {
         if !matches!(name, "client" | "data" | "user" | "vu_id" | "shared") {
             return Ok(None);
@@ -175,13 +191,15 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
         if !captured && (index > 0 || context.scope().contains(name)) {
             return Ok(None);
         }
-        if matches!(name, "user" | "vu_id" | "shared")
-            && fiber::local::<VuCtx>().is_none()
-            && declaring.borrow().is_some()
-        {
+        if fiber::local::<VuCtx>().is_none() && declaring.borrow().is_some() {
             // The top level is running: only a closure (`wait_time(|| user.think)`) can use this, and it captures a
             // stand-in here.
-            return Ok(Some(Dynamic::from(Captured)));
+            match name {
+                "user" => return Ok(Some(Dynamic::from(Captured("user")).into_shared())),
+                "vu_id" => return Ok(Some(Dynamic::from(Captured("vu_id")).into_shared())),
+                "shared" => return Ok(Some(Dynamic::from(Captured("shared")).into_shared())),
+                _ => {}
+            }
         }
         match name {
             "client" => VuCtx::current("client").map(|_| Some(Dynamic::from(api::Client))),
