@@ -188,60 +188,100 @@ fn visit<'a, B: Behaviour>(
         let started = next == Next::Continue;
         let (mut cursor, mut took, mut stopped) = (0, Duration::ZERO, false);
         while next == Next::Continue {
-            if stopping(shared, stop) {
-                stopped = true;
-                break;
-            }
             let task = order.next(&mut vu.rng, &mut cursor);
             let began = Instant::now();
-            let wait = match shared.plan.nested_taskset(ts, task) {
-                Some(child) => {
-                    shared.recorder.slot(ts, Slot::Task(task).index(spec), None);
-                    match visit(shared, vu, stop, child).await {
-                        Left::Interrupted { wait, .. } => wait,
-                        Left::Stopped => {
-                            stopped = true;
-                            break;
-                        }
-                        Left::Exit => return Left::Exit,
-                    }
+            let wait = match run_task(shared, vu, stop, ts, task).await {
+                Step::Ran(after, wait) => {
+                    next = after;
+                    wait
                 }
-                None => {
-                    if !shared.take_ticket() {
-                        stop.stopped.set(true);
-                        stopped = true;
-                        break;
-                    }
-                    next = call(shared, vu, ts, Slot::Task(task), None).await;
-                    true
-                }
-            };
-            took = began.elapsed();
-            if next == Next::Continue {
-                let pause = if wait { pause(shared, vu, ts, took).await } else { Pause::default() };
-                if pause.missed {
-                    shared.recorder.pacing_missed(ts, task);
-                }
-                if !think(shared, stop, pause.wait).await {
+                Step::Stopped => {
                     stopped = true;
                     break;
                 }
+                Step::Exit => return Left::Exit,
+            };
+            took = began.elapsed();
+            if next == Next::Continue && !pause_after(shared, vu, stop, ts, task, wait, took).await {
+                stopped = true;
+                break;
             }
         }
-        if next == Next::Exit || shared.kill.is_cancelled() {
+        if next == Next::Exit || !leave_closed(shared, vu, ts).await {
             return Left::Exit;
-        }
-        if spec.has_on_stop && call(shared, vu, ts, Slot::OnStop, None).await == Next::Exit {
-            return Left::Exit;
-        }
-        if let Some(state) = vu.state.as_mut() {
-            shared.behaviour.leave(state, ts);
         }
         if stopped {
             return Left::Stopped;
         }
         Left::Interrupted { wait: next != Next::LeaveNow, took: if started { took } else { Duration::ZERO } }
     })
+}
+
+/// How one task of a pass went.
+enum Step {
+    /// It ran (a nested taskset: the VU came back from it); then think time, unless `false`.
+    Ran(Next, bool),
+    /// The run or the VU is stopping, or the tickets ran out: the task did not run.
+    Stopped,
+    /// The run was killed.
+    Exit,
+}
+
+/// Runs task `task` of taskset `ts`: a call, or a visit of the nested taskset it names.
+async fn run_task<B: Behaviour>(
+    shared: &Rc<Shared<B>>,
+    vu: &mut VuState<B>,
+    stop: &VuStop,
+    ts: usize,
+    task: usize,
+) -> Step {
+    if stopping(shared, stop) {
+        return Step::Stopped;
+    }
+    if let Some(child) = shared.plan.nested_taskset(ts, task) {
+        shared.recorder.slot(ts, Slot::Task(task).index(&shared.plan.tasksets[ts]), None);
+        return match visit(shared, vu, stop, child).await {
+            Left::Interrupted { wait, .. } => Step::Ran(Next::Continue, wait),
+            Left::Stopped => Step::Stopped,
+            Left::Exit => Step::Exit,
+        };
+    }
+    if !shared.take_ticket() {
+        stop.stopped.set(true);
+        return Step::Stopped;
+    }
+    Step::Ran(call(shared, vu, ts, Slot::Task(task), None).await, true)
+}
+
+/// The think time after a task (none when `wait` is false); false when the VU should stop.
+async fn pause_after<B: Behaviour>(
+    shared: &Rc<Shared<B>>,
+    vu: &mut VuState<B>,
+    stop: &VuStop,
+    ts: usize,
+    task: usize,
+    wait: bool,
+    took: Duration,
+) -> bool {
+    let pause = if wait { pause(shared, vu, ts, took).await } else { Pause::default() };
+    if pause.missed {
+        shared.recorder.pacing_missed(ts, task);
+    }
+    think(shared, stop, pause.wait).await
+}
+
+/// Leaves taskset `ts` in the closed model: `on_stop`, then the behaviour lets go. False when the run was killed.
+async fn leave_closed<B: Behaviour>(shared: &Rc<Shared<B>>, vu: &mut VuState<B>, ts: usize) -> bool {
+    if shared.kill.is_cancelled() {
+        return false;
+    }
+    if shared.plan.tasksets[ts].has_on_stop && call(shared, vu, ts, Slot::OnStop, None).await == Next::Exit {
+        return false;
+    }
+    if let Some(state) = vu.state.as_mut() {
+        shared.behaviour.leave(state, ts);
+    }
+    true
 }
 
 /// The pause before a VU's next task in taskset `ts`; a custom wait time asks the behaviour, on a fiber.
