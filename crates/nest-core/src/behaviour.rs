@@ -6,7 +6,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -48,8 +48,10 @@ pub struct Call {
 pub enum Outcome {
     /// It returned normally.
     Done,
-    /// It called `interrupt()`: the VU leaves the taskset.
+    /// It called `interrupt()`: the VU leaves the taskset, then waits the think time of where it returns to.
     Interrupted,
+    /// It called `interrupt(false)`: the VU leaves the taskset and goes on at once, without think time.
+    InterruptedNow,
     /// It raised an error, which is counted against the slot with its location.
     Failed(TaskError),
     /// The run was stopped while it waited; nothing is counted.
@@ -81,6 +83,14 @@ pub trait Behaviour: 'static {
 
     /// Runs one slot of one taskset for this VU. This runs on a fiber: it may call [`crate::fiber::suspend`].
     fn call(&self, vu: &mut Self::Vu, call: Call) -> Outcome;
+
+    /// The pause before this VU's next task in a taskset whose wait time is [`WaitTime::Custom`]
+    /// (`wait_time(|| ...)`). Runs on a fiber. An error is counted with its location and the VU does not wait.
+    ///
+    /// [`WaitTime::Custom`]: crate::WaitTime::Custom
+    fn wait_time(&self, _vu: &mut Self::Vu, _taskset: usize) -> Result<Duration, TaskError> {
+        Ok(Duration::ZERO)
+    }
 
     /// The VU has left the taskset (after `on_stop`, or because the run ended). Release what it held there.
     fn leave(&self, _vu: &mut Self::Vu, _taskset: usize) {}

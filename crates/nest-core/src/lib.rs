@@ -8,8 +8,9 @@
 //!   before anything starts.
 //! - [`run`] starts one thread per worker (a `current_thread` tokio runtime with a `LocalSet`), spreads the VUs over
 //!   them, and aggregates their statistics until the run time ends or the [`StopHandle`] fires.
-//! - The closed model runs VUs that pick a taskset by weight ([`WeightedTable`]), run `on_start`, run tasks with
-//!   think time, leave on `interrupt()`, run `on_stop`, and pick again; the number of VUs follows a
+//! - The closed model runs VUs that start in the taskset their id is given ([`SmoothRoundRobin`]), run `on_start`,
+//!   run tasks with think time (a task may be a nested taskset, visited the same way one level down), leave on
+//!   `interrupt()`, run `on_stop`, and pick again by weight ([`WeightedTable`]); the number of VUs follows a
 //!   [`curve::UserCurve`] (spawn rate, stages, or a scripted shape). The open model starts tasks on the schedule
 //!   of a [`curve::ArrivalCurve`] on pooled VUs, and reports latency corrected for coordinated omission.
 //! - Script calls run on pooled stackful coroutines ([`fiber`]); a call that waits on I/O [`fiber::suspend`]s and
@@ -71,9 +72,9 @@ mod worker;
 pub use behaviour::{Behaviour, BehaviourFactory, Call, Outcome, Shared, TaskError, WorkerContext};
 pub use curve::Stage;
 pub use error::Error;
-pub use plan::{Model, Plan, PlanBuilder};
+pub use plan::{Model, Plan, PlanBuilder, nested_cycle};
 pub use runner::{EndReason, Phase, RunHooks, RunResult, ShapeTick, StopHandle, run};
 pub use taskset::{
     BadDuration, MAX_DURATION, Pause, Slot, TaskSpec, TasksetSpec, WaitTime, duration_from_secs, throughput_interval,
 };
-pub use weights::WeightedTable;
+pub use weights::{SmoothRoundRobin, WeightedTable};

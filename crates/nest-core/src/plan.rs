@@ -9,7 +9,7 @@ use crate::curve::{ArrivalCurve, Stage, UserCurve};
 use crate::error::Error;
 use crate::fiber::FiberPool;
 use crate::taskset::TasksetSpec;
-use crate::weights::WeightedTable;
+use crate::weights::{SmoothRoundRobin, WeightedTable};
 
 /// How load is generated.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +58,8 @@ pub struct Plan {
     pub seed: u64,
     /// Reserved size of each fiber stack, in bytes.
     pub stack_size: usize,
+    /// Per taskset, per task: the index of the nested taskset the task enters (resolved by [`PlanBuilder::build`]).
+    nested: Vec<Vec<Option<usize>>>,
 }
 
 impl Plan {
@@ -73,6 +75,7 @@ impl Plan {
                 stop_timeout: Duration::from_secs(10),
                 seed: rand::random(),
                 stack_size: FiberPool::default_stack_size(),
+                nested: Vec::new(),
             },
             users: 1,
             spawn_rate: None,
@@ -84,6 +87,17 @@ impl Plan {
     pub fn taskset_table(&self) -> WeightedTable {
         let weights: Vec<u32> = self.tasksets.iter().map(|t| t.weight).collect();
         WeightedTable::new(&weights).unwrap_or_else(|| unreachable!("a built plan has an enabled taskset"))
+    }
+
+    /// The order in which VUs get their first taskset: VU `j` starts in `first_tasksets().at(j)`.
+    pub fn first_tasksets(&self) -> SmoothRoundRobin {
+        let weights: Vec<u32> = self.tasksets.iter().map(|t| t.weight).collect();
+        SmoothRoundRobin::new(&weights).unwrap_or_else(|| unreachable!("a built plan has an enabled taskset"))
+    }
+
+    /// The nested taskset that task `task` of taskset `taskset` enters, if it is a nested-taskset task.
+    pub fn nested_taskset(&self, taskset: usize, task: usize) -> Option<usize> {
+        self.nested.get(taskset).and_then(|tasks| tasks.get(task).copied().flatten())
     }
 
     /// The most users the plan may run at once (the pool limit in the open model).
@@ -231,12 +245,88 @@ impl PlanBuilder {
                 "every taskset has weight 0 (or no task left after the tag selection): enable at least one".into()
             });
         }
-        for ts in plan.tasksets.iter().filter(|t| t.weight > 0) {
+        plan.nested = graph::resolve(&plan.tasksets).map_err(Error::InvalidPlan)?;
+        for i in graph::reachable(&plan.tasksets, &plan.nested) {
+            let ts = &plan.tasksets[i];
             if !ts.tasks.iter().any(|t| t.weight > 0) {
                 return invalid(format!("taskset {} needs at least one task with weight >= 1", ts.name));
             }
         }
         Ok(plan)
+    }
+}
+
+/// A cycle among nested tasksets, as the chain of taskset indices `a, b, a`, if there is one. `nested[i][t]` is the
+/// taskset that task `t` of taskset `i` enters.
+pub fn nested_cycle(nested: &[Vec<Option<usize>>]) -> Option<Vec<usize>> {
+    graph::find_cycle(nested)
+}
+
+/// The graph of nested tasksets: which task enters which taskset, checked for unknown names and cycles.
+mod graph {
+    use crate::taskset::TasksetSpec;
+
+    /// Resolves every nested-taskset task to its taskset's index; an unknown name or a cycle is an error.
+    pub(super) fn resolve(tasksets: &[TasksetSpec]) -> Result<Vec<Vec<Option<usize>>>, String> {
+        let index = |name: &str| tasksets.iter().position(|t| t.name == name);
+        let mut nested = Vec::with_capacity(tasksets.len());
+        for ts in tasksets {
+            let mut row = Vec::with_capacity(ts.tasks.len());
+            for task in &ts.tasks {
+                row.push(match &task.nested {
+                    None => None,
+                    Some(name) => Some(index(name).ok_or_else(|| {
+                        format!("taskset {} uses the nested taskset `{name}`, which does not exist", ts.name)
+                    })?),
+                });
+            }
+            nested.push(row);
+        }
+        if let Some(cycle) = find_cycle(&nested) {
+            let chain: Vec<&str> = cycle.iter().map(|&i| tasksets[i].name.as_str()).collect();
+            return Err(format!("nested tasksets form a cycle: {}", chain.join(" -> ")));
+        }
+        Ok(nested)
+    }
+
+    /// A cycle of the graph as a chain that starts and ends at the same taskset, if there is one.
+    pub fn find_cycle(nested: &[Vec<Option<usize>>]) -> Option<Vec<usize>> {
+        // 0: not visited, 1: on the current path, 2: done.
+        let mut state = vec![0u8; nested.len()];
+        let mut path = Vec::new();
+        fn visit(at: usize, nested: &[Vec<Option<usize>>], state: &mut [u8], path: &mut Vec<usize>) -> bool {
+            state[at] = 1;
+            path.push(at);
+            for &next in nested[at].iter().flatten() {
+                if state[next] == 1 {
+                    let from = path.iter().position(|&p| p == next).unwrap_or(0);
+                    path.drain(..from);
+                    path.push(next);
+                    return true;
+                }
+                if state[next] == 0 && visit(next, nested, state, path) {
+                    return true;
+                }
+            }
+            path.pop();
+            state[at] = 2;
+            false
+        }
+        (0..nested.len()).find(|&i| state[i] == 0 && visit(i, nested, &mut state, &mut path)).map(|_| path)
+    }
+
+    /// The tasksets a VU can be in: the enabled ones, and every nested taskset an enabled task leads to.
+    pub(super) fn reachable(tasksets: &[TasksetSpec], nested: &[Vec<Option<usize>>]) -> Vec<usize> {
+        let mut seen = vec![false; tasksets.len()];
+        let mut stack: Vec<usize> = (0..tasksets.len()).filter(|&i| tasksets[i].weight > 0).collect();
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            let enabled = tasksets[i].tasks.iter().zip(&nested[i]).filter(|(t, _)| t.weight > 0);
+            stack.extend(enabled.filter_map(|(_, n)| *n));
+        }
+        (0..tasksets.len()).filter(|&i| seen[i]).collect()
     }
 }
 
@@ -284,5 +374,44 @@ mod tests {
         let Model::Open { arrivals, .. } = &open.model else { panic!("open") };
         assert_eq!(arrivals.peak_rate(), 40.0);
         assert_eq!(open.users(), 50);
+    }
+
+    fn with_tasks(name: &str, weight: u32, tasks: Vec<TaskSpec>) -> TasksetSpec {
+        TasksetSpec { name: name.into(), weight, tasks, ..Default::default() }
+    }
+
+    #[test]
+    fn nested_tasksets_resolve_and_cycles_are_refused() {
+        let parent = with_tasks("p", 1, vec![TaskSpec::new("t", 1), TaskSpec::nested("shop/c", 3)]);
+        let child = with_tasks("shop/c", 0, vec![TaskSpec::new("u", 1), TaskSpec::nested("leaf", 1)]);
+        let plan = Plan::builder(vec![parent.clone(), child.clone(), ts("leaf", 0)]).build().unwrap();
+        assert_eq!(plan.nested_taskset(0, 0), None);
+        assert_eq!(plan.nested_taskset(0, 1), Some(1));
+        assert_eq!(plan.nested_taskset(1, 1), Some(2));
+
+        let unknown = with_tasks("p", 1, vec![TaskSpec::nested("nope", 1)]);
+        let e = Plan::builder(vec![unknown]).build().unwrap_err().to_string();
+        assert!(e.contains("`nope`, which does not exist"), "{e}");
+
+        let a = with_tasks("a", 1, vec![TaskSpec::new("t", 1), TaskSpec::nested("b", 1)]);
+        let b = with_tasks("b", 0, vec![TaskSpec::nested("c", 1)]);
+        let c = with_tasks("c", 0, vec![TaskSpec::nested("b", 1)]);
+        let e = Plan::builder(vec![a, b, c]).build().unwrap_err().to_string();
+        assert!(e.ends_with("nested tasksets form a cycle: b -> c -> b"), "{e}");
+        let own = with_tasks("a", 1, vec![TaskSpec::nested("a", 1)]);
+        let e = Plan::builder(vec![own]).build().unwrap_err().to_string();
+        assert!(e.ends_with("cycle: a -> a"), "{e}");
+
+        // A nested taskset left without any task (tags) cannot be entered.
+        let mut empty = child;
+        empty.tasks.iter_mut().for_each(|t| t.weight = 0);
+        let e = Plan::builder(vec![parent, empty, ts("leaf", 0)]).build().unwrap_err().to_string();
+        assert!(e.contains("taskset shop/c needs at least one task"), "{e}");
+    }
+
+    #[test]
+    fn first_tasksets_follow_the_weights_exactly() {
+        let plan = Plan::builder(vec![ts("a", 3), ts("off", 0), ts("b", 1)]).build().unwrap();
+        assert_eq!(plan.first_tasksets().counts(20), [15, 0, 5]);
     }
 }

@@ -37,12 +37,21 @@ pub struct TaskSpec {
     pub weight: u32,
     /// Labels of this task (its taskset's labels apply too).
     pub tags: Vec<String>,
+    /// A nested taskset: this task enters the taskset of this name (its `on_start`, its tasks by its own weights
+    /// with its own wait time, until it interrupts) instead of calling a function.
+    pub nested: Option<String>,
 }
 
 impl TaskSpec {
     /// A task with no tags.
     pub fn new(name: impl Into<String>, weight: u32) -> TaskSpec {
-        TaskSpec { name: name.into(), weight, tags: Vec::new() }
+        TaskSpec { name: name.into(), weight, tags: Vec::new(), nested: None }
+    }
+
+    /// A task that enters the nested taskset `taskset`; it is reported under that name.
+    pub fn nested(taskset: impl Into<String>, weight: u32) -> TaskSpec {
+        let taskset = taskset.into();
+        TaskSpec { name: taskset.clone(), weight, tags: Vec::new(), nested: Some(taskset) }
     }
 }
 
@@ -96,10 +105,13 @@ pub enum WaitTime {
     ConstantPacing(Duration),
     /// This many tasks per second per VU: pacing of `1 / n` seconds.
     ConstantThroughput(f64),
+    /// The script computes each pause (`wait_time(|| ...)`): the scheduler asks the
+    /// [`Behaviour`](crate::Behaviour) through [`Behaviour::wait_time`](crate::Behaviour::wait_time).
+    Custom,
 }
 
 /// The pause before the next task, and whether the pacing was missed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pause {
     /// How long to wait.
     pub wait: Duration,
@@ -125,6 +137,8 @@ impl WaitTime {
                 return Pause { wait, missed: false };
             }
             WaitTime::Between(min, _) => return Pause { wait: min, missed: false },
+            // The scheduler asks the behaviour for a custom pause; on its own it does not wait.
+            WaitTime::Custom => return Pause { wait: Duration::ZERO, missed: false },
             WaitTime::ConstantPacing(d) => d,
             // Scripts check the rate (see `throughput_interval`); a rate built elsewhere is bounded the same way.
             WaitTime::ConstantThroughput(n) => throughput_interval(n).unwrap_or(MAX_DURATION),
@@ -149,6 +163,7 @@ impl std::fmt::Display for WaitTime {
             WaitTime::Between(a, b) => write!(f, "between({}, {})", a.as_secs_f64(), b.as_secs_f64()),
             WaitTime::ConstantPacing(d) => write!(f, "constant_pacing({})", d.as_secs_f64()),
             WaitTime::ConstantThroughput(n) => write!(f, "constant_throughput({n})"),
+            WaitTime::Custom => write!(f, "custom"),
         }
     }
 }
@@ -250,6 +265,7 @@ mod tests {
             name: name.into(),
             weight: 1,
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            nested: None,
         };
         let base = TasksetSpec {
             name: "a".into(),

@@ -1,12 +1,16 @@
 //! The VU: one loop for the closed model, one iteration for the open model, and the call path both share.
 //!
-//! Closed model: a VU picks a taskset by weight, runs `on_start`, then runs tasks (by weight, or in order with
-//! `sequential()`) with think time between them until a task calls `interrupt()`; it then runs `on_stop`, leaves
-//! the taskset and picks again. Open model: a pooled VU runs one task per scheduled start, entering a taskset (with
-//! `on_start`) on its first use and leaving it on `interrupt()`. Every script call runs on a pooled fiber; think
-//! time is an ordinary timer here, so a VU that is thinking holds no stack.
+//! Closed model: a VU starts in the taskset its id is assigned (smooth weighted round-robin), runs `on_start`, then
+//! runs tasks (by weight, or in order with `sequential()`) with think time between them until a task calls
+//! `interrupt()`; it then runs `on_stop`, leaves the taskset and picks the next one at random by weight. A task
+//! that is a nested taskset runs that taskset the same way, one level down, and its `interrupt()` returns to the
+//! parent. Open model: a pooled VU runs one task per scheduled start, entering a taskset (with `on_start`) on its
+//! first use and leaving it on `interrupt()`. Every script call runs on a pooled fiber; think time is an ordinary
+//! timer here, so a VU that is thinking holds no stack (a custom wait time makes one short call on a fiber first).
 
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +25,8 @@ use crate::behaviour::{Behaviour, Call, Outcome};
 use crate::fiber::{FiberError, FiberPool};
 use crate::plan::Plan;
 use crate::stats::Recorder;
-use crate::taskset::Slot;
-use crate::weights::WeightedTable;
+use crate::taskset::{Pause, Slot, WaitTime};
+use crate::weights::{SmoothRoundRobin, WeightedTable};
 
 /// How a taskset's next task is chosen.
 pub(crate) enum Order {
@@ -44,11 +48,9 @@ impl Order {
         }
     }
 
-    /// The order of a taskset, or `None` when it is disabled.
+    /// The order of a taskset's tasks, or `None` when it has no enabled task. A taskset of weight 0 has one too:
+    /// it may be entered as a nested taskset.
     pub(crate) fn of(spec: &crate::TasksetSpec) -> Option<Order> {
-        if spec.weight == 0 {
-            return None;
-        }
         if spec.sequential {
             let steps: Vec<usize> =
                 spec.tasks.iter().enumerate().flat_map(|(i, t)| std::iter::repeat_n(i, t.weight as usize)).collect();
@@ -69,6 +71,8 @@ pub(crate) struct Shared<B: Behaviour> {
     pub stop: CancellationToken,
     pub kill: CancellationToken,
     pub tasksets: WeightedTable,
+    /// Which taskset each VU starts in, by its global id.
+    pub first: SmoothRoundRobin,
     /// Per taskset, how its tasks are chosen (`None` for a disabled taskset).
     pub orders: Vec<Option<Order>>,
     /// Closed model with `--iterations`: tasks the whole run may still start, shared by every worker so the count
@@ -128,103 +132,256 @@ impl<B: Behaviour> VuState<B> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Next {
     Continue,
+    /// Leave the taskset, then wait the think time of where the VU returns to.
     Leave,
+    /// Leave the taskset and go on at once (`interrupt(false)`).
+    LeaveNow,
+    Exit,
+}
+
+/// How a VU left a taskset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Left {
+    /// It interrupted, or could not enter: go on where it returns to, after that place's think time when `wait`.
+    Interrupted { wait: bool, took: Duration },
+    /// The run, or this VU, is stopping (or the tickets ran out): leave every taskset, with `on_stop`.
+    Stopped,
+    /// The run was killed: leave at once.
     Exit,
 }
 
 /// Runs VU `id` of the closed model until the run stops, the VU is asked to stop, or the tickets run out.
+///
+/// Its first taskset is a pure function of `id` ([`crate::SmoothRoundRobin`]); after an `interrupt()` it picks
+/// again at random by weight.
 pub(crate) async fn run_closed<B: Behaviour>(shared: Rc<Shared<B>>, id: u64, stop: Rc<VuStop>) {
     let mut vu = VuState::new(&shared, id);
-    let done = |shared: &Shared<B>| shared.stop.is_cancelled() || stop.stopped.get();
-    while !done(&shared) && !shared.tickets_exhausted() {
-        let ts = shared.tasksets.pick(&mut vu.rng);
-        let spec = &shared.plan.tasksets[ts];
-        let Some(order) = &shared.orders[ts] else { unreachable!("only enabled tasksets can be picked") };
-        let mut next =
-            if spec.has_on_start { call(&shared, &mut vu, ts, Slot::OnStart, None).await } else { Next::Continue };
-        let started = next == Next::Continue;
-        let mut cursor = 0;
-        let mut left_after = Duration::ZERO;
-        while next == Next::Continue {
-            if done(&shared) || !shared.take_ticket() {
-                next = Next::Leave;
-                stop.stopped.set(true);
-                break;
-            }
-            let task = order.next(&mut vu.rng, &mut cursor);
-            let began = Instant::now();
-            next = call(&shared, &mut vu, ts, Slot::Task(task), None).await;
-            left_after = began.elapsed();
-            if next == Next::Continue {
-                let pause = spec.wait.pause(&mut vu.rng, left_after);
-                if pause.missed {
-                    shared.recorder.pacing_missed(ts, task);
-                }
-                if !think(&shared, &stop, pause.wait).await {
-                    break;
-                }
-            }
-        }
-        if next == Next::Exit || shared.kill.is_cancelled() {
-            return;
-        }
-        if spec.has_on_stop && call(&shared, &mut vu, ts, Slot::OnStop, None).await == Next::Exit {
-            return;
-        }
-        if let Some(state) = vu.state.as_mut() {
-            shared.behaviour.leave(state, ts);
-        }
+    let mut ts = shared.first.at(id);
+    while !stopping(&shared, &stop) && !shared.tickets_exhausted() {
+        let Left::Interrupted { wait, took } = visit(&shared, &mut vu, &stop, ts).await else { return };
         // Leaving is followed by think time like any task, so a taskset that interrupts at once (or whose on_start
         // fails) cannot spin; the time spent in the last task counts towards pacing.
-        let pause = spec.wait.pause(&mut vu.rng, if started { left_after } else { Duration::ZERO });
-        think(&shared, &stop, pause.wait).await;
+        let pause = if wait { pause(&shared, &mut vu, ts, took).await.wait } else { Duration::ZERO };
+        if !think(&shared, &stop, pause).await {
+            return;
+        }
+        ts = shared.tasksets.pick(&mut vu.rng);
     }
 }
 
-/// A VU of the open model's pool: which tasksets it has entered, and where it is in each sequence.
+fn stopping<B: Behaviour>(shared: &Shared<B>, stop: &VuStop) -> bool {
+    shared.stop.is_cancelled() || stop.stopped.get()
+}
+
+/// One pass of a VU through taskset `ts`: `on_start`, tasks with think time until one interrupts, `on_stop`. A task
+/// that is a nested taskset is such a pass one level down; its `interrupt()` returns here.
+fn visit<'a, B: Behaviour>(
+    shared: &'a Rc<Shared<B>>,
+    vu: &'a mut VuState<B>,
+    stop: &'a VuStop,
+    ts: usize,
+) -> Pin<Box<dyn Future<Output = Left> + 'a>> {
+    Box::pin(async move {
+        let spec = &shared.plan.tasksets[ts];
+        let Some(order) = &shared.orders[ts] else { unreachable!("a reachable taskset has a task to run") };
+        let mut next = if spec.has_on_start { call(shared, vu, ts, Slot::OnStart, None).await } else { Next::Continue };
+        let started = next == Next::Continue;
+        let (mut cursor, mut took, mut stopped) = (0, Duration::ZERO, false);
+        while next == Next::Continue {
+            let task = order.next(&mut vu.rng, &mut cursor);
+            let began = Instant::now();
+            let wait = match run_task(shared, vu, stop, ts, task).await {
+                Step::Ran(after, wait) => {
+                    next = after;
+                    wait
+                }
+                Step::Stopped => {
+                    stopped = true;
+                    break;
+                }
+                Step::Exit => return Left::Exit,
+            };
+            took = began.elapsed();
+            if next == Next::Continue && !pause_after(shared, vu, stop, ts, task, wait, took).await {
+                stopped = true;
+                break;
+            }
+        }
+        if next == Next::Exit || !leave_closed(shared, vu, ts).await {
+            return Left::Exit;
+        }
+        if stopped {
+            return Left::Stopped;
+        }
+        Left::Interrupted { wait: next != Next::LeaveNow, took: if started { took } else { Duration::ZERO } }
+    })
+}
+
+/// How one task of a pass went.
+enum Step {
+    /// It ran (a nested taskset: the VU came back from it); then think time, unless `false`.
+    Ran(Next, bool),
+    /// The run or the VU is stopping, or the tickets ran out: the task did not run.
+    Stopped,
+    /// The run was killed.
+    Exit,
+}
+
+/// Runs task `task` of taskset `ts`: a call, or a visit of the nested taskset it names.
+async fn run_task<B: Behaviour>(
+    shared: &Rc<Shared<B>>,
+    vu: &mut VuState<B>,
+    stop: &VuStop,
+    ts: usize,
+    task: usize,
+) -> Step {
+    if stopping(shared, stop) {
+        return Step::Stopped;
+    }
+    if let Some(child) = shared.plan.nested_taskset(ts, task) {
+        shared.recorder.slot(ts, Slot::Task(task).index(&shared.plan.tasksets[ts]), None);
+        return match visit(shared, vu, stop, child).await {
+            Left::Interrupted { wait, .. } => Step::Ran(Next::Continue, wait),
+            Left::Stopped => Step::Stopped,
+            Left::Exit => Step::Exit,
+        };
+    }
+    if !shared.take_ticket() {
+        stop.stopped.set(true);
+        return Step::Stopped;
+    }
+    Step::Ran(call(shared, vu, ts, Slot::Task(task), None).await, true)
+}
+
+/// The think time after a task (none when `wait` is false); false when the VU should stop.
+async fn pause_after<B: Behaviour>(
+    shared: &Rc<Shared<B>>,
+    vu: &mut VuState<B>,
+    stop: &VuStop,
+    ts: usize,
+    task: usize,
+    wait: bool,
+    took: Duration,
+) -> bool {
+    let pause = if wait { pause(shared, vu, ts, took).await } else { Pause::default() };
+    if pause.missed {
+        shared.recorder.pacing_missed(ts, task);
+    }
+    think(shared, stop, pause.wait).await
+}
+
+/// Leaves taskset `ts` in the closed model: `on_stop`, then the behaviour lets go. False when the run was killed.
+async fn leave_closed<B: Behaviour>(shared: &Rc<Shared<B>>, vu: &mut VuState<B>, ts: usize) -> bool {
+    if shared.kill.is_cancelled() {
+        return false;
+    }
+    if shared.plan.tasksets[ts].has_on_stop && call(shared, vu, ts, Slot::OnStop, None).await == Next::Exit {
+        return false;
+    }
+    if let Some(state) = vu.state.as_mut() {
+        shared.behaviour.leave(state, ts);
+    }
+    true
+}
+
+/// The pause before a VU's next task in taskset `ts`; a custom wait time asks the behaviour, on a fiber.
+async fn pause<B: Behaviour>(shared: &Rc<Shared<B>>, vu: &mut VuState<B>, ts: usize, took: Duration) -> Pause {
+    let spec = &shared.plan.tasksets[ts];
+    if !matches!(spec.wait, WaitTime::Custom) {
+        return spec.wait.pause(&mut vu.rng, took);
+    }
+    let mut state = vu.state.take().unwrap_or_else(|| shared.behaviour.new_vu(vu.id));
+    let on_fiber = shared.clone();
+    let asked = move || {
+        let wait = on_fiber.behaviour.wait_time(&mut state, ts);
+        (state, wait)
+    };
+    match shared.pool.run(asked, &shared.kill).await {
+        Ok((state, wait)) => {
+            vu.state = Some(state);
+            match wait {
+                Ok(wait) => Pause { wait, missed: false },
+                Err(e) => {
+                    shared.recorder.error(&e.location, &e.message);
+                    Pause::default()
+                }
+            }
+        }
+        Err(error) => {
+            shared.recorder.error(&format!("{}:wait_time", spec.name), &error.to_string());
+            Pause::default()
+        }
+    }
+}
+
+/// A VU of the open model's pool: per top-level taskset, the path of tasksets it is in (the top one first, then
+/// each nested taskset it entered), with its place in each sequence.
 pub(crate) struct PooledVu<B: Behaviour> {
     pub vu: VuState<B>,
-    entered: Vec<bool>,
-    cursors: Vec<usize>,
+    paths: Vec<Vec<(usize, usize)>>,
 }
 
 impl<B: Behaviour> PooledVu<B> {
     pub(crate) fn new(shared: &Shared<B>, id: u64) -> PooledVu<B> {
         let n = shared.plan.tasksets.len();
-        PooledVu { vu: VuState::new(shared, id), entered: vec![false; n], cursors: vec![0; n] }
+        PooledVu { vu: VuState::new(shared, id), paths: vec![Vec::new(); n] }
     }
 }
 
 /// Runs one scheduled task of the open model on a pooled VU.
+///
+/// The start picks a top-level taskset by weight and runs one task where the VU is in it: in the innermost nested
+/// taskset it entered there. A task that is a nested taskset enters it (with `on_start`) and runs one of its tasks.
+/// `interrupt()` leaves the innermost taskset only.
 pub(crate) async fn iteration<B: Behaviour>(shared: &Rc<Shared<B>>, pooled: &mut PooledVu<B>, scheduled: Instant) {
-    let ts = shared.tasksets.pick(&mut pooled.vu.rng);
-    let spec = &shared.plan.tasksets[ts];
-    if !pooled.entered[ts] {
-        if spec.has_on_start && call(shared, &mut pooled.vu, ts, Slot::OnStart, None).await != Next::Continue {
-            // The task cannot run in a taskset the VU could not enter; its start counts as run.
-            return;
-        }
-        pooled.entered[ts] = true;
-        pooled.cursors[ts] = 0;
+    let top = shared.tasksets.pick(&mut pooled.vu.rng);
+    if pooled.paths[top].is_empty() && !enter_open(shared, pooled, top, top).await {
+        // The task cannot run in a taskset the VU could not enter; its start counts as run.
+        return;
     }
-    let Some(order) = &shared.orders[ts] else { unreachable!("only enabled tasksets can be picked") };
-    let task = order.next(&mut pooled.vu.rng, &mut pooled.cursors[ts]);
-    if call(shared, &mut pooled.vu, ts, Slot::Task(task), Some(scheduled)).await == Next::Leave {
-        leave_open(shared, pooled, ts).await;
+    loop {
+        let Some((ts, cursor)) = pooled.paths[top].last_mut() else { return };
+        let ts = *ts;
+        let Some(order) = &shared.orders[ts] else { unreachable!("a reachable taskset has a task to run") };
+        let task = order.next(&mut pooled.vu.rng, cursor);
+        if let Some(child) = shared.plan.nested_taskset(ts, task) {
+            shared.recorder.slot(ts, Slot::Task(task).index(&shared.plan.tasksets[ts]), None);
+            if !enter_open(shared, pooled, top, child).await {
+                return;
+            }
+            continue;
+        }
+        let next = call(shared, &mut pooled.vu, ts, Slot::Task(task), Some(scheduled)).await;
+        if matches!(next, Next::Leave | Next::LeaveNow) {
+            leave_open(shared, pooled, top).await;
+        }
+        return;
     }
 }
 
-/// Leaves every taskset a pooled VU is in (at the end of the run).
+/// Enters taskset `ts` under top-level taskset `top` (running its `on_start`); false when `on_start` failed.
+async fn enter_open<B: Behaviour>(shared: &Rc<Shared<B>>, pooled: &mut PooledVu<B>, top: usize, ts: usize) -> bool {
+    if shared.plan.tasksets[ts].has_on_start
+        && call(shared, &mut pooled.vu, ts, Slot::OnStart, None).await != Next::Continue
+    {
+        return false;
+    }
+    pooled.paths[top].push((ts, 0));
+    true
+}
+
+/// Leaves every taskset a pooled VU is in (at the end of the run), the innermost first.
 pub(crate) async fn retire<B: Behaviour>(shared: &Rc<Shared<B>>, pooled: &mut PooledVu<B>) {
-    for ts in 0..pooled.entered.len() {
-        if pooled.entered[ts] && !shared.kill.is_cancelled() {
-            leave_open(shared, pooled, ts).await;
+    for top in 0..pooled.paths.len() {
+        while !pooled.paths[top].is_empty() && !shared.kill.is_cancelled() {
+            leave_open(shared, pooled, top).await;
         }
     }
 }
 
-async fn leave_open<B: Behaviour>(shared: &Rc<Shared<B>>, pooled: &mut PooledVu<B>, ts: usize) {
-    pooled.entered[ts] = false;
+/// Leaves the innermost taskset the VU is in under `top`, with its `on_stop`.
+async fn leave_open<B: Behaviour>(shared: &Rc<Shared<B>>, pooled: &mut PooledVu<B>, top: usize) {
+    let Some((ts, _)) = pooled.paths[top].pop() else { return };
     if shared.plan.tasksets[ts].has_on_stop {
         call(shared, &mut pooled.vu, ts, Slot::OnStop, None).await;
     }
@@ -280,6 +437,10 @@ async fn call<B: Behaviour>(
         Outcome::Interrupted => {
             shared.recorder.slot(ts, slot_index, None);
             Next::Leave
+        }
+        Outcome::InterruptedNow => {
+            shared.recorder.slot(ts, slot_index, None);
+            Next::LeaveNow
         }
         Outcome::Failed(e) => {
             shared.recorder.slot(ts, slot_index, Some((&e.location, &e.message)));

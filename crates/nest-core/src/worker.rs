@@ -92,6 +92,7 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
     let shared = Rc::new(Shared {
         behaviour,
         tasksets: plan.taskset_table(),
+        first: plan.first_tasksets(),
         orders: plan.tasksets.iter().map(Order::of).collect(),
         pool: FiberPool::new(plan.stack_size, MAX_IDLE_STACKS),
         tickets: tickets.filter(|_| !plan.model.is_open()),

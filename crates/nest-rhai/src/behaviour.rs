@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use nest_core::fiber;
 use nest_core::{Behaviour, BehaviourFactory, Call, Outcome, Shared, Slot, TaskError, WorkerContext};
@@ -16,7 +17,7 @@ use nest_data::DataRegistry;
 use nest_http::{ClientConfig, VuClient};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rhai::{AST, Dynamic, Engine, Map};
+use rhai::{AST, Dynamic, Engine, FnPtr, Map};
 
 use crate::catalog::Catalog;
 use crate::declare::{self, DeclarationCell};
@@ -61,6 +62,9 @@ struct Loaded {
     teardown: Option<Callable>,
     /// The taskset declared `discard_bodies()`.
     discard_bodies: bool,
+    /// The compiled script and its `wait_time(|| ...)` closure with the closure's place.
+    ast: AST,
+    wait_fn: Option<(FnPtr, String)>,
 }
 
 /// The tasksets of one worker.
@@ -108,7 +112,8 @@ impl BehaviourFactory for ScriptFactory {
             let spec = &compiled.spec;
             let calls = (0..spec.tasks.len() + 2)
                 .map(|index| match Slot::from_index(index, spec) {
-                    Slot::Task(i) => Some(spec.tasks[i].name.as_str()),
+                    // A nested taskset is run by the scheduler, not called.
+                    Slot::Task(i) => spec.tasks[i].nested.is_none().then_some(spec.tasks[i].name.as_str()),
                     Slot::OnStart => spec.has_on_start.then_some("on_start"),
                     Slot::OnStop => spec.has_on_stop.then_some("on_stop"),
                 })
@@ -117,10 +122,27 @@ impl BehaviourFactory for ScriptFactory {
             let setup = compiled.has_setup.then(|| callable("setup")).transpose()?;
             let teardown = compiled.has_teardown.then(|| callable("teardown")).transpose()?;
             let (name, path) = (def.name.as_str().into(), def.path.clone());
-            let discard_bodies = compiled.discard_bodies;
-            tasksets.push(Loaded { engine, name, path, calls, setup, teardown, discard_bodies });
+            let (ast, wait_fn, discard_bodies) = (compiled.ast, compiled.wait_fn, compiled.discard_bodies);
+            tasksets.push(Loaded { engine, name, path, calls, setup, teardown, discard_bodies, ast, wait_fn });
         }
         Ok(ScriptBehaviour { tasksets, env, dir: self.catalog.dir.clone() })
+    }
+}
+
+/// The longest pause a `wait_time(|| ...)` closure may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The pause a `wait_time(|| ...)` closure returned: a number of seconds, finite, from 0 to a year.
+fn wait_seconds(value: &Dynamic) -> Result<Duration, String> {
+    let secs = crate::api::options::seconds(value).ok_or_else(|| {
+        format!("wait_time(): the closure must return a number of seconds, not {}", value.type_name())
+    })?;
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d <= MAX_WAIT => Ok(d),
+        _ => Err(format!(
+            "wait_time(): the closure returned {secs}: a pause is a number of seconds from 0 to {}",
+            MAX_WAIT.as_secs()
+        )),
     }
 }
 
@@ -133,6 +155,7 @@ impl ScriptBehaviour {
             env: self.env.clone(),
             taskset: RefCell::new("".into()),
             interrupted: Cell::new(false),
+            interrupt_now: Cell::new(false),
             cancelled: Cell::new(false),
             scheduled: Cell::new(None),
             open: Cell::new(false),
@@ -143,17 +166,24 @@ impl ScriptBehaviour {
 
     /// Runs one precompiled call for `vu`, on the current fiber.
     fn run(&self, loaded: &Loaded, callable: &Callable, vu: &Rc<VuCtx>) -> Result<Dynamic, TaskError> {
-        vu.interrupted.set(false);
-        vu.cancelled.set(false);
-        vu.taskset.replace(loaded.name.clone());
-        vu.discard_bodies.set(loaded.discard_bodies);
-        fiber::set_local(Some(vu.clone()));
-        let result = loaded.engine.eval_ast::<Dynamic>(&callable.ast);
-        fiber::set_local(None);
+        let result = self.as_vu(loaded, vu, || loaded.engine.eval_ast::<Dynamic>(&callable.ast));
         result.map_err(|error| {
             let (location, message) = locate(&error, &loaded.path, &callable.fallback, &self.dir);
             TaskError { location, message }
         })
+    }
+
+    /// Runs `f` with `vu` as the running VU of `loaded`.
+    fn as_vu<T>(&self, loaded: &Loaded, vu: &Rc<VuCtx>, f: impl FnOnce() -> T) -> T {
+        vu.interrupted.set(false);
+        vu.interrupt_now.set(false);
+        vu.cancelled.set(false);
+        vu.taskset.replace(loaded.name.clone());
+        vu.discard_bodies.set(loaded.discard_bodies);
+        fiber::set_local(Some(vu.clone()));
+        let result = f();
+        fiber::set_local(None);
+        result
     }
 
     /// Runs the global hook that `pick` selects, if a taskset defines it.
@@ -192,6 +222,8 @@ impl Behaviour for ScriptBehaviour {
         vu.open.set(false);
         if vu.cancelled.get() {
             Outcome::Cancelled
+        } else if vu.interrupted.get() && vu.interrupt_now.get() {
+            Outcome::InterruptedNow
         } else if vu.interrupted.get() {
             Outcome::Interrupted
         } else {
@@ -200,6 +232,20 @@ impl Behaviour for ScriptBehaviour {
                 Err(error) => Outcome::Failed(error),
             }
         }
+    }
+
+    fn wait_time(&self, vu: &mut ScriptVu, taskset: usize) -> Result<Duration, TaskError> {
+        let loaded = &self.tasksets[taskset];
+        let Some((closure, location)) = &loaded.wait_fn else { return Ok(Duration::ZERO) };
+        let result = self.as_vu(loaded, &vu.0, || closure.call::<Dynamic>(&loaded.engine, &loaded.ast, ()));
+        if vu.0.cancelled.get() {
+            return Ok(Duration::ZERO);
+        }
+        let value = result.map_err(|error| {
+            let (at, message) = locate(&error, &loaded.path, location, &self.dir);
+            TaskError { location: at, message: format!("wait_time(): {message}") }
+        })?;
+        wait_seconds(&value).map_err(|message| TaskError { location: location.clone(), message })
     }
 
     fn leave(&self, vu: &mut ScriptVu, taskset: usize) {

@@ -112,6 +112,7 @@ impl Catalog {
             limits: options.limits,
         });
         let mut tasksets = Vec::with_capacity(found.len());
+        let mut links = Vec::with_capacity(found.len());
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         // A module imported by several tasksets is checked once.
@@ -155,6 +156,7 @@ impl Catalog {
                         let position = positions.get(&name).map(|&(line, col)| (line, col));
                         warnings.push(LoadError { file: path.clone(), position, message });
                     }
+                    links.push(Links { nested: compiled.nested, weight_declared: compiled.weight_declared });
                     tasksets.push(TasksetDef {
                         name: file.name,
                         path,
@@ -162,10 +164,14 @@ impl Catalog {
                         has_setup: compiled.has_setup,
                         has_teardown: compiled.has_teardown,
                         source,
-                    })
+                    });
                 }
                 Err(e) => errors.push(e),
             }
+        }
+        // With a broken file the names are incomplete: its nested uses are checked once it compiles.
+        if errors.is_empty() {
+            errors.extend(link_nested(&mut tasksets, &links));
         }
         type Has = fn(&TasksetDef) -> bool;
         for (hook, has) in [("setup", (|t| t.has_setup) as Has), ("teardown", |t| t.has_teardown)] {
@@ -182,6 +188,12 @@ impl Catalog {
         } else {
             Err(LoadErrors(errors))
         }
+    }
+
+    /// The tasksets that use taskset `name` as a nested task.
+    pub fn nested_in(&self, name: &str) -> Vec<&str> {
+        let uses = |t: &&TasksetDef| t.spec.tasks.iter().any(|k| k.nested.as_deref() == Some(name));
+        self.tasksets.iter().filter(uses).map(|t| t.name.as_str()).collect()
     }
 
     /// The taskset specs, in catalog order, with their script weights.
@@ -225,5 +237,136 @@ impl Catalog {
     /// A factory that builds the script behaviour on each worker. `base` is the host relative paths go to.
     pub fn factory(&self, http: Arc<ClientConfig>, base: Option<url::Url>) -> ScriptFactory {
         ScriptFactory::new(self.clone(), http, base)
+    }
+}
+
+/// What a compiled file links to: its nested-taskset tasks with their places, and whether it set its own weight.
+struct Links {
+    nested: Vec<(usize, rhai::Position)>,
+    weight_declared: bool,
+}
+
+/// Checks every nested-taskset task against the catalog (an unknown name, with the closest names; a cycle, with its
+/// chain), and gives the tasksets used only as nested tasks a top-level weight of 0 unless their script declares
+/// `weight(n)`.
+fn link_nested(tasksets: &mut [TasksetDef], links: &[Links]) -> Vec<LoadError> {
+    let names: Vec<String> = tasksets.iter().map(|t| t.name.clone()).collect();
+    let mut errors = Vec::new();
+    let mut graph: Vec<Vec<Option<usize>>> = tasksets.iter().map(|t| vec![None; t.spec.tasks.len()]).collect();
+    for (i, (def, links)) in tasksets.iter().zip(links).enumerate() {
+        for &(task, position) in &links.nested {
+            let name = &def.spec.tasks[task].name;
+            match names.iter().position(|n| n == name) {
+                Some(target) => graph[i][task] = Some(target),
+                None => errors.push(LoadError::at(
+                    &def.path,
+                    position,
+                    format!(
+                        "task({}, \"{name}\"): no `fn {name}()` in this file and no taskset named `{name}`{}",
+                        def.spec.tasks[task].weight,
+                        suggest(name, &names)
+                    ),
+                )),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return errors;
+    }
+    if let Some(cycle) = nest_core::nested_cycle(&graph) {
+        let chain: Vec<&str> = cycle.iter().map(|&i| names[i].as_str()).collect();
+        let (from, to) = (cycle[0], cycle[1]);
+        let task = graph[from].iter().position(|&t| t == Some(to)).unwrap_or(0);
+        let position = links[from].nested.iter().find(|(t, _)| *t == task).map_or(rhai::Position::NONE, |p| p.1);
+        return vec![LoadError::at(
+            &tasksets[from].path,
+            position,
+            format!("nested tasksets form a cycle: {}", chain.join(" -> ")),
+        )];
+    }
+    let used: Vec<usize> = graph.iter().flatten().flatten().copied().collect();
+    for (i, def) in tasksets.iter_mut().enumerate() {
+        if used.contains(&i) && !links[i].weight_declared {
+            def.spec.weight = 0;
+        }
+    }
+    errors
+}
+
+/// `; did you mean ...?` with the closest taskset names, if any is close.
+fn suggest(name: &str, names: &[String]) -> String {
+    let mut close: Vec<(f64, &str)> =
+        names.iter().map(|n| (strsim::jaro_winkler(name, n), n.as_str())).filter(|(score, _)| *score > 0.8).collect();
+    close.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let pick: Vec<String> = close.iter().take(3).map(|(_, n)| format!("`{n}`")).collect();
+    if pick.is_empty() { String::new() } else { format!("; did you mean {}?", pick.join(" or ")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<Catalog, LoadErrors>) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, source) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, source).unwrap();
+        }
+        let catalog = Catalog::load(dir.path());
+        (dir, catalog)
+    }
+
+    #[test]
+    fn nested_tasksets_are_linked_and_nested_only_ones_get_weight_0() {
+        let (_dir, catalog) = load(&[
+            ("p.rhai", "task(1, a);\ntask(3, \"shop/c\");\ntask(1, \"both\");\nfn a() {}\n"),
+            ("shop/c.rhai", "task(1, \"a\");\nfn a() {}\n"),
+            ("both.rhai", "weight(2);\ntask(1, b);\nfn b() {}\n"),
+        ]);
+        let catalog = catalog.unwrap();
+        let weight = |name: &str| catalog.tasksets.iter().find(|t| t.name == name).unwrap().spec.weight;
+        assert_eq!((weight("p"), weight("shop/c"), weight("both")), (1, 0, 2));
+        let p = &catalog.tasksets.iter().find(|t| t.name == "p").unwrap().spec;
+        assert_eq!(p.tasks[1], nest_core::TaskSpec::nested("shop/c", 3));
+        // A string naming a function of the file stays a function task.
+        let c = &catalog.tasksets.iter().find(|t| t.name == "shop/c").unwrap().spec;
+        assert_eq!(c.tasks[0].nested, None);
+        assert_eq!(catalog.nested_in("shop/c"), ["p"]);
+    }
+
+    #[test]
+    fn a_wait_time_closure_may_use_vu_variables_but_the_top_level_may_not() {
+        let (_dir, catalog) =
+            load(&[("w.rhai", "let base = 1;\nwait_time(|| base + user.think + vu_id);\ntask(1, t);\nfn t() {}\n")]);
+        assert_eq!(catalog.unwrap().tasksets[0].spec.wait, nest_core::WaitTime::Custom);
+        for (top, col) in [("let x = user.name;", 13), ("user.x = 1;", 5), ("let s = shared.key;", 15)] {
+            let (_dir, catalog) = load(&[("w.rhai", &format!("{top}\ntask(1, t);\nfn t() {{}}\n"))]);
+            let error = catalog.unwrap_err().0.remove(0);
+            assert_eq!(error.position, Some((1, col)), "{error}");
+            assert!(
+                error.message.contains("can only be used inside a task, on_start, on_stop or a closure"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_names_and_cycles_are_errors_at_the_task_call() {
+        let (dir, catalog) =
+            load(&[("p.rhai", "task(1, a);\n\ntask(2, \"shopp\");\nfn a() {}\n"), ("shop.rhai", "task(1, \"p\");\n")]);
+        let errors = catalog.unwrap_err().to_string();
+        let p = dir.path().join("p.rhai").display().to_string();
+        assert_eq!(
+            errors,
+            format!(
+                "{p}:3:1: task(2, \"shopp\"): no `fn shopp()` in this file and no taskset named `shopp`; did you mean \
+                 `shop`?"
+            )
+        );
+        let (dir, catalog) =
+            load(&[("a.rhai", "task(1, \"b\");\n"), ("b.rhai", "task(1, x);\n  task(1, \"a\");\nfn x() {}\n")]);
+        let a = dir.path().join("a.rhai").display().to_string();
+        assert_eq!(catalog.unwrap_err().to_string(), format!("{a}:1:1: nested tasksets form a cycle: a -> b -> a"));
     }
 }

@@ -1,5 +1,8 @@
 //! The top level of a taskset: `weight`, `wait_time`, `task`, and compiling a file into a taskset.
 //!
+//! `task(3, "shop/details")` with a string that names no function of the file is a nested taskset: the catalog
+//! checks the name once every file is compiled. `wait_time(|| ...)` keeps its closure for the workers to call.
+//!
 //! A script's top level runs once, when it is loaded, to declare what the taskset is. Declarations are checked
 //! there (a task weight of 0, a wait time below zero, a task naming a function that does not exist), so a broken
 //! taskset is reported with its line and column before any load. At run time these functions are errors.
@@ -10,7 +13,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use nest_core::{TaskSpec, TasksetSpec, WaitTime};
-use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, INT, Module, NativeCallContext, Position, Scope, Shared};
+use rhai::{AST, Dynamic, Engine, EvalAltResult, FnPtr, INT, Module, NativeCallContext, Position, Scope, Shared};
 
 use crate::api::options::{duration, seconds};
 use crate::error::LoadError;
@@ -23,7 +26,10 @@ pub(crate) type DeclarationCell = Rc<RefCell<Option<Declaration>>>;
 pub(crate) struct Declaration {
     weight: Option<u32>,
     wait: Option<WaitTime>,
-    tasks: Vec<(u32, String, Position)>,
+    /// `(weight, function or taskset name, place, named by a string)`.
+    tasks: Vec<(u32, String, Position, bool)>,
+    /// `wait_time(|| ...)`: the closure and the place of the call.
+    wait_fn: Option<(FnPtr, Position)>,
     sequential: bool,
     tags: Vec<String>,
     /// Tags of single tasks, by function name.
@@ -123,6 +129,16 @@ pub(crate) fn register(engine: &mut Engine, cell: &DeclarationCell) {
         })
     });
     let c = cell.clone();
+    engine.register_fn("wait_time", move |ctx: NativeCallContext, f: FnPtr| {
+        declaring(&c, "wait_time()", |d| {
+            if d.wait.replace(WaitTime::Custom).is_some() {
+                return Err("wait_time() is declared twice".into());
+            }
+            d.wait_fn = Some((f, ctx.call_position()));
+            Ok(())
+        })
+    });
+    let c = cell.clone();
     engine.register_fn("weight", move |w: INT| {
         declaring(&c, "weight()", |d| {
             let w = u32::try_from(w).map_err(|_| format!("weight({w}): {TASKSET_WEIGHT}"))?;
@@ -134,10 +150,12 @@ pub(crate) fn register(engine: &mut Engine, cell: &DeclarationCell) {
     });
     let c = cell.clone();
     engine.register_fn("task", move |ctx: NativeCallContext, w: INT, f: FnPtr| {
-        add_task(&c, w, f.fn_name(), ctx.call_position())
+        add_task(&c, w, f.fn_name(), ctx.call_position(), false)
     });
     let c = cell.clone();
-    engine.register_fn("task", move |ctx: NativeCallContext, w: INT, f: &str| add_task(&c, w, f, ctx.call_position()));
+    engine.register_fn("task", move |ctx: NativeCallContext, w: INT, f: &str| {
+        add_task(&c, w, f, ctx.call_position(), true)
+    });
     // Calls with the wrong types (`task(1.5, f)`, `weight("2")`) reach these instead of Rhai's "Function not found:
     // task (f64, Fn)", and are told what is allowed.
     engine.register_fn("task", |w: Dynamic, f: Dynamic| -> Res<()> {
@@ -145,7 +163,7 @@ pub(crate) fn register(engine: &mut Engine, cell: &DeclarationCell) {
         if w.as_int().is_err() {
             return Err(format!("{call}: {TASK_WEIGHT}").into());
         }
-        Err(format!("{call}: the second argument names the task's function, e.g. `task(3, browse)`").into())
+        Err(format!("{call}: the second argument names the task's function, e.g. `task(3, browse)`, or a nested taskset, e.g. `task(3, \"shop/details\")`").into())
     });
     engine.register_fn("weight", |w: Dynamic| -> Res<()> {
         Err(format!("weight({}): {TASKSET_WEIGHT}", shown(&w)).into())
@@ -174,13 +192,13 @@ fn tag_list(tags: rhai::Array) -> Res<Vec<String>> {
         .collect()
 }
 
-fn add_task(cell: &DeclarationCell, weight: INT, function: &str, position: Position) -> Res<()> {
+fn add_task(cell: &DeclarationCell, weight: INT, function: &str, position: Position, by_name: bool) -> Res<()> {
     declaring(cell, "task()", |d| {
         let weight = u32::try_from(weight)
             .ok()
             .filter(|&w| w >= 1)
             .ok_or_else(|| format!("task({weight}, {function}): {TASK_WEIGHT}"))?;
-        d.tasks.push((weight, function.to_owned(), position));
+        d.tasks.push((weight, function.to_owned(), position, by_name));
         Ok(())
     })
 }
@@ -197,8 +215,14 @@ pub(crate) struct Compiled {
     pub fn_locations: HashMap<String, String>,
     /// The taskset declared `discard_bodies()`.
     pub discard_bodies: bool,
-    /// The script's syntax tree, for the static check.
-    pub ast: rhai::AST,
+    /// The script declares `weight(n)` itself.
+    pub weight_declared: bool,
+    /// The tasks that name no function of this file and so enter the taskset of that name: `(task index, place)`.
+    pub nested: Vec<(usize, Position)>,
+    /// `wait_time(|| ...)`: the closure, and `file:line:col` of the call.
+    pub wait_fn: Option<(FnPtr, String)>,
+    /// The compiled script (a closure is called against it).
+    pub ast: AST,
 }
 
 /// Compiles one script and runs its top level with `engine`.
@@ -227,7 +251,14 @@ pub(crate) fn compile(
         return Err(LoadError::plain(path, "declares no task: add `task(weight, function);` at the top level"));
     }
     let mut tasks = Vec::with_capacity(declaration.tasks.len());
-    for (weight, function, position) in declaration.tasks {
+    let mut nested = Vec::new();
+    for (weight, function, position, by_name) in declaration.tasks {
+        if by_name && !functions.iter().any(|(f, _)| *f == function) {
+            // Not a function of this file: the name of a taskset to enter, checked when the catalog is complete.
+            nested.push((tasks.len(), position));
+            tasks.push(TaskSpec::nested(function, weight));
+            continue;
+        }
         if !takes_no_args(&function) {
             return Err(LoadError::at(
                 path,
@@ -237,10 +268,10 @@ pub(crate) fn compile(
         }
         let tags =
             declaration.task_tags.iter().filter(|(f, ..)| *f == function).flat_map(|(_, t, _)| t.clone()).collect();
-        tasks.push(TaskSpec { name: function, weight, tags });
+        tasks.push(TaskSpec { name: function, weight, tags, nested: None });
     }
     if let Some((function, _, position)) =
-        declaration.task_tags.iter().find(|(f, ..)| !tasks.iter().any(|t| t.name == *f))
+        declaration.task_tags.iter().find(|(f, ..)| !tasks.iter().any(|t| t.name == *f && t.nested.is_none()))
     {
         return Err(LoadError::at(
             path,
@@ -260,6 +291,10 @@ pub(crate) fn compile(
     };
     let fn_locations =
         fn_positions(source).into_iter().map(|(f, (line, col))| (f, format!("{path}:{line}:{col}"))).collect();
+    let wait_fn = declaration.wait_fn.map(|(f, at)| {
+        let (line, col) = (at.line().unwrap_or(0), at.position().unwrap_or(0));
+        (f, format!("{path}:{line}:{col}"))
+    });
     Ok(Compiled {
         spec,
         module: module.into(),
@@ -267,6 +302,9 @@ pub(crate) fn compile(
         has_teardown: takes_no_args("teardown"),
         fn_locations,
         discard_bodies: declaration.discard_bodies,
+        weight_declared: declaration.weight.is_some(),
+        nested,
+        wait_fn,
         ast,
     })
 }

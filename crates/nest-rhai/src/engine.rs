@@ -6,7 +6,8 @@
 //! busy script cannot starve the other VUs of its worker.
 //!
 //! Script functions cannot see outer variables in Rhai, so `client`, `data`, `user` and `vu_id` are served by a
-//! variable resolver from the VU whose call is running (the fiber-local [`VuCtx`]).
+//! variable resolver from the VU whose call is running (the fiber-local [`VuCtx`]). A closure made at the top level
+//! (`wait_time(|| user.think)`) captures a stand-in for `user`, `vu_id` and `shared` that resolves the same way.
 
 #![allow(deprecated)] // `Engine::on_var` is marked volatile, not deprecated.
 
@@ -86,6 +87,8 @@ pub(crate) struct VuCtx {
     pub taskset: RefCell<Rc<str>>,
     /// The call asked to leave the taskset.
     pub interrupted: Cell<bool>,
+    /// It asked with `interrupt(false)`: leave without think time.
+    pub interrupt_now: Cell<bool>,
     /// The run stopped under the call.
     pub cancelled: Cell<bool>,
     /// Open model: when the running task was scheduled to start; taken by its first request.
@@ -105,6 +108,22 @@ impl VuCtx {
             format!("`{what}` can only be used inside a task, on_start or on_stop, not at the top level of a taskset")
                 .into()
         })
+    }
+}
+
+/// What a closure created at a script's top level captures for `user`, `vu_id` or `shared`: when the closure runs,
+/// it reads the running VU's value instead.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Captured(&'static str);
+
+impl Captured {
+    /// The error for using the stand-in itself, at the top level.
+    fn misuse(&self) -> Box<EvalAltResult> {
+        format!(
+            "`{}` can only be used inside a task, on_start, on_stop or a closure, not at the top level of a taskset",
+            self.0
+        )
+        .into()
     }
 }
 
@@ -182,15 +201,40 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
         rhai::Token::Reserved(word) if word.as_str() == "shared" => rhai::Token::Identifier(word),
         other => other,
     });
-    engine.on_var(|name, index, context| match name {
-        // A script's own variable of the same name (`let data = r.json();`) wins over the VU's.
-        "client" | "data" | "user" | "vu_id" | "shared" if index > 0 || context.scope().contains(name) => Ok(None),
-        "client" => VuCtx::current("client").map(|_| Some(Dynamic::from(api::Client))),
-        "data" => VuCtx::current("data").map(|_| Some(Dynamic::from(api::Data))),
-        "user" => VuCtx::current("user").map(|vu| Some(vu.user.clone())),
-        "vu_id" => VuCtx::current("vu_id").map(|vu| Some(Dynamic::from_int(vu.vu_id))),
-        "shared" => VuCtx::current("shared").map(|vu| Some(vu.env.shared.borrow().clone())),
-        _ => Ok(None),
+    let declaring = declaration.clone();
+    engine.register_type_with_name::<Captured>("VU variable (use it inside a task, on_start, on_stop or a closure)");
+    // Property access falls back to these: `user.name` at the top level says what is wrong.
+    engine.register_indexer_get(|c: &mut Captured, _: &str| -> Result<Dynamic, Box<EvalAltResult>> { Err(c.misuse()) });
+    engine.register_indexer_set(|c: &mut Captured, _: &str, _: Dynamic| -> Result<(), Box<EvalAltResult>> {
+        Err(c.misuse())
+    });
+    engine.on_var(move |name, index, context| {
+        if !matches!(name, "client" | "data" | "user" | "vu_id" | "shared") {
+            return Ok(None);
+        }
+        // A script's own variable of the same name (`let data = r.json();`) wins over the VU's, except the stand-in
+        // a closure captured at the top level: that one reads the running VU's value.
+        let captured = context.scope().get(name).is_some_and(|v| v.is::<Captured>());
+        if !captured && (index > 0 || context.scope().contains(name)) {
+            return Ok(None);
+        }
+        if fiber::local::<VuCtx>().is_none() && declaring.borrow().is_some() {
+            // The top level is running: only a closure (`wait_time(|| user.think)`) can use this, and it captures a
+            // stand-in here.
+            match name {
+                "user" => return Ok(Some(Dynamic::from(Captured("user")).into_shared())),
+                "vu_id" => return Ok(Some(Dynamic::from(Captured("vu_id")).into_shared())),
+                "shared" => return Ok(Some(Dynamic::from(Captured("shared")).into_shared())),
+                _ => {}
+            }
+        }
+        match name {
+            "client" => VuCtx::current("client").map(|_| Some(Dynamic::from(api::Client))),
+            "data" => VuCtx::current("data").map(|_| Some(Dynamic::from(api::Data))),
+            "user" => VuCtx::current("user").map(|vu| Some(vu.user.clone())),
+            "vu_id" => VuCtx::current("vu_id").map(|vu| Some(Dynamic::from_int(vu.vu_id))),
+            _ => VuCtx::current("shared").map(|vu| Some(vu.env.shared.borrow().clone())),
+        }
     });
     engine.on_print(api::log_line);
     engine.on_debug(|text, _, _| api::log_line(text));

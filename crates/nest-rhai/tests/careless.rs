@@ -152,7 +152,9 @@ fn weights_of_the_wrong_kind_say_what_is_allowed() {
     );
     assert_eq!(
         load_errors("task(2, 7);\nfn t() {}\n"),
-        vec!["1:1: task(2, 7): the second argument names the task's function, e.g. `task(3, browse)`"]
+        vec![
+            "1:1: task(2, 7): the second argument names the task's function, e.g. `task(3, browse)`, or a nested taskset, e.g. `task(3, \"shop/details\")`"
+        ]
     );
 }
 

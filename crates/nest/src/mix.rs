@@ -5,7 +5,7 @@
 
 use std::io::{self, Write};
 
-use nest_core::{TasksetSpec, WeightedTable};
+use nest_core::{SmoothRoundRobin, TasksetSpec, WeightedTable};
 use serde::{Deserialize, Serialize};
 
 use crate::config::LoadedConfig;
@@ -110,6 +110,13 @@ pub struct MixRow {
     pub on_stop: bool,
     /// Its tasks.
     pub tasks: Vec<TaskRow>,
+    /// Closed model: how many of the configured users start in it (VU `j` starts in the taskset a smooth weighted
+    /// round-robin gives `j`, so this is exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<u64>,
+    /// The tasksets that use it as a nested task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nested_in: Vec<String>,
 }
 
 /// One task of a mix row.
@@ -121,6 +128,9 @@ pub struct TaskRow {
     pub weight: u32,
     /// Share within the taskset, in percent.
     pub share_pct: f64,
+    /// The task is a nested taskset (of this name).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nested: bool,
 }
 
 /// Builds the rows of the mix table.
@@ -150,14 +160,30 @@ pub fn rows(tasksets: &[TasksetSpec], sources: &[Source]) -> Vec<MixRow> {
                         name: k.name.clone(),
                         weight: k.weight,
                         share_pct: task_table.as_ref().map_or(0.0, |tb| 100.0 * tb.share(j)),
+                        nested: k.nested.is_some(),
                     })
+                    .collect(),
+                users: None,
+                nested_in: tasksets
+                    .iter()
+                    .filter(|p| p.tasks.iter().any(|k| k.nested.as_deref() == Some(t.name.as_str())))
+                    .map(|p| p.name.clone())
                     .collect(),
             }
         })
         .collect()
 }
 
-/// Prints the mix table.
+/// Fills in how many of `users` users start in each taskset (closed model with a known user count).
+pub fn assign_users(rows: &mut [MixRow], users: u64) {
+    let weights: Vec<u32> = rows.iter().map(|r| r.weight).collect();
+    let Some(order) = SmoothRoundRobin::new(&weights) else { return };
+    for (row, n) in rows.iter_mut().zip(order.counts(users)) {
+        row.users = Some(n);
+    }
+}
+
+/// Prints the mix table. The `Users` column appears when the user count is known (closed model).
 pub fn print(out: &mut impl Write, rows: &[MixRow]) -> io::Result<()> {
     let width = rows
         .iter()
@@ -165,18 +191,34 @@ pub fn print(out: &mut impl Write, rows: &[MixRow]) -> io::Result<()> {
         .max()
         .unwrap_or(0)
         .max(8);
-    writeln!(out, "{:<width$} {:>7} {:>7}  {:<12} Think time", "Taskset", "Weight", "Share", "Source")?;
+    let with_users = rows.iter().any(|r| r.users.is_some());
+    let users = |value: String| if with_users { format!(" {value:>6}") } else { String::new() };
+    writeln!(
+        out,
+        "{:<width$} {:>7} {:>7}{}  {:<12} Think time",
+        "Taskset",
+        "Weight",
+        "Share",
+        users("Users".into()),
+        "Source"
+    )?;
     for r in rows {
-        let share = if r.weight == 0 { "off".to_owned() } else { format!("{:.1}%", r.share_pct) };
+        let share = match r.weight {
+            0 if !r.nested_in.is_empty() => "nested".to_owned(),
+            0 => "off".to_owned(),
+            _ => format!("{:.1}%", r.share_pct),
+        };
+        let share = format!("{share:>7}{}", users(r.users.map_or(String::new(), |n| n.to_string())));
         let hooks = match (r.on_start, r.on_stop) {
             (true, true) => ", on_start, on_stop",
             (true, false) => ", on_start",
             (false, true) => ", on_stop",
             (false, false) => "",
         };
-        writeln!(out, "{:<width$} {:>7} {:>7}  {:<12} {}{hooks}", r.name, r.weight, share, r.source.label(), r.wait)?;
+        writeln!(out, "{:<width$} {:>7} {share}  {:<12} {}{hooks}", r.name, r.weight, r.source.label(), r.wait)?;
         for t in &r.tasks {
-            writeln!(out, "{:<width$} {:>7} {:>6.1}%", format!("    {}", t.name), t.weight, t.share_pct)?;
+            let nested = if t.nested { "  (nested taskset)" } else { "" };
+            writeln!(out, "{:<width$} {:>7} {:>6.1}%{nested}", format!("    {}", t.name), t.weight, t.share_pct)?;
         }
     }
     Ok(())
@@ -232,6 +274,26 @@ mod tests {
         assert_eq!(e, "nest.yaml:3:3: no taskset named `shop/brwose`; did you mean `shop/browse`?");
         let e = resolve(&mut t, Some(&config("tasksets:\n  zzz: 2\n")), false).unwrap_err().0;
         assert!(e.ends_with("the tasksets are: shop/browse, shop/checkout"), "{e}");
+    }
+
+    #[test]
+    fn users_are_split_exactly_and_nested_tasksets_are_marked() {
+        let mut t = vec![ts("a", 3), ts("b", 1), ts("c", 0)];
+        t[0].tasks.push(TaskSpec::nested("c", 2));
+        let sources = vec![Source::FromScript; 3];
+        let mut rows = rows(&t, &sources);
+        assign_users(&mut rows, 20);
+        assert_eq!(rows.iter().map(|r| r.users).collect::<Vec<_>>(), [Some(15), Some(5), Some(0)]);
+        assert_eq!(rows[2].nested_in, ["a"]);
+        assert!(rows[0].tasks[2].nested && !rows[0].tasks[0].nested);
+        let mut out = Vec::new();
+        print(&mut out, &rows).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let line = |name: &str| text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap().to_owned();
+        assert!(text.lines().next().unwrap().contains("Share  Users"), "{text}");
+        assert_eq!(line("a").split_whitespace().take(4).collect::<Vec<_>>(), ["a", "3", "75.0%", "15"], "{text}");
+        assert_eq!(line("c").split_whitespace().take(4).collect::<Vec<_>>(), ["c", "0", "nested", "0"], "{text}");
+        assert!(text.contains("    c ") && text.contains("(nested taskset)"), "{text}");
     }
 
     #[test]

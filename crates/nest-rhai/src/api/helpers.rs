@@ -1,7 +1,7 @@
 //! Small helpers scripts need all the time: random values, ids, time, pauses, environment, logging, `interrupt()`.
 //!
 //! `sleep` suspends only the calling VU (and ends early when the run stops); `interrupt` unwinds the call in a way
-//! `try`/`catch` cannot swallow, so a VU always leaves its taskset when asked.
+//! `try`/`catch` cannot swallow, so a VU always leaves its taskset when asked (`interrupt(false)`: without waiting).
 
 use std::io::Write;
 use std::rc::Rc;
@@ -47,11 +47,16 @@ pub(super) fn register(engine: &mut Engine, env: &Rc<WorkerEnv>) {
     // type wins over `Dynamic`: these overloads make `sleep(0.5)` and `sleep(1)` suspend only the VU.
     engine.register_fn("sleep", |secs: rhai::FLOAT| sleep(&Dynamic::from_float(secs)));
     engine.register_fn("sleep", |secs: INT| sleep(&Dynamic::from_int(secs)));
-    engine.register_fn("interrupt", || -> Res<()> {
-        let vu = VuCtx::current("interrupt()")?;
-        vu.interrupted.set(true);
-        Err(terminate("interrupt"))
-    });
+    engine.register_fn("interrupt", || interrupt(true));
+    // `interrupt(false)`: leave without waiting the think time of where the VU returns to.
+    engine.register_fn("interrupt", interrupt);
+}
+
+fn interrupt(wait: bool) -> Res<()> {
+    let vu = VuCtx::current("interrupt()")?;
+    vu.interrupted.set(true);
+    vu.interrupt_now.set(!wait);
+    Err(terminate("interrupt"))
 }
 
 fn sleep(secs: &Dynamic) -> Res<()> {

@@ -171,7 +171,9 @@ pub(crate) mod tests {
                 wait: "constant(0)".into(),
                 on_start: false,
                 on_stop: false,
-                tasks: vec![TaskRow { name: "hit".into(), weight: 1, share_pct: 100.0 }],
+                tasks: vec![TaskRow { name: "hit".into(), weight: 1, share_pct: 100.0, nested: false }],
+                users: Some(4),
+                nested_in: Vec::new(),
             }],
         };
         Report { summary, run, thresholds }

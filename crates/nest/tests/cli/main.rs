@@ -16,4 +16,5 @@ mod live; // the live view on a pseudo-terminal: users shown from the first seco
 mod load; // exact totals, task mix by weight, request options on the wire
 mod locust_examples; // docs/examples/locust: each Locust translation loads, and runs against --demo
 mod models; // --iterations, open model, drops, sequential(), tags, stages, shapes, setup/teardown, pacing, thresholds
+mod nested; // nested tasksets, interrupt(false), wait_time closures, the exact split of users over tasksets
 mod signals; // SIGINT mid-run: graceful stop, JSON report still written
