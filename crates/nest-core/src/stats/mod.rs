@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use aggregate::Aggregate;
 pub use custom::{
     CheckCounts, CheckRow, CustomError, MAX_CHECKS, MAX_METRICS, MAX_NAME_LEN, MetricKind, MetricRow, MetricValue,
-    check_name,
+    check_name, check_rows, metric_rows,
 };
 pub use summary::{ErrorRow, FailureRow, LatencyMs, PoolRow, RequestRow, Summary, TaskRow, TimelinePoint, Totals};
 pub use timeline::{Second, TOTAL_QUANTILES, TimelineRow, TimelineTotal};
