@@ -52,7 +52,8 @@ macro_rules! from_str_env {
         }
     )*};
 }
-from_str_env!(u64 => "expected a whole number", usize => "expected a whole number", f64 => "expected a number");
+from_str_env!(u64 => "expected a whole number", usize => "expected a whole number", f64 => "expected a number",
+    u8 => "expected a whole number from 0 to 255");
 impl FromEnv for Vec<nest_core::Stage> {
     fn from_env(value: &str) -> Result<Self, String> {
         nest_core::curve::parse_stages(value, parse_duration)
@@ -145,6 +146,10 @@ settings! {
     exclude_tags: Vec<String> = "NEST_EXCLUDE_TAGS",
     /// Pass/fail criteria (`;`-separated in the environment).
     thresholds: Vec<Threshold> = "NEST_THRESHOLDS",
+    /// Exit code of a run that fails the default gate (0 turns the gate off).
+    exit_code_on_error: u8 = "NEST_EXIT_CODE_ON_ERROR",
+    /// Turn the default gate off.
+    no_default_gate: bool = "NEST_NO_DEFAULT_GATE",
 }
 
 /// The `--help` section listing the environment variables and the precedence rule.
@@ -190,6 +195,8 @@ impl Settings {
                         .collect::<Result<_, _>>()?,
                 ),
             },
+            exit_code_on_error: args.exit_code_on_error,
+            no_default_gate: args.no_default_gate.then_some(true),
         })
     }
 
@@ -230,6 +237,8 @@ impl Settings {
             tags: f.tags.clone(),
             exclude_tags: f.exclude_tags.clone(),
             thresholds,
+            exit_code_on_error: f.exit_code_on_error,
+            no_default_gate: f.no_default_gate,
         })
     }
 
@@ -270,6 +279,8 @@ mod tests {
         assert!(env(&[("NEST_HOST", "ftp://x")]).unwrap_err().0.starts_with("NEST_HOST=ftp://x: "));
         assert_eq!(env(&[("NEST_INSECURE", "yes")]).unwrap().insecure, Some(true));
         assert_eq!(env(&[("NEST_USERS", "")]).unwrap().users, None, "empty means unset");
-        assert_eq!(Settings::ENV.len(), 19);
+        assert_eq!(Settings::ENV.len(), 21);
+        assert_eq!(env(&[("NEST_EXIT_CODE_ON_ERROR", "3")]).unwrap().exit_code_on_error, Some(3));
+        assert!(env(&[("NEST_EXIT_CODE_ON_ERROR", "300")]).unwrap_err().0.contains("0 to 255"));
     }
 }

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::plan::UsageError;
 
 mod custom;
+mod gate;
+
+pub use gate::{DEFAULT_EXIT_CODE, GateFailed, gate_verdict};
 
 /// What a threshold measures.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +157,9 @@ pub struct Verdict {
     pub aborted_at_s: Option<f64>,
     /// A one-line explanation.
     pub message: String,
+    /// This is the default gate (no threshold was configured), not a threshold.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default_gate: bool,
 }
 
 impl ThresholdSpec {
@@ -190,6 +196,12 @@ impl std::error::Error for ThresholdsFailed {}
 pub fn print_verdict_line(out: &mut impl std::io::Write, report: &crate::result::Report) -> std::io::Result<()> {
     let failed: Vec<&Verdict> = report.thresholds.iter().filter(|v| !v.passed).collect();
     let t = &report.summary.totals;
+    if let [gate] = report.thresholds.as_slice()
+        && gate.default_gate
+    {
+        let word = if gate.passed { "PASS" } else { "FAIL" };
+        return writeln!(out, "{word}: {} ({}, {:.1} req/s)", gate.expr, gate.message, t.rps);
+    }
     match (report.thresholds.len(), failed.len()) {
         (0, _) => writeln!(out, "DONE: {} requests, {} failed, {:.1} req/s", t.requests, t.failures, t.rps),
         (n, 0) => writeln!(out, "PASS: {n} of {n} thresholds held"),
@@ -206,7 +218,8 @@ pub fn print_verdicts(out: &mut impl std::io::Write, verdicts: &[Verdict]) -> st
         return Ok(());
     }
     let width = verdicts.iter().map(|v| v.expr.chars().count()).max().unwrap_or(0);
-    writeln!(out, "\nThresholds")?;
+    let title = if verdicts.iter().all(|v| v.default_gate) { "Verdict" } else { "Thresholds" };
+    writeln!(out, "\n{title}")?;
     for v in verdicts {
         let abort = if v.abort { " (abort)" } else { "" };
         let mark = if v.passed { "PASS" } else { "FAIL" };
@@ -461,6 +474,7 @@ impl Threshold {
             abort: self.abort,
             aborted_at_s,
             message,
+            default_gate: false,
         }
     }
 }

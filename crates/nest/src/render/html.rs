@@ -455,6 +455,7 @@ mod tests {
             abort: false,
             aborted_at_s: None,
             message: format!("all requests: 12.50 ms <{passed}>"),
+            default_gate: false,
         }
     }
 

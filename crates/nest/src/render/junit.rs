@@ -140,6 +140,7 @@ mod tests {
             abort: false,
             aborted_at_s: (!passed).then_some(7.0),
             message: "all requests: 1 %".into(),
+            default_gate: false,
         }
     }
 

@@ -188,6 +188,7 @@ pub(crate) mod tests {
             abort: true,
             aborted_at_s: Some(31.0),
             message: "breached at 31s (2500 ms): the run was stopped".into(),
+            default_gate: false,
         };
         let report = serde_json::to_value(sample_report(true, vec![aborted])).unwrap();
         assert!(report["totals"]["corrected_histogram"].is_string() && report["thresholds"][0]["aborted_at_s"] == 31.0);
