@@ -26,12 +26,7 @@ pub fn gate_verdict(summary: &Summary) -> Verdict {
         unit: String::new(),
         abort: false,
         aborted_at_s: None,
-        message: format!(
-            "{} of {} requests, {}",
-            plural(failed, "failed request").replacen(" failed request", " failed", 1),
-            summary.totals.requests,
-            plural(errors, "script error")
-        ),
+        message: format!("{failed} of {} requests failed, {}", summary.totals.requests, plural(errors, "script error")),
         default_gate: true,
     }
 }
@@ -66,13 +61,13 @@ mod tests {
             Summary::new(&agg, &[], 1.0, 1, false)
         };
         let v = gate_verdict(&summary(&r));
-        assert!(v.passed && v.default_gate && v.message == "0 failed of 1 requests, 0 script errors", "{v:?}");
+        assert!(v.passed && v.default_gate && v.message == "0 of 1 requests failed, 0 script errors", "{v:?}");
         let failure = Some(Failure { kind: FailureKind::Transport, reason: "connection refused" });
         r.request("GET", "/", Sample { failure, ..Default::default() });
         r.request("GET", "/", Sample::default());
         assert!(!gate_verdict(&summary(&r)).passed);
         r.error("a.rhai:1:1", "boom");
         let v = gate_verdict(&summary(&r));
-        assert!(!v.passed && v.message == "0 failed of 0 requests, 1 script error", "{v:?}");
+        assert!(!v.passed && v.message == "0 of 0 requests failed, 1 script error", "{v:?}");
     }
 }
