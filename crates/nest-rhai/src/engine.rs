@@ -157,7 +157,9 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
     });
     engine.on_var(|name, index, context| match name {
         // A script's own variable of the same name (`let data = r.json();`) wins over the VU's.
-        "client" | "data" | "user" | "vu_id" | "shared" | "metric" if index > 0 || context.scope().contains(name) => Ok(None),
+        "client" | "data" | "user" | "vu_id" | "shared" | "metric" if index > 0 || context.scope().contains(name) => {
+            Ok(None)
+        }
         "client" => VuCtx::current("client").map(|_| Some(Dynamic::from(api::Client))),
         "data" => VuCtx::current("data").map(|_| Some(Dynamic::from(api::Data))),
         "user" => VuCtx::current("user").map(|vu| Some(vu.user.clone())),

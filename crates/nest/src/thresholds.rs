@@ -433,7 +433,9 @@ impl Threshold {
             &Metric::Latency { stat, corrected: false } => {
                 Some(stat.of(&o.latency)).filter(|_| o.requests > 0).map(|v| (v, v, "ms"))
             }
-            &Metric::Latency { stat, corrected: true } => o.corrected.as_ref().map(|l| stat.of(l)).map(|v| (v, v, "ms")),
+            &Metric::Latency { stat, corrected: true } => {
+                o.corrected.as_ref().map(|l| stat.of(l)).map(|v| (v, v, "ms"))
+            }
             Metric::Rps => Some((o.rps, o.rps, "req/s")),
             Metric::ErrorRate => rate(o.failures, o.requests).map(|r| (r, r * 100.0, "%")),
             Metric::Failures => Some((o.failures as f64, o.failures as f64, "")),
@@ -446,8 +448,7 @@ impl Threshold {
     /// The measure on the final report.
     fn measure_summary(&self, s: &Summary) -> Option<(f64, f64, &'static str)> {
         if self.metric.is_run_wide() {
-            let run =
-                custom::RunWide { checks: &s.checks, metrics: &s.metrics, script_errors: s.script_errors() };
+            let run = custom::RunWide { checks: &s.checks, metrics: &s.metrics, script_errors: s.script_errors() };
             return custom::measure(&self.metric, &run);
         }
         observe_summary(self, s).and_then(|o| self.measure(&o))

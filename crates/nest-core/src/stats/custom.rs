@@ -239,9 +239,7 @@ impl Names {
     pub(super) fn metric(&mut self, name: &str, kind: MetricKind) -> Result<(), CustomError> {
         match self.metrics.get(name) {
             Some(&k) if k == kind => Ok(()),
-            Some(&k) => {
-                Err(CustomError::KindClash { name: name.to_owned(), existing: k.word(), wanted: kind.word() })
-            }
+            Some(&k) => Err(CustomError::KindClash { name: name.to_owned(), existing: k.word(), wanted: kind.word() }),
             None => {
                 check_name("metric", name)?;
                 if self.metrics.len() >= MAX_METRICS {

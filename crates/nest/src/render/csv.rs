@@ -22,7 +22,19 @@ pub const FILES: [&str; 5] = ["_stats.csv", "_stats_history.csv", "_failures.csv
 
 /// The columns of `_checks.csv`: one row per check, then one per custom metric.
 const CHECKS_HEAD: [&str; 14] = [
-    "Type", "Name", "Count", "Passes", "Fails", "Value", "Per Second", "Min", "Mean", "Median", "90%", "95%", "99%",
+    "Type",
+    "Name",
+    "Count",
+    "Passes",
+    "Fails",
+    "Value",
+    "Per Second",
+    "Min",
+    "Mean",
+    "Median",
+    "90%",
+    "95%",
+    "99%",
     "Max",
 ];
 

@@ -155,7 +155,9 @@ pub(super) fn measure(metric: &Metric, run: &RunWide<'_>) -> Option<(f64, f64, &
             let passes = run.checks.iter().map(|c| c.passes).sum::<u64>();
             rate(passes, passes + run.checks.iter().map(|c| c.fails).sum::<u64>())
         }
-        Metric::Check(name) => run.checks.iter().find(|c| &c.name == name).and_then(|c| rate(c.passes, c.passes + c.fails)),
+        Metric::Check(name) => {
+            run.checks.iter().find(|c| &c.name == name).and_then(|c| rate(c.passes, c.passes + c.fails))
+        }
         Metric::Custom { kind, name, field } => {
             let row = run.metrics.iter().find(|m| &m.name == name && m.kind == *kind)?;
             let plain = |v: f64| Some((v, v, ""));
@@ -223,10 +225,8 @@ mod tests {
 
     #[test]
     fn measures_rows() {
-        let checks = [
-            CheckRow { name: "a".into(), passes: 3, fails: 1 },
-            CheckRow { name: "b".into(), passes: 0, fails: 4 },
-        ];
+        let checks =
+            [CheckRow { name: "a".into(), passes: 3, fails: 1 }, CheckRow { name: "b".into(), passes: 0, fails: 4 }];
         let run = RunWide { checks: &checks, metrics: &[], script_errors: 2 };
         assert_eq!(measure(&Metric::Checks, &run), Some((3.0 / 8.0, 37.5, "%")));
         assert_eq!(measure(&Metric::Check("a".into()), &run), Some((0.75, 75.0, "%")));
