@@ -681,4 +681,22 @@ mod tests {
         assert!(breached_now(std::slice::from_ref(&t), &agg, Duration::from_secs(10)).is_empty());
         assert_eq!(breached_now(&[t], &agg, Duration::from_secs(31)), vec![0]);
     }
+
+    #[test]
+    fn abort_thresholds_see_checks_and_custom_metrics_live() {
+        let r = Recorder::new();
+        r.check("is 200", true).unwrap();
+        r.check("is 200", false).unwrap();
+        r.metric("looked", nest_core::stats::MetricKind::Counter, |m| m.add(3.0)).unwrap();
+        let mut agg = Aggregate::default();
+        agg.merge(r.take());
+        let abort = |e: &str| Threshold { abort: true, ..p(e) };
+        let ts = [
+            abort("checks > 99%"),
+            abort("check \"is 200\" >= 50%"),
+            abort("counter \"looked\" < 3"),
+            abort("script_errors == 0"),
+        ];
+        assert_eq!(breached_now(&ts, &agg, Duration::from_secs(1)), vec![0, 2]);
+    }
 }
