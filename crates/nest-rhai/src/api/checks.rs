@@ -101,7 +101,7 @@ fn check(ctx: NativeCallContext, value: Dynamic, checks: Map) -> Res<bool> {
 /// One check's outcome, or the place and text of its error. Errors that stop the VU (the run stopping,
 /// `interrupt()`) go up unchanged.
 fn run_one(ctx: &NativeCallContext, name: &str, value: &Dynamic, test: Dynamic) -> Res<Result<bool, (String, String)>> {
-    if let Some(passed) = test.as_bool().ok() {
+    if let Ok(passed) = test.as_bool() {
         return Ok(Ok(passed));
     }
     let Some(f) = test.clone().try_cast::<FnPtr>() else {

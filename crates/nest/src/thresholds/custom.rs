@@ -62,10 +62,13 @@ const KINDS: [(&str, Option<MetricKind>); 5] = [
     ("gauge", Some(MetricKind::Gauge)),
 ];
 
+/// A parse error: the 1-based column and the message.
+pub(super) type ParseError = (usize, String);
+
 /// Parses `KIND "name"` and an optional `: field` at the start of `expr`. `None` when `expr` does not start with
 /// a kind and a quote; else the metric and the rest of the text (the operator and value), or an error with its
 /// 1-based column.
-pub(super) fn parse_named(expr: &str) -> Option<Result<(Metric, &str), (usize, String)>> {
+pub(super) fn parse_named(expr: &str) -> Option<Result<(Metric, &str), ParseError>> {
     let (kind, after_kind) = KINDS.iter().find_map(|(word, kind)| {
         let rest = expr.strip_prefix(word)?;
         rest.trim_start().starts_with('"').then_some((*kind, rest.trim_start()))
