@@ -54,8 +54,11 @@ fn header(page: &mut String, report: &Report) {
     let s = &report.summary;
     let t = &s.totals;
     let failed = report.thresholds.iter().filter(|v| !v.passed).count();
+    let gate = matches!(report.thresholds.as_slice(), [v] if v.default_gate);
     let (class, verdict) = match (report.thresholds.len(), failed) {
         (0, _) => ("none", "no thresholds".to_owned()),
+        (_, 0) if gate => ("pass", "default gate passed".to_owned()),
+        (_, _) if gate => ("fail", "default gate failed".to_owned()),
         (n, 0) => ("pass", format!("all {n} thresholds passed")),
         (n, f) => ("fail", format!("{f} of {n} thresholds failed")),
     };
@@ -566,6 +569,9 @@ mod tests {
         let page = render(&sample_report(true, Vec::new()));
         assert!(page.contains("data-chart=\"corrected_p99\"") && page.contains("data-table=\"corrected\""));
         assert!(page.contains("dropped starts/s") && page.contains("no thresholds"));
+        let gate = crate::thresholds::gate_verdict(&sample_report(false, Vec::new()).summary);
+        let gated = render(&sample_report(false, vec![gate]));
+        assert!(gated.contains("default gate failed") && !gated.contains("thresholds failed"));
     }
 
     #[test]
