@@ -145,7 +145,7 @@ pub struct RunArgs {
     /// Also write a self-contained HTML report (charts, tables, verdicts; works offline) to this file.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// Also write JUnit XML to this file: a test case per threshold and per request name.
+    /// Also write JUnit XML to this file: a test case per threshold, per request name and per check.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     /// Accept any TLS certificate, for self-signed test targets [env: NEST_INSECURE].

@@ -415,6 +415,18 @@ impl Threshold {
         Some((self.name.is_some() || self.method.is_some(), self.op.holds(rate, self.limit)))
     }
 
+    /// For a `checks` or `check "name"` threshold: whether it names `check` (rather than all checks), and whether
+    /// that check's own pass rate meets it. `None` for other thresholds. (JUnit's per-check test cases use it.)
+    pub fn check_rate_check(&self, check: &str, passes: u64, fails: u64) -> Option<(bool, bool)> {
+        let own = match &self.metric {
+            Metric::Checks => false,
+            Metric::Check(name) if name == check => true,
+            _ => return None,
+        };
+        let rate = if passes + fails == 0 { 1.0 } else { passes as f64 / (passes + fails) as f64 };
+        Some((own, self.op.holds(rate, self.limit)))
+    }
+
     fn selector(&self) -> String {
         if let Some(what) = custom::describe(&self.metric) {
             return what;
