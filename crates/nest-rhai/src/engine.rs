@@ -209,7 +209,7 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
         Err(c.misuse())
     });
     engine.on_var(move |name, index, context| {
-        if !matches!(name, "client" | "data" | "user" | "vu_id" | "shared") {
+        if !matches!(name, "client" | "data" | "user" | "vu_id" | "shared" | "metric") {
             return Ok(None);
         }
         // A script's own variable of the same name (`let data = r.json();`) wins over the VU's, except the stand-in
@@ -217,6 +217,10 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
         let captured = context.scope().get(name).is_some_and(|v| v.is::<Captured>());
         if !captured && (index > 0 || context.scope().contains(name)) {
             return Ok(None);
+        }
+        // Metrics may be declared at a script's top level, so `metric` needs no VU.
+        if name == "metric" {
+            return Ok(Some(Dynamic::from(api::Metrics)));
         }
         if fiber::local::<VuCtx>().is_none() && declaring.borrow().is_some() {
             // The top level is running: only a closure (`wait_time(|| user.think)`) can use this, and it captures a

@@ -23,8 +23,9 @@ pub struct Cli {
 
 /// Exit codes, shown in `--help`.
 pub const EXIT_CODES: &str = "Exit codes:
-  0  the run completed (request failures and script errors are reported, not fatal)
-  1  an unexpected internal error
+  0  the run completed and passed its thresholds (or, with none configured, the default gate)
+  1  the default gate failed: with no threshold configured, a request failed or a script error occurred
+     (--exit-code-on-error N changes the code, --no-default-gate turns the gate off); or an internal error
   2  a usage, config or script error, found before any load was sent (a failing setup() included)
  99  the run completed but at least one threshold failed";
 
@@ -165,12 +166,20 @@ pub struct RunArgs {
     /// Also write a self-contained HTML report (charts, tables, verdicts; works offline) to this file.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// Also write JUnit XML to this file: a test case per threshold and per request name.
+    /// Also write JUnit XML to this file: a test case per threshold, per request name and per check.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     /// Accept any TLS certificate, for self-signed test targets [env: NEST_INSECURE].
     #[arg(long)]
     pub insecure: bool,
+    /// With no threshold configured, the exit code of a run in which a request failed or a script error occurred
+    /// (the default gate); 0 turns the gate off [default: 1; env: NEST_EXIT_CODE_ON_ERROR].
+    #[arg(long, value_name = "N")]
+    pub exit_code_on_error: Option<u8>,
+    /// Turn the default gate off: with no threshold configured, exit 0 whatever failed [env:
+    /// NEST_NO_DEFAULT_GATE].
+    #[arg(long)]
+    pub no_default_gate: bool,
     /// Start the built-in demo shop on 127.0.0.1 and run against it.
     #[arg(long)]
     pub demo: bool,

@@ -76,6 +76,10 @@ pub struct FileConfig {
     pub exclude_tags: Option<Vec<String>>,
     /// Pass/fail criteria: expressions, or maps with `expr`, `abort` and `delay`.
     pub thresholds: Option<Vec<crate::thresholds::ThresholdSpec>>,
+    /// Exit code of a run that fails the default gate (0 turns it off).
+    pub exit_code_on_error: Option<u8>,
+    /// Turn the default gate off.
+    pub no_default_gate: Option<bool>,
     /// Taskset name -> weight; 0 disables it.
     #[serde(default)]
     pub tasksets: BTreeMap<String, Weight>,

@@ -38,6 +38,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The verdicts are already on stdout: a failed threshold needs no error line.
         Err(err) if err.downcast_ref::<thresholds::ThresholdsFailed>().is_some() => ExitCode::from(99),
+        // The gate's verdict is on stdout too.
+        Err(err) if err.downcast_ref::<thresholds::GateFailed>().is_some() => {
+            ExitCode::from(err.downcast_ref::<thresholds::GateFailed>().map_or(1, |gate| gate.code))
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             if err.downcast_ref::<UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }

@@ -118,6 +118,8 @@ pub struct RunPlan {
     pub shape: Option<nest_rhai::LoadShape>,
     /// Pass/fail criteria.
     pub thresholds: Vec<crate::thresholds::Threshold>,
+    /// The exit code of the default gate when it applies: no threshold configured, and not turned off.
+    pub gate: Option<u8>,
 }
 
 /// Checks the options, the config and the scripts.
@@ -198,7 +200,15 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
     {
         return Err(UsageError(format!("accept_encoding {codings:?} is not a valid header value")));
     }
-    Ok(RunPlan { mix, plan, host, insecure, max_body, accept_encoding, warnings, shape, thresholds })
+    let gate = default_gate(s, thresholds.is_empty());
+    Ok(RunPlan { mix, plan, host, insecure, max_body, accept_encoding, warnings, shape, thresholds, gate })
+}
+
+/// The default gate's exit code, when it applies: configured thresholds replace it, `no_default_gate` or an
+/// exit code of 0 turn it off.
+fn default_gate(s: &Settings, no_thresholds: bool) -> Option<u8> {
+    let code = s.exit_code_on_error.unwrap_or(crate::thresholds::DEFAULT_EXIT_CODE);
+    (no_thresholds && s.no_default_gate != Some(true) && code != 0).then_some(code)
 }
 
 /// Applies `--tags` / `--exclude-tags`; a selection that leaves nothing to run is an error.

@@ -7,6 +7,8 @@ use std::io::{self, Write};
 
 use nest_core::stats::{LatencyMs, Summary};
 
+pub(crate) mod custom;
+
 const LATENCY_HEADERS: [&str; 8] = ["Min", "Mean", "p50", "p90", "p95", "p99", "p99.9", "Max"];
 
 fn latencies(l: &LatencyMs) -> [f64; 8] {
@@ -199,7 +201,8 @@ pub fn print_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
             writeln!(out, "{}", if paced { format!("  {:>13}", t.pacing_missed) } else { String::new() })?;
         }
     }
-    print_pools(out, &s.pools)
+    print_pools(out, &s.pools)?;
+    custom::print(out, &s.checks, &s.metrics)
 }
 
 /// The "Data pools" table: what happened to each test data pool (only when there are some).

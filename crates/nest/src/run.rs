@@ -21,7 +21,7 @@ use crate::plan::{self, UsageError};
 use crate::render::Outputs;
 use crate::report::print_summary;
 use crate::result::{Report, RunInfo};
-use crate::thresholds::{self, Threshold, ThresholdsFailed};
+use crate::thresholds::{self, GateFailed, Threshold, ThresholdsFailed};
 
 /// Runs `nest run`.
 pub fn run(args: RunArgs) -> Result<()> {
@@ -59,6 +59,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let plan = checked.plan;
     let tasksets = plan.tasksets.clone();
     let (users, open) = (plan.users(), plan.model.is_open());
+    let gate = checked.gate;
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let handle = StopHandle::new();
@@ -101,7 +102,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     summary.started_at = result.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     summary.pools = crate::data::pool_rows(&data);
     summary.stopped_in = result.cut.map(|phase| phase.name().to_owned());
-    let verdicts = thresholds::evaluate(&hooks.thresholds, &summary, &hooks.aborted);
+    let mut verdicts = thresholds::evaluate(&hooks.thresholds, &summary, &hooks.aborted);
+    if gate.is_some() {
+        verdicts.push(thresholds::gate_verdict(&summary));
+    }
     let report = Report { summary, run: run_info, thresholds: verdicts };
     // `--json -` puts the JSON on stdout, alone, so the summary goes to stderr.
     let json_on_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
@@ -119,6 +123,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         say(&format!("report written to {}", path.display()));
     }
     let failed = report.thresholds.iter().filter(|v| !v.passed).count();
+    if let Some(code) = gate
+        && failed > 0
+    {
+        return Err(GateFailed { code }.into());
+    }
     if failed > 0 {
         return Err(ThresholdsFailed { failed, total: report.thresholds.len() }.into());
     }

@@ -61,7 +61,8 @@ impl FromEnv for ByteSize {
         nest_http::parse_size(value).map(ByteSize)
     }
 }
-from_str_env!(u64 => "expected a whole number", usize => "expected a whole number", f64 => "expected a number");
+from_str_env!(u64 => "expected a whole number", usize => "expected a whole number", f64 => "expected a number",
+    u8 => "expected a whole number from 0 to 255");
 impl FromEnv for Vec<nest_core::Stage> {
     fn from_env(value: &str) -> Result<Self, String> {
         nest_core::curve::parse_stages(value, parse_duration)
@@ -171,6 +172,10 @@ settings! {
     max_array_size: usize = "NEST_MAX_ARRAY_SIZE",
     /// Entries one script map may hold.
     max_map_size: usize = "NEST_MAX_MAP_SIZE",
+    /// Exit code of a run that fails the default gate (0 turns the gate off).
+    exit_code_on_error: u8 = "NEST_EXIT_CODE_ON_ERROR",
+    /// Turn the default gate off.
+    no_default_gate: bool = "NEST_NO_DEFAULT_GATE",
 }
 
 /// The `--help` section listing the environment variables and the precedence rule.
@@ -223,6 +228,8 @@ impl Settings {
             max_string_size: None,
             max_array_size: None,
             max_map_size: None,
+            exit_code_on_error: args.exit_code_on_error,
+            no_default_gate: args.no_default_gate.then_some(true),
         })
     }
 
@@ -283,6 +290,8 @@ impl Settings {
             max_string_size: f.max_string_size,
             max_array_size: f.max_array_size,
             max_map_size: f.max_map_size,
+            exit_code_on_error: f.exit_code_on_error,
+            no_default_gate: f.no_default_gate,
         })
     }
 
@@ -323,11 +332,13 @@ mod tests {
         assert!(env(&[("NEST_HOST", "ftp://x")]).unwrap_err().0.starts_with("NEST_HOST=ftp://x: "));
         assert_eq!(env(&[("NEST_INSECURE", "yes")]).unwrap().insecure, Some(true));
         assert_eq!(env(&[("NEST_USERS", "")]).unwrap().users, None, "empty means unset");
-        assert_eq!(Settings::ENV.len(), 25);
+        assert_eq!(Settings::ENV.len(), 27);
         assert_eq!(env(&[("NEST_MAX_BODY", "2MiB")]).unwrap().max_body, Some(ByteSize(2 << 20)));
         assert!(env(&[("NEST_MAX_BODY", "big")]).unwrap_err().0.starts_with("NEST_MAX_BODY=big: `big` is not a size"));
         assert!(!env(&[("NEST_STRICT", "false")]).unwrap().load_options().strict);
         let limits = env(&[("NEST_MAX_STRING_SIZE", "1024")]).unwrap().load_options().limits;
         assert_eq!((limits.max_string_size, limits.max_array_size), (1024, 1_000_000));
+        assert_eq!(env(&[("NEST_EXIT_CODE_ON_ERROR", "3")]).unwrap().exit_code_on_error, Some(3));
+        assert!(env(&[("NEST_EXIT_CODE_ON_ERROR", "300")]).unwrap_err().0.contains("0 to 255"));
     }
 }

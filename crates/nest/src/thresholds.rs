@@ -1,20 +1,27 @@
 //! Thresholds: the pass/fail criteria that decide a run's exit code.
 //!
 //! A threshold is a small expression, `[METHOD] [NAME:] metric op value`: `p95 < 300ms`, `error_rate < 1%`,
-//! `rps > 50`, `GET /items/:id: p99 < 800ms`, `checks > 99%`. Expressions are parsed before any load, and a
-//! malformed one is reported with the column where it goes wrong. They are evaluated on the final report (exit
+//! `rps > 50`, `GET /items/:id: p99 < 800ms`; or a run-wide one: `checks > 99%`, `check "has token" > 99%`,
+//! `script_errors == 0`, `counter "looked" > 10`, `trend "cart_value": p95 < 300` (see [`custom`]). Rates take
+//! `%`: a bare number there is refused with a suggestion, since `error_rate < 1` once silently meant 100%.
+//! Expressions are parsed before any load, and a malformed one is reported with the column where it goes wrong. They are evaluated on the final report (exit
 //! code 99 when one fails, the k6 convention) and, for those marked `abort`, on the live statistics once their
 //! `delay` has passed, to stop a run that is already lost.
 
 use std::time::Duration;
 
-use nest_core::stats::{Aggregate, FailureKind, LatencyMs, Summary};
+use nest_core::stats::{Aggregate, LatencyMs, Summary};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::UsageError;
 
+mod custom;
+mod gate;
+
+pub use gate::{DEFAULT_EXIT_CODE, GateFailed, gate_verdict};
+
 /// What a threshold measures.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Metric {
     /// A latency statistic (index into [`LatencyMs`] fields), raw or corrected.
     Latency {
@@ -25,7 +32,25 @@ enum Metric {
     ErrorRate,
     Failures,
     Requests,
+    /// The pass rate of all the script's `check()`s.
     Checks,
+    /// The pass rate of one named check.
+    Check(String),
+    /// Script errors (a count).
+    ScriptErrors,
+    /// A custom metric of the script.
+    Custom {
+        kind: nest_core::stats::MetricKind,
+        name: String,
+        field: custom::Field,
+    },
+}
+
+impl Metric {
+    /// Whether it belongs to the whole run rather than to requests (so it takes no request selector).
+    fn is_run_wide(&self) -> bool {
+        custom::unit_of(self).is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -132,6 +157,9 @@ pub struct Verdict {
     pub aborted_at_s: Option<f64>,
     /// A one-line explanation.
     pub message: String,
+    /// This is the default gate (no threshold was configured), not a threshold.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default_gate: bool,
 }
 
 impl ThresholdSpec {
@@ -168,6 +196,12 @@ impl std::error::Error for ThresholdsFailed {}
 pub fn print_verdict_line(out: &mut impl std::io::Write, report: &crate::result::Report) -> std::io::Result<()> {
     let failed: Vec<&Verdict> = report.thresholds.iter().filter(|v| !v.passed).collect();
     let t = &report.summary.totals;
+    if let [gate] = report.thresholds.as_slice()
+        && gate.default_gate
+    {
+        let word = if gate.passed { "PASS" } else { "FAIL" };
+        return writeln!(out, "{word}: {} ({}, {:.1} req/s)", gate.expr, gate.message, t.rps);
+    }
     match (report.thresholds.len(), failed.len()) {
         (0, _) => writeln!(out, "DONE: {} requests, {} failed, {:.1} req/s", t.requests, t.failures, t.rps),
         (n, 0) => writeln!(out, "PASS: {n} of {n} thresholds held"),
@@ -184,7 +218,8 @@ pub fn print_verdicts(out: &mut impl std::io::Write, verdicts: &[Verdict]) -> st
         return Ok(());
     }
     let width = verdicts.iter().map(|v| v.expr.chars().count()).max().unwrap_or(0);
-    writeln!(out, "\nThresholds")?;
+    let title = if verdicts.iter().all(|v| v.default_gate) { "Verdict" } else { "Thresholds" };
+    writeln!(out, "\n{title}")?;
     for v in verdicts {
         let abort = if v.abort { " (abort)" } else { "" };
         let mark = if v.passed { "PASS" } else { "FAIL" };
@@ -194,11 +229,15 @@ pub fn print_verdicts(out: &mut impl std::io::Write, verdicts: &[Verdict]) -> st
 }
 
 const METRICS: &str = "p50, p90, p95, p99, p99.9, min, mean, max (or corrected_p99 etc.), rps, error_rate, \
-                       failures, requests, checks";
+                       failures, requests, checks, script_errors, or check/counter/trend/rate/gauge \"name\"";
 
-/// Parses `[METHOD] [NAME:] metric op value`. Errors carry the 1-based column.
+/// Parses `[METHOD] [NAME:] metric op value` or `KIND "name"[: field] op value`. Errors carry the 1-based column.
 fn parse(expr: &str) -> Result<Threshold, (usize, String)> {
     let col = |part: &str| expr.len() - part.len() + 1;
+    if let Some(named) = custom::parse_named(expr.trim_start()) {
+        let (metric, rest) = named.map_err(|(at, m)| (at + expr.len() - expr.trim_start().len(), m))?;
+        return finish(expr, None, None, metric, rest);
+    }
     // The selector ends at the last ": " (names like `/items/:id` contain colons without a space).
     let (selector, rest) = match expr.rfind(": ") {
         Some(at) => (Some(expr[..at].trim()), &expr[at + 2..]),
@@ -219,7 +258,23 @@ fn parse(expr: &str) -> Result<Threshold, (usize, String)> {
     let metric_text = &rest_trim[..metric_len];
     let metric = metric(metric_text)
         .ok_or_else(|| (col(rest_trim), format!("unknown metric `{metric_text}`; expected one of {METRICS}")))?;
-    let after = rest_trim[metric_len..].trim_start();
+    if metric.is_run_wide() && selector.is_some() {
+        let hint = if metric == Metric::Checks { " (one check: `check \"name\" > 99%`)" } else { "" };
+        return Err((1, format!("`{metric_text}` covers the whole run and takes no request name{hint}")));
+    }
+    finish(expr, method, name, metric, &rest_trim[metric_len..])
+}
+
+/// Parses the operator and value after the metric (`rest`) and builds the threshold.
+fn finish(
+    expr: &str,
+    method: Option<String>,
+    name: Option<String>,
+    metric: Metric,
+    rest: &str,
+) -> Result<Threshold, (usize, String)> {
+    let col = |part: &str| expr.len() - part.len() + 1;
+    let after = rest.trim_start();
     let (op, op_len) = match after.get(..2) {
         Some("<=") => (Op::Le, 2),
         Some(">=") => (Op::Ge, 2),
@@ -236,16 +291,16 @@ fn parse(expr: &str) -> Result<Threshold, (usize, String)> {
         return Err((expr.len() + 1, "expected a value after the operator".into()));
     }
     let value_col = col(after[op_len..].trim_start());
-    let limit = value(metric, value_text).map_err(|m| (value_col, m))?;
+    let limit = value(&metric, value_text).map_err(|m| match m {
+        ValueError::BareRate(n) => (value_col, bare_rate(expr, value_col, n)),
+        ValueError::Other(m) => (value_col, m),
+    })?;
     Ok(Threshold { expr: expr.to_owned(), method, name, metric, op, limit, abort: false, delay: Duration::ZERO })
 }
 
-fn metric(text: &str) -> Option<Metric> {
-    let (corrected, stat_text) = match text.strip_prefix("corrected_") {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let stat = match stat_text {
+/// A latency statistic by name.
+fn stat(text: &str) -> Option<Stat> {
+    match text {
         "min" => Some(Stat::Min),
         "mean" | "avg" => Some(Stat::Mean),
         "p50" | "med" | "median" => Some(Stat::P50),
@@ -255,8 +310,15 @@ fn metric(text: &str) -> Option<Metric> {
         "p99.9" | "p999" => Some(Stat::P999),
         "max" => Some(Stat::Max),
         _ => None,
+    }
+}
+
+fn metric(text: &str) -> Option<Metric> {
+    let (corrected, stat_text) = match text.strip_prefix("corrected_") {
+        Some(rest) => (true, rest),
+        None => (false, text),
     };
-    if let Some(stat) = stat {
+    if let Some(stat) = stat(stat_text) {
         return Some(Metric::Latency { stat, corrected });
     }
     if corrected {
@@ -268,42 +330,70 @@ fn metric(text: &str) -> Option<Metric> {
         "failures" => Some(Metric::Failures),
         "requests" => Some(Metric::Requests),
         "checks" => Some(Metric::Checks),
+        "script_errors" => Some(Metric::ScriptErrors),
         _ => None,
     }
 }
 
+/// Why a limit was refused.
+enum ValueError {
+    /// A rate given as a bare number: ambiguous, refused with a suggestion.
+    BareRate(f64),
+    Other(String),
+}
+
+impl From<String> for ValueError {
+    fn from(text: String) -> ValueError {
+        ValueError::Other(text)
+    }
+}
+
+/// The message for a bare number on a rate, suggesting the expression with `%`.
+fn bare_rate(expr: &str, value_col: usize, n: f64) -> String {
+    let before = &expr[..value_col - 1];
+    let mut text = format!("a rate takes a percentage: did you mean `{before}{n}%`");
+    if n > 0.0 && n < 1.0 {
+        text.push_str(&format!(" or, as a fraction, `{before}{}%`", fmt_value(n * 100.0)));
+    }
+    text.push('?');
+    text
+}
+
 /// The limit in the metric's base unit.
-fn value(metric: Metric, text: &str) -> Result<f64, String> {
+fn value(metric: &Metric, text: &str) -> Result<f64, ValueError> {
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).unwrap_or(text.len());
     let (number, unit) = (&text[..split], text[split..].trim());
     let n: f64 = number.parse().map_err(|_| format!("`{text}` is not a number"))?;
-    match metric {
-        Metric::Latency { .. } => match unit {
+    let kind = match metric {
+        Metric::Latency { .. } => custom::Unit::Ms,
+        Metric::ErrorRate => custom::Unit::Rate,
+        Metric::Rps | Metric::Failures | Metric::Requests => custom::Unit::Plain,
+        other => custom::unit_of(other).unwrap_or(custom::Unit::Plain),
+    };
+    Ok(match kind {
+        custom::Unit::Ms => match unit {
             "" | "ms" => Ok(n),
             "s" => Ok(n * 1000.0),
             "us" | "µs" => Ok(n / 1000.0),
             "m" => Ok(n * 60_000.0),
             other => Err(format!("unknown unit `{other}` for a latency: use ms or s")),
+        }?,
+        custom::Unit::Rate => match unit {
+            "%" => n / 100.0,
+            "" => return Err(ValueError::BareRate(n)),
+            other => return Err(format!("unknown unit `{other}` for a rate: use %").into()),
         },
-        Metric::ErrorRate | Metric::Checks => match unit {
-            "%" => Ok(n / 100.0),
-            "" if (0.0..=1.0).contains(&n) => Ok(n),
-            "" => Err(format!("a rate is a fraction from 0 to 1, or a percentage like {n}%")),
-            other => Err(format!("unknown unit `{other}` for a rate: use %")),
+        custom::Unit::Plain => match unit {
+            "" => n,
+            other => return Err(format!("`{other}`: this metric takes a plain number").into()),
         },
-        Metric::Rps | Metric::Failures | Metric::Requests => match unit {
-            "" => Ok(n),
-            other => Err(format!("`{other}`: this metric takes a plain number")),
-        },
-    }
+    })
 }
 
 /// The figures a threshold can look at, for all requests or one name.
 struct Observed {
     requests: u64,
     failures: u64,
-    transport_failures: u64,
-    check_failures: u64,
     rps: f64,
     latency: LatencyMs,
     corrected: Option<LatencyMs>,
@@ -325,7 +415,22 @@ impl Threshold {
         Some((self.name.is_some() || self.method.is_some(), self.op.holds(rate, self.limit)))
     }
 
+    /// For a `checks` or `check "name"` threshold: whether it names `check` (rather than all checks), and whether
+    /// that check's own pass rate meets it. `None` for other thresholds. (JUnit's per-check test cases use it.)
+    pub fn check_rate_check(&self, check: &str, passes: u64, fails: u64) -> Option<(bool, bool)> {
+        let own = match &self.metric {
+            Metric::Checks => false,
+            Metric::Check(name) if name == check => true,
+            _ => return None,
+        };
+        let rate = if passes + fails == 0 { 1.0 } else { passes as f64 / (passes + fails) as f64 };
+        Some((own, self.op.holds(rate, self.limit)))
+    }
+
     fn selector(&self) -> String {
+        if let Some(what) = custom::describe(&self.metric) {
+            return what;
+        }
         match (&self.method, &self.name) {
             (Some(m), Some(n)) => format!("{m} {n}"),
             (None, Some(n)) => n.clone(),
@@ -336,24 +441,32 @@ impl Threshold {
     /// The value to compare, in base units, and its display value and unit.
     fn measure(&self, o: &Observed) -> Option<(f64, f64, &'static str)> {
         let rate = |num: u64, den: u64| if den == 0 { None } else { Some(num as f64 / den as f64) };
-        match self.metric {
-            Metric::Latency { stat, corrected: false } => {
+        match &self.metric {
+            &Metric::Latency { stat, corrected: false } => {
                 Some(stat.of(&o.latency)).filter(|_| o.requests > 0).map(|v| (v, v, "ms"))
             }
-            Metric::Latency { stat, corrected: true } => o.corrected.as_ref().map(|l| stat.of(l)).map(|v| (v, v, "ms")),
+            &Metric::Latency { stat, corrected: true } => {
+                o.corrected.as_ref().map(|l| stat.of(l)).map(|v| (v, v, "ms"))
+            }
             Metric::Rps => Some((o.rps, o.rps, "req/s")),
             Metric::ErrorRate => rate(o.failures, o.requests).map(|r| (r, r * 100.0, "%")),
             Metric::Failures => Some((o.failures as f64, o.failures as f64, "")),
             Metric::Requests => Some((o.requests as f64, o.requests as f64, "")),
-            Metric::Checks => {
-                rate(o.requests - o.transport_failures - o.check_failures, o.requests - o.transport_failures)
-                    .map(|r| (r, r * 100.0, "%"))
-            }
+            // Run-wide metrics are measured by `custom::measure`.
+            _ => None,
         }
     }
 
-    fn verdict(&self, observed: Option<Observed>, aborted_at_s: Option<f64>) -> Verdict {
-        let measured = observed.as_ref().and_then(|o| self.measure(o));
+    /// The measure on the final report.
+    fn measure_summary(&self, s: &Summary) -> Option<(f64, f64, &'static str)> {
+        if self.metric.is_run_wide() {
+            let run = custom::RunWide { checks: &s.checks, metrics: &s.metrics, script_errors: s.script_errors() };
+            return custom::measure(&self.metric, &run);
+        }
+        observe_summary(self, s).and_then(|o| self.measure(&o))
+    }
+
+    fn verdict(&self, measured: Option<(f64, f64, &'static str)>, aborted_at_s: Option<f64>) -> Verdict {
         let (passed, shown, unit, message) = match measured {
             Some((value, shown, unit)) => {
                 let passed = self.op.holds(value, self.limit) && aborted_at_s.is_none();
@@ -374,6 +487,7 @@ impl Threshold {
             abort: self.abort,
             aborted_at_s,
             message,
+            default_gate: false,
         }
     }
 }
@@ -389,24 +503,17 @@ pub fn evaluate(thresholds: &[Threshold], summary: &Summary, aborted: &[(usize, 
         .enumerate()
         .map(|(i, t)| {
             let aborted_at = aborted.iter().find(|(j, _)| *j == i).map(|(_, at)| *at);
-            t.verdict(observe_summary(t, summary), aborted_at)
+            t.verdict(t.measure_summary(summary), aborted_at)
         })
         .collect()
 }
 
 fn observe_summary(t: &Threshold, s: &Summary) -> Option<Observed> {
-    let failures_of = |kind| {
-        s.failures.iter().filter(|f| f.kind == kind && t.matches(&f.method, &f.name)).map(|f| f.count).sum::<u64>()
-    };
-    let (transport_failures, check_failures) =
-        (failures_of(FailureKind::Transport), failures_of(FailureKind::Status) + failures_of(FailureKind::Check));
     if t.name.is_none() && t.method.is_none() {
         let tot = &s.totals;
         return Some(Observed {
             requests: tot.requests,
             failures: tot.failures,
-            transport_failures,
-            check_failures,
             rps: tot.rps,
             latency: tot.latency_ms,
             corrected: tot.corrected_latency_ms,
@@ -415,8 +522,7 @@ fn observe_summary(t: &Threshold, s: &Summary) -> Option<Observed> {
     // A selected name: with one matching row use its figures; several (one name, several methods) would need
     // merged histograms, which the rows carry.
     let rows: Vec<_> = s.requests.iter().filter(|r| t.matches(&r.method, &r.name)).collect();
-    let merged = merge_rows(&rows)?;
-    Some(Observed { transport_failures, check_failures, ..merged })
+    merge_rows(&rows)
 }
 
 fn merge_rows(rows: &[&nest_core::stats::RequestRow]) -> Option<Observed> {
@@ -425,8 +531,6 @@ fn merge_rows(rows: &[&nest_core::stats::RequestRow]) -> Option<Observed> {
         [r] => Some(Observed {
             requests: r.requests,
             failures: r.failures,
-            transport_failures: 0,
-            check_failures: 0,
             rps: r.rps,
             latency: r.latency_ms,
             corrected: r.corrected_latency_ms,
@@ -446,8 +550,6 @@ fn merge_rows(rows: &[&nest_core::stats::RequestRow]) -> Option<Observed> {
             Some(Observed {
                 requests: counts.count,
                 failures: counts.failures,
-                transport_failures: 0,
-                check_failures: 0,
                 rps: many.iter().map(|r| r.rps).sum(),
                 latency: LatencyMs::of(&counts.latency),
                 corrected: None,
@@ -459,11 +561,17 @@ fn merge_rows(rows: &[&nest_core::stats::RequestRow]) -> Option<Observed> {
 /// Checks the abort thresholds against live statistics; returns the indices breached now.
 pub fn breached_now(thresholds: &[Threshold], aggregate: &Aggregate, elapsed: Duration) -> Vec<usize> {
     let secs = elapsed.as_secs_f64().max(1e-9);
+    // Run-wide figures are built once per look, and only when a run-wide abort threshold is due.
+    let mut run_wide: Option<custom::LiveRunWide> = None;
     thresholds
         .iter()
         .enumerate()
         .filter(|(_, t)| t.abort && elapsed >= t.delay)
         .filter(|(_, t)| {
+            if t.metric.is_run_wide() {
+                let live = run_wide.get_or_insert_with(|| custom::LiveRunWide::of(aggregate, secs));
+                return custom::measure(&t.metric, &live.view()).is_some_and(|(v, _, _)| !t.op.holds(v, t.limit));
+            }
             let mut c = nest_core::stats::RequestCounts::default();
             for ((name, method), counts) in &aggregate.requests {
                 if t.matches(method, name) {
@@ -473,19 +581,9 @@ pub fn breached_now(thresholds: &[Threshold], aggregate: &Aggregate, elapsed: Du
             if c.count == 0 {
                 return false;
             }
-            let failures_of = |kinds: &[FailureKind]| {
-                aggregate
-                    .failures
-                    .iter()
-                    .filter(|((m, n, _), (k, _))| kinds.contains(k) && t.matches(m, n))
-                    .map(|(_, (_, count))| count)
-                    .sum::<u64>()
-            };
             let observed = Observed {
                 requests: c.count,
                 failures: c.failures,
-                transport_failures: failures_of(&[FailureKind::Transport]),
-                check_failures: failures_of(&[FailureKind::Status, FailureKind::Check]),
                 rps: c.count as f64 / secs,
                 latency: LatencyMs::of(&c.latency),
                 corrected: c.corrected.as_ref().map(LatencyMs::of),
@@ -499,7 +597,7 @@ pub fn breached_now(thresholds: &[Threshold], aggregate: &Aggregate, elapsed: Du
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nest_core::stats::{Failure, Recorder, Sample};
+    use nest_core::stats::{Failure, FailureKind, Recorder, Sample};
 
     fn p(expr: &str) -> Threshold {
         parse(expr).unwrap_or_else(|e| panic!("{expr}: {e:?}"))
@@ -515,7 +613,8 @@ mod tests {
         assert_eq!((t.metric, t.op, t.limit), (Metric::Latency { stat: Stat::P95, corrected: false }, Op::Lt, 300.0));
         assert_eq!(p("p99 < 2s").limit, 2000.0);
         assert_eq!(p("error_rate < 1%").limit, 0.01);
-        assert_eq!(p("error_rate <= 0.05").limit, 0.05);
+        assert_eq!(p("error_rate <= 0.5%").limit, 0.005);
+        assert_eq!(p("script_errors == 0").metric, Metric::ScriptErrors);
         assert_eq!(p("rps > 50").op, Op::Gt);
         assert_eq!(p("checks > 99%").limit, 0.99);
         assert_eq!(p("corrected_p99 < 1s").metric, Metric::Latency { stat: Stat::P99, corrected: true });
@@ -534,7 +633,14 @@ mod tests {
         assert!(err("p96 < 3ms").contains("unknown metric `p96`") && err("p96 < 3ms").contains("column 1"));
         assert!(err("p95 ~ 3ms").contains("expected an operator") && err("p95 ~ 3ms").contains("column 5"));
         assert!(err("p95 <").contains("expected a value"));
-        assert!(err("error_rate < 5").contains("percentage like 5%"));
+        assert_eq!(
+            err("error_rate < 1"),
+            "--threshold: threshold `error_rate < 1`: a rate takes a percentage: did you mean `error_rate < 1%`? \
+             (at column 14)"
+        );
+        assert!(err("error_rate <= 0.05").contains("`error_rate <= 0.05%` or, as a fraction, `error_rate <= 5%`?"));
+        assert!(err("checks > 0.99").contains("`checks > 99%`"));
+        assert!(err("GET /a: checks > 99%").contains("takes no request name (one check: `check \"name\" > 99%`)"));
         assert!(err("GET /a: rps > 1s").contains("plain number"));
     }
 
@@ -563,11 +669,13 @@ mod tests {
                 .iter()
                 .map(|e| p(e))
                 .collect();
+        let mut s = s;
+        s.checks = vec![nest_core::stats::CheckRow { name: "is 200".into(), passes: 94, fails: 5 }];
         let v = evaluate(&ts, &s, &[]);
         assert!(v[0].passed, "{:?}", v[0]);
         assert!(!v[1].passed && v[1].observed == Some(6.0) && v[1].unit == "%", "{:?}", v[1]);
         assert!(v[2].passed);
-        // 5 failed checks out of the 99 requests that got a response.
+        // 5 failed checks out of 99.
         assert!(!v[3].passed && (v[3].observed.unwrap() - 100.0 * 94.0 / 99.0).abs() < 1e-9, "{:?}", v[3]);
         assert!(v[4].passed, "{:?}", v[4]);
         assert!(!v[5].passed && v[5].message.contains("no data"));
@@ -584,5 +692,23 @@ mod tests {
         let t = Threshold { abort: true, delay: Duration::from_secs(30), ..p("p99 < 2s") };
         assert!(breached_now(std::slice::from_ref(&t), &agg, Duration::from_secs(10)).is_empty());
         assert_eq!(breached_now(&[t], &agg, Duration::from_secs(31)), vec![0]);
+    }
+
+    #[test]
+    fn abort_thresholds_see_checks_and_custom_metrics_live() {
+        let r = Recorder::new();
+        r.check("is 200", true).unwrap();
+        r.check("is 200", false).unwrap();
+        r.metric("looked", nest_core::stats::MetricKind::Counter, |m| m.add(3.0)).unwrap();
+        let mut agg = Aggregate::default();
+        agg.merge(r.take());
+        let abort = |e: &str| Threshold { abort: true, ..p(e) };
+        let ts = [
+            abort("checks > 99%"),
+            abort("check \"is 200\" >= 50%"),
+            abort("counter \"looked\" < 3"),
+            abort("script_errors == 0"),
+        ];
+        assert_eq!(breached_now(&ts, &agg, Duration::from_secs(1)), vec![0, 2]);
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::timeline::MAX_POINTS;
-use super::{Delta, FailureKind, RequestCounts, Second, SlotCounts};
+use super::{CheckCounts, Delta, FailureKind, MetricValue, RequestCounts, Second, SlotCounts};
 
 /// Everything recorded in a run so far, merged across workers.
 #[derive(Debug, Default)]
@@ -30,6 +30,10 @@ pub struct Aggregate {
     step: u64,
     /// Every sealed second before this one is folded into its point.
     folded_before: u64,
+    /// The script's checks by name.
+    pub checks: BTreeMap<String, CheckCounts>,
+    /// The script's custom metrics by name.
+    pub metrics: BTreeMap<String, MetricValue>,
 }
 
 impl Aggregate {
@@ -57,6 +61,19 @@ impl Aggregate {
         }
         for (key, n) in delta.errors {
             *self.errors.entry(key).or_default() += n;
+        }
+        for (name, c) in delta.checks {
+            let mine = self.checks.entry(name.into()).or_default();
+            mine.passes += c.passes;
+            mine.fails += c.fails;
+        }
+        for (name, value) in delta.metrics {
+            match self.metrics.get_mut(&*name) {
+                Some(mine) => mine.merge(&value),
+                None => {
+                    self.metrics.insert(name.into(), value);
+                }
+            }
         }
         if self.slots.len() < delta.slots.len() {
             self.slots.resize_with(delta.slots.len(), Vec::new);

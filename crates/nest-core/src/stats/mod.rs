@@ -7,6 +7,7 @@
 //! percentiles are exact to that precision and never averaged.
 
 mod aggregate;
+mod custom;
 mod summary;
 mod timeline;
 
@@ -19,6 +20,10 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 pub use aggregate::Aggregate;
+pub use custom::{
+    CheckCounts, CheckRow, CustomError, MAX_CHECKS, MAX_METRICS, MAX_NAME_LEN, MetricKind, MetricRow, MetricValue,
+    check_name, check_rows, metric_rows,
+};
 pub use summary::{ErrorRow, FailureRow, LatencyMs, PoolRow, RequestRow, Summary, TaskRow, TimelinePoint, Totals};
 pub use timeline::{MAX_POINTS, Second, TOTAL_QUANTILES, TimelineRow, TimelineTotal};
 
@@ -209,12 +214,20 @@ pub struct Delta {
     pub errors: HashMap<(String, String), u64>,
     /// Slot counters: `slots[taskset][slot index]` (see [`crate::Slot::index`]).
     pub slots: Vec<Vec<SlotCounts>>,
+    /// The script's `check()` results by check name.
+    pub checks: HashMap<Box<str>, CheckCounts>,
+    /// The script's custom metrics by name (declared ones too, possibly still empty).
+    pub metrics: HashMap<Box<str>, MetricValue>,
 }
 
 impl Delta {
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.requests.is_empty() && self.errors.is_empty() && self.slots.iter().flatten().all(|s| s.runs == 0)
+        self.requests.is_empty()
+            && self.errors.is_empty()
+            && self.slots.iter().flatten().all(|s| s.runs == 0)
+            && self.checks.is_empty()
+            && self.metrics.is_empty()
     }
 }
 
@@ -222,6 +235,8 @@ impl Delta {
 #[derive(Clone, Default)]
 pub struct Recorder {
     delta: Rc<RefCell<Delta>>,
+    /// Metric and check names seen in the whole run (they outlive each delta).
+    names: Rc<RefCell<custom::Names>>,
 }
 
 impl Recorder {
@@ -274,6 +289,38 @@ impl Recorder {
     /// Records an error that belongs to no slot.
     pub fn error(&self, location: &str, message: &str) {
         *self.delta.borrow_mut().errors.entry((location.to_owned(), message.to_owned())).or_default() += 1;
+    }
+
+    /// Records one result of the named check.
+    pub fn check(&self, name: &str, passed: bool) -> Result<(), CustomError> {
+        self.names.borrow_mut().check(name)?;
+        let mut delta = self.delta.borrow_mut();
+        let counts = match delta.checks.get_mut(name) {
+            Some(c) => c,
+            None => delta.checks.entry(name.into()).or_default(),
+        };
+        if passed {
+            counts.passes += 1;
+        } else {
+            counts.fails += 1;
+        }
+        Ok(())
+    }
+
+    /// Updates (or declares, with an `update` that does nothing) the custom metric `name` of `kind`.
+    pub fn metric(
+        &self,
+        name: &str,
+        kind: MetricKind,
+        update: impl FnOnce(&mut MetricValue) -> Result<(), CustomError>,
+    ) -> Result<(), CustomError> {
+        self.names.borrow_mut().metric(name, kind)?;
+        let mut delta = self.delta.borrow_mut();
+        let value = match delta.metrics.get_mut(name) {
+            Some(v) => v,
+            None => delta.metrics.entry(name.into()).or_insert_with(|| MetricValue::new(kind)),
+        };
+        update(value)
     }
 
     /// Takes everything recorded so far, leaving the recorder empty.

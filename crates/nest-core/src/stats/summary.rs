@@ -6,7 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Aggregate, FailureKind, Latency, RequestCounts, TimelineRow, TimelineTotal, encode_histogram};
+use super::custom::{check_rows, metric_rows};
+use super::{
+    Aggregate, CheckRow, FailureKind, Latency, MetricRow, RequestCounts, TimelineRow, TimelineTotal, encode_histogram,
+};
 use crate::taskset::{Slot, TasksetSpec};
 
 /// Latency figures in milliseconds.
@@ -220,6 +223,19 @@ pub struct Summary {
     /// the caller; absent when the run was not stopped in one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_in: Option<String>,
+    /// The script's `check()` results, one row per check name, by name.
+    #[serde(default)]
+    pub checks: Vec<CheckRow>,
+    /// The script's custom metrics, one row per name, by name.
+    #[serde(default)]
+    pub metrics: Vec<MetricRow>,
+}
+
+impl Summary {
+    /// Script errors of the run (the sum of `errors[].count`).
+    pub fn script_errors(&self) -> u64 {
+        self.errors.iter().map(|e| e.count).sum()
+    }
 }
 
 /// What happened to one test data pool.
@@ -356,6 +372,8 @@ impl Summary {
             timeline,
             pools: Vec::new(),
             stopped_in: None,
+            checks: check_rows(&aggregate.checks),
+            metrics: metric_rows(&aggregate.metrics, duration_s),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The functions and types a taskset script sees at run time.
 //!
-//! `client` (HTTP), the response type, `data` (test data pools), and the helpers (`rand`, `sleep`, `interrupt`,
-//! ...). Host functions find the running VU through the fiber-local [`VuCtx`](crate::engine::VuCtx); anything that
+//! `client` (HTTP), the response type and its extraction helpers, `data` (test data pools), `check` and `metric`,
+//! and the helpers (`rand`, `sleep`, `interrupt`, ...). Host functions find the running VU through the fiber-local [`VuCtx`](crate::engine::VuCtx); anything that
 //! waits suspends only that VU's fiber.
 
+mod checks;
 mod client;
 mod data;
+mod extract;
 mod helpers;
 pub(crate) mod options;
 mod response;
@@ -14,6 +16,7 @@ use std::rc::Rc;
 
 use rhai::Engine;
 
+pub(crate) use checks::Metrics;
 pub(crate) use client::Client;
 pub(crate) use data::{Data, Held};
 pub(crate) use helpers::{QuietLoad, log_line};
@@ -27,4 +30,6 @@ pub(crate) fn register(engine: &mut Engine, env: &Rc<WorkerEnv>) {
     data::register(engine);
     response::register(engine);
     helpers::register(engine, env);
+    checks::register(engine, env);
+    extract::register(engine);
 }

@@ -97,3 +97,11 @@ pub(super) fn register(engine: &mut Engine) {
         format!("Response({} {} -> {})", r.0.method, r.0.response.url, r.status())
     });
 }
+
+// For the extraction helpers of `api/extract.rs` (`find`, `find_all`, `css`), which register their own methods.
+impl HttpResponse {
+    /// The raw response body.
+    pub(super) fn body_bytes(&self) -> &[u8] {
+        &self.0.response.body
+    }
+}

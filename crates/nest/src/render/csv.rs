@@ -16,8 +16,27 @@ use nest_core::stats::{LatencyMs, TimelineTotal, decode_histogram};
 
 use crate::result::Report;
 
-/// The files, as suffixes of the prefix, in the order [`render`] returns them.
-pub const FILES: [&str; 4] = ["_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv"];
+/// The files, as suffixes of the prefix, in the order [`render`] returns them. Locust's four, then nest's own
+/// `_checks.csv` (the script's checks and custom metrics, which Locust has no file for).
+pub const FILES: [&str; 5] = ["_stats.csv", "_stats_history.csv", "_failures.csv", "_exceptions.csv", "_checks.csv"];
+
+/// The columns of `_checks.csv`: one row per check, then one per custom metric.
+const CHECKS_HEAD: [&str; 14] = [
+    "Type",
+    "Name",
+    "Count",
+    "Passes",
+    "Fails",
+    "Value",
+    "Per Second",
+    "Min",
+    "Mean",
+    "Median",
+    "90%",
+    "95%",
+    "99%",
+    "Max",
+];
 
 /// Locust's `PERCENTILES_TO_REPORT`, and the headers it gives them.
 const PERCENTILES: [(f64, &str); 11] = [
@@ -97,10 +116,46 @@ pub fn render(report: &Report) -> Result<Vec<Vec<u8>>> {
         exceptions.write_record([e.count.to_string(), message, e.location.clone(), "local".to_owned()])?;
     }
 
-    [stats, history, failures, exceptions]
+    let checks = checks_file(s)?;
+    [stats, history, failures, exceptions, checks]
         .into_iter()
         .map(|w| w.into_inner().map_err(|e| anyhow!("could not render CSV: {}", e.error())))
         .collect()
+}
+
+/// `_checks.csv`: each check (Type `check`, its passes and fails, Value its pass rate 0 to 1), then each custom
+/// metric (Type its kind, Value as in the JSON report's `metrics[].value`); empty cells where a figure does not
+/// apply.
+fn checks_file(s: &nest_core::stats::Summary) -> Result<csv::Writer<Vec<u8>>> {
+    let mut w = writer();
+    w.write_record(CHECKS_HEAD)?;
+    let num = |v: f64| py_float(v);
+    let blank = String::new;
+    for c in &s.checks {
+        let total = c.passes + c.fails;
+        let rate = if total == 0 { 0.0 } else { c.passes as f64 / total as f64 };
+        let mut row = vec!["check".to_owned(), c.name.clone(), total.to_string(), c.passes.to_string()];
+        row.extend([c.fails.to_string(), num(rate)]);
+        row.resize(CHECKS_HEAD.len(), blank());
+        w.write_record(&row)?;
+    }
+    for m in &s.metrics {
+        let fails = m.passes.map(|p| (m.count - p).to_string());
+        let mut row = vec![m.kind.word().to_owned(), m.name.clone(), m.count.to_string()];
+        row.push(m.passes.map_or_else(blank, |p| p.to_string()));
+        row.push(fails.unwrap_or_default());
+        row.push(num(m.value));
+        row.push(m.per_second.map_or_else(blank, num));
+        match m.trend_ms {
+            Some(t) => row.extend([t.min, t.mean, t.p50, t.p90, t.p95, t.p99, t.max].map(num)),
+            None => {
+                row.extend([m.min.map_or_else(blank, num), blank(), blank(), blank(), blank(), blank()]);
+                row.push(m.max.map_or_else(blank, num));
+            }
+        }
+        w.write_record(&row)?;
+    }
+    Ok(w)
 }
 
 /// Python's `csv.writer` dialect: minimal quoting, CRLF line ends.
@@ -425,7 +480,7 @@ mod tests {
     }
 
     #[test]
-    fn the_four_files_have_locusts_columns() {
+    fn the_files_have_locusts_columns_and_checks_their_own() {
         let report = sample_report(false, Vec::new());
         let files = render(&report).unwrap();
         let text = String::from_utf8(files[0].clone()).unwrap();
@@ -465,6 +520,18 @@ mod tests {
                 vec!["3", "t/a.rhai:3:9: boom <&>", "t/a.rhai:3:9", "local"]
             ]
         );
+
+        let checks = parse(&files[4]);
+        assert_eq!(checks[0], CHECKS_HEAD);
+        assert_eq!(checks[1][..6], ["check", "is <200>", "30", "27", "3", "0.9"]);
+        let kinds: Vec<&str> = checks.iter().skip(2).map(|r| r[0].as_str()).collect();
+        assert_eq!(kinds, ["trend", "rate", "counter", "gauge"], "metrics by name: cart, hit, looked, queue");
+        assert_eq!(checks[2][..3], ["trend", "cart", "30"]);
+        assert_eq!((checks[2][7].as_str(), checks[2][13].as_str()), ("0.5", "9.5"), "trend min and max, ms");
+        assert_eq!(checks[3][2..6], ["30", "15", "15", "0.5"]);
+        assert_eq!(checks[4][2..7], ["30", "", "", "60.0", "20.0"], "a counter's sum and rate");
+        assert_eq!((checks[5][5].as_str(), checks[5][7].as_str(), checks[5][13].as_str()), ("9.0", "0.0", "9.0"));
+        assert!(checks.iter().all(|r| r.len() == CHECKS_HEAD.len()));
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub fn render(report: &Report) -> String {
     thresholds(&mut page, report);
     stats(&mut page, s);
     failures(&mut page, s);
+    checks_and_metrics(&mut page, s);
     tasks(&mut page, s);
     pools(&mut page, s);
     run_info(&mut page, report);
@@ -53,8 +54,11 @@ fn header(page: &mut String, report: &Report) {
     let s = &report.summary;
     let t = &s.totals;
     let failed = report.thresholds.iter().filter(|v| !v.passed).count();
+    let gate = matches!(report.thresholds.as_slice(), [v] if v.default_gate);
     let (class, verdict) = match (report.thresholds.len(), failed) {
         (0, _) => ("none", "no thresholds".to_owned()),
+        (_, 0) if gate => ("pass", "default gate passed".to_owned()),
+        (_, _) if gate => ("fail", "default gate failed".to_owned()),
         (n, 0) => ("pass", format!("all {n} thresholds passed")),
         (n, f) => ("fail", format!("{f} of {n} thresholds failed")),
     };
@@ -362,6 +366,54 @@ fn tasks(page: &mut String, s: &Summary) {
     page.push_str("</table>\n</section>\n");
 }
 
+/// The script's checks (✓/✗ and pass rate) and custom metrics, each only when there are some.
+fn checks_and_metrics(page: &mut String, s: &Summary) {
+    use crate::report::custom::{all_checks, describe, pass_pct};
+    if !s.checks.is_empty() {
+        let (passes, fails) = all_checks(&s.checks);
+        let _ = writeln!(
+            page,
+            "<section id=\"checks\">\n<h2>Checks</h2>\n<p>All checks: {:.2}% passed ({passes} of {}).</p>\n\
+             <table data-table=\"checks\">\n<tr><th></th><th>Check</th><th class=\"n\">Passed</th>\
+             <th class=\"n\">Failed</th><th class=\"n\">Pass rate</th></tr>",
+            pass_pct(passes, fails).unwrap_or(0.0),
+            passes + fails
+        );
+        for c in &s.checks {
+            let (mark, class) = if c.fails == 0 { ("✓", "pass") } else { ("✗", "fail") };
+            let _ = writeln!(
+                page,
+                "<tr data-check=\"{}\"><td class=\"badge {class}\">{mark}</td><td class=\"mono\">{}</td>\
+                 <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.2}%</td></tr>",
+                esc(&c.name),
+                esc(&c.name),
+                c.passes,
+                c.fails,
+                pass_pct(c.passes, c.fails).unwrap_or(0.0)
+            );
+        }
+        page.push_str("</table>\n</section>\n");
+    }
+    if !s.metrics.is_empty() {
+        page.push_str(
+            "<section id=\"metrics\">\n<h2>Custom metrics</h2>\n<table data-table=\"metrics\">\n\
+             <tr><th>Kind</th><th>Metric</th><th>Figures</th></tr>\n",
+        );
+        for m in &s.metrics {
+            let _ = writeln!(
+                page,
+                "<tr data-metric-name=\"{}\" data-value=\"{}\"><td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
+                esc(&m.name),
+                m.value,
+                m.kind.word(),
+                esc(&m.name),
+                esc(&describe(m))
+            );
+        }
+        page.push_str("</table>\n</section>\n");
+    }
+}
+
 fn pools(page: &mut String, s: &Summary) {
     if s.pools.is_empty() {
         return;
@@ -459,6 +511,7 @@ mod tests {
             abort: false,
             aborted_at_s: None,
             message: format!("all requests: 12.50 ms <{passed}>"),
+            default_gate: false,
         }
     }
 
@@ -498,6 +551,12 @@ mod tests {
             "boom &lt;&amp;&gt;",
             "2026-01-01 00:00:00 UTC",
             "data-table=\"pools\"",
+            "data-table=\"checks\"",
+            "<tr data-check=\"is &lt;200&gt;\"><td class=\"badge fail\">✗</td>",
+            "All checks: 90.00% passed (27 of 30).",
+            "data-table=\"metrics\"",
+            "<tr data-metric-name=\"looked\" data-value=\"60\"><td>counter</td>",
+            "50.00% true (15 of 30)",
         ] {
             assert!(page.contains(hook), "missing {hook}");
         }
@@ -514,6 +573,9 @@ mod tests {
         let page = render(&sample_report(true, Vec::new()));
         assert!(page.contains("data-chart=\"corrected_p99\"") && page.contains("data-table=\"corrected\""));
         assert!(page.contains("dropped starts/s") && page.contains("no thresholds"));
+        let gate = crate::thresholds::gate_verdict(&sample_report(false, Vec::new()).summary);
+        let gated = render(&sample_report(false, vec![gate]));
+        assert!(gated.contains("default gate failed") && !gated.contains("thresholds failed"));
     }
 
     #[test]

@@ -3,14 +3,16 @@
 //! One test suite `nest` holds a test case per threshold, then one per request name (classname `requests`) that
 //! fails when the name had more failures than its thresholds allow: the `error_rate` thresholds that select it
 //! if there are any, else the global ones, else any failure at all. A request's test case time is its mean
-//! response time; the suite's is the run's duration.
+//! response time; the suite's is the run's duration. Then one test case per check of the script (classname
+//! `checks`), judged the same way: by the `check "name"` thresholds that name it, else by the `checks` ones applied
+//! to its own pass rate, else it fails on any failed result.
 //!
 //! The XML is written by hand: the document is small and fixed, and [`xml`] escapes every text and attribute
 //! (dropping the control characters XML 1.0 cannot hold), which is all a writer library would add here.
 
 use std::fmt::Write as _;
 
-use nest_core::stats::RequestRow;
+use nest_core::stats::{CheckRow, RequestRow};
 
 use super::escape as xml;
 use crate::result::Report;
@@ -58,6 +60,31 @@ fn request_case(report: &Report, thresholds: &[Threshold], row: &RequestRow) -> 
     Case { classname: "requests", name: format!("{method} {name}"), time_s: row.latency_ms.mean / 1000.0, failure }
 }
 
+/// The verdict of one check of the script.
+fn check_case(thresholds: &[Threshold], row: &CheckRow) -> Case {
+    let judged: Vec<(bool, bool, &str)> = thresholds
+        .iter()
+        .filter_map(|t| {
+            t.check_rate_check(&row.name, row.passes, row.fails).map(|(own, ok)| (own, ok, t.expr.as_str()))
+        })
+        .collect();
+    let own = judged.iter().any(|c| c.0);
+    let broken: Vec<&str> = judged.iter().filter(|c| c.0 == own && !c.1).map(|c| c.2).collect();
+    let failed = if judged.is_empty() { row.fails > 0 } else { !broken.is_empty() };
+    let total = row.passes + row.fails;
+    let failure = failed.then(|| {
+        let pct = if total > 0 { 100.0 * row.passes as f64 / total as f64 } else { 0.0 };
+        let limit = if judged.is_empty() {
+            "no checks threshold applies, so any failed check fails".to_owned()
+        } else {
+            format!("below `{}`", broken.join("`, `"))
+        };
+        let message = format!("{} of {total} checks passed ({pct:.2}%): {limit}", row.passes);
+        (message.clone(), message)
+    });
+    Case { classname: "checks", name: row.name.clone(), time_s: 0.0, failure }
+}
+
 /// The whole document.
 pub fn render(report: &Report) -> String {
     let s = &report.summary;
@@ -81,6 +108,7 @@ pub fn render(report: &Report) -> String {
     let thresholds: Vec<Threshold> =
         report.thresholds.iter().filter_map(|v| ThresholdSpec::Expr(v.expr.clone()).parse("report").ok()).collect();
     cases.extend(s.requests.iter().map(|r| request_case(report, &thresholds, r)));
+    cases.extend(s.checks.iter().map(|c| check_case(&thresholds, c)));
     let failed = cases.iter().filter(|c| c.failure.is_some()).count();
     let counts = format!("tests=\"{}\" failures=\"{failed}\" errors=\"0\"", cases.len());
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -140,6 +168,7 @@ mod tests {
             abort: false,
             aborted_at_s: (!passed).then_some(7.0),
             message: "all requests: 1 %".into(),
+            default_gate: false,
         }
     }
 
@@ -164,7 +193,7 @@ mod tests {
     #[test]
     fn without_thresholds_any_failure_fails_a_request() {
         let doc = render(&sample_report(false, Vec::new()));
-        assert!(doc.contains(r#"<testsuite name="nest" tests="2" failures="1" errors="0""#), "{doc}");
+        assert!(doc.contains(r#"<testsuite name="nest" tests="3" failures="2" errors="0""#), "{doc}");
         let c = cases(&doc);
         assert_eq!(c[0], ("GET /a".into(), None));
         assert_eq!(c[1].0, "GET /b");
@@ -179,7 +208,7 @@ mod tests {
         // /b fails 50%: the global limit breaks it, its own looser limit lets it pass.
         let global = vec![verdict("error_rate < 10%", false), verdict("p95 < 1s", true)];
         let c = cases(&render(&sample_report(false, global)));
-        assert_eq!(c.len(), 4);
+        assert_eq!(c.len(), 5, "2 thresholds, 2 request names, 1 check");
         assert_eq!(c[0], ("error_rate &lt; 10%".into(), Some("all requests: 1 %".into())));
         assert_eq!(c[1], ("p95 &lt; 1s".into(), None));
         assert_eq!(c[2], ("GET /a".into(), None));
@@ -193,5 +222,19 @@ mod tests {
         let c = cases(&doc);
         assert_eq!(c[3], ("GET /b".into(), None), "{doc}");
         assert!(doc.contains("The run was stopped at 7s."));
+    }
+
+    #[test]
+    fn a_check_is_judged_by_its_own_threshold_else_by_checks_else_by_any_fail() {
+        // The sample's one check, `is <200>`, passed 27 of 30 times (90%).
+        let check = |verdicts: Vec<Verdict>| cases(&render(&sample_report(false, verdicts))).pop().unwrap();
+        let (name, failure) = check(Vec::new());
+        assert_eq!(name, "is &lt;200&gt;");
+        assert!(failure.unwrap().starts_with("27 of 30 checks passed (90.00%): no checks threshold applies"));
+        assert_eq!(check(vec![verdict("checks > 80%", true)]).1, None);
+        let broken = check(vec![verdict("checks > 95%", false)]).1.unwrap();
+        assert!(broken.ends_with("below `checks &gt; 95%`"), "{broken}");
+        let own = vec![verdict("checks > 95%", false), verdict("check \"is <200>\" >= 90%", true)];
+        assert_eq!(check(own).1, None, "a check's own threshold wins over `checks`");
     }
 }

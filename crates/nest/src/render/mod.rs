@@ -147,6 +147,14 @@ pub(crate) mod tests {
                 );
             }
             r.error("t/a.rhai:3:9", "boom <&>");
+            use nest_core::stats::MetricKind;
+            for i in 0..10u32 {
+                r.check("is <200>", i != 0).unwrap();
+                r.metric("looked", MetricKind::Counter, |m| m.add(2.0)).unwrap();
+                r.metric("cart", MetricKind::Trend, |m| m.add(f64::from(i) + 0.5)).unwrap();
+                r.metric("hit", MetricKind::Rate, |m| m.add_bool(i % 2 == 0)).unwrap();
+                r.metric("queue", MetricKind::Gauge, |m| m.set(f64::from(i))).unwrap();
+            }
             let mut delta = r.take();
             delta.second = second;
             delta.users = 4;
@@ -194,9 +202,12 @@ pub(crate) mod tests {
             abort: true,
             aborted_at_s: Some(31.0),
             message: "breached at 31s (2500 ms): the run was stopped".into(),
+            default_gate: false,
         };
         let report = serde_json::to_value(sample_report(true, vec![aborted])).unwrap();
         assert!(report["totals"]["corrected_histogram"].is_string() && report["thresholds"][0]["aborted_at_s"] == 31.0);
+        assert_eq!(report["metrics"].as_array().map(Vec::len), Some(4), "every kind of metric is checked");
+        assert_eq!(report["checks"][0]["fails"], 3);
         let errors: Vec<String> =
             validator.iter_errors(&report).map(|e| format!("{}: {e}", e.instance_path())).collect();
         assert!(errors.is_empty(), "{errors:#?}");
@@ -213,7 +224,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn csv_prefixes_name_four_files() {
+    fn csv_prefixes_name_five_files() {
         let outputs = Outputs { csv: Some("out/run".into()), junit: Some("j.xml".into()), ..Outputs::default() };
         let paths: Vec<String> = outputs.paths().iter().map(|p| p.display().to_string()).collect();
         assert_eq!(
@@ -223,6 +234,7 @@ pub(crate) mod tests {
                 "out/run_stats_history.csv",
                 "out/run_failures.csv",
                 "out/run_exceptions.csv",
+                "out/run_checks.csv",
                 "j.xml"
             ]
         );

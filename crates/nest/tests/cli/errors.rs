@@ -104,7 +104,7 @@ fn t() {
 "#;
     sandbox.write("err.rhai", source);
     let run = sandbox.run(&server.url(), &["-u", "2", "-t", "1s"]);
-    run.assert_code(0);
+    run.assert_code(1); // the default gate: with no threshold, a failed request or a script error exits 1
     let report = run.report();
     let before = server.count("GET", "/before");
     // More calls than VUs: a VU went on after its error.
@@ -162,7 +162,7 @@ fn ok() {
 "#;
     sandbox.write("spin.rhai", spin).write("deep.rhai", deep).write("ok.rhai", ok);
     let run = sandbox.run(&server.url(), &["-u", "4", "-t", "2s"]);
-    run.assert_code(0);
+    run.assert_code(1); // the default gate: with no threshold, a failed request or a script error exits 1
     let report = run.report();
     let at = |file: &str, source: &str, needle: &str| {
         let (line, col) = line_col(source, needle);
@@ -208,7 +208,7 @@ fn t() {
 "#,
     );
     let run = sandbox.run(&format!("http://127.0.0.1:{port}"), &["-u", "2", "-t", "1s"]);
-    run.assert_code(0);
+    run.assert_code(1); // the default gate: with no threshold, a failed request or a script error exits 1
     let report = run.report();
     let total = report.total_requests();
     assert!(total > 0, "{}", run.context());

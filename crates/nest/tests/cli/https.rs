@@ -34,7 +34,7 @@ fn an_untrusted_certificate_fails_every_request() {
     let sandbox = Sandbox::new();
     sandbox.write("tls.rhai", TASKSET);
     let run = sandbox.run(&server.url(), &["-u", "2", "-t", "1s"]);
-    run.assert_code(0);
+    run.assert_code(1); // the default gate: with no threshold, a failed request or a script error exits 1
     let report = run.report();
     let total = report.total_requests();
     assert!(total > 0, "{}", run.context());

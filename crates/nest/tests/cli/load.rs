@@ -108,7 +108,7 @@ fn all() {
 }
 "#,
     );
-    let run = sandbox.run(&server.url(), &["-u", "2", "-t", "1s"]);
+    let run = sandbox.run(&server.url(), &["-u", "2", "-t", "1s", "--no-default-gate"]);
     run.assert_code(0);
     let report = run.report();
     let posts = server.count("POST", "/p");

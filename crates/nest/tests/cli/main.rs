@@ -5,6 +5,7 @@ mod server; // the counting loopback HTTP(S) server
 mod support; // temp taskset folders, running `nest` with bounded waits, reading its JSON report
 
 mod careless; // memory bombs, huge durations, undefined names (--no-strict), built-in names, repeated keys
+mod checks; // check(), custom metrics, r.find/find_all/css, rate thresholds, the default gate
 mod config; // nest.yaml: bad input refused with its place, disabled tasksets, weights, precedence, nest list
 mod discovery; // nested tasksets are found, `_`/`.`-prefixed and non-`.rhai` files are skipped
 mod errors; // script errors before load (exit 2), runtime and runaway errors, connection refused

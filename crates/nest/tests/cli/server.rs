@@ -83,6 +83,12 @@ impl Reply {
         Reply { status, body: "ok".to_owned(), set_cookie: None, delay: None }
     }
 
+    /// Answers with this body instead of `ok`.
+    pub fn body(mut self, body: impl Into<String>) -> Reply {
+        self.body = body.into();
+        self
+    }
+
     /// Adds a `Set-Cookie` header.
     pub fn set_cookie(mut self, cookie: impl Into<String>) -> Reply {
         self.set_cookie = Some(cookie.into());
