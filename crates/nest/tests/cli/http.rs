@@ -286,7 +286,8 @@ fn nginx() -> Option<std::path::PathBuf> {
     found
 }
 
-/// An nginx child process serving `ok` on a loopback port; killed when dropped.
+/// An nginx child process serving `ok` on a loopback port; killed when dropped. It runs as one process
+/// (`master_process off`), so killing the child leaves no worker behind.
 struct Nginx {
     child: std::process::Child,
     dir: tempfile::TempDir,
@@ -300,7 +301,7 @@ impl Nginx {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let d = dir.path().display();
         let config = format!(
-            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
              events {{ worker_connections 256; }}\n\
              http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
              \x20 fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
