@@ -360,7 +360,7 @@ impl Visitor<'_> for DurationVisitor {
         u64::try_from(v).map(Duration::from_secs).map_err(|_| E::custom("a duration cannot be negative"))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-        crate::cli::parse_duration(&v.to_string()).map_err(E::custom)
+        nest_core::duration_from_secs(v).map_err(E::custom)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
         crate::cli::parse_duration(v).map_err(E::custom)
@@ -431,6 +431,11 @@ mod tests {
         assert!(err("host: localhost:80\n").contains("must be an http"));
         assert!(err("usres: 3\n").contains("unknown field `usres`"));
         assert!(err("users: 0\n").contains("at least 1"));
+        assert_eq!(
+            err("stop_timeout: 1e300\n"),
+            "1:15: stop_timeout: 1e300 is not a duration: give a number of seconds from 0 to 31536000 (365 days)"
+        );
+        assert!(err("run_time: 400d\n").contains("longer than a year"), "{}", err("run_time: 400d\n"));
     }
 
     #[test]
