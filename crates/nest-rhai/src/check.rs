@@ -25,23 +25,40 @@ pub(crate) const RESOLVED: &[&str] = &["client", "data", "user", "vu_id", "share
 const KEYWORD_FNS: &[&str] =
     &["Fn", "call", "curry", "type_of", "print", "debug", "eval", "is_shared", "is_def_var", "is_def_fn"];
 
-/// Every function and method name an engine knows: what it registered and its packages.
-pub(crate) struct Api {
+/// What an engine knows: every function and method name it registered (its packages included), and the variables
+/// its resolver serves.
+pub(crate) struct Api<'e> {
+    engine: &'e Engine,
     names: HashSet<String>,
 }
 
-impl Api {
+impl<'e> Api<'e> {
     /// The registered functions of `engine`, including Rhai's standard packages.
-    pub fn of(engine: &Engine) -> Api {
+    pub fn of(engine: &'e Engine) -> Api<'e> {
         let names = engine.collect_fn_metadata(None, |info| Some(info.metadata.name.to_string()), true);
         // Property getters and setters (`get$status`) are accessed as `r.status`, not called.
         let names = names.into_iter().filter(|n| !n.contains('$')).collect();
-        Api { names }
+        Api { engine, names }
     }
 
     /// Whether a function or method of this name is registered.
     pub fn has(&self, name: &str) -> bool {
         self.names.contains(name) || KEYWORD_FNS.contains(&name)
+    }
+
+    /// Whether the engine's variable resolver serves `name` (`client`, and any variable added to it later): asked
+    /// of the engine itself, which answers "not found" only for names it does not serve. At load time a served
+    /// name answers with its value or with "only inside a task"; either way it exists.
+    fn serves(&self, name: &str) -> bool {
+        if !rhai::is_valid_identifier(name) {
+            return false;
+        }
+        match self.engine.eval_expression::<rhai::Dynamic>(name) {
+            Ok(_) => true,
+            Err(e) => {
+                !matches!(*e, rhai::EvalAltResult::ErrorVariableNotFound(..) | rhai::EvalAltResult::ErrorParsing(..))
+            }
+        }
     }
 }
 
@@ -54,7 +71,7 @@ pub(crate) struct Finding {
 
 /// What the walk knows about the whole file.
 struct Context<'a> {
-    api: &'a Api,
+    api: &'a Api<'a>,
     /// Script functions by name, with their numbers of parameters.
     functions: HashMap<String, Vec<usize>>,
     /// The top level's `import ... as alias`, with the public functions of each module when it could be resolved.
@@ -328,7 +345,11 @@ impl Context<'_> {
     }
 
     fn variable_known(&self, name: &str, scope: &Scope) -> bool {
-        scope.has(name) || RESOLVED.contains(&name) || self.functions.contains_key(name) || name == "this"
+        scope.has(name)
+            || RESOLVED.contains(&name)
+            || self.functions.contains_key(name)
+            || name == "this"
+            || self.api.serves(name)
     }
 
     fn variable(&mut self, name: &str, namespace: &rhai::Namespace, pos: Position, scope: &Scope) {
@@ -606,6 +627,23 @@ fn method() { this.len() }
         let ast = engine.compile("fn len() { 1 }\nfn len(a) { a }\nfn browse() {}").unwrap();
         let shadowed: Vec<String> = shadowed_builtins(&ast, &Api::of(&engine)).into_iter().map(|(n, _)| n).collect();
         assert_eq!(shadowed, vec!["len"]);
+    }
+
+    #[test]
+    fn variables_the_engine_serves_are_known_without_a_list() {
+        #[allow(deprecated)] // `on_var` is volatile, not deprecated.
+        fn serving(engine: &mut Engine) {
+            engine.on_var(|name, _, _| match name {
+                "metric" => Err("`metric` can only be used inside a task".into()),
+                _ => Ok(None),
+            });
+        }
+        let mut engine = Engine::new();
+        serving(&mut engine);
+        let ast = engine.compile("fn t() { print(metric); print(metrc); }").unwrap();
+        let found: Vec<String> =
+            check(&ast, &Module::new(), &Api::of(&engine)).into_iter().map(|f| f.message).collect();
+        assert_eq!(found, vec!["variable `metrc` is not defined"]);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!
 //! - [`Catalog::load`] discovers `.rhai` files recursively (skipping `_`- and `.`-prefixed names), compiles each,
 //!   runs its top level, and reports every broken file as `path:line:col: message` before any load.
+//!   [`Catalog::load_with`] takes [`LoadOptions`]: the [`ScriptLimits`] on value sizes, and whether the static check
+//!   of names (undefined variables, functions, methods) refuses a script or only warns in [`Catalog::warnings`].
 //! - [`Catalog::factory`] gives a [`ScriptFactory`], the [`nest_core::BehaviourFactory`] that compiles the same
 //!   sources on every worker and runs task calls on the scheduler's fibers.
 //! - [`Catalog::check_data`] checks the data pool names scripts use, and [`ScriptFactory::with_data`] serves the

@@ -40,6 +40,9 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
     let existing = if path.is_file() { Some(LoadedConfig::load(&path)?) } else { None };
     // The taskset folder by the usual precedence: flag, environment, the file, the default.
     let env = crate::settings::Settings::from_env(|k| std::env::var(k).ok())?;
+    let file = existing.as_ref().map(crate::settings::Settings::from_file).transpose()?.unwrap_or_default();
+    let cli = crate::settings::Settings::from_source(&args.source);
+    let options = crate::settings::Settings::layered(cli, env.clone(), file).load_options();
     let dir = match (&args.source.taskset_dir, env.taskset_dir, &existing) {
         (Some(dir), _, _) => dir.clone(),
         (None, Some(dir), _) => dir,
@@ -48,10 +51,15 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
         }
         _ => Path::new(DEFAULT_TASKSET_DIR).to_path_buf(),
     };
-    let confine = crate::plan::confine(&args.source, &dir, existing.as_ref());
+    let options = nest_rhai::LoadOptions {
+        confine: Some(crate::plan::confine(&args.source, &dir, existing.as_ref())),
+        ..options
+    };
     let catalog =
-        nest_rhai::Catalog::load_with(&dir, nest_rhai::LoadOptions { confine: Some(confine), ..Default::default() })
-            .map_err(|e| UsageError(format!("cannot configure:\n{e}")))?;
+        nest_rhai::Catalog::load_with(&dir, options).map_err(|e| UsageError(format!("cannot configure:\n{e}")))?;
+    for warning in &catalog.warnings {
+        eprintln!("warning: {warning}");
+    }
     let mut specs = catalog.specs();
     // Names in the file that no longer match a taskset are dropped with a warning, so configure can repair them.
     let known: Vec<String> = specs.iter().map(|t| t.name.clone()).collect();

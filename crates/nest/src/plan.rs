@@ -61,14 +61,7 @@ pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
     let config = LoadedConfig::find(source.config.as_deref())?;
     let file = config.as_ref().map(Settings::from_file).transpose()?.unwrap_or_default();
     let env = Settings::from_env(|k| std::env::var(k).ok())?;
-    let cli = Settings {
-        taskset_dir: source.taskset_dir.clone(),
-        strict: source.no_strict.then_some(false),
-        max_string_size: source.max_string_size,
-        max_array_size: source.max_array_size,
-        max_map_size: source.max_map_size,
-        ..cli
-    };
+    let cli = Settings::from_source(source).over(cli);
     let settings = Settings::layered(cli.clone(), env.clone(), file.clone());
     let dir = settings.taskset_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_TASKSET_DIR));
     let options =

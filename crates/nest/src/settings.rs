@@ -233,6 +233,18 @@ impl Settings {
         })
     }
 
+    /// What the source options (shared by run, list and configure) say.
+    pub fn from_source(source: &crate::cli::SourceArgs) -> Settings {
+        Settings {
+            taskset_dir: source.taskset_dir.clone(),
+            strict: source.no_strict.then_some(false),
+            max_string_size: source.max_string_size,
+            max_array_size: source.max_array_size,
+            max_map_size: source.max_map_size,
+            ..Settings::default()
+        }
+    }
+
     /// How scripts are loaded: the size limits and the strictness of the static check.
     pub fn load_options(&self) -> nest_rhai::LoadOptions {
         let defaults = nest_rhai::ScriptLimits::default();
