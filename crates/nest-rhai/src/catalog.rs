@@ -156,7 +156,11 @@ impl Catalog {
                         let position = positions.get(&name).map(|&(line, col)| (line, col));
                         warnings.push(LoadError { file: path.clone(), position, message });
                     }
-                    links.push(Links { nested: compiled.nested, weight_declared: compiled.weight_declared });
+                    links.push(Links {
+                        nested: compiled.nested,
+                        weight_declared: compiled.weight_declared,
+                        functions: compiled.fn_locations.keys().cloned().collect(),
+                    });
                     tasksets.push(TasksetDef {
                         name: file.name,
                         path,
@@ -188,12 +192,6 @@ impl Catalog {
         } else {
             Err(LoadErrors(errors))
         }
-    }
-
-    /// The tasksets that use taskset `name` as a nested task.
-    pub fn nested_in(&self, name: &str) -> Vec<&str> {
-        let uses = |t: &&TasksetDef| t.spec.tasks.iter().any(|k| k.nested.as_deref() == Some(name));
-        self.tasksets.iter().filter(uses).map(|t| t.name.as_str()).collect()
     }
 
     /// The taskset specs, in catalog order, with their script weights.
@@ -244,6 +242,8 @@ impl Catalog {
 struct Links {
     nested: Vec<(usize, rhai::Position)>,
     weight_declared: bool,
+    /// The file's functions, for suggestions.
+    functions: Vec<String>,
 }
 
 /// Checks every nested-taskset task against the catalog (an unknown name, with the closest names; a cycle, with its
@@ -258,15 +258,18 @@ fn link_nested(tasksets: &mut [TasksetDef], links: &[Links]) -> Vec<LoadError> {
             let name = &def.spec.tasks[task].name;
             match names.iter().position(|n| n == name) {
                 Some(target) => graph[i][task] = Some(target),
-                None => errors.push(LoadError::at(
-                    &def.path,
-                    position,
-                    format!(
-                        "task({}, \"{name}\"): no `fn {name}()` in this file and no taskset named `{name}`{}",
-                        def.spec.tasks[task].weight,
-                        suggest(name, &names)
-                    ),
-                )),
+                None => {
+                    let candidates: Vec<String> = names.iter().chain(&links.functions).cloned().collect();
+                    errors.push(LoadError::at(
+                        &def.path,
+                        position,
+                        format!(
+                            "task({}, \"{name}\"): no `fn {name}()` in this file and no taskset named `{name}`{}",
+                            def.spec.tasks[task].weight,
+                            suggest(name, &candidates)
+                        ),
+                    ))
+                }
             }
         }
     }
@@ -332,7 +335,6 @@ mod tests {
         // A string naming a function of the file stays a function task.
         let c = &catalog.tasksets.iter().find(|t| t.name == "shop/c").unwrap().spec;
         assert_eq!(c.tasks[0].nested, None);
-        assert_eq!(catalog.nested_in("shop/c"), ["p"]);
     }
 
     #[test]
@@ -364,6 +366,10 @@ mod tests {
                  `shop`?"
             )
         );
+        let (dir, catalog) = load(&[("f.rhai", "task(1, \"brwose\");\nfn browse() {}\n")]);
+        let f = dir.path().join("f.rhai").display().to_string();
+        let message = "no `fn brwose()` in this file and no taskset named `brwose`; did you mean `browse`?";
+        assert_eq!(catalog.unwrap_err().to_string(), format!("{f}:1:1: task(1, \"brwose\"): {message}"));
         let (dir, catalog) =
             load(&[("a.rhai", "task(1, \"b\");\n"), ("b.rhai", "task(1, x);\n  task(1, \"a\");\nfn x() {}\n")]);
         let a = dir.path().join("a.rhai").display().to_string();
