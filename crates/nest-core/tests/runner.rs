@@ -248,14 +248,17 @@ fn panics_and_errors_are_counted_and_the_run_goes_on() {
         let plan = Plan::builder(vec![taskset("a", 1)])
             .users(2)
             .workers(1)
-            .run_time(Some(Duration::from_millis(200)))
+            // A budget of calls, not a run time: a panic's cost (a backtrace under RUST_BACKTRACE=1) must not decide
+            // how many calls fit.
+            .iterations(Some(12))
+            .run_time(Some(Duration::from_secs(60)))
             .build()
             .unwrap();
         let (result, seen) = run(plan, kind, StopHandle::new());
         let result = result.unwrap();
         let errors: u64 = result.aggregate.errors.iter().filter(|((_, m), _)| m == message).map(|(_, n)| n).sum();
         let slot = result.aggregate.slots[0][Slot::Task(0).index(&taskset("a", 1))];
-        assert!(errors > 2, "{message}: many calls failed and the VUs kept going ({errors})");
+        assert_eq!(errors, 12, "{message}: every call failed and the VUs kept going");
         assert_eq!(slot.errors, errors);
         assert_eq!(slot.runs, errors);
         if matches!(kind, TaskKind::Panic) {

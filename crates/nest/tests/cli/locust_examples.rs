@@ -9,13 +9,6 @@ use std::path::PathBuf;
 
 use crate::support::{Report, Run, Sandbox};
 
-/// Examples that use features landing from other branches: they cannot load here yet. The list test fails as soon
-/// as one of them loads, so that its entry is removed and its run test below starts to count.
-const AWAITING_FEATURES: &[(&str, &str)] = &[
-    ("nested_inline_tasksets", "nested tasksets: task(1, \"index_tasks\")"),
-    ("custom_wait_function", "wait_time() with a closure"),
-];
-
 fn examples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/locust")
 }
@@ -24,20 +17,12 @@ fn example(name: &str) -> String {
     examples_dir().join(name).display().to_string()
 }
 
-fn awaiting(name: &str) -> Option<&'static str> {
-    AWAITING_FEATURES.iter().find(|(n, _)| *n == name).map(|(_, why)| *why)
-}
-
 /// 10 users: the load of most runs below.
 const USERS: &[&str] = &["-u", "10"];
 
 /// Runs `nest run -f EXAMPLE --demo` for 3 s on 2 workers with a fixed seed and `load` (the users, or a shape), and
-/// returns the run, or `None` when the example awaits a feature.
-fn run_example(name: &str, load: &[&str]) -> Option<(Run, Sandbox)> {
-    if let Some(why) = awaiting(name) {
-        eprintln!("skipped: docs/examples/locust/{name} needs {why}, which is not on this branch yet");
-        return None;
-    }
+/// returns the run.
+fn run_example(name: &str, load: &[&str]) -> (Run, Sandbox) {
     let sandbox = Sandbox::new();
     let dir = example(name);
     let mut args: Vec<String> = ["run", "-f", &dir, "--demo", "-t", "3s", "--seed", "7", "-y", "--workers", "2"]
@@ -49,7 +34,7 @@ fn run_example(name: &str, load: &[&str]) -> Option<(Run, Sandbox)> {
     let run = sandbox.nest(&args, &[]);
     assert_ne!(run.code, Some(101), "nest crashed\n{}", run.context());
     assert!(run.report().errors().is_empty(), "script errors in {name}\n{}", run.context());
-    Some((run, sandbox))
+    (run, sandbox)
 }
 
 /// The sum of the task runs of a report (hooks excluded): every task of these examples sends at least one request.
@@ -70,24 +55,13 @@ fn every_example_loads_with_nest_list() {
     let sandbox = Sandbox::new();
     for name in names {
         let list = sandbox.nest(&["list", "-f", &example(&name)], &[]);
-        match awaiting(&name) {
-            None => assert_eq!(list.code, Some(0), "{name} does not load\n{}", list.context()),
-            Some(why) => {
-                assert_eq!(
-                    list.code,
-                    Some(2),
-                    "{name} loads now: remove it from AWAITING_FEATURES ({why})\n{}",
-                    list.context()
-                );
-                eprintln!("skipped: {name} needs {why}, which is not on this branch yet");
-            }
-        }
+        assert_eq!(list.code, Some(0), "{name} does not load\n{}", list.context());
     }
 }
 
 #[test]
 fn basic_runs_its_three_pages_and_expects_the_404() {
-    let Some((run, _s)) = run_example("basic", USERS) else { return };
+    let (run, _s) = run_example("basic", USERS);
     let report = run.report();
     assert!(report.requests("GET", "/") + report.requests("GET", "/items") > 0, "{}", run.context());
     assert_eq!(report.total_failures(), 0, "the 404 page is expected\n{}", run.context());
@@ -96,7 +70,7 @@ fn basic_runs_its_three_pages_and_expects_the_404() {
 
 #[test]
 fn dynamic_user_credentials_logs_each_user_in_once() {
-    let Some((run, _s)) = run_example("dynamic_user_credentials", USERS) else { return };
+    let (run, _s) = run_example("dynamic_user_credentials", USERS);
     let report = run.report();
     assert_eq!(report.requests("POST", "/login"), 10, "one login per user\n{}", run.context());
     assert_eq!(report.runs("user_behaviour", "on_start"), 10, "{}", run.context());
@@ -109,7 +83,7 @@ fn dynamic_user_credentials_logs_each_user_in_once() {
 
 #[test]
 fn sequential_runs_its_tasks_in_order() {
-    let Some((run, _s)) = run_example("sequential", USERS) else { return };
+    let (run, _s) = run_example("sequential", USERS);
     let report = run.report();
     let runs = ["index_page", "load_page", "load_sub_page"].map(|t| report.runs("browse_shop", t));
     assert!(runs[0] >= 10, "every user starts with the index page: {runs:?}\n{}", run.context());
@@ -121,7 +95,7 @@ fn sequential_runs_its_tasks_in_order() {
 
 #[test]
 fn response_validations_checks_pass_against_the_demo() {
-    let Some((run, _s)) = run_example("response_validations", USERS) else { return };
+    let (run, _s) = run_example("response_validations", USERS);
     let report = run.report();
     let logins = report.requests("POST", "/login");
     assert!(logins > 0, "{}", run.context());
@@ -133,7 +107,7 @@ fn response_validations_checks_pass_against_the_demo() {
 #[test]
 fn custom_shape_starts_with_its_first_stage() {
     let shape = examples_dir().join("custom_shape/_shape.rhai").display().to_string();
-    let Some((run, _s)) = run_example("custom_shape", &["--shape", &shape]) else { return };
+    let (run, _s) = run_example("custom_shape", &["--shape", &shape]);
     let report = run.report();
     let users: Vec<u64> =
         report.0["timeline"].as_array().unwrap().iter().map(|s| s["users"].as_u64().unwrap()).collect();
@@ -144,7 +118,7 @@ fn custom_shape_starts_with_its_first_stage() {
 
 #[test]
 fn nested_inline_tasksets_enter_and_leave_the_inner_taskset() {
-    let Some((run, _s)) = run_example("nested_inline_tasksets", USERS) else { return };
+    let (run, _s) = run_example("nested_inline_tasksets", USERS);
     let report = run.report();
     assert!(report.requests("GET", "/") > 0, "the inner taskset ran\n{}", run.context());
     assert!(report.requests("GET", "/items") > 0, "the outer task ran\n{}", run.context());
@@ -153,7 +127,7 @@ fn nested_inline_tasksets_enter_and_leave_the_inner_taskset() {
 
 #[test]
 fn custom_wait_function_runs_both_user_classes() {
-    let Some((run, _s)) = run_example("custom_wait_function", USERS) else { return };
+    let (run, _s) = run_example("custom_wait_function", USERS);
     let report = run.report();
     let per_taskset = |name: &str| report.tasks().iter().filter(|t| t.taskset == name).map(|t| t.runs).sum::<u64>();
     assert!(per_taskset("website_user") > 0 && per_taskset("strict_website_user") > 0, "{}", run.context());
