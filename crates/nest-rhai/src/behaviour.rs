@@ -129,21 +129,9 @@ impl BehaviourFactory for ScriptFactory {
     }
 }
 
-/// The longest pause a `wait_time(|| ...)` closure may ask for.
-const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-
-/// The pause a `wait_time(|| ...)` closure returned: a number of seconds, finite, from 0 to a year.
+/// The pause a `wait_time(|| ...)` closure returned: a number of seconds, checked like every other duration.
 fn wait_seconds(value: &Dynamic) -> Result<Duration, String> {
-    let secs = crate::api::options::seconds(value).ok_or_else(|| {
-        format!("wait_time(): the closure must return a number of seconds, not {}", value.type_name())
-    })?;
-    match Duration::try_from_secs_f64(secs) {
-        Ok(d) if d <= MAX_WAIT => Ok(d),
-        _ => Err(format!(
-            "wait_time(): the closure returned {secs}: a pause is a number of seconds from 0 to {}",
-            MAX_WAIT.as_secs()
-        )),
-    }
+    crate::api::options::duration(value, "the wait_time() closure's result")
 }
 
 impl ScriptBehaviour {
