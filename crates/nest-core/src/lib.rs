@@ -63,6 +63,7 @@ pub mod limits;
 mod open;
 mod plan;
 mod runner;
+pub mod snapshot;
 pub mod stats;
 mod taskset;
 mod vu;
@@ -73,7 +74,8 @@ pub use behaviour::{Behaviour, BehaviourFactory, Call, Outcome, Shared, TaskErro
 pub use curve::Stage;
 pub use error::Error;
 pub use plan::{Model, Plan, PlanBuilder, nested_cycle};
-pub use runner::{EndReason, Phase, RunHooks, RunResult, ShapeTick, StopHandle, run};
+pub use runner::{EndReason, Phase, RunResult, ShapeSource, ShapeTick, StopHandle, run, run_observed};
+pub use snapshot::{RunPhase, Snapshot, Snapshots};
 pub use taskset::{
     BadDuration, MAX_DURATION, Pause, Slot, TaskSpec, TasksetSpec, WaitTime, duration_from_secs, throughput_interval,
 };
