@@ -15,6 +15,9 @@
 //!   of a [`curve::ArrivalCurve`] on pooled VUs, and reports latency corrected for coordinated omission.
 //! - Script calls run on pooled stackful coroutines ([`fiber`]); a call that waits on I/O [`fiber::suspend`]s and
 //!   the worker runs other VUs.
+//! - [`run_observed`] also publishes a [`Snapshot`] on a `watch` channel ([`snapshot`]) at each phase and each
+//!   second every worker has reported: observers such as a live view or abort thresholds subscribe to it and stop
+//!   the run through the [`StopHandle`], outside the aggregation loop.
 //! - Statistics ([`stats`]) are recorded per worker into HdrHistograms and merged exactly by one aggregator, then
 //!   summarised into a [`stats::Summary`].
 //!
