@@ -68,11 +68,16 @@ pub fn run(args: RunArgs) -> Result<()> {
     let (result, (thresholds, aborted)) = runtime.block_on(async {
         let signals = tokio::spawn(watch_signals(handle.clone(), plan.stop_timeout));
         // The observers: each watches the runner's snapshots; none runs inside its loop.
-        let progress = tokio::spawn(show_progress(display.clone(), snapshots.clone()));
+        // (With `--quiet` nothing is shown, and no abort threshold means nothing to watch: then no one subscribes,
+        // and the runner copies nothing.)
+        let quiet = matches!(*display.lock().unwrap_or_else(PoisonError::into_inner), Display::Quiet);
+        let progress = (!quiet).then(|| tokio::spawn(show_progress(display.clone(), snapshots.clone())));
         let abort = tokio::spawn(abort_on_breach(checked.thresholds, snapshots, handle.clone(), display.clone()));
         let result = nest_core::run_observed(plan, factory, handle, Shape(checked.shape), publish).await;
         signals.abort();
-        let _ = progress.await;
+        if let Some(progress) = progress {
+            let _ = progress.await;
+        }
         (result, abort.await.expect("the abort evaluator does not panic"))
     });
     drop(demo);
