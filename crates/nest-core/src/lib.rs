@@ -15,6 +15,9 @@
 //!   of a [`curve::ArrivalCurve`] on pooled VUs, and reports latency corrected for coordinated omission.
 //! - Script calls run on pooled stackful coroutines ([`fiber`]); a call that waits on I/O [`fiber::suspend`]s and
 //!   the worker runs other VUs.
+//! - [`run_observed`] also publishes a [`Snapshot`] on a `watch` channel ([`snapshot`]) at each phase and each
+//!   second every worker has reported: observers such as a live view or abort thresholds subscribe to it and stop
+//!   the run through the [`StopHandle`], outside the aggregation loop.
 //! - Statistics ([`stats`]) are recorded per worker into HdrHistograms and merged exactly by one aggregator, then
 //!   summarised into a [`stats::Summary`].
 //!
@@ -63,6 +66,7 @@ pub mod limits;
 mod open;
 mod plan;
 mod runner;
+pub mod snapshot;
 pub mod stats;
 mod taskset;
 mod vu;
@@ -73,7 +77,8 @@ pub use behaviour::{Behaviour, BehaviourFactory, Call, Outcome, Shared, TaskErro
 pub use curve::Stage;
 pub use error::Error;
 pub use plan::{Model, Plan, PlanBuilder, nested_cycle};
-pub use runner::{EndReason, Phase, RunHooks, RunResult, ShapeTick, StopHandle, run};
+pub use runner::{EndReason, Phase, RunResult, ShapeSource, ShapeTick, StopHandle, run, run_observed};
+pub use snapshot::{RunPhase, Snapshot, Snapshots};
 pub use taskset::{
     BadDuration, MAX_DURATION, Pause, Slot, TaskSpec, TasksetSpec, WaitTime, duration_from_secs, throughput_interval,
 };

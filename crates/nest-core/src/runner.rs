@@ -5,18 +5,23 @@
 //! and the setup's value, then owns the clock: at the end of the run time, or on [`StopHandle::stop`], it asks
 //! workers to stop gracefully; after the plan's stop timeout, or on [`StopHandle::kill`], it cancels what is still
 //! in flight. A scripted shape is ticked here once a second. When every worker's load is over, `teardown()` runs.
-//! Meanwhile the runner is the single aggregator of the statistics the workers send. Nothing here exits the
-//! process: the caller decides what to do with the result.
+//! Meanwhile the runner is the single aggregator of the statistics the workers send; observers do not run in its
+//! loop but watch the [`Snapshot`]s it publishes. Nothing here exits the process: the caller decides what to do with
+//! the result.
+//!
+//! A run goes through named steps, one function each: `ready` (every worker built its behaviour), `setup`, `load`,
+//! `teardown` and `drain` (hang up, merge the last reports, seal).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::{BehaviourFactory, TaskError};
 use crate::error::Error;
 use crate::plan::{Model, Plan};
+use crate::snapshot::{self, Publisher, RunPhase, Snapshot};
 use crate::stats::Aggregate;
 use crate::worker::{self, Control, Report, WorkerSetup};
 
@@ -102,26 +107,21 @@ pub enum ShapeTick {
     Failed(TaskError),
 }
 
-/// What the caller hooks into a run.
-pub trait RunHooks {
-    /// Sees the merged statistics and the elapsed time after each worker report.
-    fn observe(&mut self, _aggregate: &Aggregate, _elapsed: Duration) {}
-    /// Asked once a second (from 0) in a shaped plan: the users wanted now.
-    fn shape(&mut self, _elapsed: Duration) -> ShapeTick {
+/// The load shape a shaped plan follows: asked once a second (from 0) for the users wanted now.
+pub trait ShapeSource {
+    /// The users wanted `elapsed` after the start.
+    fn tick(&mut self, _elapsed: Duration) -> ShapeTick {
         ShapeTick::Stop
     }
 }
 
-/// No hooks: run without observing.
-impl RunHooks for () {}
+/// No shape: a shaped plan stops at once.
+impl ShapeSource for () {}
 
-/// Hooks lent for a run, so the caller can read what they gathered afterwards.
-impl<T: RunHooks + ?Sized> RunHooks for &mut T {
-    fn observe(&mut self, aggregate: &Aggregate, elapsed: Duration) {
-        (**self).observe(aggregate, elapsed)
-    }
-    fn shape(&mut self, elapsed: Duration) -> ShapeTick {
-        (**self).shape(elapsed)
+/// A shape lent for a run.
+impl<T: ShapeSource + ?Sized> ShapeSource for &mut T {
+    fn tick(&mut self, elapsed: Duration) -> ShapeTick {
+        (**self).tick(elapsed)
     }
 }
 
@@ -150,153 +150,80 @@ struct Workers {
 }
 
 impl Workers {
-    fn join(self) {
-        drop(self.controls);
-        for thread in self.threads {
+    fn join(&mut self) {
+        self.controls.clear();
+        for thread in self.threads.drain(..) {
             // A worker that panicked outside any script call has already reported what it could.
             let _ = thread.join();
         }
     }
 }
 
-/// Runs a plan to its end.
+/// Runs a plan to its end, with no one watching.
 pub async fn run<F: BehaviourFactory>(
     plan: Plan,
     factory: Arc<F>,
     handle: StopHandle,
-    mut hooks: impl RunHooks,
+    shape: impl ShapeSource,
+) -> Result<RunResult, Error> {
+    run_observed(plan, factory, handle, shape, snapshot::channel().0).await
+}
+
+/// Runs a plan to its end, publishing a [`Snapshot`] on `snapshots` at each phase and each second every worker
+/// has reported (see [`crate::snapshot`]). The steps, each a function here: ready, setup, load, teardown, drain.
+pub async fn run_observed<F: BehaviourFactory>(
+    plan: Plan,
+    factory: Arc<F>,
+    handle: StopHandle,
+    mut shape: impl ShapeSource,
+    snapshots: watch::Sender<Arc<Snapshot>>,
 ) -> Result<RunResult, Error> {
     let plan = Arc::new(plan);
-    let mut workers = spawn(&plan, &factory, &handle)?;
-    let mut aggregate = Aggregate::default();
-
-    let mut failed = None;
-    for _ in 0..plan.workers {
-        match workers.reports.recv().await {
-            Some(Report::Ready(worker, Err(message))) => {
-                failed.get_or_insert(Error::Worker { worker, message });
-            }
-            Some(_) => {}
-            None => break,
-        }
-    }
-    if let Some(error) = failed {
-        workers.join();
-        return Err(error);
-    }
+    let workers = spawn(&plan, &factory, &handle)?;
+    let mut run = Run { plan, handle, workers, aggregate: Aggregate::default(), publisher: Publisher::new(snapshots) };
+    run.ready().await?;
 
     let setup_started = Instant::now();
-    let shared = match setup(&mut workers, &plan, &handle, &mut aggregate).await {
+    let shared = match run.setup().await {
         SetupOutcome::Value(value) => value,
         // Killed in setup(): no load, no teardown.
         SetupOutcome::Cut => {
-            let duration = setup_started.elapsed();
-            let end = EndReason::Killed;
-            return Ok(finish(workers, aggregate, duration, end, Some(Phase::Setup), &mut hooks).await);
+            return Ok(run.drain(setup_started.elapsed(), EndReason::Killed, Some(Phase::Setup)).await);
         }
         SetupOutcome::Failed(error) => {
-            workers.join();
+            run.workers.join();
             return Err(Error::Setup(error));
         }
         SetupOutcome::Panicked => return Err(Error::WorkerPanicked(0)),
     };
-    let cut = handle.asked.is_cancelled().then_some(Phase::Setup);
+    let setup_cut = run.handle.asked.is_cancelled().then_some(Phase::Setup);
 
-    let start = Instant::now();
-    let started_at = std::time::SystemTime::now();
-    for control in &workers.controls {
-        let _ = control.send(Control::Start(start, shared.clone()));
-    }
-    let tick = |secs: u64| tokio::time::Instant::from_std(start + Duration::from_secs(secs));
-    let run_end = plan.run_time.map(|t| tokio::time::Instant::from_std(start + t));
-    let shaped = matches!(plan.model, Model::Closed { shaped: true, .. });
-    let mut next_shape = shaped.then_some(0u64);
-    let mut grace_end: Option<tokio::time::Instant> = None;
-    // Who ended the load, if anyone did before the workers finished by themselves.
-    let mut ended_by: Option<EndReason> = None;
-    let mut last_second = vec![0u64; plan.workers];
-    let mut live_users = vec![0u64; plan.workers];
-    let mut done = 0;
-    let mut peak_fibers = 0;
-    while done < plan.workers {
-        tokio::select! {
-            report = workers.reports.recv() => match report {
-                Some(Report::Stats(w, delta)) => {
-                    last_second[w] = delta.second;
-                    live_users[w] = delta.users;
-                    aggregate.live_users = live_users.iter().sum();
-                    aggregate.merge(delta);
-                    aggregate.seal_before(last_second.iter().copied().min().unwrap_or(0));
-                    hooks.observe(&aggregate, start.elapsed());
-                }
-                Some(Report::LoadDone(w, delta, fibers)) => {
-                    last_second[w] = u64::MAX;
-                    live_users[w] = 0;
-                    aggregate.live_users = live_users.iter().sum();
-                    aggregate.merge(delta);
-                    peak_fibers = peak_fibers.max(fibers);
-                    done += 1;
-                    hooks.observe(&aggregate, start.elapsed());
-                }
-                Some(_) => {}
-                None => break,
-            },
-            () = sleep_until_opt(run_end), if !handle.stop.is_cancelled() => {
-                ended_by = Some(EndReason::RunTime);
-                handle.end_load();
-            }
-            () = sleep_until_opt(next_shape.map(tick)), if !handle.stop.is_cancelled() => {
-                let secs = next_shape.unwrap_or(0);
-                next_shape = Some(secs + 1);
-                match hooks.shape(Duration::from_secs(secs)) {
-                    ShapeTick::Target { users, spawn_rate } => {
-                        let at = Duration::from_secs(secs);
-                        for control in &workers.controls {
-                            let _ = control.send(Control::Retarget { at, users, spawn_rate });
-                        }
-                    }
-                    ShapeTick::Stop => {
-                        ended_by = Some(EndReason::Completed);
-                        handle.end_load();
-                    }
-                    ShapeTick::Failed(e) => {
-                        aggregate.errors.insert((e.location, format!("load shape: {}", e.message)), 1);
-                        ended_by = Some(EndReason::Completed);
-                        handle.end_load();
-                    }
-                }
-            }
-            () = handle.stop.cancelled(), if grace_end.is_none() => {
-                ended_by.get_or_insert(EndReason::Stopped);
-                grace_end = Some(tokio::time::Instant::now() + plan.stop_timeout);
-            }
-            () = sleep_until_opt(grace_end), if !handle.kill.is_cancelled() => handle.kill(),
-            () = handle.kill.cancelled(), if ended_by != Some(EndReason::Killed) => ended_by = Some(EndReason::Killed),
-        }
-    }
+    let load = run.load(shared, &mut shape).await;
     // A stop during setup() left no load to speak of: the run is the time requests were sent, from setup on.
-    let duration = if cut.is_some() { setup_started.elapsed() } else { start.elapsed() };
-    // The loop may end on the workers' last report before it saw the stop or the kill that caused it.
-    let mut end = match ended_by {
-        _ if handle.kill.is_cancelled() => EndReason::Killed,
-        Some(reason) => reason,
-        None if handle.asked.is_cancelled() => EndReason::Stopped,
-        None => EndReason::Completed,
-    };
-    let setup_cut = cut.is_some();
-    let mut cut = cut;
-    if end != EndReason::Killed && !teardown(&mut workers, &plan, &handle, &mut aggregate).await {
+    let duration = if setup_cut.is_some() { setup_started.elapsed() } else { load.start.elapsed() };
+    let mut end = load.end(&run.handle);
+    let mut cut = setup_cut;
+    if end != EndReason::Killed && !run.teardown(load.start).await {
         end = EndReason::Killed;
         // A load that never ran says more than a teardown cut short.
         cut.get_or_insert(Phase::Teardown);
     }
-    let mut result = finish(workers, aggregate, duration, end, cut, &mut hooks).await;
-    if !setup_cut {
-        // (After a stop in setup(), the run's time starts with setup(), as `finish` computed it.)
-        result.started_at = started_at;
+    let mut result = run.drain(duration, end, cut).await;
+    if setup_cut.is_none() {
+        // (After a stop in setup(), the run's time starts with setup(), as `drain` computed it.)
+        result.started_at = load.started_at;
     }
-    result.peak_fibers = peak_fibers;
+    result.peak_fibers = load.peak_fibers;
     Ok(result)
+}
+
+/// One run in progress: the workers, the merged statistics, and the channel observers watch.
+struct Run {
+    plan: Arc<Plan>,
+    handle: StopHandle,
+    workers: Workers,
+    aggregate: Aggregate,
+    publisher: Publisher,
 }
 
 /// How `setup()` ended.
@@ -311,78 +238,225 @@ enum SetupOutcome {
     Panicked,
 }
 
-/// Runs `setup()` on worker 0. A stop bounds it like calls in flight: `--stop-timeout` from the stop.
-async fn setup(workers: &mut Workers, plan: &Plan, handle: &StopHandle, aggregate: &mut Aggregate) -> SetupOutcome {
-    let _ = workers.controls[0].send(Control::Setup);
-    let mut deadline = None;
-    loop {
-        tokio::select! {
-            report = workers.reports.recv() => match report {
-                Some(Report::SetupDone(Ok(value))) => return SetupOutcome::Value(value),
-                Some(Report::SetupDone(Err(_))) if handle.kill.is_cancelled() => return SetupOutcome::Cut,
-                Some(Report::SetupDone(Err(error))) => return SetupOutcome::Failed(error),
-                Some(Report::Stats(_, delta)) => aggregate.merge(delta),
-                Some(_) => {}
-                None => return SetupOutcome::Panicked,
-            },
-            () = handle.asked.cancelled(), if deadline.is_none() => {
-                deadline = Some(tokio::time::Instant::now() + plan.stop_timeout);
-            }
-            () = sleep_until_opt(deadline), if !handle.kill.is_cancelled() => handle.kill(),
+/// What the load step leaves for the next ones.
+struct LoadOutcome {
+    /// The common start.
+    start: Instant,
+    /// Its wall-clock time.
+    started_at: std::time::SystemTime,
+    /// Who ended the load, if anyone did before the workers finished by themselves.
+    ended_by: Option<EndReason>,
+    peak_fibers: usize,
+}
+
+impl LoadOutcome {
+    /// Why the load ended. (The loop may end on the workers' last report before it saw the stop or the kill that
+    /// caused it.)
+    fn end(&self, handle: &StopHandle) -> EndReason {
+        match self.ended_by {
+            _ if handle.kill.is_cancelled() => EndReason::Killed,
+            Some(reason) => reason,
+            None if handle.asked.is_cancelled() => EndReason::Stopped,
+            None => EndReason::Completed,
         }
     }
 }
 
-/// Runs `teardown()` on worker 0; returns false when a stop cut it. A stop asked before or during it gives it
-/// `--stop-timeout` from the later of the stop and its start; a second stop cancels it at once.
-async fn teardown(workers: &mut Workers, plan: &Plan, handle: &StopHandle, aggregate: &mut Aggregate) -> bool {
-    let _ = workers.controls[0].send(Control::Teardown);
-    let mut deadline = None;
-    loop {
-        tokio::select! {
-            report = workers.reports.recv() => match report {
-                Some(Report::TeardownDone(Err(_))) if handle.kill.is_cancelled() => return false,
-                Some(Report::TeardownDone(result)) => {
-                    if let Err(e) = result {
-                        *aggregate.errors.entry((e.location, format!("teardown: {}", e.message))).or_default() += 1;
-                    }
-                    return true;
+/// The load loop's bookkeeping.
+struct LoadState {
+    /// The last second each worker reported (`u64::MAX` once its load is done), if it reported one.
+    last_second: Vec<Option<u64>>,
+    /// Each worker's active VUs at its latest report.
+    live_users: Vec<u64>,
+    done: usize,
+    peak_fibers: usize,
+}
+
+impl Run {
+    /// Waits until every worker has built its behaviour, so that a broken script never sends load.
+    async fn ready(&mut self) -> Result<(), Error> {
+        let mut failed = None;
+        for _ in 0..self.plan.workers {
+            match self.workers.reports.recv().await {
+                Some(Report::Ready(worker, Err(message))) => {
+                    failed.get_or_insert(Error::Worker { worker, message });
                 }
-                Some(Report::Stats(_, delta)) => aggregate.merge(delta),
                 Some(_) => {}
-                None => return true,
-            },
-            () = handle.asked.cancelled(), if deadline.is_none() => {
-                deadline = Some(tokio::time::Instant::now() + plan.stop_timeout);
+                None => break,
             }
-            () = sleep_until_opt(deadline), if !handle.kill.is_cancelled() => handle.kill(),
         }
+        if let Some(error) = failed {
+            self.workers.join();
+            return Err(error);
+        }
+        self.publisher.publish(RunPhase::Ready, Duration::ZERO, &self.aggregate).await;
+        Ok(())
     }
-}
 
-/// Hangs up on the workers, merges what they still send, and seals the statistics.
-async fn finish(
-    workers: Workers,
-    mut aggregate: Aggregate,
-    duration: Duration,
-    end: EndReason,
-    cut: Option<Phase>,
-    hooks: &mut impl RunHooks,
-) -> RunResult {
-    let Workers { controls, threads, mut reports } = workers;
-    drop(controls);
-    while let Some(report) = reports.recv().await {
-        if let Report::Stats(_, delta) = report {
-            aggregate.merge(delta);
+    /// Runs `setup()` on worker 0. A stop bounds it like calls in flight: `--stop-timeout` from the stop.
+    async fn setup(&mut self) -> SetupOutcome {
+        self.publisher.publish(RunPhase::Setup, Duration::ZERO, &self.aggregate).await;
+        let (workers, handle, aggregate) = (&mut self.workers, &self.handle, &mut self.aggregate);
+        let _ = workers.controls[0].send(Control::Setup);
+        let mut deadline = None;
+        loop {
+            tokio::select! {
+                report = workers.reports.recv() => match report {
+                    Some(Report::SetupDone(Ok(value))) => return SetupOutcome::Value(value),
+                    Some(Report::SetupDone(Err(_))) if handle.kill.is_cancelled() => return SetupOutcome::Cut,
+                    Some(Report::SetupDone(Err(error))) => return SetupOutcome::Failed(error),
+                    Some(Report::Stats(_, delta)) => aggregate.merge(delta),
+                    Some(_) => {}
+                    None => return SetupOutcome::Panicked,
+                },
+                () = handle.asked.cancelled(), if deadline.is_none() => {
+                    deadline = Some(tokio::time::Instant::now() + self.plan.stop_timeout);
+                }
+                () = sleep_until_opt(deadline), if !handle.kill.is_cancelled() => handle.kill(),
+            }
         }
     }
-    for thread in threads {
-        let _ = thread.join();
+
+    /// Gives every worker the common start and `setup()`'s value, then owns the clock until every worker's load
+    /// is over: the run time, a shape, a stop, the stop timeout.
+    async fn load(&mut self, shared: Option<crate::behaviour::Shared>, shape: &mut impl ShapeSource) -> LoadOutcome {
+        let start = Instant::now();
+        let started_at = std::time::SystemTime::now();
+        for control in &self.workers.controls {
+            let _ = control.send(Control::Start(start, shared.clone()));
+        }
+        self.publisher.publish(RunPhase::Load, Duration::ZERO, &self.aggregate).await;
+        let tick = |secs: u64| tokio::time::Instant::from_std(start + Duration::from_secs(secs));
+        let run_end = self.plan.run_time.map(|t| tokio::time::Instant::from_std(start + t));
+        let shaped = matches!(self.plan.model, Model::Closed { shaped: true, .. });
+        let mut next_shape = shaped.then_some(0u64);
+        let mut grace_end: Option<tokio::time::Instant> = None;
+        let mut ended_by: Option<EndReason> = None;
+        let workers = self.plan.workers;
+        let mut state =
+            LoadState { last_second: vec![None; workers], live_users: vec![0; workers], done: 0, peak_fibers: 0 };
+        let handle = self.handle.clone();
+        while state.done < workers {
+            tokio::select! {
+                report = self.workers.reports.recv() => match report {
+                    Some(report) => self.on_load_report(report, &mut state, start).await,
+                    None => break,
+                },
+                () = sleep_until_opt(run_end), if !handle.stop.is_cancelled() => {
+                    ended_by = Some(EndReason::RunTime);
+                    handle.end_load();
+                }
+                () = sleep_until_opt(next_shape.map(tick)), if !handle.stop.is_cancelled() => {
+                    let secs = next_shape.unwrap_or(0);
+                    next_shape = Some(secs + 1);
+                    if let Some(reason) = self.on_shape_tick(shape.tick(Duration::from_secs(secs)), secs) {
+                        ended_by = Some(reason);
+                    }
+                }
+                () = handle.stop.cancelled(), if grace_end.is_none() => {
+                    ended_by.get_or_insert(EndReason::Stopped);
+                    grace_end = Some(tokio::time::Instant::now() + self.plan.stop_timeout);
+                }
+                () = sleep_until_opt(grace_end), if !handle.kill.is_cancelled() => handle.kill(),
+                () = handle.kill.cancelled(), if ended_by != Some(EndReason::Killed) => {
+                    ended_by = Some(EndReason::Killed);
+                }
+            }
+        }
+        LoadOutcome { start, started_at, ended_by, peak_fibers: state.peak_fibers }
     }
-    aggregate.seal_before(u64::MAX);
-    hooks.observe(&aggregate, duration);
-    let started_at = std::time::SystemTime::now() - duration;
-    RunResult { aggregate, duration, cut, end, started_at, peak_fibers: 0 }
+
+    /// Merges one worker report of the load; once every worker has reported one more second, publishes.
+    async fn on_load_report(&mut self, report: Report, state: &mut LoadState, start: Instant) {
+        match report {
+            Report::Stats(w, delta) => {
+                state.last_second[w] = Some(delta.second);
+                state.live_users[w] = delta.users;
+                self.aggregate.live_users = state.live_users.iter().sum();
+                self.aggregate.merge(delta);
+                // (`None` until every worker has reported a second.)
+                let reported = state.last_second.iter().copied().min().flatten();
+                self.aggregate.seal_before(reported.unwrap_or(0));
+                if let Some(second) = reported.filter(|&s| s != u64::MAX && s >= self.publisher.seconds) {
+                    self.publisher.seconds = second + 1;
+                    self.publisher.publish(RunPhase::Load, start.elapsed(), &self.aggregate).await;
+                }
+            }
+            Report::LoadDone(w, delta, fibers) => {
+                state.last_second[w] = Some(u64::MAX);
+                state.live_users[w] = 0;
+                self.aggregate.live_users = state.live_users.iter().sum();
+                self.aggregate.merge(delta);
+                state.peak_fibers = state.peak_fibers.max(fibers);
+                state.done += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// Acts on what the shape says at `secs`; returns why the load ends, if it does.
+    fn on_shape_tick(&mut self, tick: ShapeTick, secs: u64) -> Option<EndReason> {
+        match tick {
+            ShapeTick::Target { users, spawn_rate } => {
+                let at = Duration::from_secs(secs);
+                for control in &self.workers.controls {
+                    let _ = control.send(Control::Retarget { at, users, spawn_rate });
+                }
+                return None;
+            }
+            ShapeTick::Stop => {}
+            ShapeTick::Failed(e) => {
+                self.aggregate.errors.insert((e.location, format!("load shape: {}", e.message)), 1);
+            }
+        }
+        self.handle.end_load();
+        Some(EndReason::Completed)
+    }
+
+    /// Runs `teardown()` on worker 0; returns false when a stop cut it. A stop asked before or during it gives it
+    /// `--stop-timeout` from the later of the stop and its start; a second stop cancels it at once.
+    async fn teardown(&mut self, start: Instant) -> bool {
+        self.publisher.publish(RunPhase::Teardown, start.elapsed(), &self.aggregate).await;
+        let (workers, handle, aggregate) = (&mut self.workers, &self.handle, &mut self.aggregate);
+        let _ = workers.controls[0].send(Control::Teardown);
+        let mut deadline = None;
+        loop {
+            tokio::select! {
+                report = workers.reports.recv() => match report {
+                    Some(Report::TeardownDone(Err(_))) if handle.kill.is_cancelled() => return false,
+                    Some(Report::TeardownDone(result)) => {
+                        if let Err(e) = result {
+                            let key = (e.location, format!("teardown: {}", e.message));
+                            *aggregate.errors.entry(key).or_default() += 1;
+                        }
+                        return true;
+                    }
+                    Some(Report::Stats(_, delta)) => aggregate.merge(delta),
+                    Some(_) => {}
+                    None => return true,
+                },
+                () = handle.asked.cancelled(), if deadline.is_none() => {
+                    deadline = Some(tokio::time::Instant::now() + self.plan.stop_timeout);
+                }
+                () = sleep_until_opt(deadline), if !handle.kill.is_cancelled() => handle.kill(),
+            }
+        }
+    }
+
+    /// Hangs up on the workers, merges what they still send, seals the statistics and publishes the last snapshot.
+    async fn drain(mut self, duration: Duration, end: EndReason, cut: Option<Phase>) -> RunResult {
+        self.workers.controls.clear();
+        while let Some(report) = self.workers.reports.recv().await {
+            if let Report::Stats(_, delta) = report {
+                self.aggregate.merge(delta);
+            }
+        }
+        self.workers.join();
+        self.aggregate.seal_before(u64::MAX);
+        self.publisher.publish(RunPhase::Drain, duration, &self.aggregate).await;
+        let started_at = std::time::SystemTime::now() - duration;
+        RunResult { aggregate: self.aggregate, duration, cut, end, started_at, peak_fibers: 0 }
+    }
 }
 
 fn spawn<F: BehaviourFactory>(plan: &Arc<Plan>, factory: &Arc<F>, handle: &StopHandle) -> Result<Workers, Error> {

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nest_core::Snapshot;
 use nest_core::stats::{Recorder, Sample};
 use nest_core::{
-    Behaviour, BehaviourFactory, Call, EndReason, Error, Outcome, Plan, RunHooks, RunResult, ShapeTick, Shared, Slot,
-    Stage, StopHandle, TaskError, TaskSpec, TasksetSpec, WaitTime, WorkerContext, fiber,
+    Behaviour, BehaviourFactory, Call, EndReason, Error, Outcome, Plan, RunPhase, RunResult, ShapeSource, ShapeTick,
+    Shared, Slot, Stage, StopHandle, TaskError, TaskSpec, TasksetSpec, WaitTime, WorkerContext, fiber,
 };
 
 /// What every worker's behaviour saw, in one place for the test.
@@ -134,7 +135,7 @@ fn run_with(
     kind: TaskKind,
     handle: StopHandle,
     with_setup: bool,
-    hooks: impl RunHooks,
+    hooks: impl ShapeSource,
 ) -> (Result<RunResult, Error>, Seen) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let factory = Arc::new(Factory { seen: seen.clone(), kind, fail_build: false, with_setup });
@@ -370,39 +371,129 @@ fn setup_reaches_every_worker_and_teardown_runs_after_the_load() {
     assert_eq!(seen.teardown_after, Some(seen.calls.len()), "teardown ran after every call");
 }
 
-/// The users the aggregate said were active at each observation, and whether the timeline had sealed a second.
-#[derive(Default)]
-struct Users(Vec<(u64, bool)>);
-
-impl RunHooks for Users {
-    fn observe(&mut self, aggregate: &nest_core::stats::Aggregate, _elapsed: Duration) {
-        self.0.push((aggregate.live_users, aggregate.timeline.values().any(|s| s.sealed)));
-    }
+/// Runs with one subscriber task on the runner's runtime, which hands each snapshot it sees to `on` (with the
+/// run's stop handle); returns the snapshots seen with the result.
+fn run_watching(
+    plan: Plan,
+    kind: TaskKind,
+    handle: StopHandle,
+    with_setup: bool,
+    mut on: impl FnMut(&Snapshot, &StopHandle) + Send + 'static,
+) -> (Result<RunResult, Error>, Vec<Arc<Snapshot>>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let factory = Arc::new(Factory { seen, kind, fail_build: false, with_setup });
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (tx, mut rx) = nest_core::snapshot::channel();
+        let stop = handle.clone();
+        let watcher = tokio::spawn(async move {
+            let mut snapshots = Vec::new();
+            while rx.changed().await.is_ok() {
+                let snapshot = rx.borrow_and_update().clone();
+                on(&snapshot, &stop);
+                snapshots.push(snapshot);
+            }
+            snapshots
+        });
+        let result = nest_core::run_observed(plan, factory, handle, (), tx).await;
+        (result, watcher.await.unwrap())
+    })
 }
 
 #[test]
-fn live_users_are_known_from_the_first_report_before_any_second_is_sealed() {
+fn a_subscriber_sees_every_phase_and_one_snapshot_per_reported_second() {
+    let plan = Plan::builder(vec![taskset("a", 1)])
+        .users(3)
+        .workers(2)
+        .run_time(Some(Duration::from_millis(3500)))
+        .build()
+        .unwrap();
+    let (result, snapshots) =
+        run_watching(plan, TaskKind::Sleep(Duration::from_millis(2)), StopHandle::new(), true, |_, _| {});
+    let result = result.unwrap();
+    let seqs: Vec<u64> = snapshots.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, (1..=snapshots.len() as u64).collect::<Vec<_>>(), "none was skipped");
+    let mut phases: Vec<RunPhase> = snapshots.iter().map(|s| s.phase).collect();
+    phases.dedup();
+    let order = [RunPhase::Ready, RunPhase::Setup, RunPhase::Load, RunPhase::Teardown, RunPhase::Drain];
+    assert_eq!(phases, order);
+    // One load snapshot at the start, then one per second every worker reported, each second once.
+    let load: Vec<&Snapshot> = snapshots.iter().filter(|s| s.phase == RunPhase::Load).map(|s| &**s).collect();
+    let seconds: Vec<u64> = load.iter().map(|s| s.seconds).collect();
+    assert!(seconds.len() >= 4, "a 3.5 s run reports 1, 2 and 3 s: {seconds:?}");
+    assert_eq!(seconds, (0..seconds.len() as u64).collect::<Vec<_>>());
+    let counts: Vec<u64> = load.iter().map(|s| s.totals.total().count).collect();
+    assert!(counts.windows(2).skip(1).all(|w| w[0] < w[1]), "the totals grow each second: {counts:?}");
+    let users: Vec<u64> = load[1..].iter().map(|s| s.users).collect();
+    assert!(users.iter().all(|&n| n == 3), "the three VUs start at once: {users:?}");
+    assert!(load.iter().all(|s| s.totals.timeline.is_empty()), "a snapshot does not copy the timeline");
+    assert!(load.last().and_then(|s| s.last.as_ref()).is_some_and(|i| i.total.is_some()), "a sealed second");
+    let all: Vec<u64> = snapshots.iter().map(|s| s.totals.total().count).collect();
+    assert!(all.windows(2).all(|w| w[0] <= w[1]), "{all:?}");
+    let last = snapshots.last().unwrap();
+    assert_eq!(last.totals.total().count, result.aggregate.total().count, "the drain holds the final totals");
+    assert_eq!((last.users, last.elapsed), (0, result.duration));
+}
+
+#[test]
+fn a_subscriber_can_stop_the_run() {
+    let plan = Plan::builder(vec![taskset("a", 1)])
+        .users(2)
+        .workers(2)
+        .run_time(Some(Duration::from_secs(30)))
+        .build()
+        .unwrap();
+    let (result, snapshots) =
+        run_watching(plan, TaskKind::Sleep(Duration::from_millis(2)), StopHandle::new(), false, |s, stop| {
+            if s.phase == RunPhase::Load && s.totals.total().count > 0 {
+                stop.stop();
+            }
+        });
+    let result = result.unwrap();
+    assert_eq!(result.end, EndReason::Stopped);
+    assert!(result.duration < Duration::from_secs(10), "stopped after the first second: {:?}", result.duration);
+    let load = snapshots.iter().filter(|s| s.phase == RunPhase::Load && s.seconds > 0).count();
+    assert!((1..=2).contains(&load), "the stop came at the first reported second: {load} load snapshots");
+}
+
+#[test]
+fn a_setup_cut_short_goes_from_setup_to_drain() {
+    let plan = Plan::builder(vec![taskset("a", 1)]).users(2).run_time(Some(Duration::from_secs(30))).build().unwrap();
+    // Killed during setup(): the subscriber sees no load and no teardown.
+    let (result, snapshots) =
+        run_watching(plan, TaskKind::Sleep(Duration::from_millis(2)), StopHandle::new(), true, |s, stop| {
+            if s.phase == RunPhase::Setup {
+                stop.kill();
+            }
+        });
+    let phases: Vec<RunPhase> = snapshots.iter().map(|s| s.phase).collect();
+    let result = result.unwrap();
+    assert_eq!((result.cut, result.end), (Some(nest_core::Phase::Setup), EndReason::Killed), "{phases:?}");
+    assert_eq!(phases, [RunPhase::Ready, RunPhase::Setup, RunPhase::Drain]);
+}
+
+#[test]
+fn live_users_are_known_from_the_first_reported_second_before_any_second_is_sealed() {
     let plan = Plan::builder(vec![taskset("a", 1)])
         .users(5)
         .workers(2)
         .run_time(Some(Duration::from_millis(2500)))
         .build()
         .unwrap();
-    let mut users = Users::default();
-    let (result, _) = run_with(plan, TaskKind::Sleep(Duration::from_millis(20)), StopHandle::new(), false, &mut users);
+    let (result, snapshots) =
+        run_watching(plan, TaskKind::Sleep(Duration::from_millis(20)), StopHandle::new(), false, |_, _| {});
     result.unwrap();
-    let first = users.0.first().copied().expect("observed at least once");
-    assert!(!first.1, "the first report comes before any second is sealed: {:?}", users.0);
-    // After the first report of every worker, all five VUs (started at once) are counted.
-    let before_sealed: Vec<u64> = users.0.iter().take_while(|(_, sealed)| !sealed).map(|(n, _)| *n).collect();
-    assert_eq!(before_sealed.last(), Some(&5), "{:?}", users.0);
-    assert_eq!(users.0.last().map(|u| u.0), Some(0), "no VU is active once the load is done: {:?}", users.0);
+    let first = snapshots.iter().find(|s| s.phase == RunPhase::Load && s.seconds == 1).expect("second 0 reported");
+    // Every worker reported second 0, which is not sealed yet: all five VUs (started at once) are counted.
+    assert!(first.last.is_none(), "no second is sealed after the first report");
+    assert_eq!(first.users, 5);
+    assert_eq!(snapshots.last().map(|s| (s.phase, s.users)), Some((RunPhase::Drain, 0)), "no VU is active at the end");
 }
 
 struct Steps(Vec<ShapeTick>);
 
-impl RunHooks for Steps {
-    fn shape(&mut self, _elapsed: Duration) -> ShapeTick {
+impl ShapeSource for Steps {
+    fn tick(&mut self, _elapsed: Duration) -> ShapeTick {
         if self.0.is_empty() { ShapeTick::Stop } else { self.0.remove(0) }
     }
 }

@@ -4,12 +4,12 @@
 //! cancels what is in flight, and either way the summary is printed and the JSON report written.
 
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nest_core::stats::Summary;
-use nest_core::{EndReason, StopHandle};
+use nest_core::{EndReason, RunPhase, Snapshots, StopHandle};
 use nest_demo::{DemoConfig, DemoServer, Mode};
 use nest_http::ClientConfig;
 
@@ -63,21 +63,25 @@ pub fn run(args: RunArgs) -> Result<()> {
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let handle = StopHandle::new();
-    let mut hooks = Hooks {
-        shape: checked.shape,
-        display: Display::new(args.quiet, plan.run_time),
-        thresholds: checked.thresholds,
-        aborted: Vec::new(),
-        handle: handle.clone(),
-    };
-    let result = runtime.block_on(async {
+    let display = Arc::new(Mutex::new(Display::new(args.quiet, plan.run_time)));
+    let (publish, snapshots) = nest_core::snapshot::channel();
+    let (result, (thresholds, aborted)) = runtime.block_on(async {
         let signals = tokio::spawn(watch_signals(handle.clone(), plan.stop_timeout));
-        let result = nest_core::run(plan, factory, handle, &mut hooks).await;
+        // The observers: each watches the runner's snapshots; none runs inside its loop.
+        // (With `--quiet` nothing is shown, and no abort threshold means nothing to watch: then no one subscribes,
+        // and the runner copies nothing.)
+        let quiet = matches!(*display.lock().unwrap_or_else(PoisonError::into_inner), Display::Quiet);
+        let progress = (!quiet).then(|| tokio::spawn(show_progress(display.clone(), snapshots.clone())));
+        let abort = tokio::spawn(abort_on_breach(checked.thresholds, snapshots, handle.clone(), display.clone()));
+        let result = nest_core::run_observed(plan, factory, handle, Shape(checked.shape), publish).await;
         signals.abort();
-        result
+        if let Some(progress) = progress {
+            let _ = progress.await;
+        }
+        (result, abort.await.expect("the abort evaluator does not panic"))
     });
     drop(demo);
-    hooks.display.finish();
+    display.lock().unwrap_or_else(PoisonError::into_inner).finish();
     let result = result.map_err(|e| match e {
         nest_core::Error::Worker { .. } | nest_core::Error::InvalidPlan(_) | nest_core::Error::Setup(_) => {
             anyhow::Error::new(UsageError(e.to_string()))
@@ -91,7 +95,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         (Some(nest_core::Phase::Setup), _) => say("stopped during setup(): the load did not start"),
         (Some(nest_core::Phase::Teardown), _) => say("stopped during teardown(): its calls were cancelled"),
         (None, EndReason::Killed) => say("stopped: calls still in flight were cancelled"),
-        (None, EndReason::Stopped) if hooks.aborted.is_empty() => say("stopped"),
+        (None, EndReason::Stopped) if aborted.is_empty() => say("stopped"),
         (None, EndReason::Stopped) => say("stopped: an abort threshold was breached"),
         (None, EndReason::RunTime | EndReason::Completed) => {}
     }
@@ -102,7 +106,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     summary.started_at = result.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     summary.pools = crate::data::pool_rows(&data);
     summary.stopped_in = result.cut.map(|phase| phase.name().to_owned());
-    let mut verdicts = thresholds::evaluate(&hooks.thresholds, &summary, &hooks.aborted);
+    let mut verdicts = thresholds::evaluate(&thresholds, &summary, &aborted);
     if gate.is_some() {
         verdicts.push(thresholds::gate_verdict(&summary));
     }
@@ -180,39 +184,65 @@ pub fn check_writable(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// What the command line hooks into a run: the progress display, the load shape, and abort thresholds.
-struct Hooks {
-    shape: Option<nest_rhai::LoadShape>,
-    display: Display,
-    thresholds: Vec<Threshold>,
-    /// Abort thresholds breached during the run, with the second at which they were.
-    aborted: Vec<(usize, f64)>,
-    handle: StopHandle,
-}
+/// The script's load shape, if it has one.
+struct Shape(Option<nest_rhai::LoadShape>);
 
-impl nest_core::RunHooks for Hooks {
-    fn observe(&mut self, agg: &nest_core::stats::Aggregate, elapsed: Duration) {
-        if !self.handle.is_stopping() {
-            let breached = thresholds::breached_now(&self.thresholds, agg, elapsed);
-            if !breached.is_empty() {
-                for i in breached {
-                    let expr = &self.thresholds[i].expr;
-                    let at = elapsed.as_secs_f64();
-                    self.display.message(&format!("threshold `{expr}` breached at {at:.0}s: stopping the run"));
-                    self.aborted.push((i, elapsed.as_secs_f64()));
-                }
-                self.handle.stop();
-            }
-        }
-        self.display.update(agg, elapsed);
-    }
-
-    fn shape(&mut self, elapsed: Duration) -> nest_core::ShapeTick {
-        match &self.shape {
+impl nest_core::ShapeSource for Shape {
+    fn tick(&mut self, elapsed: Duration) -> nest_core::ShapeTick {
+        match &self.0 {
             Some(shape) => shape.tick(elapsed),
             None => nest_core::ShapeTick::Stop,
         }
     }
+}
+
+/// The progress display, as an observer: it shows each second of the load and the final totals.
+async fn show_progress(display: Arc<Mutex<Display>>, mut snapshots: Snapshots) {
+    while snapshots.changed().await.is_ok() {
+        let snapshot = snapshots.borrow_and_update().clone();
+        // (The load's first snapshot, at 0 s, has nothing to show yet.)
+        let shown = match snapshot.phase {
+            RunPhase::Load => snapshot.seconds > 0,
+            RunPhase::Drain => true,
+            _ => false,
+        };
+        if shown {
+            display.lock().unwrap_or_else(PoisonError::into_inner).update(&snapshot.totals, snapshot.elapsed);
+        }
+    }
+}
+
+/// The `abort` thresholds, as an observer: at each second of the load, stops the run when one is breached (after
+/// its delay). Returns the thresholds, and those breached with the second at which they were.
+async fn abort_on_breach(
+    thresholds: Vec<Threshold>,
+    mut snapshots: Snapshots,
+    handle: StopHandle,
+    display: Arc<Mutex<Display>>,
+) -> (Vec<Threshold>, Vec<(usize, f64)>) {
+    let mut aborted = Vec::new();
+    if !thresholds.iter().any(|t| t.abort) {
+        return (thresholds, aborted);
+    }
+    while snapshots.changed().await.is_ok() {
+        let snapshot = snapshots.borrow_and_update().clone();
+        if snapshot.phase != RunPhase::Load || handle.is_stopping() {
+            continue;
+        }
+        let breached = thresholds::breached_now(&thresholds, &snapshot.totals, snapshot.elapsed);
+        if breached.is_empty() {
+            continue;
+        }
+        let at = snapshot.elapsed.as_secs_f64();
+        let mut display = display.lock().unwrap_or_else(PoisonError::into_inner);
+        for i in breached {
+            let expr = &thresholds[i].expr;
+            display.message(&format!("threshold `{expr}` breached at {at:.0}s: stopping the run"));
+            aborted.push((i, at));
+        }
+        handle.stop();
+    }
+    (thresholds, aborted)
 }
 
 /// First Ctrl-C, SIGTERM or SIGHUP (a closed terminal, a dropped SSH session): graceful stop. Second: stop now.

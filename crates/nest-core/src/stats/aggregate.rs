@@ -133,6 +133,22 @@ impl Aggregate {
         self.folded_before = self.folded_before.max(before);
     }
 
+    /// A copy of the totals so far without the timeline, which grows with the run: what a live snapshot holds
+    /// (see [`crate::Snapshot`]).
+    pub fn without_timeline(&self) -> Aggregate {
+        Aggregate {
+            requests: self.requests.clone(),
+            failures: self.failures.clone(),
+            errors: self.errors.clone(),
+            slots: self.slots.clone(),
+            dropped: self.dropped,
+            live_users: self.live_users,
+            checks: self.checks.clone(),
+            metrics: self.metrics.clone(),
+            ..Aggregate::default()
+        }
+    }
+
     /// All request groups merged into one.
     pub fn total(&self) -> RequestCounts {
         let mut total = RequestCounts::default();

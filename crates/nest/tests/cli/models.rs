@@ -429,3 +429,23 @@ fn an_abort_threshold_stops_the_run_early() {
     assert!(duration < 10.0, "the abort threshold did not stop the run: duration_s {duration}\n{}", run.context());
     assert!(run.stdout.contains("FAIL  error_rate < 1% (abort)"), "{}", run.context());
 }
+
+#[test]
+fn an_abort_threshold_waits_for_its_delay() {
+    let server = Server::builder().route(|_| Reply::status(500)).start();
+    let sandbox = Sandbox::new();
+    sandbox.write("hit.rhai", &one_request("/hit"));
+    sandbox.write_config("thresholds:\n  - { expr: \"error_rate < 1%\", abort: true, delay: 2s }\n");
+    let run = sandbox.run(&server.url(), &["-u", "2", "-t", "30s"]);
+    run.assert_code(99);
+    let report = run.report();
+    assert_eq!(report.total_requests(), server.total(), "{}", run.context());
+    // Every request failed from the first second on, but the threshold only looks from 2 s on.
+    let aborted_at = num(&report.0["thresholds"][0], "aborted_at_s");
+    assert!((2.0..10.0).contains(&aborted_at), "aborted at {aborted_at} s\n{}", run.context());
+    let duration = duration_s(report);
+    assert!((2.0..10.0).contains(&duration), "duration_s {duration}\n{}", run.context());
+    let said = format!("threshold `error_rate < 1%` breached at {aborted_at:.0}s: stopping the run");
+    assert!(run.stderr.contains(&said), "expected `{said}`\n{}", run.context());
+    assert!(run.stderr.contains("stopped: an abort threshold was breached"), "{}", run.context());
+}

@@ -1,0 +1,133 @@
+//! The live snapshot: what a run looks like now, published for observers that must not slow the aggregation.
+//!
+//! The runner is the single aggregator of the workers' statistics, and observers (the live view, `abort`
+//! thresholds, later a web UI, a metrics exporter or a coordinator) do not run inside its loop. Instead, each time
+//! every worker has reported one more second of load, and at each change of [`RunPhase`], the runner publishes an
+//! immutable [`Snapshot`] on a `tokio::sync::watch` channel. A subscriber reads the newest one when it is ready:
+//! a slow subscriber skips snapshots and never holds the runner up. An observer that wants the run stopped calls
+//! the [`crate::StopHandle`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::stats::{Aggregate, TimelineRow, TimelineTotal};
+
+/// Where a run is, in the order a run goes through them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RunPhase {
+    /// Before `setup()`: every worker has built its behaviour (the channel's first value also says `Ready`).
+    #[default]
+    Ready,
+    /// `setup()` runs on worker 0.
+    Setup,
+    /// The load runs.
+    Load,
+    /// `teardown()` runs on worker 0.
+    Teardown,
+    /// The workers are gone and the statistics sealed: the run's last snapshot, with its final totals.
+    Drain,
+}
+
+impl RunPhase {
+    /// `ready`, `setup`, `load`, `teardown` or `drain`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunPhase::Ready => "ready",
+            RunPhase::Setup => "setup",
+            RunPhase::Load => "load",
+            RunPhase::Teardown => "teardown",
+            RunPhase::Drain => "drain",
+        }
+    }
+}
+
+/// One sealed point of the timeline: its figures are final.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interval {
+    /// Its first second, since the load's start.
+    pub start: u64,
+    /// Seconds it covers (more than 1 once a long run's timeline is coarsened).
+    pub seconds: u64,
+    /// Active VUs at its end.
+    pub users: u64,
+    /// Task starts dropped in it (open model).
+    pub dropped: u64,
+    /// Per request name.
+    pub rows: Vec<TimelineRow>,
+    /// All requests together.
+    pub total: Option<TimelineTotal>,
+}
+
+/// What a run looks like at one moment. It never changes once published: observers share it as `Arc<Snapshot>`.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Where the run is.
+    pub phase: RunPhase,
+    /// Grows by one with each snapshot published (0 is the channel's first, empty value).
+    pub seq: u64,
+    /// Time since the load's common start (zero before it). In [`RunPhase::Drain`], the run's duration, as
+    /// [`crate::RunResult::duration`] says it.
+    pub elapsed: Duration,
+    /// Whole seconds of load that every worker has reported: their figures are all in `totals`.
+    pub seconds: u64,
+    /// Active VUs now, over all workers (as [`Aggregate::live_users`]).
+    pub users: u64,
+    /// Everything recorded so far, merged; without the timeline, which grows with the run (see `last`).
+    pub totals: Aggregate,
+    /// The latest sealed point of the timeline, if one is.
+    pub last: Option<Interval>,
+}
+
+/// A subscription to a run's snapshots (clone it for another subscriber).
+pub type Snapshots = watch::Receiver<Arc<Snapshot>>;
+
+/// A channel for one run's snapshots: give the sender to [`crate::run_observed`] and subscribe with the receiver.
+/// It starts with an empty [`RunPhase::Ready`] snapshot, `seq` 0.
+pub fn channel() -> (watch::Sender<Arc<Snapshot>>, Snapshots) {
+    watch::channel(Arc::new(Snapshot::default()))
+}
+
+/// The runner's end of the channel.
+pub(crate) struct Publisher {
+    tx: watch::Sender<Arc<Snapshot>>,
+    seq: u64,
+    /// Whole seconds every worker has reported so far.
+    pub(crate) seconds: u64,
+}
+
+impl Publisher {
+    pub(crate) fn new(tx: watch::Sender<Arc<Snapshot>>) -> Publisher {
+        Publisher { tx, seq: 0, seconds: 0 }
+    }
+
+    /// Publishes what `aggregate` holds now, then lets the subscribers on this runtime look at it before the
+    /// runner goes on (so they see every phase). Costs nothing when no one subscribes.
+    pub(crate) async fn publish(&mut self, phase: RunPhase, elapsed: Duration, aggregate: &Aggregate) {
+        // Subscribers come from an existing receiver or from this sender: with none left, none can come.
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        self.seq += 1;
+        let last = aggregate.timeline.iter().rev().find(|(_, s)| s.sealed).map(|(&start, s)| Interval {
+            start,
+            seconds: s.seconds.max(1),
+            users: s.users,
+            dropped: s.dropped,
+            rows: s.rows.clone(),
+            total: s.total.clone(),
+        });
+        let snapshot = Snapshot {
+            phase,
+            seq: self.seq,
+            elapsed,
+            seconds: self.seconds,
+            users: aggregate.live_users,
+            totals: aggregate.without_timeline(),
+            last,
+        };
+        self.tx.send_replace(Arc::new(snapshot));
+        tokio::task::yield_now().await;
+    }
+}
