@@ -10,10 +10,10 @@ use std::io::Write;
 use anyhow::{Context, Result};
 
 use crate::cli::ReportArgs;
-use crate::output::write_atomic;
 use crate::plan::UsageError;
-use crate::render::Outputs;
-use crate::result::Report;
+use nest_report::model::Report;
+use nest_report::output::write_atomic;
+use nest_report::render::Outputs;
 
 /// Runs `nest report`.
 pub fn run(args: ReportArgs) -> Result<()> {
@@ -34,8 +34,8 @@ pub fn run(args: ReportArgs) -> Result<()> {
     if outputs.is_empty() {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
-        crate::report::print_summary(&mut out, &report.summary)?;
-        crate::thresholds::print_verdicts(&mut out, &report.thresholds)?;
+        nest_report::table::print_summary(&mut out, &report.summary)?;
+        nest_report::thresholds::print_verdicts(&mut out, &report.thresholds)?;
         out.flush()?;
         return Ok(());
     }
