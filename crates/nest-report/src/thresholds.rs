@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 
 mod custom;
 mod gate;
+mod observed;
 
 pub use gate::{DEFAULT_EXIT_CODE, GateFailed, gate_verdict};
+pub use observed::{Observed, RequestEntry};
 
 /// What a threshold measures.
 #[derive(Debug, Clone, PartialEq)]
@@ -373,15 +375,6 @@ fn value(metric: &Metric, text: &str) -> Result<f64, ValueError> {
     })
 }
 
-/// The figures a threshold can look at, for all requests or one name.
-struct Observed {
-    requests: u64,
-    failures: u64,
-    rps: f64,
-    latency: LatencyMs,
-    corrected: Option<LatencyMs>,
-}
-
 impl Threshold {
     fn matches(&self, method: &str, name: &str) -> bool {
         self.name.as_deref().is_none_or(|n| n == name) && self.method.as_deref().is_none_or(|m| m == method)
@@ -421,8 +414,14 @@ impl Threshold {
         }
     }
 
-    /// The value to compare, in base units, and its display value and unit.
-    fn measure(&self, o: &Observed) -> Option<(f64, f64, &'static str)> {
+    /// The value to compare, in base units, and its display value and unit; `None` when there is no data. The
+    /// one measure behind both the live abort check and the final verdict.
+    fn measure(&self, observed: &Observed<'_>) -> Option<(f64, f64, &'static str)> {
+        if self.metric.is_run_wide() {
+            return custom::measure(&self.metric, &observed.run_wide());
+        }
+        let any = self.name.is_some() || self.method.is_some();
+        let o = observed.select(any, |method, name| self.matches(method, name))?;
         let rate = |num: u64, den: u64| if den == 0 { None } else { Some(num as f64 / den as f64) };
         match &self.metric {
             &Metric::Latency { stat, corrected: false } => {
@@ -438,15 +437,6 @@ impl Threshold {
             // Run-wide metrics are measured by `custom::measure`.
             _ => None,
         }
-    }
-
-    /// The measure on the final report.
-    fn measure_summary(&self, s: &Summary) -> Option<(f64, f64, &'static str)> {
-        if self.metric.is_run_wide() {
-            let run = custom::RunWide { checks: &s.checks, metrics: &s.metrics, script_errors: s.script_errors() };
-            return custom::measure(&self.metric, &run);
-        }
-        observe_summary(self, s).and_then(|o| self.measure(&o))
     }
 
     fn verdict(&self, measured: Option<(f64, f64, &'static str)>, aborted_at_s: Option<f64>) -> Verdict {
@@ -479,102 +469,53 @@ fn fmt_value(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.0}") } else { format!("{v:.2}") }
 }
 
-/// Evaluates thresholds on a finished run's report.
+/// Evaluates thresholds on a finished run's report (see [`evaluate_observed`]).
 pub fn evaluate(thresholds: &[Threshold], summary: &Summary, aborted: &[(usize, f64)]) -> Vec<Verdict> {
+    evaluate_observed(thresholds, &Observed::from_summary(summary), aborted)
+}
+
+/// The verdicts of `thresholds` on `observed`. `aborted` lists the abort thresholds that stopped the run, with
+/// the second at which they did: those fail whatever the final figures say.
+pub fn evaluate_observed(thresholds: &[Threshold], observed: &Observed<'_>, aborted: &[(usize, f64)]) -> Vec<Verdict> {
     thresholds
         .iter()
         .enumerate()
         .map(|(i, t)| {
             let aborted_at = aborted.iter().find(|(j, _)| *j == i).map(|(_, at)| *at);
-            t.verdict(t.measure_summary(summary), aborted_at)
+            t.verdict(t.measure(observed), aborted_at)
         })
         .collect()
 }
 
-fn observe_summary(t: &Threshold, s: &Summary) -> Option<Observed> {
-    if t.name.is_none() && t.method.is_none() {
-        let tot = &s.totals;
-        return Some(Observed {
-            requests: tot.requests,
-            failures: tot.failures,
-            rps: tot.rps,
-            latency: tot.latency_ms,
-            corrected: tot.corrected_latency_ms,
-        });
-    }
-    // A selected name: with one matching row use its figures; several (one name, several methods) would need
-    // merged histograms, which the rows carry.
-    let rows: Vec<_> = s.requests.iter().filter(|r| t.matches(&r.method, &r.name)).collect();
-    merge_rows(&rows)
-}
-
-fn merge_rows(rows: &[&nest_core::stats::RequestRow]) -> Option<Observed> {
-    match rows {
-        [] => None,
-        [r] => Some(Observed {
-            requests: r.requests,
-            failures: r.failures,
-            rps: r.rps,
-            latency: r.latency_ms,
-            corrected: r.corrected_latency_ms,
-        }),
-        many => {
-            let mut counts = nest_core::stats::RequestCounts::default();
-            for r in many {
-                let mut c =
-                    nest_core::stats::RequestCounts { count: r.requests, failures: r.failures, ..Default::default() };
-                c.latency.histogram = nest_core::stats::decode_histogram(&r.histogram).ok()?;
-                c.latency.count = r.requests;
-                c.latency.sum_us = (r.latency_ms.mean * 1000.0 * r.requests as f64) as u64;
-                c.latency.min_us = (r.latency_ms.min * 1000.0) as u64;
-                c.latency.max_us = (r.latency_ms.max * 1000.0) as u64;
-                counts.merge(&c);
-            }
-            Some(Observed {
-                requests: counts.count,
-                failures: counts.failures,
-                rps: many.iter().map(|r| r.rps).sum(),
-                latency: LatencyMs::of(&counts.latency),
-                corrected: None,
-            })
-        }
-    }
-}
-
-/// Checks the abort thresholds against live statistics; returns the indices breached now.
+/// Checks the abort thresholds against live statistics; returns the indices breached now (see [`breached`]).
 pub fn breached_now(thresholds: &[Threshold], aggregate: &Aggregate, elapsed: Duration) -> Vec<usize> {
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    // Run-wide figures are built once per look, and only when a run-wide abort threshold is due.
-    let mut run_wide: Option<custom::LiveRunWide> = None;
+    if !thresholds.iter().any(|t| t.abort && elapsed >= t.delay) {
+        return Vec::new();
+    }
+    breached(thresholds, &Observed::from_aggregate(aggregate, elapsed))
+}
+
+/// The abort thresholds past their `delay` that `observed` breaches, by index. A request threshold is not judged
+/// before a request it selects has completed.
+pub fn breached(thresholds: &[Threshold], observed: &Observed<'_>) -> Vec<usize> {
     thresholds
         .iter()
         .enumerate()
-        .filter(|(_, t)| t.abort && elapsed >= t.delay)
-        .filter(|(_, t)| {
-            if t.metric.is_run_wide() {
-                let live = run_wide.get_or_insert_with(|| custom::LiveRunWide::of(aggregate, secs));
-                return custom::measure(&t.metric, &live.view()).is_some_and(|(v, _, _)| !t.op.holds(v, t.limit));
-            }
-            let mut c = nest_core::stats::RequestCounts::default();
-            for ((name, method), counts) in &aggregate.requests {
-                if t.matches(method, name) {
-                    c.merge(counts);
-                }
-            }
-            if c.count == 0 {
-                return false;
-            }
-            let observed = Observed {
-                requests: c.count,
-                failures: c.failures,
-                rps: c.count as f64 / secs,
-                latency: LatencyMs::of(&c.latency),
-                corrected: c.corrected.as_ref().map(LatencyMs::of),
-            };
-            t.measure(&observed).is_some_and(|(v, _, _)| !t.op.holds(v, t.limit))
-        })
+        .filter(|(_, t)| t.abort && observed.elapsed_s >= t.delay.as_secs_f64())
+        .filter(|(_, t)| t.metric.is_run_wide() || observed_requests(t, observed) > 0)
+        .filter(|(_, t)| t.measure(observed).is_some_and(|(v, _, _)| !t.op.holds(v, t.limit)))
         .map(|(i, _)| i)
         .collect()
+}
+
+/// How many requests a threshold's selector matches.
+fn observed_requests(t: &Threshold, observed: &Observed<'_>) -> u64 {
+    observed
+        .requests
+        .iter()
+        .filter(|e| t.matches(e.method, e.name))
+        .filter_map(|e| e.counts.as_ref().map(|c| c.count))
+        .sum()
 }
 
 #[cfg(test)]
@@ -693,5 +634,75 @@ mod tests {
             abort("script_errors == 0"),
         ];
         assert_eq!(breached_now(&ts, &agg, Duration::from_secs(1)), vec![0, 2]);
+    }
+
+    /// An open-model run: one name under two methods, with corrected latency, some failures, a check.
+    fn open_aggregate() -> Aggregate {
+        let r = Recorder::new();
+        for i in 0..300u64 {
+            let method = if i % 3 == 0 { "POST" } else { "GET" };
+            let failure = (i % 17 == 0).then_some(Failure { kind: FailureKind::Status, reason: "HTTP 503" });
+            let sample = Sample {
+                latency: Duration::from_micros(700 + i * i * 13),
+                corrected: Some(Duration::from_micros(900 + i * i * 29)),
+                failure,
+                ..Default::default()
+            };
+            r.request(method, if i % 5 == 0 { "/other" } else { "/x" }, sample);
+            r.check("ok", i % 11 != 0).unwrap();
+        }
+        let mut agg = Aggregate::default();
+        agg.merge(r.take());
+        agg.seal_before(u64::MAX);
+        agg
+    }
+
+    #[test]
+    fn a_name_under_several_methods_keeps_its_corrected_latency_and_exact_mean() {
+        let agg = open_aggregate();
+        let s = Summary::new(&agg, &[], 10.0, 0, true);
+        let mut x = nest_core::stats::RequestCounts::default();
+        for ((name, _), c) in &agg.requests {
+            if name == "/x" {
+                x.merge(c);
+            }
+        }
+        let v = evaluate(&[p("/x: corrected_p99 < 10s"), p("/x: mean < 10s")], &s, &[]);
+        let corrected = LatencyMs::of(x.corrected.as_ref().unwrap());
+        assert!(v[0].passed && v[0].observed == Some(corrected.p99), "{:?}", v[0]);
+        assert_eq!(v[1].observed, Some(LatencyMs::of(&x.latency).mean), "{:?}", v[1]);
+    }
+
+    #[test]
+    fn the_live_check_and_the_final_verdict_measure_the_same() {
+        let agg = open_aggregate();
+        let s = Summary::new(&agg, &[], 10.0, 0, true);
+        let (live, last) = (Observed::from_aggregate(&agg, Duration::from_secs(10)), Observed::from_summary(&s));
+        for expr in [
+            "p50 < 1s",
+            "p99.9 < 1s",
+            "corrected_p95 < 1s",
+            "corrected_max < 1s",
+            "mean < 1s",
+            "min > 0ms",
+            "rps > 1",
+            "error_rate < 1%",
+            "failures == 0",
+            "requests > 0",
+            "/x: corrected_p99 < 1s",
+            "/x: mean < 1s",
+            "/x: rps > 1",
+            "/x: error_rate < 1%",
+            "GET /x: corrected_p90 < 1s",
+            "POST /other: p95 < 1s",
+            "/nope: p95 < 1s",
+            "checks > 99%",
+            "check \"ok\" > 99%",
+            "script_errors == 0",
+        ] {
+            let t = p(expr);
+            assert_eq!(t.measure(&live), t.measure(&last), "{expr}");
+            assert!(expr.starts_with("/nope") || t.measure(&live).is_some(), "{expr}");
+        }
     }
 }
