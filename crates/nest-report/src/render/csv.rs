@@ -81,7 +81,15 @@ const HISTORY_TOTALS: [&str; 7] = [
     "Total Average Content Size",
 ];
 
-/// The four files' contents, in the order of [`FILES`].
+/// Writes the files of [`render`] to `outs`, one writer per file in the order of [`FILES`].
+pub fn write<W: std::io::Write>(outs: [W; FILES.len()], report: &Report) -> Result<()> {
+    for (mut out, bytes) in outs.into_iter().zip(render(report)?) {
+        out.write_all(&bytes).map_err(RenderError::Io)?;
+    }
+    Ok(())
+}
+
+/// The five files' contents, in the order of [`FILES`].
 pub fn render(report: &Report) -> Result<Vec<Vec<u8>>> {
     let s = &report.summary;
     let mut stats = writer();

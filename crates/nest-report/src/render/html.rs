@@ -22,6 +22,11 @@ const CHART_NAMES: usize = 8;
 /// The page's style sheet, inlined: the report must open offline.
 const STYLE: &str = include_str!("report.css");
 
+/// Writes [`render`]'s text to `out` (a file, a socket, a test's buffer).
+pub fn write<W: std::io::Write>(mut out: W, report: &Report) -> std::io::Result<()> {
+    out.write_all(render(report).as_bytes())
+}
+
 /// The whole page.
 pub fn render(report: &Report) -> String {
     let s = &report.summary;

@@ -85,6 +85,11 @@ fn check_case(thresholds: &[Threshold], row: &CheckRow) -> Case {
     Case { classname: "checks", name: row.name.clone(), time_s: 0.0, failure }
 }
 
+/// Writes [`render`]'s text to `out` (a file, a socket, a test's buffer).
+pub fn write<W: std::io::Write>(mut out: W, report: &Report) -> std::io::Result<()> {
+    out.write_all(render(report).as_bytes())
+}
+
 /// The whole document.
 pub fn render(report: &Report) -> String {
     let s = &report.summary;

@@ -41,6 +41,9 @@ pub enum RenderError {
     /// The CSV writer could not hand its bytes back.
     #[error("could not render CSV: {0}")]
     Flush(String),
+    /// A writer given to a renderer failed.
+    #[error("could not write a report: {0}")]
+    Io(std::io::Error),
     /// A rendered file could not be written.
     #[error("could not write {}: {source}", path.display())]
     Write {
@@ -292,5 +295,20 @@ pub(crate) mod tests {
         let back: Report = serde_json::from_slice(&serde_json::to_vec_pretty(&report).unwrap()).unwrap();
         assert_eq!(back, report, "floats survive the round trip exactly");
         assert_eq!(outputs.render(&report).unwrap(), outputs.render(&back).unwrap());
+    }
+
+    #[test]
+    fn the_writers_write_what_render_renders() {
+        let report = sample_report(true, Vec::new());
+        let mut page = Vec::new();
+        html::write(&mut page, &report).unwrap();
+        assert_eq!(page, html::render(&report).into_bytes());
+        let mut xml = Vec::new();
+        junit::write(&mut xml, &report).unwrap();
+        assert_eq!(xml, junit::render(&report).into_bytes());
+        let mut files: [Vec<u8>; csv::FILES.len()] = Default::default();
+        csv::write(files.each_mut(), &report).unwrap();
+        assert_eq!(files.to_vec(), csv::render(&report).unwrap());
+        assert!(files.iter().all(|f| !f.is_empty()));
     }
 }
