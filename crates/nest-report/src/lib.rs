@@ -10,6 +10,8 @@
 //! - [`table`]: the terminal summary tables, written to any [`std::io::Write`].
 //! - [`render`]: the report files: Locust CSV, JUnit XML and a self-contained HTML page, a pure function of the
 //!   report, so that a saved JSON report renders again byte for byte.
+//! - [`merge`]: [`model::Report::merge`], the exact merge of several reports of one plan (counts added, histograms
+//!   added bucket for bucket, percentiles computed again), refusing reports of different plans ([`merge::MergeError`]).
 //! - [`output`]: atomic file writes (a temporary file renamed over the target), for every file nest writes.
 //!
 //! ```
@@ -23,6 +25,7 @@
 
 #![deny(missing_docs)]
 
+pub mod merge;
 pub mod model;
 pub mod output;
 pub mod render;

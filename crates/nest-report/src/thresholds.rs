@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 mod custom;
 mod gate;
-mod observed;
+pub(crate) mod observed;
 
 pub use gate::{DEFAULT_EXIT_CODE, GateFailed, gate_verdict};
 pub use observed::{Observed, RequestEntry};

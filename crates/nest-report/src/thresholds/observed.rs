@@ -78,7 +78,7 @@ impl<'a> Observed<'a> {
             requests: summary
                 .requests
                 .iter()
-                .map(|r| RequestEntry { method: &r.method, name: &r.name, counts: counts_of(r).map(Cow::Owned) })
+                .map(|r| RequestEntry { method: &r.method, name: &r.name, counts: counts_of(r).ok().map(Cow::Owned) })
                 .collect(),
             checks: Cow::Borrowed(&summary.checks),
             metrics: Cow::Borrowed(&summary.metrics),
@@ -116,28 +116,35 @@ impl<'a> Observed<'a> {
 
 /// A report row's counts, rebuilt: the histograms decode exactly; min and max are whole microseconds; the sum is
 /// the mean times the count, rounded (exact below 2^50 µs, about 35 years of latency).
-fn counts_of(row: &RequestRow) -> Option<RequestCounts> {
-    let latency = latency_of(&row.latency_ms, &row.histogram)?;
-    let corrected = match (&row.corrected_latency_ms, &row.corrected_histogram) {
-        (Some(ms), Some(h)) => Some(latency_of(ms, h)?),
-        _ => None,
-    };
-    Some(RequestCounts {
-        count: row.requests,
-        failures: row.failures,
-        bytes: row.bytes,
-        latency,
-        corrected,
-        wire_bytes: row.wire_bytes,
+pub(crate) fn counts_of(row: &RequestRow) -> Result<RequestCounts, String> {
+    let corrected = row.corrected_latency_ms.as_ref().zip(row.corrected_histogram.as_deref());
+    rebuild(row.requests, row.failures, (row.bytes, row.wire_bytes), (&row.latency_ms, &row.histogram), corrected)
+}
+
+/// Counts rebuilt from a row's figures (see [`counts_of`]): `bytes` is (decoded, wire).
+pub(crate) fn rebuild(
+    count: u64,
+    failures: u64,
+    bytes: (u64, u64),
+    latency: (&LatencyMs, &str),
+    corrected: Option<(&LatencyMs, &str)>,
+) -> Result<RequestCounts, String> {
+    Ok(RequestCounts {
+        count,
+        failures,
+        bytes: bytes.0,
+        latency: latency_of(latency.0, latency.1)?,
+        corrected: corrected.map(|(ms, h)| latency_of(ms, h)).transpose()?,
+        wire_bytes: bytes.1,
     })
 }
 
 /// One distribution rebuilt; its count is its histogram's (every recorded value is in it).
-fn latency_of(ms: &LatencyMs, histogram: &str) -> Option<Latency> {
-    let histogram = decode_histogram(histogram).ok()?;
+pub(crate) fn latency_of(ms: &LatencyMs, histogram: &str) -> Result<Latency, String> {
+    let histogram = decode_histogram(histogram)?;
     let count = histogram.len();
     let us = |v: f64| (v * 1000.0).round() as u64;
-    Some(Latency {
+    Ok(Latency {
         count,
         sum_us: (ms.mean * 1000.0 * count as f64).round() as u64,
         min_us: if count == 0 { u64::MAX } else { us(ms.min) },
