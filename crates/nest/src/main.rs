@@ -53,5 +53,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::DemoServer(args) => demo_server::run(args),
         Command::Hook(args) => hook::run(args),
         Command::Report(args) => report_cmd::run(args),
+        Command::Merge(args) => report_cmd::merge(args),
     }
 }
