@@ -2,11 +2,13 @@
 //!
 //! A threshold is a small expression, `[METHOD] [NAME:] metric op value`: `p95 < 300ms`, `error_rate < 1%`,
 //! `rps > 50`, `GET /items/:id: p99 < 800ms`; or a run-wide one: `checks > 99%`, `check "has token" > 99%`,
-//! `script_errors == 0`, `counter "looked" > 10`, `trend "cart_value": p95 < 300` (see [`custom`]). Rates take
+//! `script_errors == 0`, `counter "looked" > 10`, `trend "cart_value": p95 < 300` (see `thresholds/custom.rs`). Rates take
 //! `%`: a bare number there is refused with a suggestion, since `error_rate < 1` once silently meant 100%.
-//! Expressions are parsed before any load, and a malformed one is reported with the column where it goes wrong. They are evaluated on the final report (exit
-//! code 99 when one fails, the k6 convention) and, for those marked `abort`, on the live statistics once their
-//! `delay` has passed, to stop a run that is already lost.
+//! Expressions are parsed before any load ([`Threshold::parse`]); a malformed one is a [`ThresholdError`] with the
+//! column where it goes wrong. They are evaluated on the final report (exit code 99 when one fails, the k6
+//! convention) and, for those marked `abort`, on the live statistics once their `delay` has passed, to stop a run
+//! that is already lost. Both go through one measure over one input, [`Observed`] ([`evaluate_observed`],
+//! [`breached`]), so the live check and the final verdict cannot disagree on the same data.
 
 use std::time::Duration;
 
