@@ -53,6 +53,12 @@ pub enum Command {
     /// report holds a failed threshold (only `nest run` exits 99), and 2 when the file cannot be read or is not a
     /// nest JSON report.
     Report(ReportArgs),
+    /// Merge saved JSON reports of one plan, run side by side, into one report, exactly.
+    ///
+    /// Counts add up, histograms are added bucket for bucket and percentiles are computed again; the thresholds are
+    /// evaluated again on the merged figures. Reports of different plans (host, load, run time, mix, thresholds) or
+    /// the same report twice are refused with exit code 2. Writes the same files as `nest report`.
+    Merge(MergeArgs),
 }
 
 /// Where the tasksets and the config come from (shared by run, list and configure).
@@ -248,6 +254,35 @@ pub struct ReportArgs {
     pub junit: Option<PathBuf>,
     /// Write the report again as JSON to this file: normalised (nest's own key order and formatting, keys it does
     /// not know dropped), as `nest run --json` writes it.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// Options of `nest merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Reports written by `nest run --json`, two or more.
+    #[arg(value_name = "RESULT.json", num_args = 2.., required = true)]
+    pub results: Vec<PathBuf>,
+    /// Where the merged report goes, and in which formats: as for `nest report`.
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+}
+
+/// The report files `nest merge` writes.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Write the self-contained HTML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write the Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv and
+    /// PREFIX_exceptions.csv.
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+    /// Write JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the merged report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 }

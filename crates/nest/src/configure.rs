@@ -16,8 +16,8 @@ use serde_yaml_ng::{Mapping, Value};
 use crate::cli::{ConfigureArgs, parse_duration};
 use crate::config::{DEFAULT_FILE, LoadedConfig};
 use crate::mix::{self, Source};
-use crate::output::write_atomic;
 use crate::plan::{DEFAULT_TASKSET_DIR, UsageError, parse_host};
+use nest_report::output::write_atomic;
 
 /// The first line of every file this command writes.
 const HEADER: &str =

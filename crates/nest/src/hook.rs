@@ -204,7 +204,7 @@ fn git(args: &[&str]) -> Result<String> {
 /// Writes an executable file atomically: a reader (or a concurrent `git push`) sees the old hook or the whole new
 /// one, and never a new one that is not yet executable, which git would silently skip.
 fn write_executable(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    crate::output::write_with_mode(path, bytes, Some(0o755))
+    nest_report::output::write_with_mode(path, bytes, Some(0o755))
 }
 
 /// The command the hook runs, as a person would type it.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use crossterm::{cursor, execute, queue, style, terminal};
 use nest_core::stats::{Aggregate, LatencyMs, RequestCounts};
 
-use crate::report::clip;
+use nest_report::table::clip;
 
 /// Seconds between two plain progress lines.
 const PLAIN_EVERY: u64 = 10;

@@ -14,12 +14,8 @@ mod list;
 mod live;
 mod mix;
 mod model;
-mod output;
 mod plan;
-mod render;
-mod report;
 mod report_cmd;
-mod result;
 mod run;
 mod settings;
 mod shell;
@@ -37,10 +33,10 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // The verdicts are already on stdout: a failed threshold needs no error line.
-        Err(err) if err.downcast_ref::<thresholds::ThresholdsFailed>().is_some() => ExitCode::from(99),
+        Err(err) if err.downcast_ref::<nest_report::thresholds::ThresholdsFailed>().is_some() => ExitCode::from(99),
         // The gate's verdict is on stdout too.
-        Err(err) if err.downcast_ref::<thresholds::GateFailed>().is_some() => {
-            ExitCode::from(err.downcast_ref::<thresholds::GateFailed>().map_or(1, |gate| gate.code))
+        Err(err) if err.downcast_ref::<nest_report::thresholds::GateFailed>().is_some() => {
+            ExitCode::from(err.downcast_ref::<nest_report::thresholds::GateFailed>().map_or(1, |gate| gate.code))
         }
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -57,5 +53,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::DemoServer(args) => demo_server::run(args),
         Command::Hook(args) => hook::run(args),
         Command::Report(args) => report_cmd::run(args),
+        Command::Merge(args) => report_cmd::merge(args),
     }
 }

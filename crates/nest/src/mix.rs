@@ -6,32 +6,10 @@
 use std::io::{self, Write};
 
 use nest_core::{SmoothRoundRobin, TasksetSpec, WeightedTable};
-use serde::{Deserialize, Serialize};
+pub use nest_report::model::{MixRow, Source, TaskRow};
 
 use crate::config::LoadedConfig;
 use crate::plan::UsageError;
-
-/// Where a taskset's weight came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// `tasksets:` in the config file.
-    Config,
-    /// The script's `weight(n)` (or 1 when it declares none), because the config does not list it.
-    FromScript,
-    /// The script's weight, because `use_script_weights` is on.
-    Script,
-}
-
-impl Source {
-    fn label(self) -> &'static str {
-        match self {
-            Source::Config => "config",
-            Source::FromScript => "from script",
-            Source::Script => "script",
-        }
-    }
-}
 
 /// Sets each taskset's weight from the config. Returns the source of each weight, in catalog order.
 ///
@@ -89,48 +67,6 @@ pub fn suggest(name: &str, names: &[&str]) -> String {
     } else {
         "; run `nest list` to see the tasksets".to_owned()
     }
-}
-
-/// One taskset row of the mix, as printed and as `nest list --json` writes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MixRow {
-    /// Taskset name.
-    pub name: String,
-    /// Effective weight.
-    pub weight: u32,
-    /// Share of VUs picking it, in percent.
-    pub share_pct: f64,
-    /// Where the weight came from.
-    pub source: Source,
-    /// Think time.
-    pub wait: String,
-    /// Whether it has `on_start` / `on_stop`.
-    pub on_start: bool,
-    /// See `on_start`.
-    pub on_stop: bool,
-    /// Its tasks.
-    pub tasks: Vec<TaskRow>,
-    /// Closed model: how many of the configured users start in it (VU `j` starts in the taskset a smooth weighted
-    /// round-robin gives `j`, so this is exact).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub users: Option<u64>,
-    /// The tasksets that use it as a nested task.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub nested_in: Vec<String>,
-}
-
-/// One task of a mix row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskRow {
-    /// Function name.
-    pub name: String,
-    /// Weight within the taskset.
-    pub weight: u32,
-    /// Share within the taskset, in percent.
-    pub share_pct: f64,
-    /// The task is a nested taskset (of this name).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub nested: bool,
 }
 
 /// Builds the rows of the mix table.

@@ -110,7 +110,7 @@ pub struct RunPlan {
     /// The load shape script, when `--shape` drives the users.
     pub shape: Option<nest_rhai::LoadShape>,
     /// Pass/fail criteria.
-    pub thresholds: Vec<crate::thresholds::Threshold>,
+    pub thresholds: Vec<nest_report::thresholds::Threshold>,
     /// The exit code of the default gate when it applies: no threshold configured, and not turned off.
     pub gate: Option<u8>,
 }
@@ -200,7 +200,7 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
 /// The default gate's exit code, when it applies: configured thresholds replace it, `no_default_gate` or an
 /// exit code of 0 turn it off.
 fn default_gate(s: &Settings, no_thresholds: bool) -> Option<u8> {
-    let code = s.exit_code_on_error.unwrap_or(crate::thresholds::DEFAULT_EXIT_CODE);
+    let code = s.exit_code_on_error.unwrap_or(nest_report::thresholds::DEFAULT_EXIT_CODE);
     (no_thresholds && s.no_default_gate != Some(true) && code != 0).then_some(code)
 }
 

@@ -1,48 +1,70 @@
-//! `nest report RESULT.json`: render a saved run again, without sending a request.
+//! `nest report RESULT.json` and `nest merge A.json B.json ...`: render saved runs again, without sending a request.
 //!
 //! The JSON report holds everything the other formats need (histograms included), so a run in CI can keep only
 //! its JSON and anyone can produce the HTML, CSV or JUnit files later, identical to what `--html`, `--csv` and
 //! `--junit` would have written; `--json` writes the report again in nest's own form (normalised). Rendering a
-//! report is not judging it: a failed threshold in the file does not change the exit code here.
+//! report is not judging it: a failed threshold in the file does not change the exit code here. `nest merge`
+//! combines the reports of one plan first (`nest_report::model::Report::merge`), then renders the same way.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use nest_report::merge::merge_named;
+use nest_report::model::Report;
+use nest_report::output::write_atomic;
+use nest_report::render::Outputs;
 
-use crate::cli::ReportArgs;
-use crate::output::write_atomic;
+use crate::cli::{MergeArgs, ReportArgs};
 use crate::plan::UsageError;
-use crate::render::Outputs;
-use crate::result::Report;
 
 /// Runs `nest report`.
 pub fn run(args: ReportArgs) -> Result<()> {
-    let path = &args.result;
-    let bytes = std::fs::read(path).map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
-    let report: Report = serde_json::from_slice(&bytes).map_err(|e| {
-        UsageError(format!("{}: not a nest JSON report (written by `nest run --json`): {e}", path.display()))
-    })?;
+    let report = read(&args.result)?;
     let outputs = Outputs { csv: args.csv, html: args.html, junit: args.junit };
-    if let Some(json) = &args.json {
-        let bytes = serde_json::to_vec_pretty(&report)?;
+    emit(&report, &outputs, args.json.as_deref())
+}
+
+/// Runs `nest merge`.
+pub fn merge(args: MergeArgs) -> Result<()> {
+    let reports = args.results.iter().map(read).collect::<Result<Vec<Report>>>()?;
+    let names: Vec<String> = args.results.iter().map(|p| p.display().to_string()).collect();
+    let inputs: Vec<(&str, &Report)> = names.iter().map(String::as_str).zip(&reports).collect();
+    let merged = merge_named(&inputs).map_err(|e| UsageError(e.to_string()))?;
+    let o = args.outputs;
+    emit(&merged, &Outputs { csv: o.csv, html: o.html, junit: o.junit }, o.json.as_deref())
+}
+
+/// Reads a saved report; a missing or foreign file is a usage error.
+fn read(path: &PathBuf) -> Result<Report> {
+    let bytes = std::fs::read(path).map_err(|e| UsageError(format!("cannot read {}: {e}", path.display())))?;
+    Ok(serde_json::from_slice(&bytes).map_err(|e| {
+        UsageError(format!("{}: not a nest JSON report (written by `nest run --json`): {e}", path.display()))
+    })?)
+}
+
+/// Writes the files asked for, or prints the summary tables when none is.
+fn emit(report: &Report, outputs: &Outputs, json: Option<&Path>) -> Result<()> {
+    if let Some(json) = json {
+        let bytes = serde_json::to_vec_pretty(report)?;
         write_atomic(json, &bytes).with_context(|| format!("could not write {}", json.display()))?;
         eprintln!("report written to {}", json.display());
     }
-    if outputs.is_empty() && args.json.is_some() {
+    if outputs.is_empty() && json.is_some() {
         return Ok(());
     }
     if outputs.is_empty() {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
-        crate::report::print_summary(&mut out, &report.summary)?;
-        crate::thresholds::print_verdicts(&mut out, &report.thresholds)?;
+        nest_report::table::print_summary(&mut out, &report.summary)?;
+        nest_report::thresholds::print_verdicts(&mut out, &report.thresholds)?;
         out.flush()?;
         return Ok(());
     }
     for path in outputs.paths() {
         crate::run::check_writable(&path)?;
     }
-    for written in outputs.write(&report)? {
+    for written in outputs.write(report)? {
         eprintln!("report written to {}", written.display());
     }
     Ok(())

@@ -16,12 +16,12 @@ use nest_http::ClientConfig;
 use crate::cli::RunArgs;
 use crate::confirm;
 use crate::live::Display;
-use crate::output::write_atomic;
 use crate::plan::{self, UsageError};
-use crate::render::Outputs;
-use crate::report::print_summary;
-use crate::result::{Report, RunInfo};
-use crate::thresholds::{self, GateFailed, Threshold, ThresholdsFailed};
+use nest_report::model::{Report, RunInfo};
+use nest_report::output::write_atomic;
+use nest_report::render::Outputs;
+use nest_report::table::print_summary;
+use nest_report::thresholds::{self, GateFailed, Threshold, ThresholdsFailed};
 
 /// Runs `nest run`.
 pub fn run(args: RunArgs) -> Result<()> {
@@ -178,9 +178,10 @@ fn print_report(out: &mut impl Write, report: &Report, quiet: bool) -> Result<()
     Ok(())
 }
 
-/// Fails before any load when a report file could not be written at the end (see [`crate::output::check`]).
+/// Fails before any load when a report file could not be written at the end (see [`nest_report::output::check`]).
 pub fn check_writable(path: &std::path::Path) -> Result<()> {
-    crate::output::check(path).map_err(|e| UsageError(format!("cannot write the report {}: {e}", path.display())))?;
+    nest_report::output::check(path)
+        .map_err(|e| UsageError(format!("cannot write the report {}: {e}", path.display())))?;
     Ok(())
 }
 

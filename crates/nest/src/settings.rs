@@ -12,7 +12,8 @@ use url::Url;
 use crate::cli::{RunArgs, parse_duration};
 use crate::config::LoadedConfig;
 use crate::plan::{UsageError, parse_host};
-use crate::thresholds::{Threshold, ThresholdSpec};
+use crate::thresholds::ThresholdSpec;
+use nest_report::thresholds::Threshold;
 
 /// Parsing one environment variable's value.
 trait FromEnv: Sized {

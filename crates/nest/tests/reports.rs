@@ -386,6 +386,43 @@ fn nest_report_rerenders_the_same_bytes_and_exits_0() {
 }
 
 #[test]
+fn nest_merge_adds_two_runs_exactly_and_refuses_other_plans() {
+    let fx = Fixture::run();
+    // A second segment of the same plan: the same figures, started a second later.
+    let mut second = fx.json.clone();
+    second["started_at"] = serde_json::json!(f(&fx.json["started_at"]) + 1.0);
+    std::fs::write(fx.path("second.json"), serde_json::to_vec(&second).unwrap()).unwrap();
+    let output = run(nest(fx.dir.path()).args(["merge", "out/r.json", "second.json", "--json", "m.json"]));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let merged: Value = serde_json::from_slice(&std::fs::read(fx.path("m.json")).unwrap()).unwrap();
+    let requests = fx.json["totals"]["requests"].as_u64().unwrap();
+    assert_eq!(merged["totals"]["requests"].as_u64(), Some(2 * requests));
+    assert_eq!(merged["totals"]["failures"].as_u64(), Some(2 * fx.json["totals"]["failures"].as_u64().unwrap()));
+    // The same samples twice: every percentile is the same as one run's.
+    assert_eq!(merged["totals"]["latency_ms"], fx.json["totals"]["latency_ms"]);
+    assert_eq!(merged["users"].as_u64(), Some(2 * fx.json["users"].as_u64().unwrap()));
+    assert_eq!(merged["thresholds"].as_array().unwrap().len(), THRESHOLDS.len());
+    let schema_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/report.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::draft202012::new(&schema).expect("a valid draft 2020-12 schema");
+    let errors: Vec<String> = validator.iter_errors(&merged).map(|e| format!("{}: {e}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "the merged report matches the schema: {errors:#?}");
+
+    let mut other = fx.json.clone();
+    other["run"]["host"] = serde_json::json!("http://127.0.0.1:1");
+    std::fs::write(fx.path("other.json"), serde_json::to_vec(&other).unwrap()).unwrap();
+    for (file, says) in [
+        ("other.json", "other.json was not run with the same plan as out/r.json: the hosts differ"),
+        ("out/r.json", "out/r.json is the same run as out/r.json"),
+    ] {
+        let output = run(nest(fx.dir.path()).args(["merge", "out/r.json", file, "--html", "x.html"]));
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+        assert!(String::from_utf8_lossy(&output.stderr).contains(says), "{}", text(&output));
+        assert!(!fx.path("x.html").exists());
+    }
+}
+
+#[test]
 fn the_json_report_matches_its_schema() {
     let fx = Fixture::run();
     let schema_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/report.schema.json");

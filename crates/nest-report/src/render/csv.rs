@@ -10,11 +10,13 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result, anyhow};
 use hdrhistogram::Histogram;
 use nest_core::stats::{LatencyMs, TimelineTotal, decode_histogram};
 
-use crate::result::Report;
+use super::RenderError;
+use crate::model::Report;
+
+type Result<T> = std::result::Result<T, RenderError>;
 
 /// The files, as suffixes of the prefix, in the order [`render`] returns them. Locust's four, then nest's own
 /// `_checks.csv` (the script's checks and custom metrics, which Locust has no file for).
@@ -79,7 +81,15 @@ const HISTORY_TOTALS: [&str; 7] = [
     "Total Average Content Size",
 ];
 
-/// The four files' contents, in the order of [`FILES`].
+/// Writes the files of [`render`] to `outs`, one writer per file in the order of [`FILES`].
+pub fn write<W: std::io::Write>(outs: [W; FILES.len()], report: &Report) -> Result<()> {
+    for (mut out, bytes) in outs.into_iter().zip(render(report)?) {
+        out.write_all(&bytes).map_err(RenderError::Io)?;
+    }
+    Ok(())
+}
+
+/// The five files' contents, in the order of [`FILES`].
 pub fn render(report: &Report) -> Result<Vec<Vec<u8>>> {
     let s = &report.summary;
     let mut stats = writer();
@@ -88,11 +98,12 @@ pub fn render(report: &Report) -> Result<Vec<Vec<u8>>> {
     rows.sort_by(|a, b| (&a.name, &a.method).cmp(&(&b.name, &b.method)));
     for (i, r) in rows.iter().enumerate() {
         let group = Group::new(r.requests, r.failures, r.bytes, &r.latency_ms, &r.histogram)
-            .with_context(|| format!("requests[{i}] ({} {})", r.method, r.name))?;
+            .map_err(|e| e.at(format!("requests[{i}] ({} {})", r.method, r.name)))?;
         stats.write_record(group.stats_row(&r.method, &r.name, s.duration_s))?;
     }
     let t = &s.totals;
-    let total = Group::new(t.requests, t.failures, t.bytes, &t.latency_ms, &t.histogram).context("totals")?;
+    let total =
+        Group::new(t.requests, t.failures, t.bytes, &t.latency_ms, &t.histogram).map_err(|e| e.at("totals".into()))?;
     stats.write_record(total.stats_row("", "Aggregated", s.duration_s))?;
 
     let mut history = writer();
@@ -119,7 +130,7 @@ pub fn render(report: &Report) -> Result<Vec<Vec<u8>>> {
     let checks = checks_file(s)?;
     [stats, history, failures, exceptions, checks]
         .into_iter()
-        .map(|w| w.into_inner().map_err(|e| anyhow!("could not render CSV: {}", e.error())))
+        .map(|w| w.into_inner().map_err(|e| RenderError::Flush(e.error().to_string())))
         .collect()
 }
 
@@ -295,9 +306,10 @@ impl<'a> Group<'a> {
         let times = if requests == 0 {
             Times { keys: Vec::new() }
         } else if histogram.is_empty() {
-            return Err(anyhow!("the report has no histogram, which Locust's percentiles need"));
+            return Err(RenderError::NoHistogram { place: String::new() });
         } else {
-            let h = decode_histogram(histogram).map_err(|e| anyhow!("a broken histogram: {e}"))?;
+            let h = decode_histogram(histogram)
+                .map_err(|e| RenderError::BrokenHistogram { place: String::new(), reason: e.to_string() })?;
             let us = |ms: f64| (ms * 1000.0).round() as u64;
             Times::from_histogram(&h, us(latency.min), us(latency.max))
         };

@@ -14,10 +14,58 @@ mod svg;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-
+use crate::model::Report;
 use crate::output::write_atomic;
-use crate::result::Report;
+
+/// Why a report file could not be rendered or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenderError {
+    /// A request row (or the totals) has no histogram: old or hand-made JSON.
+    #[error("{place}: the report has no histogram, which Locust's percentiles need")]
+    NoHistogram {
+        /// Which row: `requests[3] (GET /items)` or `totals`.
+        place: String,
+    },
+    /// A histogram does not decode.
+    #[error("{place}: a broken histogram: {reason}")]
+    BrokenHistogram {
+        /// Which row, as for [`RenderError::NoHistogram`].
+        place: String,
+        /// The decoder's reason.
+        reason: String,
+    },
+    /// The CSV writer failed.
+    #[error("could not render CSV: {0}")]
+    Csv(#[from] ::csv::Error),
+    /// The CSV writer could not hand its bytes back.
+    #[error("could not render CSV: {0}")]
+    Flush(String),
+    /// A writer given to a renderer failed.
+    #[error("could not write a report: {0}")]
+    Io(std::io::Error),
+    /// A rendered file could not be written.
+    #[error("could not write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+}
+
+impl RenderError {
+    /// The same error, naming the row it is about.
+    fn at(self, place: String) -> RenderError {
+        match self {
+            RenderError::NoHistogram { .. } => RenderError::NoHistogram { place },
+            RenderError::BrokenHistogram { reason, .. } => RenderError::BrokenHistogram { place, reason },
+            other => other,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, RenderError>;
 
 /// The report files asked for, by `nest run` or `nest report`.
 #[derive(Debug, Clone, Default)]
@@ -67,7 +115,7 @@ impl Outputs {
     pub fn write(&self, report: &Report) -> Result<Vec<PathBuf>> {
         let files = self.render(report)?;
         for (path, bytes) in &files {
-            write_atomic(path, bytes).with_context(|| format!("could not write {}", path.display()))?;
+            write_atomic(path, bytes).map_err(|source| RenderError::Write { path: path.clone(), source })?;
         }
         Ok(files.into_iter().map(|(path, _)| path).collect())
     }
@@ -102,7 +150,7 @@ pub fn escape(text: &str) -> String {
 }
 
 /// A millisecond figure as the terminal table shows it.
-pub use crate::report::ms as fmt_ms;
+pub use crate::table::ms as fmt_ms;
 
 /// A Unix time as `YYYY-MM-DDTHH:MM:SS` in UTC (whole seconds, truncated).
 pub fn utc_datetime(unix_s: f64) -> String {
@@ -124,8 +172,8 @@ pub fn utc_datetime(unix_s: f64) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::mix::{MixRow, Source, TaskRow};
-    use crate::result::RunInfo;
+    use crate::model::RunInfo;
+    use crate::model::{MixRow, Source, TaskRow};
     use crate::thresholds::Verdict;
     use nest_core::stats::{Aggregate, Failure, FailureKind, Recorder, Sample, Summary};
     use std::time::Duration;
@@ -247,5 +295,20 @@ pub(crate) mod tests {
         let back: Report = serde_json::from_slice(&serde_json::to_vec_pretty(&report).unwrap()).unwrap();
         assert_eq!(back, report, "floats survive the round trip exactly");
         assert_eq!(outputs.render(&report).unwrap(), outputs.render(&back).unwrap());
+    }
+
+    #[test]
+    fn the_writers_write_what_render_renders() {
+        let report = sample_report(true, Vec::new());
+        let mut page = Vec::new();
+        html::write(&mut page, &report).unwrap();
+        assert_eq!(page, html::render(&report).into_bytes());
+        let mut xml = Vec::new();
+        junit::write(&mut xml, &report).unwrap();
+        assert_eq!(xml, junit::render(&report).into_bytes());
+        let mut files: [Vec<u8>; csv::FILES.len()] = Default::default();
+        csv::write(files.each_mut(), &report).unwrap();
+        assert_eq!(files.to_vec(), csv::render(&report).unwrap());
+        assert!(files.iter().all(|f| !f.is_empty()));
     }
 }

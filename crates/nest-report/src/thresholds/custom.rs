@@ -3,9 +3,10 @@
 //!
 //! These do not belong to a request, so they take no request selector; the name in quotes selects the check or
 //! metric. They are measured on report rows ([`CheckRow`], [`MetricRow`]), which the final report has and the live
-//! path builds from the aggregate, so the abort check and the final verdict read the same figures.
+//! path builds from the aggregate (both through `Observed`), so the abort check and the final verdict read the same
+//! figures.
 
-use nest_core::stats::{Aggregate, CheckRow, LatencyMs, MetricKind, MetricRow, check_rows, metric_rows};
+use nest_core::stats::{CheckRow, LatencyMs, MetricKind, MetricRow};
 
 use super::{Metric, Stat};
 
@@ -31,27 +32,6 @@ pub(super) struct RunWide<'a> {
     pub checks: &'a [CheckRow],
     pub metrics: &'a [MetricRow],
     pub script_errors: u64,
-}
-
-/// The same figures from live statistics.
-pub(super) struct LiveRunWide {
-    checks: Vec<CheckRow>,
-    metrics: Vec<MetricRow>,
-    script_errors: u64,
-}
-
-impl LiveRunWide {
-    pub(super) fn of(aggregate: &Aggregate, secs: f64) -> LiveRunWide {
-        LiveRunWide {
-            checks: check_rows(&aggregate.checks),
-            metrics: metric_rows(&aggregate.metrics, secs),
-            script_errors: aggregate.errors.values().sum(),
-        }
-    }
-
-    pub(super) fn view(&self) -> RunWide<'_> {
-        RunWide { checks: &self.checks, metrics: &self.metrics, script_errors: self.script_errors }
-    }
 }
 
 const KINDS: [(&str, Option<MetricKind>); 5] = [

@@ -15,8 +15,8 @@ use std::fmt::Write as _;
 use nest_core::stats::{CheckRow, RequestRow};
 
 use super::escape as xml;
-use crate::result::Report;
-use crate::thresholds::{Threshold, ThresholdSpec};
+use crate::model::Report;
+use crate::thresholds::Threshold;
 
 /// How many failure reasons a failed request test case lists.
 const TOP_REASONS: usize = 5;
@@ -85,6 +85,11 @@ fn check_case(thresholds: &[Threshold], row: &CheckRow) -> Case {
     Case { classname: "checks", name: row.name.clone(), time_s: 0.0, failure }
 }
 
+/// Writes [`render`]'s text to `out` (a file, a socket, a test's buffer).
+pub fn write<W: std::io::Write>(mut out: W, report: &Report) -> std::io::Result<()> {
+    out.write_all(render(report).as_bytes())
+}
+
 /// The whole document.
 pub fn render(report: &Report) -> String {
     let s = &report.summary;
@@ -105,8 +110,7 @@ pub fn render(report: &Report) -> String {
         })
         .collect();
     // The verdicts keep the expressions, which parsed before the run, so they parse again.
-    let thresholds: Vec<Threshold> =
-        report.thresholds.iter().filter_map(|v| ThresholdSpec::Expr(v.expr.clone()).parse("report").ok()).collect();
+    let thresholds: Vec<Threshold> = report.thresholds.iter().filter_map(|v| Threshold::parse(&v.expr).ok()).collect();
     cases.extend(s.requests.iter().map(|r| request_case(report, &thresholds, r)));
     cases.extend(s.checks.iter().map(|c| check_case(&thresholds, c)));
     let failed = cases.iter().filter(|c| c.failure.is_some()).count();

@@ -13,14 +13,19 @@ use nest_core::stats::{LatencyMs, Summary};
 pub use super::escape as esc;
 use super::svg::{Chart, PALETTE, Series};
 use super::{fmt_ms, utc_datetime};
-use crate::report::{Line, lines};
-use crate::result::Report;
+use crate::model::Report;
+use crate::table::{Line, lines};
 
 /// How many request names the per-name charts draw (the busiest ones).
 const CHART_NAMES: usize = 8;
 
 /// The page's style sheet, inlined: the report must open offline.
 const STYLE: &str = include_str!("report.css");
+
+/// Writes [`render`]'s text to `out` (a file, a socket, a test's buffer).
+pub fn write<W: std::io::Write>(mut out: W, report: &Report) -> std::io::Result<()> {
+    out.write_all(render(report).as_bytes())
+}
 
 /// The whole page.
 pub fn render(report: &Report) -> String {
@@ -252,7 +257,7 @@ fn stats_table(page: &mut String, kind: &str, rows: &[Line<'_>], total: &Line<'_
         cell(page, "failures", r.failures.to_string(), r.failures.to_string());
         cell(page, "rps", r.rps.to_string(), format!("{:.2}", r.rps));
         let avg = if r.requests == 0 { 0.0 } else { r.bytes as f64 / r.requests as f64 };
-        cell(page, "avg_size", avg.to_string(), crate::report::avg_size(r.bytes, r.requests));
+        cell(page, "avg_size", avg.to_string(), crate::table::avg_size(r.bytes, r.requests));
         for (metric, _, field) in LATENCY {
             match r.latency {
                 Some(l) => cell(page, metric, field(l).to_string(), fmt_ms(field(l))),
@@ -368,7 +373,7 @@ fn tasks(page: &mut String, s: &Summary) {
 
 /// The script's checks (✓/✗ and pass rate) and custom metrics, each only when there are some.
 fn checks_and_metrics(page: &mut String, s: &Summary) {
-    use crate::report::custom::{all_checks, describe, pass_pct};
+    use crate::table::custom::{all_checks, describe, pass_pct};
     if !s.checks.is_empty() {
         let (passes, fails) = all_checks(&s.checks);
         let _ = writeln!(

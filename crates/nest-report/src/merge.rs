@@ -1,0 +1,512 @@
+//! Exact merge: several reports of one plan (the segments of a scaled-out run, run side by side) into one.
+//!
+//! Counts, sums, minima and maxima add up; histograms are added bucket for bucket, raw and corrected, and every
+//! percentile is computed again from the merged histograms, never averaged. The result is the report that one
+//! process recording every sample would have written. Reports of different plans are refused with a
+//! [`MergeError`] naming the inputs. The verdicts are evaluated again on the merged figures.
+//!
+//! Three figures are not sums of the inputs and are documented as such: a gauge's last value (the input that
+//! ended last gives it), a pool's `max_held` (the sum of the inputs' peaks, an upper bound, since the peaks need
+//! not coincide), and the per-second timeline, which holds sealed percentiles that cannot be combined: the merged
+//! report has no timeline.
+
+use std::collections::BTreeMap;
+
+use nest_core::stats::{
+    CheckRow, ErrorRow, FailureKind, FailureRow, Latency, LatencyMs, MetricKind, MetricRow, PoolRow, RequestCounts,
+    RequestRow, Summary, TaskRow, Totals, encode_histogram,
+};
+
+use crate::model::{Report, RunInfo};
+use crate::thresholds::observed::{counts_of, latency_of, rebuild};
+use crate::thresholds::{Threshold, Verdict, evaluate, gate_verdict};
+
+/// Why reports cannot be merged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MergeError {
+    /// No report was given.
+    #[error("no report to merge")]
+    Empty,
+    /// Two reports come from different plans.
+    #[error("{other} was not run with the same plan as {first}: the {what} differ")]
+    DifferentPlan {
+        /// The first report.
+        first: String,
+        /// The report that differs from it.
+        other: String,
+        /// What differs (`hosts`, `mixes`, ...).
+        what: &'static str,
+    },
+    /// The same run was given twice.
+    #[error("{other} is the same run as {first}")]
+    Duplicate {
+        /// The first report.
+        first: String,
+        /// Its copy.
+        other: String,
+    },
+    /// A histogram of a report does not decode.
+    #[error("{input}: {place}: a broken histogram: {reason}")]
+    BrokenHistogram {
+        /// The report.
+        input: String,
+        /// Which row.
+        place: String,
+        /// The decoder's reason.
+        reason: String,
+    },
+}
+
+impl Report {
+    /// Merges reports of one plan; errors name them `report 1`, `report 2`, ... (see [`merge_named`]).
+    pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
+        let names: Vec<String> = (1..=reports.len()).map(|i| format!("report {i}")).collect();
+        merge_named(&names.iter().map(String::as_str).zip(reports).collect::<Vec<_>>())
+    }
+}
+
+/// Merges reports of one plan, each with the name errors give it (its file, usually).
+pub fn merge_named(inputs: &[(&str, &Report)]) -> Result<Report, MergeError> {
+    let (&(first_name, first), rest) = inputs.split_first().ok_or(MergeError::Empty)?;
+    for (i, &(name, report)) in rest.iter().enumerate() {
+        if let Some(what) = plan_difference(first, report) {
+            return Err(MergeError::DifferentPlan { first: first_name.into(), other: name.into(), what });
+        }
+        if let Some(&(earlier, _)) = inputs[..=i].iter().find(|(_, r)| *r == report) {
+            return Err(MergeError::Duplicate { first: earlier.into(), other: name.into() });
+        }
+    }
+    let summary = merge_summaries(inputs)?;
+    let run = RunInfo { workers: inputs.iter().map(|(_, r)| r.run.workers).sum(), ..first.run.clone() };
+    let thresholds = verdicts(inputs, &summary);
+    Ok(Report { summary, run, thresholds })
+}
+
+/// What makes two reports of different plans, if anything.
+fn plan_difference(a: &Report, b: &Report) -> Option<&'static str> {
+    let exprs = |r: &Report| r.thresholds.iter().map(|v| (v.expr.clone(), v.abort)).collect::<Vec<_>>();
+    [
+        (a.run.host != b.run.host, "hosts"),
+        (a.run.load != b.run.load, "loads"),
+        (a.run.run_time_s != b.run.run_time_s, "run times"),
+        (a.run.iterations != b.run.iterations, "iteration budgets"),
+        (a.run.mix != b.run.mix, "mixes"),
+        (a.summary.model != b.summary.model, "load models"),
+        (exprs(a) != exprs(b), "thresholds"),
+    ]
+    .into_iter()
+    .find_map(|(differs, what)| differs.then_some(what))
+}
+
+fn merge_summaries(inputs: &[(&str, &Report)]) -> Result<Summary, MergeError> {
+    let summaries: Vec<&Summary> = inputs.iter().map(|(_, r)| &r.summary).collect();
+    let duration_s = summaries.iter().map(|s| s.duration_s).fold(0.0, f64::max);
+    let broken = |input: &str, place: String| {
+        let input = input.to_owned();
+        move |reason: String| MergeError::BrokenHistogram { input, place, reason }
+    };
+    let mut requests: BTreeMap<(String, String), RequestCounts> = BTreeMap::new();
+    let mut total = RequestCounts::default();
+    for &(name, report) in inputs {
+        for (i, row) in report.summary.requests.iter().enumerate() {
+            let counts = counts_of(row).map_err(broken(name, format!("requests[{i}]")))?;
+            requests.entry((row.name.clone(), row.method.clone())).or_default().merge(&counts);
+        }
+        total.merge(&totals_counts(&report.summary.totals).map_err(broken(name, "totals".into()))?);
+    }
+    let first = summaries[0];
+    Ok(Summary {
+        duration_s,
+        users: summaries.iter().map(|s| s.users).sum(),
+        started_at: summaries.iter().map(|s| s.started_at).fold(f64::INFINITY, f64::min),
+        model: first.model.clone(),
+        dropped_iterations: summaries.iter().map(|s| s.dropped_iterations).sum(),
+        totals: totals_row(&total, duration_s),
+        requests: requests.iter().map(|((name, method), c)| request_row(method, name, c, duration_s)).collect(),
+        tasks: tasks(&inputs[0].1.run, &summaries),
+        failures: failures(&summaries),
+        errors: errors(&summaries),
+        timeline: Vec::new(),
+        pools: pools(&summaries),
+        stopped_in: summaries.iter().find_map(|s| s.stopped_in.clone()),
+        checks: checks(&summaries),
+        metrics: metrics(inputs, duration_s)?,
+    })
+}
+
+fn per_second(n: u64, duration_s: f64) -> f64 {
+    if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 }
+}
+
+fn totals_counts(t: &Totals) -> Result<RequestCounts, String> {
+    let corrected = t.corrected_latency_ms.as_ref().zip(t.corrected_histogram.as_deref());
+    rebuild(t.requests, t.failures, (t.bytes, t.wire_bytes), (&t.latency_ms, &t.histogram), corrected)
+}
+
+fn totals_row(c: &RequestCounts, duration_s: f64) -> Totals {
+    Totals {
+        requests: c.count,
+        failures: c.failures,
+        rps: per_second(c.count, duration_s),
+        latency_ms: LatencyMs::of(&c.latency),
+        corrected_latency_ms: c.corrected.as_ref().map(LatencyMs::of),
+        bytes: c.bytes,
+        wire_bytes: c.wire_bytes,
+        histogram: encode_histogram(&c.latency.histogram),
+        corrected_histogram: c.corrected.as_ref().map(|l| encode_histogram(&l.histogram)),
+    }
+}
+
+fn request_row(method: &str, name: &str, c: &RequestCounts, duration_s: f64) -> RequestRow {
+    let t = totals_row(c, duration_s);
+    RequestRow {
+        method: method.to_owned(),
+        name: name.to_owned(),
+        requests: t.requests,
+        failures: t.failures,
+        rps: t.rps,
+        latency_ms: t.latency_ms,
+        corrected_latency_ms: t.corrected_latency_ms,
+        bytes: t.bytes,
+        wire_bytes: t.wire_bytes,
+        histogram: t.histogram,
+        corrected_histogram: t.corrected_histogram,
+    }
+}
+
+/// Task rows added up, in the plan's order (tasksets as in the mix; `on_start`, the tasks, `on_stop`).
+fn tasks(run: &RunInfo, summaries: &[&Summary]) -> Vec<TaskRow> {
+    let mut merged: Vec<TaskRow> = Vec::new();
+    for row in summaries.iter().flat_map(|s| &s.tasks) {
+        match merged.iter_mut().find(|m| m.taskset == row.taskset && m.task == row.task) {
+            Some(m) => {
+                m.runs += row.runs;
+                m.errors += row.errors;
+                m.pacing_missed += row.pacing_missed;
+            }
+            None => merged.push(row.clone()),
+        }
+    }
+    let place = |row: &TaskRow| {
+        let Some((i, ts)) = run.mix.iter().enumerate().find(|(_, m)| m.name == row.taskset) else {
+            return (usize::MAX, usize::MAX);
+        };
+        let slot = match row.task.as_str() {
+            "on_start" => 0,
+            "on_stop" => usize::MAX,
+            task => ts.tasks.iter().position(|t| t.name == task).map_or(usize::MAX - 1, |j| j + 1),
+        };
+        (i, slot)
+    };
+    merged.sort_by_key(place);
+    merged
+}
+
+/// Failure rows added up, in the order of `Summary::new`: most frequent first.
+fn failures(summaries: &[&Summary]) -> Vec<FailureRow> {
+    let mut by_key: BTreeMap<(String, String, String), (FailureKind, u64)> = BTreeMap::new();
+    for f in summaries.iter().flat_map(|s| &s.failures) {
+        by_key.entry((f.method.clone(), f.name.clone(), f.reason.clone())).or_insert((f.kind, 0)).1 += f.count;
+    }
+    let mut rows: Vec<FailureRow> = by_key
+        .into_iter()
+        .map(|((method, name, reason), (kind, count))| FailureRow { kind, method, name, reason, count })
+        .collect();
+    rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.name, &a.reason).cmp(&(&b.name, &b.reason))));
+    rows
+}
+
+fn errors(summaries: &[&Summary]) -> Vec<ErrorRow> {
+    let mut by_key: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for e in summaries.iter().flat_map(|s| &s.errors) {
+        *by_key.entry((e.location.clone(), e.message.clone())).or_default() += e.count;
+    }
+    let mut rows: Vec<ErrorRow> =
+        by_key.into_iter().map(|((location, message), count)| ErrorRow { location, message, count }).collect();
+    rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.location.cmp(&b.location)));
+    rows
+}
+
+fn pools(summaries: &[&Summary]) -> Vec<PoolRow> {
+    let mut merged: Vec<PoolRow> = Vec::new();
+    for p in summaries.iter().flat_map(|s| &s.pools) {
+        match merged.iter_mut().find(|m| m.name == p.name) {
+            Some(m) => {
+                m.rows += p.rows;
+                m.claims += p.claims;
+                m.releases += p.releases;
+                m.max_held += p.max_held;
+                m.waits += p.waits;
+                m.longest_wait_ms = m.longest_wait_ms.max(p.longest_wait_ms);
+                m.timeouts += p.timeouts;
+            }
+            None => merged.push(p.clone()),
+        }
+    }
+    merged
+}
+
+fn checks(summaries: &[&Summary]) -> Vec<CheckRow> {
+    let mut by_name: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for c in summaries.iter().flat_map(|s| &s.checks) {
+        let entry = by_name.entry(c.name.clone()).or_default();
+        entry.0 += c.passes;
+        entry.1 += c.fails;
+    }
+    by_name.into_iter().map(|(name, (passes, fails))| CheckRow { name, passes, fails }).collect()
+}
+
+/// Custom metrics by name. A name with different kinds in two inputs is a different plan.
+fn metrics(inputs: &[(&str, &Report)], duration_s: f64) -> Result<Vec<MetricRow>, MergeError> {
+    let mut by_name: BTreeMap<String, (MetricRow, Option<Latency>)> = BTreeMap::new();
+    // Inputs in the order they ended, so that a gauge keeps the value set last.
+    let mut ordered: Vec<&(&str, &Report)> = inputs.iter().collect();
+    ordered.sort_by(|a, b| end(a.1).total_cmp(&end(b.1)));
+    for &&(name, report) in &ordered {
+        for row in &report.summary.metrics {
+            let trend = match (&row.trend_ms, &row.histogram) {
+                (Some(ms), Some(h)) => Some(latency_of(ms, h).map_err(|reason| MergeError::BrokenHistogram {
+                    input: name.into(),
+                    place: format!("metric \"{}\"", row.name),
+                    reason,
+                })?),
+                _ => None,
+            };
+            match by_name.get_mut(&row.name) {
+                None => {
+                    by_name.insert(row.name.clone(), (row.clone(), trend));
+                }
+                Some((m, _)) if m.kind != row.kind => {
+                    let first = inputs[0].0.into();
+                    return Err(MergeError::DifferentPlan { first, other: name.into(), what: "custom metrics" });
+                }
+                Some((m, merged)) => add_metric(m, merged, row, trend),
+            }
+        }
+    }
+    Ok(by_name.into_values().map(|(row, trend)| finish_metric(row, trend.as_ref(), duration_s)).collect())
+}
+
+fn end(r: &Report) -> f64 {
+    r.summary.started_at + r.summary.duration_s
+}
+
+fn add_metric(m: &mut MetricRow, merged: &mut Option<Latency>, row: &MetricRow, trend: Option<Latency>) {
+    m.count += row.count;
+    match m.kind {
+        MetricKind::Counter => m.value += row.value,
+        MetricKind::Rate => m.passes = Some(m.passes.unwrap_or(0) + row.passes.unwrap_or(0)),
+        MetricKind::Gauge => {
+            if row.count > 0 {
+                m.value = row.value;
+            }
+            m.min = [m.min, row.min].into_iter().flatten().reduce(f64::min);
+            m.max = [m.max, row.max].into_iter().flatten().reduce(f64::max);
+        }
+        MetricKind::Trend => {
+            if let Some(t) = trend {
+                merged.get_or_insert_with(Latency::default).merge(&t);
+            }
+        }
+    }
+}
+
+/// The figures derived from the sums: a counter's rate, a rate's share, a trend's statistics and histogram.
+fn finish_metric(mut m: MetricRow, trend: Option<&Latency>, duration_s: f64) -> MetricRow {
+    match m.kind {
+        MetricKind::Counter => m.per_second = Some(if duration_s > 0.0 { m.value / duration_s } else { 0.0 }),
+        MetricKind::Rate => {
+            m.value = if m.count == 0 { 0.0 } else { m.passes.unwrap_or(0) as f64 / m.count as f64 };
+        }
+        MetricKind::Trend => {
+            if let Some(l) = trend {
+                let ms = LatencyMs::of(l);
+                (m.value, m.trend_ms, m.histogram) = (ms.mean, Some(ms), Some(encode_histogram(&l.histogram)));
+            }
+        }
+        MetricKind::Gauge => {}
+    }
+    m
+}
+
+/// The verdicts again, on the merged figures: the default gate, or each threshold (failed when it aborted any
+/// input, at the earliest second).
+fn verdicts(inputs: &[(&str, &Report)], summary: &Summary) -> Vec<Verdict> {
+    inputs[0]
+        .1
+        .thresholds
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            if v.default_gate {
+                return gate_verdict(summary);
+            }
+            let aborted = inputs.iter().filter_map(|(_, r)| r.thresholds.get(i)?.aborted_at_s).reduce(f64::min);
+            match Threshold::parse(&v.expr) {
+                Ok(t) => {
+                    let t = t.with_abort(v.abort, std::time::Duration::ZERO);
+                    let at: Vec<(usize, f64)> = aborted.map(|at| (0, at)).into_iter().collect();
+                    evaluate(std::slice::from_ref(&t), summary, &at).remove(0)
+                }
+                Err(_) => Verdict { passed: false, ..v.clone() },
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::tests::sample_report;
+    use nest_core::stats::{Aggregate, Failure, Recorder, Sample, decode_histogram};
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+    use std::time::Duration;
+
+    /// One random request.
+    struct Draw {
+        method: &'static str,
+        name: &'static str,
+        latency_us: u64,
+        corrected_us: u64,
+        failed: bool,
+        check: bool,
+    }
+
+    fn draw(rng: &mut SmallRng) -> Draw {
+        // Spread over seven decades, so that the histograms use many buckets.
+        let mut us = || 10u64.pow(rng.random_range(0..7)) * rng.random_range(1..10) + rng.random_range(0..10);
+        let (latency_us, extra) = (us(), us());
+        Draw {
+            method: ["GET", "POST"][rng.random_range(0..2)],
+            name: ["/a", "/b", "/items/:id"][rng.random_range(0..3)],
+            latency_us,
+            corrected_us: latency_us + extra,
+            failed: rng.random_bool(0.1),
+            check: rng.random_bool(0.9),
+        }
+    }
+
+    fn record(draws: &[&Draw]) -> Report {
+        let r = Recorder::new();
+        for d in draws {
+            let failure = d.failed.then_some(Failure { kind: FailureKind::Status, reason: "HTTP 500" });
+            let sample = Sample {
+                latency: Duration::from_micros(d.latency_us),
+                corrected: Some(Duration::from_micros(d.corrected_us)),
+                bytes: 7,
+                failure,
+                ..Default::default()
+            };
+            r.request(d.method, d.name, sample);
+            r.check("ok", d.check).unwrap();
+        }
+        let mut agg = Aggregate::default();
+        agg.merge(r.take());
+        agg.seal_before(u64::MAX);
+        let mut summary = Summary::new(&agg, &[], 10.0, 1, true);
+        summary.timeline.clear();
+        Report { summary, run: sample_report(true, Vec::new()).run, thresholds: Vec::new() }
+    }
+
+    /// Rows without their encoded histograms: the encoding's header holds the histogram's trackable range, which
+    /// auto-resizing sets from the order values came in, so equal histograms may encode differently. Their buckets
+    /// are compared one by one instead.
+    fn figures(mut rows: Vec<RequestRow>) -> Vec<RequestRow> {
+        for r in &mut rows {
+            r.histogram.clear();
+            r.corrected_histogram = None;
+        }
+        rows
+    }
+
+    fn totals_figures(t: &Totals) -> Totals {
+        Totals { histogram: String::new(), corrected_histogram: None, ..t.clone() }
+    }
+
+    fn buckets(encoded: &str) -> Vec<(u64, u64)> {
+        let h = decode_histogram(encoded).unwrap();
+        h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect()
+    }
+
+    #[test]
+    fn merging_parts_equals_recording_everything_at_once() {
+        for seed in 0..16u64 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let draws: Vec<Draw> = (0..rng.random_range(50..400)).map(|_| draw(&mut rng)).collect();
+            let k = rng.random_range(1..=5);
+            // The first k draws start the k parts, so that no part is empty (two empty parts would be duplicates).
+            let part: Vec<usize> = (0..draws.len()).map(|i| if i < k { i } else { rng.random_range(0..k) }).collect();
+            let parts: Vec<Report> = (0..k)
+                .map(|p| record(&draws.iter().zip(&part).filter(|(_, q)| **q == p).map(|(d, _)| d).collect::<Vec<_>>()))
+                .collect();
+            let whole = record(&draws.iter().collect::<Vec<_>>());
+            let merged = Report::merge(&parts).unwrap().summary;
+            let all = &whole.summary;
+            assert_eq!(totals_figures(&merged.totals), totals_figures(&all.totals), "seed {seed}, {k} parts");
+            assert_eq!(figures(merged.requests.clone()), figures(all.requests.clone()), "seed {seed}, {k} parts");
+            assert_eq!(merged.failures, all.failures, "seed {seed}");
+            assert_eq!(merged.checks, all.checks, "seed {seed}");
+            assert_eq!(merged.users, k as u64, "each part ran one user");
+            for (m, a) in merged.requests.iter().zip(&all.requests) {
+                assert_eq!(buckets(&m.histogram), buckets(&a.histogram), "seed {seed}: {}", m.name);
+                let (mc, ac) = (m.corrected_histogram.as_deref().unwrap(), a.corrected_histogram.as_deref().unwrap());
+                assert_eq!(buckets(mc), buckets(ac), "seed {seed}: {}", m.name);
+            }
+            let (mt, at) = (&merged.totals, &all.totals);
+            assert_eq!(buckets(&mt.histogram), buckets(&at.histogram), "seed {seed}");
+            let corrected = |t: &Totals| buckets(t.corrected_histogram.as_deref().unwrap());
+            assert_eq!(corrected(mt), corrected(at), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_merged_report_round_trips_through_json_byte_for_byte() {
+        let (a, mut b) = (sample_report(true, Vec::new()), sample_report(true, Vec::new()));
+        b.summary.started_at += 1.0;
+        let merged = Report::merge(&[a, b]).unwrap();
+        let json = serde_json::to_vec_pretty(&merged).unwrap();
+        let back: Report = serde_json::from_slice(&json).unwrap();
+        assert_eq!(serde_json::to_vec_pretty(&back).unwrap(), json);
+        assert_eq!(back, merged);
+    }
+
+    #[test]
+    fn custom_metrics_checks_and_verdicts_are_merged() {
+        let verdict = crate::thresholds::evaluate(
+            &[Threshold::parse("counter \"looked\" > 70").unwrap()],
+            &sample_report(true, Vec::new()).summary,
+            &[],
+        );
+        let (a, mut b) = (sample_report(true, verdict.clone()), sample_report(true, verdict));
+        b.summary.started_at += 1.0;
+        assert!(!a.thresholds[0].passed, "60 looks in one report: {:?}", a.thresholds[0]);
+        let merged = Report::merge(&[a.clone(), b]).unwrap();
+        let looked = merged.summary.metrics.iter().find(|m| m.name == "looked").unwrap();
+        assert_eq!((looked.value, looked.count), (120.0, 60));
+        let cart = merged.summary.metrics.iter().find(|m| m.name == "cart").unwrap();
+        let one = a.summary.metrics.iter().find(|m| m.name == "cart").unwrap();
+        assert_eq!(cart.count, 2 * one.count);
+        assert_eq!(cart.trend_ms.map(|t| (t.p50, t.max)), one.trend_ms.map(|t| (t.p50, t.max)), "same samples twice");
+        assert_eq!(merged.summary.checks[0].passes, 2 * a.summary.checks[0].passes);
+        assert!(merged.thresholds[0].passed, "120 looks together: {:?}", merged.thresholds[0]);
+        assert_eq!(merged.summary.errors[0].count, 2 * a.summary.errors[0].count);
+    }
+
+    #[test]
+    fn reports_of_different_plans_or_the_same_run_twice_are_refused_by_name() {
+        let a = sample_report(true, Vec::new());
+        let mut other = a.clone();
+        other.run.host = "http://127.0.0.1:10/".into();
+        let e = merge_named(&[("a.json", &a), ("b.json", &other)]).unwrap_err();
+        assert_eq!(e.to_string(), "b.json was not run with the same plan as a.json: the hosts differ");
+        let e = merge_named(&[("a.json", &a), ("c.json", &a.clone())]).unwrap_err();
+        assert_eq!(e, MergeError::Duplicate { first: "a.json".into(), other: "c.json".into() });
+        assert_eq!(Report::merge(&[]).unwrap_err(), MergeError::Empty);
+        let mut closed = a.clone();
+        closed.summary.model = "closed".into();
+        closed.summary.started_at += 1.0;
+        assert!(matches!(Report::merge(&[a, closed]), Err(MergeError::DifferentPlan { what: "load models", .. })));
+    }
+}

@@ -1,0 +1,110 @@
+//! The JSON report: the run's summary plus what was run and the threshold verdicts.
+//!
+//! `--json` writes a [`Report`]; `nest report` reads one back to render it again. The summary keys are flattened
+//! to the top level, so the keys of the engine's summary (`totals`, `requests[]`, ...) stay where tools expect
+//! them; `run` and `thresholds` sit beside them. The shape is pinned by `docs/report.schema.json`.
+
+use serde::{Deserialize, Serialize};
+
+use nest_core::stats::Summary;
+
+use crate::thresholds::Verdict;
+
+/// What was run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// nest's version.
+    pub nest_version: String,
+    /// The command line.
+    pub command: String,
+    /// The target.
+    pub host: String,
+    /// The load, in words (model, users or rate).
+    pub load: String,
+    /// Worker threads.
+    pub workers: usize,
+    /// The planned run time, if any.
+    pub run_time_s: Option<f64>,
+    /// The planned number of tasks, if any.
+    pub iterations: Option<u64>,
+    /// The load mix.
+    pub mix: Vec<MixRow>,
+}
+
+/// The whole JSON report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The results.
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// What was run.
+    pub run: RunInfo,
+    /// The threshold verdicts, in the order they were given.
+    #[serde(default)]
+    pub thresholds: Vec<Verdict>,
+}
+
+/// Where a taskset's weight came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// `tasksets:` in the config file.
+    Config,
+    /// The script's `weight(n)` (or 1 when it declares none), because the config does not list it.
+    FromScript,
+    /// The script's weight, because `use_script_weights` is on.
+    Script,
+}
+
+impl Source {
+    /// The word the mix table shows.
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Config => "config",
+            Source::FromScript => "from script",
+            Source::Script => "script",
+        }
+    }
+}
+
+/// One taskset row of the mix, as printed and as `nest list --json` writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MixRow {
+    /// Taskset name.
+    pub name: String,
+    /// Effective weight.
+    pub weight: u32,
+    /// Share of VUs picking it, in percent.
+    pub share_pct: f64,
+    /// Where the weight came from.
+    pub source: Source,
+    /// Think time.
+    pub wait: String,
+    /// Whether it has `on_start` / `on_stop`.
+    pub on_start: bool,
+    /// See `on_start`.
+    pub on_stop: bool,
+    /// Its tasks.
+    pub tasks: Vec<TaskRow>,
+    /// Closed model: how many of the configured users start in it (VU `j` starts in the taskset a smooth weighted
+    /// round-robin gives `j`, so this is exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<u64>,
+    /// The tasksets that use it as a nested task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nested_in: Vec<String>,
+}
+
+/// One task of a mix row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRow {
+    /// Function name.
+    pub name: String,
+    /// Weight within the taskset.
+    pub weight: u32,
+    /// Share within the taskset, in percent.
+    pub share_pct: f64,
+    /// The task is a nested taskset (of this name).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nested: bool,
+}
