@@ -63,6 +63,7 @@ pub mod limits;
 mod open;
 mod plan;
 mod runner;
+mod segment;
 pub mod stats;
 mod taskset;
 mod vu;
@@ -74,6 +75,7 @@ pub use curve::Stage;
 pub use error::Error;
 pub use plan::{Model, Plan, PlanBuilder, nested_cycle};
 pub use runner::{EndReason, Phase, RunHooks, RunResult, ShapeTick, StopHandle, run};
+pub use segment::Segment;
 pub use taskset::{
     BadDuration, MAX_DURATION, Pause, Slot, TaskSpec, TasksetSpec, WaitTime, duration_from_secs, throughput_interval,
 };
