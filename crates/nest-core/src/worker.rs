@@ -82,8 +82,14 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
     // Segments' workers get distinct streams too (segment 0's are those of a run that is not split).
     let worker = (u64::from(plan.segment.index) << 32) | (index as u64 + 1);
     let seed = plan.seed ^ worker.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    let (recorder2, stop2, kill2) = (recorder.clone(), stop.clone(), kill.clone());
-    let context = WorkerContext { index, recorder: recorder2, stop: stop2, kill: kill2, seed, plan_seed: plan.seed };
+    let context = WorkerContext {
+        index,
+        recorder: recorder.clone(),
+        stop: stop.clone(),
+        kill: kill.clone(),
+        seed,
+        plan_seed: plan.seed,
+    };
     let behaviour = match factory.build(&context) {
         Ok(b) => b,
         Err(message) => {
