@@ -29,6 +29,18 @@ pub struct WorkerContext {
     pub kill: CancellationToken,
     /// A seed for this worker's own random choices, derived from the plan's seed.
     pub seed: u64,
+    /// The plan's seed, from which [`WorkerContext::vu_seed`] derives.
+    pub(crate) plan_seed: u64,
+}
+
+impl WorkerContext {
+    /// A seed for the behaviour's own random choices for VU `id` (a script's `random()`): from the plan's seed
+    /// and the VU's global id only, so VU `id` draws the same values on any worker and in any segment. It is not the
+    /// seed of the scheduler's stream for that VU (its task picks and think times), so the two do not repeat each
+    /// other.
+    pub fn vu_seed(&self, id: u64) -> u64 {
+        crate::segment::vu_seed(self.plan_seed ^ 0x5851_F42D_4C95_7F2D, id)
+    }
 }
 
 /// One call of a slot.

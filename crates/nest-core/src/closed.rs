@@ -1,8 +1,10 @@
 //! The closed model on one worker: keep as many VUs running as the user curve asks for.
 //!
-//! The curve gives the global count; this worker owns the VU ids `i` with `i mod workers == index`, so its share
-//! is the number of such ids below the count. VUs start in id order and stop in reverse (the newest first), each
-//! finishing its current task and running `on_stop`. Scripted shapes extend the curve while the run goes on.
+//! The curve gives the global count, over all segments; this worker owns a [`Lane`] of the global VU ids (every
+//! `workers`-th id of its segment's), so its share is the number of its ids below the count, and VU `j` starts at
+//! the global curve's time for `j` whichever segment runs it. VUs start in id order and stop in reverse (the
+//! newest first), each finishing its current task and running `on_stop`. Scripted shapes extend the curve while the
+//! run goes on.
 
 use std::rc::Rc;
 
@@ -11,12 +13,14 @@ use tokio::task::JoinSet;
 
 use crate::behaviour::Behaviour;
 use crate::curve::UserCurve;
+use crate::segment::Lane;
 use crate::vu::{self, Shared, VuStop};
 use crate::worker::Control;
 
-/// This worker's share of a global user count.
-pub(crate) fn local_share(global: u64, index: u64, workers: u64) -> u64 {
-    if global > index { (global - index).div_ceil(workers) } else { 0 }
+/// How many of its VUs a worker owning `lane` runs at `now`: its ids below the global count (none once the
+/// `--iterations` budget is used up).
+pub(crate) fn wanted(curve: &UserCurve, lane: Lane, now: std::time::Duration, exhausted: bool) -> u64 {
+    if exhausted { 0 } else { lane.count_below(curve.count_at(now)) }
 }
 
 /// Runs the closed model until the run stops, the tickets run out, or the curve has no users left for good.
@@ -28,16 +32,16 @@ pub(crate) async fn run<B: Behaviour>(
     start: tokio::time::Instant,
     control: &mut mpsc::UnboundedReceiver<Control>,
 ) {
-    let workers = shared.plan.workers as u64;
+    let lane = shared.plan.lane(index);
     let mut running: Vec<Rc<VuStop>> = Vec::new();
     let mut tasks = JoinSet::new();
     let mut control_open = true;
     loop {
         let now = start.elapsed();
         let exhausted = shared.tickets_exhausted();
-        let wanted = if exhausted { 0 } else { local_share(curve.count_at(now), index as u64, workers) as usize };
+        let wanted = wanted(&curve, lane, now, exhausted) as usize;
         while running.len() < wanted {
-            let id = index as u64 + running.len() as u64 * workers;
+            let id = lane.id(running.len() as u64);
             let stop = Rc::new(VuStop::default());
             running.push(stop.clone());
             let shared = shared.clone();
@@ -84,22 +88,5 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::local_share;
-
-    #[test]
-    fn shares_add_up_to_the_global_count() {
-        for workers in 1..5u64 {
-            for global in 0..40u64 {
-                let total: u64 = (0..workers).map(|w| local_share(global, w, workers)).sum();
-                assert_eq!(total, global, "{global} users over {workers} workers");
-            }
-        }
-        assert_eq!(local_share(3, 0, 2), 2);
-        assert_eq!(local_share(3, 1, 2), 1);
     }
 }

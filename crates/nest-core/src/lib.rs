@@ -66,6 +66,7 @@ pub mod limits;
 mod open;
 mod plan;
 mod runner;
+mod segment;
 pub mod snapshot;
 pub mod stats;
 mod taskset;
@@ -79,6 +80,7 @@ pub use error::Error;
 pub use plan::{Model, Plan, PlanBuilder, nested_cycle};
 pub use runner::{EndReason, Phase, RunResult, ShapeSource, ShapeTick, StopHandle, run, run_observed};
 pub use snapshot::{RunPhase, Snapshot, Snapshots};
+pub use segment::Segment;
 pub use taskset::{
     BadDuration, MAX_DURATION, Pause, Slot, TaskSpec, TasksetSpec, WaitTime, duration_from_secs, throughput_interval,
 };

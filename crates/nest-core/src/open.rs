@@ -1,8 +1,9 @@
 //! The open model on one worker: start tasks on schedule, whatever the response times.
 //!
-//! Task `k` is scheduled at the arrival curve's time for `k`; this worker takes the `k` with
-//! `k mod workers == index`. Each start takes an idle VU from the pool, which grows up to this worker's share of
-//! `--max-users`. When none is free, the start waits in a queue; one that has waited longer than `--max-delay` is
+//! Task `k` is scheduled at the arrival curve's time for `k`, numbered over all segments; this worker takes the `k`
+//! of its [`crate::segment::Lane`] (every `workers`-th arrival of its segment's), and `--iterations` keeps the `k`
+//! below the total, so the segments' arrivals together are the whole schedule. Each start takes an idle VU from
+//! the pool, which grows up to this worker's share of `--max-users` (VUs with the lane's global ids). When none is free, the start waits in a queue; one that has waited longer than `--max-delay` is
 //! dropped and counted. Think time does not apply. Each task knows its scheduled start, so its first request can
 //! report the response time a user would have seen.
 
@@ -14,7 +15,6 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::behaviour::Behaviour;
-use crate::closed::local_share;
 use crate::curve::ArrivalCurve;
 use crate::vu::{self, PooledVu, Shared};
 
@@ -27,15 +27,17 @@ pub(crate) async fn run<B: Behaviour>(
     index: usize,
     start: Instant,
 ) {
-    let workers = shared.plan.workers as u64;
+    let lane = shared.plan.lane(index);
     let limit = shared.plan.iterations.unwrap_or(u64::MAX);
-    let pool_limit = local_share(max_users, index as u64, workers);
+    let pool_limit = lane.count_below(max_users);
     let schedule = |k: u64| if k < limit { arrivals.arrival(k).map(|d| start + d) } else { None };
     let (returned_tx, mut returned) = mpsc::unbounded_channel::<PooledVu<B>>();
     let mut idle: Vec<PooledVu<B>> = Vec::new();
     let mut created = 0u64;
     let mut queue: VecDeque<Instant> = VecDeque::new();
-    let mut k = index as u64;
+    // This worker's next arrival is the `n`-th of its lane: global arrival `k`.
+    let mut n = 0u64;
+    let mut k = lane.id(n);
     let mut next = schedule(k);
     loop {
         // Dispatch queued starts to free VUs; drop the ones that waited too long.
@@ -49,7 +51,7 @@ pub(crate) async fn run<B: Behaviour>(
                 Some(v) => v,
                 None if created < pool_limit => {
                     created += 1;
-                    PooledVu::new(&shared, index as u64 + (created - 1) * workers)
+                    PooledVu::new(&shared, lane.id(created - 1))
                 }
                 None => break,
             };
@@ -72,7 +74,8 @@ pub(crate) async fn run<B: Behaviour>(
             () = sleep_until_opt(next) => {
                 if let Some(at) = next {
                     queue.push_back(at);
-                    k += workers;
+                    n += 1;
+                    k = lane.id(n);
                     next = schedule(k);
                 }
             }
@@ -93,7 +96,8 @@ pub(crate) async fn run<B: Behaviour>(
     }
     while next.is_some_and(|at| at < stopped_at) {
         shared.recorder.dropped();
-        k += workers;
+        n += 1;
+        k = lane.id(n);
         next = schedule(k);
     }
     drop(returned_tx);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::curve::{ArrivalCurve, Stage, UserCurve};
 use crate::error::Error;
 use crate::fiber::FiberPool;
+use crate::segment::{Lane, Segment};
 use crate::taskset::TasksetSpec;
 use crate::weights::{SmoothRoundRobin, WeightedTable};
 
@@ -58,6 +59,9 @@ pub struct Plan {
     pub seed: u64,
     /// Reserved size of each fiber stack, in bytes.
     pub stack_size: usize,
+    /// The share of the load this process runs: the global VUs, arrivals and iterations `j` with
+    /// `j mod count == index` (see [`Segment`]); `0/1`, the whole load, by default.
+    pub segment: Segment,
     /// Per taskset, per task: the index of the nested taskset the task enters (resolved by [`PlanBuilder::build`]).
     nested: Vec<Vec<Option<usize>>>,
 }
@@ -75,6 +79,7 @@ impl Plan {
                 stop_timeout: Duration::from_secs(10),
                 seed: rand::random(),
                 stack_size: FiberPool::default_stack_size(),
+                segment: Segment::WHOLE,
                 nested: Vec::new(),
             },
             users: 1,
@@ -100,12 +105,30 @@ impl Plan {
         self.nested.get(taskset).and_then(|tasks| tasks.get(task).copied().flatten())
     }
 
-    /// The most users the plan may run at once (the pool limit in the open model).
+    /// The most users the plan may run at once (the pool limit in the open model), over all segments.
     pub fn users(&self) -> u64 {
         match &self.model {
             Model::Closed { users, .. } => users.peak(),
             Model::Open { max_users, .. } => *max_users,
         }
+    }
+
+    /// The most users this process's segment runs at once: its share of [`Plan::users`].
+    pub fn segment_users(&self) -> u64 {
+        Lane::of_segment(self.segment).count_below(self.users())
+    }
+
+    /// This segment's share of `--iterations`: segment `i/N` owns the global iterations `n` with `n mod N = i`
+    /// below the total, so the shares of all segments add up to the total exactly. Its `t`-th task (from 0) is the
+    /// global iteration `i + t * N`.
+    pub fn segment_iterations(&self) -> Option<u64> {
+        self.iterations.map(|n| Lane::of_segment(self.segment).count_below(n))
+    }
+
+    /// The global ids (VUs in the closed model; arrivals and pooled VUs in the open model) that worker `worker` of
+    /// this segment owns.
+    pub(crate) fn lane(&self, worker: usize) -> Lane {
+        Lane::of_segment(self.segment).split(worker as u64, self.workers as u64)
     }
 }
 
@@ -176,6 +199,11 @@ impl PlanBuilder {
         self.plan.stack_size = bytes;
         self
     }
+    /// Run only this segment of the load (see [`Plan::segment`]); the whole load, `0/1`, by default.
+    pub fn segment(mut self, segment: Segment) -> Self {
+        self.plan.segment = segment;
+        self
+    }
 
     /// Checks the plan and returns it.
     pub fn build(self) -> Result<Plan, Error> {
@@ -195,6 +223,11 @@ impl PlanBuilder {
         if plan.iterations == Some(0) {
             return invalid("the number of iterations must be at least 1".into());
         }
+        let segment = plan.segment;
+        if Segment::new(segment.index, segment.count).is_none() {
+            return invalid(format!("segment {segment} does not exist: give I/N with 0 <= I < N"));
+        }
+        let lane = Lane::of_segment(segment);
         if let Some(stages) = &stages {
             let total: Duration = stages.iter().map(|s| s.duration).sum();
             plan.run_time = Some(plan.run_time.map_or(total, |t| t.min(total)));
@@ -214,8 +247,9 @@ impl PlanBuilder {
                 if curve.peak() == 0 {
                     return invalid("the stages never start a user: give a target above 0".into());
                 }
-                // A worker that would never hold a VU is a thread for nothing.
-                plan.workers = plan.workers.min(usize::try_from(curve.peak()).unwrap_or(usize::MAX));
+                // A worker that would never hold a VU is a thread for nothing (one stays, to end the run on time).
+                let peak = lane.count_below(curve.peak()).max(1);
+                plan.workers = plan.workers.min(usize::try_from(peak).unwrap_or(usize::MAX));
             }
             Model::Open { arrivals, max_users, max_delay } => {
                 let rate = arrivals.peak_rate();
@@ -235,7 +269,14 @@ impl PlanBuilder {
                     return invalid("--max-delay must be longer than zero".into());
                 }
                 // Each worker owns a share of the pool; a worker with no VU could never start a task.
-                plan.workers = plan.workers.min(usize::try_from(*max_users).unwrap_or(usize::MAX));
+                let pool = lane.count_below(*max_users);
+                if pool == 0 {
+                    return invalid(format!(
+                        "--max-users {max_users} leaves segment {segment} without a VU: give at least {}",
+                        segment.count
+                    ));
+                }
+                plan.workers = plan.workers.min(usize::try_from(pool).unwrap_or(usize::MAX));
             }
         }
         if !plan.tasksets.iter().any(|t| t.weight > 0) {

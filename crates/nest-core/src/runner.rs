@@ -463,7 +463,7 @@ fn spawn<F: BehaviourFactory>(plan: &Arc<Plan>, factory: &Arc<F>, handle: &StopH
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let mut controls = Vec::with_capacity(plan.workers);
     let mut threads = Vec::with_capacity(plan.workers);
-    let tickets = plan.iterations.map(|n| Arc::new(std::sync::atomic::AtomicU64::new(n)));
+    let tickets = plan.segment_iterations().map(|n| Arc::new(std::sync::atomic::AtomicU64::new(n)));
     for index in 0..plan.workers {
         let (control_tx, control) = mpsc::unbounded_channel();
         let setup = WorkerSetup {

@@ -123,7 +123,7 @@ impl<B: Behaviour> VuState<B> {
         VuState {
             id,
             state: Some(shared.behaviour.new_vu(id)),
-            rng: SmallRng::seed_from_u64(shared.plan.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            rng: SmallRng::seed_from_u64(crate::segment::vu_seed(shared.plan.seed, id)),
         }
     }
 }

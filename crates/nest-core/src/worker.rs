@@ -79,8 +79,17 @@ pub(crate) fn main<F: BehaviourFactory>(setup: WorkerSetup<F>) {
 async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
     let WorkerSetup { index, plan, factory, stop, kill, mut control, reports, tickets } = setup;
     let recorder = Recorder::new();
-    let seed = plan.seed ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    let context = WorkerContext { index, recorder: recorder.clone(), stop: stop.clone(), kill: kill.clone(), seed };
+    // Segments' workers get distinct streams too (segment 0's are those of a run that is not split).
+    let worker = (u64::from(plan.segment.index) << 32) | (index as u64 + 1);
+    let seed = plan.seed ^ worker.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let context = WorkerContext {
+        index,
+        recorder: recorder.clone(),
+        stop: stop.clone(),
+        kill: kill.clone(),
+        seed,
+        plan_seed: plan.seed,
+    };
     let behaviour = match factory.build(&context) {
         Ok(b) => b,
         Err(message) => {

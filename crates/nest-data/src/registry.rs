@@ -54,6 +54,16 @@ impl DataRegistry {
         pool
     }
 
+    /// The same data sets, each in a fresh pool over `segment`'s share of its rows: what the segment of a split load
+    /// claims from. Nothing is read again.
+    pub fn for_segment(&self, segment: Segment) -> DataRegistry {
+        let mut registry = DataRegistry::new();
+        for (name, pool) in &self.pools {
+            registry.insert(name.clone(), pool.data().clone(), segment);
+        }
+        registry
+    }
+
     /// The pool `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<Pool>> {
         self.pools.get(name)
@@ -107,5 +117,21 @@ mod tests {
         assert_eq!(errors.0.len(), 2);
         let text = errors.to_string();
         assert!(text.contains("items.json: expected a JSON array") && text.contains("gone.csv: cannot read"), "{text}");
+    }
+
+    #[test]
+    fn a_segments_registry_shares_the_sets_and_splits_every_pool() {
+        let mut whole = DataRegistry::new();
+        let set = Arc::new(DataSet::from_csv("users.csv", "name\na\nb\nc\nd\ne\n".as_bytes()).unwrap());
+        whole.insert("users", set.clone(), Segment::WHOLE);
+        let mut rows = Vec::new();
+        for index in 0..3 {
+            let part = whole.for_segment(Segment::new(index, 3).unwrap());
+            let pool = part.get("users").unwrap();
+            assert!(Arc::ptr_eq(pool.data(), &set), "the rows are not read again");
+            rows.extend(std::iter::from_fn(|| pool.next()).take(pool.len()).map(|id| id.0));
+        }
+        rows.sort_unstable();
+        assert_eq!(rows, [0, 1, 2, 3, 4], "the segments' pools hold every row once");
     }
 }

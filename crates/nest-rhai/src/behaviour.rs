@@ -71,6 +71,8 @@ struct Loaded {
 pub struct ScriptBehaviour {
     tasksets: Vec<Loaded>,
     env: Rc<WorkerEnv>,
+    /// The worker, for each VU's seed.
+    worker: WorkerContext,
     /// The taskset folder, where modules resolve from.
     dir: std::path::PathBuf,
 }
@@ -125,7 +127,7 @@ impl BehaviourFactory for ScriptFactory {
             let (ast, wait_fn, discard_bodies) = (compiled.ast, compiled.wait_fn, compiled.discard_bodies);
             tasksets.push(Loaded { engine, name, path, calls, setup, teardown, discard_bodies, ast, wait_fn });
         }
-        Ok(ScriptBehaviour { tasksets, env, dir: self.catalog.dir.clone() })
+        Ok(ScriptBehaviour { tasksets, env, worker: worker.clone(), dir: self.catalog.dir.clone() })
     }
 }
 
@@ -138,6 +140,7 @@ impl ScriptBehaviour {
     fn vu(&self, vu_id: i64) -> Rc<VuCtx> {
         Rc::new(VuCtx {
             vu_id,
+            rng: RefCell::new(SmallRng::seed_from_u64(self.worker.vu_seed(vu_id as u64))),
             client: VuClient::new(self.env.http.clone(), self.env.base.clone()),
             user: Dynamic::from_map(Map::new()).into_shared(),
             env: self.env.clone(),

@@ -80,6 +80,9 @@ pub(crate) struct WorkerEnv {
 /// The VU whose call is running: stored as the fiber's local value for the length of each call.
 pub(crate) struct VuCtx {
     pub vu_id: i64,
+    /// The VU's random stream for `rand`, `random`, `choice` and `data.random`: seeded from its global id, so it
+    /// draws the same values on any worker and in any segment.
+    pub rng: RefCell<SmallRng>,
     pub client: VuClient,
     /// The VU's `user` map: shared, so that `user.x = ...` writes through.
     pub user: Dynamic,

@@ -25,7 +25,7 @@ struct Declared {
     place: String,
 }
 
-/// Loads every declared data file into pools (this machine runs the whole load: segment 0/1) and checks the
+/// Loads every declared data file into pools over all the rows (segment 0/1: see [`for_segment`]) and checks the
 /// scripts' pool names against them.
 pub fn load(config: Option<&LoadedConfig>, catalog: &Catalog) -> Result<Arc<DataRegistry>, UsageError> {
     let declared = declared(config, &catalog.dir)?;
@@ -50,16 +50,37 @@ pub fn load(config: Option<&LoadedConfig>, catalog: &Catalog) -> Result<Arc<Data
         };
         UsageError(format!("{head}; nothing was run:\n{}", lines.join("\n")))
     })?;
-    catalog.check_data(&data).map_err(|errors| {
+    check(catalog, &data, Segment::WHOLE)?;
+    Ok(Arc::new(data))
+}
+
+/// The pools of the plan's segment: each over the segment's share of its rows (the same data, not read again), so
+/// that the segments of a split load never hold the same row; checked again, since a share may have no row.
+pub fn for_segment(
+    data: &Arc<DataRegistry>,
+    catalog: &Catalog,
+    segment: Segment,
+) -> Result<Arc<DataRegistry>, UsageError> {
+    if segment == Segment::WHOLE {
+        return Ok(data.clone());
+    }
+    let part = data.for_segment(segment);
+    check(catalog, &part, segment)?;
+    Ok(Arc::new(part))
+}
+
+/// Checks the scripts' pool names against `data`, the pools of `segment`.
+fn check(catalog: &Catalog, data: &DataRegistry, segment: Segment) -> Result<(), UsageError> {
+    catalog.check_data(data).map_err(|errors| {
         let n = errors.0.len();
         let head = if n == 1 {
             "a taskset uses data that is not there".to_owned()
         } else {
             format!("{n} errors in the data tasksets use")
         };
-        UsageError(format!("{head}; nothing was run:\n{errors}"))
-    })?;
-    Ok(Arc::new(data))
+        let of = if segment == Segment::WHOLE { String::new() } else { format!(" (segment {segment})") };
+        UsageError(format!("{head}{of}; nothing was run:\n{errors}"))
+    })
 }
 
 /// Every data set by name: `data:` in the config (paths relative to it), then the files of `<dir>/_data/`.
@@ -159,5 +180,20 @@ mod tests {
         write(dir.path(), "_data/users.json", "[1]");
         let e = declared(None, dir.path()).err().unwrap().0;
         assert!(e.contains("the data set `users` is declared twice"), "{e}");
+    }
+
+    #[test]
+    fn a_segment_claims_from_its_share_of_the_rows_and_an_empty_share_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "_data/users.csv", "name\na\nb\n");
+        write(dir.path(), "t.rhai", "task(1, t);\nfn t() {\n    let u = data.claim(\"users\");\n}\n");
+        let catalog = Catalog::load(dir.path()).unwrap();
+        let data = load(None, &catalog).unwrap();
+        assert!(Arc::ptr_eq(&for_segment(&data, &catalog, Segment::WHOLE).unwrap(), &data));
+        // Two rows over three segments: 1/3 and 2/3 get one each, 0/3 none.
+        let rows = |i| for_segment(&data, &catalog, Segment::new(i, 3).unwrap()).map(|d| pool_rows(&d)[0].rows);
+        assert_eq!((rows(1).unwrap(), rows(2).unwrap()), (1, 1));
+        let e = rows(0).unwrap_err().0;
+        assert!(e.contains("(segment 0/3)") && e.contains("t.rhai:3:"), "{e}");
     }
 }

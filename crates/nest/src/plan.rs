@@ -180,10 +180,11 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
         builder = builder.seed(seed);
     }
     let plan = builder.build().map_err(|e| UsageError(e.to_string()))?;
+    mix.data = crate::data::for_segment(&mix.data, &mix.catalog, plan.segment)?;
     if let nest_core::Model::Closed { shaped: false, .. } = plan.model {
         mix::assign_users(&mut mix.rows, plan.users());
     }
-    let limits = nest_core::limits::check(plan.users()).map_err(|e| UsageError(e.to_string()))?;
+    let limits = nest_core::limits::check(plan.segment_users()).map_err(|e| UsageError(e.to_string()))?;
     warnings.extend(limits.warnings);
     let insecure = s.insecure.unwrap_or(false);
     let thresholds = s.thresholds.clone().unwrap_or_default();

@@ -39,7 +39,7 @@ pub(super) fn register(engine: &mut Engine) {
     });
     engine.register_fn("random", |_: Data, name: &str| -> Res<Dynamic> {
         let (vu, pool) = pool("random", name)?;
-        let picked = pool.random(&mut *vu.env.rng.borrow_mut()).ok_or_else(|| empty("random", name))?;
+        let picked = pool.random(&mut *vu.rng.borrow_mut()).ok_or_else(|| empty("random", name))?;
         Ok(row_value(pool.row(picked)))
     });
     engine.register_fn("len", |_: Data, name: &str| -> Res<INT> {

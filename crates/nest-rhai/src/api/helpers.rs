@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nest_core::fiber::{self, Cancelled};
 use rand::Rng;
+use rand::rngs::SmallRng;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, NativeCallContext};
 
 use super::options::{duration, seconds};
@@ -16,22 +17,31 @@ use crate::engine::{VuCtx, WorkerEnv, terminate};
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
+/// Draws from the running VU's own stream (`setup()` and `teardown()` have one too), or from the worker's outside
+/// any VU (a file's top level).
+fn draw<T>(env: &WorkerEnv, f: impl FnOnce(&mut SmallRng) -> T) -> T {
+    match fiber::local::<VuCtx>() {
+        Some(vu) => f(&mut vu.rng.borrow_mut()),
+        None => f(&mut env.rng.borrow_mut()),
+    }
+}
+
 pub(super) fn register(engine: &mut Engine, env: &Rc<WorkerEnv>) {
     let e = env.clone();
     engine.register_fn("rand", move |a: INT, b: INT| -> Res<INT> {
         if a > b {
             return Err(format!("rand({a}, {b}): the first bound must not be larger than the second").into());
         }
-        Ok(e.rng.borrow_mut().random_range(a..=b))
+        Ok(draw(&e, |rng| rng.random_range(a..=b)))
     });
     let e = env.clone();
-    engine.register_fn("random", move || -> f64 { e.rng.borrow_mut().random() });
+    engine.register_fn("random", move || -> f64 { draw(&e, |rng| rng.random()) });
     let e = env.clone();
     engine.register_fn("choice", move |items: Array| -> Res<Dynamic> {
         if items.is_empty() {
             return Err("choice() needs a non-empty array".into());
         }
-        let at = e.rng.borrow_mut().random_range(0..items.len());
+        let at = draw(&e, |rng| rng.random_range(0..items.len()));
         Ok(items[at].clone())
     });
     engine.register_fn("uuid", || uuid::Uuid::new_v4().to_string());
