@@ -43,4 +43,4 @@ pub use client::VuClient;
 pub use config::{ClientConfig, DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY};
 pub use error::{Error, ErrorKind};
 pub use message::{Body, Request, Response};
-pub use prepare::redact_url;
+pub use prepare::{redact, redact_url, redact_word};
