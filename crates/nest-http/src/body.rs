@@ -73,8 +73,8 @@ fn too_large(max: u64, seen: String) -> Failure {
     )
 }
 
-/// `16 MiB`, `1.5 KiB`, `300 B`.
-pub(crate) fn fmt_bytes(n: u64) -> String {
+/// A byte count for people, in binary units with at most one decimal: `16 MiB`, `1.5 KiB`, `300 B`.
+pub fn fmt_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {
         return format!("{n} B");
