@@ -73,8 +73,8 @@ fn too_large(max: u64, seen: String) -> Failure {
     )
 }
 
-/// `16 MiB`, `1.5 KiB`, `300 B`.
-pub(crate) fn fmt_bytes(n: u64) -> String {
+/// A byte count for people, in binary units with at most one decimal: `16 MiB`, `1.5 KiB`, `300 B`.
+pub fn fmt_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {
         return format!("{n} B");
@@ -154,11 +154,13 @@ enum Decoder {
         chunks: Vec<Bytes>,
         count: u64,
     },
-    Gzip(flate2::write::MultiGzDecoder<Sink>),
+    // The decoders are boxed: they are large, and an unencoded body (the common case) should not pay for them in
+    // every in-flight request's future.
+    Gzip(Box<flate2::write::MultiGzDecoder<Sink>>),
     /// `deflate` before its first byte: servers send either zlib (RFC 1950, as specified) or raw deflate.
     Deflate(Sink),
-    Zlib(flate2::write::ZlibDecoder<Sink>),
-    RawDeflate(flate2::write::DeflateDecoder<Sink>),
+    Zlib(Box<flate2::write::ZlibDecoder<Sink>>),
+    RawDeflate(Box<flate2::write::DeflateDecoder<Sink>>),
     Brotli(Box<brotli_decompressor::DecompressorWriter<Sink>>),
 }
 
@@ -166,7 +168,7 @@ impl Decoder {
     fn for_headers(headers: &HeaderMap, limits: Limits) -> Decoder {
         let coding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
         if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
-            Decoder::Gzip(flate2::write::MultiGzDecoder::new(Sink::new(limits)))
+            Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Sink::new(limits))))
         } else if coding.eq_ignore_ascii_case("deflate") {
             Decoder::Deflate(Sink::new(limits))
         } else if coding.eq_ignore_ascii_case("br") {
@@ -183,9 +185,9 @@ impl Decoder {
                 unreachable!("matched just above")
             };
             *self = if is_zlib(&data) {
-                Decoder::Zlib(flate2::write::ZlibDecoder::new(sink))
+                Decoder::Zlib(Box::new(flate2::write::ZlibDecoder::new(sink)))
             } else {
-                Decoder::RawDeflate(flate2::write::DeflateDecoder::new(sink))
+                Decoder::RawDeflate(Box::new(flate2::write::DeflateDecoder::new(sink)))
             };
         }
         let result = match self {
@@ -219,6 +221,17 @@ impl Decoder {
         }
     }
 
+    fn sink_mut(&mut self) -> Option<&mut Sink> {
+        match self {
+            Decoder::Identity { .. } => None,
+            Decoder::Gzip(d) => Some(d.get_mut()),
+            Decoder::Deflate(s) => Some(s),
+            Decoder::Zlib(d) => Some(d.get_mut()),
+            Decoder::RawDeflate(d) => Some(d.get_mut()),
+            Decoder::Brotli(d) => Some(d.get_mut()),
+        }
+    }
+
     fn decode_error(&self, e: io::Error) -> Failure {
         match self.sink() {
             Some(sink) if sink.over => {
@@ -247,8 +260,9 @@ impl Decoder {
             Decoder::Deflate(_) => Ok(()),
         };
         finished.map_err(|e| self.decode_error(e))?;
-        let sink = self.sink().unwrap_or_else(|| unreachable!("identity returned above"));
-        let body = if limits.keep { Bytes::from(sink.data.clone()) } else { Bytes::new() };
+        let sink = self.sink_mut().unwrap_or_else(|| unreachable!("identity returned above"));
+        // Moved out, not copied: the decoder is dropped right after.
+        let body = if limits.keep { Bytes::from(std::mem::take(&mut sink.data)) } else { Bytes::new() };
         Ok((body, sink.count))
     }
 }

@@ -19,7 +19,7 @@ use url::Url;
 use crate::body::{self, Limits, ReadBody};
 use crate::conn::{self, Conn, Target, fmt_duration};
 use crate::error::Failure;
-use crate::prepare::{Prepared, host_and_port, prepare, redact_url};
+use crate::prepare::{Base, Prepared, host_and_port, prepare, redact, redact_word};
 use crate::redirect::{self, MAX_REDIRECTS};
 use crate::session::Session;
 use crate::{ClientConfig, ErrorKind, Request, Response};
@@ -33,7 +33,7 @@ pub struct VuClient {
 
 struct Inner {
     config: Arc<ClientConfig>,
-    base: Option<Url>,
+    base: Option<Base>,
     session: RefCell<Session>,
 }
 
@@ -47,8 +47,10 @@ struct Exchange {
 impl VuClient {
     /// `base`: the host that relative paths resolve against (e.g. `http://127.0.0.1:8080`);
     /// `None` means only full URLs work (a relative path then yields a status-0 response
-    /// with [`ErrorKind::InvalidUrl`]).
+    /// with [`ErrorKind::InvalidUrl`]). Credentials in `base` (`http://user:pw@host`) are sent as `Basic`
+    /// authorization with every relative request; they are taken out of the URL here, once.
     pub fn new(config: Arc<ClientConfig>, base: Option<Url>) -> VuClient {
+        let base = base.map(Base::new);
         VuClient { inner: Rc::new(Inner { config, base, session: RefCell::new(Session::default()) }) }
     }
 
@@ -67,7 +69,7 @@ impl VuClient {
             let limits = Limits { keep: keep_body, max: max_body.unwrap_or(inner.config.max_body) };
             let mut prepared = match prepare(inner.base.as_ref(), &url, &query, headers, method, body) {
                 Ok(p) => p,
-                Err(f) => return Response::failed(f.kind, f.message, redact_url(&url).into_owned(), start.elapsed()),
+                Err(f) => return Response::failed(f.kind, f.message, redact_word(&url).into_owned(), start.elapsed()),
             };
             prepared.accept_encoding.clone_from(&inner.config.accept_encoding);
             // `timeout` (unlike `Instant + Duration`) saturates on huge limits; the deadline
@@ -125,7 +127,7 @@ impl VuClient {
 
 impl std::fmt::Debug for VuClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let base = self.inner.base.as_ref().map(|b| redact_url(b.as_str()).into_owned());
+        let base = self.inner.base.as_ref().map(|b| redact(b.url()).into_owned());
         f.debug_struct("VuClient").field("base", &base).finish_non_exhaustive()
     }
 }
@@ -139,8 +141,8 @@ async fn run(inner: &Inner, p: &mut Prepared, follow: bool, limits: Limits) -> R
         let location = if follow && redirect::is_redirect(head.status) { head.headers.get(LOCATION) } else { None };
         // The body of a hop that is followed is never shown: stream it, only to keep the connection usable.
         let hop_limits = if location.is_some() { Limits { keep: false, ..limits } } else { limits };
-        // Boxed: the decoders make this state large, and every in-flight `send` future would carry it.
-        let body = Box::pin(body::read(&head.headers, incoming, hop_limits)).await?;
+        // Not boxed: the decoders, which are large, are boxed inside only when a body is encoded.
+        let body = body::read(&head.headers, incoming, hop_limits).await?;
         if keep_alive(&head.headers) {
             park(inner, conn);
         }
@@ -174,7 +176,9 @@ fn build(inner: &Inner, p: &Prepared) -> Result<http::Request<Full<Bytes>>, Fail
 /// `keepalive_timeout`, a load balancer's idle timer); the request then fails before any response arrives, through
 /// no fault of the server. Like browsers and hyper-util's pooled client, such a request is retried once on a fresh
 /// connection: always when it was provably never written, and when it was written, only for an idempotent method
-/// (GET, HEAD, PUT, DELETE, OPTIONS, TRACE) and only for a closed or reset connection, never a malformed response.
+/// (GET, HEAD, PUT, DELETE, OPTIONS, TRACE), only for a closed or reset connection (never a malformed response), and
+/// only when not one byte of a response arrived: a connection closed in the middle of a response head fails the
+/// request (hyper reports both as an incomplete message; the connection's read count tells them apart).
 async fn send_head(inner: &Inner, p: &Prepared) -> Result<(Parts, Incoming, Conn), Failure> {
     let target = Target::of(&p.url)?;
     let mut req = build(inner, p)?;
@@ -192,6 +196,7 @@ async fn send_head(inner: &Inner, p: &Prepared) -> Result<(Parts, Incoming, Conn
             }
             Failure::new(ErrorKind::Closed, "connection closed before the request was sent")
         } else {
+            let read_before = conn.bytes_read();
             match conn.sender.try_send_request(req).await {
                 Ok(response) => {
                     let (head, incoming) = response.into_parts();
@@ -202,7 +207,8 @@ async fn send_head(inner: &Inner, p: &Prepared) -> Result<(Parts, Incoming, Conn
                     match e.take_message() {
                         Some(unsent) => req = unsent,
                         None if p.method.is_idempotent()
-                            && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Io) =>
+                            && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Io)
+                            && conn.bytes_read() == read_before =>
                         {
                             req = build(inner, p)?;
                         }

@@ -91,17 +91,25 @@ impl ClientConfig {
 
     /// The `Accept-Encoding` header sent unless a request sets its own; an empty value sends none. Default
     /// `gzip, deflate, br`. Responses in those codings are decoded whatever was asked for.
+    /// Fails as [`accept_encoding_value`] does.
     pub fn accept_encoding(mut self, value: &str) -> Result<Self, Error> {
-        self.accept_encoding = match value.trim() {
-            "" => None,
-            v => Some(HeaderValue::from_str(v).map_err(|_| Error::AcceptEncoding(value.to_owned()))?),
-        };
+        self.accept_encoding = accept_encoding_value(value)?;
         Ok(self)
     }
 
     /// Whether any server certificate is accepted.
     pub fn is_insecure(&self) -> bool {
         self.insecure
+    }
+}
+
+/// The `Accept-Encoding` header an `accept_encoding` setting sends: `None` for an empty value, an error when it is
+/// not a valid header value (a control character). The one check of this setting: callers run it on their input
+/// before any load.
+pub fn accept_encoding_value(value: &str) -> Result<Option<HeaderValue>, Error> {
+    match value.trim() {
+        "" => Ok(None),
+        v => HeaderValue::from_str(v).map(Some).map_err(|_| Error::AcceptEncoding(value.to_owned())),
     }
 }
 

@@ -6,6 +6,9 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +16,7 @@ use http_body_util::Full;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use url::{Host, Url};
@@ -45,6 +48,61 @@ impl Origin {
 pub(crate) struct Conn {
     pub(crate) origin: Origin,
     pub(crate) sender: Sender,
+    /// Bytes read from the connection so far (plaintext, after TLS), counted by its [`Counted`] stream.
+    read: Arc<AtomicU64>,
+}
+
+impl Conn {
+    /// Bytes received on this connection so far: a request whose exchange failed with this count unchanged since
+    /// it was written provably got no byte of a response.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+}
+
+/// A stream that counts the bytes read through it. hyper reports a connection closed before any response byte and
+/// one closed in the middle of a response head alike (an incomplete message); this count tells them apart.
+struct Counted<T> {
+    inner: T,
+    read: Arc<AtomicU64>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            self.read.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
 }
 
 /// The scheme, host and port a URL must be fetched from.
@@ -95,6 +153,7 @@ pub(crate) fn connect<'a>(
 
 async fn connect_inner(config: &ClientConfig, target: &Target<'_>) -> Result<Conn, Failure> {
     let tcp = connect_tcp(target).await?;
+    let read = Arc::new(AtomicU64::new(0));
     let sender = if target.https {
         let name = match target.host {
             Host::Domain(d) => ServerName::try_from(d.to_owned())
@@ -108,11 +167,12 @@ async fn connect_inner(config: &ClientConfig, target: &Target<'_>) -> Result<Con
                 format!("TLS handshake with {}:{} failed: {}", target.host_str, target.port, chain(&e)),
             )
         })?;
-        handshake(tls).await?
+        handshake(Counted { inner: tls, read: read.clone() }).await?
     } else {
-        handshake(tcp).await?
+        handshake(Counted { inner: tcp, read: read.clone() }).await?
     };
-    Ok(Conn { origin: Origin { https: target.https, host: target.host_str.into(), port: target.port }, sender })
+    let origin = Origin { https: target.https, host: target.host_str.into(), port: target.port };
+    Ok(Conn { origin, sender, read })
 }
 
 /// Runs the HTTP/1.1 handshake and spawns the task that drives the connection.

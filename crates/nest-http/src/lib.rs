@@ -28,7 +28,7 @@
 #![deny(missing_docs)]
 
 mod body;
-pub use body::parse_size;
+pub use body::{fmt_bytes, parse_size};
 mod client;
 mod config;
 mod conn;
@@ -40,7 +40,7 @@ mod session;
 mod tls;
 
 pub use client::VuClient;
-pub use config::{ClientConfig, DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY};
+pub use config::{ClientConfig, DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY, accept_encoding_value};
 pub use error::{Error, ErrorKind};
 pub use message::{Body, Request, Response};
-pub use prepare::redact_url;
+pub use prepare::{redact, redact_url, redact_word};

@@ -35,15 +35,37 @@ pub(crate) struct Prepared {
     pub(crate) accept_encoding: Option<HeaderValue>,
 }
 
-/// Resolves `raw` against `base` and appends `query`.
-pub(crate) fn resolve_url(base: Option<&Url>, raw: &str, query: &[(String, String)]) -> Result<Url, Failure> {
-    let shown = || redact_url(raw);
-    let mut url = match Url::parse(raw) {
-        Ok(url) => url,
+/// The base URL relative paths resolve against, with its credentials (`http://user:pw@host/`) taken out once,
+/// when the client is created, as the ready `Basic` header that relative requests send.
+#[derive(Debug)]
+pub(crate) struct Base {
+    url: Url,
+    auth: Option<HeaderValue>,
+}
+
+impl Base {
+    pub(crate) fn new(mut url: Url) -> Base {
+        let auth = take_credentials(&mut url);
+        Base { url, auth }
+    }
+
+    /// The base URL, without credentials.
+    pub(crate) fn url(&self) -> &Url {
+        &self.url
+    }
+}
+
+/// Resolves `raw` against `base` and appends `query`. Also says whether the URL came from the base's authority
+/// (a relative path, not `//host/x` or a full URL), and so is owed the base's credentials.
+pub(crate) fn resolve_url(base: Option<&Url>, raw: &str, query: &[(String, String)]) -> Result<(Url, bool), Failure> {
+    let shown = || redact_word(raw);
+    let (mut url, from_base) = match Url::parse(raw) {
+        Ok(url) => (url, false),
         Err(url::ParseError::RelativeUrlWithoutBase) => match base {
-            Some(base) => {
-                append_to_base(base, raw).map_err(|e| invalid_url(format!("invalid URL {:?}: {e}", shown())))?
-            }
+            Some(base) => (
+                append_to_base(base, raw).map_err(|e| invalid_url(format!("invalid URL {:?}: {e}", shown())))?,
+                !raw.starts_with("//"),
+            ),
             None => {
                 return Err(invalid_url(format!(
                     "relative URL {:?} needs a base URL, and none is configured",
@@ -56,7 +78,7 @@ pub(crate) fn resolve_url(base: Option<&Url>, raw: &str, query: &[(String, Strin
     if !query.is_empty() {
         url.query_pairs_mut().extend_pairs(query);
     }
-    Ok(url)
+    Ok((url, from_base))
 }
 
 /// Appends a relative `raw` to the base URL's path, as Locust does (`base_url + path`), with exactly one `/` at the
@@ -91,20 +113,45 @@ pub(crate) fn take_credentials(url: &mut Url) -> Option<HeaderValue> {
     Some(value)
 }
 
-/// `url` (or any text holding URLs) with every password replaced by `***`: `http://user:***@host/`. For every place
-/// a URL is shown to a person: terminal, reports, errors, logs.
+/// `url` without its credentials: `http://***@host/` for `http://user:password@host/` or `http://token@host/`.
+/// For every place a parsed URL is shown to a person.
+pub fn redact(url: &Url) -> std::borrow::Cow<'_, str> {
+    if url.username().is_empty() && url.password().is_none() {
+        return std::borrow::Cow::Borrowed(url.as_str());
+    }
+    let mut shown = url.clone();
+    // Both calls only fail on URLs that cannot have credentials, and this one has them.
+    let _ = shown.set_password(None);
+    let _ = shown.set_username("***");
+    std::borrow::Cow::Owned(shown.into())
+}
+
+/// Text holding URLs (a message, a command line) with the whole user part of each (`user:password@`,
+/// `token@`) replaced by `***@`: `http://***@host/`. A URL there ends at whitespace, so one whose raw password
+/// holds a space must be redacted alone, with [`redact_word`]; a parsed [`Url`] never holds one.
 pub fn redact_url(text: &str) -> std::borrow::Cow<'_, str> {
+    redact_with(text, |c| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+}
+
+/// One word that may be a URL as a person typed it (a command-line argument, a script's URL), with its whole
+/// user part replaced by `***@`. Its authority runs to the first `/`, `?` or `#`, so a raw password holding
+/// quotes, spaces, `:` or `@` is redacted whole.
+pub fn redact_word(word: &str) -> std::borrow::Cow<'_, str> {
+    redact_with(word, |c| matches!(c, '/' | '?' | '#'))
+}
+
+fn redact_with(text: &str, ends_authority: impl Fn(char) -> bool) -> std::borrow::Cow<'_, str> {
     let mut out = String::new();
     let mut copied = 0;
     let mut search = 0;
     while let Some(found) = text[search..].find("://") {
         let start = search + found + 3;
         let rest = &text[start..];
-        let authority = &rest[..rest.find(['/', '?', '#', ' ', '"', '\'', '\n']).unwrap_or(rest.len())];
+        let authority = &rest[..rest.find(&ends_authority).unwrap_or(rest.len())];
         search = start;
+        // The host follows the last `@`: a raw password may hold more.
         let Some(at) = authority.rfind('@') else { continue };
-        let Some(colon) = authority[..at].find(':') else { continue };
-        out.push_str(&text[copied..start + colon + 1]);
+        out.push_str(&text[copied..start]);
         out.push_str("***");
         copied = start + at;
         search = copied;
@@ -122,15 +169,19 @@ fn invalid_url(message: String) -> Failure {
 
 /// Validates and encodes `req` (minus timeout/redirect settings, which the caller keeps).
 pub(crate) fn prepare(
-    base: Option<&Url>,
+    base: Option<&Base>,
     url: &str,
     query: &[(String, String)],
     headers: Vec<(String, String)>,
     method: Method,
     body: Body,
 ) -> Result<Prepared, Failure> {
-    let mut url = resolve_url(base, url, query)?;
-    let credentials = take_credentials(&mut url);
+    let (mut url, from_base) = resolve_url(base.map(Base::url), url, query)?;
+    // The base's credentials were taken out once; a URL with its own gives them up here.
+    let credentials = match base {
+        Some(base) if from_base => base.auth.clone(),
+        _ => take_credentials(&mut url),
+    };
     let mut map = HeaderMap::with_capacity(headers.len() + 1);
     for (name, value) in headers {
         let header_name = HeaderName::from_bytes(name.as_bytes())
@@ -232,13 +283,13 @@ impl Prepared {
 mod tests {
     use super::*;
 
-    fn base() -> Url {
-        Url::parse("http://127.0.0.1:8080/app/").unwrap()
+    fn base() -> Base {
+        Base::new(Url::parse("http://127.0.0.1:8080/app/").unwrap())
     }
 
     #[test]
     fn relative_paths_append_to_the_base_path() {
-        let at = |base: &str, raw: &str| resolve_url(Some(&Url::parse(base).unwrap()), raw, &[]).unwrap().to_string();
+        let at = |base: &str, raw: &str| resolve_url(Some(&Url::parse(base).unwrap()), raw, &[]).unwrap().0.to_string();
         assert_eq!(at("http://h/v1/", "/a"), "http://h/v1/a");
         assert_eq!(at("http://h/v1/", "a"), "http://h/v1/a");
         assert_eq!(at("http://h/v1", "a"), "http://h/v1/a");
@@ -270,24 +321,52 @@ mod tests {
     }
 
     #[test]
+    fn base_credentials_are_taken_once_and_sent_only_under_the_base() {
+        let base = Base::new(Url::parse("http://tok%20en@h/v1/").unwrap());
+        assert_eq!(base.url().as_str(), "http://h/v1/");
+        // base64("tok en:")
+        let auth = |raw: &str| {
+            let p = prepare(Some(&base), raw, &[], vec![], Method::GET, Body::Empty).unwrap();
+            (p.url.to_string(), p.headers.get(AUTHORIZATION).map(|v| v.to_str().unwrap().to_owned()))
+        };
+        assert_eq!(auth("/a"), ("http://h/v1/a".into(), Some("Basic dG9rIGVuOg==".into())));
+        assert_eq!(auth("//other/x"), ("http://other/x".into(), None));
+        assert_eq!(auth("http://h/v1/a"), ("http://h/v1/a".into(), None));
+    }
+
+    #[test]
     fn passwords_are_redacted_wherever_a_url_is_shown() {
-        assert_eq!(redact_url("http://u:secret@h:8080/x"), "http://u:***@h:8080/x");
-        assert_eq!(
-            redact_url("a http://u:s@h/ and https://v:t@g/?q=@x"),
-            "a http://u:***@h/ and https://v:***@g/?q=@x"
-        );
-        assert_eq!(redact_url("http://u@h/p:q@r"), "http://u@h/p:q@r");
+        assert_eq!(redact_url("http://u:secret@h:8080/x"), "http://***@h:8080/x");
+        assert_eq!(redact_url("a http://u:s@h/ and https://v:t@g/?q=@x"), "a http://***@h/ and https://***@g/?q=@x");
+        assert_eq!(redact_url("http://tok@h/p:q@r"), "http://***@h/p:q@r");
         assert_eq!(redact_url("http://h/x"), "http://h/x");
         assert_eq!(redact_url("no url: a@b"), "no url: a@b");
+        assert_eq!(redact_url("-H http://h:1 --tag a@b/"), "-H http://h:1 --tag a@b/");
+        assert_eq!(
+            redact_url(r#"url "http://bob:pa'ss@h/" and 'http://b:p"q@h'"#),
+            r#"url "http://***@h/" and 'http://***@h'"#
+        );
+        for raw in ["http://bob:pa ss@h/", "http://bob:p@s:s'\"q@h?x", "http://a b@h#f", "http://bob:x@h"] {
+            let shown = redact_word(raw);
+            assert!(shown.starts_with("http://***@h"), "{raw} -> {shown}");
+        }
         let e = resolve_url(None, "http://u:secret@", &[]).unwrap_err();
         assert!(!e.message.contains("secret"), "{}", e.message);
+        let e = resolve_url(None, "http://u:sec ret@h:x/", &[]).unwrap_err();
+        assert!(!e.message.contains("sec"), "{}", e.message);
+        for raw in ["http://bob:pa'ss@h/", "http://bob:pa%22ss@h/", "http://bob:pa%20ss@h/", "http://TOKEN@h/"] {
+            let url = Url::parse(raw).unwrap();
+            assert_eq!(redact(&url), "http://***@h/", "{raw}");
+            assert_eq!(redact_url(url.as_str()), "http://***@h/", "{raw}");
+        }
+        assert_eq!(redact(&Url::parse("http://h:1/x").unwrap()), "http://h:1/x");
     }
 
     #[test]
     fn relative_and_absolute_urls() {
-        let u = resolve_url(Some(&base()), "/items?x=1", &[]).unwrap();
+        let (u, _) = resolve_url(Some(base().url()), "/items?x=1", &[]).unwrap();
         assert_eq!(u.as_str(), "http://127.0.0.1:8080/app/items?x=1");
-        let u = resolve_url(Some(&base()), "https://example.com/a", &[]).unwrap();
+        let (u, _) = resolve_url(Some(base().url()), "https://example.com/a", &[]).unwrap();
         assert_eq!(u.as_str(), "https://example.com/a");
         let e = resolve_url(None, "/items", &[]).unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidUrl);
@@ -298,7 +377,7 @@ mod tests {
     #[test]
     fn query_pairs_are_encoded() {
         let q = vec![("q".to_string(), "a b&c".to_string())];
-        let u = resolve_url(Some(&base()), "/s?x=1", &q).unwrap();
+        let (u, _) = resolve_url(Some(base().url()), "/s?x=1", &q).unwrap();
         assert_eq!(u.query(), Some("x=1&q=a+b%26c"));
     }
 

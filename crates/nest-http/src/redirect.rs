@@ -7,7 +7,7 @@ use http::{HeaderValue, Method, StatusCode};
 
 use crate::ErrorKind;
 use crate::error::Failure;
-use crate::prepare::{Prepared, redact_url, take_credentials};
+use crate::prepare::{Prepared, redact_word, take_credentials};
 
 /// Redirects followed before giving up with [`ErrorKind::TooManyRedirects`].
 pub(crate) const MAX_REDIRECTS: usize = 10;
@@ -26,7 +26,7 @@ pub(crate) fn follow(p: &mut Prepared, status: StatusCode, location: &HeaderValu
     let text = std::str::from_utf8(location.as_bytes())
         .map_err(|_| bad("redirect Location is not valid UTF-8".to_string()))?;
     let mut next =
-        p.url.join(text).map_err(|e| bad(format!("invalid redirect Location {:?}: {e}", redact_url(text))))?;
+        p.url.join(text).map_err(|e| bad(format!("invalid redirect Location {:?}: {e}", redact_word(text))))?;
     let credentials = take_credentials(&mut next);
 
     if next.origin() != p.url.origin() {
@@ -58,7 +58,7 @@ mod tests {
     use crate::prepare::prepare;
 
     fn post() -> Prepared {
-        let base = url::Url::parse("http://a.test/").unwrap();
+        let base = crate::prepare::Base::new(url::Url::parse("http://a.test/").unwrap());
         prepare(
             Some(&base),
             "/dir/page",

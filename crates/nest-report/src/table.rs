@@ -26,19 +26,13 @@ pub fn ms(v: f64) -> String {
     }
 }
 
-/// The average response body size of `requests` that received `bytes` in all (decoded, what scripts see):
-/// `830 B`, `12.4 KiB`, `3.1 MiB`; `-` with no request.
+/// The average response body size of `requests` that received `bytes` in all (decoded, what scripts see), in the
+/// units of every byte count nest shows: `830 B`, `12.4 KiB`, `3 MiB`; `-` with no request.
 pub fn avg_size(bytes: u64, requests: u64) -> String {
     if requests == 0 {
         return "-".to_owned();
     }
-    let avg = bytes as f64 / requests as f64;
-    match avg {
-        a if a < 1024.0 => format!("{a:.0} B"),
-        a if a < 1024.0 * 1024.0 => format!("{:.1} KiB", a / 1024.0),
-        a if a < 1024.0 * 1024.0 * 1024.0 => format!("{:.1} MiB", a / (1024.0 * 1024.0)),
-        a => format!("{:.1} GiB", a / (1024.0 * 1024.0 * 1024.0)),
-    }
+    nest_http::fmt_bytes((bytes as f64 / requests as f64).round() as u64)
 }
 
 /// Shortens a name to `width` characters with an ellipsis.

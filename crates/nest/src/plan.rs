@@ -189,10 +189,8 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
     let insecure = s.insecure.unwrap_or(false);
     let thresholds = s.thresholds.clone().unwrap_or_default();
     let (max_body, accept_encoding) = (s.max_body.map(|b| b.0), s.accept_encoding.clone());
-    if let Some(codings) = &accept_encoding
-        && !codings.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
-    {
-        return Err(UsageError(format!("accept_encoding {codings:?} is not a valid header value")));
+    if let Some(codings) = &accept_encoding {
+        nest_http::accept_encoding_value(codings).map_err(|e| UsageError(e.to_string()))?;
     }
     let gate = default_gate(s, thresholds.is_empty());
     Ok(RunPlan { mix, plan, host, insecure, max_body, accept_encoding, warnings, shape, thresholds, gate })
@@ -259,9 +257,11 @@ fn selected_but_disabled(specs: &[nest_core::TasksetSpec], include: &[String], e
 
 /// Checks a target URL: http or https, with a host.
 pub fn parse_host(text: &str) -> Result<Url, UsageError> {
-    // A password in the host never appears in a message.
-    let shown = nest_http::redact_url(text);
+    // Credentials in the host never appear in a message: the whole user part goes, whatever it holds.
+    let shown = nest_http::redact_word(text);
     if !text.contains("://") {
+        // No scheme, so no URL to redact: everything before the last `@` may be `user:password`.
+        let shown = text.rfind('@').map_or(shown, |at| format!("***{}", &text[at..]).into());
         return Err(UsageError(format!(
             "host `{shown}` must be an http:// or https:// URL: did you mean http://{shown}?"
         )));
@@ -286,7 +286,12 @@ mod tests {
         assert!(parse_host("ftp://x").is_err());
         assert_eq!(parse_host("http://u:p%40ss@h/v1/").unwrap().password(), Some("p%40ss"));
         let e = parse_host("http://u:hunter2@exa mple/").unwrap_err().0;
-        assert!(e.contains("u:***@") && !e.contains("hunter2"), "{e}");
+        assert!(e.contains("http://***@") && !e.contains("hunter2"), "{e}");
+        for host in ["bob:hunter2@h", "http://bob:hun'ter2@exa mple/", "http://bob:hun ter2@exa mple/", "bob:a@b:c@h:1"]
+        {
+            let e = parse_host(host).unwrap_err().0;
+            assert!(!e.contains("hun") && !e.contains("bob") && e.contains("***@"), "{host}: {e}");
+        }
         assert!(parse_host("http://exa mple").unwrap_err().0.contains("is not a URL"));
         assert!(parse_host("127.0.0.1:8080").unwrap_err().0.contains("did you mean http://127.0.0.1:8080?"));
     }

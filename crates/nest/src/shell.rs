@@ -1,5 +1,5 @@
 //! Quoting words for a POSIX shell, so that a command nest shows (the hook's `nest run`, the report's "What was
-//! run") can be pasted back into a terminal and mean the same thing.
+//! run") can be pasted back into a terminal and mean the same thing (URL credentials aside: those are never shown).
 
 use std::borrow::Cow;
 
@@ -13,9 +13,10 @@ pub fn quote(word: &str) -> Cow<'_, str> {
     }
 }
 
-/// Joins words into one command line, each quoted as needed.
+/// Joins words into one command line to show, each quoted as needed, with the credentials of any URL among them
+/// redacted word by word (`-H 'http://bob:pa ss@h/'` shows as `-H http://***@h/`).
 pub fn join<S: AsRef<str>>(words: impl IntoIterator<Item = S>) -> String {
-    words.into_iter().map(|w| quote(w.as_ref()).into_owned()).collect::<Vec<_>>().join(" ")
+    words.into_iter().map(|w| quote(&nest_http::redact_word(w.as_ref())).into_owned()).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -36,5 +37,13 @@ mod tests {
     fn a_command_line_pastes_back_as_the_same_words() {
         let line = join(["nest", "run", "--threshold", "p95 < 300ms", "-H", "http://h:1/"]);
         assert_eq!(line, "nest run --threshold 'p95 < 300ms' -H http://h:1/");
+    }
+
+    #[test]
+    fn url_credentials_are_redacted_word_by_word() {
+        let line = join(["nest", "-H", "http://bob:pa'ss w@rd@h:1/", "--tags", "a@b", "-H", "http://TOKEN@h/x"]);
+        assert_eq!(line, "nest -H 'http://***@h:1/' --tags a@b -H 'http://***@h/x'");
+        // What the report stores: the joined line, redacted again as text, is unchanged.
+        assert_eq!(nest_http::redact_url(&line), line);
     }
 }

@@ -240,6 +240,46 @@ fn a_keep_alive_connection_closed_by_the_server_never_fails_a_request() {
     });
 }
 
+/// A raw server that answers each connection's first request with a keep-alive 200, and the second with the start
+/// of a response head, then closes: a server that crashed mid-answer. Counts the requests it received.
+async fn dies_mid_second_answer() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let received = Arc::new(AtomicUsize::new(0));
+    let count = received.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                if read_head(&mut s).await && s.write_all(support::OK_KEEP_ALIVE).await.is_ok() {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    if read_head(&mut s).await {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Le").await;
+                    }
+                }
+            });
+        }
+    });
+    (addr, received)
+}
+
+/// The retry covers only a reused connection closed before any response byte: a response that started to arrive
+/// proves the server got the request, so not even an idempotent one is sent again.
+#[test]
+fn a_connection_closed_mid_response_head_is_not_retried() {
+    run(async {
+        for method in [Method::GET, Method::POST] {
+            let (addr, received) = dies_mid_second_answer().await;
+            let vu = vu(addr, ClientConfig::new(false).unwrap());
+            assert_eq!(vu.send(Request::new(Method::GET, "/")).await.status, 200);
+            let r = vu.send(Request::new(method.clone(), "/")).await;
+            assert_eq!((r.status, r.error_kind), (0, Some(ErrorKind::Closed)), "{method}: {:?}", r.error);
+            assert_eq!(received.load(Ordering::SeqCst), 2, "{method} was sent again");
+        }
+    });
+}
+
 #[test]
 fn url_credentials_become_basic_auth_and_are_never_shown() {
     run(async {
