@@ -1,8 +1,10 @@
 //! Every file nest writes goes through here (reports, `nest.yaml`, the git hook), so that a reader never sees half
 //! a file and a planted link or a device never turns one write into the overwrite of something else.
 //!
-//! A path is first *classified* ([`check`]), before any load: `-` is standard output; a character device
-//! (`/dev/null`, `/dev/stdout`) is written directly; a regular file, or a path that does not exist yet in an existing
+//! A path is first *classified* ([`check`]), before any load: `-` is standard output; a name for an open file
+//! descriptor (`/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`) is written to that descriptor itself,
+//! whatever it is (a pipe, a terminal, a file opened with `>>`: its offset and append mode are kept, nothing is
+//! truncated or renamed); a character device (`/dev/null`) is written directly; a regular file, or a path that does not exist yet in an existing
 //! folder, is replaced atomically; a directory, a FIFO, a socket or a block device is refused. A symbolic link is
 //! followed to the file it names, and that file is replaced (the link stays a link); a link to nothing is refused.
 //! An atomic write creates a temporary file with a random name and `O_EXCL` in the target's own folder (the
@@ -18,6 +20,8 @@ use std::path::{Path, PathBuf};
 pub enum Target {
     /// `-`: standard output.
     Stdout,
+    /// An open file descriptor named by `/dev/stdout`, `/dev/fd/N` or the like, written where it stands.
+    Fd(i32),
     /// A character device, opened and written in place.
     Device(PathBuf),
     /// A regular file (existing or not), replaced atomically; links already resolved.
@@ -28,6 +32,13 @@ pub enum Target {
 pub fn check(path: &Path) -> io::Result<Target> {
     if path.as_os_str() == "-" {
         return Ok(Target::Stdout);
+    }
+    if let Some(fd) = fd_name(path) {
+        return if fd_is_open(fd) {
+            Ok(Target::Fd(fd))
+        } else {
+            Err(refused("names a file descriptor that is not open"))
+        };
     }
     let resolved = resolve(path)?;
     match fs::metadata(&resolved) {
@@ -64,9 +75,68 @@ pub fn write_with_mode(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Resu
             out.write_all(bytes)?;
             out.flush()
         }
+        Target::Fd(fd) => write_fd(fd, bytes),
         Target::Device(device) => fs::OpenOptions::new().write(true).open(device)?.write_all(bytes),
         Target::File(file) => replace(&file, bytes, mode),
     }
+}
+
+/// The descriptor a path names: `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`, `/proc/self/fd/N`.
+pub fn fd_name(path: &Path) -> Option<i32> {
+    let text = path.to_str()?;
+    match text {
+        "/dev/stdout" => Some(1),
+        "/dev/stderr" => Some(2),
+        _ => text.strip_prefix("/dev/fd/").or_else(|| text.strip_prefix("/proc/self/fd/"))?.parse().ok(),
+    }
+}
+
+/// Whether `fd` is open in this process (its entry is in the descriptor folder).
+fn fd_is_open(fd: i32) -> bool {
+    match fd {
+        1 | 2 => true,
+        _ if fd < 0 => false,
+        _ => fs::symlink_metadata(format!("/proc/self/fd/{fd}"))
+            .or_else(|_| fs::symlink_metadata(format!("/dev/fd/{fd}")))
+            .is_ok(),
+    }
+}
+
+/// Writes to the descriptor itself, not to a new opening of what it names: a file opened with `>>` is appended
+/// to, one opened with `>` is written at its offset, after what nest already printed there.
+fn write_fd(fd: i32, bytes: &[u8]) -> io::Result<()> {
+    match fd {
+        1 => {
+            let mut out = io::stdout().lock();
+            out.write_all(bytes)?;
+            out.flush()
+        }
+        2 => io::stderr().lock().write_all(bytes),
+        _ => write_other_fd(fd, bytes),
+    }
+}
+
+#[cfg(unix)]
+fn write_other_fd(fd: i32, bytes: &[u8]) -> io::Result<()> {
+    use std::os::fd::BorrowedFd;
+    if !fd_is_open(fd) {
+        return Err(refused("names a file descriptor that is not open"));
+    }
+    // SAFETY: `fd` is open (checked just above) and nest never closes descriptors it did not open, so it stays
+    // open while borrowed; the borrow is only duplicated, and the duplicate is closed when dropped.
+    let mut file = fs::File::from(unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?);
+    file.write_all(bytes)?;
+    file.flush()
+}
+
+#[cfg(not(unix))]
+fn write_other_fd(_fd: i32, _bytes: &[u8]) -> io::Result<()> {
+    Err(refused("names a file descriptor, which nest writes only on Unix"))
+}
+
+/// Whether the bytes for `target` go to this process's standard output.
+pub fn is_stdout(target: &Target) -> bool {
+    matches!(target, Target::Stdout | Target::Fd(1))
 }
 
 fn replace(path: &Path, bytes: &[u8], mode: Option<u32>) -> io::Result<()> {
@@ -209,6 +279,28 @@ mod tests {
         let fifo = dir.path().join("fifo");
         assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
         assert!(check(&fifo).unwrap_err().to_string().contains("not a regular file"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn descriptor_names_are_written_to_the_descriptor() {
+        assert_eq!(check(Path::new("/dev/stdout")).unwrap(), Target::Fd(1));
+        assert_eq!(check(Path::new("/dev/stderr")).unwrap(), Target::Fd(2));
+        assert_eq!(check(Path::new("/proc/self/fd/1")).unwrap(), Target::Fd(1));
+        assert!(is_stdout(&Target::Fd(1)) && is_stdout(&Target::Stdout) && !is_stdout(&Target::Fd(2)));
+        assert_eq!(fd_name(Path::new("/dev/fd/x")), None);
+        assert!(check(Path::new("/dev/fd/987654")).unwrap_err().to_string().contains("not open"));
+        // A descriptor of a file opened for appending: written after what the file holds, the file not replaced.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        fs::write(&path, "before\n").unwrap();
+        let file = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        let name = PathBuf::from(format!("/dev/fd/{fd}"));
+        assert_eq!(check(&name).unwrap(), Target::Fd(fd));
+        write_atomic(&name, b"after\n").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "before\nafter\n");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[cfg(unix)]

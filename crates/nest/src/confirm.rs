@@ -19,15 +19,12 @@ pub fn confirm(plan: &RunPlan, yes: bool, quiet: bool) -> Result<bool> {
     if quiet && !ask {
         return Ok(true);
     }
-    let stderr = std::io::stderr();
-    let mut out = stderr.lock();
-    mix::print(&mut out, &plan.mix.rows)?;
-    writeln!(out, "\n{}", describe(plan))?;
-    out.flush()?;
-    drop(out);
+    let printed = print_plan(plan);
+    // Unasked, a stderr that refuses the table (closed, full) must not stop the run; asked, it is where the prompt is.
     if !ask {
         return Ok(true);
     }
+    printed?;
     let answer = inquire::Confirm::new("Start?").with_default(true).prompt();
     match answer {
         Ok(start) => Ok(start),
@@ -35,6 +32,14 @@ pub fn confirm(plan: &RunPlan, yes: bool, quiet: bool) -> Result<bool> {
         Err(inquire::InquireError::OperationCanceled | inquire::InquireError::OperationInterrupted) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The mix table and the run, on stderr.
+fn print_plan(plan: &RunPlan) -> std::io::Result<()> {
+    let mut out = std::io::stderr().lock();
+    mix::print(&mut out, &plan.mix.rows)?;
+    writeln!(out, "\n{}", describe(plan))?;
+    out.flush()
 }
 
 fn describe(plan: &RunPlan) -> String {

@@ -52,7 +52,8 @@ impl Display {
             Display::Plain { next } if elapsed.as_secs() >= *next => {
                 *next = elapsed.as_secs() / PLAIN_EVERY * PLAIN_EVERY + PLAIN_EVERY;
                 let total = agg.total();
-                eprintln!(
+                let _ = writeln!(
+                    std::io::stderr(),
                     "[{:>4}s] {} users, {} requests, {} failures, {:.1} req/s overall",
                     elapsed.as_secs(),
                     current_users(agg),
@@ -69,7 +70,9 @@ impl Display {
     pub fn message(&mut self, text: &str) {
         match self {
             Display::Live(live) => live.message(text),
-            _ => eprintln!("{text}"),
+            _ => {
+                let _ = writeln!(std::io::stderr(), "{text}");
+            }
         }
     }
 

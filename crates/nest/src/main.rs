@@ -21,6 +21,7 @@ mod settings;
 mod shell;
 mod thresholds;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -39,7 +40,8 @@ fn main() -> ExitCode {
             ExitCode::from(err.downcast_ref::<nest_report::thresholds::GateFailed>().map_or(1, |gate| gate.code))
         }
         Err(err) => {
-            eprintln!("error: {err:#}");
+            // Never a panic (exit 101) when stderr is closed or full: the exit code says it.
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
             if err.downcast_ref::<UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }

@@ -72,7 +72,8 @@ pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
         UsageError(format!("{head}; nothing was run:\n{errors}"))
     })?;
     for warning in &catalog.warnings {
-        eprintln!("warning: {warning}");
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
     let mut specs = catalog.specs();
     let sources = mix::resolve(&mut specs, config.as_ref(), settings.use_script_weights.unwrap_or(false))?;

@@ -2,6 +2,11 @@
 //!
 //! Stopping is plumbing, not `process::exit`: the first Ctrl-C (or SIGTERM, or SIGHUP) asks for a graceful stop, a second one
 //! cancels what is in flight, and either way the summary is printed and the JSON report written.
+//!
+//! Once the load started, nothing nest prints may end the run: after a hangup the terminal refuses writes, and
+//! stdout or stderr may be a full disk. Every message is written with its error ignored (never `eprintln!`, which
+//! panics), the stop is asked before the message that announces it, and the report files never depend on the summary
+//! having been printed.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -27,19 +32,17 @@ use nest_report::thresholds::{self, GateFailed, Threshold, ThresholdsFailed};
 pub fn run(args: RunArgs) -> Result<()> {
     let mut checked = plan::build(&args)?;
     for warning in &checked.warnings {
-        eprintln!("warning: {warning}");
+        let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
     let outputs = Outputs { csv: args.csv.clone(), html: args.html.clone(), junit: args.junit.clone() };
-    for path in args.json.iter().cloned().chain(outputs.paths()) {
-        check_writable(&path)?;
-    }
+    let summary_to_stderr = check_outputs(&args, &outputs)?;
     if !confirm::confirm(&checked, args.yes, args.quiet)? {
-        eprintln!("not started: nothing was sent");
+        let _ = writeln!(std::io::stderr(), "not started: nothing was sent");
         return Ok(());
     }
     let say = |text: &str| {
         if !args.quiet {
-            eprintln!("{text}");
+            let _ = writeln!(std::io::stderr(), "{text}");
         }
     };
     let demo = if args.demo {
@@ -111,13 +114,13 @@ pub fn run(args: RunArgs) -> Result<()> {
         verdicts.push(thresholds::gate_verdict(&summary));
     }
     let report = Report { summary, run: run_info, thresholds: verdicts };
-    // `--json -` puts the JSON on stdout, alone, so the summary goes to stderr.
-    let json_on_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
-    if json_on_stdout {
-        print_report(&mut std::io::stderr().lock(), &report, args.quiet)?;
+    // A report on stdout (`--json -`, `--html /dev/stdout`) is alone there, so the summary goes to stderr. A summary
+    // that cannot be printed (a closed terminal, a full disk) must not keep the report files from being written.
+    let _ = if summary_to_stderr {
+        print_report(&mut std::io::stderr().lock(), &report, args.quiet)
     } else {
-        print_report(&mut std::io::stdout().lock(), &report, args.quiet)?;
-    }
+        print_report(&mut std::io::stdout().lock(), &report, args.quiet)
+    };
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report)?;
         write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
@@ -178,11 +181,33 @@ fn print_report(out: &mut impl Write, report: &Report, quiet: bool) -> Result<()
     Ok(())
 }
 
+/// Checks every report path before any load; returns whether one of them is stdout (the summary then goes to
+/// stderr). Two reports on stdout would be mixed, and five CSV files cannot share it: both are usage errors.
+fn check_outputs(args: &RunArgs, outputs: &Outputs) -> Result<bool> {
+    if outputs.csv.as_deref().is_some_and(|p| p.as_os_str() == "-" || nest_report::output::fd_name(p).is_some()) {
+        return Err(UsageError(
+            "--csv takes a file name prefix (it writes several files), not `-` or a descriptor".into(),
+        )
+        .into());
+    }
+    let mut on_stdout = Vec::new();
+    for path in args.json.iter().cloned().chain(outputs.paths()) {
+        if nest_report::output::is_stdout(&check_writable(&path)?) {
+            on_stdout.push(path.display().to_string());
+        }
+    }
+    if on_stdout.len() > 1 {
+        let both = on_stdout.join(" and ");
+        return Err(UsageError(format!("only one report can go to stdout, not {both}: give the others a file")).into());
+    }
+    Ok(!on_stdout.is_empty())
+}
+
 /// Fails before any load when a report file could not be written at the end (see [`nest_report::output::check`]).
-pub fn check_writable(path: &std::path::Path) -> Result<()> {
-    nest_report::output::check(path)
+pub fn check_writable(path: &std::path::Path) -> Result<nest_report::output::Target> {
+    let target = nest_report::output::check(path)
         .map_err(|e| UsageError(format!("cannot write the report {}: {e}", path.display())))?;
-    Ok(())
+    Ok(target)
 }
 
 /// The script's load shape, if it has one.
@@ -270,15 +295,17 @@ async fn watch_signals(handle: StopHandle, grace: Duration) {
             () = terminated => {}
         }
         seen += 1;
+        // Stop first, then say so: after a hangup stderr may refuse the message, and the stop must not depend on it.
         if seen == 1 {
-            eprintln!(
-                "\nstopping: letting requests in flight finish (up to {}); press Ctrl-C again to stop now",
-                humantime::format_duration(grace)
-            );
             handle.stop();
+            let grace = humantime::format_duration(grace);
+            let _ = writeln!(
+                std::io::stderr(),
+                "\nstopping: letting requests in flight finish (up to {grace}); press Ctrl-C again to stop now"
+            );
         } else {
-            eprintln!("stopping now");
             handle.kill();
+            let _ = writeln!(std::io::stderr(), "stopping now");
             return;
         }
     }

@@ -1,8 +1,9 @@
 //! Stopping on a signal: a SIGINT, SIGTERM or SIGHUP mid-run is a graceful stop that still writes the JSON report,
-//! and a stop while `setup()` or `teardown()` waits on a stalled server is honoured within `--stop-timeout`.
+//! and a stop while `setup()` or `teardown()` waits on a stalled server is honoured within `--stop-timeout`. A
+//! terminal that really closes (its writes fail from then on) is one of them.
 
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::server::{Reply, Server};
 use crate::support::{RUN_LIMIT, Sandbox};
@@ -24,6 +25,80 @@ fn sighup_is_a_graceful_stop_with_a_report() {
     let report = run.report();
     assert_eq!(report.total_requests(), server.count("GET", "/slow"), "{}", run.context());
     assert!(report.0["duration_s"].as_f64().expect("duration_s") < 60.0);
+}
+
+/// util-linux `script` on PATH, or `false` after printing why the test is skipped (a failure with
+/// `NEST_REQUIRE_TOOLS=1`, as in CI).
+fn have_script() -> bool {
+    let found = Command::new("script").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    if !found {
+        let why = "util-linux `script` is not installed (`apt-get install -y bsdutils`)";
+        assert!(std::env::var("NEST_REQUIRE_TOOLS").as_deref() != Ok("1"), "NEST_REQUIRE_TOOLS=1 but {why}");
+        eprintln!("skipped: {why}");
+    }
+    found
+}
+
+fn sh_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+/// nest run in a real terminal (a PTY made by `script`), whose far end is then closed for good: the kernel sends
+/// SIGHUP and every later write to the terminal fails. nest must still stop within `--stop-timeout` and write the
+/// report with the requests the server saw. Before the fix the stop message panicked in the signal watcher, the run
+/// went on to its 60 s, and the failed summary print then skipped the report.
+#[test]
+fn a_really_closed_terminal_stops_the_run_and_the_report_is_written() {
+    if !have_script() {
+        return;
+    }
+    let server = Server::builder().route(|_| Reply::ok().delay(Duration::from_millis(30))).start();
+    let sandbox = Sandbox::new();
+    sandbox.write("slow.rhai", "task(1, slow);\n\nfn slow() { client.get(\"/slow\"); }\n");
+    let (dir, json, pid_file) =
+        (sandbox.dir().display().to_string(), sandbox.json_path(), sandbox.root().join("nest.pid"));
+    let url = server.url();
+    let nest = [env!("CARGO_BIN_EXE_nest"), "run", "--taskset-dir", &dir, "-H", &url, "--workers", "2", "-y"];
+    let rest = ["-u", "4", "-t", "60s", "--stop-timeout", "2s", "--json", json.to_str().unwrap()];
+    let words: Vec<String> = nest.iter().chain(&rest).map(|w| sh_quote(w)).collect();
+    // `exec`: nest itself is the terminal's session leader, the process the hangup is sent to.
+    let line = format!("echo $$ > {}; exec {}", sh_quote(pid_file.to_str().unwrap()), words.join(" "));
+    let mut terminal = Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .current_dir(sandbox.root())
+        .env("TERM", "xterm")
+        .env_remove("NEST_THRESHOLDS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run script");
+    let ready = server.wait_for_total(20, Duration::from_secs(30));
+    let pid = std::fs::read_to_string(&pid_file).expect("nest's pid").trim().to_owned();
+    assert!(ready, "nest sent only {} requests in 30 s", server.total());
+    // Killing `script` closes the terminal's master end: a real hangup, as when a terminal window is closed.
+    terminal.kill().expect("kill script");
+    terminal.wait().unwrap();
+    let hung_up = Instant::now();
+    while alive(&pid) && hung_up.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stopped_after = hung_up.elapsed();
+    if alive(&pid) {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        panic!("nest still runs {stopped_after:?} after its terminal closed");
+    }
+    assert!(stopped_after < Duration::from_secs(12), "stopped {stopped_after:?} after the hangup (stop timeout 2 s)");
+    let text = std::fs::read_to_string(&json).expect("the JSON report is written after a hangup");
+    let report: serde_json::Value = serde_json::from_str(&text).expect("the report is JSON");
+    let seen = server.count("GET", "/slow");
+    assert_eq!(report["totals"]["requests"].as_u64(), Some(seen), "the report counts what the server saw");
+    assert_eq!(server.total(), seen);
+    assert!(report["duration_s"].as_f64().expect("duration_s") < 30.0, "stopped early, not at the run time");
 }
 
 #[test]
