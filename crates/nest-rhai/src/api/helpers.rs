@@ -11,7 +11,7 @@ use nest_core::fiber::{self, Cancelled};
 use rand::Rng;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, NativeCallContext};
 
-use super::options::{duration, seconds};
+use super::options::{duration_named, seconds};
 use crate::engine::{VuCtx, WorkerEnv, terminate};
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
@@ -60,10 +60,10 @@ fn interrupt(wait: bool) -> Res<()> {
 }
 
 fn sleep(secs: &Dynamic) -> Res<()> {
-    let pause = match seconds(secs) {
-        Some(n) => duration(secs, &format!("sleep({n:?})"))?,
-        None => duration(secs, "sleep()")?,
-    };
+    let pause = duration_named(secs, || match seconds(secs) {
+        Some(n) => format!("sleep({n:?})"),
+        None => "sleep()".to_owned(),
+    })?;
     let vu = VuCtx::current("sleep()")?;
     let stop = vu.env.stop.clone();
     match fiber::suspend(async move {
