@@ -79,8 +79,8 @@ pub use curve::Stage;
 pub use error::Error;
 pub use plan::{Model, Plan, PlanBuilder, nested_cycle};
 pub use runner::{EndReason, Phase, RunResult, ShapeSource, ShapeTick, StopHandle, run, run_observed};
-pub use snapshot::{RunPhase, Snapshot, Snapshots};
 pub use segment::Segment;
+pub use snapshot::{RunPhase, Snapshot, Snapshots};
 pub use taskset::{
     BadDuration, MAX_DURATION, Pause, Slot, TaskSpec, TasksetSpec, WaitTime, duration_from_secs, throughput_interval,
 };

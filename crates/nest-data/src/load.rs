@@ -4,7 +4,7 @@
 //! are appended to the set's single text buffer as they come. A row with the wrong number of fields stops the load
 //! with the row's line. JSON is parsed whole (serde_json), and must be an array.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::path::Path;
 
@@ -19,11 +19,7 @@ impl DataSet {
     pub fn load(path: &Path) -> Result<DataSet, DataError> {
         let format = Format::of(path).ok_or_else(|| DataError::new(path, ErrorKind::UnknownFormat))?;
         let read = |e| DataError::new(path, ErrorKind::Read(e));
-        // Checked before opening: opening a FIFO for reading blocks until a writer comes.
-        regular_file(path, &std::fs::metadata(path).map_err(read)?)?;
-        let file = File::open(path).map_err(read)?;
-        // And again on what was opened, in case the path was swapped meanwhile.
-        regular_file(path, &file.metadata().map_err(read)?)?;
+        let file = open_regular(path)?;
         // `take` bounds the read even if the file grows while it is read.
         let reader = file.take(MAX_FILE_BYTES + 1);
         let set = match format {
@@ -107,6 +103,25 @@ impl DataSet {
 /// The largest data file nest reads, in bytes (1 GiB): the whole file is held in memory for the run.
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
+/// Opens `path` for reading if it is a regular file (or a link to one). On Unix the open does not block, so a FIFO
+/// (even one swapped in for the file at the last moment) is refused by the check on what was opened instead of
+/// waiting for a writer; elsewhere the path is checked before opening too.
+fn open_regular(path: &Path) -> Result<File, DataError> {
+    let read = |e| DataError::new(path, ErrorKind::Read(e));
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    #[cfg(not(unix))]
+    regular_file(path, &std::fs::metadata(path).map_err(read)?)?;
+    let file = options.open(path).map_err(read)?;
+    regular_file(path, &file.metadata().map_err(read)?)?;
+    Ok(file)
+}
+
 /// Refuses anything but a regular file, and one over [`MAX_FILE_BYTES`].
 fn regular_file(path: &Path, meta: &std::fs::Metadata) -> Result<(), DataError> {
     if !meta.is_file() {
@@ -161,6 +176,22 @@ mod tests {
         let zero = dir.path().join("zero.json");
         std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
         assert!(matches!(DataSet::load(&zero).unwrap_err().kind, ErrorKind::NotAFile(_)));
+    }
+
+    /// A FIFO in place of the file when it is opened (as if swapped in after any check of the path) is refused at
+    /// once: the open itself must not wait for a writer. Run on a thread so a regression fails instead of hanging.
+    #[cfg(unix)]
+    #[test]
+    fn opening_a_fifo_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("users.csv");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let (sent, opened) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || sent.send(open_regular(&path).map(|_| ())));
+        let result = opened.recv_timeout(std::time::Duration::from_secs(20)).expect("the open blocked on the FIFO");
+        let e = result.unwrap_err();
+        assert!(matches!(e.kind, ErrorKind::NotAFile(_)), "{e}");
     }
 
     #[test]

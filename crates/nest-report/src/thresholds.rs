@@ -34,8 +34,11 @@ enum Metric {
     ErrorRate,
     Failures,
     Requests,
-    /// The pass rate of all the script's `check()`s.
+    /// The pass rate of all the script's `check()`s (`checks` without a request name).
     Checks,
+    /// The share of the selected requests' responses that passed their status and `expect` checks and any
+    /// `fail()` (`GET /a: checks > 99%`, the meaning `checks` had before script checks existed).
+    ResponseChecks,
     /// The pass rate of one named check.
     Check(String),
     /// Script errors (a count).
@@ -245,9 +248,10 @@ fn parse(expr: &str) -> Result<Threshold, (usize, String)> {
     let metric_text = &rest_trim[..metric_len];
     let metric = metric(metric_text)
         .ok_or_else(|| (col(rest_trim), format!("unknown metric `{metric_text}`; expected one of {METRICS}")))?;
+    // With a request name, `checks` keeps its first meaning: that request's responses that passed.
+    let metric = if metric == Metric::Checks && selector.is_some() { Metric::ResponseChecks } else { metric };
     if metric.is_run_wide() && selector.is_some() {
-        let hint = if metric == Metric::Checks { " (one check: `check \"name\" > 99%`)" } else { "" };
-        return Err((1, format!("`{metric_text}` covers the whole run and takes no request name{hint}")));
+        return Err((1, format!("`{metric_text}` covers the whole run and takes no request name")));
     }
     finish(expr, method, name, metric, &rest_trim[metric_len..])
 }
@@ -353,7 +357,7 @@ fn value(metric: &Metric, text: &str) -> Result<f64, ValueError> {
     let n: f64 = number.parse().map_err(|_| format!("`{text}` is not a number"))?;
     let kind = match metric {
         Metric::Latency { .. } => custom::Unit::Ms,
-        Metric::ErrorRate => custom::Unit::Rate,
+        Metric::ErrorRate | Metric::ResponseChecks => custom::Unit::Rate,
         Metric::Rps | Metric::Failures | Metric::Requests => custom::Unit::Plain,
         other => custom::unit_of(other).unwrap_or(custom::Unit::Plain),
     };
@@ -436,6 +440,9 @@ impl Threshold {
             Metric::ErrorRate => rate(o.failures, o.requests).map(|r| (r, r * 100.0, "%")),
             Metric::Failures => Some((o.failures as f64, o.failures as f64, "")),
             Metric::Requests => Some((o.requests as f64, o.requests as f64, "")),
+            Metric::ResponseChecks => {
+                rate(o.requests - o.failures, o.requests - o.transport_failures).map(|r| (r, r * 100.0, "%"))
+            }
             // Run-wide metrics are measured by `custom::measure`.
             _ => None,
         }
@@ -443,6 +450,11 @@ impl Threshold {
 
     fn verdict(&self, measured: Option<(f64, f64, &'static str)>, aborted_at_s: Option<f64>) -> Verdict {
         let (passed, shown, unit, message) = match measured {
+            // As in k6, a check pass rate with no check at all holds: there is nothing to fall short. Said in words
+            // so a script whose checks never ran is noticed.
+            None if self.metric == Metric::Checks && aborted_at_s.is_none() => {
+                (true, None, "", "no check() was recorded, so there is nothing to fail".to_owned())
+            }
             Some((value, shown, unit)) => {
                 let passed = self.op.holds(value, self.limit) && aborted_at_s.is_none();
                 let what = format!("{} {}", fmt_value(shown), unit).trim_end().to_owned();
@@ -566,7 +578,7 @@ mod tests {
         );
         assert!(err("error_rate <= 0.05").contains("`error_rate <= 0.05%` or, as a fraction, `error_rate <= 5%`?"));
         assert!(err("checks > 0.99").contains("`checks > 99%`"));
-        assert!(err("GET /a: checks > 99%").contains("takes no request name (one check: `check \"name\" > 99%`)"));
+        assert!(err("GET /a: script_errors == 0").contains("takes no request name"));
         assert!(err("GET /a: rps > 1s").contains("plain number"));
     }
 
@@ -607,6 +619,42 @@ mod tests {
         assert!(!v[5].passed && v[5].message.contains("no data"));
         let aborted = evaluate(&ts[..1], &s, &[(0, 12.0)]);
         assert!(!aborted[0].passed && aborted[0].message.contains("breached at 12s"));
+    }
+
+    /// `checks` keeps its first meaning with a request name: the share of that request's responses that passed
+    /// their status checks (a request with no response had nothing to check). Bare `checks` is about check() calls,
+    /// and holds, in words, when there were none.
+    #[test]
+    fn checks_of_a_request_are_its_responses_that_passed() {
+        let s = summary();
+        assert_eq!(p("GET /a: checks > 99%").metric, Metric::ResponseChecks);
+        let ts: Vec<Threshold> =
+            ["GET /a: checks >= 94%", "GET /a: checks > 94%", "/b: checks > 95.9%", "/b: checks > 96%", "checks > 99%"]
+                .iter()
+                .map(|e| p(e))
+                .collect();
+        let v = evaluate(&ts, &s, &[]);
+        // /a: 3 of 50 got HTTP 500. /b: 2 of the 49 that got a response did, and one got none.
+        assert!(v[0].passed && v[0].observed == Some(94.0) && v[0].unit == "%", "{:?}", v[0]);
+        assert!(!v[1].passed, "{:?}", v[1]);
+        assert!(v[2].passed && (v[2].observed.unwrap() - 100.0 * 47.0 / 49.0).abs() < 1e-9, "{:?}", v[2]);
+        assert!(!v[3].passed, "{:?}", v[3]);
+        assert!(v[4].passed && v[4].observed.is_none(), "{:?}", v[4]);
+        assert!(v[4].message.contains("no check() was recorded"), "{:?}", v[4]);
+    }
+
+    #[test]
+    fn abort_thresholds_on_a_requests_checks_see_its_responses_live() {
+        let r = Recorder::new();
+        let failed = Some(Failure { kind: FailureKind::Status, reason: "HTTP 500" });
+        r.request("GET", "/a", Sample { failure: failed, ..Default::default() });
+        r.request("GET", "/a", Sample::default());
+        r.request("GET", "/b", Sample::default());
+        let mut agg = Aggregate::default();
+        agg.merge(r.take());
+        let abort = |e: &str| Threshold { abort: true, ..p(e) };
+        let ts = [abort("GET /a: checks > 60%"), abort("GET /b: checks > 99%"), abort("GET /a: checks >= 50%")];
+        assert_eq!(breached_now(&ts, &agg, Duration::from_secs(1)), vec![0]);
     }
 
     #[test]

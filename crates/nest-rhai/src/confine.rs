@@ -34,11 +34,13 @@ impl Confine {
         self.roots.is_some()
     }
 
-    /// Checks that `path` resolves inside a root. A path that does not exist passes: reading it fails with its
-    /// own error. The error says where the path leads and which folders are allowed.
+    /// Checks that `path` resolves inside a root. A path that does not exist is resolved as far as it exists (its
+    /// nearest existing ancestor, links and all) and the rest is applied as written, so a missing file inside the
+    /// project passes (reading it fails with its own error) and one outside does not. The error says where the
+    /// path leads and which folders are allowed.
     pub fn check(&self, path: &Path) -> Result<(), String> {
         let Some(roots) = &self.roots else { return Ok(()) };
-        let Ok(real) = std::fs::canonicalize(path) else { return Ok(()) };
+        let real = resolve(path);
         if roots.iter().any(|root| real.starts_with(root)) {
             return Ok(());
         }
@@ -53,17 +55,52 @@ impl Confine {
     }
 }
 
+/// Where `path` leads: canonical if it exists; otherwise its nearest existing ancestor, canonical, with the missing
+/// rest appended and its `.` and `..` applied lexically.
+fn resolve(path: &Path) -> PathBuf {
+    if let Ok(real) = std::fs::canonicalize(path) {
+        return real;
+    }
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut missing = Vec::new();
+    let mut base = absolute.as_path();
+    let mut real = loop {
+        match base.parent() {
+            Some(parent) => {
+                missing.extend(base.file_name().map(PathBuf::from).or_else(|| Some(PathBuf::from(".."))));
+                base = parent;
+                if let Ok(real) = std::fs::canonicalize(base) {
+                    break real;
+                }
+            }
+            None => break base.to_path_buf(),
+        }
+    };
+    for part in missing.iter().rev() {
+        match part.as_os_str().to_str() {
+            Some("..") => {
+                real.pop();
+            }
+            Some(".") => {}
+            _ => real.push(part),
+        }
+    }
+    real
+}
+
 /// A module resolver that refuses modules outside the confinement, then delegates.
 pub(crate) struct Confined<R> {
     confine: Confine,
-    dir: PathBuf,
+    /// Computes the file an `import` reads exactly as `inner` does (Rhai replaces any extension with `.rhai`).
+    paths: rhai::module_resolvers::FileModuleResolver,
     inner: R,
 }
 
 impl<R> Confined<R> {
-    /// Wraps `inner`, which resolves `import "x"` to `dir/x.rhai`.
+    /// Wraps `inner`, which resolves `import "x"` as a [`rhai::module_resolvers::FileModuleResolver`] based at
+    /// `dir` does.
     pub(crate) fn new(confine: Confine, dir: &Path, inner: R) -> Confined<R> {
-        Confined { confine, dir: dir.to_path_buf(), inner }
+        Confined { confine, paths: rhai::module_resolvers::FileModuleResolver::new_with_path(dir), inner }
     }
 }
 
@@ -75,7 +112,7 @@ impl<R: ModuleResolver> ModuleResolver for Confined<R> {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        let file = self.dir.join(format!("{path}.rhai"));
+        let file = self.paths.get_file_path(path, source.map(Path::new));
         // Not `ErrorModuleNotFound`: Rhai takes that for "try elsewhere" and reports a bare "Module not found".
         self.confine.check(&file).map_err(|message| -> Box<EvalAltResult> {
             EvalAltResult::ErrorRuntime(format!("import \"{path}\": {message}").into(), pos).into()
@@ -99,6 +136,11 @@ mod tests {
         assert!(confine.check(&project.path().join("missing.csv")).is_ok(), "left to the read to report");
         let escape = project.path().join("../").join(outside.path().file_name().unwrap()).join("secret.csv");
         assert!(confine.check(&escape).unwrap_err().contains("outside the project"));
+        let missing_escape = project.path().join("../").join(outside.path().file_name().unwrap()).join("nope.csv");
+        assert!(confine.check(&missing_escape).unwrap_err().contains("outside the project"), "checked lexically");
+        let missing_deep = project.path().join("no/such/../../../x.csv");
+        assert!(confine.check(&missing_deep).is_err(), "`..` past a missing folder still counts");
+        assert!(confine.check(&project.path().join("no/such/x.csv")).is_ok());
         #[cfg(unix)]
         {
             let link = project.path().join("link.csv");

@@ -12,7 +12,7 @@
 #![allow(deprecated)] // `Engine::on_var` is marked volatile, not deprecated.
 
 use std::cell::{Cell, RefCell};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -107,9 +107,17 @@ pub(crate) struct VuCtx {
 impl VuCtx {
     /// The running VU, or the error a script gets for using VU state at its top level.
     pub fn current(what: &str) -> Result<Rc<VuCtx>, Box<EvalAltResult>> {
+        Self::current_named(|| what.to_owned())
+    }
+
+    /// [`VuCtx::current`], with the call's name built only when there is an error to report.
+    pub fn current_named(what: impl FnOnce() -> String) -> Result<Rc<VuCtx>, Box<EvalAltResult>> {
         fiber::local::<VuCtx>().ok_or_else(|| {
-            format!("`{what}` can only be used inside a task, on_start or on_stop, not at the top level of a taskset")
-                .into()
+            format!(
+                "`{}` can only be used inside a task, on_start or on_stop, not at the top level of a taskset",
+                what()
+            )
+            .into()
         })
     }
 }
@@ -139,7 +147,6 @@ pub(crate) fn terminate(reason: &str) -> Box<EvalAltResult> {
 /// read `tasksets/_common.rhai:3:5` rather than `_common:3:5`.
 struct TasksetModules {
     files: FileModuleResolver,
-    dir: PathBuf,
 }
 
 impl ModuleResolver for TasksetModules {
@@ -150,7 +157,7 @@ impl ModuleResolver for TasksetModules {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        let file = self.dir.join(format!("{path}.rhai")).display().to_string();
+        let file = self.files.get_file_path(path, source.map(Path::new)).display().to_string();
         match self.files.resolve(engine, source, path, pos) {
             Ok(module) if module.id() == Some(file.as_str()) => Ok(module),
             Ok(module) => {
@@ -178,8 +185,7 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
     engine.set_max_string_size(env.limits.max_string_size.max(1));
     engine.set_max_array_size(env.limits.max_array_size.max(1));
     engine.set_max_map_size(env.limits.max_map_size.max(1));
-    let modules =
-        TasksetModules { files: FileModuleResolver::new_with_path(taskset_dir), dir: taskset_dir.to_path_buf() };
+    let modules = TasksetModules { files: FileModuleResolver::new_with_path(taskset_dir) };
     engine.set_module_resolver(crate::confine::Confined::new(env.confine.clone(), taskset_dir, modules));
 
     let margin = env.stack_margin;
@@ -217,9 +223,10 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
         }
         // A script's own variable of the same name (`let data = r.json();`) wins over the VU's, except the stand-in
         // a closure captured at the top level: that one reads the running VU's value.
-        let captured = context.scope().get(name).is_some_and(|v| v.is::<Captured>());
-        if !captured && (index > 0 || context.scope().contains(name)) {
-            return Ok(None);
+        match context.scope().get(name) {
+            Some(value) if !value.is::<Captured>() => return Ok(None),
+            None if index > 0 => return Ok(None),
+            _ => {}
         }
         // Metrics may be declared at a script's top level, so `metric` needs no VU.
         if name == "metric" {

@@ -217,9 +217,41 @@ fn run_command(args: &[String]) -> String {
     command
 }
 
+/// The options of `nest run` that name a file (or prefix) it writes.
+const OUTPUT_FLAGS: [&str; 4] = ["--json", "--csv", "--html", "--junit"];
+
+/// The arguments as shell words for the hook. The run happens in a temporary checkout, so a relative report path
+/// (`--json out/r.json`, `--csv=out/r`) is made relative to the repository's top (`$root`, found by the hook)
+/// instead, where it outlives the checkout; every other path stays relative to the commit being tested.
+fn hook_args(args: &[String]) -> String {
+    let in_root = |path: &str| {
+        if Path::new(path).is_absolute() { quote(path).into_owned() } else { format!("\"$root\"/{}", quote(path)) }
+    };
+    let mut words = String::new();
+    let mut output_next = false;
+    for arg in args {
+        let word = if std::mem::take(&mut output_next) {
+            in_root(arg)
+        } else if OUTPUT_FLAGS.contains(&arg.as_str()) {
+            output_next = true;
+            quote(arg).into_owned()
+        } else {
+            match arg.split_once('=') {
+                Some((flag, path)) if OUTPUT_FLAGS.contains(&flag) && !path.is_empty() => {
+                    format!("{flag}={}", in_root(path))
+                }
+                _ => quote(arg).into_owned(),
+            }
+        };
+        words.push(' ');
+        words.push_str(&word);
+    }
+    words
+}
+
 /// The hook script: `nest` is the binary that installed it, `args` go after `nest run --yes`.
 fn script(nest: &str, args: &[String]) -> String {
-    let args: String = args.iter().map(|a| format!(" {}", quote(a))).collect();
+    let args = hook_args(args);
     HOOK_TEMPLATE
         .replace("@MARKER@", MARKER_LINE)
         .replace("@CHAINED@", CHAINED)
@@ -293,6 +325,9 @@ if [ -z "$shas" ]; then
 fi
 
 # Each pushed commit is tested as committed, in a temporary worktree: untracked and uncommitted files play no part.
+# Report paths given as relative are written under the repository's top (git runs this hook there), not the
+# temporary worktree, which is removed.
+root=$(git rev-parse --show-toplevel 2>/dev/null) || root=$(pwd)
 for sha in $shas; do
     short=$(git rev-parse --short "$sha" 2>/dev/null) || short=$sha
     tree="$tmp/$short"
@@ -340,6 +375,18 @@ mod tests {
             assert!(!s.contains(placeholder), "{placeholder} is filled");
         }
         assert!(!is_nest_hook(b"#!/bin/sh\nexec husky\n"));
+    }
+
+    #[test]
+    fn relative_report_paths_are_anchored_at_the_repository_top() {
+        let args: Vec<String> =
+            ["--json", "out/r.json", "--csv=out/r", "--html", "/abs/r.html", "-f", "tasksets", "--junit=j.xml"]
+                .map(str::to_owned)
+                .into();
+        assert_eq!(
+            hook_args(&args),
+            r#" --json "$root"/out/r.json --csv="$root"/out/r --html /abs/r.html -f tasksets --junit="$root"/j.xml"#
+        );
     }
 
     #[test]

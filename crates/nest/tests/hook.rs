@@ -321,6 +321,28 @@ fn a_breached_threshold_blocks_the_push() {
     assert_eq!(repo.remote_has("main"), None);
 }
 
+/// The run happens in a temporary checkout; a relative report path still lands in the repository, where the
+/// person who pushed looks for it, and holds what the server saw.
+#[test]
+fn relative_report_paths_are_written_in_the_repository() {
+    let server = Server::start();
+    let repo = Repo::new(&server);
+    std::fs::create_dir(repo.work.join("out")).unwrap();
+    repo.install(&["--", "--json", "out/pre-push.json", "--csv=out/pre-push"]);
+    repo.commit("Report where I can read it");
+
+    let out = repo.push(&["-u", "origin", "main"], &[]);
+    assert!(out.ok(), "{}", out.output);
+    let text = std::fs::read_to_string(repo.work.join("out/pre-push.json"))
+        .unwrap_or_else(|e| panic!("no report in the repository's out/ ({e}):\n{}", out.output));
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let requests = report["totals"]["requests"].as_u64().unwrap();
+    assert!(requests > 0, "{report}");
+    assert_eq!(requests as usize, server.hits(), "the report counts what the server saw");
+    assert!(repo.work.join("out/pre-push_stats.csv").is_file(), "{:?}", std::fs::read_dir(repo.work.join("out")));
+    assert_eq!(worktrees(&repo), [repo.work.display().to_string()], "the temporary worktree is removed");
+}
+
 #[test]
 fn every_pushed_commit_is_named() {
     let server = Server::start();

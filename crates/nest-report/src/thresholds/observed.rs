@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use nest_core::stats::{
-    Aggregate, CheckRow, Latency, LatencyMs, MetricRow, RequestCounts, RequestRow, Summary, check_rows,
+    Aggregate, CheckRow, FailureKind, Latency, LatencyMs, MetricRow, RequestCounts, RequestRow, Summary, check_rows,
     decode_histogram, metric_rows,
 };
 
@@ -43,12 +43,15 @@ pub struct RequestEntry<'a> {
     pub name: &'a str,
     /// Its counts and histograms; `None` when a saved report's histogram does not decode (the group has no data).
     pub counts: Option<Cow<'a, RequestCounts>>,
+    /// Its failures that got no response, so had no status to check (`GET /a: checks` leaves them out).
+    pub transport_failures: u64,
 }
 
 /// The request figures one threshold reads: the merged groups it selects.
 pub(super) struct Selected {
     pub requests: u64,
     pub failures: u64,
+    pub transport_failures: u64,
     pub rps: f64,
     pub latency: LatencyMs,
     pub corrected: Option<LatencyMs>,
@@ -63,7 +66,17 @@ impl<'a> Observed<'a> {
             requests: aggregate
                 .requests
                 .iter()
-                .map(|((name, method), counts)| RequestEntry { method, name, counts: Some(Cow::Borrowed(counts)) })
+                .map(|((name, method), counts)| RequestEntry {
+                    method,
+                    name,
+                    counts: Some(Cow::Borrowed(counts)),
+                    transport_failures: aggregate
+                        .failures
+                        .iter()
+                        .filter(|((m, n, _), (kind, _))| *kind == FailureKind::Transport && m == method && n == name)
+                        .map(|(_, (_, count))| count)
+                        .sum(),
+                })
                 .collect(),
             checks: Cow::Owned(check_rows(&aggregate.checks)),
             metrics: Cow::Owned(metric_rows(&aggregate.metrics, secs)),
@@ -78,7 +91,17 @@ impl<'a> Observed<'a> {
             requests: summary
                 .requests
                 .iter()
-                .map(|r| RequestEntry { method: &r.method, name: &r.name, counts: counts_of(r).ok().map(Cow::Owned) })
+                .map(|r| RequestEntry {
+                    method: &r.method,
+                    name: &r.name,
+                    counts: counts_of(r).ok().map(Cow::Owned),
+                    transport_failures: summary
+                        .failures
+                        .iter()
+                        .filter(|f| f.kind == FailureKind::Transport && f.method == r.method && f.name == r.name)
+                        .map(|f| f.count)
+                        .sum(),
+                })
                 .collect(),
             checks: Cow::Borrowed(&summary.checks),
             metrics: Cow::Borrowed(&summary.metrics),
@@ -95,9 +118,10 @@ impl<'a> Observed<'a> {
     /// group has no usable counts.
     pub(super) fn select(&self, any: bool, matches: impl Fn(&str, &str) -> bool) -> Option<Selected> {
         let mut merged = RequestCounts::default();
-        let mut found = false;
+        let (mut found, mut transport_failures) = (false, 0);
         for entry in self.requests.iter().filter(|e| matches(e.method, e.name)) {
             merged.merge(entry.counts.as_deref()?);
+            transport_failures += entry.transport_failures;
             found = true;
         }
         if any && !found {
@@ -107,6 +131,7 @@ impl<'a> Observed<'a> {
         Some(Selected {
             requests: merged.count,
             failures: merged.failures,
+            transport_failures,
             rps,
             latency: LatencyMs::of(&merged.latency),
             corrected: merged.corrected.as_ref().map(LatencyMs::of),

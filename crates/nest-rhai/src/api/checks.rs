@@ -72,7 +72,7 @@ impl Metric {
         update: impl FnOnce(&mut nest_core::stats::MetricValue) -> Result<(), CustomError>,
     ) -> Res<()> {
         // Values recorded at a script's top level would be counted once per worker: only VUs record.
-        let vu = VuCtx::current(&format!("{}(\"{}\").{what}", self.kind.word(), self.name))?;
+        let vu = VuCtx::current_named(|| format!("{}(\"{}\").{what}", self.kind.word(), self.name))?;
         vu.env.recorder.metric(&self.name, self.kind, update).map_err(|err| match err {
             CustomError::BadValue(text) => format!("{}(\"{}\").{what}: {text}", self.kind.word(), self.name).into(),
             other => refused(self.kind, &self.name, &other),

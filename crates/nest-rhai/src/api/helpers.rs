@@ -12,7 +12,7 @@ use rand::Rng;
 use rand::rngs::SmallRng;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, NativeCallContext};
 
-use super::options::{duration, seconds};
+use super::options::{duration_named, seconds};
 use crate::engine::{VuCtx, WorkerEnv, terminate};
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
@@ -70,10 +70,10 @@ fn interrupt(wait: bool) -> Res<()> {
 }
 
 fn sleep(secs: &Dynamic) -> Res<()> {
-    let pause = match seconds(secs) {
-        Some(n) => duration(secs, &format!("sleep({n:?})"))?,
-        None => duration(secs, "sleep()")?,
-    };
+    let pause = duration_named(secs, || match seconds(secs) {
+        Some(n) => format!("sleep({n:?})"),
+        None => "sleep()".to_owned(),
+    })?;
     let vu = VuCtx::current("sleep()")?;
     let stop = vu.env.stop.clone();
     match fiber::suspend(async move {

@@ -55,7 +55,7 @@ pub(crate) fn apply(request: &mut Request, method: &str, opts: Map) -> Res<Optio
             }
             "timeout" => {
                 seconds(&value).ok_or_else(|| what("a number of seconds"))?;
-                let timeout = duration(&value, &format!("option `timeout` of a {method} request"))?;
+                let timeout = duration_named(&value, || format!("option `timeout` of a {method} request"))?;
                 if timeout.is_zero() {
                     return Err(format!("option `timeout` of a {method} request must be more than 0 seconds").into());
                 }
@@ -97,8 +97,14 @@ fn size(value: &Dynamic) -> Result<u64, String> {
 
 /// A duration from a script value, checked (finite, >= 0, at most a year), with `what` naming the call in errors.
 pub(crate) fn duration(value: &Dynamic, what: &str) -> Result<Duration, String> {
-    let secs = seconds(value).ok_or_else(|| format!("{what} takes a number of seconds, not {}", value.type_name()))?;
-    nest_core::duration_from_secs(secs).map_err(|e| format!("{what}: {e}"))
+    duration_named(value, || what.to_owned())
+}
+
+/// [`duration`], with the call's name built only when there is an error to report.
+pub(crate) fn duration_named(value: &Dynamic, what: impl Fn() -> String) -> Result<Duration, String> {
+    let secs =
+        seconds(value).ok_or_else(|| format!("{} takes a number of seconds, not {}", what(), value.type_name()))?;
+    nest_core::duration_from_secs(secs).map_err(|e| format!("{}: {e}", what()))
 }
 
 fn pairs(value: Dynamic, key: &str, method: &str) -> Res<Vec<(String, String)>> {

@@ -47,7 +47,7 @@ fn the_live_view_shows_the_users_from_the_first_second() {
     let nest = env!("CARGO_BIN_EXE_nest");
     let dir = sandbox.dir().display().to_string();
     let url = server.url();
-    let args = [nest, "run", "-f", &dir, "-H", &url, "-u", "4", "-t", "3s", "--workers", "2", "-y"];
+    let args = [nest, "run", "-f", &dir, "-H", &url, "-u", "4", "-t", "4s", "--workers", "2", "-y"];
     let line = args.iter().map(|a| sh(a)).collect::<Vec<_>>().join(" ");
     let mut command = Command::new(script);
     command.args(["-qfec", &line, "/dev/null"]).current_dir(sandbox.root()).env("TERM", "xterm").env("NO_COLOR", "1");
@@ -66,9 +66,11 @@ fn the_live_view_shows_the_users_from_the_first_second() {
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{screen}\n{}", String::from_utf8_lossy(&out.stderr));
     let drawn = headers(&screen);
-    // All four users start at once: the first second's header already counts them (it used to show 0 until the
-    // first second was complete on every worker, about 2 s in).
-    assert!(drawn.contains(&(1, 4)), "no `1s elapsed ... 4 users` header in {drawn:?}\n{screen}");
-    assert!(drawn.iter().filter(|(t, _)| (1..3).contains(t)).all(|&(_, users)| users > 0), "{drawn:?}");
+    // All four users start at once: the headers of the first seconds already count them (they used to show 0 until
+    // the first second was complete on every worker, about 2 s in). Any header of the first two seconds will do, so a
+    // redraw that a busy machine delays past its slot does not fail the test.
+    assert!(drawn.iter().any(|&(t, _)| t <= 1), "no header in the first two seconds: {drawn:?}\n{screen}");
+    assert!(drawn.iter().filter(|&&(t, _)| t < 3).all(|&(_, users)| users > 0), "{drawn:?}\n{screen}");
+    assert!(drawn.contains(&(1, 4)) || drawn.contains(&(2, 4)), "all four within 2 s: {drawn:?}\n{screen}");
     assert!(server.total() > 0);
 }

@@ -6,7 +6,9 @@ mod support; // temp taskset folders, running `nest` with bounded waits, reading
 
 mod careless; // memory bombs, huge durations, undefined names (--no-strict), built-in names, repeated keys
 mod checks; // check(), custom metrics, r.find/find_all/css, rate thresholds, the default gate
+mod checks_spelling; // `GET /a: checks > 99%` is that request's passing responses; bare `checks` with no check()
 mod config; // nest.yaml: bad input refused with its place, disabled tasksets, weights, precedence, nest list
+mod confine; // --confine: dotted and absolute imports outside the project are refused (more in nest-rhai/tests)
 mod discovery; // nested tasksets are found, `_`/`.`-prefixed and non-`.rhai` files are skipped
 mod errors; // script errors before load (exit 2), runtime and runaway errors, connection refused
 mod files; // report paths and data files: folders, FIFOs and devices refused before load, links written through

@@ -21,6 +21,29 @@ fn get(path: &str) -> String {
     format!("client.get(\"{path}\", #{{ headers: #{{ \"X-VU\": `${{vu_id}}` }} }});")
 }
 
+/// [`get`], with the time it was sent (`now()`, in seconds) in `X-At`.
+fn get_timed(path: &str) -> String {
+    format!("client.get(\"{path}\", #{{ headers: #{{ \"X-VU\": `${{vu_id}}`, \"X-At\": `${{now()}}` }} }});")
+}
+
+/// Seconds between one VU's consecutive requests, from their `X-At` headers (one VU sends one at a time), sorted.
+fn gaps(seen: &[Seen], vu: &str) -> Vec<f64> {
+    let at: Vec<f64> = seen
+        .iter()
+        .filter(|s| s.vu() == Some(vu))
+        .map(|s| s.header("x-at").expect("X-At").parse().expect("X-At is a number"))
+        .collect();
+    let mut gaps: Vec<f64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_by(f64::total_cmp);
+    gaps
+}
+
+/// The median of sorted `gaps`: below half a think time, most pauses were skipped; a slow moment cannot move it.
+fn median(gaps: &[f64]) -> f64 {
+    assert!(!gaps.is_empty(), "fewer than two requests");
+    gaps[gaps.len() / 2]
+}
+
 #[test]
 fn twenty_users_at_3_to_1_start_15_and_5_at_the_server() {
     let server = Server::builder().record().start();
@@ -32,7 +55,8 @@ fn twenty_users_at_3_to_1_start_15_and_5_at_the_server() {
             &format!("weight({weight});\nwait_time(constant(0.1));\ntask(1, hit);\nfn hit() {{ {body} }}\n"),
         );
     }
-    let run = sandbox.run(&server.url(), &["-u", "20", "-t", "1s"]);
+    // Every VU must have sent a request before the end: 5 s leaves a busy machine time to start all 20.
+    let run = sandbox.run(&server.url(), &["-u", "20", "-t", "5s"]);
     run.assert_code(0);
     let mut vus: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for s in server.seen() {
@@ -118,26 +142,27 @@ fn nested_visits_follow_the_weights_and_interrupts_climb_one_level() {
     assert!(run.stderr.contains("(nested taskset)"), "{}", run.context());
 }
 
-/// Requests of one VU in 1 s to a child that interrupts at once (`interrupt(wait)`) under a parent that thinks
-/// 0.2 s after each task.
-fn visits_with(interrupt: &str) -> u64 {
-    let server = Server::start();
+/// The sorted gaps between the requests of one VU, for 2 s, to a child that interrupts at once (`interrupt(wait)`)
+/// under a parent that thinks 0.2 s after each task.
+fn visits_with(interrupt: &str) -> Vec<f64> {
+    let server = Server::builder().record().start();
     let sandbox = Sandbox::new();
     sandbox.write("parent.rhai", "wait_time(constant(0.2));\ntask(1, \"kid\");\n");
-    sandbox.write("kid.rhai", &format!("task(1, k);\nfn k() {{ client.get(\"/k\"); {interrupt}; }}\n"));
-    let run = sandbox.run(&server.url(), &["-u", "1", "-t", "1s"]);
+    sandbox.write("kid.rhai", &format!("task(1, k);\nfn k() {{ {} {interrupt}; }}\n", get_timed("/k")));
+    let run = sandbox.run(&server.url(), &["-u", "1", "-t", "2s"]);
     run.assert_code(0);
     assert_eq!(run.report().runs("parent", "kid"), server.count("GET", "/k"), "{}", run.context());
-    server.count("GET", "/k")
+    gaps(&server.seen(), "0")
 }
 
 #[test]
 fn interrupt_false_returns_to_the_parent_without_its_think_time() {
+    // The parent's think time follows every visit that ends with interrupt(): no two requests closer than 0.2 s.
     let waiting = visits_with("interrupt()");
-    // 1 s at 0.2 s of think time after each visit: at most 6 visits.
-    assert!((1..=6).contains(&waiting), "{waiting} visits with think time");
+    assert!(waiting.first().is_some_and(|&gap| gap >= 0.199), "gaps with think time: {waiting:?}");
+    // interrupt(false) skips it: most visits follow each other at once.
     let at_once = visits_with("interrupt(false)");
-    assert!(at_once >= 30, "{at_once} visits without think time");
+    assert!(median(&at_once) < 0.1, "gaps without think time: {at_once:?}");
 }
 
 #[test]
@@ -147,23 +172,26 @@ fn a_wait_time_closure_reads_the_vu_and_bad_values_are_errors_at_its_place() {
     let source = format!(
         "let base = 0.0;\nwait_time(|| if vu_id == 2 {{ -1 }} else {{ base + user.think }});\ntask(1, hit);\n\
          fn on_start() {{ user.think = if vu_id == 0 {{ 0.25 }} else {{ 0.0 }}; }}\nfn hit() {{ {} }}\n",
-        get("/hit")
+        get_timed("/hit")
     );
     sandbox.write("w.rhai", &source);
-    let run = sandbox.run(&server.url(), &["-u", "3", "-t", "1s"]);
+    let run = sandbox.run(&server.url(), &["-u", "3", "-t", "2s"]);
     assert_ne!(run.code, Some(101), "{}", run.context());
-    let walks = walks(&server.seen());
+    let seen = server.seen();
+    let walks = walks(&seen);
     let hits = |vu: &str| walks.get(vu).map_or(0, Vec::len);
-    // VU 0 thinks 0.25 s after each task: at most 5 in 1 s. VU 1 thinks 0 s.
-    assert!((1..=5).contains(&hits("0")), "VU 0: {}", hits("0"));
-    assert!(hits("1") >= 30, "VU 1: {}", hits("1"));
+    // VU 0 thinks 0.25 s after each task (its own closure value); VU 1 thinks 0 s.
+    let (slow, fast) = (gaps(&seen, "0"), gaps(&seen, "1"));
+    assert!(slow.first().is_some_and(|&gap| gap >= 0.249), "VU 0's gaps: {slow:?}");
+    assert!(median(&fast) < 0.1, "VU 1's gaps: {fast:?}");
     // VU 2's closure returns -1: an error at the wait_time() call for each pause, and the VU goes on.
     let (line, col) = line_col(&source, "wait_time(");
     let at = format!("{}:{line}:{col}", sandbox.path_of("w.rhai"));
     let errors = run.report().errors();
     let bad = errors.iter().find(|e| e.location == at).unwrap_or_else(|| panic!("no error at {at}: {errors:?}"));
     assert!(bad.message.contains("wait_time() closure's result: -1.0 is not a duration"), "{bad:?}");
-    assert!(bad.count + 1 >= hits("2") as u64 && hits("2") >= 30, "{bad:?} for {} tasks", hits("2"));
+    assert!(bad.count + 1 >= hits("2") as u64 && hits("2") >= 3, "{bad:?} for {} tasks", hits("2"));
+    assert!(median(&gaps(&seen, "2")) < 0.1, "an invalid pause is no pause: {:?}", gaps(&seen, "2"));
     assert_eq!(run.report().total_requests(), server.total());
 }
 
