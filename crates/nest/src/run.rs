@@ -158,9 +158,9 @@ fn run_info(checked: &plan::RunPlan, host: &url::Url) -> RunInfo {
     let plan = &checked.plan;
     RunInfo {
         nest_version: env!("CARGO_PKG_VERSION").to_owned(),
-        // Quoted, so that it can be pasted back (`--threshold 'p95 < 300ms'` stays one word); passwords redacted.
-        command: nest_http::redact_url(&crate::shell::join(std::env::args())).into_owned(),
-        host: nest_http::redact_url(host.as_str()).into_owned(),
+        // Quoted, so that it can be pasted back (`--threshold 'p95 < 300ms'` stays one word), each word redacted.
+        command: crate::shell::join(std::env::args()),
+        host: nest_http::redact(host).into_owned(),
         load: confirm::load_line(plan),
         workers: plan.workers,
         run_time_s: plan.run_time.map(|t| t.as_secs_f64()),
