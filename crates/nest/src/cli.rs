@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::settings::ByteSize;
+use crate::parse::{ByteSize, parse_byte_size, parse_duration};
 
 /// nest: load testing with Rhai tasksets.
 ///
@@ -304,7 +304,7 @@ pub struct DemoServerArgs {
     pub latency: Option<Duration>,
     /// With --hello: answer nothing for FOR, starting AT after the server starts, e.g. 10s:1s (requests wait
     /// until the stall ends).
-    #[arg(long, value_name = "AT:FOR", value_parser = crate::demo_server::parse_stall, requires = "hello")]
+    #[arg(long, value_name = "AT:FOR", value_parser = crate::parse::parse_stall, requires = "hello")]
     pub stall: Option<nest_demo::Stall>,
 }
 
@@ -351,49 +351,9 @@ pub fn parse_stages_arg(text: &str) -> Result<Stages, String> {
     nest_core::curve::parse_stages(text, parse_duration).map(Stages)
 }
 
-/// Parses `16MiB`, `512KiB` or a bare number of bytes.
-fn parse_byte_size(text: &str) -> Result<ByteSize, String> {
-    nest_http::parse_size(text).map(ByteSize)
-}
-
-/// Parses `30s`, `5m`, `1h30m`, `250ms` or a bare number of seconds, from 0 to a year.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        return nest_core::duration_from_secs(secs).map_err(|_| {
-            format!("`{text}` is not a duration: give 0 to {} seconds, or e.g. 30s, 5m, 1h30m", max_secs())
-        });
-    }
-    match humantime::parse_duration(text) {
-        Ok(d) if d <= nest_core::MAX_DURATION => Ok(d),
-        Ok(_) => {
-            Err(format!("`{text}` is longer than a year ({} seconds), the longest duration nest takes", max_secs()))
-        }
-        Err(e) => Err(format!("`{text}` is not a duration ({e}); use e.g. 30s, 5m, 1h30m")),
-    }
-}
-
-fn max_secs() -> u64 {
-    nest_core::MAX_DURATION.as_secs()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-1").is_err());
-        assert!(parse_duration("1e300").unwrap_err().starts_with("`1e300` is not a duration: give 0 to 31536000"));
-        assert_eq!(parse_duration("365d"), Ok(nest_core::MAX_DURATION));
-        assert!(parse_duration("366d").unwrap_err().contains("longer than a year"));
-    }
 
     #[test]
     fn the_cli_is_consistent() {

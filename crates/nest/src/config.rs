@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use url::Url;
 
-use crate::plan::UsageError;
+use crate::parse::UsageError;
 
 /// The default config file name, looked up in the current directory.
 pub const DEFAULT_FILE: &str = "nest.yaml";
@@ -387,7 +387,7 @@ mod keyed {
 
 fn host<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<Url>, D::Error> {
     let text = String::deserialize(d)?;
-    crate::plan::parse_host(&text).map(Some).map_err(|e| {
+    crate::parse::parse_host(&text).map(Some).map_err(|e| {
         // The message already begins with the key: `host `…` must be …`.
         debug_assert!(e.0.starts_with(key));
         de::Error::custom(e.0)
@@ -470,7 +470,7 @@ fn stages<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<Vec<nest_
             Item::Map { duration: DurationText::Secs(s), target } => format!("{s}:{target}"),
         });
     }
-    nest_core::curve::parse_stages(&text.join(","), crate::cli::parse_duration)
+    nest_core::curve::parse_stages(&text.join(","), crate::parse::parse_duration)
         .map(Some)
         .map_err(|e| de::Error::custom(format!("{key}: {e}")))
 }
@@ -492,7 +492,7 @@ impl Visitor<'_> for DurationVisitor {
         nest_core::duration_from_secs(v).map_err(E::custom)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-        crate::cli::parse_duration(v).map_err(E::custom)
+        crate::parse::parse_duration(v).map_err(E::custom)
     }
 }
 

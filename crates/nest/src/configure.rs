@@ -13,10 +13,11 @@ use anyhow::{Context, Result};
 use nest_core::TasksetSpec;
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::cli::{ConfigureArgs, parse_duration};
+use crate::cli::ConfigureArgs;
 use crate::config::{DEFAULT_FILE, LoadedConfig};
 use crate::mix::{self, Source};
-use crate::plan::{DEFAULT_TASKSET_DIR, UsageError, parse_host};
+use crate::parse::{UsageError, parse_duration, parse_host};
+use crate::plan::DEFAULT_TASKSET_DIR;
 use nest_report::output::write_atomic;
 
 /// The first line of every file this command writes.

@@ -3,7 +3,6 @@
 //! Everything that can be wrong with the options, the config, the scripts or the machine's limits is found here,
 //! before any load is sent, and reported as a [`UsageError`] (exit code 2).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,19 +14,8 @@ use crate::cli::{RunArgs, SourceArgs};
 use crate::config::LoadedConfig;
 use crate::mix::{self, MixRow};
 use crate::model::Choice;
+use crate::parse::UsageError;
 use crate::settings::Settings;
-
-/// A problem with the user's input, found before any load: exit code 2.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
 
 /// Users of `--demo` unless told otherwise.
 const DEMO_USERS: u64 = 20;
@@ -254,46 +242,4 @@ fn selected_but_disabled(specs: &[nest_core::TasksetSpec], include: &[String], e
         })
         .map(|t| t.name.clone())
         .collect()
-}
-
-/// Checks a target URL: http or https, with a host.
-pub fn parse_host(text: &str) -> Result<Url, UsageError> {
-    // Credentials in the host never appear in a message: the whole user part goes, whatever it holds.
-    let shown = nest_http::redact_word(text);
-    if !text.contains("://") {
-        // No scheme, so no URL to redact: everything before the last `@` may be `user:password`.
-        let shown = text.rfind('@').map_or(shown, |at| format!("***{}", &text[at..]).into());
-        return Err(UsageError(format!(
-            "host `{shown}` must be an http:// or https:// URL: did you mean http://{shown}?"
-        )));
-    }
-    let url = Url::parse(text)
-        .map_err(|e| UsageError(format!("host `{shown}` is not a URL ({e}); e.g. http://127.0.0.1:8080")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(UsageError(format!("host `{shown}` must be an http:// or https:// URL with a host")));
-    }
-    Ok(url)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts() {
-        assert!(parse_host("http://127.0.0.1:8080").is_ok());
-        assert!(parse_host("https://example.com/base/").is_ok());
-        assert!(parse_host("127.0.0.1:8080").unwrap_err().0.contains("must be an http"));
-        assert!(parse_host("ftp://x").is_err());
-        assert_eq!(parse_host("http://u:p%40ss@h/v1/").unwrap().password(), Some("p%40ss"));
-        let e = parse_host("http://u:hunter2@exa mple/").unwrap_err().0;
-        assert!(e.contains("http://***@") && !e.contains("hunter2"), "{e}");
-        for host in ["bob:hunter2@h", "http://bob:hun'ter2@exa mple/", "http://bob:hun ter2@exa mple/", "bob:a@b:c@h:1"]
-        {
-            let e = parse_host(host).unwrap_err().0;
-            assert!(!e.contains("hun") && !e.contains("bob") && e.contains("***@"), "{host}: {e}");
-        }
-        assert!(parse_host("http://exa mple").unwrap_err().0.contains("is not a URL"));
-        assert!(parse_host("127.0.0.1:8080").unwrap_err().0.contains("did you mean http://127.0.0.1:8080?"));
-    }
 }

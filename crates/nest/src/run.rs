@@ -21,7 +21,8 @@ use nest_http::ClientConfig;
 use crate::cli::RunArgs;
 use crate::confirm;
 use crate::live::Display;
-use crate::plan::{self, UsageError};
+use crate::parse::UsageError;
+use crate::plan;
 use nest_report::model::{Report, RunInfo};
 use nest_report::output::write_atomic;
 use nest_report::render::Outputs;
@@ -49,7 +50,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         let server = DemoServer::start(DemoConfig { mode: Mode::Shop, ..DemoConfig::default() })
             .context("could not start the demo target")?;
         say(&format!("demo target listening on {}", server.url()));
-        checked.host = Some(plan::parse_host(&server.url())?);
+        checked.host = Some(crate::parse::parse_host(&server.url())?);
         Some(server)
     } else {
         None

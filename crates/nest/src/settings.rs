@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::cli::{RunArgs, parse_duration};
+use crate::cli::RunArgs;
 use crate::config::LoadedConfig;
-use crate::plan::{UsageError, parse_host};
+use crate::parse::{ByteSize, UsageError, parse_duration, parse_host};
 use crate::thresholds::ThresholdSpec;
 use nest_report::thresholds::Threshold;
 
@@ -53,10 +53,6 @@ macro_rules! from_str_env {
         }
     )*};
 }
-/// A byte size from a setting: `16MiB`, `1048576` (see [`nest_http::parse_size`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
-
 impl FromEnv for ByteSize {
     fn from_env(value: &str) -> Result<Self, String> {
         nest_http::parse_size(value).map(ByteSize)
