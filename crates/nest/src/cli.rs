@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::parse::{ByteSize, parse_byte_size, parse_duration};
+use crate::parse::{ByteSize, UsageError, parse_byte_size, parse_duration, parse_host};
+use crate::settings::Settings;
+use crate::thresholds::ThresholdSpec;
 
 /// nest: load testing with Rhai tasksets.
 ///
@@ -89,6 +91,20 @@ pub struct SourceArgs {
     /// The most entries one script map may hold [default: 1000000; env: NEST_MAX_MAP_SIZE].
     #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_map_size: Option<usize>,
+}
+
+impl SourceArgs {
+    /// What the source options (shared by run, list and configure) say.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            taskset_dir: self.taskset_dir.clone(),
+            strict: self.no_strict.then_some(false),
+            max_string_size: self.max_string_size,
+            max_array_size: self.max_array_size,
+            max_map_size: self.max_map_size,
+            ..Settings::default()
+        }
+    }
 }
 
 /// Options of `nest list`.
@@ -234,6 +250,50 @@ pub struct RunArgs {
     /// Seed for random choices: taskset and task picks, think times [env: NEST_SEED].
     #[arg(long)]
     pub seed: Option<u64>,
+}
+
+impl RunArgs {
+    /// What the command line says: the settings of a run before the environment and the config file.
+    pub fn settings(&self) -> Result<Settings, UsageError> {
+        Ok(Settings {
+            host: self.host.as_deref().map(parse_host).transpose()?,
+            taskset_dir: self.source.taskset_dir.clone(),
+            users: self.users,
+            spawn_rate: self.spawn_rate,
+            run_time: self.run_time,
+            workers: self.workers,
+            stop_timeout: self.stop_timeout,
+            insecure: self.insecure.then_some(true),
+            seed: self.seed,
+            use_script_weights: self.use_script_weights.then_some(true),
+            stages: self.stages.clone().map(|s| s.0),
+            shape: self.shape.clone(),
+            rate: self.rate,
+            max_users: self.max_users,
+            max_delay: self.max_delay,
+            iterations: self.iterations,
+            tags: (!self.tags.is_empty()).then(|| self.tags.clone()),
+            exclude_tags: (!self.exclude_tags.is_empty()).then(|| self.exclude_tags.clone()),
+            max_body: self.max_body,
+            accept_encoding: self.accept_encoding.clone(),
+            thresholds: match self.threshold.is_empty() {
+                true => None,
+                false => Some(
+                    self.threshold
+                        .iter()
+                        .map(|t| ThresholdSpec::Expr(t.clone()).parse("--threshold"))
+                        .collect::<Result<_, _>>()?,
+                ),
+            },
+            // Set from `self.source` by `load_mix`, with the taskset folder.
+            strict: None,
+            max_string_size: None,
+            max_array_size: None,
+            max_map_size: None,
+            exit_code_on_error: self.exit_code_on_error,
+            no_default_gate: self.no_default_gate.then_some(true),
+        })
+    }
 }
 
 /// Options of `nest report`.

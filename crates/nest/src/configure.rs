@@ -42,7 +42,7 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
     // The taskset folder by the usual precedence: flag, environment, the file, the default.
     let env = crate::settings::Settings::from_env(|k| std::env::var(k).ok())?;
     let file = existing.as_ref().map(crate::settings::Settings::from_file).transpose()?.unwrap_or_default();
-    let cli = crate::settings::Settings::from_source(&args.source);
+    let cli = args.source.settings();
     let options = crate::settings::Settings::layered(cli, env.clone(), file).load_options();
     let dir = match (&args.source.taskset_dir, env.taskset_dir, &existing) {
         (Some(dir), _, _) => dir.clone(),

@@ -10,7 +10,7 @@ use nest_core::{Plan, TasksetSpec};
 use nest_rhai::Catalog;
 use url::Url;
 
-use crate::cli::{RunArgs, SourceArgs};
+use crate::cli::SourceArgs;
 use crate::config::LoadedConfig;
 use crate::mix::{self, MixRow};
 use crate::model::Choice;
@@ -49,7 +49,7 @@ pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
     let config = LoadedConfig::find(source.config.as_deref())?;
     let file = config.as_ref().map(Settings::from_file).transpose()?.unwrap_or_default();
     let env = Settings::from_env(|k| std::env::var(k).ok())?;
-    let cli = Settings::from_source(source).over(cli);
+    let cli = source.settings().over(cli);
     let settings = Settings::layered(cli.clone(), env.clone(), file.clone());
     let dir = settings.taskset_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_TASKSET_DIR));
     let options =
@@ -104,12 +104,12 @@ pub struct RunPlan {
     pub gate: Option<u8>,
 }
 
-/// Checks the options, the config and the scripts.
-pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
-    let mut mix = load_mix(&args.source, Settings::from_cli(args)?)?;
+/// Checks the layered settings of `mix` (see [`load_mix`]) against its scripts; `demo` runs against the built-in
+/// target.
+pub fn build(mut mix: Mix, demo: bool) -> Result<RunPlan, UsageError> {
     let s = &mix.settings;
     let mut warnings = Vec::new();
-    let host = match (&s.host, args.demo) {
+    let host = match (&s.host, demo) {
         (Some(host), true) => {
             let host = nest_http::redact_url(host.as_str());
             warnings.push(format!("--demo runs against the built-in target; the configured host {host} is ignored"));
@@ -125,7 +125,7 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
             ));
         }
     };
-    let demo_time = args.demo && s.iterations.is_none() && s.shape.is_none();
+    let demo_time = demo && s.iterations.is_none() && s.shape.is_none();
     let run_time = s.run_time.or(if demo_time { Some(DEMO_RUN_TIME) } else { None });
     let mut specs = mix.specs.clone();
     select_tags(&mut specs, s)?;
@@ -155,11 +155,11 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
         }
         Choice::Stages => builder = builder.stages(stages),
         Choice::Users => {
-            let users = s.users.unwrap_or(if args.demo { DEMO_USERS } else { 1 });
+            let users = s.users.unwrap_or(if demo { DEMO_USERS } else { 1 });
             builder = builder.users(users).spawn_rate(s.spawn_rate);
         }
     }
-    if chosen.choice != Choice::Open && (args.max_users.is_some() || args.max_delay.is_some()) {
+    if chosen.choice != Choice::Open && (cli.max_users.is_some() || cli.max_delay.is_some()) {
         return Err(UsageError("--max-users and --max-delay belong to the open model: add --rate R".into()));
     }
     if let Some(workers) = s.workers {

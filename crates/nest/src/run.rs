@@ -31,7 +31,7 @@ use nest_report::thresholds::{self, GateFailed, Threshold, ThresholdsFailed};
 
 /// Runs `nest run`.
 pub fn run(args: RunArgs) -> Result<()> {
-    let mut checked = plan::build(&args)?;
+    let mut checked = plan::build(plan::load_mix(&args.source, args.settings()?)?, args.demo)?;
     for warning in &checked.warnings {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
