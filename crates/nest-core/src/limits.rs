@@ -11,7 +11,7 @@ const SPARE_FILES: u64 = 256;
 
 /// What the check found.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct LimitReport {
+pub struct LimitCheck {
     /// Things worth telling the user that do not stop the run.
     pub warnings: Vec<String>,
     /// The open-file limit in force after the check.
@@ -19,8 +19,8 @@ pub struct LimitReport {
 }
 
 /// Checks (and where possible raises) the limits a run of `users` VUs needs.
-pub fn check(users: u64) -> Result<LimitReport, Error> {
-    let mut report = LimitReport::default();
+pub fn check(users: u64) -> Result<LimitCheck, Error> {
+    let mut report = LimitCheck::default();
     let needed = users + SPARE_FILES;
     let (soft, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)
         .map_err(|e| Error::Limit(format!("could not read the open-file limit: {e}")))?;

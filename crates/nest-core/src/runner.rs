@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::plan::{Model, Plan};
 use crate::snapshot::{self, Publisher, RunPhase, Snapshot};
 use crate::stats::Aggregate;
-use crate::worker::{self, Control, Report, WorkerSetup};
+use crate::worker::{self, Control, WorkerEvent, WorkerSetup};
 
 /// Stops a run from outside (a signal handler, a test). Cheap to clone and `Send`.
 #[derive(Clone, Debug, Default)]
@@ -146,7 +146,7 @@ pub struct RunResult {
 struct Workers {
     controls: Vec<mpsc::UnboundedSender<Control>>,
     threads: Vec<std::thread::JoinHandle<()>>,
-    reports: mpsc::UnboundedReceiver<Report>,
+    reports: mpsc::UnboundedReceiver<WorkerEvent>,
 }
 
 impl Workers {
@@ -278,7 +278,7 @@ impl Run {
         let mut failed = None;
         for _ in 0..self.plan.workers {
             match self.workers.reports.recv().await {
-                Some(Report::Ready(worker, Err(message))) => {
+                Some(WorkerEvent::Ready(worker, Err(message))) => {
                     failed.get_or_insert(Error::Worker { worker, message });
                 }
                 Some(_) => {}
@@ -302,10 +302,10 @@ impl Run {
         loop {
             tokio::select! {
                 report = workers.reports.recv() => match report {
-                    Some(Report::SetupDone(Ok(value))) => return SetupOutcome::Value(value),
-                    Some(Report::SetupDone(Err(_))) if handle.kill.is_cancelled() => return SetupOutcome::Cut,
-                    Some(Report::SetupDone(Err(error))) => return SetupOutcome::Failed(error),
-                    Some(Report::Stats(_, delta)) => aggregate.merge(delta),
+                    Some(WorkerEvent::SetupDone(Ok(value))) => return SetupOutcome::Value(value),
+                    Some(WorkerEvent::SetupDone(Err(_))) if handle.kill.is_cancelled() => return SetupOutcome::Cut,
+                    Some(WorkerEvent::SetupDone(Err(error))) => return SetupOutcome::Failed(error),
+                    Some(WorkerEvent::Stats(_, delta)) => aggregate.merge(delta),
                     Some(_) => {}
                     None => return SetupOutcome::Panicked,
                 },
@@ -367,9 +367,9 @@ impl Run {
     }
 
     /// Merges one worker report of the load; once every worker has reported one more second, publishes.
-    async fn on_load_report(&mut self, report: Report, state: &mut LoadState, start: Instant) {
+    async fn on_load_report(&mut self, report: WorkerEvent, state: &mut LoadState, start: Instant) {
         match report {
-            Report::Stats(w, delta) => {
+            WorkerEvent::Stats(w, delta) => {
                 state.last_second[w] = Some(delta.second);
                 state.live_users[w] = delta.users;
                 self.aggregate.live_users = state.live_users.iter().sum();
@@ -382,7 +382,7 @@ impl Run {
                     self.publisher.publish(RunPhase::Load, start.elapsed(), &self.aggregate).await;
                 }
             }
-            Report::LoadDone(w, delta, fibers) => {
+            WorkerEvent::LoadDone(w, delta, fibers) => {
                 state.last_second[w] = Some(u64::MAX);
                 state.live_users[w] = 0;
                 self.aggregate.live_users = state.live_users.iter().sum();
@@ -423,15 +423,15 @@ impl Run {
         loop {
             tokio::select! {
                 report = workers.reports.recv() => match report {
-                    Some(Report::TeardownDone(Err(_))) if handle.kill.is_cancelled() => return false,
-                    Some(Report::TeardownDone(result)) => {
+                    Some(WorkerEvent::TeardownDone(Err(_))) if handle.kill.is_cancelled() => return false,
+                    Some(WorkerEvent::TeardownDone(result)) => {
                         if let Err(e) = result {
                             let key = (e.location, format!("teardown: {}", e.message));
                             *aggregate.errors.entry(key).or_default() += 1;
                         }
                         return true;
                     }
-                    Some(Report::Stats(_, delta)) => aggregate.merge(delta),
+                    Some(WorkerEvent::Stats(_, delta)) => aggregate.merge(delta),
                     Some(_) => {}
                     None => return true,
                 },
@@ -447,7 +447,7 @@ impl Run {
     async fn drain(mut self, duration: Duration, end: EndReason, cut: Option<Phase>) -> RunResult {
         self.workers.controls.clear();
         while let Some(report) = self.workers.reports.recv().await {
-            if let Report::Stats(_, delta) = report {
+            if let WorkerEvent::Stats(_, delta) = report {
                 self.aggregate.merge(delta);
             }
         }

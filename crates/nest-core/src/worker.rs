@@ -3,7 +3,7 @@
 //!
 //! Thread-per-core with nothing shared on the hot path measured fastest (see `shared/design/execution-model.md`).
 //! The runner drives each worker through phases with [`Control`] messages (setup, start, retarget, teardown,
-//! exit); the worker answers with [`Report`]s and, once a second, its statistics.
+//! exit); the worker answers with [`WorkerEvent`]s and, once a second, its statistics.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -38,7 +38,7 @@ pub(crate) enum Control {
 }
 
 /// Messages from a worker to the runner.
-pub(crate) enum Report {
+pub(crate) enum WorkerEvent {
     /// The worker built its behaviour (or failed to).
     Ready(usize, Result<(), String>),
     /// The global setup finished.
@@ -59,7 +59,7 @@ pub(crate) struct WorkerSetup<F> {
     pub stop: CancellationToken,
     pub kill: CancellationToken,
     pub control: mpsc::UnboundedReceiver<Control>,
-    pub reports: mpsc::UnboundedSender<Report>,
+    pub reports: mpsc::UnboundedSender<WorkerEvent>,
     /// The run's `--iterations` budget, shared by every worker.
     pub tickets: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
@@ -69,7 +69,7 @@ pub(crate) fn main<F: BehaviourFactory>(setup: WorkerSetup<F>) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = setup.reports.send(Report::Ready(setup.index, Err(format!("could not start a runtime: {e}"))));
+            let _ = setup.reports.send(WorkerEvent::Ready(setup.index, Err(format!("could not start a runtime: {e}"))));
             return;
         }
     };
@@ -93,11 +93,11 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
     let behaviour = match factory.build(&context) {
         Ok(b) => b,
         Err(message) => {
-            let _ = reports.send(Report::Ready(index, Err(message)));
+            let _ = reports.send(WorkerEvent::Ready(index, Err(message)));
             return;
         }
     };
-    let _ = reports.send(Report::Ready(index, Ok(())));
+    let _ = reports.send(WorkerEvent::Ready(index, Ok(())));
     let shared = Rc::new(Shared {
         behaviour,
         tasksets: plan.taskset_table(),
@@ -115,16 +115,16 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
         match message {
             Control::Setup => {
                 let result = global_hook(&shared, |b| b.setup()).await;
-                let _ = reports.send(Report::SetupDone(result));
+                let _ = reports.send(WorkerEvent::SetupDone(result));
             }
             Control::Start(at, value) => {
                 shared.behaviour.set_shared(value);
                 let delta = load(&shared, index, tokio::time::Instant::from_std(at), &mut control, &reports).await;
-                let _ = reports.send(Report::LoadDone(index, delta, shared.pool.stacks_created()));
+                let _ = reports.send(WorkerEvent::LoadDone(index, delta, shared.pool.stacks_created()));
             }
             Control::Teardown => {
                 let result = global_hook(&shared, |b| b.teardown()).await;
-                let _ = reports.send(Report::TeardownDone(result));
+                let _ = reports.send(WorkerEvent::TeardownDone(result));
             }
             Control::Retarget { .. } => {}
         }
@@ -132,7 +132,7 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
     // The runner hung up: send what setup or teardown recorded.
     let rest = recorder.take();
     if !rest.is_empty() {
-        let _ = reports.send(Report::Stats(index, rest));
+        let _ = reports.send(WorkerEvent::Stats(index, rest));
     }
 }
 
@@ -154,7 +154,7 @@ async fn load<B: Behaviour>(
     index: usize,
     start: tokio::time::Instant,
     control: &mut mpsc::UnboundedReceiver<Control>,
-    reports: &mpsc::UnboundedSender<Report>,
+    reports: &mpsc::UnboundedSender<WorkerEvent>,
 ) -> Delta {
     let flushing = CancellationToken::new();
     let flusher = tokio::task::spawn_local({
@@ -168,7 +168,7 @@ async fn load<B: Behaviour>(
                         let mut delta = shared.recorder.take();
                         delta.second = second;
                         delta.users = shared.active.get();
-                        let _ = reports.send(Report::Stats(index, delta));
+                        let _ = reports.send(WorkerEvent::Stats(index, delta));
                         second += 1;
                     }
                     () = flushing.cancelled() => break,

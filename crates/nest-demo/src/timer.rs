@@ -21,10 +21,10 @@ use tokio::sync::oneshot;
 /// The handle: dropping the last one stops the thread (pending waits then
 /// complete with an error, which the hello service treats as due).
 pub(crate) struct Timer {
-    shared: Arc<Shared>,
+    shared: Arc<TimerShared>,
 }
 
-struct Shared {
+struct TimerShared {
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -63,7 +63,7 @@ impl Ord for Entry {
     }
 }
 
-impl Shared {
+impl TimerShared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing in the state can be left half-updated by a panic.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -73,7 +73,7 @@ impl Shared {
 impl Timer {
     /// Starts the timer thread.
     pub(crate) fn start() -> std::io::Result<Arc<Timer>> {
-        let shared = Arc::new(Shared { state: Mutex::new(State::default()), changed: Condvar::new() });
+        let shared = Arc::new(TimerShared { state: Mutex::new(State::default()), changed: Condvar::new() });
         let thread_shared = shared.clone();
         std::thread::Builder::new().name("nest-demo-timer".to_owned()).spawn(move || run(&thread_shared))?;
         Ok(Arc::new(Timer { shared }))
@@ -103,7 +103,7 @@ impl Drop for Timer {
     }
 }
 
-fn run(shared: &Shared) {
+fn run(shared: &TimerShared) {
     let mut state = shared.lock();
     while !state.stopped {
         let now = Instant::now();

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::settings::ByteSize;
+use crate::parse::{ByteSize, UsageError, parse_byte_size, parse_duration, parse_host};
+use crate::settings::Settings;
+use crate::thresholds::ThresholdSpec;
 
 /// nest: load testing with Rhai tasksets.
 ///
@@ -89,6 +91,20 @@ pub struct SourceArgs {
     /// The most entries one script map may hold [default: 1000000; env: NEST_MAX_MAP_SIZE].
     #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_map_size: Option<usize>,
+}
+
+impl SourceArgs {
+    /// What the source options (shared by run, list and configure) say.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            taskset_dir: self.taskset_dir.clone(),
+            strict: self.no_strict.then_some(false),
+            max_string_size: self.max_string_size,
+            max_array_size: self.max_array_size,
+            max_map_size: self.max_map_size,
+            ..Settings::default()
+        }
+    }
 }
 
 /// Options of `nest list`.
@@ -236,6 +252,50 @@ pub struct RunArgs {
     pub seed: Option<u64>,
 }
 
+impl RunArgs {
+    /// What the command line says: the settings of a run before the environment and the config file.
+    pub fn settings(&self) -> Result<Settings, UsageError> {
+        Ok(Settings {
+            host: self.host.as_deref().map(parse_host).transpose()?,
+            taskset_dir: self.source.taskset_dir.clone(),
+            users: self.users,
+            spawn_rate: self.spawn_rate,
+            run_time: self.run_time,
+            workers: self.workers,
+            stop_timeout: self.stop_timeout,
+            insecure: self.insecure.then_some(true),
+            seed: self.seed,
+            use_script_weights: self.use_script_weights.then_some(true),
+            stages: self.stages.clone().map(|s| s.0),
+            shape: self.shape.clone(),
+            rate: self.rate,
+            max_users: self.max_users,
+            max_delay: self.max_delay,
+            iterations: self.iterations,
+            tags: (!self.tags.is_empty()).then(|| self.tags.clone()),
+            exclude_tags: (!self.exclude_tags.is_empty()).then(|| self.exclude_tags.clone()),
+            max_body: self.max_body,
+            accept_encoding: self.accept_encoding.clone(),
+            thresholds: match self.threshold.is_empty() {
+                true => None,
+                false => Some(
+                    self.threshold
+                        .iter()
+                        .map(|t| ThresholdSpec::Expr(t.clone()).parse("--threshold"))
+                        .collect::<Result<_, _>>()?,
+                ),
+            },
+            // Set from `self.source` by `load_mix`, with the taskset folder.
+            strict: None,
+            max_string_size: None,
+            max_array_size: None,
+            max_map_size: None,
+            exit_code_on_error: self.exit_code_on_error,
+            no_default_gate: self.no_default_gate.then_some(true),
+        })
+    }
+}
+
 /// Options of `nest report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -304,7 +364,7 @@ pub struct DemoServerArgs {
     pub latency: Option<Duration>,
     /// With --hello: answer nothing for FOR, starting AT after the server starts, e.g. 10s:1s (requests wait
     /// until the stall ends).
-    #[arg(long, value_name = "AT:FOR", value_parser = crate::demo_server::parse_stall, requires = "hello")]
+    #[arg(long, value_name = "AT:FOR", value_parser = crate::parse::parse_stall, requires = "hello")]
     pub stall: Option<nest_demo::Stall>,
 }
 
@@ -351,49 +411,9 @@ pub fn parse_stages_arg(text: &str) -> Result<Stages, String> {
     nest_core::curve::parse_stages(text, parse_duration).map(Stages)
 }
 
-/// Parses `16MiB`, `512KiB` or a bare number of bytes.
-fn parse_byte_size(text: &str) -> Result<ByteSize, String> {
-    nest_http::parse_size(text).map(ByteSize)
-}
-
-/// Parses `30s`, `5m`, `1h30m`, `250ms` or a bare number of seconds, from 0 to a year.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        return nest_core::duration_from_secs(secs).map_err(|_| {
-            format!("`{text}` is not a duration: give 0 to {} seconds, or e.g. 30s, 5m, 1h30m", max_secs())
-        });
-    }
-    match humantime::parse_duration(text) {
-        Ok(d) if d <= nest_core::MAX_DURATION => Ok(d),
-        Ok(_) => {
-            Err(format!("`{text}` is longer than a year ({} seconds), the longest duration nest takes", max_secs()))
-        }
-        Err(e) => Err(format!("`{text}` is not a duration ({e}); use e.g. 30s, 5m, 1h30m")),
-    }
-}
-
-fn max_secs() -> u64 {
-    nest_core::MAX_DURATION.as_secs()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-1").is_err());
-        assert!(parse_duration("1e300").unwrap_err().starts_with("`1e300` is not a duration: give 0 to 31536000"));
-        assert_eq!(parse_duration("365d"), Ok(nest_core::MAX_DURATION));
-        assert!(parse_duration("366d").unwrap_err().contains("longer than a year"));
-    }
 
     #[test]
     fn the_cli_is_consistent() {

@@ -13,10 +13,11 @@ use anyhow::{Context, Result};
 use nest_core::TasksetSpec;
 use serde_yaml_ng::{Mapping, Value};
 
-use crate::cli::{ConfigureArgs, parse_duration};
+use crate::cli::ConfigureArgs;
 use crate::config::{DEFAULT_FILE, LoadedConfig};
 use crate::mix::{self, Source};
-use crate::plan::{DEFAULT_TASKSET_DIR, UsageError, parse_host};
+use crate::parse::{UsageError, parse_duration, parse_host};
+use crate::plan::DEFAULT_TASKSET_DIR;
 use nest_report::output::write_atomic;
 
 /// The first line of every file this command writes.
@@ -41,7 +42,7 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
     // The taskset folder by the usual precedence: flag, environment, the file, the default.
     let env = crate::settings::Settings::from_env(|k| std::env::var(k).ok())?;
     let file = existing.as_ref().map(crate::settings::Settings::from_file).transpose()?.unwrap_or_default();
-    let cli = crate::settings::Settings::from_source(&args.source);
+    let cli = args.source.settings();
     let options = crate::settings::Settings::layered(cli, env.clone(), file).load_options();
     let dir = match (&args.source.taskset_dir, env.taskset_dir, &existing) {
         (Some(dir), _, _) => dir.clone(),

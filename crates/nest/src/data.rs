@@ -13,7 +13,7 @@ use nest_data::{DataRegistry, DataSource, Format, Segment};
 use nest_rhai::Catalog;
 
 use crate::config::LoadedConfig;
-use crate::plan::UsageError;
+use crate::parse::UsageError;
 
 /// The folder under the taskset folder whose data files are picked up by their stem.
 pub const DATA_DIR: &str = "_data";

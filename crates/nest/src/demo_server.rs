@@ -1,17 +1,9 @@
 //! `nest demo-server`: the built-in target on its own, for trying nest and for benchmarks.
 
 use anyhow::{Context, Result};
-use nest_demo::{DemoConfig, DemoServer, Mode, Stall};
+use nest_demo::{DemoConfig, DemoServer, Mode};
 
-use crate::cli::{DemoServerArgs, parse_duration};
-
-/// Parses `--stall AT:FOR`, e.g. `10s:1s`.
-pub fn parse_stall(text: &str) -> Result<Stall, String> {
-    let (at, length) = text
-        .split_once(':')
-        .ok_or_else(|| format!("`{text}` is not AT:FOR; use e.g. 10s:1s (stall 1 s, 10 s after start)"))?;
-    Ok(Stall { at: parse_duration(at)?, length: parse_duration(length)? })
-}
+use crate::cli::DemoServerArgs;
 
 /// Runs the demo target until Ctrl-C or SIGTERM, then prints how many requests it served.
 pub fn run(args: DemoServerArgs) -> Result<()> {
@@ -54,22 +46,4 @@ pub fn run(args: DemoServerArgs) -> Result<()> {
     server.stop();
     println!("served {} requests", stats.total);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn stalls() {
-        assert_eq!(parse_stall("10s:1s"), Ok(Stall { at: Duration::from_secs(10), length: Duration::from_secs(1) }));
-        assert_eq!(
-            parse_stall("1.5:250ms"),
-            Ok(Stall { at: Duration::from_millis(1500), length: Duration::from_millis(250) })
-        );
-        assert!(parse_stall("10s").is_err());
-        assert!(parse_stall("10s:soon").is_err());
-    }
 }

@@ -20,7 +20,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use crate::cli::{Cli, HookArgs, HookCommand, HookInstallArgs};
-use crate::plan::UsageError;
+use crate::parse::UsageError;
 use crate::shell::quote;
 
 /// The start of the marker line in every hook nest writes; the version after it may change.

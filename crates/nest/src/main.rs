@@ -14,6 +14,7 @@ mod list;
 mod live;
 mod mix;
 mod model;
+mod parse;
 mod plan;
 mod report_cmd;
 mod run;
@@ -27,7 +28,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::plan::UsageError;
+use crate::parse::UsageError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

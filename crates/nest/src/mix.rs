@@ -9,7 +9,7 @@ use nest_core::{SmoothRoundRobin, TasksetSpec, WeightedTable};
 pub use nest_report::model::{MixRow, Source, TaskRow};
 
 use crate::config::LoadedConfig;
-use crate::plan::UsageError;
+use crate::parse::UsageError;
 
 /// Sets each taskset's weight from the config. Returns the source of each weight, in catalog order.
 ///

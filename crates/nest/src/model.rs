@@ -6,7 +6,7 @@
 //! one layer a contradiction (`--rate` with `--users`) is an error; a lower layer's settings for another model
 //! give way, with a warning, so a command-line `-u 5` can override a file's `rate: 20`.
 
-use crate::plan::UsageError;
+use crate::parse::UsageError;
 use crate::settings::Settings;
 
 /// The load model of a run.

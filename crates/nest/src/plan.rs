@@ -3,7 +3,6 @@
 //! Everything that can be wrong with the options, the config, the scripts or the machine's limits is found here,
 //! before any load is sent, and reported as a [`UsageError`] (exit code 2).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,23 +10,12 @@ use nest_core::{Plan, TasksetSpec};
 use nest_rhai::Catalog;
 use url::Url;
 
-use crate::cli::{RunArgs, SourceArgs};
+use crate::cli::SourceArgs;
 use crate::config::LoadedConfig;
 use crate::mix::{self, MixRow};
 use crate::model::Choice;
+use crate::parse::UsageError;
 use crate::settings::Settings;
-
-/// A problem with the user's input, found before any load: exit code 2.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
 
 /// Users of `--demo` unless told otherwise.
 const DEMO_USERS: u64 = 20;
@@ -61,7 +49,7 @@ pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
     let config = LoadedConfig::find(source.config.as_deref())?;
     let file = config.as_ref().map(Settings::from_file).transpose()?.unwrap_or_default();
     let env = Settings::from_env(|k| std::env::var(k).ok())?;
-    let cli = Settings::from_source(source).over(cli);
+    let cli = source.settings().over(cli);
     let settings = Settings::layered(cli.clone(), env.clone(), file.clone());
     let dir = settings.taskset_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_TASKSET_DIR));
     let options =
@@ -116,12 +104,12 @@ pub struct RunPlan {
     pub gate: Option<u8>,
 }
 
-/// Checks the options, the config and the scripts.
-pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
-    let mut mix = load_mix(&args.source, Settings::from_cli(args)?)?;
+/// Checks the layered settings of `mix` (see [`load_mix`]) against its scripts; `demo` runs against the built-in
+/// target.
+pub fn build(mut mix: Mix, demo: bool) -> Result<RunPlan, UsageError> {
     let s = &mix.settings;
     let mut warnings = Vec::new();
-    let host = match (&s.host, args.demo) {
+    let host = match (&s.host, demo) {
         (Some(host), true) => {
             let host = nest_http::redact_url(host.as_str());
             warnings.push(format!("--demo runs against the built-in target; the configured host {host} is ignored"));
@@ -137,7 +125,7 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
             ));
         }
     };
-    let demo_time = args.demo && s.iterations.is_none() && s.shape.is_none();
+    let demo_time = demo && s.iterations.is_none() && s.shape.is_none();
     let run_time = s.run_time.or(if demo_time { Some(DEMO_RUN_TIME) } else { None });
     let mut specs = mix.specs.clone();
     select_tags(&mut specs, s)?;
@@ -167,11 +155,11 @@ pub fn build(args: &RunArgs) -> Result<RunPlan, UsageError> {
         }
         Choice::Stages => builder = builder.stages(stages),
         Choice::Users => {
-            let users = s.users.unwrap_or(if args.demo { DEMO_USERS } else { 1 });
+            let users = s.users.unwrap_or(if demo { DEMO_USERS } else { 1 });
             builder = builder.users(users).spawn_rate(s.spawn_rate);
         }
     }
-    if chosen.choice != Choice::Open && (args.max_users.is_some() || args.max_delay.is_some()) {
+    if chosen.choice != Choice::Open && (cli.max_users.is_some() || cli.max_delay.is_some()) {
         return Err(UsageError("--max-users and --max-delay belong to the open model: add --rate R".into()));
     }
     if let Some(workers) = s.workers {
@@ -254,46 +242,4 @@ fn selected_but_disabled(specs: &[nest_core::TasksetSpec], include: &[String], e
         })
         .map(|t| t.name.clone())
         .collect()
-}
-
-/// Checks a target URL: http or https, with a host.
-pub fn parse_host(text: &str) -> Result<Url, UsageError> {
-    // Credentials in the host never appear in a message: the whole user part goes, whatever it holds.
-    let shown = nest_http::redact_word(text);
-    if !text.contains("://") {
-        // No scheme, so no URL to redact: everything before the last `@` may be `user:password`.
-        let shown = text.rfind('@').map_or(shown, |at| format!("***{}", &text[at..]).into());
-        return Err(UsageError(format!(
-            "host `{shown}` must be an http:// or https:// URL: did you mean http://{shown}?"
-        )));
-    }
-    let url = Url::parse(text)
-        .map_err(|e| UsageError(format!("host `{shown}` is not a URL ({e}); e.g. http://127.0.0.1:8080")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(UsageError(format!("host `{shown}` must be an http:// or https:// URL with a host")));
-    }
-    Ok(url)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts() {
-        assert!(parse_host("http://127.0.0.1:8080").is_ok());
-        assert!(parse_host("https://example.com/base/").is_ok());
-        assert!(parse_host("127.0.0.1:8080").unwrap_err().0.contains("must be an http"));
-        assert!(parse_host("ftp://x").is_err());
-        assert_eq!(parse_host("http://u:p%40ss@h/v1/").unwrap().password(), Some("p%40ss"));
-        let e = parse_host("http://u:hunter2@exa mple/").unwrap_err().0;
-        assert!(e.contains("http://***@") && !e.contains("hunter2"), "{e}");
-        for host in ["bob:hunter2@h", "http://bob:hun'ter2@exa mple/", "http://bob:hun ter2@exa mple/", "bob:a@b:c@h:1"]
-        {
-            let e = parse_host(host).unwrap_err().0;
-            assert!(!e.contains("hun") && !e.contains("bob") && e.contains("***@"), "{host}: {e}");
-        }
-        assert!(parse_host("http://exa mple").unwrap_err().0.contains("is not a URL"));
-        assert!(parse_host("127.0.0.1:8080").unwrap_err().0.contains("did you mean http://127.0.0.1:8080?"));
-    }
 }

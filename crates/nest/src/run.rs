@@ -21,7 +21,8 @@ use nest_http::ClientConfig;
 use crate::cli::RunArgs;
 use crate::confirm;
 use crate::live::Display;
-use crate::plan::{self, UsageError};
+use crate::parse::UsageError;
+use crate::plan;
 use nest_report::model::{Report, RunInfo};
 use nest_report::output::write_atomic;
 use nest_report::render::Outputs;
@@ -30,7 +31,7 @@ use nest_report::thresholds::{self, GateFailed, Threshold, ThresholdsFailed};
 
 /// Runs `nest run`.
 pub fn run(args: RunArgs) -> Result<()> {
-    let mut checked = plan::build(&args)?;
+    let mut checked = plan::build(plan::load_mix(&args.source, args.settings()?)?, args.demo)?;
     for warning in &checked.warnings {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
@@ -49,7 +50,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         let server = DemoServer::start(DemoConfig { mode: Mode::Shop, ..DemoConfig::default() })
             .context("could not start the demo target")?;
         say(&format!("demo target listening on {}", server.url()));
-        checked.host = Some(plan::parse_host(&server.url())?);
+        checked.host = Some(crate::parse::parse_host(&server.url())?);
         Some(server)
     } else {
         None

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::cli::{RunArgs, parse_duration};
 use crate::config::LoadedConfig;
-use crate::plan::{UsageError, parse_host};
+use crate::parse::{ByteSize, UsageError, parse_duration, parse_host};
 use crate::thresholds::ThresholdSpec;
 use nest_report::thresholds::Threshold;
 
@@ -53,10 +52,6 @@ macro_rules! from_str_env {
         }
     )*};
 }
-/// A byte size from a setting: `16MiB`, `1048576` (see [`nest_http::parse_size`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
-
 impl FromEnv for ByteSize {
     fn from_env(value: &str) -> Result<Self, String> {
         nest_http::parse_size(value).map(ByteSize)
@@ -192,60 +187,6 @@ pub fn env_help() -> String {
 }
 
 impl Settings {
-    /// What the command line says.
-    pub fn from_cli(args: &RunArgs) -> Result<Settings, UsageError> {
-        Ok(Settings {
-            host: args.host.as_deref().map(parse_host).transpose()?,
-            taskset_dir: args.source.taskset_dir.clone(),
-            users: args.users,
-            spawn_rate: args.spawn_rate,
-            run_time: args.run_time,
-            workers: args.workers,
-            stop_timeout: args.stop_timeout,
-            insecure: args.insecure.then_some(true),
-            seed: args.seed,
-            use_script_weights: args.use_script_weights.then_some(true),
-            stages: args.stages.clone().map(|s| s.0),
-            shape: args.shape.clone(),
-            rate: args.rate,
-            max_users: args.max_users,
-            max_delay: args.max_delay,
-            iterations: args.iterations,
-            tags: (!args.tags.is_empty()).then(|| args.tags.clone()),
-            exclude_tags: (!args.exclude_tags.is_empty()).then(|| args.exclude_tags.clone()),
-            max_body: args.max_body,
-            accept_encoding: args.accept_encoding.clone(),
-            thresholds: match args.threshold.is_empty() {
-                true => None,
-                false => Some(
-                    args.threshold
-                        .iter()
-                        .map(|t| ThresholdSpec::Expr(t.clone()).parse("--threshold"))
-                        .collect::<Result<_, _>>()?,
-                ),
-            },
-            // Set from `args.source` by `load_mix`, with the taskset folder.
-            strict: None,
-            max_string_size: None,
-            max_array_size: None,
-            max_map_size: None,
-            exit_code_on_error: args.exit_code_on_error,
-            no_default_gate: args.no_default_gate.then_some(true),
-        })
-    }
-
-    /// What the source options (shared by run, list and configure) say.
-    pub fn from_source(source: &crate::cli::SourceArgs) -> Settings {
-        Settings {
-            taskset_dir: source.taskset_dir.clone(),
-            strict: source.no_strict.then_some(false),
-            max_string_size: source.max_string_size,
-            max_array_size: source.max_array_size,
-            max_map_size: source.max_map_size,
-            ..Settings::default()
-        }
-    }
-
     /// How scripts are loaded: the size limits and the strictness of the static check.
     pub fn load_options(&self) -> nest_rhai::LoadOptions {
         let defaults = nest_rhai::ScriptLimits::default();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use nest_report::thresholds::Threshold;
 use serde::Deserialize;
 
-use crate::plan::UsageError;
+use crate::parse::UsageError;
 
 /// A threshold as written in `nest.yaml`: an expression, or a map with `abort` and `delay`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -1,0 +1,127 @@
+//! Leaf parsers and the usage error, shared by the command line, the environment and the config file.
+//!
+//! They live here, below every other module, so that `cli`, `settings`, `config` and `plan` can all use them
+//! without importing each other.
+
+use std::fmt;
+use std::time::Duration;
+
+use nest_demo::Stall;
+use url::Url;
+
+/// A problem with the user's input, found before any load: exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A byte size from a setting: `16MiB`, `1048576` (see [`nest_http::parse_size`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+/// Parses `16MiB`, `512KiB` or a bare number of bytes.
+pub fn parse_byte_size(text: &str) -> Result<ByteSize, String> {
+    nest_http::parse_size(text).map(ByteSize)
+}
+
+/// Parses `30s`, `5m`, `1h30m`, `250ms` or a bare number of seconds, from 0 to a year.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return nest_core::duration_from_secs(secs).map_err(|_| {
+            format!("`{text}` is not a duration: give 0 to {} seconds, or e.g. 30s, 5m, 1h30m", max_secs())
+        });
+    }
+    match humantime::parse_duration(text) {
+        Ok(d) if d <= nest_core::MAX_DURATION => Ok(d),
+        Ok(_) => {
+            Err(format!("`{text}` is longer than a year ({} seconds), the longest duration nest takes", max_secs()))
+        }
+        Err(e) => Err(format!("`{text}` is not a duration ({e}); use e.g. 30s, 5m, 1h30m")),
+    }
+}
+
+fn max_secs() -> u64 {
+    nest_core::MAX_DURATION.as_secs()
+}
+
+/// Parses `--stall AT:FOR`, e.g. `10s:1s`.
+pub fn parse_stall(text: &str) -> Result<Stall, String> {
+    let (at, length) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not AT:FOR; use e.g. 10s:1s (stall 1 s, 10 s after start)"))?;
+    Ok(Stall { at: parse_duration(at)?, length: parse_duration(length)? })
+}
+
+/// Checks a target URL: http or https, with a host.
+pub fn parse_host(text: &str) -> Result<Url, UsageError> {
+    // Credentials in the host never appear in a message: the whole user part goes, whatever it holds.
+    let shown = nest_http::redact_word(text);
+    if !text.contains("://") {
+        // No scheme, so no URL to redact: everything before the last `@` may be `user:password`.
+        let shown = text.rfind('@').map_or(shown, |at| format!("***{}", &text[at..]).into());
+        return Err(UsageError(format!(
+            "host `{shown}` must be an http:// or https:// URL: did you mean http://{shown}?"
+        )));
+    }
+    let url = Url::parse(text)
+        .map_err(|e| UsageError(format!("host `{shown}` is not a URL ({e}); e.g. http://127.0.0.1:8080")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(UsageError(format!("host `{shown}` must be an http:// or https:// URL with a host")));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("1e300").unwrap_err().starts_with("`1e300` is not a duration: give 0 to 31536000"));
+        assert_eq!(parse_duration("365d"), Ok(nest_core::MAX_DURATION));
+        assert!(parse_duration("366d").unwrap_err().contains("longer than a year"));
+    }
+
+    #[test]
+    fn stalls() {
+        assert_eq!(parse_stall("10s:1s"), Ok(Stall { at: Duration::from_secs(10), length: Duration::from_secs(1) }));
+        assert_eq!(
+            parse_stall("1.5:250ms"),
+            Ok(Stall { at: Duration::from_millis(1500), length: Duration::from_millis(250) })
+        );
+        assert!(parse_stall("10s").is_err());
+        assert!(parse_stall("10s:soon").is_err());
+    }
+
+    #[test]
+    fn hosts() {
+        assert!(parse_host("http://127.0.0.1:8080").is_ok());
+        assert!(parse_host("https://example.com/base/").is_ok());
+        assert!(parse_host("127.0.0.1:8080").unwrap_err().0.contains("must be an http"));
+        assert!(parse_host("ftp://x").is_err());
+        assert_eq!(parse_host("http://u:p%40ss@h/v1/").unwrap().password(), Some("p%40ss"));
+        let e = parse_host("http://u:hunter2@exa mple/").unwrap_err().0;
+        assert!(e.contains("http://***@") && !e.contains("hunter2"), "{e}");
+        for host in ["bob:hunter2@h", "http://bob:hun'ter2@exa mple/", "http://bob:hun ter2@exa mple/", "bob:a@b:c@h:1"]
+        {
+            let e = parse_host(host).unwrap_err().0;
+            assert!(!e.contains("hun") && !e.contains("bob") && e.contains("***@"), "{host}: {e}");
+        }
+        assert!(parse_host("http://exa mple").unwrap_err().0.contains("is not a URL"));
+        assert!(parse_host("127.0.0.1:8080").unwrap_err().0.contains("did you mean http://127.0.0.1:8080?"));
+    }
+}
