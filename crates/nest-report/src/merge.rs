@@ -556,6 +556,59 @@ mod tests {
         }
     }
 
+    /// The timeline at points of two seconds, as a run longer than an hour folds it.
+    fn coarsen(report: &mut Report) {
+        let mut pairs: BTreeMap<u64, Vec<TimelinePoint>> = BTreeMap::new();
+        for p in std::mem::take(&mut report.summary.timeline) {
+            pairs.entry(p.t / 2 * 2).or_default().push(p);
+        }
+        for (t, points) in pairs {
+            let mut counts: BTreeMap<(String, String), RequestCounts> = BTreeMap::new();
+            for row in points.iter().flat_map(|p| &p.requests) {
+                counts.entry((row.name.clone(), row.method.clone())).or_default().merge(&row.counts().unwrap());
+            }
+            let (requests, total) = seal_rows(&counts);
+            let (users, dropped) = (points.iter().map(|p| p.users).max().unwrap(), 0);
+            let seconds = points.iter().map(|p| p.t + p.seconds).max().unwrap() - t;
+            report.summary.timeline.push(TimelinePoint { t, seconds, users, dropped, requests, total });
+        }
+    }
+
+    #[test]
+    fn timelines_of_different_widths_merge_at_the_coarser_width() {
+        for seed in 0..8u64 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let draws: Vec<Draw> = (0..rng.random_range(50..200)).map(|_| draw(&mut rng)).collect();
+            let (a, b): (Vec<&Draw>, Vec<&Draw>) = draws.iter().partition(|_| rng.random_bool(0.5));
+            let (a, mut b) = (record(&a), record(&b));
+            coarsen(&mut b);
+            let mut whole = record(&draws.iter().collect::<Vec<_>>());
+            coarsen(&mut whole);
+            let merged = Report::merge(&[a.clone(), b.clone()]).unwrap().summary.timeline;
+            assert!(merged.iter().all(|p| p.t % 2 == 0 && p.seconds == 2), "seed {seed}: {merged:?}");
+            let rows = |ps: &[TimelinePoint]| {
+                ps.iter()
+                    .map(|p| (p.t, p.requests.iter().map(row_figures).collect::<Vec<_>>(), p.total.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(rows(&merged), rows(&whole.summary.timeline), "seed {seed}");
+            assert!(merged.iter().all(|p| p.users == 2), "seed {seed}: one user in each part, at the same time");
+        }
+    }
+
+    #[test]
+    fn a_point_that_straddles_the_merged_width_is_refused_by_name() {
+        let (mut a, mut b) = (sample_report(true, Vec::new()), sample_report(true, Vec::new()));
+        b.summary.started_at += 1.0;
+        let mut point = TimelinePoint { t: 0, seconds: 4, users: 1, dropped: 0, requests: Vec::new(), total: None };
+        a.summary.timeline = vec![point.clone()];
+        (point.t, point.seconds) = (2, 3);
+        b.summary.timeline = vec![point];
+        let err = merge_named(&[("a.json", &a), ("b.json", &b)]).unwrap_err();
+        assert_eq!(err, MergeError::Unaligned { input: "b.json".into(), t: 2, seconds: 3, width: 4 });
+        assert_eq!(err.to_string(), "b.json: timeline point at 2 s (3 s wide) does not align with points of 4 s");
+    }
+
     #[test]
     fn a_merged_report_round_trips_through_json_byte_for_byte() {
         let (a, mut b) = (sample_report(true, Vec::new()), sample_report(true, Vec::new()));
