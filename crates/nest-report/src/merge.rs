@@ -7,14 +7,18 @@
 //!
 //! Three figures are not sums of the inputs and are documented as such: a gauge's last value (the input that
 //! ended last gives it), a pool's `max_held` (the sum of the inputs' peaks, an upper bound, since the peaks need
-//! not coincide), and the per-second timeline, which holds sealed percentiles that cannot be combined: the merged
-//! report has no timeline.
+//! not coincide), and a timeline point's users (the sum of each input's most users in the point).
+//!
+//! Timelines merge point by point: points are aligned by their start second relative to each report's start, and
+//! points of a finer width (`seconds`) are first coarsened to the coarsest width of the inputs. Each point's rows
+//! carry their counts and histograms, so the merged points are exact too. Timelines of older reports, whose rows
+//! carry no histograms, cannot be combined: the merged report then has no timeline.
 
 use std::collections::BTreeMap;
 
 use nest_core::stats::{
     CheckRow, ErrorRow, FailureKind, FailureRow, Latency, LatencyMs, MetricKind, MetricRow, PoolRow, RequestCounts,
-    RequestRow, Summary, TaskRow, Totals, encode_histogram,
+    RequestRow, Summary, TaskRow, TimelinePoint, Totals, encode_histogram, seal_rows,
 };
 
 use crate::model::{Report, RunInfo};
@@ -55,6 +59,18 @@ pub enum MergeError {
         place: String,
         /// The decoder's reason.
         reason: String,
+    },
+    /// A timeline point does not fit in one point of the merged width.
+    #[error("{input}: timeline point at {t} s ({seconds} s wide) does not align with points of {width} s")]
+    Unaligned {
+        /// The report.
+        input: String,
+        /// The point's start second.
+        t: u64,
+        /// The point's width.
+        seconds: u64,
+        /// The merged points' width.
+        width: u64,
     },
 }
 
@@ -127,12 +143,58 @@ fn merge_summaries(inputs: &[(&str, &Report)]) -> Result<Summary, MergeError> {
         tasks: tasks(&inputs[0].1.run, &summaries),
         failures: failures(&summaries),
         errors: errors(&summaries),
-        timeline: Vec::new(),
+        timeline: timeline(inputs)?,
         pools: pools(&summaries),
         stopped_in: summaries.iter().find_map(|s| s.stopped_in.clone()),
         checks: checks(&summaries),
         metrics: metrics(inputs, duration_s)?,
     })
+}
+
+/// One merged timeline point being built: its end, users per input, dropped starts and counts by (name, method).
+#[derive(Default)]
+struct PointSum {
+    end: u64,
+    users: BTreeMap<usize, u64>,
+    dropped: u64,
+    counts: BTreeMap<(String, String), RequestCounts>,
+}
+
+/// The inputs' timelines merged point by point at the coarsest width among them (see the module docs).
+fn timeline(inputs: &[(&str, &Report)]) -> Result<Vec<TimelinePoint>, MergeError> {
+    let points = || inputs.iter().flat_map(|(_, r)| &r.summary.timeline);
+    if points().flat_map(|p| &p.requests).any(|row| row.latency.is_none()) {
+        return Ok(Vec::new());
+    }
+    let width = points().map(|p| p.seconds.max(1)).max().unwrap_or(1);
+    let mut merged: BTreeMap<u64, PointSum> = BTreeMap::new();
+    for (i, &(input, report)) in inputs.iter().enumerate() {
+        for (j, p) in report.summary.timeline.iter().enumerate() {
+            let (start, end) = (p.t / width * width, p.t + p.seconds.max(1));
+            if end > start + width {
+                let (t, seconds) = (p.t, p.seconds);
+                return Err(MergeError::Unaligned { input: input.to_owned(), t, seconds, width });
+            }
+            let sum = merged.entry(start).or_default();
+            sum.end = sum.end.max(end);
+            let users = sum.users.entry(i).or_default();
+            *users = (*users).max(p.users);
+            sum.dropped += p.dropped;
+            for (k, row) in p.requests.iter().enumerate() {
+                let place = format!("timeline[{j}].requests[{k}]");
+                let broken = |reason| MergeError::BrokenHistogram { input: input.to_owned(), place, reason };
+                let counts = row.counts().map_err(broken)?;
+                sum.counts.entry((row.name.clone(), row.method.clone())).or_default().merge(&counts);
+            }
+        }
+    }
+    Ok(merged.into_iter().map(|(t, sum)| point(t, sum)).collect())
+}
+
+fn point(t: u64, sum: PointSum) -> TimelinePoint {
+    let (requests, total) = seal_rows(&sum.counts);
+    let (users, dropped, seconds) = (sum.users.values().sum(), sum.dropped, sum.end - t);
+    TimelinePoint { t, seconds, users, dropped, requests, total }
 }
 
 fn per_second(n: u64, duration_s: f64) -> f64 {
@@ -359,7 +421,7 @@ fn verdicts(inputs: &[(&str, &Report)], summary: &Summary) -> Vec<Verdict> {
 mod tests {
     use super::*;
     use crate::render::tests::sample_report;
-    use nest_core::stats::{Aggregate, Failure, Recorder, Sample, decode_histogram};
+    use nest_core::stats::{Aggregate, Failure, Recorder, Sample, TimelineLatency, TimelineRow, decode_histogram};
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
     use std::time::Duration;
@@ -372,6 +434,7 @@ mod tests {
         corrected_us: u64,
         failed: bool,
         check: bool,
+        second: u64,
     }
 
     fn draw(rng: &mut SmallRng) -> Draw {
@@ -385,12 +448,28 @@ mod tests {
             corrected_us: latency_us + extra,
             failed: rng.random_bool(0.1),
             check: rng.random_bool(0.9),
+            second: rng.random_range(0..6),
         }
     }
 
     fn record(draws: &[&Draw]) -> Report {
         let r = Recorder::new();
-        for d in draws {
+        let mut agg = Aggregate::default();
+        for second in 0..6 {
+            for d in draws.iter().filter(|d| d.second == second) {
+                record_one(&r, d);
+            }
+            let mut delta = r.take();
+            (delta.second, delta.users) = (second, 1);
+            agg.merge(delta);
+        }
+        agg.seal_before(u64::MAX);
+        let summary = Summary::new(&agg, &[], 10.0, 1, true);
+        Report { summary, run: sample_report(true, Vec::new()).run, thresholds: Vec::new() }
+    }
+
+    fn record_one(r: &Recorder, d: &Draw) {
+        {
             let failure = d.failed.then_some(Failure { kind: FailureKind::Status, reason: "HTTP 500" });
             let sample = Sample {
                 latency: Duration::from_micros(d.latency_us),
@@ -402,12 +481,27 @@ mod tests {
             r.request(d.method, d.name, sample);
             r.check("ok", d.check).unwrap();
         }
-        let mut agg = Aggregate::default();
-        agg.merge(r.take());
-        agg.seal_before(u64::MAX);
-        let mut summary = Summary::new(&agg, &[], 10.0, 1, true);
-        summary.timeline.clear();
-        Report { summary, run: sample_report(true, Vec::new()).run, thresholds: Vec::new() }
+    }
+
+    /// A timeline row's figures and buckets, without the encodings (see [`figures`]).
+    type Buckets = Vec<(u64, u64)>;
+
+    fn row_figures(row: &TimelineRow) -> (TimelineRow, Buckets, Buckets) {
+        let buckets_of = |l: &Option<TimelineLatency>| l.as_ref().map_or(Vec::new(), |l| buckets(&l.histogram));
+        let strip = |l: &Option<TimelineLatency>| l.clone().map(|l| TimelineLatency { histogram: String::new(), ..l });
+        let figures = TimelineRow { latency: strip(&row.latency), corrected: strip(&row.corrected), ..row.clone() };
+        (figures, buckets_of(&row.latency), buckets_of(&row.corrected))
+    }
+
+    fn assert_same_timeline(merged: &[TimelinePoint], all: &[TimelinePoint], parts: &[Report], seed: u64) {
+        assert_eq!(merged.len(), all.len(), "seed {seed}: one point per second");
+        for (m, a) in merged.iter().zip(all) {
+            assert_eq!((m.t, m.seconds, m.dropped, &m.total), (a.t, a.seconds, a.dropped, &a.total), "seed {seed}");
+            let m_rows: Vec<_> = m.requests.iter().map(row_figures).collect();
+            assert_eq!(m_rows, a.requests.iter().map(row_figures).collect::<Vec<_>>(), "seed {seed}, {} s", m.t);
+            let users = parts.iter().filter(|p| p.summary.timeline.iter().any(|q| q.t == m.t)).count() as u64;
+            assert_eq!(m.users, users, "seed {seed}: each part ran one user");
+        }
     }
 
     /// Rows without their encoded histograms: the encoding's header holds the histogram's trackable range, which
@@ -458,7 +552,61 @@ mod tests {
             assert_eq!(buckets(&mt.histogram), buckets(&at.histogram), "seed {seed}");
             let corrected = |t: &Totals| buckets(t.corrected_histogram.as_deref().unwrap());
             assert_eq!(corrected(mt), corrected(at), "seed {seed}");
+            assert_same_timeline(&merged.timeline, &all.timeline, &parts, seed);
         }
+    }
+
+    /// The timeline at points of two seconds, as a run longer than an hour folds it.
+    fn coarsen(report: &mut Report) {
+        let mut pairs: BTreeMap<u64, Vec<TimelinePoint>> = BTreeMap::new();
+        for p in std::mem::take(&mut report.summary.timeline) {
+            pairs.entry(p.t / 2 * 2).or_default().push(p);
+        }
+        for (t, points) in pairs {
+            let mut counts: BTreeMap<(String, String), RequestCounts> = BTreeMap::new();
+            for row in points.iter().flat_map(|p| &p.requests) {
+                counts.entry((row.name.clone(), row.method.clone())).or_default().merge(&row.counts().unwrap());
+            }
+            let (requests, total) = seal_rows(&counts);
+            let (users, dropped) = (points.iter().map(|p| p.users).max().unwrap(), 0);
+            let seconds = points.iter().map(|p| p.t + p.seconds).max().unwrap() - t;
+            report.summary.timeline.push(TimelinePoint { t, seconds, users, dropped, requests, total });
+        }
+    }
+
+    #[test]
+    fn timelines_of_different_widths_merge_at_the_coarser_width() {
+        for seed in 0..8u64 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let draws: Vec<Draw> = (0..rng.random_range(50..200)).map(|_| draw(&mut rng)).collect();
+            let (a, b): (Vec<&Draw>, Vec<&Draw>) = draws.iter().partition(|_| rng.random_bool(0.5));
+            let (a, mut b) = (record(&a), record(&b));
+            coarsen(&mut b);
+            let mut whole = record(&draws.iter().collect::<Vec<_>>());
+            coarsen(&mut whole);
+            let merged = Report::merge(&[a.clone(), b.clone()]).unwrap().summary.timeline;
+            assert!(merged.iter().all(|p| p.t % 2 == 0 && p.seconds == 2), "seed {seed}: {merged:?}");
+            let rows = |ps: &[TimelinePoint]| {
+                ps.iter()
+                    .map(|p| (p.t, p.requests.iter().map(row_figures).collect::<Vec<_>>(), p.total.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(rows(&merged), rows(&whole.summary.timeline), "seed {seed}");
+            assert!(merged.iter().all(|p| p.users == 2), "seed {seed}: one user in each part, at the same time");
+        }
+    }
+
+    #[test]
+    fn a_point_that_straddles_the_merged_width_is_refused_by_name() {
+        let (mut a, mut b) = (sample_report(true, Vec::new()), sample_report(true, Vec::new()));
+        b.summary.started_at += 1.0;
+        let mut point = TimelinePoint { t: 0, seconds: 4, users: 1, dropped: 0, requests: Vec::new(), total: None };
+        a.summary.timeline = vec![point.clone()];
+        (point.t, point.seconds) = (2, 3);
+        b.summary.timeline = vec![point];
+        let err = merge_named(&[("a.json", &a), ("b.json", &b)]).unwrap_err();
+        assert_eq!(err, MergeError::Unaligned { input: "b.json".into(), t: 2, seconds: 3, width: 4 });
+        assert_eq!(err.to_string(), "b.json: timeline point at 2 s (3 s wide) does not align with points of 4 s");
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub use custom::{
     check_name, check_rows, metric_rows,
 };
 pub use summary::{ErrorRow, FailureRow, LatencyMs, PoolRow, RequestRow, Summary, TaskRow, TimelinePoint, Totals};
-pub use timeline::{MAX_POINTS, Second, TOTAL_QUANTILES, TimelineRow, TimelineTotal};
+pub use timeline::{MAX_POINTS, Second, TOTAL_QUANTILES, TimelineLatency, TimelineRow, TimelineTotal, seal_rows};
 
 /// Significant figures of every latency histogram.
 pub const SIGFIG: u8 = 3;

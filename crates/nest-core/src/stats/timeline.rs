@@ -4,17 +4,49 @@
 //! every worker has reported a later second; it is then *sealed* into a few numbers per request name, so a long run
 //! does not hold a histogram per name per second.
 //!
-//! A sealed second still costs a few hundred bytes per request name, so a day-long run would grow without end. The
-//! timeline therefore holds at most [`MAX_POINTS`] points: when it would hold more, neighbouring points are merged
-//! two by two and every later point covers twice as many seconds (1 s for the first hour, then 2 s, 4 s...). Counts
-//! add up exactly; the percentiles of a merged point are the count-weighted mean of its parts' (the run's totals
-//! keep exact percentiles from full histograms).
+//! A sealed row keeps its counts and its histograms *encoded* (V2 + DEFLATE, base64, as the report's rows), with
+//! the exact sum, min and max, so two points (or two reports' timelines) add up exactly and every percentile of a
+//! merged point comes from the merged histogram. A sealed row still costs a few hundred bytes, so a day-long run
+//! would grow without end. The timeline therefore holds at most [`MAX_POINTS`] points: when it would hold more,
+//! neighbouring points are merged two by two and every later point covers twice as many seconds (1 s for the
+//! first hour, then 2 s, 4 s...).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::RequestCounts;
+use super::{Latency, RequestCounts, decode_histogram, encode_histogram};
+
+/// One distribution of a timeline row, exactly: what [`Latency`] holds, with the histogram encoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineLatency {
+    /// Sum of the values, µs.
+    pub sum_us: u64,
+    /// Smallest value, µs.
+    pub min_us: u64,
+    /// Largest value, µs.
+    pub max_us: u64,
+    /// The histogram (µs), encoded as `requests[].histogram`.
+    pub histogram: String,
+}
+
+impl TimelineLatency {
+    /// The distribution with its histogram encoded.
+    pub fn of(l: &Latency) -> TimelineLatency {
+        TimelineLatency {
+            sum_us: l.sum_us,
+            min_us: l.min_us,
+            max_us: l.max_us,
+            histogram: encode_histogram(&l.histogram),
+        }
+    }
+
+    /// The distribution back, exactly; its count is its histogram's.
+    pub fn decode(&self) -> Result<Latency, String> {
+        let histogram = decode_histogram(&self.histogram)?;
+        Ok(Latency { count: histogram.len(), sum_us: self.sum_us, min_us: self.min_us, max_us: self.max_us, histogram })
+    }
+}
 
 /// One request name's figures in one second.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +68,15 @@ pub struct TimelineRow {
     /// Open model: 99th percentile of the corrected response time, ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corrected_p99: Option<f64>,
+    /// Response body bytes of these requests.
+    #[serde(default)]
+    pub bytes: u64,
+    /// The service times, exactly (absent in older reports, whose timelines are not merged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<TimelineLatency>,
+    /// Open model: the corrected response times, exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrected: Option<TimelineLatency>,
 }
 
 /// All requests of one second together, with the percentiles Locust's history file has.
@@ -91,60 +132,25 @@ impl Second {
         }
     }
 
-    /// Turns the histograms of this second into figures and frees them.
+    /// Turns the histograms of this second into figures and encodes them.
     pub(crate) fn seal(&mut self) {
         self.sealed = true;
-        let ms = |us: u64| us as f64 / 1000.0;
-        let mut all = RequestCounts::default();
-        for c in self.open.values() {
-            all.merge(c);
-        }
-        if all.count > 0 {
-            let l = &all.latency;
-            self.total = Some(TimelineTotal {
-                count: all.count,
-                failures: all.failures,
-                mean: l.sum_us as f64 / l.count.max(1) as f64 / 1000.0,
-                min: ms(l.min_us),
-                max: ms(l.max_us),
-                bytes: all.bytes,
-                percentiles: TOTAL_QUANTILES.iter().map(|&q| ms(l.quantile_us(q))).collect(),
-            });
-        }
-        for ((name, method), c) in std::mem::take(&mut self.open) {
-            self.rows.push(TimelineRow {
-                method,
-                name,
-                count: c.count,
-                failures: c.failures,
-                p50: ms(c.latency.quantile_us(0.50)),
-                p95: ms(c.latency.quantile_us(0.95)),
-                p99: ms(c.latency.quantile_us(0.99)),
-                corrected_p99: c.corrected.as_ref().map(|l| ms(l.quantile_us(0.99))),
-            });
-        }
-        self.rows.sort_by(|a, b| (&a.name, &a.method).cmp(&(&b.name, &b.method)));
+        (self.rows, self.total) = seal_rows(&std::mem::take(&mut self.open));
     }
 
-    /// Folds the sealed point that follows this sealed one into it.
+    /// Folds the sealed point that follows this sealed one into it: counts and histograms add up exactly.
     pub(crate) fn absorb(&mut self, next: Second) {
         self.seconds = self.seconds.max(1) + next.seconds.max(1);
         self.users = self.users.max(next.users);
         self.dropped += next.dropped;
-        for row in next.rows {
-            match self.rows.iter_mut().find(|r| (&r.name, &r.method) == (&row.name, &row.method)) {
-                Some(mine) => mine.absorb(&row),
-                None => self.rows.push(row),
+        let mut counts = BTreeMap::new();
+        for row in self.rows.iter().chain(&next.rows) {
+            // Rows sealed in this process always carry their histograms, which always decode.
+            if let Ok(c) = row.counts() {
+                counts.entry((row.name.clone(), row.method.clone())).or_insert_with(RequestCounts::default).merge(&c);
             }
         }
-        self.rows.sort_by(|a, b| (&a.name, &a.method).cmp(&(&b.name, &b.method)));
-        self.total = match (self.total.take(), next.total) {
-            (Some(mut mine), Some(theirs)) => {
-                mine.absorb(&theirs);
-                Some(mine)
-            }
-            (mine, theirs) => mine.or(theirs),
-        };
+        (self.rows, self.total) = seal_rows(&counts);
     }
 
     /// Whether the second still holds unsealed histograms.
@@ -153,43 +159,66 @@ impl Second {
     }
 }
 
-/// The count-weighted mean of two figures: what a merged point keeps of its parts' percentiles.
-fn weighted(a: f64, a_count: u64, b: f64, b_count: u64) -> f64 {
-    match a_count + b_count {
-        0 => a.max(b),
-        n => (a * a_count as f64 + b * b_count as f64) / n as f64,
+/// The rows (by name, then method) and the total of one point's counts, keyed by (name, method).
+pub fn seal_rows(counts: &BTreeMap<(String, String), RequestCounts>) -> (Vec<TimelineRow>, Option<TimelineTotal>) {
+    let mut all = RequestCounts::default();
+    for c in counts.values() {
+        all.merge(c);
     }
+    let rows = counts.iter().map(|((name, method), c)| TimelineRow::of(method, name, c)).collect();
+    (rows, TimelineTotal::of(&all))
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
 }
 
 impl TimelineRow {
-    fn absorb(&mut self, other: &TimelineRow) {
-        let (a, b) = (self.count, other.count);
-        self.p50 = weighted(self.p50, a, other.p50, b);
-        self.p95 = weighted(self.p95, a, other.p95, b);
-        self.p99 = weighted(self.p99, a, other.p99, b);
-        self.corrected_p99 = match (self.corrected_p99, other.corrected_p99) {
-            (Some(x), Some(y)) => Some(weighted(x, a, y, b)),
-            (x, y) => x.or(y),
-        };
-        self.count += other.count;
-        self.failures += other.failures;
+    /// The row of one request name's counts.
+    pub fn of(method: &str, name: &str, c: &RequestCounts) -> TimelineRow {
+        TimelineRow {
+            method: method.to_owned(),
+            name: name.to_owned(),
+            count: c.count,
+            failures: c.failures,
+            p50: ms(c.latency.quantile_us(0.50)),
+            p95: ms(c.latency.quantile_us(0.95)),
+            p99: ms(c.latency.quantile_us(0.99)),
+            corrected_p99: c.corrected.as_ref().map(|l| ms(l.quantile_us(0.99))),
+            bytes: c.bytes,
+            latency: Some(TimelineLatency::of(&c.latency)),
+            corrected: c.corrected.as_ref().map(TimelineLatency::of),
+        }
+    }
+
+    /// The row's counts back, exactly (wire bytes are not kept per point); an error if its histograms are absent
+    /// (an older report) or do not decode.
+    pub fn counts(&self) -> Result<RequestCounts, String> {
+        let latency = self.latency.as_ref().ok_or("no histogram (a report of an older nest)")?.decode()?;
+        Ok(RequestCounts {
+            count: self.count,
+            failures: self.failures,
+            bytes: self.bytes,
+            latency,
+            corrected: self.corrected.as_ref().map(TimelineLatency::decode).transpose()?,
+            wire_bytes: 0,
+        })
     }
 }
 
 impl TimelineTotal {
-    fn absorb(&mut self, other: &TimelineTotal) {
-        let (a, b) = (self.count, other.count);
-        self.mean = weighted(self.mean, a, other.mean, b);
-        self.min = self.min.min(other.min);
-        self.max = self.max.max(other.max);
-        let last = self.percentiles.len().saturating_sub(1);
-        for (i, (mine, theirs)) in self.percentiles.iter_mut().zip(&other.percentiles).enumerate() {
-            // The 100th percentile is the maximum: exact.
-            *mine = if i == last { mine.max(*theirs) } else { weighted(*mine, a, *theirs, b) };
-        }
-        self.count += other.count;
-        self.failures += other.failures;
-        self.bytes += other.bytes;
+    /// The figures of all requests of a point together; `None` when it has none.
+    pub fn of(all: &RequestCounts) -> Option<TimelineTotal> {
+        let l = &all.latency;
+        (all.count > 0).then(|| TimelineTotal {
+            count: all.count,
+            failures: all.failures,
+            mean: l.sum_us as f64 / l.count.max(1) as f64 / 1000.0,
+            min: ms(l.min_us),
+            max: ms(l.max_us),
+            bytes: all.bytes,
+            percentiles: TOTAL_QUANTILES.iter().map(|&q| ms(l.quantile_us(q))).collect(),
+        })
     }
 }
 
@@ -197,29 +226,33 @@ impl TimelineTotal {
 mod tests {
     use super::*;
 
-    fn row(count: u64, p50: f64) -> TimelineRow {
-        TimelineRow {
-            method: "GET".into(),
-            name: "/x".into(),
-            count,
-            failures: 1,
-            p50,
-            p95: p50,
-            p99: p50,
-            corrected_p99: None,
+    fn counts(latencies_ms: &[u64]) -> RequestCounts {
+        let mut c = RequestCounts::default();
+        for &l in latencies_ms {
+            c.record(std::time::Duration::from_millis(l), None);
         }
+        c.failures = 1;
+        c
+    }
+
+    fn point(seconds: u64, users: u64, dropped: u64, latencies_ms: &[u64]) -> Second {
+        let rows = vec![TimelineRow::of("GET", "/x", &counts(latencies_ms))];
+        Second { seconds, users, dropped, rows, sealed: true, ..Default::default() }
     }
 
     #[test]
-    fn merged_points_add_counts_and_weigh_percentiles_by_count() {
-        let mut a =
-            Second { seconds: 1, users: 3, dropped: 1, rows: vec![row(1, 10.0)], sealed: true, ..Default::default() };
-        let b =
-            Second { seconds: 2, users: 5, dropped: 2, rows: vec![row(3, 20.0)], sealed: true, ..Default::default() };
-        a.absorb(b);
+    fn merged_points_add_counts_and_histograms_exactly() {
+        let mut a = point(1, 3, 1, &[10]);
+        a.absorb(point(2, 5, 2, &[20, 30, 40]));
         assert_eq!((a.seconds, a.users, a.dropped), (3, 5, 3));
         assert_eq!(a.rows.len(), 1);
         assert_eq!((a.rows[0].count, a.rows[0].failures), (4, 2));
-        assert_eq!(a.rows[0].p50, 17.5);
+        let whole = TimelineRow::of("GET", "/x", &counts(&[10, 20, 30, 40]));
+        assert_eq!(a.rows[0].p50, whole.p50, "the median of the merged histogram, not a mean of medians");
+        assert!((a.rows[0].p50 - 20.0).abs() < 0.05, "not the weighted mean of medians, 25");
+        let total = a.total.unwrap();
+        assert_eq!((total.count, total.min, total.max, total.mean), (4, 10.0, 40.0, 25.0));
+        let back = a.rows[0].counts().unwrap().latency;
+        assert_eq!(back.histogram, counts(&[10, 20, 30, 40]).latency.histogram);
     }
 }
