@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::parse::{ByteSize, UsageError, parse_byte_size, parse_duration, parse_host};
-use crate::settings::Settings;
-use crate::thresholds::ThresholdSpec;
+use nest_config::parse::{ByteSize, UsageError, parse_byte_size, parse_duration, parse_host};
+use nest_config::settings::Settings;
+use nest_config::thresholds::ThresholdSpec;
+use nest_demo::Stall;
 
 /// nest: load testing with Rhai tasksets.
 ///
@@ -37,7 +38,7 @@ pub const EXIT_CODES: &str = "Exit codes:
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the tasksets against a host and print a summary.
-    #[command(after_long_help = crate::settings::env_help())]
+    #[command(after_long_help = nest_config::settings::env_help())]
     Run(RunArgs),
     /// Show the load mix (tasksets, weights, shares, tasks) after compiling every script; run nothing.
     ///
@@ -103,6 +104,22 @@ impl SourceArgs {
             max_array_size: self.max_array_size,
             max_map_size: self.max_map_size,
             ..Settings::default()
+        }
+    }
+}
+
+impl From<&SourceArgs> for nest_config::plan::Source {
+    /// The source options, with the process environment and stderr for warnings.
+    fn from(args: &SourceArgs) -> Self {
+        nest_config::plan::Source {
+            config: args.config.clone(),
+            no_confine: args.no_confine,
+            settings: args.settings(),
+            env: |key| std::env::var(key).ok(),
+            warn: |warning| {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "warning: {warning}");
+            },
         }
     }
 }
@@ -364,7 +381,7 @@ pub struct DemoServerArgs {
     pub latency: Option<Duration>,
     /// With --hello: answer nothing for FOR, starting AT after the server starts, e.g. 10s:1s (requests wait
     /// until the stall ends).
-    #[arg(long, value_name = "AT:FOR", value_parser = crate::parse::parse_stall, requires = "hello")]
+    #[arg(long, value_name = "AT:FOR", value_parser = parse_stall, requires = "hello")]
     pub stall: Option<nest_demo::Stall>,
 }
 
@@ -402,6 +419,14 @@ pub struct HookInstallArgs {
     pub args: Vec<String>,
 }
 
+/// Parses `--stall AT:FOR`, e.g. `10s:1s`.
+pub fn parse_stall(text: &str) -> Result<Stall, String> {
+    let (at, length) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not AT:FOR; use e.g. 10s:1s (stall 1 s, 10 s after start)"))?;
+    Ok(Stall { at: parse_duration(at)?, length: parse_duration(length)? })
+}
+
 /// Stages as given on the command line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stages(pub Vec<nest_core::Stage>);
@@ -414,6 +439,17 @@ pub fn parse_stages_arg(text: &str) -> Result<Stages, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stalls() {
+        assert_eq!(parse_stall("10s:1s"), Ok(Stall { at: Duration::from_secs(10), length: Duration::from_secs(1) }));
+        assert_eq!(
+            parse_stall("1.5:250ms"),
+            Ok(Stall { at: Duration::from_millis(1500), length: Duration::from_millis(250) })
+        );
+        assert!(parse_stall("10s").is_err());
+        assert!(parse_stall("10s:soon").is_err());
+    }
 
     #[test]
     fn the_cli_is_consistent() {

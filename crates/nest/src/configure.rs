@@ -14,10 +14,10 @@ use nest_core::TasksetSpec;
 use serde_yaml_ng::{Mapping, Value};
 
 use crate::cli::ConfigureArgs;
-use crate::config::{DEFAULT_FILE, LoadedConfig};
-use crate::mix::{self, Source};
-use crate::parse::{UsageError, parse_duration, parse_host};
-use crate::plan::DEFAULT_TASKSET_DIR;
+use nest_config::config::{DEFAULT_FILE, LoadedConfig};
+use nest_config::mix::{self, Source};
+use nest_config::parse::{UsageError, parse_duration, parse_host};
+use nest_config::plan::DEFAULT_TASKSET_DIR;
 use nest_report::output::write_atomic;
 
 /// The first line of every file this command writes.
@@ -40,10 +40,10 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
     let path = args.source.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
     let existing = if path.is_file() { Some(LoadedConfig::load(&path)?) } else { None };
     // The taskset folder by the usual precedence: flag, environment, the file, the default.
-    let env = crate::settings::Settings::from_env(|k| std::env::var(k).ok())?;
-    let file = existing.as_ref().map(crate::settings::Settings::from_file).transpose()?.unwrap_or_default();
+    let env = nest_config::settings::Settings::from_env(|k| std::env::var(k).ok())?;
+    let file = existing.as_ref().map(nest_config::settings::Settings::from_file).transpose()?.unwrap_or_default();
     let cli = args.source.settings();
-    let options = crate::settings::Settings::layered(cli, env.clone(), file).load_options();
+    let options = nest_config::settings::Settings::layered(cli, env.clone(), file).load_options();
     let dir = match (&args.source.taskset_dir, env.taskset_dir, &existing) {
         (Some(dir), _, _) => dir.clone(),
         (None, Some(dir), _) => dir,
@@ -53,7 +53,7 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
         _ => Path::new(DEFAULT_TASKSET_DIR).to_path_buf(),
     };
     let options = nest_rhai::LoadOptions {
-        confine: Some(crate::plan::confine(&args.source, &dir, existing.as_ref())),
+        confine: Some(nest_config::plan::confine(args.source.no_confine, &dir, existing.as_ref())),
         ..options
     };
     let catalog =
@@ -117,8 +117,8 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
 
     let text = render(existing.as_ref().map(|c| c.text.as_str()), &changes, &known)?;
     // The result must load as a config and leave something to run.
-    let parsed =
-        crate::config::parse(&text).map_err(|e| anyhow::anyhow!("internal error: wrote an invalid config ({e})"))?;
+    let parsed = nest_config::config::parse(&text)
+        .map_err(|e| anyhow::anyhow!("internal error: wrote an invalid config ({e})"))?;
     for t in specs.iter_mut() {
         if let Some(w) = parsed.tasksets.get(&t.name) {
             t.weight = w.0;
@@ -310,7 +310,7 @@ mod tests {
         assert_eq!(v["tasksets"]["a"], Value::from(6));
         assert_eq!(v["tasksets"]["b"], Value::from(0));
         assert!(v["tasksets"].get("gone").is_none());
-        assert_eq!(crate::config::parse(&text).unwrap().run_time, Some(Duration::from_secs(90)));
+        assert_eq!(nest_config::config::parse(&text).unwrap().run_time, Some(Duration::from_secs(90)));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use anyhow::Result;
 
 use nest_core::Model;
 
-use crate::mix;
-use crate::plan::RunPlan;
+use nest_config::mix;
+use nest_config::plan::RunPlan;
 
 /// Prints the mix and the run settings (not with `--quiet`, unless there is a question); asks whether to start when
 /// a person is there to answer.

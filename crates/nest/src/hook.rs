@@ -20,8 +20,8 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use crate::cli::{Cli, HookArgs, HookCommand, HookInstallArgs};
-use crate::parse::UsageError;
 use crate::shell::quote;
+use nest_config::parse::UsageError;
 
 /// The start of the marker line in every hook nest writes; the version after it may change.
 const MARKER: &str = "# nest pre-push hook v";
@@ -181,7 +181,7 @@ fn has_default_config() -> bool {
     if git(&["rev-parse", "--show-toplevel"]).is_err() {
         return true;
     }
-    git(&["cat-file", "-e", &format!("HEAD:{}", crate::config::DEFAULT_FILE)]).is_ok()
+    git(&["cat-file", "-e", &format!("HEAD:{}", nest_config::config::DEFAULT_FILE)]).is_ok()
 }
 
 /// Runs git in the current directory and returns its trimmed stdout; any failure is a usage error.

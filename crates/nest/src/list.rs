@@ -9,9 +9,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::cli::ListArgs;
-use crate::mix::{self, MixRow};
-use crate::plan::load_mix;
-use crate::settings::Settings;
+use nest_config::mix::{self, MixRow};
+use nest_config::plan::load_mix;
+use nest_config::settings::Settings;
 
 #[derive(Serialize)]
 struct ListJson<'a> {

@@ -4,23 +4,15 @@
 //! unexpected internal error. They are documented in `--help` and in docs/cli.md.
 
 mod cli;
-mod config;
 mod configure;
 mod confirm;
-mod data;
 mod demo_server;
 mod hook;
 mod list;
 mod live;
-mod mix;
-mod model;
-mod parse;
-mod plan;
 mod report_cmd;
 mod run;
-mod settings;
 mod shell;
-mod thresholds;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -28,7 +20,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::parse::UsageError;
+use nest_config::parse::UsageError;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -16,7 +16,7 @@ use nest_report::output::write_atomic;
 use nest_report::render::Outputs;
 
 use crate::cli::{MergeArgs, ReportArgs};
-use crate::parse::UsageError;
+use nest_config::parse::UsageError;
 
 /// Runs `nest report`.
 pub fn run(args: ReportArgs) -> Result<()> {

@@ -21,8 +21,8 @@ use nest_http::ClientConfig;
 use crate::cli::RunArgs;
 use crate::confirm;
 use crate::live::Display;
-use crate::parse::UsageError;
-use crate::plan;
+use nest_config::parse::UsageError;
+use nest_config::plan;
 use nest_report::model::{Report, RunInfo};
 use nest_report::output::write_atomic;
 use nest_report::render::Outputs;
@@ -50,7 +50,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         let server = DemoServer::start(DemoConfig { mode: Mode::Shop, ..DemoConfig::default() })
             .context("could not start the demo target")?;
         say(&format!("demo target listening on {}", server.url()));
-        checked.host = Some(crate::parse::parse_host(&server.url())?);
+        checked.host = Some(nest_config::parse::parse_host(&server.url())?);
         Some(server)
     } else {
         None
@@ -108,7 +108,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let users = users.max(result.aggregate.timeline.values().map(|s| s.users).max().unwrap_or(0));
     let mut summary = Summary::new(&result.aggregate, &tasksets, result.duration.as_secs_f64(), users, open);
     summary.started_at = result.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    summary.pools = crate::data::pool_rows(&data);
+    summary.pools = nest_config::data::pool_rows(&data);
     summary.stopped_in = result.cut.map(|phase| phase.name().to_owned());
     let mut verdicts = thresholds::evaluate(&thresholds, &summary, &aborted);
     if gate.is_some() {

@@ -1,4 +1,4 @@
-//! The second stage: raw options, environment and config file into a validated run plan.
+//! The second stage: the command line's settings, the environment and the config file into a validated run plan.
 //!
 //! Everything that can be wrong with the options, the config, the scripts or the machine's limits is found here,
 //! before any load is sent, and reported as a [`UsageError`] (exit code 2).
@@ -10,7 +10,6 @@ use nest_core::{Plan, TasksetSpec};
 use nest_rhai::Catalog;
 use url::Url;
 
-use crate::cli::SourceArgs;
 use crate::config::LoadedConfig;
 use crate::mix::{self, MixRow};
 use crate::model::Choice;
@@ -44,24 +43,41 @@ pub struct Mix {
     pub data: std::sync::Arc<nest_data::DataRegistry>,
 }
 
+/// Where the tasksets and the config come from, and the process around them: what the binary hands in.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The config file given (`--config`); `None` looks for `nest.yaml` in the current directory.
+    pub config: Option<PathBuf>,
+    /// Scripts may read outside the project and taskset folders (`--no-confine`).
+    pub no_confine: bool,
+    /// What the source options say: the taskset folder, the strictness and limits of scripts.
+    pub settings: Settings,
+    /// Reads one `NEST_*` variable: the process environment, or a test's map.
+    pub env: fn(&str) -> Option<String>,
+    /// Shows one warning of the scripts' static check (on stderr, for the command line).
+    pub warn: fn(&str),
+}
+
 /// Loads the config, layers the settings over `cli`, compiles the tasksets and resolves the weights.
-pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
+pub fn load_mix(source: impl Into<Source>, cli: Settings) -> Result<Mix, UsageError> {
+    let source = source.into();
     let config = LoadedConfig::find(source.config.as_deref())?;
     let file = config.as_ref().map(Settings::from_file).transpose()?.unwrap_or_default();
-    let env = Settings::from_env(|k| std::env::var(k).ok())?;
-    let cli = source.settings().over(cli);
+    let env = Settings::from_env(source.env)?;
+    let cli = source.settings.clone().over(cli);
     let settings = Settings::layered(cli.clone(), env.clone(), file.clone());
     let dir = settings.taskset_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_TASKSET_DIR));
-    let options =
-        nest_rhai::LoadOptions { confine: Some(confine(source, &dir, config.as_ref())), ..settings.load_options() };
+    let options = nest_rhai::LoadOptions {
+        confine: Some(confine(source.no_confine, &dir, config.as_ref())),
+        ..settings.load_options()
+    };
     let catalog = Catalog::load_with(&dir, options).map_err(|errors| {
         let n = errors.0.len();
         let head = if n == 1 { "a taskset has an error".to_owned() } else { format!("{n} errors in tasksets") };
         UsageError(format!("{head}; nothing was run:\n{errors}"))
     })?;
     for warning in &catalog.warnings {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "warning: {warning}");
+        (source.warn)(&warning.to_string());
     }
     let mut specs = catalog.specs();
     let sources = mix::resolve(&mut specs, config.as_ref(), settings.use_script_weights.unwrap_or(false))?;
@@ -72,8 +88,8 @@ pub fn load_mix(source: &SourceArgs, cli: Settings) -> Result<Mix, UsageError> {
 
 /// Where scripts may read from: the project folder (the config file's, or the current one) and the taskset folder,
 /// unless `--no-confine`.
-pub fn confine(source: &SourceArgs, taskset_dir: &Path, config: Option<&LoadedConfig>) -> nest_rhai::Confine {
-    if source.no_confine {
+pub fn confine(no_confine: bool, taskset_dir: &Path, config: Option<&LoadedConfig>) -> nest_rhai::Confine {
+    if no_confine {
         return nest_rhai::Confine::off();
     }
     let project = config.map_or(Path::new("."), |c| c.dir());

@@ -55,6 +55,7 @@ pub fn resolve(
     Ok(sources)
 }
 
+/// `; did you mean ...?` with the closest of `names`, or the list of names when none is close.
 pub fn suggest(name: &str, names: &[&str]) -> String {
     let mut close: Vec<(f64, &str)> =
         names.iter().map(|n| (strsim::jaro_winkler(name, n), *n)).filter(|(score, _)| *score > 0.8).collect();

@@ -1,25 +1,16 @@
 //! Leaf parsers and the usage error, shared by the command line, the environment and the config file.
 //!
-//! They live here, below every other module, so that `cli`, `settings`, `config` and `plan` can all use them
-//! without importing each other.
+//! They live here, below every other module, so that `settings`, `config`, `plan` and the command line can all
+//! use them without importing each other.
 
-use std::fmt;
 use std::time::Duration;
 
-use nest_demo::Stall;
 use url::Url;
 
 /// A problem with the user's input, found before any load: exit code 2.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct UsageError(pub String);
-
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
 
 /// A byte size from a setting: `16MiB`, `1048576` (see [`nest_http::parse_size`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,14 +40,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn max_secs() -> u64 {
     nest_core::MAX_DURATION.as_secs()
-}
-
-/// Parses `--stall AT:FOR`, e.g. `10s:1s`.
-pub fn parse_stall(text: &str) -> Result<Stall, String> {
-    let (at, length) = text
-        .split_once(':')
-        .ok_or_else(|| format!("`{text}` is not AT:FOR; use e.g. 10s:1s (stall 1 s, 10 s after start)"))?;
-    Ok(Stall { at: parse_duration(at)?, length: parse_duration(length)? })
 }
 
 /// Checks a target URL: http or https, with a host.
@@ -94,17 +77,6 @@ mod tests {
         assert!(parse_duration("1e300").unwrap_err().starts_with("`1e300` is not a duration: give 0 to 31536000"));
         assert_eq!(parse_duration("365d"), Ok(nest_core::MAX_DURATION));
         assert!(parse_duration("366d").unwrap_err().contains("longer than a year"));
-    }
-
-    #[test]
-    fn stalls() {
-        assert_eq!(parse_stall("10s:1s"), Ok(Stall { at: Duration::from_secs(10), length: Duration::from_secs(1) }));
-        assert_eq!(
-            parse_stall("1.5:250ms"),
-            Ok(Stall { at: Duration::from_millis(1500), length: Duration::from_millis(250) })
-        );
-        assert!(parse_stall("10s").is_err());
-        assert!(parse_stall("10s:soon").is_err());
     }
 
     #[test]
