@@ -4,99 +4,106 @@
 //! a bad duration is reported with the file, line and column where it stands. Checks that need the tasksets (a
 //! weight for a taskset that does not exist) happen later, and use [`LoadedConfig::locate`] to point at the key.
 
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use serde::Deserialize;
-use serde::de::{self, Deserializer, Visitor};
-use url::Url;
 
 use crate::parse::UsageError;
+use crate::settings::Settings;
 
 /// The default config file name, looked up in the current directory.
 pub const DEFAULT_FILE: &str = "nest.yaml";
 
-/// The keys of `nest.yaml`. Each mirrors a `nest run` flag, plus the mix.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    /// Target host.
-    #[serde(default, deserialize_with = "keyed::host")]
-    pub host: Option<Url>,
-    /// Taskset folder, relative to the config file.
-    pub taskset_dir: Option<PathBuf>,
-    /// Number of users.
-    #[serde(default, deserialize_with = "keyed::users")]
-    pub users: Option<u64>,
-    /// Users started per second.
-    #[serde(default, deserialize_with = "keyed::spawn_rate")]
-    pub spawn_rate: Option<f64>,
-    /// Run time.
-    #[serde(default, deserialize_with = "keyed::run_time")]
-    pub run_time: Option<Duration>,
-    /// Worker threads.
-    #[serde(default, deserialize_with = "keyed::workers")]
-    pub workers: Option<usize>,
-    /// Grace period of a stop.
-    #[serde(default, deserialize_with = "keyed::stop_timeout")]
-    pub stop_timeout: Option<Duration>,
-    /// Accept any TLS certificate.
-    pub insecure: Option<bool>,
-    /// Seed for random choices.
-    pub seed: Option<u64>,
-    /// Ignore `tasksets:` and use each script's `weight(n)`.
-    pub use_script_weights: Option<bool>,
-    /// Stages: a list of `"30s:50"` strings or `{ duration: 30s, target: 50 }` maps.
-    #[serde(default, deserialize_with = "keyed::stages")]
-    pub stages: Option<Vec<nest_core::Stage>>,
-    /// A load shape script, relative to the config file.
-    pub shape: Option<PathBuf>,
-    /// Open model: tasks started per second.
-    #[serde(default, deserialize_with = "keyed::rate")]
-    pub rate: Option<f64>,
-    /// Open model: VU pool limit.
-    #[serde(default, deserialize_with = "keyed::max_users")]
-    pub max_users: Option<u64>,
-    /// Open model: how long a start may wait for a free VU.
-    #[serde(default, deserialize_with = "keyed::max_delay")]
-    pub max_delay: Option<Duration>,
-    /// Run exactly this many tasks.
-    #[serde(default, deserialize_with = "keyed::iterations")]
-    pub iterations: Option<u64>,
-    /// Cap on a buffered response body: bytes, or a size like `16MiB`.
-    #[serde(default, deserialize_with = "keyed::max_body")]
-    pub max_body: Option<u64>,
-    /// The `Accept-Encoding` header sent by default; empty sends none.
-    pub accept_encoding: Option<String>,
-    /// Run only tasks with one of these tags.
-    pub tags: Option<Vec<String>>,
-    /// Skip tasks with any of these tags.
-    pub exclude_tags: Option<Vec<String>>,
-    /// Pass/fail criteria: expressions, or maps with `expr`, `abort` and `delay`.
-    pub thresholds: Option<Vec<crate::thresholds::ThresholdSpec>>,
-    /// Exit code of a run that fails the default gate (0 turns it off).
-    pub exit_code_on_error: Option<u8>,
-    /// Turn the default gate off.
-    pub no_default_gate: Option<bool>,
-    /// Taskset name -> weight; 0 disables it.
-    #[serde(default)]
-    pub tasksets: BTreeMap<String, Weight>,
-    /// Test data: pool name -> CSV or JSON file, relative to the config file.
-    #[serde(default)]
-    pub data: BTreeMap<String, PathBuf>,
-    /// The static check of scripts refuses undefined names (false: it warns).
-    pub strict: Option<bool>,
-    /// Bytes one script string may hold.
-    #[serde(default, deserialize_with = "keyed::max_string_size")]
-    pub max_string_size: Option<usize>,
-    /// Items one script array may hold.
-    #[serde(default, deserialize_with = "keyed::max_array_size")]
-    pub max_array_size: Option<usize>,
-    /// Entries one script map may hold.
-    #[serde(default, deserialize_with = "keyed::max_map_size")]
-    pub max_map_size: Option<usize>,
+/// Generates [`FileConfig`] (every setting of the table, plus the mix and the data), its `Deserialize` and
+/// [`LoadedConfig::settings`] from the settings table.
+macro_rules! file_config {
+    ($( $(#[$doc:meta])* $field:ident : $ty:ty = $env:literal, yaml($yaml:ident), cli($group:ident, $conv:ident, $cty:ty)
+        $(#[$arg:meta])* ; )*) => {
+        /// The keys of `nest.yaml`: each run setting (as its flag, minus the dashes), plus the mix and the data.
+        #[derive(Debug, Default)]
+        pub struct FileConfig {
+            $( $(#[$doc])* pub $field: Option<<keys::$yaml as keys::Read<$ty>>::Raw>, )*
+            /// Taskset name -> weight; 0 disables it.
+            pub tasksets: BTreeMap<String, Weight>,
+            /// Test data: pool name -> CSV or JSON file, relative to the config file.
+            pub data: BTreeMap<String, PathBuf>,
+        }
+
+        /// Every key of the file, in the order an unknown key's message lists them.
+        const KEYS: &[&str] = &[$( stringify!($field), )* "tasksets", "data"];
+
+        impl FileConfig {
+            /// Reads the value of `key`, one of [`KEYS`].
+            fn read_value<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+                $( if key == stringify!($field) {
+                    self.$field = map.next_value_seed(keys::Key::<keys::$yaml, $ty>::new(stringify!($field)))?;
+                    return Ok(());
+                } )*
+                match key {
+                    "tasksets" => self.tasksets = map.next_value()?,
+                    _ => self.data = map.next_value()?,
+                }
+                Ok(())
+            }
+        }
+
+        impl LoadedConfig {
+            /// What the file says, as settings; its paths are relative to the file.
+            pub fn settings(&self) -> Result<Settings, UsageError> {
+                let f = &self.file;
+                Ok(Settings {
+                    $( $field: f.$field.as_ref()
+                        .map(|raw| <keys::$yaml as keys::Read<$ty>>::resolve(raw, self))
+                        .transpose()?, )*
+                })
+            }
+        }
+    };
+}
+
+crate::for_each_setting!(file_config);
+
+/// Unknown keys are refused by name, and every value is read by its setting's [`keys::Read`].
+impl<'de> Deserialize<'de> for FileConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FileConfig, D::Error> {
+        struct File;
+        impl<'de> Visitor<'de> for File {
+            type Value = FileConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of settings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FileConfig, A::Error> {
+                let mut file = FileConfig::default();
+                while let Some(key) = map.next_key_seed(KeyName)? {
+                    file.read_value(key, &mut map)?;
+                }
+                Ok(file)
+            }
+        }
+        d.deserialize_struct("FileConfig", KEYS, File)
+    }
+}
+
+/// A key of the file; an unknown one is an error placed at it.
+struct KeyName;
+
+impl<'de> DeserializeSeed<'de> for KeyName {
+    type Value = &'static str;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<&'static str, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for KeyName {
+    type Value = &'static str;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a setting name")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<&'static str, E> {
+        KEYS.iter().find(|k| **k == v).copied().ok_or_else(|| E::unknown_field(v, KEYS))
+    }
 }
 
 /// A taskset weight from the file: a whole number >= 0.
@@ -206,6 +213,7 @@ pub fn parse(text: &str) -> Result<FileConfig, ParseError> {
 
 mod duplicates;
 mod explain;
+pub mod keys;
 use explain::explain;
 
 /// Finds the line and column of `key:` in YAML text, optionally inside the block of `section:`.
@@ -232,170 +240,6 @@ pub fn locate_key(text: &str, section: Option<&str>, key: &str) -> Option<(usize
 fn key_of(body: &str) -> Option<&str> {
     let (key, _) = body.split_once(':')?;
     Some(key.trim().trim_matches(|c| c == '"' || c == '\''))
-}
-
-/// Per-key wrappers of the validating deserializers: a check that fails after the value parsed carries no
-/// position, so its message names the key and [`parse`] places it there.
-mod keyed {
-    use serde::Deserializer;
-    use std::time::Duration;
-
-    pub fn host<'de, D: Deserializer<'de>>(d: D) -> Result<Option<url::Url>, D::Error> {
-        super::host(d, "host")
-    }
-    pub fn users<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        super::positive_int(d, "users")
-    }
-    pub fn spawn_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-        super::positive_rate(d, "spawn_rate")
-    }
-    pub fn run_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        super::positive_duration(d, "run_time")
-    }
-    pub fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-        super::positive_usize(d, "workers")
-    }
-    pub fn stop_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        super::any_duration(d, "stop_timeout")
-    }
-    pub fn stages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<nest_core::Stage>>, D::Error> {
-        super::stages(d, "stages")
-    }
-    pub fn rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-        super::positive_rate(d, "rate")
-    }
-    pub fn max_users<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        super::positive_int(d, "max_users")
-    }
-    pub fn max_body<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        super::size(d, "max_body")
-    }
-    pub fn max_delay<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        super::positive_duration(d, "max_delay")
-    }
-    pub fn iterations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        super::positive_int(d, "iterations")
-    }
-    pub fn max_string_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-        super::positive_usize(d, "max_string_size")
-    }
-    pub fn max_array_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-        super::positive_usize(d, "max_array_size")
-    }
-    pub fn max_map_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-        super::positive_usize(d, "max_map_size")
-    }
-}
-
-fn host<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<Url>, D::Error> {
-    let text = String::deserialize(d)?;
-    crate::parse::parse_host(&text).map(Some).map_err(|e| {
-        // The message already begins with the key: `host `…` must be …`.
-        debug_assert!(e.0.starts_with(key));
-        de::Error::custom(e.0)
-    })
-}
-
-fn positive_int<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<u64>, D::Error> {
-    match u64::deserialize(d)? {
-        0 => Err(de::Error::custom(format!("{key}: must be at least 1"))),
-        n => Ok(Some(n)),
-    }
-}
-
-/// A byte size: a whole number of bytes, or text with a unit (`16MiB`).
-fn size<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Size {
-        Bytes(u64),
-        Text(String),
-    }
-    let parsed = match Size::deserialize(d)? {
-        Size::Bytes(0) => Err("a size must be at least 1 byte".to_owned()),
-        Size::Bytes(n) => Ok(n),
-        Size::Text(t) => nest_http::parse_size(&t),
-    };
-    parsed.map(Some).map_err(|e| de::Error::custom(format!("{key}: {e}")))
-}
-
-fn positive_usize<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<usize>, D::Error> {
-    positive_int(d, key).map(|n| n.map(|n| n as usize))
-}
-
-fn positive_rate<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<f64>, D::Error> {
-    let rate = f64::deserialize(d)?;
-    if rate.is_finite() && rate > 0.0 {
-        Ok(Some(rate))
-    } else {
-        Err(de::Error::custom(format!("{key}: must be a number above 0")))
-    }
-}
-
-/// An optional duration in any form `nest.yaml` accepts (for nested settings such as a threshold's `delay`).
-pub fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    any_duration(d, "delay")
-}
-
-fn any_duration<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<Duration>, D::Error> {
-    // The visitor's errors carry their position already.
-    let _ = key;
-    d.deserialize_any(DurationVisitor).map(Some)
-}
-
-fn positive_duration<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<Duration>, D::Error> {
-    match d.deserialize_any(DurationVisitor)? {
-        Duration::ZERO => Err(de::Error::custom(format!("{key}: must be longer than zero"))),
-        t => Ok(Some(t)),
-    }
-}
-
-fn stages<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Option<Vec<nest_core::Stage>>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Item {
-        Text(String),
-        Map { duration: DurationText, target: f64 },
-    }
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum DurationText {
-        Text(String),
-        Secs(f64),
-    }
-    let items = Vec::<Item>::deserialize(d)?;
-    let mut text = Vec::with_capacity(items.len());
-    for item in items {
-        text.push(match item {
-            Item::Text(t) => t,
-            Item::Map { duration: DurationText::Text(d), target } => format!("{d}:{target}"),
-            Item::Map { duration: DurationText::Secs(s), target } => format!("{s}:{target}"),
-        });
-    }
-    nest_core::curve::parse_stages(&text.join(","), crate::parse::parse_duration)
-        .map(Some)
-        .map_err(|e| de::Error::custom(format!("{key}: {e}")))
-}
-
-struct DurationVisitor;
-
-impl Visitor<'_> for DurationVisitor {
-    type Value = Duration;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a duration like 30s, 5m or 1h30m, or a number of seconds")
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-        Ok(Duration::from_secs(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-        u64::try_from(v).map(Duration::from_secs).map_err(|_| E::custom("a duration cannot be negative"))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-        nest_core::duration_from_secs(v).map_err(E::custom)
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-        crate::parse::parse_duration(v).map_err(E::custom)
-    }
 }
 
 impl<'de> Deserialize<'de> for Weight {
@@ -426,6 +270,7 @@ impl<'de> Deserialize<'de> for Weight {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn err(text: &str) -> String {
         parse(text).unwrap_err().to_string()

@@ -3,8 +3,10 @@
 //! They live here, below every other module, so that `settings`, `config`, `plan` and the command line can all
 //! use them without importing each other.
 
+use std::fmt;
 use std::time::Duration;
 
+use serde::de::{self, Deserializer, Visitor};
 use url::Url;
 
 /// A problem with the user's input, found before any load: exit code 2.
@@ -40,6 +42,33 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn max_secs() -> u64 {
     nest_core::MAX_DURATION.as_secs()
+}
+
+/// Reads a duration in any form `nest.yaml` accepts: `30s`, `5m`, `1h30m`, or a number of seconds.
+pub struct DurationVisitor;
+
+impl Visitor<'_> for DurationVisitor {
+    type Value = Duration;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a duration like 30s, 5m or 1h30m, or a number of seconds")
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+        Ok(Duration::from_secs(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+        u64::try_from(v).map(Duration::from_secs).map_err(|_| E::custom("a duration cannot be negative"))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+        nest_core::duration_from_secs(v).map_err(E::custom)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+        parse_duration(v).map_err(E::custom)
+    }
+}
+
+/// An optional duration in any form `nest.yaml` accepts (for nested settings such as a threshold's `delay`).
+pub fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    d.deserialize_any(DurationVisitor).map(Some)
 }
 
 /// Checks a target URL: http or https, with a host.

@@ -59,10 +59,10 @@ pub struct Source {
 }
 
 /// Loads the config, layers the settings over `cli`, compiles the tasksets and resolves the weights.
-pub fn load_mix(source: impl Into<Source>, cli: Settings) -> Result<Mix, UsageError> {
-    let source = source.into();
+pub fn load_mix(source: impl TryInto<Source, Error = UsageError>, cli: Settings) -> Result<Mix, UsageError> {
+    let source = source.try_into()?;
     let config = LoadedConfig::find(source.config.as_deref())?;
-    let file = config.as_ref().map(Settings::from_file).transpose()?.unwrap_or_default();
+    let file = config.as_ref().map(LoadedConfig::settings).transpose()?.unwrap_or_default();
     let env = Settings::from_env(source.env)?;
     let cli = source.settings.clone().over(cli);
     let settings = Settings::layered(cli.clone(), env.clone(), file.clone());

@@ -25,7 +25,7 @@ pub enum ThresholdSpec {
         #[serde(default)]
         abort: bool,
         /// Warm-up before an abort threshold is checked.
-        #[serde(default, deserialize_with = "crate::config::optional_duration")]
+        #[serde(default, deserialize_with = "crate::parse::optional_duration")]
         delay: Option<Duration>,
     },
 }

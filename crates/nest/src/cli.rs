@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use nest_config::parse::{ByteSize, UsageError, parse_byte_size, parse_duration, parse_host};
+use nest_config::parse::{UsageError, parse_duration};
 use nest_config::settings::Settings;
-use nest_config::thresholds::ThresholdSpec;
 use nest_demo::Stall;
 
 /// nest: load testing with Rhai tasksets.
@@ -64,63 +63,77 @@ pub enum Command {
     Merge(MergeArgs),
 }
 
+/// Generates the clap arguments of the settings from the settings table of `nest_config`: `SourceSettings` (the
+/// settings of the source flags) and `RunSettings` (those of `nest run` alone), each with a `settings()` that
+/// says what was given.
+macro_rules! setting_args {
+    (@sort [$($source:tt)*] [$($run:tt)*]) => {
+        setting_args!(@emit SourceSettings, "The settings that the source flags give (shared by run, list and configure).", $($source)*);
+        setting_args!(@emit RunSettings, "The settings that the flags of `nest run` give, besides the source flags.", $($run)*);
+    };
+    (@sort [$($source:tt)*] [$($run:tt)*] $(#[$doc:meta])* $field:ident : $ty:ty = $env:literal, yaml($yaml:ident),
+        cli(source, $conv:ident, $cty:ty) $(#[$arg:meta])* ; $($rest:tt)*) => {
+        setting_args!(@sort [$($source)* [$field $conv ($cty) $(#[$arg])*]] [$($run)*] $($rest)*);
+    };
+    (@sort [$($source:tt)*] [$($run:tt)*] $(#[$doc:meta])* $field:ident : $ty:ty = $env:literal, yaml($yaml:ident),
+        cli(run, $conv:ident, $cty:ty) $(#[$arg:meta])* ; $($rest:tt)*) => {
+        setting_args!(@sort [$($source)*] [$($run)* [$field $conv ($cty) $(#[$arg])*]] $($rest)*);
+    };
+    (@emit $name:ident, $what:literal, $([$field:ident $conv:ident ($cty:ty) $(#[$arg:meta])*])*) => {
+        #[doc = $what]
+        #[derive(Debug, Args, Clone, Default)]
+        pub struct $name {
+            $( $(#[$arg])* pub $field: $cty, )*
+        }
+
+        impl $name {
+            /// What these flags say, as settings (the others unset).
+            pub fn settings(&self) -> Result<Settings, UsageError> {
+                Ok(Settings { $( $field: nest_config::settings::flags::$conv(&self.$field)?, )* ..Settings::default() })
+            }
+        }
+    };
+    ($($entries:tt)*) => { setting_args!(@sort [] [] $($entries)*); };
+}
+
+nest_config::for_each_setting!(setting_args);
+
 /// Where the tasksets and the config come from (shared by run, list and configure).
 #[derive(Debug, Args, Clone, Default)]
 pub struct SourceArgs {
     /// Config file [default: nest.yaml in the current directory, if present].
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Folder of taskset files, searched recursively, or a single `.rhai` file run as the only taskset
-    /// [default: tasksets; env: NEST_TASKSET_DIR].
-    #[arg(short = 'f', long, visible_alias = "locustfile", value_name = "PATH")]
-    pub taskset_dir: Option<PathBuf>,
+    /// The taskset folder and the scripts' strictness and limits.
+    #[command(flatten)]
+    pub settings: SourceSettings,
     /// Let `import` and data files resolve outside the project folder (the config file's folder, or the current
     /// one) and the taskset folder. Off by default: paths are checked after links are resolved.
     #[arg(long)]
     pub no_confine: bool,
-    /// Report the static check's findings (undefined variables, functions, methods) as warnings instead of
-    /// refusing the scripts [env: NEST_STRICT=false].
-    #[arg(long)]
-    pub no_strict: bool,
-    /// The most bytes one script string may hold; a task that builds a longer one fails [default: 16777216 (16
-    /// MiB); env: NEST_MAX_STRING_SIZE].
-    #[arg(long, value_name = "BYTES", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-    pub max_string_size: Option<usize>,
-    /// The most items one script array may hold [default: 1000000; env: NEST_MAX_ARRAY_SIZE].
-    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-    pub max_array_size: Option<usize>,
-    /// The most entries one script map may hold [default: 1000000; env: NEST_MAX_MAP_SIZE].
-    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
-    pub max_map_size: Option<usize>,
 }
 
 impl SourceArgs {
     /// What the source options (shared by run, list and configure) say.
-    pub fn settings(&self) -> Settings {
-        Settings {
-            taskset_dir: self.taskset_dir.clone(),
-            strict: self.no_strict.then_some(false),
-            max_string_size: self.max_string_size,
-            max_array_size: self.max_array_size,
-            max_map_size: self.max_map_size,
-            ..Settings::default()
-        }
+    pub fn settings(&self) -> Result<Settings, UsageError> {
+        self.settings.settings()
     }
 }
 
-impl From<&SourceArgs> for nest_config::plan::Source {
+impl TryFrom<&SourceArgs> for nest_config::plan::Source {
+    type Error = UsageError;
     /// The source options, with the process environment and stderr for warnings.
-    fn from(args: &SourceArgs) -> Self {
-        nest_config::plan::Source {
+    fn try_from(args: &SourceArgs) -> Result<Self, UsageError> {
+        Ok(nest_config::plan::Source {
             config: args.config.clone(),
             no_confine: args.no_confine,
-            settings: args.settings(),
+            settings: args.settings()?,
             env: |key| std::env::var(key).ok(),
             warn: |warning| {
                 use std::io::Write;
                 let _ = writeln!(std::io::stderr(), "warning: {warning}");
             },
-        }
+        })
     }
 }
 
@@ -167,28 +180,9 @@ pub struct RunArgs {
     /// Where the tasksets and config come from.
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Target host that relative paths go to, e.g. http://127.0.0.1:8080 [env: NEST_HOST].
-    #[arg(short = 'H', long, conflicts_with = "demo")]
-    pub host: Option<String>,
-    /// Number of virtual users [default: 1, or 20 with --demo; env: NEST_USERS].
-    #[arg(short, long)]
-    pub users: Option<u64>,
-    /// Users started per second [default: all at once; env: NEST_SPAWN_RATE].
-    #[arg(short = 'r', long)]
-    pub spawn_rate: Option<f64>,
-    /// How long to run, e.g. 30s, 5m, 1h30m [default: until Ctrl-C, or 15s with --demo; env: NEST_RUN_TIME].
-    #[arg(short = 't', long, value_parser = parse_duration)]
-    pub run_time: Option<Duration>,
-    /// Worker threads [default: the number of cores; env: NEST_WORKERS].
-    #[arg(long)]
-    pub workers: Option<usize>,
-    /// On stop, how long requests in flight may take to finish before they are cancelled [default: 10s; env:
-    /// NEST_STOP_TIMEOUT].
-    #[arg(short = 's', long, value_parser = parse_duration)]
-    pub stop_timeout: Option<Duration>,
-    /// Use each script's weight(n) and ignore `tasksets:` in the config [env: NEST_USE_SCRIPT_WEIGHTS].
-    #[arg(long)]
-    pub use_script_weights: bool,
+    /// The load, the target and the pass/fail criteria.
+    #[command(flatten)]
+    pub run: RunSettings,
     /// Print only the final verdict (no live view, no tables).
     #[arg(short, long)]
     pub quiet: bool,
@@ -208,108 +202,19 @@ pub struct RunArgs {
     /// Also write JUnit XML to this file: a test case per threshold, per request name and per check.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// Accept any TLS certificate, for self-signed test targets [env: NEST_INSECURE].
-    #[arg(long)]
-    pub insecure: bool,
-    /// With no threshold configured, the exit code of a run in which a request failed or a script error occurred
-    /// (the default gate); 0 turns the gate off [default: 1; env: NEST_EXIT_CODE_ON_ERROR].
-    #[arg(long, value_name = "N")]
-    pub exit_code_on_error: Option<u8>,
-    /// Turn the default gate off: with no threshold configured, exit 0 whatever failed [env:
-    /// NEST_NO_DEFAULT_GATE].
-    #[arg(long)]
-    pub no_default_gate: bool,
     /// Start the built-in demo shop on 127.0.0.1 and run against it.
     #[arg(long)]
     pub demo: bool,
     /// Accepted so that Locust command lines work as pasted: nest has no web UI, every run is headless.
     #[arg(long)]
     pub headless: bool,
-    /// Stages, DURATION:TARGET,...: users over time, e.g. 30s:50,2m:50,30s:0; with --rate, tasks per second over
-    /// time [env: NEST_STAGES].
-    #[arg(long, value_parser = parse_stages_arg, value_name = "STAGES")]
-    pub stages: Option<Stages>,
-    /// A load shape script defining `fn tick(t)`, which returns #{ users, spawn_rate } or () to stop [env:
-    /// NEST_SHAPE].
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["stages", "rate"])]
-    pub shape: Option<PathBuf>,
-    /// Open model: start tasks at this many per second, whatever the response times [env: NEST_RATE].
-    #[arg(long, value_name = "R")]
-    pub rate: Option<f64>,
-    /// Open model: the most VUs the pool may grow to [default: the peak rate, at least 10; env: NEST_MAX_USERS].
-    #[arg(long, value_name = "M")]
-    pub max_users: Option<u64>,
-    /// Open model: a start that waited longer than this for a free VU is dropped and counted [default: 5s; env:
-    /// NEST_MAX_DELAY].
-    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
-    pub max_delay: Option<Duration>,
-    /// Most bytes of a response body kept in memory, after decoding, e.g. 16MiB; a larger body fails its request
-    /// (`body: false` and `discard_bodies()` stream bodies uncapped) [default: 16MiB; env: NEST_MAX_BODY].
-    #[arg(long, value_parser = parse_byte_size, value_name = "SIZE")]
-    pub max_body: Option<ByteSize>,
-    /// The Accept-Encoding header sent unless a request sets one; "" sends none [default: "gzip, deflate, br";
-    /// env: NEST_ACCEPT_ENCODING].
-    #[arg(long, value_name = "CODINGS")]
-    pub accept_encoding: Option<String>,
-    /// Run exactly this many tasks in total, then stop [env: NEST_ITERATIONS].
-    #[arg(long, value_name = "N")]
-    pub iterations: Option<u64>,
-    /// Run only tasks tagged with one of these (a taskset's tags apply to its tasks) [env: NEST_TAGS].
-    #[arg(short = 'T', long, value_delimiter = ',', num_args = 1.., value_name = "TAG")]
-    pub tags: Vec<String>,
-    /// Do not run tasks tagged with any of these [env: NEST_EXCLUDE_TAGS].
-    #[arg(short = 'E', long, value_delimiter = ',', num_args = 1.., value_name = "TAG")]
-    pub exclude_tags: Vec<String>,
-    /// A pass/fail criterion, e.g. "p95 < 300ms", "error_rate < 1%", "GET /items/:id: p99 < 800ms" (repeatable;
-    /// replaces `thresholds:` of the config) [env: NEST_THRESHOLDS, `;`-separated]. A failed threshold exits 99.
-    #[arg(long = "threshold", value_name = "EXPR")]
-    pub threshold: Vec<String>,
-    /// Seed for random choices: taskset and task picks, think times [env: NEST_SEED].
-    #[arg(long)]
-    pub seed: Option<u64>,
 }
 
 impl RunArgs {
-    /// What the command line says: the settings of a run before the environment and the config file.
+    /// What the command line says: the settings of a run before the environment and the config file. The source
+    /// flags are added by `load_mix`, with the taskset folder.
     pub fn settings(&self) -> Result<Settings, UsageError> {
-        Ok(Settings {
-            host: self.host.as_deref().map(parse_host).transpose()?,
-            taskset_dir: self.source.taskset_dir.clone(),
-            users: self.users,
-            spawn_rate: self.spawn_rate,
-            run_time: self.run_time,
-            workers: self.workers,
-            stop_timeout: self.stop_timeout,
-            insecure: self.insecure.then_some(true),
-            seed: self.seed,
-            use_script_weights: self.use_script_weights.then_some(true),
-            stages: self.stages.clone().map(|s| s.0),
-            shape: self.shape.clone(),
-            rate: self.rate,
-            max_users: self.max_users,
-            max_delay: self.max_delay,
-            iterations: self.iterations,
-            tags: (!self.tags.is_empty()).then(|| self.tags.clone()),
-            exclude_tags: (!self.exclude_tags.is_empty()).then(|| self.exclude_tags.clone()),
-            max_body: self.max_body,
-            accept_encoding: self.accept_encoding.clone(),
-            thresholds: match self.threshold.is_empty() {
-                true => None,
-                false => Some(
-                    self.threshold
-                        .iter()
-                        .map(|t| ThresholdSpec::Expr(t.clone()).parse("--threshold"))
-                        .collect::<Result<_, _>>()?,
-                ),
-            },
-            // Set from `self.source` by `load_mix`, with the taskset folder.
-            strict: None,
-            max_string_size: None,
-            max_array_size: None,
-            max_map_size: None,
-            exit_code_on_error: self.exit_code_on_error,
-            no_default_gate: self.no_default_gate.then_some(true),
-        })
+        self.run.settings()
     }
 }
 
@@ -427,15 +332,6 @@ pub fn parse_stall(text: &str) -> Result<Stall, String> {
     Ok(Stall { at: parse_duration(at)?, length: parse_duration(length)? })
 }
 
-/// Stages as given on the command line.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stages(pub Vec<nest_core::Stage>);
-
-/// Parses `30s:50,2m:50,30s:0`.
-pub fn parse_stages_arg(text: &str) -> Result<Stages, String> {
-    nest_core::curve::parse_stages(text, parse_duration).map(Stages)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,6 +345,19 @@ mod tests {
         );
         assert!(parse_stall("10s").is_err());
         assert!(parse_stall("10s:soon").is_err());
+    }
+
+    #[test]
+    fn every_setting_has_a_flag_whose_help_names_its_environment_variable() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").unwrap();
+        for (field, var) in Settings::ENV {
+            let arg =
+                run.get_arguments().find(|a| a.get_id() == *field).unwrap_or_else(|| panic!("no flag for {field}"));
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            assert!(help.contains(var), "--{}: {help}", arg.get_long().unwrap_or_default());
+        }
     }
 
     #[test]

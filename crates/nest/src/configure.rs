@@ -6,7 +6,7 @@
 //! for input. Keys it was not asked about are kept; the file is written atomically.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -41,17 +41,11 @@ pub fn run(args: ConfigureArgs) -> Result<()> {
     let existing = if path.is_file() { Some(LoadedConfig::load(&path)?) } else { None };
     // The taskset folder by the usual precedence: flag, environment, the file, the default.
     let env = nest_config::settings::Settings::from_env(|k| std::env::var(k).ok())?;
-    let file = existing.as_ref().map(nest_config::settings::Settings::from_file).transpose()?.unwrap_or_default();
-    let cli = args.source.settings();
-    let options = nest_config::settings::Settings::layered(cli, env.clone(), file).load_options();
-    let dir = match (&args.source.taskset_dir, env.taskset_dir, &existing) {
-        (Some(dir), _, _) => dir.clone(),
-        (None, Some(dir), _) => dir,
-        (None, None, Some(c)) if c.file.taskset_dir.is_some() => {
-            c.dir().join(c.file.taskset_dir.clone().unwrap_or_default())
-        }
-        _ => Path::new(DEFAULT_TASKSET_DIR).to_path_buf(),
-    };
+    let file = existing.as_ref().map(LoadedConfig::settings).transpose()?.unwrap_or_default();
+    let cli = args.source.settings()?;
+    let settings = nest_config::settings::Settings::layered(cli, env, file);
+    let dir = settings.taskset_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_TASKSET_DIR));
+    let options = settings.load_options();
     let options = nest_rhai::LoadOptions {
         confine: Some(nest_config::plan::confine(args.source.no_confine, &dir, existing.as_ref())),
         ..options
