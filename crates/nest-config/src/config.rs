@@ -212,6 +212,7 @@ pub fn parse(text: &str) -> Result<FileConfig, ParseError> {
 }
 
 mod duplicates;
+pub mod edit;
 mod explain;
 pub mod keys;
 use explain::explain;

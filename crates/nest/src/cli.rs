@@ -68,8 +68,10 @@ pub enum Command {
 /// says what was given.
 macro_rules! setting_args {
     (@sort [$($source:tt)*] [$($run:tt)*]) => {
-        setting_args!(@emit SourceSettings, "The settings that the source flags give (shared by run, list and configure).", $($source)*);
-        setting_args!(@emit RunSettings, "The settings that the flags of `nest run` give, besides the source flags.", $($run)*);
+        setting_args!(@emit SourceSettings,
+            "The settings that the source flags give (shared by run, list and configure).", $($source)*);
+        setting_args!(@emit RunSettings,
+            "The settings that the flags of `nest run` give, besides the source flags.", $($run)*);
     };
     (@sort [$($source:tt)*] [$($run:tt)*] $(#[$doc:meta])* $field:ident : $ty:ty = $env:literal, yaml($yaml:ident),
         cli(source, $conv:ident, $cty:ty) $(#[$arg:meta])* ; $($rest:tt)*) => {
@@ -106,7 +108,7 @@ pub struct SourceArgs {
     pub config: Option<PathBuf>,
     /// The taskset folder and the scripts' strictness and limits.
     #[command(flatten)]
-    pub settings: SourceSettings,
+    pub scripts: SourceSettings,
     /// Let `import` and data files resolve outside the project folder (the config file's folder, or the current
     /// one) and the taskset folder. Off by default: paths are checked after links are resolved.
     #[arg(long)]
@@ -116,7 +118,7 @@ pub struct SourceArgs {
 impl SourceArgs {
     /// What the source options (shared by run, list and configure) say.
     pub fn settings(&self) -> Result<Settings, UsageError> {
-        self.settings.settings()
+        self.scripts.settings()
     }
 }
 

@@ -11,29 +11,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nest_core::TasksetSpec;
-use serde_yaml_ng::{Mapping, Value};
 
 use crate::cli::ConfigureArgs;
+use nest_config::config::edit::{Changes, render};
 use nest_config::config::{DEFAULT_FILE, LoadedConfig};
 use nest_config::mix::{self, Source};
 use nest_config::parse::{UsageError, parse_duration, parse_host};
 use nest_config::plan::DEFAULT_TASKSET_DIR;
 use nest_report::output::write_atomic;
-
-/// The first line of every file this command writes.
-const HEADER: &str =
-    "# nest load mix and run settings. Written by `nest configure`; edit freely (comments are not kept).";
-
-/// What to change in the file.
-#[derive(Debug, Default, PartialEq)]
-struct Changes {
-    weights: Vec<(String, u32)>,
-    host: Option<String>,
-    users: Option<u64>,
-    spawn_rate: Option<f64>,
-    run_time: Option<Duration>,
-    use_script_weights: Option<bool>,
-}
 
 /// Runs `nest configure`.
 pub fn run(args: ConfigureArgs) -> Result<()> {
@@ -247,69 +232,4 @@ fn optional<T>(question: &str, expected: &'static str, parse: fn(&str) -> Option
         })
         .prompt()?;
     Ok(parse(answer.trim()))
-}
-
-/// The new text of the config file: the old mapping with the changes applied, behind the header line.
-fn render(existing: Option<&str>, changes: &Changes, known: &[String]) -> Result<String> {
-    let mut root = match existing.map(str::trim).filter(|t| !t.is_empty()) {
-        Some(text) => match serde_yaml_ng::from_str::<Value>(text)? {
-            Value::Mapping(m) => m,
-            _ => Mapping::new(),
-        },
-        None => Mapping::new(),
-    };
-    let mut set = |key: &str, value: Option<Value>| {
-        if let Some(value) = value {
-            root.insert(key.into(), value);
-        }
-    };
-    set("host", changes.host.clone().map(Value::from));
-    set("users", changes.users.map(Value::from));
-    set("spawn_rate", changes.spawn_rate.map(Value::from));
-    set("run_time", changes.run_time.map(|d| Value::from(humantime::format_duration(d).to_string())));
-    set("use_script_weights", changes.use_script_weights.map(Value::from));
-    let mut tasksets = match root.remove("tasksets") {
-        Some(Value::Mapping(m)) => m,
-        _ => Mapping::new(),
-    };
-    tasksets.retain(|k, _| k.as_str().is_some_and(|k| known.iter().any(|n| n == k)));
-    for (name, weight) in &changes.weights {
-        tasksets.insert(name.as_str().into(), Value::from(*weight));
-    }
-    if !tasksets.is_empty() {
-        root.insert("tasksets".into(), Value::Mapping(tasksets));
-    }
-    let body = if root.is_empty() { String::new() } else { serde_yaml_ng::to_string(&Value::Mapping(root))? };
-    Ok(format!("{HEADER}\n{body}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keeps_other_keys_updates_weights_and_drops_unknown_names() {
-        let old = "# old comment\nusers: 5\nstop_timeout: 2s\ntasksets:\n  a: 1\n  gone: 3\n";
-        let changes = Changes {
-            weights: vec![("b".into(), 0), ("a".into(), 6)],
-            run_time: Some(Duration::from_secs(90)),
-            ..Default::default()
-        };
-        let text = render(Some(old), &changes, &["a".into(), "b".into()]).unwrap();
-        assert!(text.starts_with(HEADER));
-        let v: Value = serde_yaml_ng::from_str(&text).unwrap();
-        assert_eq!(v["users"], Value::from(5));
-        assert_eq!(v["stop_timeout"], Value::from("2s"));
-        assert_eq!(v["run_time"], Value::from("1m 30s"));
-        assert_eq!(v["tasksets"]["a"], Value::from(6));
-        assert_eq!(v["tasksets"]["b"], Value::from(0));
-        assert!(v["tasksets"].get("gone").is_none());
-        assert_eq!(nest_config::config::parse(&text).unwrap().run_time, Some(Duration::from_secs(90)));
-    }
-
-    #[test]
-    fn a_new_file_gets_only_what_was_said() {
-        let changes = Changes { weights: vec![("a".into(), 2)], ..Default::default() };
-        assert_eq!(render(None, &changes, &["a".into()]).unwrap(), format!("{HEADER}\ntasksets:\n  a: 2\n"));
-    }
 }
