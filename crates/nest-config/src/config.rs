@@ -369,6 +369,24 @@ mod tests {
     }
 
     #[test]
+    fn every_setting_of_the_table_is_a_key_of_the_file_and_reaches_the_settings() {
+        let text = "host: http://h\ntaskset_dir: t\nusers: 2\nspawn_rate: 1\nrun_time: 1s\nworkers: 1\nstop_timeout: 0\n\
+                    insecure: true\nseed: 1\nuse_script_weights: true\nstages: [\"1s:1\"]\nshape: s.rhai\nrate: 1\n\
+                    max_users: 1\nmax_delay: 1s\niterations: 1\ntags: [a]\nexclude_tags: [b]\nthresholds: [\"p95 < 1s\"]\n\
+                    max_body: 1KiB\naccept_encoding: gzip\nstrict: false\nmax_string_size: 1\nmax_array_size: 1\n\
+                    max_map_size: 1\nexit_code_on_error: 3\nno_default_gate: true\n";
+        assert_eq!(text.lines().count(), Settings::ENV.len());
+        let config =
+            LoadedConfig { path: PathBuf::from("dir/nest.yaml"), text: text.into(), file: parse(text).unwrap() };
+        let mut s = config.settings().unwrap();
+        // Their Debug shows inner `None`s: taken out, they are the only `None`s left.
+        assert!(s.host.take().is_some() && s.thresholds.take().is_some_and(|t| t.len() == 1));
+        assert_eq!(format!("{s:?}").matches("None").count(), 2, "{s:?}");
+        assert_eq!((s.taskset_dir, s.shape), (Some(PathBuf::from("dir/t")), Some(PathBuf::from("dir/s.rhai"))));
+        assert_eq!(s.max_body, Some(crate::parse::ByteSize(1024)));
+    }
+
+    #[test]
     fn locates_keys_in_sections() {
         let text = "users: 3\ntasksets:\n  # comment\n  shop/browse: 6\n  \"odd name\": 1\nhost: x\n";
         assert_eq!(locate_key(text, Some("tasksets"), "shop/browse"), Some((4, 3)));

@@ -52,7 +52,7 @@ pub struct Source {
     pub no_confine: bool,
     /// What the source options say: the taskset folder, the strictness and limits of scripts.
     pub settings: Settings,
-    /// Reads one `NEST_*` variable: the process environment, or a test's map.
+    /// Reads one `NEST_*` variable (the process environment, for the command line).
     pub env: fn(&str) -> Option<String>,
     /// Shows one warning of the scripts' static check (on stderr, for the command line).
     pub warn: fn(&str),
