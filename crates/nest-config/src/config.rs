@@ -41,9 +41,11 @@ macro_rules! file_config {
                     self.$field = map.next_value_seed(keys::Key::<keys::$yaml, $ty>::new(stringify!($field)))?;
                     return Ok(());
                 } )*
+                // The sections besides the settings: a new one needs a field, a name in `KEYS` and an arm here.
                 match key {
                     "tasksets" => self.tasksets = map.next_value()?,
-                    _ => self.data = map.next_value()?,
+                    "data" => self.data = map.next_value()?,
+                    other => return Err(de::Error::unknown_field(other, KEYS)),
                 }
                 Ok(())
             }
