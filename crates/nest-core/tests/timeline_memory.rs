@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
-use nest_core::stats::{Aggregate, MAX_POINTS, Recorder, Sample, Summary};
+use nest_core::stats::{Aggregate, MAX_POINTS, Recorder, Sample};
 
 /// Held by each test: the live-bytes counter is the whole process's.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -82,62 +82,4 @@ fn the_aggregate_stays_bounded_over_a_long_run() {
     assert!(four_hours < 8 << 20, "{four_hours} bytes for 2 request names");
     let requests: u64 = agg.requests.values().map(|c| c.count).sum();
     assert_eq!(requests, (4 * hour - 1) * 8, "every request is still counted");
-}
-
-/// Simulates seconds `from..to` with 10 request names, each completing 10 requests per worker per second with
-/// service times spread over 1 to 50 ms (a few hundred histogram buckets per name and second).
-fn simulate_ten(agg: &mut Aggregate, workers: &[Recorder], from: u64, to: u64) {
-    const NAMES: [&str; 10] = ["/a", "/b", "/c", "/d", "/e", "/f", "/g", "/h", "/i", "/j"];
-    for second in from..to {
-        for (i, recorder) in workers.iter().enumerate() {
-            for (k, name) in NAMES.iter().enumerate() {
-                for n in 0..10u64 {
-                    let us = 1000 + (second * 7919 + n * 4993 + k as u64 * 631 + i as u64 * 97) % 49_000;
-                    recorder.request("GET", name, Sample { latency: Duration::from_micros(us), ..Default::default() });
-                }
-            }
-            let mut delta = recorder.take();
-            (delta.second, delta.users) = (second, 100);
-            agg.merge(delta);
-        }
-        agg.seal_before(second);
-    }
-}
-
-fn json_bytes(agg: &mut Aggregate, seconds: u64) -> usize {
-    let mut sealed = std::mem::take(agg);
-    sealed.seal_before(u64::MAX);
-    let len = serde_json::to_vec(&Summary::new(&sealed, &[], seconds as f64, 100, false)).unwrap().len();
-    *agg = sealed;
-    len
-}
-
-/// The figures docs/reports.md states: heap and report JSON per hour for 10 request names, and that a second hour
-/// (its points merged two by two, as every later doubling) adds neither. Ignored by default: it takes minutes in a
-/// debug build; run it with `cargo test -p nest-core --test timeline_memory -- --ignored --nocapture`.
-#[test]
-#[ignore = "a measurement that takes minutes in a debug build; run with --ignored"]
-fn ten_request_names_take_a_bounded_heap_and_report() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let workers = [Recorder::new(), Recorder::new()];
-    let before = LIVE.load(Ordering::Relaxed);
-    let mut agg = Aggregate::default();
-    let hour = 3600;
-    simulate_ten(&mut agg, &workers, 0, hour);
-    let (heap_1h, json_1h) = (LIVE.load(Ordering::Relaxed) - before, json_bytes(&mut agg, hour));
-    simulate_ten(&mut agg, &workers, hour, 2 * hour);
-    let (heap_2h, json_2h) = (LIVE.load(Ordering::Relaxed) - before, json_bytes(&mut agg, 2 * hour));
-    println!(
-        "10 names: heap {} KiB after 1 h, {} KiB after 2 h; report JSON {} KiB after 1 h, {} KiB after 2 h ({} points)",
-        heap_1h / 1024,
-        heap_2h / 1024,
-        json_1h / 1024,
-        json_2h / 1024,
-        agg.timeline.len()
-    );
-    assert!(agg.timeline.len() <= MAX_POINTS + 1);
-    assert!(heap_1h < 64 << 20 && heap_2h < 64 << 20, "heap {heap_1h}, {heap_2h} bytes");
-    assert!(json_1h < 50 << 20 && json_2h < 50 << 20, "report {json_1h}, {json_2h} bytes");
-    let requests: u64 = agg.requests.values().map(|c| c.count).sum();
-    assert_eq!(requests, 2 * hour * 2 * 10 * 10, "every request is still counted");
 }

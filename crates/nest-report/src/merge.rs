@@ -421,7 +421,9 @@ fn verdicts(inputs: &[(&str, &Report)], summary: &Summary) -> Vec<Verdict> {
 mod tests {
     use super::*;
     use crate::render::tests::sample_report;
-    use nest_core::stats::{Aggregate, Failure, Recorder, Sample, TimelineLatency, TimelineRow, decode_histogram};
+    use nest_core::stats::{
+        Aggregate, Failure, Recorder, Sample, SummaryParts, TimelineLatency, TimelineRow, decode_histogram,
+    };
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
     use std::time::Duration;
@@ -464,7 +466,8 @@ mod tests {
             agg.merge(delta);
         }
         agg.seal_before(u64::MAX);
-        let summary = Summary::new(&agg, &[], 10.0, 1, true);
+        let summary =
+            Summary::new(&agg, SummaryParts { duration_s: 10.0, users: 1, open: true, ..SummaryParts::default() });
         Report { summary, run: sample_report(true, Vec::new()).run, thresholds: Vec::new() }
     }
 

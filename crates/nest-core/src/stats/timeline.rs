@@ -9,7 +9,10 @@
 //! merged point comes from the merged histogram. A sealed row still costs a few hundred bytes, so a day-long run
 //! would grow without end. The timeline therefore holds at most [`MAX_POINTS`] points: when it would hold more,
 //! neighbouring points are merged two by two and every later point covers twice as many seconds (1 s for the
-//! first hour, then 2 s, 4 s...).
+//! first 24 minutes, then 2 s, 4 s..., 64 s in a 24-hour run). Point widths are powers of two seconds and points
+//! start at multiples of their width, counted from the load's start, so the points of two runs or segments align
+//! and `nest merge` adds them at the coarser width. The live view does not see the merged points: the newest
+//! sealed second is kept apart for it ([`super::Aggregate::last_second`]).
 
 use std::collections::BTreeMap;
 
@@ -101,8 +104,39 @@ pub struct TimelineTotal {
 /// The quantiles of [`TimelineTotal::percentiles`].
 pub const TOTAL_QUANTILES: [f64; 11] = [0.5, 0.66, 0.75, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0];
 
-/// The most points the timeline holds (an hour at one per second); see the module docs.
-pub const MAX_POINTS: usize = 3600;
+/// The most points the timeline holds (24 minutes at one per second, a day at 64 s a point); see the module docs.
+pub const MAX_POINTS: usize = 1440;
+
+/// One sealed point of the timeline, copied out of it: its figures are final.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interval {
+    /// Its first second, since the load's start.
+    pub start: u64,
+    /// Seconds it covers.
+    pub seconds: u64,
+    /// Active VUs at its end.
+    pub users: u64,
+    /// Task starts dropped in it (open model).
+    pub dropped: u64,
+    /// Per request name.
+    pub rows: Vec<TimelineRow>,
+    /// All requests together.
+    pub total: Option<TimelineTotal>,
+}
+
+impl Interval {
+    /// A copy of the sealed point at `start`.
+    pub fn of(start: u64, point: &Second) -> Interval {
+        Interval {
+            start,
+            seconds: point.seconds.max(1),
+            users: point.users,
+            dropped: point.dropped,
+            rows: point.rows.clone(),
+            total: point.total.clone(),
+        }
+    }
+}
 
 /// One second of the run, merged across workers, or after merging, a run of neighbouring seconds.
 #[derive(Debug, Default)]
@@ -138,7 +172,8 @@ impl Second {
         (self.rows, self.total) = seal_rows(&std::mem::take(&mut self.open));
     }
 
-    /// Folds the sealed point that follows this sealed one into it: counts and histograms add up exactly.
+    /// Folds the sealed point that follows this sealed one into it: counts and histograms add up exactly (the
+    /// caller sets the width it then covers).
     pub(crate) fn absorb(&mut self, next: Second) {
         self.seconds = self.seconds.max(1) + next.seconds.max(1);
         self.users = self.users.max(next.users);
