@@ -599,6 +599,48 @@ mod tests {
         }
     }
 
+    /// A report of `draws` over `seconds` seconds, recorded by an aggregate that keeps at most `max_points`
+    /// points (so a long enough run compacts its timeline as a day-long one does).
+    fn record_long(draws: &[(u64, &Draw)], seconds: u64, max_points: usize) -> Report {
+        let r = Recorder::new();
+        let mut agg = Aggregate::with_max_points(max_points);
+        for second in 0..seconds {
+            for (_, d) in draws.iter().filter(|(s, _)| *s == second) {
+                record_one(&r, d);
+            }
+            let mut delta = r.take();
+            (delta.second, delta.users) = (second, 1);
+            agg.merge(delta);
+            agg.seal_before(second);
+        }
+        agg.seal_before(u64::MAX);
+        let parts = SummaryParts { duration_s: seconds as f64, users: 1, open: true, ..SummaryParts::default() };
+        Report { summary: Summary::new(&agg, parts), run: sample_report(true, Vec::new()).run, thresholds: Vec::new() }
+    }
+
+    #[test]
+    fn a_compacted_timeline_merges_with_an_uncompacted_one_exactly() {
+        for seed in 0..6u64 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let seconds = rng.random_range(20..48);
+            let draws: Vec<(u64, Draw)> =
+                (0..rng.random_range(60..200)).map(|_| (rng.random_range(0..seconds), draw(&mut rng))).collect();
+            let (a, b): (Vec<_>, Vec<_>) = draws.iter().map(|(s, d)| (*s, d)).partition(|_| rng.random_bool(0.5));
+            let (compacted, plain) = (record_long(&a, seconds, 6), record_long(&b, seconds, 1000));
+            let width = compacted.summary.timeline[0].seconds;
+            assert!(width >= 4 && plain.summary.timeline.iter().all(|p| p.seconds == 1), "seed {seed}: {width}");
+            let whole = record_long(&draws.iter().map(|(s, d)| (*s, d)).collect::<Vec<_>>(), seconds, 6);
+            let merged = Report::merge(&[compacted, plain]).unwrap().summary.timeline;
+            // Figures, then every bucket of every row (`row_figures`), point by point.
+            let rows = |ps: &[TimelinePoint]| {
+                let rows = |p: &TimelinePoint| p.requests.iter().map(row_figures).collect::<Vec<_>>();
+                ps.iter().map(|p| (p.t, p.seconds, rows(p), p.total.clone())).collect::<Vec<_>>()
+            };
+            assert_eq!(rows(&merged), rows(&whole.summary.timeline), "seed {seed}: at the compacted width");
+            assert!(merged.iter().all(|p| p.users == 2), "seed {seed}: one user in each part, at the same time");
+        }
+    }
+
     #[test]
     fn a_point_that_straddles_the_merged_width_is_refused_by_name() {
         let (mut a, mut b) = (sample_report(true, Vec::new()), sample_report(true, Vec::new()));

@@ -112,7 +112,7 @@ impl Aggregate {
     /// `timeline` module).
     pub fn seal_before(&mut self, second: u64) {
         for (_, s) in self.timeline.range_mut(self.folded_before..second) {
-            if !s.sealed {
+            if !s.sealed || s.is_open() {
                 s.seal();
             }
         }
@@ -124,6 +124,13 @@ impl Aggregate {
         while self.timeline.len() > self.max_points() && self.step() < 1 << 40 {
             self.step = self.step.max(1) * 2;
             self.fold(0, second);
+        }
+        // Points no later second can join are encoded, once.
+        let step = self.step();
+        for (&t, point) in self.timeline.range_mut(..second) {
+            if point.sealed && (second == u64::MAX || t + step <= second) {
+                point.finish();
+            }
         }
     }
 
