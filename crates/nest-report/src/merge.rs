@@ -559,7 +559,7 @@ mod tests {
         }
     }
 
-    /// The timeline at points of two seconds, as a run longer than an hour folds it.
+    /// The timeline at points of two seconds, as a run longer than 24 minutes folds it.
     fn coarsen(report: &mut Report) {
         let mut pairs: BTreeMap<u64, Vec<TimelinePoint>> = BTreeMap::new();
         for p in std::mem::take(&mut report.summary.timeline) {

@@ -251,7 +251,7 @@ mod tests {
         let mut agg = Aggregate::default();
         agg.merge(r.take());
         agg.seal_before(u64::MAX);
-        let s = Summary::new(&agg, SummaryParts { duration_s: 2.0, users: 3, open: open, ..SummaryParts::default() });
+        let s = Summary::new(&agg, SummaryParts { duration_s: 2.0, users: 3, open, ..SummaryParts::default() });
         let mut out = Vec::new();
         print_summary(&mut out, &s).unwrap();
         String::from_utf8(out).unwrap()

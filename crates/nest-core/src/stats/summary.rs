@@ -171,8 +171,8 @@ pub struct ErrorRow {
 pub struct TimelinePoint {
     /// Seconds since the start (this point covers `[t, t + seconds)`).
     pub t: u64,
-    /// Seconds this point covers: 1, except in runs longer than an hour, whose points are merged to keep the
-    /// timeline at most 3,600 points (written only when not 1).
+    /// Seconds this point covers: 1, except in runs longer than 24 minutes, whose points are merged to keep the
+    /// timeline at most 1,440 points (written only when not 1).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub seconds: u64,
     /// Active users at the end of the second.
