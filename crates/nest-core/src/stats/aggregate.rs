@@ -251,6 +251,25 @@ mod tests {
     }
 
     #[test]
+    fn a_late_report_for_a_sealed_point_is_added_to_it() {
+        let r = Recorder::new();
+        let mut agg = Aggregate::default();
+        for n in [3, 2] {
+            for _ in 0..n {
+                r.request("GET", "/x", Sample { latency: Duration::from_millis(10), ..Default::default() });
+            }
+            let mut d = r.take();
+            d.second = 0;
+            agg.merge(d);
+            agg.seal_before(1);
+        }
+        agg.seal_before(u64::MAX);
+        assert_eq!(agg.timeline.len(), 1);
+        assert_eq!(agg.timeline[&0].rows[0].count, 5, "the late report's requests are in the timeline too");
+        assert!(agg.timeline[&0].is_final());
+    }
+
+    #[test]
     fn a_long_timeline_is_bounded_and_keeps_every_request() {
         assert_eq!(Aggregate::default().max_points(), MAX_POINTS);
         let r = Recorder::new();
