@@ -23,3 +23,7 @@ demo:
 # Throughput against wrk, 10k users at 1 req/s each, and the largest VU count at the ideal rate.
 bench:
     bash bench/bench.sh
+
+# The heap and report JSON of a long run's statistics, for 10 request names at 1, 6 and 24 simulated hours.
+bench-timeline:
+    bash bench/timeline_memory.sh

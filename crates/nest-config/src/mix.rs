@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 
 use nest_core::{SmoothRoundRobin, TasksetSpec, WeightedTable};
-pub use nest_report::model::{MixRow, Source, TaskRow};
+pub use nest_report::model::{MixRow, MixTask, Source};
 
 use crate::config::LoadedConfig;
 use crate::parse::UsageError;
@@ -93,7 +93,7 @@ pub fn rows(tasksets: &[TasksetSpec], sources: &[Source]) -> Vec<MixRow> {
                     .tasks
                     .iter()
                     .enumerate()
-                    .map(|(j, k)| TaskRow {
+                    .map(|(j, k)| MixTask {
                         name: k.name.clone(),
                         weight: k.weight,
                         share_pct: task_table.as_ref().map_or(0.0, |tb| 100.0 * tb.share(j)),

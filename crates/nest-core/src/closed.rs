@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use crate::behaviour::Behaviour;
 use crate::curve::UserCurve;
 use crate::segment::Lane;
-use crate::vu::{self, Shared, VuStop};
+use crate::vu::{self, VuCommon, VuStop};
 use crate::worker::Control;
 
 /// How many of its VUs a worker owning `lane` runs at `now`: its ids below the global count (none once the
@@ -25,30 +25,30 @@ pub(crate) fn wanted(curve: &UserCurve, lane: Lane, now: std::time::Duration, ex
 
 /// Runs the closed model until the run stops, the tickets run out, or the curve has no users left for good.
 pub(crate) async fn run<B: Behaviour>(
-    shared: Rc<Shared<B>>,
+    common: Rc<VuCommon<B>>,
     mut curve: UserCurve,
     shaped: bool,
     index: usize,
     start: tokio::time::Instant,
     control: &mut mpsc::UnboundedReceiver<Control>,
 ) {
-    let lane = shared.plan.lane(index);
+    let lane = common.plan.lane(index);
     let mut running: Vec<Rc<VuStop>> = Vec::new();
     let mut tasks = JoinSet::new();
     let mut control_open = true;
     loop {
         let now = start.elapsed();
-        let exhausted = shared.tickets_exhausted();
+        let exhausted = common.tickets_exhausted();
         let wanted = wanted(&curve, lane, now, exhausted) as usize;
         while running.len() < wanted {
             let id = lane.id(running.len() as u64);
             let stop = Rc::new(VuStop::default());
             running.push(stop.clone());
-            let shared = shared.clone();
+            let common = common.clone();
             tasks.spawn_local(async move {
-                shared.active.set(shared.active.get() + 1);
-                vu::run_closed(shared.clone(), id, stop).await;
-                shared.active.set(shared.active.get() - 1);
+                common.active.set(common.active.get() + 1);
+                vu::run_closed(common.clone(), id, stop).await;
+                common.active.set(common.active.get() - 1);
             });
         }
         while running.len() > wanted {
@@ -67,19 +67,19 @@ pub(crate) async fn run<B: Behaviour>(
                 Some(Control::Retarget { at, users, spawn_rate }) => curve.retarget(at, users, spawn_rate),
                 _ => control_open = false,
             },
-            () = shared.stop.cancelled() => break,
+            () = common.stop.cancelled() => break,
             joined = tasks.join_next(), if !tasks.is_empty() => {
                 if let Some(Err(e)) = joined {
                     // A panic in the loop itself (not in a script call, which the fiber catches) is a bug in nest:
                     // count it where people look, and let the other VUs go on.
-                    shared.recorder.error("nest (internal)", &format!("a VU loop failed: {e}"));
+                    common.recorder.error("nest (internal)", &format!("a VU loop failed: {e}"));
                 }
             }
         }
     }
     while let Some(joined) = tasks.join_next().await {
         if let Err(e) = joined {
-            shared.recorder.error("nest (internal)", &format!("a VU loop failed: {e}"));
+            common.recorder.error("nest (internal)", &format!("a VU loop failed: {e}"));
         }
     }
 }

@@ -16,19 +16,19 @@ use tokio::time::Instant;
 
 use crate::behaviour::Behaviour;
 use crate::curve::ArrivalCurve;
-use crate::vu::{self, PooledVu, Shared};
+use crate::vu::{self, PooledVu, VuCommon};
 
 /// Runs the open model until the run stops, the iterations are all started, or the rate ends for good.
 pub(crate) async fn run<B: Behaviour>(
-    shared: Rc<Shared<B>>,
+    common: Rc<VuCommon<B>>,
     arrivals: ArrivalCurve,
     max_users: u64,
     max_delay: Duration,
     index: usize,
     start: Instant,
 ) {
-    let lane = shared.plan.lane(index);
-    let limit = shared.plan.iterations.unwrap_or(u64::MAX);
+    let lane = common.plan.lane(index);
+    let limit = common.plan.iterations.unwrap_or(u64::MAX);
     let pool_limit = lane.count_below(max_users);
     let schedule = |k: u64| if k < limit { arrivals.arrival(k).map(|d| start + d) } else { None };
     let (returned_tx, mut returned) = mpsc::unbounded_channel::<PooledVu<B>>();
@@ -44,24 +44,24 @@ pub(crate) async fn run<B: Behaviour>(
         while let Some(&scheduled) = queue.front() {
             if Instant::now() >= scheduled + max_delay {
                 queue.pop_front();
-                shared.recorder.dropped();
+                common.recorder.dropped();
                 continue;
             }
             let pooled = match idle.pop() {
                 Some(v) => v,
                 None if created < pool_limit => {
                     created += 1;
-                    PooledVu::new(&shared, lane.id(created - 1))
+                    PooledVu::new(&common, lane.id(created - 1))
                 }
                 None => break,
             };
             queue.pop_front();
-            let (shared, tx) = (shared.clone(), returned_tx.clone());
-            shared.active.set(shared.active.get() + 1);
+            let (common, tx) = (common.clone(), returned_tx.clone());
+            common.active.set(common.active.get() + 1);
             tokio::task::spawn_local(async move {
                 let mut pooled = pooled;
-                vu::iteration(&shared, &mut pooled, scheduled.into_std()).await;
-                shared.active.set(shared.active.get() - 1);
+                vu::iteration(&common, &mut pooled, scheduled.into_std()).await;
+                common.active.set(common.active.get() - 1);
                 let _ = tx.send(pooled);
             });
         }
@@ -81,7 +81,7 @@ pub(crate) async fn run<B: Behaviour>(
             }
             Some(pooled) = returned.recv() => idle.push(pooled),
             () = sleep_until_opt(expiry) => {}
-            () = shared.stop.cancelled() => break,
+            () = common.stop.cancelled() => break,
         }
     }
     // Stopping: the starts still queued found no VU in time, and the starts that were already due but not yet taken
@@ -89,13 +89,13 @@ pub(crate) async fn run<B: Behaviour>(
     // whole schedule. Tasks in flight finish (or are cancelled) and hand their VU back; then every VU leaves its
     // tasksets with on_stop.
     // Starts at or after the end of the run time were never part of the run.
-    let run_end = shared.plan.run_time.map_or(Instant::now(), |t| start + t);
+    let run_end = common.plan.run_time.map_or(Instant::now(), |t| start + t);
     let stopped_at = Instant::now().min(run_end);
     for _ in queue.drain(..).filter(|&at| at < stopped_at) {
-        shared.recorder.dropped();
+        common.recorder.dropped();
     }
     while next.is_some_and(|at| at < stopped_at) {
-        shared.recorder.dropped();
+        common.recorder.dropped();
         n += 1;
         k = lane.id(n);
         next = schedule(k);
@@ -109,7 +109,7 @@ pub(crate) async fn run<B: Behaviour>(
         }
     }
     for mut pooled in idle {
-        vu::retire(&shared, &mut pooled).await;
+        vu::retire(&common, &mut pooled).await;
     }
 }
 

@@ -22,7 +22,7 @@ use crate::behaviour::{BehaviourFactory, TaskError};
 use crate::error::Error;
 use crate::plan::{Model, Plan};
 use crate::snapshot::{self, Publisher, RunPhase, Snapshot};
-use crate::stats::Aggregate;
+use crate::stats::{Aggregate, PoolRow, Summary, SummaryParts};
 use crate::worker::{self, Control, WorkerEvent, WorkerSetup};
 
 /// Stops a run from outside (a signal handler, a test). Cheap to clone and `Send`.
@@ -141,6 +141,26 @@ pub struct RunResult {
     pub started_at: std::time::SystemTime,
     /// The most fiber stacks any worker had mapped (the peak of calls in flight per worker).
     pub peak_fibers: usize,
+    /// The plan that ran.
+    pub plan: Arc<Plan>,
+}
+
+impl RunResult {
+    /// The run's whole summary, in one step; `pools` are the data pools' rows (their counters are the caller's).
+    /// Its `users` are the plan's, or with a load shape (known only once it ran) the most active at once.
+    pub fn summary(&self, pools: Vec<PoolRow>) -> Summary {
+        let peak = self.aggregate.timeline.values().map(|s| s.users).max().unwrap_or(0);
+        let parts = SummaryParts {
+            tasksets: &self.plan.tasksets,
+            duration_s: self.duration.as_secs_f64(),
+            started_at: self.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
+            users: self.plan.users().max(peak),
+            open: self.plan.model.is_open(),
+            stopped_in: self.cut.map(Phase::name),
+            pools,
+        };
+        Summary::new(&self.aggregate, parts)
+    }
 }
 
 struct Workers {
@@ -455,7 +475,7 @@ impl Run {
         self.aggregate.seal_before(u64::MAX);
         self.publisher.publish(RunPhase::Drain, duration, &self.aggregate).await;
         let started_at = std::time::SystemTime::now() - duration;
-        RunResult { aggregate: self.aggregate, duration, cut, end, started_at, peak_fibers: 0 }
+        RunResult { aggregate: self.aggregate, duration, cut, end, started_at, peak_fibers: 0, plan: self.plan }
     }
 }
 

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::stats::{Aggregate, TimelineRow, TimelineTotal};
+use crate::stats::Aggregate;
+pub use crate::stats::Interval;
 
 /// Where a run is, in the order a run goes through them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,23 +44,6 @@ impl RunPhase {
     }
 }
 
-/// One sealed point of the timeline: its figures are final.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Interval {
-    /// Its first second, since the load's start.
-    pub start: u64,
-    /// Seconds it covers (more than 1 once a long run's timeline is coarsened).
-    pub seconds: u64,
-    /// Active VUs at its end.
-    pub users: u64,
-    /// Task starts dropped in it (open model).
-    pub dropped: u64,
-    /// Per request name.
-    pub rows: Vec<TimelineRow>,
-    /// All requests together.
-    pub total: Option<TimelineTotal>,
-}
-
 /// What a run looks like at one moment. It never changes once published: observers share it as `Arc<Snapshot>`.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -76,7 +60,8 @@ pub struct Snapshot {
     pub users: u64,
     /// Everything recorded so far, merged; without the timeline, which grows with the run (see `last`).
     pub totals: Aggregate,
-    /// The latest sealed point of the timeline, if one is.
+    /// The latest sealed second, if one is: one second however long the run, even once the kept timeline has
+    /// merged its seconds into wider points (see [`Aggregate::last_second`]).
     pub last: Option<Interval>,
 }
 
@@ -110,14 +95,7 @@ impl Publisher {
             return;
         }
         self.seq += 1;
-        let last = aggregate.timeline.iter().rev().find(|(_, s)| s.sealed).map(|(&start, s)| Interval {
-            start,
-            seconds: s.seconds.max(1),
-            users: s.users,
-            dropped: s.dropped,
-            rows: s.rows.clone(),
-            total: s.total.clone(),
-        });
+        let last = aggregate.last_second.clone();
         let snapshot = Snapshot {
             phase,
             seq: self.seq,

@@ -63,7 +63,7 @@ impl Order {
 }
 
 /// What every VU of one worker shares.
-pub(crate) struct Shared<B: Behaviour> {
+pub(crate) struct VuCommon<B: Behaviour> {
     pub behaviour: B,
     pub plan: Arc<Plan>,
     pub pool: FiberPool,
@@ -82,7 +82,7 @@ pub(crate) struct Shared<B: Behaviour> {
     pub active: Cell<u64>,
 }
 
-impl<B: Behaviour> Shared<B> {
+impl<B: Behaviour> VuCommon<B> {
     /// Takes one task ticket; false when the worker's share of `--iterations` is used up.
     pub(crate) fn take_ticket(&self) -> bool {
         match &self.tickets {
@@ -119,11 +119,11 @@ pub(crate) struct VuState<B: Behaviour> {
 }
 
 impl<B: Behaviour> VuState<B> {
-    pub(crate) fn new(shared: &Shared<B>, id: u64) -> VuState<B> {
+    pub(crate) fn new(common: &VuCommon<B>, id: u64) -> VuState<B> {
         VuState {
             id,
-            state: Some(shared.behaviour.new_vu(id)),
-            rng: SmallRng::seed_from_u64(crate::segment::vu_seed(shared.plan.seed, id)),
+            state: Some(common.behaviour.new_vu(id)),
+            rng: SmallRng::seed_from_u64(crate::segment::vu_seed(common.plan.seed, id)),
         }
     }
 }
@@ -154,43 +154,43 @@ enum Left {
 ///
 /// Its first taskset is a pure function of `id` ([`crate::SmoothRoundRobin`]); after an `interrupt()` it picks
 /// again at random by weight.
-pub(crate) async fn run_closed<B: Behaviour>(shared: Rc<Shared<B>>, id: u64, stop: Rc<VuStop>) {
-    let mut vu = VuState::new(&shared, id);
-    let mut ts = shared.first.at(id);
-    while !stopping(&shared, &stop) && !shared.tickets_exhausted() {
-        let Left::Interrupted { wait, took } = visit(&shared, &mut vu, &stop, ts).await else { return };
+pub(crate) async fn run_closed<B: Behaviour>(common: Rc<VuCommon<B>>, id: u64, stop: Rc<VuStop>) {
+    let mut vu = VuState::new(&common, id);
+    let mut ts = common.first.at(id);
+    while !stopping(&common, &stop) && !common.tickets_exhausted() {
+        let Left::Interrupted { wait, took } = visit(&common, &mut vu, &stop, ts).await else { return };
         // Leaving is followed by think time like any task, so a taskset that interrupts at once (or whose on_start
         // fails) cannot spin; the time spent in the last task counts towards pacing.
-        let pause = if wait { pause(&shared, &mut vu, ts, took).await.wait } else { Duration::ZERO };
-        if !think(&shared, &stop, pause).await {
+        let pause = if wait { pause(&common, &mut vu, ts, took).await.wait } else { Duration::ZERO };
+        if !think(&common, &stop, pause).await {
             return;
         }
-        ts = shared.tasksets.pick(&mut vu.rng);
+        ts = common.tasksets.pick(&mut vu.rng);
     }
 }
 
-fn stopping<B: Behaviour>(shared: &Shared<B>, stop: &VuStop) -> bool {
-    shared.stop.is_cancelled() || stop.stopped.get()
+fn stopping<B: Behaviour>(common: &VuCommon<B>, stop: &VuStop) -> bool {
+    common.stop.is_cancelled() || stop.stopped.get()
 }
 
 /// One pass of a VU through taskset `ts`: `on_start`, tasks with think time until one interrupts, `on_stop`. A task
 /// that is a nested taskset is such a pass one level down; its `interrupt()` returns here.
 fn visit<'a, B: Behaviour>(
-    shared: &'a Rc<Shared<B>>,
+    common: &'a Rc<VuCommon<B>>,
     vu: &'a mut VuState<B>,
     stop: &'a VuStop,
     ts: usize,
 ) -> Pin<Box<dyn Future<Output = Left> + 'a>> {
     Box::pin(async move {
-        let spec = &shared.plan.tasksets[ts];
-        let Some(order) = &shared.orders[ts] else { unreachable!("a reachable taskset has a task to run") };
-        let mut next = if spec.has_on_start { call(shared, vu, ts, Slot::OnStart, None).await } else { Next::Continue };
+        let spec = &common.plan.tasksets[ts];
+        let Some(order) = &common.orders[ts] else { unreachable!("a reachable taskset has a task to run") };
+        let mut next = if spec.has_on_start { call(common, vu, ts, Slot::OnStart, None).await } else { Next::Continue };
         let started = next == Next::Continue;
         let (mut cursor, mut took, mut stopped) = (0, Duration::ZERO, false);
         while next == Next::Continue {
             let task = order.next(&mut vu.rng, &mut cursor);
             let began = Instant::now();
-            let wait = match run_task(shared, vu, stop, ts, task).await {
+            let wait = match run_task(common, vu, stop, ts, task).await {
                 Step::Ran(after, wait) => {
                     next = after;
                     wait
@@ -202,12 +202,12 @@ fn visit<'a, B: Behaviour>(
                 Step::Exit => return Left::Exit,
             };
             took = began.elapsed();
-            if next == Next::Continue && !pause_after(shared, vu, stop, ts, task, wait, took).await {
+            if next == Next::Continue && !pause_after(common, vu, stop, ts, task, wait, took).await {
                 stopped = true;
                 break;
             }
         }
-        if next == Next::Exit || !leave_closed(shared, vu, ts).await {
+        if next == Next::Exit || !leave_closed(common, vu, ts).await {
             return Left::Exit;
         }
         if stopped {
@@ -229,33 +229,33 @@ enum Step {
 
 /// Runs task `task` of taskset `ts`: a call, or a visit of the nested taskset it names.
 async fn run_task<B: Behaviour>(
-    shared: &Rc<Shared<B>>,
+    common: &Rc<VuCommon<B>>,
     vu: &mut VuState<B>,
     stop: &VuStop,
     ts: usize,
     task: usize,
 ) -> Step {
-    if stopping(shared, stop) {
+    if stopping(common, stop) {
         return Step::Stopped;
     }
-    if let Some(child) = shared.plan.nested_taskset(ts, task) {
-        shared.recorder.slot(ts, Slot::Task(task).index(&shared.plan.tasksets[ts]), None);
-        return match visit(shared, vu, stop, child).await {
+    if let Some(child) = common.plan.nested_taskset(ts, task) {
+        common.recorder.slot(ts, Slot::Task(task).index(&common.plan.tasksets[ts]), None);
+        return match visit(common, vu, stop, child).await {
             Left::Interrupted { wait, .. } => Step::Ran(Next::Continue, wait),
             Left::Stopped => Step::Stopped,
             Left::Exit => Step::Exit,
         };
     }
-    if !shared.take_ticket() {
+    if !common.take_ticket() {
         stop.stopped.set(true);
         return Step::Stopped;
     }
-    Step::Ran(call(shared, vu, ts, Slot::Task(task), None).await, true)
+    Step::Ran(call(common, vu, ts, Slot::Task(task), None).await, true)
 }
 
 /// The think time after a task (none when `wait` is false); false when the VU should stop.
 async fn pause_after<B: Behaviour>(
-    shared: &Rc<Shared<B>>,
+    common: &Rc<VuCommon<B>>,
     vu: &mut VuState<B>,
     stop: &VuStop,
     ts: usize,
@@ -263,52 +263,52 @@ async fn pause_after<B: Behaviour>(
     wait: bool,
     took: Duration,
 ) -> bool {
-    let pause = if wait { pause(shared, vu, ts, took).await } else { Pause::default() };
+    let pause = if wait { pause(common, vu, ts, took).await } else { Pause::default() };
     if pause.missed {
-        shared.recorder.pacing_missed(ts, task);
+        common.recorder.pacing_missed(ts, task);
     }
-    think(shared, stop, pause.wait).await
+    think(common, stop, pause.wait).await
 }
 
 /// Leaves taskset `ts` in the closed model: `on_stop`, then the behaviour lets go. False when the run was killed.
-async fn leave_closed<B: Behaviour>(shared: &Rc<Shared<B>>, vu: &mut VuState<B>, ts: usize) -> bool {
-    if shared.kill.is_cancelled() {
+async fn leave_closed<B: Behaviour>(common: &Rc<VuCommon<B>>, vu: &mut VuState<B>, ts: usize) -> bool {
+    if common.kill.is_cancelled() {
         return false;
     }
-    if shared.plan.tasksets[ts].has_on_stop && call(shared, vu, ts, Slot::OnStop, None).await == Next::Exit {
+    if common.plan.tasksets[ts].has_on_stop && call(common, vu, ts, Slot::OnStop, None).await == Next::Exit {
         return false;
     }
     if let Some(state) = vu.state.as_mut() {
-        shared.behaviour.leave(state, ts);
+        common.behaviour.leave(state, ts);
     }
     true
 }
 
 /// The pause before a VU's next task in taskset `ts`; a custom wait time asks the behaviour, on a fiber.
-async fn pause<B: Behaviour>(shared: &Rc<Shared<B>>, vu: &mut VuState<B>, ts: usize, took: Duration) -> Pause {
-    let spec = &shared.plan.tasksets[ts];
+async fn pause<B: Behaviour>(common: &Rc<VuCommon<B>>, vu: &mut VuState<B>, ts: usize, took: Duration) -> Pause {
+    let spec = &common.plan.tasksets[ts];
     if !matches!(spec.wait, WaitTime::Custom) {
         return spec.wait.pause(&mut vu.rng, took);
     }
-    let mut state = vu.state.take().unwrap_or_else(|| shared.behaviour.new_vu(vu.id));
-    let on_fiber = shared.clone();
+    let mut state = vu.state.take().unwrap_or_else(|| common.behaviour.new_vu(vu.id));
+    let on_fiber = common.clone();
     let asked = move || {
         let wait = on_fiber.behaviour.wait_time(&mut state, ts);
         (state, wait)
     };
-    match shared.pool.run(asked, &shared.kill).await {
+    match common.pool.run(asked, &common.kill).await {
         Ok((state, wait)) => {
             vu.state = Some(state);
             match wait {
                 Ok(wait) => Pause { wait, missed: false },
                 Err(e) => {
-                    shared.recorder.error(&e.location, &e.message);
+                    common.recorder.error(&e.location, &e.message);
                     Pause::default()
                 }
             }
         }
         Err(error) => {
-            shared.recorder.error(&format!("{}:wait_time", spec.name), &error.to_string());
+            common.recorder.error(&format!("{}:wait_time", spec.name), &error.to_string());
             Pause::default()
         }
     }
@@ -322,9 +322,9 @@ pub(crate) struct PooledVu<B: Behaviour> {
 }
 
 impl<B: Behaviour> PooledVu<B> {
-    pub(crate) fn new(shared: &Shared<B>, id: u64) -> PooledVu<B> {
-        let n = shared.plan.tasksets.len();
-        PooledVu { vu: VuState::new(shared, id), paths: vec![Vec::new(); n] }
+    pub(crate) fn new(common: &VuCommon<B>, id: u64) -> PooledVu<B> {
+        let n = common.plan.tasksets.len();
+        PooledVu { vu: VuState::new(common, id), paths: vec![Vec::new(); n] }
     }
 }
 
@@ -333,36 +333,36 @@ impl<B: Behaviour> PooledVu<B> {
 /// The start picks a top-level taskset by weight and runs one task where the VU is in it: in the innermost nested
 /// taskset it entered there. A task that is a nested taskset enters it (with `on_start`) and runs one of its tasks.
 /// `interrupt()` leaves the innermost taskset only.
-pub(crate) async fn iteration<B: Behaviour>(shared: &Rc<Shared<B>>, pooled: &mut PooledVu<B>, scheduled: Instant) {
-    let top = shared.tasksets.pick(&mut pooled.vu.rng);
-    if pooled.paths[top].is_empty() && !enter_open(shared, pooled, top, top).await {
+pub(crate) async fn iteration<B: Behaviour>(common: &Rc<VuCommon<B>>, pooled: &mut PooledVu<B>, scheduled: Instant) {
+    let top = common.tasksets.pick(&mut pooled.vu.rng);
+    if pooled.paths[top].is_empty() && !enter_open(common, pooled, top, top).await {
         // The task cannot run in a taskset the VU could not enter; its start counts as run.
         return;
     }
     loop {
         let Some((ts, cursor)) = pooled.paths[top].last_mut() else { return };
         let ts = *ts;
-        let Some(order) = &shared.orders[ts] else { unreachable!("a reachable taskset has a task to run") };
+        let Some(order) = &common.orders[ts] else { unreachable!("a reachable taskset has a task to run") };
         let task = order.next(&mut pooled.vu.rng, cursor);
-        if let Some(child) = shared.plan.nested_taskset(ts, task) {
-            shared.recorder.slot(ts, Slot::Task(task).index(&shared.plan.tasksets[ts]), None);
-            if !enter_open(shared, pooled, top, child).await {
+        if let Some(child) = common.plan.nested_taskset(ts, task) {
+            common.recorder.slot(ts, Slot::Task(task).index(&common.plan.tasksets[ts]), None);
+            if !enter_open(common, pooled, top, child).await {
                 return;
             }
             continue;
         }
-        let next = call(shared, &mut pooled.vu, ts, Slot::Task(task), Some(scheduled)).await;
+        let next = call(common, &mut pooled.vu, ts, Slot::Task(task), Some(scheduled)).await;
         if matches!(next, Next::Leave | Next::LeaveNow) {
-            leave_open(shared, pooled, top).await;
+            leave_open(common, pooled, top).await;
         }
         return;
     }
 }
 
 /// Enters taskset `ts` under top-level taskset `top` (running its `on_start`); false when `on_start` failed.
-async fn enter_open<B: Behaviour>(shared: &Rc<Shared<B>>, pooled: &mut PooledVu<B>, top: usize, ts: usize) -> bool {
-    if shared.plan.tasksets[ts].has_on_start
-        && call(shared, &mut pooled.vu, ts, Slot::OnStart, None).await != Next::Continue
+async fn enter_open<B: Behaviour>(common: &Rc<VuCommon<B>>, pooled: &mut PooledVu<B>, top: usize, ts: usize) -> bool {
+    if common.plan.tasksets[ts].has_on_start
+        && call(common, &mut pooled.vu, ts, Slot::OnStart, None).await != Next::Continue
     {
         return false;
     }
@@ -371,46 +371,46 @@ async fn enter_open<B: Behaviour>(shared: &Rc<Shared<B>>, pooled: &mut PooledVu<
 }
 
 /// Leaves every taskset a pooled VU is in (at the end of the run), the innermost first.
-pub(crate) async fn retire<B: Behaviour>(shared: &Rc<Shared<B>>, pooled: &mut PooledVu<B>) {
+pub(crate) async fn retire<B: Behaviour>(common: &Rc<VuCommon<B>>, pooled: &mut PooledVu<B>) {
     for top in 0..pooled.paths.len() {
-        while !pooled.paths[top].is_empty() && !shared.kill.is_cancelled() {
-            leave_open(shared, pooled, top).await;
+        while !pooled.paths[top].is_empty() && !common.kill.is_cancelled() {
+            leave_open(common, pooled, top).await;
         }
     }
 }
 
 /// Leaves the innermost taskset the VU is in under `top`, with its `on_stop`.
-async fn leave_open<B: Behaviour>(shared: &Rc<Shared<B>>, pooled: &mut PooledVu<B>, top: usize) {
+async fn leave_open<B: Behaviour>(common: &Rc<VuCommon<B>>, pooled: &mut PooledVu<B>, top: usize) {
     let Some((ts, _)) = pooled.paths[top].pop() else { return };
-    if shared.plan.tasksets[ts].has_on_stop {
-        call(shared, &mut pooled.vu, ts, Slot::OnStop, None).await;
+    if common.plan.tasksets[ts].has_on_stop {
+        call(common, &mut pooled.vu, ts, Slot::OnStop, None).await;
     }
     if let Some(state) = pooled.vu.state.as_mut() {
-        shared.behaviour.leave(state, ts);
+        common.behaviour.leave(state, ts);
     }
 }
 
 /// Runs one slot on a fiber and records it.
 async fn call<B: Behaviour>(
-    shared: &Rc<Shared<B>>,
+    common: &Rc<VuCommon<B>>,
     vu: &mut VuState<B>,
     ts: usize,
     slot: Slot,
     scheduled: Option<Instant>,
 ) -> Next {
-    let spec = &shared.plan.tasksets[ts];
+    let spec = &common.plan.tasksets[ts];
     let slot_index = slot.index(spec);
-    let mut state = vu.state.take().unwrap_or_else(|| shared.behaviour.new_vu(vu.id));
-    let on_fiber = shared.clone();
+    let mut state = vu.state.take().unwrap_or_else(|| common.behaviour.new_vu(vu.id));
+    let on_fiber = common.clone();
     let call = Call { taskset: ts, slot, scheduled };
-    let result = shared
+    let result = common
         .pool
         .run(
             move || {
                 let outcome = on_fiber.behaviour.call(&mut state, call);
                 (state, outcome)
             },
-            &shared.kill,
+            &common.kill,
         )
         .await;
     let outcome = match result {
@@ -425,25 +425,25 @@ async fn call<B: Behaviour>(
                 other => other.to_string(),
             };
             let location = format!("{}:{}", spec.name, slot.name(spec));
-            shared.recorder.slot(ts, slot_index, Some((&location, &message)));
+            common.recorder.slot(ts, slot_index, Some((&location, &message)));
             return Next::Leave;
         }
     };
     match outcome {
         Outcome::Done => {
-            shared.recorder.slot(ts, slot_index, None);
+            common.recorder.slot(ts, slot_index, None);
             Next::Continue
         }
         Outcome::Interrupted => {
-            shared.recorder.slot(ts, slot_index, None);
+            common.recorder.slot(ts, slot_index, None);
             Next::Leave
         }
         Outcome::InterruptedNow => {
-            shared.recorder.slot(ts, slot_index, None);
+            common.recorder.slot(ts, slot_index, None);
             Next::LeaveNow
         }
         Outcome::Failed(e) => {
-            shared.recorder.slot(ts, slot_index, Some((&e.location, &e.message)));
+            common.recorder.slot(ts, slot_index, Some((&e.location, &e.message)));
             // An error in on_start leaves the taskset; an error in a task is counted and the VU goes on.
             if slot == Slot::OnStart { Next::Leave } else { Next::Continue }
         }
@@ -452,15 +452,15 @@ async fn call<B: Behaviour>(
 }
 
 /// Waits `pause`, or until the run stops or this VU is asked to stop. Returns false when it should stop.
-async fn think<B: Behaviour>(shared: &Shared<B>, stop: &VuStop, pause: Duration) -> bool {
+async fn think<B: Behaviour>(common: &VuCommon<B>, stop: &VuStop, pause: Duration) -> bool {
     if pause.is_zero() {
         // Let the worker's other VUs run now and then even when nobody waits.
         tokio::task::consume_budget().await;
-        return !shared.stop.is_cancelled() && !stop.stopped.get();
+        return !common.stop.is_cancelled() && !stop.stopped.get();
     }
     tokio::select! {
         () = tokio::time::sleep(pause) => !stop.stopped.get(),
-        () = shared.stop.cancelled() => false,
+        () = common.stop.cancelled() => false,
         () = stop.wake.notified() => false,
     }
 }

@@ -14,11 +14,11 @@ use tokio::sync::mpsc;
 use tokio::task::LocalSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::behaviour::{Behaviour, BehaviourFactory, Shared as SetupValue, TaskError, WorkerContext};
+use crate::behaviour::{Behaviour, BehaviourFactory, Shared, TaskError, WorkerContext};
 use crate::fiber::FiberPool;
 use crate::plan::{Model, Plan};
 use crate::stats::{Delta, Recorder};
-use crate::vu::{Order, Shared};
+use crate::vu::{Order, VuCommon};
 use crate::{closed, open};
 
 /// Idle fiber stacks a worker keeps for reuse; more are unmapped when they come back, so a burst of calls in
@@ -30,7 +30,7 @@ pub(crate) enum Control {
     /// Run the global setup (worker 0 only).
     Setup,
     /// Start the load at this instant, with the setup's value.
-    Start(Instant, Option<SetupValue>),
+    Start(Instant, Option<Shared>),
     /// Scripted shape: from `at` after the start, move to `users` at `spawn_rate`.
     Retarget { at: Duration, users: u64, spawn_rate: Option<f64> },
     /// Run the global teardown (worker 0 only).
@@ -42,7 +42,7 @@ pub(crate) enum WorkerEvent {
     /// The worker built its behaviour (or failed to).
     Ready(usize, Result<(), String>),
     /// The global setup finished.
-    SetupDone(Result<Option<SetupValue>, TaskError>),
+    SetupDone(Result<Option<Shared>, TaskError>),
     /// Statistics of the worker since its last report.
     Stats(usize, Delta),
     /// The worker's load is over: every VU has stopped. Carries the peak number of fiber stacks it used.
@@ -98,7 +98,7 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
         }
     };
     let _ = reports.send(WorkerEvent::Ready(index, Ok(())));
-    let shared = Rc::new(Shared {
+    let common = Rc::new(VuCommon {
         behaviour,
         tasksets: plan.taskset_table(),
         first: plan.first_tasksets(),
@@ -114,16 +114,16 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
     while let Some(message) = control.recv().await {
         match message {
             Control::Setup => {
-                let result = global_hook(&shared, |b| b.setup()).await;
+                let result = global_hook(&common, |b| b.setup()).await;
                 let _ = reports.send(WorkerEvent::SetupDone(result));
             }
             Control::Start(at, value) => {
-                shared.behaviour.set_shared(value);
-                let delta = load(&shared, index, tokio::time::Instant::from_std(at), &mut control, &reports).await;
-                let _ = reports.send(WorkerEvent::LoadDone(index, delta, shared.pool.stacks_created()));
+                common.behaviour.set_shared(value);
+                let delta = load(&common, index, tokio::time::Instant::from_std(at), &mut control, &reports).await;
+                let _ = reports.send(WorkerEvent::LoadDone(index, delta, common.pool.stacks_created()));
             }
             Control::Teardown => {
-                let result = global_hook(&shared, |b| b.teardown()).await;
+                let result = global_hook(&common, |b| b.teardown()).await;
                 let _ = reports.send(WorkerEvent::TeardownDone(result));
             }
             Control::Retarget { .. } => {}
@@ -138,11 +138,11 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
 
 /// Runs a global hook on a fiber; a crash becomes an error.
 async fn global_hook<B: Behaviour, T: 'static>(
-    shared: &Rc<Shared<B>>,
+    common: &Rc<VuCommon<B>>,
     hook: fn(&B) -> Result<T, TaskError>,
 ) -> Result<T, TaskError> {
-    let on_fiber = shared.clone();
-    match shared.pool.run(move || hook(&on_fiber.behaviour), &shared.kill).await {
+    let on_fiber = common.clone();
+    match common.pool.run(move || hook(&on_fiber.behaviour), &common.kill).await {
         Ok(result) => result,
         Err(e) => Err(TaskError { location: "nest (internal)".into(), message: e.to_string() }),
     }
@@ -150,7 +150,7 @@ async fn global_hook<B: Behaviour, T: 'static>(
 
 /// Runs this worker's share of the load, flushing statistics every second. Returns the last delta.
 async fn load<B: Behaviour>(
-    shared: &Rc<Shared<B>>,
+    common: &Rc<VuCommon<B>>,
     index: usize,
     start: tokio::time::Instant,
     control: &mut mpsc::UnboundedReceiver<Control>,
@@ -158,16 +158,16 @@ async fn load<B: Behaviour>(
 ) -> Delta {
     let flushing = CancellationToken::new();
     let flusher = tokio::task::spawn_local({
-        let (shared, reports, flushing) = (shared.clone(), reports.clone(), flushing.clone());
+        let (common, reports, flushing) = (common.clone(), reports.clone(), flushing.clone());
         async move {
             let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
             let mut second = 0;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
-                        let mut delta = shared.recorder.take();
+                        let mut delta = common.recorder.take();
                         delta.second = second;
-                        delta.users = shared.active.get();
+                        delta.users = common.active.get();
                         let _ = reports.send(WorkerEvent::Stats(index, delta));
                         second += 1;
                     }
@@ -177,18 +177,18 @@ async fn load<B: Behaviour>(
         }
     });
     tokio::time::sleep_until(start).await;
-    match &shared.plan.model {
+    match &common.plan.model {
         Model::Closed { users, shaped } => {
-            closed::run(shared.clone(), users.clone(), *shaped, index, start, control).await;
+            closed::run(common.clone(), users.clone(), *shaped, index, start, control).await;
         }
         Model::Open { arrivals, max_users, max_delay } => {
-            open::run(shared.clone(), arrivals.clone(), *max_users, *max_delay, index, start).await;
+            open::run(common.clone(), arrivals.clone(), *max_users, *max_delay, index, start).await;
         }
     }
     flushing.cancel();
     let _ = flusher.await;
-    let mut delta = shared.recorder.take();
+    let mut delta = common.recorder.take();
     delta.second = start.elapsed().as_secs();
-    delta.users = shared.active.get();
+    delta.users = common.active.get();
     delta
 }

@@ -421,7 +421,9 @@ fn verdicts(inputs: &[(&str, &Report)], summary: &Summary) -> Vec<Verdict> {
 mod tests {
     use super::*;
     use crate::render::tests::sample_report;
-    use nest_core::stats::{Aggregate, Failure, Recorder, Sample, TimelineLatency, TimelineRow, decode_histogram};
+    use nest_core::stats::{
+        Aggregate, Failure, Recorder, Sample, SummaryParts, TimelineLatency, TimelineRow, decode_histogram,
+    };
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
     use std::time::Duration;
@@ -464,7 +466,8 @@ mod tests {
             agg.merge(delta);
         }
         agg.seal_before(u64::MAX);
-        let summary = Summary::new(&agg, &[], 10.0, 1, true);
+        let summary =
+            Summary::new(&agg, SummaryParts { duration_s: 10.0, users: 1, open: true, ..SummaryParts::default() });
         Report { summary, run: sample_report(true, Vec::new()).run, thresholds: Vec::new() }
     }
 
@@ -556,7 +559,7 @@ mod tests {
         }
     }
 
-    /// The timeline at points of two seconds, as a run longer than an hour folds it.
+    /// The timeline at points of two seconds, as a run longer than 24 minutes folds it.
     fn coarsen(report: &mut Report) {
         let mut pairs: BTreeMap<u64, Vec<TimelinePoint>> = BTreeMap::new();
         for p in std::mem::take(&mut report.summary.timeline) {
@@ -592,6 +595,48 @@ mod tests {
                     .collect::<Vec<_>>()
             };
             assert_eq!(rows(&merged), rows(&whole.summary.timeline), "seed {seed}");
+            assert!(merged.iter().all(|p| p.users == 2), "seed {seed}: one user in each part, at the same time");
+        }
+    }
+
+    /// A report of `draws` over `seconds` seconds, recorded by an aggregate that keeps at most `max_points`
+    /// points (so a long enough run compacts its timeline as a day-long one does).
+    fn record_long(draws: &[(u64, &Draw)], seconds: u64, max_points: usize) -> Report {
+        let r = Recorder::new();
+        let mut agg = Aggregate::with_max_points(max_points);
+        for second in 0..seconds {
+            for (_, d) in draws.iter().filter(|(s, _)| *s == second) {
+                record_one(&r, d);
+            }
+            let mut delta = r.take();
+            (delta.second, delta.users) = (second, 1);
+            agg.merge(delta);
+            agg.seal_before(second);
+        }
+        agg.seal_before(u64::MAX);
+        let parts = SummaryParts { duration_s: seconds as f64, users: 1, open: true, ..SummaryParts::default() };
+        Report { summary: Summary::new(&agg, parts), run: sample_report(true, Vec::new()).run, thresholds: Vec::new() }
+    }
+
+    #[test]
+    fn a_compacted_timeline_merges_with_an_uncompacted_one_exactly() {
+        for seed in 0..6u64 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let seconds = rng.random_range(20..48);
+            let draws: Vec<(u64, Draw)> =
+                (0..rng.random_range(60..200)).map(|_| (rng.random_range(0..seconds), draw(&mut rng))).collect();
+            let (a, b): (Vec<_>, Vec<_>) = draws.iter().map(|(s, d)| (*s, d)).partition(|_| rng.random_bool(0.5));
+            let (compacted, plain) = (record_long(&a, seconds, 6), record_long(&b, seconds, 1000));
+            let width = compacted.summary.timeline[0].seconds;
+            assert!(width >= 4 && plain.summary.timeline.iter().all(|p| p.seconds == 1), "seed {seed}: {width}");
+            let whole = record_long(&draws.iter().map(|(s, d)| (*s, d)).collect::<Vec<_>>(), seconds, 6);
+            let merged = Report::merge(&[compacted, plain]).unwrap().summary.timeline;
+            // Figures, then every bucket of every row (`row_figures`), point by point.
+            let rows = |ps: &[TimelinePoint]| {
+                let rows = |p: &TimelinePoint| p.requests.iter().map(row_figures).collect::<Vec<_>>();
+                ps.iter().map(|p| (p.t, p.seconds, rows(p), p.total.clone())).collect::<Vec<_>>()
+            };
+            assert_eq!(rows(&merged), rows(&whole.summary.timeline), "seed {seed}: at the compacted width");
             assert!(merged.iter().all(|p| p.users == 2), "seed {seed}: one user in each part, at the same time");
         }
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use nest_core::stats::Summary;
 
-use crate::thresholds::Verdict;
+use crate::thresholds::{Threshold, Verdict, evaluate, gate_verdict};
 
 /// What was run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,6 +42,25 @@ pub struct Report {
     /// The threshold verdicts, in the order they were given.
     #[serde(default)]
     pub thresholds: Vec<Verdict>,
+}
+
+impl Report {
+    /// The report of a finished run, in one step: its summary, what was run, and the verdicts of `thresholds` on
+    /// the summary (`aborted`: those an `abort` threshold breached during the run, with the second it was), then,
+    /// when `gate` is on, the default gate's verdict.
+    pub fn new(
+        summary: Summary,
+        run: RunInfo,
+        thresholds: &[Threshold],
+        aborted: &[(usize, f64)],
+        gate: bool,
+    ) -> Report {
+        let mut verdicts = evaluate(thresholds, &summary, aborted);
+        if gate {
+            verdicts.push(gate_verdict(&summary));
+        }
+        Report { summary, run, thresholds: verdicts }
+    }
 }
 
 /// Where a taskset's weight came from.
@@ -85,7 +104,7 @@ pub struct MixRow {
     /// See `on_start`.
     pub on_stop: bool,
     /// Its tasks.
-    pub tasks: Vec<TaskRow>,
+    pub tasks: Vec<MixTask>,
     /// Closed model: how many of the configured users start in it (VU `j` starts in the taskset a smooth weighted
     /// round-robin gives `j`, so this is exact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,7 +116,7 @@ pub struct MixRow {
 
 /// One task of a mix row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TaskRow {
+pub struct MixTask {
     /// Function name.
     pub name: String,
     /// Weight within the taskset.

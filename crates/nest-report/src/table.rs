@@ -229,7 +229,7 @@ fn print_pools(out: &mut impl Write, pools: &[nest_core::stats::PoolRow]) -> io:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nest_core::stats::{Aggregate, Failure, FailureKind, Recorder, Sample};
+    use nest_core::stats::{Aggregate, Failure, FailureKind, Recorder, Sample, SummaryParts};
     use std::time::Duration;
 
     fn summary(open: bool) -> String {
@@ -251,7 +251,7 @@ mod tests {
         let mut agg = Aggregate::default();
         agg.merge(r.take());
         agg.seal_before(u64::MAX);
-        let s = Summary::new(&agg, &[], 2.0, 3, open);
+        let s = Summary::new(&agg, SummaryParts { duration_s: 2.0, users: 3, open, ..SummaryParts::default() });
         let mut out = Vec::new();
         print_summary(&mut out, &s).unwrap();
         String::from_utf8(out).unwrap()

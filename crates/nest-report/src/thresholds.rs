@@ -535,7 +535,7 @@ fn observed_requests(t: &Threshold, observed: &Observed<'_>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nest_core::stats::{Failure, FailureKind, Recorder, Sample};
+    use nest_core::stats::{Failure, FailureKind, Recorder, Sample, SummaryParts};
 
     fn p(expr: &str) -> Threshold {
         parse(expr).unwrap_or_else(|e| panic!("{expr}: {e:?}"))
@@ -596,7 +596,7 @@ mod tests {
         let mut agg = Aggregate::default();
         agg.merge(r.take());
         agg.seal_before(u64::MAX);
-        Summary::new(&agg, &[], 10.0, 1, false)
+        Summary::new(&agg, SummaryParts { duration_s: 10.0, users: 1, ..SummaryParts::default() })
     }
 
     #[test]
@@ -710,7 +710,7 @@ mod tests {
     #[test]
     fn a_name_under_several_methods_keeps_its_corrected_latency_and_exact_mean() {
         let agg = open_aggregate();
-        let s = Summary::new(&agg, &[], 10.0, 0, true);
+        let s = Summary::new(&agg, SummaryParts { duration_s: 10.0, users: 0, open: true, ..SummaryParts::default() });
         let mut x = nest_core::stats::RequestCounts::default();
         for ((name, _), c) in &agg.requests {
             if name == "/x" {
@@ -726,7 +726,7 @@ mod tests {
     #[test]
     fn the_live_check_and_the_final_verdict_measure_the_same() {
         let agg = open_aggregate();
-        let s = Summary::new(&agg, &[], 10.0, 0, true);
+        let s = Summary::new(&agg, SummaryParts { duration_s: 10.0, users: 0, open: true, ..SummaryParts::default() });
         let (live, last) = (Observed::from_aggregate(&agg, Duration::from_secs(10)), Observed::from_summary(&s));
         for expr in [
             "p50 < 1s",

@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use nest_core::stats::Summary;
 use nest_core::{EndReason, RunPhase, Snapshots, StopHandle};
 use nest_demo::{DemoConfig, DemoServer, Mode};
 use nest_http::ClientConfig;
@@ -61,8 +60,6 @@ pub fn run(args: RunArgs) -> Result<()> {
     let factory = Arc::new(checked.mix.catalog.factory(http, Some(host.clone())).with_data(data.clone()));
     let run_info = run_info(&checked, &host);
     let plan = checked.plan;
-    let tasksets = plan.tasksets.clone();
-    let (users, open) = (plan.users(), plan.model.is_open());
     let gate = checked.gate;
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -104,17 +101,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         (None, EndReason::RunTime | EndReason::Completed) => {}
     }
 
-    // A shape's users are only known once it ran: the most active at once.
-    let users = users.max(result.aggregate.timeline.values().map(|s| s.users).max().unwrap_or(0));
-    let mut summary = Summary::new(&result.aggregate, &tasksets, result.duration.as_secs_f64(), users, open);
-    summary.started_at = result.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    summary.pools = nest_config::data::pool_rows(&data);
-    summary.stopped_in = result.cut.map(|phase| phase.name().to_owned());
-    let mut verdicts = thresholds::evaluate(&thresholds, &summary, &aborted);
-    if gate.is_some() {
-        verdicts.push(thresholds::gate_verdict(&summary));
-    }
-    let report = Report { summary, run: run_info, thresholds: verdicts };
+    let summary = result.summary(nest_config::data::pool_rows(&data));
+    let report = Report::new(summary, run_info, &thresholds, &aborted, gate.is_some());
     // A report on stdout (`--json -`, `--html /dev/stdout`) is alone there, so the summary goes to stderr. A summary
     // that cannot be printed (a closed terminal, a full disk) must not keep the report files from being written.
     let _ = if summary_to_stderr {

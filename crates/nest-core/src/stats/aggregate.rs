@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::timeline::MAX_POINTS;
-use super::{CheckCounts, Delta, FailureKind, MetricValue, RequestCounts, Second, SlotCounts};
+use super::{CheckCounts, Delta, FailureKind, Interval, MetricValue, RequestCounts, Second, SlotCounts};
 
 /// Everything recorded in a run so far, merged across workers.
 #[derive(Debug, Default)]
@@ -21,13 +21,19 @@ pub struct Aggregate {
     pub slots: Vec<Vec<SlotCounts>>,
     /// Task starts dropped (open model).
     pub dropped: u64,
-    /// Per-second figures, by second since the start; at most [`MAX_POINTS`] of them (see [`Aggregate::step`]).
+    /// Per-second figures, by second since the start; at most [`Aggregate::max_points`] of them (see
+    /// [`Aggregate::step`]).
     pub timeline: BTreeMap<u64, Second>,
+    /// The newest sealed second as it was sealed, before the timeline folded it into a wider point: what the live
+    /// view shows, one second at a time however long the run.
+    pub last_second: Option<Interval>,
     /// Active VUs now: the sum of every worker's latest report, kept by the runner during the load (the timeline's
     /// users are complete only once a second is sealed, up to two seconds later).
     pub live_users: u64,
-    /// Seconds per timeline point (0 reads as 1): doubles each time the timeline would exceed [`MAX_POINTS`].
+    /// Seconds per timeline point (0 reads as 1): doubles each time the timeline would exceed its bound.
     step: u64,
+    /// The most points the timeline holds (0 reads as [`MAX_POINTS`]).
+    max_points: usize,
     /// Every sealed second before this one is folded into its point.
     folded_before: u64,
     /// The script's checks by name.
@@ -37,6 +43,17 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
+    /// An empty aggregate whose timeline holds at most `max_points` points (at least 2) instead of [`MAX_POINTS`]:
+    /// for tests and measurements of the timeline's compaction.
+    pub fn with_max_points(max_points: usize) -> Aggregate {
+        Aggregate { max_points: max_points.max(2), ..Aggregate::default() }
+    }
+
+    /// The most points the timeline holds: [`MAX_POINTS`] unless built [`Aggregate::with_max_points`].
+    pub fn max_points(&self) -> usize {
+        if self.max_points == 0 { MAX_POINTS } else { self.max_points }
+    }
+
     /// Adds one worker's delta.
     pub fn merge(&mut self, delta: Delta) {
         // A late delta (setup or teardown) for a second already folded: seal and fold it again.
@@ -90,23 +107,34 @@ impl Aggregate {
         }
     }
 
-    /// Seals every second before `second`: no worker will report them again. Keeps the timeline within
-    /// [`MAX_POINTS`] by merging points (see the `timeline` module).
+    /// Seals every second before `second`: no worker will report them again. Keeps the newest one as
+    /// [`Aggregate::last_second`], and the timeline within [`Aggregate::max_points`] by merging points (see the
+    /// `timeline` module).
     pub fn seal_before(&mut self, second: u64) {
         for (_, s) in self.timeline.range_mut(self.folded_before..second) {
-            if !s.sealed {
+            if !s.sealed || s.is_open() {
                 s.seal();
             }
         }
+        if let Some((&start, s)) = self.timeline.range(self.folded_before..second).rev().find(|(_, s)| s.sealed) {
+            self.last_second = Some(Interval::of(start, s));
+        }
         self.fold(self.folded_before, second);
         // (Bounded: points still open cannot be merged, and there are only ever a few.)
-        while self.timeline.len() > MAX_POINTS && self.step() < 1 << 40 {
+        while self.timeline.len() > self.max_points() && self.step() < 1 << 40 {
             self.step = self.step.max(1) * 2;
             self.fold(0, second);
         }
+        // Points no later second can join are encoded, once.
+        let step = self.step();
+        for (&t, point) in self.timeline.range_mut(..second) {
+            if point.sealed && (second == u64::MAX || t + step <= second) {
+                point.finish();
+            }
+        }
     }
 
-    /// Seconds per timeline point: 1 for the first [`MAX_POINTS`] seconds, then 2, 4...
+    /// Seconds per timeline point: 1 for the first [`Aggregate::max_points`] seconds, then 2, 4...
     pub fn step(&self) -> u64 {
         self.step.max(1)
     }
@@ -118,15 +146,22 @@ impl Aggregate {
             self.timeline.range(from..before).filter(|(t, s)| s.sealed && *t % step != 0).map(|(t, _)| *t).collect();
         for t in keys {
             let Some(second) = self.timeline.remove(&t) else { continue };
-            let start = t / step * step;
+            let (start, end) = (t / step * step, t + second.seconds.max(1));
             match self.timeline.get_mut(&start) {
-                Some(point) if point.sealed => point.absorb(second),
+                Some(point) if point.sealed => {
+                    let end = end.max(start + point.seconds.max(1));
+                    point.absorb(second);
+                    // (Seconds with no report at all are covered too: nothing happened in them.)
+                    point.seconds = end - start;
+                }
                 // The point's first second is still open (it cannot be: it is earlier): keep this one as it is.
                 Some(_) => {
                     self.timeline.insert(t, second);
                 }
                 None => {
-                    self.timeline.insert(start, second);
+                    let mut point = second;
+                    point.seconds = end - start;
+                    self.timeline.insert(start, point);
                 }
             }
         }
@@ -162,7 +197,9 @@ impl Aggregate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{Recorder, Sample};
+    use crate::stats::{Failure, Latency, Recorder, Sample};
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
     use std::time::Duration;
 
     #[test]
@@ -214,10 +251,31 @@ mod tests {
     }
 
     #[test]
-    fn a_long_timeline_is_bounded_and_keeps_every_request() {
+    fn a_late_report_for_a_sealed_point_is_added_to_it() {
         let r = Recorder::new();
         let mut agg = Aggregate::default();
-        let seconds = MAX_POINTS as u64 * 3 + 17;
+        for n in [3, 2] {
+            for _ in 0..n {
+                r.request("GET", "/x", Sample { latency: Duration::from_millis(10), ..Default::default() });
+            }
+            let mut d = r.take();
+            d.second = 0;
+            agg.merge(d);
+            agg.seal_before(1);
+        }
+        agg.seal_before(u64::MAX);
+        assert_eq!(agg.timeline.len(), 1);
+        assert_eq!(agg.timeline[&0].rows[0].count, 5, "the late report's requests are in the timeline too");
+        assert!(agg.timeline[&0].is_final());
+    }
+
+    #[test]
+    fn a_long_timeline_is_bounded_and_keeps_every_request() {
+        assert_eq!(Aggregate::default().max_points(), MAX_POINTS);
+        let r = Recorder::new();
+        let max_points = 60;
+        let mut agg = Aggregate::with_max_points(max_points);
+        let seconds = max_points as u64 * 3 + 17;
         for second in 0..seconds {
             r.request("GET", "/x", Sample { latency: Duration::from_millis(10), ..Default::default() });
             let mut d = r.take();
@@ -225,15 +283,108 @@ mod tests {
             d.users = 1 + second % 7;
             agg.merge(d);
             agg.seal_before(second);
-            assert!(agg.timeline.len() <= MAX_POINTS + 1, "{} points at second {second}", agg.timeline.len());
+            assert!(agg.timeline.len() <= max_points + 1, "{} points at second {second}", agg.timeline.len());
+            let last = agg.last_second.as_ref().filter(|_| second > 0);
+            assert!(last.is_none_or(|l| (l.start, l.seconds) == (second - 1, 1)), "{last:?} at second {second}");
         }
         agg.seal_before(u64::MAX);
-        assert_eq!(agg.step(), 4, "3 hours at most 3600 points: 4 s a point");
+        assert_eq!(agg.step(), 4, "3 times the bound at most 60 points: 4 s a point");
         let counted: u64 = agg.timeline.values().map(|s| s.rows[0].count).sum();
         assert_eq!(counted, seconds, "no request lost by merging");
         let covered: u64 = agg.timeline.values().map(|s| s.seconds.max(1)).sum();
         assert_eq!(covered, seconds, "every second is in exactly one point");
         assert!(agg.timeline.iter().all(|(t, s)| t % 4 == 0 && s.rows[0].count == s.seconds.max(1)));
         assert_eq!(agg.timeline.values().map(|s| s.users).max(), Some(7));
+    }
+
+    /// What one second of the property test recorded, by (name, method), kept apart from the aggregate.
+    type Originals = BTreeMap<u64, (u64, u64, BTreeMap<(String, String), RequestCounts>)>;
+
+    /// Records random seconds (some with no report at all, some with no request) into `agg` and returns what
+    /// each second recorded: (users, dropped, counts).
+    fn record_random(agg: &mut Aggregate, rng: &mut SmallRng, seconds: u64) -> Originals {
+        let r = Recorder::new();
+        let mut originals = Originals::new();
+        for second in 0..seconds {
+            if rng.random_bool(0.1) {
+                agg.seal_before(second);
+                continue;
+            }
+            let mut counts: BTreeMap<(String, String), RequestCounts> = BTreeMap::new();
+            for _ in 0..rng.random_range(0..6) {
+                let name = ["/a", "/b", "/c"][rng.random_range(0..3)];
+                let us = 10u64.pow(rng.random_range(1..7)) * rng.random_range(1..10) + rng.random_range(0..10);
+                let corrected = us + rng.random_range(0..50_000);
+                let failure = rng.random_bool(0.2).then_some(Failure { kind: FailureKind::Status, reason: "HTTP 500" });
+                let sample = Sample {
+                    latency: Duration::from_micros(us),
+                    corrected: Some(Duration::from_micros(corrected)),
+                    bytes: rng.random_range(0..100),
+                    failure,
+                    ..Default::default()
+                };
+                r.request("GET", name, sample);
+                let c = counts.entry((name.to_owned(), "GET".to_owned())).or_default();
+                c.record(sample.latency, sample.corrected);
+                c.bytes += sample.bytes;
+                c.failures += u64::from(failure.is_some());
+            }
+            let mut d = r.take();
+            (d.second, d.users, d.dropped) = (second, rng.random_range(0..9), rng.random_range(0..2));
+            originals.insert(second, (d.users, d.dropped, counts));
+            agg.merge(d);
+            agg.seal_before(second);
+        }
+        agg.seal_before(u64::MAX);
+        originals
+    }
+
+    fn buckets(l: &Latency) -> Vec<(u64, u64)> {
+        l.histogram.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect()
+    }
+
+    /// Count, failures, bytes, sum, min and max, then every bucket of the raw and the corrected histogram.
+    type Figures = ([u64; 6], Vec<(u64, u64)>, Option<Vec<(u64, u64)>>);
+
+    fn figures(c: &RequestCounts) -> Figures {
+        let l = &c.latency;
+        let counts = [c.count, c.failures, c.bytes, l.sum_us, l.min_us, l.max_us];
+        (counts, buckets(l), c.corrected.as_ref().map(buckets))
+    }
+
+    #[test]
+    fn compacted_points_are_the_exact_sums_of_their_seconds() {
+        for seed in 0..12u64 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let max_points = rng.random_range(2..12);
+            let seconds = rng.random_range(1..160);
+            let mut agg = Aggregate::with_max_points(max_points);
+            let originals = record_random(&mut agg, &mut rng, seconds);
+            let step = agg.step();
+            assert!(agg.timeline.len() <= max_points, "seed {seed}: {} points", agg.timeline.len());
+            assert!(step.is_power_of_two() && (seconds as usize).div_ceil(step as usize) <= max_points, "seed {seed}");
+            let mut seen = 0;
+            for (&t, point) in &agg.timeline {
+                let (end, width) = (t + point.seconds.max(1), point.seconds.max(1));
+                assert!(t % step == 0 && width <= step, "seed {seed}: point at {t} s, {width} s wide, step {step}");
+                let parts: Vec<_> = originals.range(t..end).map(|(_, o)| o).collect();
+                seen += parts.len();
+                let mut sum: BTreeMap<(String, String), RequestCounts> = BTreeMap::new();
+                for (key, c) in parts.iter().flat_map(|(_, _, counts)| counts) {
+                    sum.entry(key.clone()).or_default().merge(c);
+                }
+                let rows: BTreeMap<_, _> = point
+                    .rows
+                    .iter()
+                    .map(|row| ((row.name.clone(), row.method.clone()), figures(&row.counts().unwrap())))
+                    .collect();
+                let expected: BTreeMap<_, _> =
+                    sum.iter().filter(|(_, c)| c.count > 0).map(|(k, c)| (k.clone(), figures(c))).collect();
+                assert_eq!(rows, expected, "seed {seed}: point at {t} s, every bucket");
+                assert_eq!(point.dropped, parts.iter().map(|p| p.1).sum::<u64>(), "seed {seed}");
+                assert_eq!(point.users, parts.iter().map(|p| p.0).max().unwrap_or(0), "seed {seed}");
+            }
+            assert_eq!(seen, originals.len(), "seed {seed}: every second in exactly one point");
+        }
     }
 }

@@ -24,8 +24,12 @@ pub use custom::{
     CheckCounts, CheckRow, CustomError, MAX_CHECKS, MAX_METRICS, MAX_NAME_LEN, MetricKind, MetricRow, MetricValue,
     check_name, check_rows, metric_rows,
 };
-pub use summary::{ErrorRow, FailureRow, LatencyMs, PoolRow, RequestRow, Summary, TaskRow, TimelinePoint, Totals};
-pub use timeline::{MAX_POINTS, Second, TOTAL_QUANTILES, TimelineLatency, TimelineRow, TimelineTotal, seal_rows};
+pub use summary::{
+    ErrorRow, FailureRow, LatencyMs, PoolRow, RequestRow, Summary, SummaryParts, TaskRow, TimelinePoint, Totals,
+};
+pub use timeline::{
+    Interval, MAX_POINTS, Second, TOTAL_QUANTILES, TimelineLatency, TimelineRow, TimelineTotal, seal_rows,
+};
 
 /// Significant figures of every latency histogram.
 pub const SIGFIG: u8 = 3;

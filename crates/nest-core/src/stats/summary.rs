@@ -171,8 +171,8 @@ pub struct ErrorRow {
 pub struct TimelinePoint {
     /// Seconds since the start (this point covers `[t, t + seconds)`).
     pub t: u64,
-    /// Seconds this point covers: 1, except in runs longer than an hour, whose points are merged to keep the
-    /// timeline at most 3,600 points (written only when not 1).
+    /// Seconds this point covers: 1, except in runs longer than 24 minutes, whose points are merged to keep the
+    /// timeline at most 1,440 points (written only when not 1).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub seconds: u64,
     /// Active users at the end of the second.
@@ -216,11 +216,11 @@ pub struct Summary {
     /// Per-second figures.
     #[serde(default)]
     pub timeline: Vec<TimelinePoint>,
-    /// One row per test data pool, by name (filled by the caller, which owns the pools).
+    /// One row per test data pool, by name.
     #[serde(default)]
     pub pools: Vec<PoolRow>,
-    /// The global hook a stop came in (`setup`: the load did not run; `teardown`: it was cancelled), filled by
-    /// the caller; absent when the run was not stopped in one.
+    /// The global hook a stop came in (`setup`: the load did not run; `teardown`: it was cancelled); absent when
+    /// the run was not stopped in one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_in: Option<String>,
     /// The script's `check()` results, one row per check name, by name.
@@ -271,9 +271,31 @@ fn closed() -> String {
     "closed".to_owned()
 }
 
+/// Everything a [`Summary`] says besides the statistics: what ran, for how long, how it ended, and the data pools'
+/// counters (which the caller owns). [`crate::RunResult::summary`] fills it from a finished run.
+#[derive(Debug, Clone, Default)]
+pub struct SummaryParts<'a> {
+    /// The plan's tasksets, by index (the task rows name their taskset and task from them).
+    pub tasksets: &'a [TasksetSpec],
+    /// Wall time of the run, in seconds.
+    pub duration_s: f64,
+    /// When the load started, in seconds since the Unix epoch (0 if unknown).
+    pub started_at: f64,
+    /// The planned number of users (the most at once).
+    pub users: u64,
+    /// The open model (tasks started at a rate).
+    pub open: bool,
+    /// The global hook a stop came in, if any, as [`crate::Phase::name`] names it.
+    pub stopped_in: Option<&'static str>,
+    /// One row per test data pool, by name.
+    pub pools: Vec<PoolRow>,
+}
+
 impl Summary {
-    /// Builds the report from merged results (seal the aggregate's timeline first).
-    pub fn new(aggregate: &Aggregate, tasksets: &[TasksetSpec], duration_s: f64, users: u64, open: bool) -> Summary {
+    /// Builds the whole summary, in one step, from merged results (seal the aggregate's timeline first) and the
+    /// rest of what it says.
+    pub fn new(aggregate: &Aggregate, parts: SummaryParts<'_>) -> Summary {
+        let SummaryParts { tasksets, duration_s, started_at, users, open, stopped_in, pools } = parts;
         let rps = |n: u64| {
             if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 }
         };
@@ -351,7 +373,7 @@ impl Summary {
         Summary {
             duration_s,
             users,
-            started_at: 0.0,
+            started_at,
             model: if open { "open" } else { "closed" }.to_owned(),
             dropped_iterations: aggregate.dropped,
             totals: Totals {
@@ -370,8 +392,8 @@ impl Summary {
             failures,
             errors,
             timeline,
-            pools: Vec::new(),
-            stopped_in: None,
+            pools,
+            stopped_in: stopped_in.map(str::to_owned),
             checks: check_rows(&aggregate.checks),
             metrics: metric_rows(&aggregate.metrics, duration_s),
         }
@@ -398,7 +420,7 @@ mod tests {
         let mut agg = Aggregate::default();
         agg.merge(r.take());
         agg.seal_before(u64::MAX);
-        let s = Summary::new(&agg, &[], 10.0, 5, false);
+        let s = Summary::new(&agg, SummaryParts { duration_s: 10.0, users: 5, ..SummaryParts::default() });
         assert_eq!(s.totals.requests, 100);
         assert_eq!(s.totals.failures, 2);
         assert_eq!((s.totals.bytes, s.totals.wire_bytes), (200, 100));

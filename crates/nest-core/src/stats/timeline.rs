@@ -9,7 +9,10 @@
 //! merged point comes from the merged histogram. A sealed row still costs a few hundred bytes, so a day-long run
 //! would grow without end. The timeline therefore holds at most [`MAX_POINTS`] points: when it would hold more,
 //! neighbouring points are merged two by two and every later point covers twice as many seconds (1 s for the
-//! first hour, then 2 s, 4 s...).
+//! first 24 minutes, then 2 s, 4 s..., 64 s in a 24-hour run). Point widths are powers of two seconds and points
+//! start at multiples of their width, counted from the load's start, so the points of two runs or segments align
+//! and `nest merge` adds them at the coarser width. The live view does not see the merged points: the newest
+//! sealed second is kept apart for it ([`super::Aggregate::last_second`]).
 
 use std::collections::BTreeMap;
 
@@ -101,8 +104,37 @@ pub struct TimelineTotal {
 /// The quantiles of [`TimelineTotal::percentiles`].
 pub const TOTAL_QUANTILES: [f64; 11] = [0.5, 0.66, 0.75, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0];
 
-/// The most points the timeline holds (an hour at one per second); see the module docs.
-pub const MAX_POINTS: usize = 3600;
+/// The most points the timeline holds (24 minutes at one per second, a day at 64 s a point); see the module docs.
+pub const MAX_POINTS: usize = 1440;
+
+/// One sealed point of the timeline, copied out of it: its figures are final.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interval {
+    /// Its first second, since the load's start.
+    pub start: u64,
+    /// Seconds it covers.
+    pub seconds: u64,
+    /// Active VUs at its end.
+    pub users: u64,
+    /// Task starts dropped in it (open model).
+    pub dropped: u64,
+    /// Per request name.
+    pub rows: Vec<TimelineRow>,
+    /// All requests together.
+    pub total: Option<TimelineTotal>,
+}
+
+impl Interval {
+    /// A copy of the sealed point at `start` (its rows encoded now if the point is still being filled).
+    pub fn of(start: u64, point: &Second) -> Interval {
+        let (rows, total) = if point.pending.is_empty() {
+            (point.rows.clone(), point.total.clone())
+        } else {
+            seal_rows(&point.pending)
+        };
+        Interval { start, seconds: point.seconds.max(1), users: point.users, dropped: point.dropped, rows, total }
+    }
+}
 
 /// One second of the run, merged across workers, or after merging, a run of neighbouring seconds.
 #[derive(Debug, Default)]
@@ -113,10 +145,15 @@ pub struct Second {
     pub users: u64,
     /// Task starts dropped in this second (open model).
     pub dropped: u64,
+    /// What workers reported for this second, not sealed yet.
     open: BTreeMap<(String, String), RequestCounts>,
-    /// The sealed figures, once every worker has moved past this second.
+    /// Sealed counts not encoded into `rows` yet: the point is still being filled with later seconds (it is
+    /// encoded once, when complete, rather than decoded and encoded again with each second it absorbs).
+    pending: BTreeMap<(String, String), RequestCounts>,
+    /// The sealed figures: final once the point is complete ([`Second::is_final`]; every point is after
+    /// `Aggregate::seal_before(u64::MAX)`), empty while it is still being filled.
     pub rows: Vec<TimelineRow>,
-    /// The sealed figures of all requests together.
+    /// The sealed figures of all requests together (as `rows`).
     pub total: Option<TimelineTotal>,
     /// Every worker has reported this second (its figures are complete).
     pub sealed: bool,
@@ -132,30 +169,63 @@ impl Second {
         }
     }
 
-    /// Turns the histograms of this second into figures and encodes them.
+    /// Marks the second sealed and moves what was reported into the point's counts (encoded by
+    /// [`Second::finish`]). A late report for a point already encoded is added to it exactly.
     pub(crate) fn seal(&mut self) {
         self.sealed = true;
-        (self.rows, self.total) = seal_rows(&std::mem::take(&mut self.open));
+        self.thaw();
+        add_counts(&mut self.pending, std::mem::take(&mut self.open));
     }
 
-    /// Folds the sealed point that follows this sealed one into it: counts and histograms add up exactly.
-    pub(crate) fn absorb(&mut self, next: Second) {
+    /// Folds the sealed point that follows this sealed one into it: counts and histograms add up exactly (the
+    /// caller sets the width it then covers). The rows are encoded again by [`Second::finish`].
+    pub(crate) fn absorb(&mut self, mut next: Second) {
         self.seconds = self.seconds.max(1) + next.seconds.max(1);
         self.users = self.users.max(next.users);
         self.dropped += next.dropped;
-        let mut counts = BTreeMap::new();
-        for row in self.rows.iter().chain(&next.rows) {
+        self.thaw();
+        next.thaw();
+        add_counts(&mut self.pending, next.pending);
+    }
+
+    /// Encodes the point's counts into its rows: it is complete.
+    pub(crate) fn finish(&mut self) {
+        if !self.pending.is_empty() {
+            (self.rows, self.total) = seal_rows(&std::mem::take(&mut self.pending));
+        }
+    }
+
+    /// Turns encoded rows back into counts, to add more to them.
+    fn thaw(&mut self) {
+        let rows = std::mem::take(&mut self.rows);
+        self.total = None;
+        for row in rows {
             // Rows sealed in this process always carry their histograms, which always decode.
             if let Ok(c) = row.counts() {
-                counts.entry((row.name.clone(), row.method.clone())).or_insert_with(RequestCounts::default).merge(&c);
+                self.pending.entry((row.name, row.method)).or_default().merge(&c);
             }
         }
-        (self.rows, self.total) = seal_rows(&counts);
     }
 
     /// Whether the second still holds unsealed histograms.
     pub fn is_open(&self) -> bool {
         !self.open.is_empty()
+    }
+
+    /// Whether the point is sealed and its rows encoded: complete.
+    pub fn is_final(&self) -> bool {
+        self.sealed && self.open.is_empty() && self.pending.is_empty()
+    }
+}
+
+fn add_counts(into: &mut BTreeMap<(String, String), RequestCounts>, from: BTreeMap<(String, String), RequestCounts>) {
+    for (key, c) in from {
+        match into.get_mut(&key) {
+            Some(mine) => mine.merge(&c),
+            None => {
+                into.insert(key, c);
+            }
+        }
     }
 }
 
@@ -244,6 +314,9 @@ mod tests {
     fn merged_points_add_counts_and_histograms_exactly() {
         let mut a = point(1, 3, 1, &[10]);
         a.absorb(point(2, 5, 2, &[20, 30, 40]));
+        assert!(a.rows.is_empty() && !a.is_final(), "encoded once complete");
+        a.finish();
+        assert!(a.is_final());
         assert_eq!((a.seconds, a.users, a.dropped), (3, 5, 3));
         assert_eq!(a.rows.len(), 1);
         assert_eq!((a.rows[0].count, a.rows[0].failures), (4, 2));

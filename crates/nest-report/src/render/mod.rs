@@ -173,9 +173,9 @@ pub fn utc_datetime(unix_s: f64) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::model::RunInfo;
-    use crate::model::{MixRow, Source, TaskRow};
+    use crate::model::{MixRow, MixTask, Source};
     use crate::thresholds::Verdict;
-    use nest_core::stats::{Aggregate, Failure, FailureKind, Recorder, Sample, Summary};
+    use nest_core::stats::{Aggregate, Failure, FailureKind, Recorder, Sample, Summary, SummaryParts};
     use std::time::Duration;
 
     /// A small report: two names over three seconds, some 500s, a script error, and the given verdicts.
@@ -209,8 +209,9 @@ pub(crate) mod tests {
             agg.merge(delta);
         }
         agg.seal_before(u64::MAX);
-        let mut summary = Summary::new(&agg, &[], 3.0, 4, open);
-        summary.started_at = 1_767_225_600.25;
+        let parts =
+            SummaryParts { duration_s: 3.0, started_at: 1_767_225_600.25, users: 4, open, ..SummaryParts::default() };
+        let summary = Summary::new(&agg, parts);
         let run = RunInfo {
             nest_version: "0.1.0".into(),
             command: "nest run --html r.html".into(),
@@ -227,7 +228,7 @@ pub(crate) mod tests {
                 wait: "constant(0)".into(),
                 on_start: false,
                 on_stop: false,
-                tasks: vec![TaskRow { name: "hit".into(), weight: 1, share_pct: 100.0, nested: false }],
+                tasks: vec![MixTask { name: "hit".into(), weight: 1, share_pct: 100.0, nested: false }],
                 users: Some(4),
                 nested_in: Vec::new(),
             }],

@@ -49,7 +49,7 @@ impl std::error::Error for GateFailed {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nest_core::stats::{Aggregate, Failure, FailureKind, Recorder, Sample};
+    use nest_core::stats::{Aggregate, Failure, FailureKind, Recorder, Sample, SummaryParts};
 
     #[test]
     fn the_gate_fails_on_a_failed_request_or_a_script_error() {
@@ -58,7 +58,7 @@ mod tests {
         let summary = |r: &Recorder| {
             let mut agg = Aggregate::default();
             agg.merge(r.take());
-            Summary::new(&agg, &[], 1.0, 1, false)
+            Summary::new(&agg, SummaryParts { duration_s: 1.0, users: 1, ..SummaryParts::default() })
         };
         let v = gate_verdict(&summary(&r));
         assert!(v.passed && v.default_gate && v.message == "0 of 1 requests failed, 0 script errors", "{v:?}");
