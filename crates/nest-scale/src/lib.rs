@@ -1,0 +1,4 @@
+//! # nest-scale
+#![deny(missing_docs)]
+
+pub mod usl;
