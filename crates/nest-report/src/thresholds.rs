@@ -170,6 +170,19 @@ impl Threshold {
     pub fn with_abort(self, abort: bool, delay: Duration) -> Threshold {
         Threshold { abort, delay, ..self }
     }
+
+    /// How far `verdict` (of this threshold) lies beyond the limit, as a ratio in the metric's unit: observed /
+    /// limit for `<` and `<=`, limit / observed for `>` and `>=`; above 1 when breached. `None` for `==`, `!=`, a
+    /// zero limit or no observed value. `nest scale` stops at a step breaching an SLO "by far" with it.
+    pub fn excess(&self, verdict: &Verdict) -> Option<f64> {
+        let observed = verdict.observed? / if verdict.unit == "%" { 100.0 } else { 1.0 };
+        let ratio = match self.op {
+            Op::Lt | Op::Le if self.limit > 0.0 => observed / self.limit,
+            Op::Gt | Op::Ge if observed > 0.0 => self.limit / observed,
+            _ => return None,
+        };
+        ratio.is_finite().then_some(ratio)
+    }
 }
 
 /// At least one threshold failed: exit code 99.

@@ -366,6 +366,11 @@ pub struct DemoServerArgs {
     /// until the stall ends).
     #[arg(long, value_name = "AT:FOR", value_parser = crate::parse::parse_stall, requires = "hello")]
     pub stall: Option<nest_demo::Stall>,
+    /// Answer like a system of known scalability, for `nest scale`: SIGMA,KAPPA,SERVICE_MS, e.g. 0.05,0.001,10
+    /// (hello responses; a global lock held for SIGMA of the service time, a coherency delay growing with the
+    /// requests in flight).
+    #[arg(long, value_name = "SIGMA,KAPPA,MS", value_parser = nest_demo::UslModel::parse, conflicts_with_all = ["latency", "stall"])]
+    pub usl: Option<nest_demo::UslModel>,
 }
 
 /// Options of `nest hook`.
