@@ -4,11 +4,14 @@
 //! A request that finds `n` requests in flight (itself included) is answered S·(1 + σ(n−1) + κn(n−1)) after it
 //! arrived, so a closed loop of N users sees X(N) = N/R(N) = λN/(1 + σ(N−1) + κN(N−1)) with λ = 1/S. The serial
 //! part is real: each request holds one global lock for σS, so no load can push the throughput past 1/(σS). The
-//! wait behind the others' serial parts, σS(n−1), is charged as the USL assumes (every other request's serial part
-//! ahead of this one), which a bare lock only reaches at saturation; the coherency delay κS·n(n−1) grows with the
-//! requests in flight. Everything waits on the demo's precise timer thread: no spinning, no blocked runtime thread.
+//! lock is ideal: a request reserves its turn (the lock's next free instant, advanced by σS under a mutex) instead
+//! of being woken to take it, so the hand-over costs nothing and a busy machine's wake-up latency cannot make the
+//! lock the bottleneck. The wait behind the others' serial parts, σS(n−1), is charged as the USL assumes (every
+//! other request's serial part ahead of this one), which a bare lock only reaches at saturation; the coherency
+//! delay κS·n(n−1) grows with the requests in flight. A request waits once, on the demo's precise timer thread,
+//! until the later of its response time and the end of its turn: no spinning, no blocked runtime thread.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -66,7 +69,8 @@ impl UslModel {
 pub(crate) struct UslState {
     model: UslModel,
     in_flight: AtomicUsize,
-    lock: tokio::sync::Mutex<()>,
+    /// The global lock: the instant it is next free.
+    lock: Mutex<Instant>,
     timer: Arc<Timer>,
 }
 
@@ -82,21 +86,22 @@ impl Drop for InFlight<'_> {
 impl UslState {
     /// The state of a server following `model`, waiting on `timer`.
     pub(crate) fn new(model: UslModel, timer: Arc<Timer>) -> Arc<UslState> {
-        Arc::new(UslState { model, in_flight: AtomicUsize::new(0), lock: tokio::sync::Mutex::new(()), timer })
+        Arc::new(UslState { model, in_flight: AtomicUsize::new(0), lock: Mutex::new(Instant::now()), timer })
     }
 
-    /// Serves one request: the serial part under the lock, then the rest of its response time.
+    /// Serves one request: its turn under the lock, and its response time; it waits for the later of the two.
     pub(crate) async fn serve(&self) {
         let arrival = Instant::now();
         let n = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
         let _counted = InFlight(&self.in_flight);
-        let due = arrival + self.model.response_time(n);
-        if !self.model.serial().is_zero() {
-            let _held = self.lock.lock().await;
-            // An error means the server is shutting down: answer anyway.
-            let _ = self.timer.at(Instant::now() + self.model.serial()).await;
-        }
+        let turn_ends = {
+            let mut free = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+            *free = (*free).max(arrival) + self.model.serial();
+            *free
+        };
+        let due = (arrival + self.model.response_time(n)).max(turn_ends);
         if due > Instant::now() {
+            // An error means the server is shutting down: answer anyway.
             let _ = self.timer.at(due).await;
         }
     }
@@ -146,4 +151,5 @@ mod tests {
         assert!(four >= m.response_time(4), "{four:?}");
         assert_eq!(state.in_flight.load(Ordering::Acquire), 0);
     }
+
 }

@@ -97,6 +97,8 @@ pub struct FileConfig {
     /// Entries one script map may hold.
     #[serde(default, deserialize_with = "keyed::max_map_size")]
     pub max_map_size: Option<usize>,
+    /// `nest scale`: steps, step and settle times, SLOs, history and gate (parsed by nest-scale).
+    pub scale: Option<nest_scale::spec::ScaleConfig>,
 }
 
 /// A taskset weight from the file: a whole number >= 0.

@@ -55,6 +55,53 @@ pub fn run(args: RunArgs) -> Result<()> {
     } else {
         None
     };
+    let Executed { report, gate, .. } = execute(checked, args.quiet)?;
+    drop(demo);
+    // A report on stdout (`--json -`, `--html /dev/stdout`) is alone there, so the summary goes to stderr. A summary
+    // that cannot be printed (a closed terminal, a full disk) must not keep the report files from being written.
+    let _ = if summary_to_stderr {
+        print_report(&mut std::io::stderr().lock(), &report, args.quiet)
+    } else {
+        print_report(&mut std::io::stdout().lock(), &report, args.quiet)
+    };
+    if let Some(path) = &args.json {
+        let json = serde_json::to_vec_pretty(&report)?;
+        write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
+        say(&format!("report written to {}", path.display()));
+    }
+    for path in outputs.write(&report)? {
+        say(&format!("report written to {}", path.display()));
+    }
+    let failed = report.thresholds.iter().filter(|v| !v.passed).count();
+    if let Some(code) = gate
+        && failed > 0
+    {
+        return Err(GateFailed { code }.into());
+    }
+    if failed > 0 {
+        return Err(ThresholdsFailed { failed, total: report.thresholds.len() }.into());
+    }
+    Ok(())
+}
+
+/// What one run produced.
+pub struct Executed {
+    /// The report, verdicts included.
+    pub report: Report,
+    /// The default gate's exit code, when it applies.
+    pub gate: Option<u8>,
+    /// A signal stopped it.
+    pub interrupted: bool,
+}
+
+/// Runs a checked plan against its host to its end, watching signals, progress (unless `quiet`) and the abort
+/// thresholds, and builds its report. `nest run` prints and writes it; `nest scale` runs one per step.
+pub fn execute(checked: plan::RunPlan, quiet: bool) -> Result<Executed> {
+    let say = |text: &str| {
+        if !quiet {
+            let _ = writeln!(std::io::stderr(), "{text}");
+        }
+    };
     let host = checked.host.clone().ok_or_else(|| UsageError("no target".into()))?;
     let http = Arc::new(client_config(&checked)?);
     let data = checked.mix.data.clone();
@@ -67,7 +114,7 @@ pub fn run(args: RunArgs) -> Result<()> {
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let handle = StopHandle::new();
-    let display = Arc::new(Mutex::new(Display::new(args.quiet, plan.run_time)));
+    let display = Arc::new(Mutex::new(Display::new(quiet, plan.run_time)));
     let (publish, snapshots) = nest_core::snapshot::channel();
     let (result, (thresholds, aborted)) = runtime.block_on(async {
         let signals = tokio::spawn(watch_signals(handle.clone(), plan.stop_timeout));
@@ -84,7 +131,6 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         (result, abort.await.expect("the abort evaluator does not panic"))
     });
-    drop(demo);
     display.lock().unwrap_or_else(PoisonError::into_inner).finish();
     let result = result.map_err(|e| match e {
         nest_core::Error::Worker { .. } | nest_core::Error::InvalidPlan(_) | nest_core::Error::Setup(_) => {
@@ -114,32 +160,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     if gate.is_some() {
         verdicts.push(thresholds::gate_verdict(&summary));
     }
-    let report = Report { summary, run: run_info, thresholds: verdicts };
-    // A report on stdout (`--json -`, `--html /dev/stdout`) is alone there, so the summary goes to stderr. A summary
-    // that cannot be printed (a closed terminal, a full disk) must not keep the report files from being written.
-    let _ = if summary_to_stderr {
-        print_report(&mut std::io::stderr().lock(), &report, args.quiet)
-    } else {
-        print_report(&mut std::io::stdout().lock(), &report, args.quiet)
-    };
-    if let Some(path) = &args.json {
-        let json = serde_json::to_vec_pretty(&report)?;
-        write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
-        say(&format!("report written to {}", path.display()));
-    }
-    for path in outputs.write(&report)? {
-        say(&format!("report written to {}", path.display()));
-    }
-    let failed = report.thresholds.iter().filter(|v| !v.passed).count();
-    if let Some(code) = gate
-        && failed > 0
-    {
-        return Err(GateFailed { code }.into());
-    }
-    if failed > 0 {
-        return Err(ThresholdsFailed { failed, total: report.thresholds.len() }.into());
-    }
-    Ok(())
+    let interrupted = matches!(result.end, EndReason::Stopped | EndReason::Killed) && aborted.is_empty();
+    Ok(Executed { report: Report { summary, run: run_info, thresholds: verdicts }, gate, interrupted })
 }
 
 /// The HTTP client settings of the run.
