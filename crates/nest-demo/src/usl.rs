@@ -11,8 +11,8 @@
 //! delay κS·n(n−1) grows with the requests in flight. A request waits once, on the demo's precise timer thread,
 //! until the later of its response time and the end of its turn: no spinning, no blocked runtime thread.
 
-use std::sync::{Arc, Mutex, PoisonError};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::timer::Timer;
@@ -151,5 +151,4 @@ mod tests {
         assert!(four >= m.response_time(4), "{four:?}");
         assert_eq!(state.in_flight.load(Ordering::Acquire), 0);
     }
-
 }

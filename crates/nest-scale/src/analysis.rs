@@ -37,9 +37,16 @@ pub struct Capacity {
 impl Capacity {
     /// The headline: `scalability index: 412 req/s at p95 < 300ms`.
     pub fn headline(&self) -> String {
-        let at = if self.slo.is_empty() { "(no SLO given: the highest throughput)".to_owned() } else { format!("at {}", self.slo) };
+        let at = if self.slo.is_empty() {
+            "(no SLO given: the highest throughput)".to_owned()
+        } else {
+            format!("at {}", self.slo)
+        };
         let Some(x) = self.throughput_rps else {
-            return format!("scalability index: no step met {}", if self.slo.is_empty() { "its SLOs" } else { &self.slo });
+            return format!(
+                "scalability index: no step met {}",
+                if self.slo.is_empty() { "its SLOs" } else { &self.slo }
+            );
         };
         let mut text = format!("scalability index: {x:.0} req/s {at}");
         if let (Some(load), Some(next), Some(nx)) = (self.load, self.next_load, self.next_throughput_rps) {
@@ -115,7 +122,14 @@ pub fn scalability(steps: &[StepResult]) -> Scalability {
             x: s.throughput_rps,
         })
         .collect();
-    let none = |status, verdict| Scalability { status, usable_steps: usable_steps.clone(), fit: None, n_star: None, x_max: None, verdict };
+    let none = |status, verdict| Scalability {
+        status,
+        usable_steps: usable_steps.clone(),
+        fit: None,
+        n_star: None,
+        x_max: None,
+        verdict,
+    };
     let fit = match usl::fit(&points) {
         Ok(fit) => fit,
         Err(e) => {
@@ -154,7 +168,8 @@ pub fn scalability(steps: &[StepResult]) -> Scalability {
     };
     if !kappa_known {
         let x_max = m.max_throughput();
-        let ceiling = x_max.map_or("no ceiling in sight".to_owned(), |x| format!("throughput levels off towards {x:.0} req/s"));
+        let ceiling =
+            x_max.map_or("no ceiling in sight".to_owned(), |x| format!("throughput levels off towards {x:.0} req/s"));
         return Scalability {
             status: FitStatus::PeakNotDeterminable,
             usable_steps,
@@ -194,7 +209,12 @@ mod tests {
 
     #[test]
     fn capacity_is_the_best_step_meeting_every_slo_and_names_the_next() {
-        let steps = vec![step(1, 1, 100.0, true), step(2, 4, 340.0, true), step(3, 16, 800.0, false), step(4, 32, 900.0, false)];
+        let steps = vec![
+            step(1, 1, 100.0, true),
+            step(2, 4, 340.0, true),
+            step(3, 16, 800.0, false),
+            step(4, 32, 900.0, false),
+        ];
         let c = capacity(&steps, "p95 < 28ms".into());
         assert_eq!((c.step, c.throughput_rps, c.next_step), (Some(2), Some(340.0), Some(3)));
         assert_eq!(
@@ -210,7 +230,8 @@ mod tests {
     fn the_fit_needs_four_clean_steps_and_explains_itself() {
         let truth = crate::usl::Usl { sigma: 0.05, kappa: 0.001, lambda: 100.0 };
         let ns = [1u64, 4, 8, 16, 32, 64];
-        let steps: Vec<_> = ns.iter().enumerate().map(|(i, &n)| step(i + 1, n, truth.throughput(n as f64), true)).collect();
+        let steps: Vec<_> =
+            ns.iter().enumerate().map(|(i, &n)| step(i + 1, n, truth.throughput(n as f64), true)).collect();
         let s = scalability(&steps);
         assert_eq!(s.status, FitStatus::Ok, "{s:?}");
         assert!((s.n_star.unwrap() - 30.8).abs() < 0.5, "{s:?}");
@@ -223,7 +244,8 @@ mod tests {
         assert_eq!((few.status, few.fit), (FitStatus::TooFewSteps, None));
         assert!(few.verdict.contains("3 of 6 steps usable (3 flagged)"), "{}", few.verdict);
         let amdahl = crate::usl::Usl { kappa: 0.0, ..truth };
-        let flat: Vec<_> = ns.iter().enumerate().map(|(i, &n)| step(i + 1, n, amdahl.throughput(n as f64), true)).collect();
+        let flat: Vec<_> =
+            ns.iter().enumerate().map(|(i, &n)| step(i + 1, n, amdahl.throughput(n as f64), true)).collect();
         let s = scalability(&flat);
         assert_eq!((s.status, s.n_star), (FitStatus::PeakNotDeterminable, None), "{s:?}");
         assert!(s.verdict.contains("N* is not determinable"), "{}", s.verdict);

@@ -103,7 +103,13 @@ pub fn compare(history: &[Entry], now: &Entry, spec: &GateSpec) -> Comparison {
         let b = median(base.iter().filter_map(|e| get(e)).collect());
         if let (Some(b), Some(n)) = (b, get(now)) {
             let fmt = |v: f64| if v.abs() < 0.01 { format!("{v:.2e}") } else { format!("{v:.4}") };
-            rows.push(Row { what: what.into(), baseline: fmt(b), now: fmt(n), change: change(b, n), verdict: RowVerdict::Info });
+            rows.push(Row {
+                what: what.into(),
+                baseline: fmt(b),
+                now: fmt(n),
+                change: change(b, n),
+                verdict: RowVerdict::Info,
+            });
         }
     }
     Comparison {

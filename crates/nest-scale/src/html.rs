@@ -62,7 +62,14 @@ fn throughput_chart(doc: &ScaleDoc) -> (String, Vec<(String, &'static str)>) {
         marks.push(("SLO boundary".to_owned(), n_of(step)));
     }
     let unit = if doc.model == "open" { "in flight (X·R)" } else { "users" };
-    draw("throughput", "Throughput against concurrency", "req/s", n_max, series, XAxis { unit, dots: vec![0], marks, labels: Vec::new() })
+    draw(
+        "throughput",
+        "Throughput against concurrency",
+        "req/s",
+        n_max,
+        series,
+        XAxis { unit, dots: vec![0], marks, labels: Vec::new() },
+    )
 }
 
 fn latency_chart(doc: &ScaleDoc) -> (String, Vec<(String, &'static str)>) {
@@ -79,11 +86,25 @@ fn latency_chart(doc: &ScaleDoc) -> (String, Vec<(String, &'static str)>) {
     ];
     let marks = doc.capacity.load.map(|l| ("SLO boundary".to_owned(), l.value())).into_iter().collect();
     let unit = doc.steps.first().map_or("users", |s| s.load.unit());
-    draw("latency", "Latency percentiles against load", "ms", load_max, series, XAxis { unit, dots: Vec::new(), marks, labels: Vec::new() })
+    draw(
+        "latency",
+        "Latency percentiles against load",
+        "ms",
+        load_max,
+        series,
+        XAxis { unit, dots: Vec::new(), marks, labels: Vec::new() },
+    )
 }
 
 /// The SVG and its legend.
-fn draw(id: &str, title: &str, unit: &str, x_max: f64, series: Vec<Series>, axis: XAxis<'_>) -> (String, Vec<(String, &'static str)>) {
+fn draw(
+    id: &str,
+    title: &str,
+    unit: &str,
+    x_max: f64,
+    series: Vec<Series>,
+    axis: XAxis<'_>,
+) -> (String, Vec<(String, &'static str)>) {
     let legend = series.iter().map(|s| (s.label.clone(), s.color)).collect();
     let chart = Chart { id, title, unit, t_max: x_max, series };
     (chart.render_over(Some(&axis)), legend)
@@ -104,8 +125,20 @@ fn steps_table(page: &mut String, doc: &ScaleDoc) {
          <th class=\"n\">errors</th><th class=\"n\">X·R</th><th class=\"n\">nest CPU</th><th>SLO</th><th>flags</th></tr>\n",
     );
     for s in &doc.steps {
-        let slo = if s.slos.is_empty() { "-" } else if s.meets_slos { "met" } else { "failed" };
-        let class = if s.slos.is_empty() { "" } else if s.meets_slos { "pass" } else { "fail" };
+        let slo = if s.slos.is_empty() {
+            "-"
+        } else if s.meets_slos {
+            "met"
+        } else {
+            "failed"
+        };
+        let class = if s.slos.is_empty() {
+            ""
+        } else if s.meets_slos {
+            "pass"
+        } else {
+            "fail"
+        };
         let flags = s.flags.iter().map(|f| f.words()).collect::<Vec<_>>().join("; ");
         let _ = writeln!(
             page,
@@ -143,16 +176,31 @@ fn head(title: &str) -> String {
 /// The page of the history: Capacity@SLO and N* over commits, labelled with short hashes.
 pub fn render_history(entries: &[Entry]) -> String {
     let mut page = head("nest scalability history");
-    let _ = writeln!(page, "<header>\n<h1>Scalability history</h1>\n<p class=\"sub\">{} runs</p>\n</header>", entries.len());
-    let labels: Vec<(f64, String)> = entries.iter().enumerate().map(|(i, e)| (i as f64, e.short_commit().to_owned())).collect();
+    let _ = writeln!(
+        page,
+        "<header>\n<h1>Scalability history</h1>\n<p class=\"sub\">{} runs</p>\n</header>",
+        entries.len()
+    );
+    let labels: Vec<(f64, String)> =
+        entries.iter().enumerate().map(|(i, e)| (i as f64, e.short_commit().to_owned())).collect();
     let x_max = (entries.len().max(2) - 1) as f64;
-    let over = |f: fn(&Entry) -> Option<f64>| entries.iter().enumerate().filter_map(|(i, e)| f(e).map(|v| (i as f64, v))).collect();
+    let over = |f: fn(&Entry) -> Option<f64>| {
+        entries.iter().enumerate().filter_map(|(i, e)| f(e).map(|v| (i as f64, v))).collect()
+    };
     page.push_str("<section id=\"charts\">\n<div class=\"charts\">\n");
     let capacity = Series { label: "Capacity@SLO".into(), color: PALETTE[0], points: over(|e| e.capacity_rps) };
     let axis = |labels: Vec<(f64, String)>| XAxis { unit: "commit", dots: vec![0], marks: Vec::new(), labels };
-    figure(&mut page, "Capacity@SLO over commits", &draw("capacity", "Capacity@SLO over commits", "req/s", x_max, vec![capacity], axis(labels.clone())));
+    figure(
+        &mut page,
+        "Capacity@SLO over commits",
+        &draw("capacity", "Capacity@SLO over commits", "req/s", x_max, vec![capacity], axis(labels.clone())),
+    );
     let n_star = Series { label: "N*".into(), color: PALETTE[1], points: over(|e| e.n_star) };
-    figure(&mut page, "N* over commits", &draw("n_star", "N* over commits", "users", x_max, vec![n_star], axis(labels)));
+    figure(
+        &mut page,
+        "N* over commits",
+        &draw("n_star", "N* over commits", "users", x_max, vec![n_star], axis(labels)),
+    );
     page.push_str("</div>\n</section>\n<section id=\"runs\">\n<h2>Runs</h2>\n<table>\n<tr><th>commit</th><th>branch</th>\
                    <th class=\"n\">Capacity@SLO req/s</th><th class=\"n\">σ</th><th class=\"n\">κ</th><th class=\"n\">N*</th></tr>\n");
     let opt = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.4}"));

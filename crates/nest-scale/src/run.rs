@@ -66,7 +66,8 @@ pub fn run(setup: &Setup, runner: &mut dyn StepRunner, progress: &mut dyn Write)
     for (i, &load) in spec.steps.iter().enumerate() {
         let (cpu0, wall0) = (sys::cpu_seconds(), Instant::now());
         let ran = runner.run_step(i + 1, load, spec.settle + spec.step_time)?;
-        let cpu = CpuUse { busy_s: sys::cpu_seconds() - cpu0, wall_s: wall0.elapsed().as_secs_f64(), cores: sys::cores() };
+        let cpu =
+            CpuUse { busy_s: sys::cpu_seconds() - cpu0, wall_s: wall0.elapsed().as_secs_f64(), cores: sys::cores() };
         let result = step::measure(i + 1, load, ran.report, &window, cpu)?;
         let _ = writeln!(progress, "{}", progress_line(&result, spec.steps.len()));
         let why = stop_reason(&result, spec.stop_on_breach, ran.interrupted);
@@ -135,7 +136,13 @@ pub struct Outputs {
 
 /// Prints the tables, writes the files, compares with the history (`--gate`) and appends this run to it. A
 /// regression is [`ScaleError::Regressed`], after everything else was done.
-pub fn conclude(doc: &ScaleDoc, spec: &Spec, outputs: &Outputs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), ScaleError> {
+pub fn conclude(
+    doc: &ScaleDoc,
+    spec: &Spec,
+    outputs: &Outputs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), ScaleError> {
     let io = |e| ScaleError::file(Path::new("<stdout>"), e);
     crate::table::print_doc(out, doc).map_err(io)?;
     if let Some(path) = &outputs.json {
@@ -144,7 +151,8 @@ pub fn conclude(doc: &ScaleDoc, spec: &Spec, outputs: &Outputs, out: &mut dyn Wr
         let _ = writeln!(err, "scalability report written to {}", path.display());
     }
     if let Some(path) = &outputs.html {
-        nest_report::output::write_atomic(path, crate::html::render(doc).as_bytes()).map_err(|e| ScaleError::file(path, e))?;
+        nest_report::output::write_atomic(path, crate::html::render(doc).as_bytes())
+            .map_err(|e| ScaleError::file(path, e))?;
         let _ = writeln!(err, "scalability page written to {}", path.display());
     }
     if doc.stopped.as_deref().is_some_and(|s| s.starts_with("interrupted")) {
@@ -170,7 +178,12 @@ pub fn conclude(doc: &ScaleDoc, spec: &Spec, outputs: &Outputs, out: &mut dyn Wr
 }
 
 /// `nest scale history`: the series across commits as a table, and as a page with `html`.
-pub fn show_history(path: &Path, html: Option<&Path>, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), ScaleError> {
+pub fn show_history(
+    path: &Path,
+    html: Option<&Path>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), ScaleError> {
     let (entries, warnings) = history::read(path)?;
     for w in warnings {
         let _ = writeln!(err, "warning: {w}");

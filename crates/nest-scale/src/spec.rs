@@ -122,8 +122,7 @@ impl Spec {
         let file = file.unwrap_or(&empty);
         let usage = |m: String| ScaleError::Usage(m);
         let from_cli = cli.steps.is_some() || cli.rate_steps.is_some();
-        let (users, rates) =
-            if from_cli { (&cli.steps, &cli.rate_steps) } else { (&file.steps, &file.rate_steps) };
+        let (users, rates) = if from_cli { (&cli.steps, &cli.rate_steps) } else { (&file.steps, &file.rate_steps) };
         let steps: Vec<Load> = match (users, rates) {
             (Some(_), Some(_)) => {
                 return Err(usage("give either --steps (users) or --rate-steps (tasks/s), not both".into()));
@@ -294,7 +293,10 @@ mod tests {
     fn scale_config_parses_durations_and_percentages_and_refuses_unknown_keys() {
         let c: ScaleConfig =
             serde_json::from_str(r#"{"steps":[8,16],"step_time":"10s","settle":"1s","tolerance":"15%"}"#).unwrap();
-        assert_eq!((c.step_time, c.settle, c.tolerance), (Some(Duration::from_secs(10)), Some(Duration::from_secs(1)), Some(0.15)));
+        assert_eq!(
+            (c.step_time, c.settle, c.tolerance),
+            (Some(Duration::from_secs(10)), Some(Duration::from_secs(1)), Some(0.15))
+        );
         let e = serde_json::from_str::<ScaleConfig>(r#"{"step_time":"soon"}"#).unwrap_err().to_string();
         assert!(e.contains("`soon` is not a duration"), "{e}");
         let e = serde_json::from_str::<ScaleConfig>(r#"{"stepz":[1]}"#).unwrap_err().to_string();

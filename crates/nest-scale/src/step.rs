@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nest_core::TasksetSpec;
-use nest_core::stats::{LatencyMs, RequestCounts};
 use nest_core::WaitTime;
+use nest_core::stats::{LatencyMs, RequestCounts};
 use nest_report::model::Report;
 use nest_report::thresholds::{self, Threshold, Verdict};
 use nest_report::thresholds::{Observed, RequestEntry};
@@ -293,7 +293,11 @@ fn little(load: Load, pool: u64, concurrency: f64, tasks_per_s: f64, cycle: Opti
         Load::Rate(_) => {
             let expected = pool as f64;
             let full = expected > 0.0 && concurrency > (1.0 - LITTLE_TOLERANCE) * expected;
-            Some(Little { implied: concurrency, expected, off_pct: full.then(|| 100.0 * (concurrency - expected) / expected) })
+            Some(Little {
+                implied: concurrency,
+                expected,
+                off_pct: full.then(|| 100.0 * (concurrency - expected) / expected),
+            })
         }
     }
 }
@@ -309,7 +313,8 @@ mod tests {
     #[test]
     fn the_cycle_is_the_weighted_think_time_or_pacing() {
         let s = Duration::from_secs;
-        let mix = [spec(1, WaitTime::Constant(s(1))), spec(3, WaitTime::Between(s(1), s(3))), spec(0, WaitTime::Custom)];
+        let mix =
+            [spec(1, WaitTime::Constant(s(1))), spec(3, WaitTime::Between(s(1), s(3))), spec(0, WaitTime::Custom)];
         assert_eq!(cycle(&mix), Some(Cycle::Think(0.25 * 1.0 + 0.75 * 2.0)));
         assert_eq!(cycle(&[spec(1, WaitTime::ConstantThroughput(2.0))]), Some(Cycle::Pacing(0.5)));
         assert_eq!(cycle(&[spec(1, WaitTime::Custom)]), None);

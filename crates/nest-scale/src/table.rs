@@ -72,8 +72,10 @@ fn step_row(s: &StepResult) -> Vec<String> {
     ]
 }
 
-const STEP_HEAD: [&str; 14] =
-    ["step", "load", "req/s", "tasks/s", "p50 ms", "p95 ms", "p99 ms", "errors", "dropped", "X·R", "Little", "nest CPU", "SLO", "flags"];
+const STEP_HEAD: [&str; 14] = [
+    "step", "load", "req/s", "tasks/s", "p50 ms", "p95 ms", "p99 ms", "errors", "dropped", "X·R", "Little", "nest CPU",
+    "SLO", "flags",
+];
 
 /// The step table, the index and the model.
 pub fn print_doc(out: &mut dyn Write, doc: &ScaleDoc) -> io::Result<()> {

@@ -411,8 +411,17 @@ mod tests {
 
     #[test]
     fn the_scale_hook_runs_the_gate_with_its_history_at_the_repository_top() {
-        let s = script("/bin/nest", SCALE, &["--history".into(), ".nest/history.jsonl".into(), "--steps".into(), "1,2".into()]);
-        assert!(s.contains(r#"exec "$nest_bin" scale --gate --yes --history "$root"/.nest/history.jsonl --steps 1,2 < /dev/null"#), "{s}");
+        let s = script(
+            "/bin/nest",
+            SCALE,
+            &["--history".into(), ".nest/history.jsonl".into(), "--steps".into(), "1,2".into()],
+        );
+        assert!(
+            s.contains(
+                r#"exec "$nest_bin" scale --gate --yes --history "$root"/.nest/history.jsonl --steps 1,2 < /dev/null"#
+            ),
+            "{s}"
+        );
         assert!(check_run_args(SCALE, &["--steps".into(), "1,4".into(), "--slo".into(), "p95 < 1s".into()]).is_ok());
         assert!(check_run_args(SCALE, &["--stepz".into()]).unwrap_err().0.contains("not valid for `nest scale`"));
     }

@@ -41,7 +41,9 @@ fn main() -> ExitCode {
         Err(err) if err.downcast_ref::<nest_report::thresholds::GateFailed>().is_some() => {
             ExitCode::from(err.downcast_ref::<nest_report::thresholds::GateFailed>().map_or(1, |gate| gate.code))
         }
-        Err(err) if err.downcast_ref::<nest_scale::Regressed>().is_some() => ExitCode::from(nest_scale::Regressed::CODE),
+        Err(err) if err.downcast_ref::<nest_scale::Regressed>().is_some() => {
+            ExitCode::from(nest_scale::Regressed::CODE)
+        }
         Err(err) => {
             // Never a panic (exit 101) when stderr is closed or full: the exit code says it.
             let _ = writeln!(std::io::stderr(), "error: {err:#}");

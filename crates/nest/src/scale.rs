@@ -43,7 +43,10 @@ pub fn run(args: ScaleArgs) -> Result<()> {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
     let demo = match args.run.demo {
-        true => Some(DemoServer::start(DemoConfig { mode: Mode::Shop, ..DemoConfig::default() }).context("could not start the demo target")?),
+        true => Some(
+            DemoServer::start(DemoConfig { mode: Mode::Shop, ..DemoConfig::default() })
+                .context("could not start the demo target")?,
+        ),
         false => None,
     };
     let host = match &demo {

@@ -178,7 +178,8 @@ impl Chart<'_> {
         }
         for (i, s) in self.series.iter().enumerate() {
             if axis.is_some_and(|a| a.dots.contains(&i)) {
-                let _ = write!(svg, r#"<g class="dots" data-series="{}" data-points="{}">"#, esc(&s.label), s.points.len());
+                let _ =
+                    write!(svg, r#"<g class="dots" data-series="{}" data-points="{}">"#, esc(&s.label), s.points.len());
                 for &(t, v) in &s.points {
                     let _ = write!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{}"/>"#, x(t), y(v), s.color);
                 }
