@@ -39,7 +39,7 @@ mod tests {
         let h = plan_hash(&[a.clone(), b.clone()], &settings);
         assert!(h.starts_with("sha256:") && h.len() == 7 + 64, "{h}");
         assert_eq!(h, plan_hash(&[b.clone(), a.clone()], &settings));
-        assert_ne!(h, plan_hash(&[a.clone()], &settings));
+        assert_ne!(h, plan_hash(std::slice::from_ref(&a), &settings));
         assert_ne!(h, plan_hash(&[a.clone(), b.clone()], &json!({ "steps": [1, 3], "settle_s": 5 })));
         let moved = ("c.rhai".to_owned(), b.1.clone());
         assert_ne!(h, plan_hash(&[a, moved], &settings));

@@ -90,26 +90,23 @@ pub fn print_doc(out: &mut dyn Write, doc: &ScaleDoc) -> io::Result<()> {
     writeln!(out)?;
     writeln!(out, "{}", doc.capacity.headline())?;
     let s = &doc.scalability;
-    match (&s.fit, s.status) {
-        (Some(fit), FitStatus::Ok | FitStatus::PeakNotDeterminable) => {
-            let m = fit.model;
-            let se = |v: Option<f64>| v.map_or(String::new(), |v| format!(" ± {v:.2e}"));
-            writeln!(
-                out,
-                "USL fit over {} steps: σ = {:.4}{}, κ = {:.3e}{}, λ = {:.1} req/s per user, R² = {:.3}",
-                fit.points,
-                m.sigma,
-                se(fit.sigma_se),
-                m.kappa,
-                se(fit.kappa_se),
-                m.lambda,
-                fit.r_squared
-            )?;
-            let n_star = s.n_star.map_or("not determinable".to_owned(), |n| format!("{n:.1}"));
-            let x_max = s.x_max.map_or("-".to_owned(), |x| format!("{x:.0} req/s"));
-            writeln!(out, "N* = {n_star}, X_max = {x_max}")?;
-        }
-        _ => {}
+    if let (Some(fit), FitStatus::Ok | FitStatus::PeakNotDeterminable) = (&s.fit, s.status) {
+        let m = fit.model;
+        let se = |v: Option<f64>| v.map_or(String::new(), |v| format!(" ± {v:.2e}"));
+        writeln!(
+            out,
+            "USL fit over {} steps: σ = {:.4}{}, κ = {:.3e}{}, λ = {:.1} req/s per user, R² = {:.3}",
+            fit.points,
+            m.sigma,
+            se(fit.sigma_se),
+            m.kappa,
+            se(fit.kappa_se),
+            m.lambda,
+            fit.r_squared
+        )?;
+        let n_star = s.n_star.map_or("not determinable".to_owned(), |n| format!("{n:.1}"));
+        let x_max = s.x_max.map_or("-".to_owned(), |x| format!("{x:.0} req/s"));
+        writeln!(out, "N* = {n_star}, X_max = {x_max}")?;
     }
     writeln!(out, "{}", s.verdict)
 }

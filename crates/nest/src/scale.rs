@@ -38,7 +38,9 @@ pub fn run(args: ScaleArgs) -> Result<()> {
         s
     };
     // Every error of the plan before any load: the first step's plan is built and checked here.
-    let first = plan::build(mix, args.run.demo)?;
+    let first_mix = plan::load_mix(&args.run.source, at(spec.steps[0], spec.settle + spec.step_time))?;
+    drop(mix);
+    let first = plan::build(first_mix, args.run.demo)?;
     for warning in &first.warnings {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }

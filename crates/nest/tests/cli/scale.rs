@@ -193,3 +193,41 @@ fn bad_steps_are_refused_before_any_load() {
     }
     assert_eq!(server.total(), 0, "nothing was sent");
 }
+
+#[test]
+fn rate_steps_run_the_open_model_and_take_concurrency_from_littles_law() {
+    let server = usl_target(0.05);
+    let sandbox = Sandbox::new();
+    sandbox.write("hit.rhai", TASKSET);
+    let args = [
+        "--rate-steps",
+        "50,100,200",
+        "--max-users",
+        "100",
+        "--step-time",
+        "1s",
+        "--settle",
+        "1s",
+        "--json",
+        "out/s.json",
+    ];
+    let run = scale(&sandbox, &server.url(), &args);
+    run.assert_code(0);
+    let doc: Value = serde_json::from_slice(&std::fs::read(sandbox.root().join("out/s.json")).unwrap()).unwrap();
+    assert_eq!(doc["model"], "open");
+    let steps = doc["steps"].as_array().unwrap();
+    let counted: u64 = steps.iter().map(|s| s["report"]["totals"]["requests"].as_u64().unwrap()).sum();
+    assert_eq!(counted, server.stats().total, "{}", run.context());
+    for (step, rate) in steps.iter().zip([50.0, 100.0, 200.0]) {
+        assert_eq!(step["load"], serde_json::json!({ "rate": rate }));
+        // The target keeps up: about the offered rate completes, and X·R is the requests in flight.
+        let x = step["throughput_rps"].as_f64().unwrap();
+        assert!(within(x, rate, 0.2), "{step}");
+        let r = step["latency_ms"]["mean"].as_f64().unwrap() / 1000.0;
+        assert!((step["concurrency"].as_f64().unwrap() - x * r).abs() < 1e-9, "{step}");
+        assert!(step["corrected_latency_ms"]["p99"].as_f64().unwrap() >= step["latency_ms"]["p50"].as_f64().unwrap());
+    }
+    // Three steps are too few for a fit, and it says so.
+    assert_eq!(doc["scalability"]["status"], "too_few_steps");
+    assert!(run.stdout.contains("no USL fit: 3 usable steps, at least 4 are needed"), "{}", run.context());
+}
