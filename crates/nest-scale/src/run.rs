@@ -200,3 +200,60 @@ pub fn show_history(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::step;
+
+    #[test]
+    fn the_steps_stop_on_a_far_breach_errors_or_an_interrupt() {
+        let mut s = step(3, 16, 700.0, false);
+        assert_eq!(stop_reason(&s, true, false), None);
+        s.far_breach = true;
+        assert!(stop_reason(&s, true, false).unwrap().contains("step 3 (16 users) breached"));
+        assert_eq!(stop_reason(&s, false, false), None);
+        s.flags.push(Flag::Errors);
+        s.error_pct = 80.0;
+        assert_eq!(stop_reason(&s, false, false).unwrap(), "step 3 (16 users) failed 80% of its requests");
+        assert_eq!(stop_reason(&s, false, true).unwrap(), "interrupted during step 3");
+    }
+
+    #[test]
+    fn the_steps_run_in_order_and_stop_at_a_far_breach() {
+        let spec = crate::spec::Spec::layered(
+            &crate::spec::ScaleConfig {
+                steps: Some(vec![1, 2, 4, 8]),
+                step_time: Some(Duration::from_secs(1)),
+                settle: Some(Duration::ZERO),
+                slo: Some(vec!["p95 < 1ms".into()]),
+                ..Default::default()
+            },
+            None,
+            false,
+        )
+        .unwrap();
+        let setup = Setup {
+            spec,
+            cycle: None,
+            plan_hash: "sha256:x".into(),
+            target: "t".into(),
+            nest_version: "0".into(),
+            dir: std::env::temp_dir(),
+        };
+        let mut seen = Vec::new();
+        let mut runner = |n: usize, load: Load, run_time: Duration| {
+            seen.push((n, load, run_time));
+            Ok(StepRun { report: crate::fixtures::report(), interrupted: false })
+        };
+        let mut progress = Vec::new();
+        let doc = run(&setup, &mut runner, &mut progress).unwrap();
+        // An empty report observes no latency at all: `p95 < 1ms` fails with nothing to compare, which counts as a
+        // far breach, so the steps stop after the first.
+        assert_eq!(seen, [(1, Load::Users(1), Duration::from_secs(1))]);
+        assert_eq!(doc.steps.len(), 1);
+        assert_eq!(doc.stopped.as_deref(), Some("step 1 (1 users) breached p95 < 1ms by far (--stop-on-breach)"));
+        assert!(String::from_utf8(progress).unwrap().starts_with("step 1/4: 1 users: 0.0 req/s"));
+        assert_eq!(doc.scalability.status, crate::analysis::FitStatus::TooFewSteps);
+    }
+}

@@ -10,7 +10,7 @@ use nest_scale::ScaleError;
 use nest_scale::run::{Outputs, Setup, StepRun};
 use nest_scale::spec::{Load, ScaleConfig, Spec};
 
-use crate::cli::{RunArgs, ScaleArgs, ScaleCommand};
+use crate::cli::{RunArgs, ScaleArgs, ScaleCommand, ScaleHistoryArgs};
 use crate::parse::UsageError;
 use crate::plan;
 use crate::settings::Settings;
@@ -18,13 +18,12 @@ use crate::settings::Settings;
 /// Runs `nest scale` (or `nest scale history`).
 pub fn run(args: ScaleArgs) -> Result<()> {
     if let Some(ScaleCommand::History(h)) = &args.command {
-        let config = crate::config::LoadedConfig::find(h.config.as_deref())?;
-        let file = config.as_ref().and_then(|c| c.file.scale.as_ref()).and_then(|s| s.history.clone());
-        let path = h.history.clone().or(file).unwrap_or_else(|| PathBuf::from(nest_scale::spec::DEFAULT_HISTORY));
-        let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-        return nest_scale::run::show_history(&path, h.html.as_deref(), &mut out, &mut err).map_err(to_anyhow);
+        return history(h);
     }
     let base = step_settings(&args.run)?;
+    for path in args.run.json.iter().chain(&args.run.html) {
+        crate::run::check_writable(path)?;
+    }
     let mix = plan::load_mix(&args.run.source, base.clone())?;
     let file = mix.config.as_ref().and_then(|c| c.file.scale.clone());
     let spec = Spec::layered(&cli_config(&args), file.as_ref(), args.gate).map_err(to_anyhow)?;
@@ -76,6 +75,15 @@ pub fn run(args: ScaleArgs) -> Result<()> {
     let outputs = Outputs { json: args.run.json.clone(), html: args.run.html.clone() };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     nest_scale::run::conclude(&doc, &setup.spec, &outputs, &mut out, &mut err).map_err(to_anyhow)
+}
+
+/// `nest scale history`: the file from `--history`, else `scale: history:`, else the default.
+fn history(h: &ScaleHistoryArgs) -> Result<()> {
+    let config = crate::config::LoadedConfig::find(h.config.as_deref())?;
+    let file = config.as_ref().and_then(|c| c.file.scale.as_ref()).and_then(|s| s.history.clone());
+    let path = h.history.clone().or(file).unwrap_or_else(|| PathBuf::from(nest_scale::spec::DEFAULT_HISTORY));
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    nest_scale::run::show_history(&path, h.html.as_deref(), &mut out, &mut err).map_err(to_anyhow)
 }
 
 /// The run options of every step: no thresholds (the SLOs are judged over the measured window) and no default

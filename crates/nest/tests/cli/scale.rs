@@ -40,9 +40,12 @@ fn scale_recovers_a_known_usl_and_finds_capacity_where_the_slo_breaks() {
     let server = usl_target(0.05);
     let sandbox = Sandbox::new();
     sandbox.write("hit.rhai", TASKSET);
-    // Steps from one user to twice N* ≈ 31: the knee and the downturn make σ and κ identifiable. The SLO truly
-    // holds at 16 users (R = 19.9 ms) and breaks at 32 (R = 35.4 ms).
-    let steps = ["--steps", "1,4,8,16,32,64", "--step-time", "2s", "--settle", "1s", "--slo", "p95 < 33ms"];
+    // Ten steps from one user to twice N* ≈ 31, dense below the knee and past it: the knee and the downturn make σ
+    // and κ identifiable (fewer or shorter steps leave σ's error near 20% on a busy machine). The SLO truly
+    // holds at 16 users (R = 19.9 ms) and breaks at 32 (R = 35.4 ms); the median, not a tail a busy machine
+    // stretches, decides it.
+    let steps = ["--steps", "1,2,4,8,12,16,32,40,48,64", "--step-time", "3s", "--settle", "1s", "--slo", "p50 < 28ms"];
+    let steps = [&steps[..], &["--stop-on-breach", "false"]].concat();
     let run = scale(
         &sandbox,
         &server.url(),
@@ -51,14 +54,15 @@ fn scale_recovers_a_known_usl_and_finds_capacity_where_the_slo_breaks() {
     run.assert_code(0);
     let doc: Value = serde_json::from_slice(&std::fs::read(sandbox.root().join("out/scale.json")).unwrap()).unwrap();
     let steps = doc["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 6, "{}", run.context());
+    assert_eq!(steps.len(), 10, "{}", run.context());
 
     // Every request of every step (settle included) is one the server served.
     let counted: u64 = steps.iter().map(|s| s["report"]["totals"]["requests"].as_u64().unwrap()).sum();
     assert_eq!(counted, server.stats().total, "{}", run.context());
 
     // The fit. A busy machine adds a constant delay c to every request, which scales σ, κ and λ by the same
-    // S/(S+c); σ/λ (the serial time σS) and κ/λ (κS) do not move, and N* moves by √ of it.
+    // f = S/(S+c); σ/λ (the serial time σS) and κ/λ (κS) do not move, and the peak of the curve the machine really
+    // serves moves to √((1 − σf)/(κf)), about N*/√f: that is the N* to recover (and, loosely, the bare one).
     let usl = &doc["scalability"];
     assert_eq!(usl["status"], "ok", "{}", run.context());
     let (sigma, kappa, lambda) = (
@@ -71,15 +75,17 @@ fn scale_recovers_a_known_usl_and_finds_capacity_where_the_slo_breaks() {
     println!("recovered: {figures}");
     assert!(within(sigma / lambda, 0.05 * 0.010, 0.25), "σS: {figures}");
     assert!(within(kappa / lambda, 0.001 * 0.010, 0.25), "κS: {figures}");
-    assert!(within(n_star, (0.95f64 / 0.001).sqrt(), 0.25), "N*: {figures}");
+    let f = 0.010 * lambda;
+    assert!(within(n_star, ((1.0 - 0.05 * f) / (0.001 * f)).sqrt(), 0.25), "N*: {figures}");
+    assert!(within(n_star, (0.95f64 / 0.001).sqrt(), 0.4), "bare N*: {figures}");
     assert!(within(sigma, 0.05, 0.5) && within(kappa, 0.001, 0.5), "{figures}");
 
     // Capacity@SLO at 16 users, the limit between 16 and 32.
     let capacity = &doc["capacity"];
-    assert_eq!((capacity["step"].as_u64(), capacity["next_step"].as_u64()), (Some(4), Some(5)), "{}", run.context());
+    assert_eq!((capacity["step"].as_u64(), capacity["next_step"].as_u64()), (Some(6), Some(7)), "{}", run.context());
     assert_eq!(capacity["load"], serde_json::json!({ "users": 16 }));
     assert!(
-        run.stdout.contains("scalability index: ") && run.stdout.contains(" req/s at p95 < 33ms"),
+        run.stdout.contains("scalability index: ") && run.stdout.contains(" req/s at p50 < 28ms"),
         "{}",
         run.context()
     );
@@ -129,7 +135,7 @@ fn the_gate_fails_when_sigma_grows_names_both_commits_and_passes_at_the_original
     git(root, &["add", "-A"]);
     git(root, &["commit", "-q", "-m", "A"]);
     let a = git(root, &["rev-parse", "--short=7", "HEAD"]);
-    let steps = ["--steps", "4,16,32", "--step-time", "1s", "--settle", "1s", "--slo", "p95 < 33ms", "--gate"];
+    let steps = ["--steps", "4,16,32", "--step-time", "1s", "--settle", "1s", "--slo", "p50 < 28ms", "--gate"];
 
     let baseline = usl_target(0.05);
     let first = scale(&sandbox, &baseline.url(), &steps);
