@@ -134,15 +134,12 @@ pub fn scalability(steps: &[StepResult]) -> Scalability {
         Ok(fit) => fit,
         Err(e) => {
             let flagged = steps.len() - usable.len();
-            let why = if flagged > 0 { format!(" ({flagged} flagged)") } else { String::new() };
-            return none(
-                FitStatus::TooFewSteps,
-                format!(
-                    "no USL fit: {e}; {} of {} steps usable{why}. Give at least 4, better 6, one of them a single user",
-                    usable.len(),
-                    steps.len()
-                ),
-            );
+            let why = match flagged {
+                0 => String::new(),
+                n => format!(" ({n} of {} steps flagged and left out)", steps.len()),
+            };
+            let verdict = format!("no USL fit: {e}{why}. Give at least 4 steps, better 6, one of them a single user");
+            return none(FitStatus::TooFewSteps, verdict);
         }
     };
     if fit.r_squared < POOR_FIT {
@@ -242,7 +239,11 @@ mod tests {
         }
         let few = scalability(&flagged);
         assert_eq!((few.status, few.fit), (FitStatus::TooFewSteps, None));
-        assert!(few.verdict.contains("3 of 6 steps usable (3 flagged)"), "{}", few.verdict);
+        assert!(
+            few.verdict.contains("3 usable steps, at least 4 are needed for a fit (3 of 6 steps flagged and left out)"),
+            "{}",
+            few.verdict
+        );
         let amdahl = crate::usl::Usl { kappa: 0.0, ..truth };
         let flat: Vec<_> =
             ns.iter().enumerate().map(|(i, &n)| step(i + 1, n, amdahl.throughput(n as f64), true)).collect();

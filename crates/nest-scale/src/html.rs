@@ -52,11 +52,14 @@ fn n_of(s: &crate::step::StepResult) -> f64 {
 fn throughput_chart(doc: &ScaleDoc) -> (String, Vec<(String, &'static str)>) {
     let measured: Vec<(f64, f64)> = doc.steps.iter().map(|s| (n_of(s), s.throughput_rps)).collect();
     let n_max = measured.iter().map(|p| p.0).fold(1.0, f64::max);
-    let mut series = vec![Series { label: "measured".into(), color: PALETTE[0], points: measured }];
+    // The fitted curve first, so that the measured dots are drawn over it.
+    let mut series = Vec::new();
     if let Some(fit) = &doc.scalability.fit {
         let curve = (0..=100).map(|i| n_max * i as f64 / 100.0).map(|n| (n, fit.model.throughput(n))).collect();
         series.push(Series { label: "USL fit".into(), color: PALETTE[1], points: curve });
     }
+    let dots = vec![series.len()];
+    series.push(Series { label: "measured".into(), color: PALETTE[0], points: measured });
     let mut marks = Vec::new();
     if let Some(step) = doc.capacity.step.and_then(|i| doc.steps.iter().find(|s| s.step == i)) {
         marks.push(("SLO boundary".to_owned(), n_of(step)));
@@ -68,7 +71,7 @@ fn throughput_chart(doc: &ScaleDoc) -> (String, Vec<(String, &'static str)>) {
         "req/s",
         n_max,
         series,
-        XAxis { unit, dots: vec![0], marks, labels: Vec::new() },
+        XAxis { unit, dots, marks, labels: Vec::new() },
     )
 }
 

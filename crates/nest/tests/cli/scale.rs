@@ -149,6 +149,7 @@ fn the_gate_fails_when_sigma_grows_names_both_commits_and_passes_at_the_original
     let worse = usl_target(0.3);
     let regressed = scale(&sandbox, &worse.url(), &steps);
     regressed.assert_code(6);
+    println!("{}", regressed.stdout);
     assert!(
         regressed.stdout.contains(&format!("scalability regressed: {b} is worse than the baseline at {a}")),
         "{}",
