@@ -576,6 +576,25 @@ mod tests {
     }
 
     #[test]
+    fn excess_is_how_far_a_verdict_lies_beyond_its_limit() {
+        let verdict = |observed: Option<f64>, unit: &str| Verdict {
+            expr: String::new(),
+            passed: false,
+            observed,
+            unit: unit.to_owned(),
+            abort: false,
+            aborted_at_s: None,
+            message: String::new(),
+            default_gate: false,
+        };
+        assert_eq!(p("p95 < 300ms").excess(&verdict(Some(600.0), "ms")), Some(2.0));
+        assert_eq!(p("error_rate < 1%").excess(&verdict(Some(4.0), "%")), Some(4.0));
+        assert_eq!(p("rps > 100").excess(&verdict(Some(25.0), "req/s")), Some(4.0));
+        assert_eq!(p("script_errors == 0").excess(&verdict(Some(3.0), "")), None);
+        assert_eq!(p("p95 < 300ms").excess(&verdict(None, "ms")), None);
+    }
+
+    #[test]
     fn errors_name_the_column() {
         assert_eq!(
             err("p95 < 300xs"),

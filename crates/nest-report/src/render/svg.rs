@@ -254,4 +254,32 @@ mod tests {
         }
         assert!(!svg.contains("no data"));
     }
+
+    #[test]
+    fn draws_over_a_load_axis_with_dots_marks_and_labels() {
+        let series = |label: &str| Series {
+            label: label.into(),
+            color: PALETTE[0],
+            points: vec![(1.0, 10.0), (16.0, 80.0), (32.0, 90.0), (64.0, 70.0)],
+        };
+        let chart = Chart {
+            id: "x",
+            title: "Throughput",
+            unit: "req/s",
+            t_max: 64.0,
+            series: vec![series("fit"), series("measured")],
+        };
+        let axis =
+            XAxis { unit: "users", dots: vec![1], marks: vec![("SLO boundary".into(), 16.0)], labels: Vec::new() };
+        let svg = chart.render_over(Some(&axis));
+        assert!(svg.contains(r#"<polyline class="series" data-series="fit" data-points="4""#), "{svg}");
+        assert!(svg.contains(r#"<g class="dots" data-series="measured" data-points="4">"#), "{svg}");
+        assert_eq!(svg.matches("<circle").count(), 4);
+        assert!(svg.contains(r#"data-mark="SLO boundary""#) && svg.contains(">users</text>"), "{svg}");
+        // Numbers on the x axis, not seconds.
+        assert!(svg.contains(">20</text>") && !svg.contains(">20s</text>"), "{svg}");
+        let labelled = XAxis { unit: "commit", dots: vec![], marks: vec![], labels: vec![(0.0, "ab12cd3".into())] };
+        let svg = chart.render_over(Some(&labelled));
+        assert!(svg.contains(">ab12cd3</text>") && !svg.contains(r#"class="xtick""#), "{svg}");
+    }
 }
