@@ -29,10 +29,12 @@ macro_rules! file_config {
             pub tasksets: BTreeMap<String, Weight>,
             /// Test data: pool name -> CSV or JSON file, relative to the config file.
             pub data: BTreeMap<String, PathBuf>,
+            /// `nest scale`: steps, step and settle times, SLOs, history and gate (parsed by nest-scale).
+            pub scale: Option<nest_scale::spec::ScaleConfig>,
         }
 
         /// Every key of the file, in the order an unknown key's message lists them.
-        const KEYS: &[&str] = &[$( stringify!($field), )* "tasksets", "data"];
+        const KEYS: &[&str] = &[$( stringify!($field), )* "tasksets", "data", "scale"];
 
         impl FileConfig {
             /// Reads the value of `key`, one of [`KEYS`].
@@ -45,6 +47,7 @@ macro_rules! file_config {
                 match key {
                     "tasksets" => self.tasksets = map.next_value()?,
                     "data" => self.data = map.next_value()?,
+                    "scale" => self.scale = map.next_value()?,
                     other => return Err(de::Error::unknown_field(other, KEYS)),
                 }
                 Ok(())

@@ -25,6 +25,7 @@ use hyper::service::Service;
 
 use crate::stats::{Counters, Route};
 use crate::timer::Timer;
+use crate::usl::UslState;
 
 /// The per-connection hyper service of the hello mode.
 #[derive(Clone)]
@@ -66,6 +67,8 @@ pub(crate) struct DelayedHelloService {
     latency: Duration,
     /// The stall window `[start, end)`, if any.
     stall: Option<(Instant, Instant)>,
+    /// The USL mode, which replaces the latency and the stall.
+    usl: Option<Arc<UslState>>,
 }
 
 impl DelayedHelloService {
@@ -78,7 +81,12 @@ impl DelayedHelloService {
         latency: Duration,
         stall: Option<(Instant, Instant)>,
     ) -> Self {
-        DelayedHelloService { counters, timer, latency, stall }
+        DelayedHelloService { counters, timer, latency, stall, usl: None }
+    }
+
+    /// The same service answering as the USL model `usl` does, when given.
+    pub(crate) fn with_usl(self, usl: Option<Arc<UslState>>) -> Self {
+        DelayedHelloService { usl, ..self }
     }
 
     /// When the response to a request arriving at `arrival` is sent.
@@ -101,6 +109,13 @@ impl Service<Request<Incoming>> for DelayedHelloService {
 
     fn call(&self, _req: Request<Incoming>) -> Self::Future {
         self.counters.hit(Route::Hello);
+        if let Some(usl) = &self.usl {
+            let usl = usl.clone();
+            return Box::pin(async move {
+                usl.serve().await;
+                Ok(hello())
+            });
+        }
         let now = Instant::now();
         let due = self.due(now);
         if due <= now {

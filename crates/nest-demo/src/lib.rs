@@ -8,7 +8,9 @@
 //! mode that answers `hello\n` as fast as hyper allows. For load-model
 //! benchmarks the hello mode can also delay every response by a fixed
 //! [`DemoConfig::latency`] and stop answering altogether for one
-//! [`DemoConfig::stall`] window.
+//! [`DemoConfig::stall`] window, or answer as a system whose throughput
+//! follows the Universal Scalability Law with known parameters
+//! ([`DemoConfig::usl`]), the ground truth of `nest scale`.
 //!
 //! It is a test fixture, not a real web service: state lives in memory, tokens
 //! are not cryptographically random, and it is meant for loopback only.
@@ -32,12 +34,14 @@ mod server;
 mod shop;
 mod stats;
 mod timer;
+mod usl;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub use server::{DemoServer, SHUTDOWN_GRACE, serve, serve_with_counters};
 pub use stats::{Counters, DemoStats};
+pub use usl::UslModel;
 
 /// Which API the demo server exposes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,7 +73,7 @@ impl std::fmt::Display for Mode {
 }
 
 /// How to start a [`DemoServer`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DemoConfig {
     /// Address to bind; the default `127.0.0.1:0` picks a free loopback port.
     pub addr: SocketAddr,
@@ -86,6 +90,9 @@ pub struct DemoConfig {
     /// Hello mode only: one window during which the server answers nothing
     /// (default none). The shop mode ignores it.
     pub stall: Option<Stall>,
+    /// Hello mode only: answer as a system of known scalability ([`UslModel`]: contention σ, coherency κ,
+    /// service time), instead of `latency` and `stall`. The shop mode ignores it.
+    pub usl: Option<UslModel>,
 }
 
 impl Default for DemoConfig {
@@ -96,6 +103,7 @@ impl Default for DemoConfig {
             threads: 1,
             latency: Duration::ZERO,
             stall: None,
+            usl: None,
         }
     }
 }

@@ -80,11 +80,13 @@ impl DemoServer {
         let mode = config.mode;
         let counters = Counters::new();
         // The hello mode's latency and stall; the stall is timed from here, before `start` returns.
-        let delayed = if mode == Mode::Hello && (!config.latency.is_zero() || config.stall.is_some()) {
+        let timed = !config.latency.is_zero() || config.stall.is_some() || config.usl.is_some();
+        let delayed = if mode == Mode::Hello && timed {
             let now = Instant::now();
             let window = config.stall.map(|s| (now + s.at, now + s.at + s.length));
             let timer = Timer::start().map_err(Error::Thread)?;
-            Some(DelayedHelloService::new(counters.clone(), timer, config.latency, window))
+            let usl = config.usl.map(|model| crate::usl::UslState::new(model, timer.clone()));
+            Some(DelayedHelloService::new(counters.clone(), timer, config.latency, window).with_usl(usl))
         } else {
             None
         };

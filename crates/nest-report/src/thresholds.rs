@@ -170,6 +170,19 @@ impl Threshold {
     pub fn with_abort(self, abort: bool, delay: Duration) -> Threshold {
         Threshold { abort, delay, ..self }
     }
+
+    /// How far `verdict` (of this threshold) lies beyond the limit, as a ratio in the metric's unit: observed /
+    /// limit for `<` and `<=`, limit / observed for `>` and `>=`; above 1 when breached. `None` for `==`, `!=`, a
+    /// zero limit or no observed value. `nest scale` stops at a step breaching an SLO "by far" with it.
+    pub fn excess(&self, verdict: &Verdict) -> Option<f64> {
+        let observed = verdict.observed? / if verdict.unit == "%" { 100.0 } else { 1.0 };
+        let ratio = match self.op {
+            Op::Lt | Op::Le if self.limit > 0.0 => observed / self.limit,
+            Op::Gt | Op::Ge if observed > 0.0 => self.limit / observed,
+            _ => return None,
+        };
+        ratio.is_finite().then_some(ratio)
+    }
 }
 
 /// At least one threshold failed: exit code 99.
@@ -560,6 +573,25 @@ mod tests {
         assert_eq!((t.method.as_deref(), t.name.as_deref(), t.limit), (Some("GET"), Some("/items/:id"), 800.0));
         let t = p("/items/:id: p99.9 >= 1");
         assert_eq!((t.method, t.name.as_deref()), (None, Some("/items/:id")));
+    }
+
+    #[test]
+    fn excess_is_how_far_a_verdict_lies_beyond_its_limit() {
+        let verdict = |observed: Option<f64>, unit: &str| Verdict {
+            expr: String::new(),
+            passed: false,
+            observed,
+            unit: unit.to_owned(),
+            abort: false,
+            aborted_at_s: None,
+            message: String::new(),
+            default_gate: false,
+        };
+        assert_eq!(p("p95 < 300ms").excess(&verdict(Some(600.0), "ms")), Some(2.0));
+        assert_eq!(p("error_rate < 1%").excess(&verdict(Some(4.0), "%")), Some(4.0));
+        assert_eq!(p("rps > 100").excess(&verdict(Some(25.0), "req/s")), Some(4.0));
+        assert_eq!(p("script_errors == 0").excess(&verdict(Some(3.0), "")), None);
+        assert_eq!(p("p95 < 300ms").excess(&verdict(None, "ms")), None);
     }
 
     #[test]

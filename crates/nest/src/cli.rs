@@ -29,6 +29,7 @@ pub const EXIT_CODES: &str = "Exit codes:
   1  the default gate failed: with no threshold configured, a request failed or a script error occurred
      (--exit-code-on-error N changes the code, --no-default-gate turns the gate off); or an internal error
   2  a usage, config or script error, found before any load was sent (a failing setup() included)
+  6  nest scale --gate: scalability regressed against the history
  99  the run completed but at least one threshold failed";
 
 /// The subcommands.
@@ -55,6 +56,12 @@ pub enum Command {
     /// report holds a failed threshold (only `nest run` exits 99), and 2 when the file cannot be read or is not a
     /// nest JSON report.
     Report(ReportArgs),
+    /// Step the load up and measure how far the target scales: Capacity@SLO, a USL fit, history and a gate.
+    ///
+    /// Each step runs the tasksets (as `nest run` would) at N users (--steps) or R tasks/s (--rate-steps) for the
+    /// settle time plus the step time; only the step time is measured. `--json` and `--html` write the scalability
+    /// document and page. With --gate it exits 6 when scalability regressed against the history.
+    Scale(Box<ScaleArgs>),
     /// Merge saved JSON reports of one plan, run side by side, into one report, exactly.
     ///
     /// Counts add up, histograms are added bucket for bucket and percentiles are computed again; the thresholds are
@@ -271,6 +278,71 @@ pub struct OutputArgs {
     pub json: Option<PathBuf>,
 }
 
+/// Options of `nest scale`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ScaleArgs {
+    /// `history`: show the history instead of running.
+    #[command(subcommand)]
+    pub command: Option<ScaleCommand>,
+    /// Closed model: the users of each step, e.g. 1,4,8,16,32,64 [or `scale: steps:` in nest.yaml].
+    #[arg(long, value_delimiter = ',', value_name = "N,...", conflicts_with = "rate_steps")]
+    pub steps: Option<Vec<u64>>,
+    /// Open model: tasks started per second at each step, e.g. 100,200,400,800.
+    #[arg(long, value_delimiter = ',', value_name = "R,...")]
+    pub rate_steps: Option<Vec<f64>>,
+    /// Measured time of each step, whole seconds [default: 30s].
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub step_time: Option<Duration>,
+    /// Unmeasured time at the start of each step, whole seconds [default: 5s].
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub settle: Option<Duration>,
+    /// A service-level objective each step must meet, in the threshold language, e.g. "p95 < 300ms",
+    /// "error_rate < 1%" (repeatable) [or `scale: slo:`].
+    #[arg(long = "slo", value_name = "EXPR")]
+    pub slo: Vec<String>,
+    /// Stop at the first step that breaches an SLO by far (twice its limit) [default: true].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub stop_on_breach: Option<bool>,
+    /// The history file, one JSON line per run [default: .nest/history.jsonl].
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// Compare with the history's median of the last --baseline comparable runs; exit 6 when regressed.
+    #[arg(long)]
+    pub gate: bool,
+    /// The drop of Capacity@SLO the gate tolerates, e.g. 10% [default: 10%].
+    #[arg(long, value_parser = nest_scale::spec::parse_percent, value_name = "PCT")]
+    pub tolerance: Option<f64>,
+    /// How many comparable history entries make the gate's baseline [default: 5].
+    #[arg(long, value_name = "N")]
+    pub baseline: Option<usize>,
+    /// The run options, as for `nest run` (not --users, --rate, --run-time, --stages, --shape, --iterations,
+    /// --threshold, --csv, --junit: the steps decide the load).
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The subcommands of `nest scale`.
+#[derive(Debug, Subcommand)]
+pub enum ScaleCommand {
+    /// Print the history across commits (Capacity@SLO, σ, κ, N*) and chart it with --html.
+    History(ScaleHistoryArgs),
+}
+
+/// Options of `nest scale history`.
+#[derive(Debug, Args)]
+pub struct ScaleHistoryArgs {
+    /// The history file [default: `scale: history:` in nest.yaml, else .nest/history.jsonl].
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// Write a self-contained page charting Capacity@SLO and N* over commits.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Config file [default: nest.yaml in the current directory, if present].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
 /// Options of `nest demo-server`.
 #[derive(Debug, Args)]
 pub struct DemoServerArgs {
@@ -290,6 +362,11 @@ pub struct DemoServerArgs {
     /// until the stall ends).
     #[arg(long, value_name = "AT:FOR", value_parser = parse_stall, requires = "hello")]
     pub stall: Option<nest_demo::Stall>,
+    /// Answer like a system of known scalability, for `nest scale`: SIGMA,KAPPA,SERVICE_MS, e.g. 0.05,0.001,10
+    /// (hello responses; a global lock held for SIGMA of the service time, a coherency delay growing with the
+    /// requests in flight).
+    #[arg(long, value_name = "SIGMA,KAPPA,MS", value_parser = nest_demo::UslModel::parse, conflicts_with_all = ["latency", "stall"])]
+    pub usl: Option<nest_demo::UslModel>,
 }
 
 /// Options of `nest hook`.
@@ -321,6 +398,9 @@ pub struct HookInstallArgs {
     /// Keep a pre-push hook that nest did not write: move it aside and run it first, with the same input.
     #[arg(long)]
     pub chain: bool,
+    /// Run `nest scale --gate [ARGS]` instead of `nest run`: block the push when scalability regressed.
+    #[arg(long)]
+    pub scale: bool,
     /// Options for `nest run` in the hook, after `--` [default: none, so the project's nest.yaml is used].
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,

@@ -7,18 +7,22 @@ use crate::cli::DemoServerArgs;
 
 /// Runs the demo target until Ctrl-C or SIGTERM, then prints how many requests it served.
 pub fn run(args: DemoServerArgs) -> Result<()> {
-    let mode = if args.hello { Mode::Hello } else { Mode::Shop };
+    let mode = if args.hello || args.usl.is_some() { Mode::Hello } else { Mode::Shop };
     let server = DemoServer::start(DemoConfig {
         addr: std::net::SocketAddr::from(([127, 0, 0, 1], args.port)),
         mode,
         threads: args.threads.max(1),
         latency: args.latency.unwrap_or_default(),
         stall: args.stall,
+        usl: args.usl,
     })
     .context("could not start the demo target")?;
     println!("nest demo target ({mode}) listening on {}", server.url());
     if let Some(latency) = args.latency {
         println!("every response is sent {} after its request", humantime::format_duration(latency));
+    }
+    if let Some(m) = args.usl {
+        println!("USL target: sigma {}, kappa {}, service time {:?} alone", m.sigma, m.kappa, m.service);
     }
     if let Some(stall) = args.stall {
         println!(

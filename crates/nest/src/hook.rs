@@ -78,10 +78,15 @@ fn is_nest_hook(bytes: &[u8]) -> bool {
 }
 
 fn install(args: &HookInstallArgs) -> Result<()> {
-    check_run_args(&args.args)?;
+    // `--scale`: `nest scale --gate`, its history kept at the repository's top (the run's checkout is temporary).
+    let (command, mut run_args) = if args.scale { (SCALE, args.args.clone()) } else { (RUN, args.args.clone()) };
+    if args.scale && !run_args.iter().any(|a| a == "--history" || a.starts_with("--history=")) {
+        run_args.extend(["--history".to_owned(), nest_scale::spec::DEFAULT_HISTORY.to_owned()]);
+    }
+    check_run_args(command, &run_args)?;
     let hooks = Hooks::locate()?;
     let nest = std::env::current_exe().context("cannot find the path of this nest binary")?;
-    let script = script(&nest.to_string_lossy(), &args.args);
+    let script = script(&nest.to_string_lossy(), command, &run_args);
 
     let mut notes = Vec::new();
     let mut moved = false;
@@ -125,7 +130,7 @@ fn install(args: &HookInstallArgs) -> Result<()> {
     for note in notes {
         eprintln!("{note}");
     }
-    eprintln!("installed {}: every `git push` first runs `{}`", hooks.hook.display(), run_command(&args.args));
+    eprintln!("installed {}: every `git push` first runs `{}`", hooks.hook.display(), run_command(command, &run_args));
     if args.args.is_empty() && !has_default_config() {
         eprintln!(
             "warning: no nest.yaml is committed at the top of the repository, and the hook tests each pushed commit \
@@ -166,13 +171,19 @@ fn uninstall() -> Result<()> {
 }
 
 /// Refuses, at install time, arguments that `nest run` would refuse at every push.
-fn check_run_args(args: &[String]) -> Result<(), UsageError> {
-    let argv = ["nest", "run", "--yes"].into_iter().map(str::to_owned).chain(args.iter().cloned());
+fn check_run_args(command: &str, args: &[String]) -> Result<(), UsageError> {
+    let argv = ["nest"].into_iter().chain(command.split(' ')).map(str::to_owned).chain(args.iter().cloned());
+    let name = command.split(' ').next().unwrap_or("run");
     match Cli::try_parse_from(argv) {
         Ok(_) => Ok(()),
-        Err(e) => Err(UsageError(format!("the arguments after -- are not valid for `nest run`:\n{e}"))),
+        Err(e) => Err(UsageError(format!("the arguments after -- are not valid for `nest {name}`:\n{e}"))),
     }
 }
+
+/// What the hook runs before the arguments: a load test, or with `--scale` the scalability gate.
+const RUN: &str = "run --yes";
+/// See [`RUN`].
+const SCALE: &str = "scale --gate --yes";
 
 /// Whether the hook's `nest run` finds a nest.yaml: it runs at the top of the pushed commit, so the file must be
 /// committed there (checked on HEAD).
@@ -208,8 +219,8 @@ fn write_executable(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// The command the hook runs, as a person would type it.
-fn run_command(args: &[String]) -> String {
-    let mut command = "nest run --yes".to_owned();
+fn run_command(run: &str, args: &[String]) -> String {
+    let mut command = format!("nest {run}");
     for arg in args {
         command.push(' ');
         command.push_str(&quote(arg));
@@ -217,8 +228,8 @@ fn run_command(args: &[String]) -> String {
     command
 }
 
-/// The options of `nest run` that name a file (or prefix) it writes.
-const OUTPUT_FLAGS: [&str; 4] = ["--json", "--csv", "--html", "--junit"];
+/// The options of `nest run` (and `nest scale`) that name a file (or prefix) it writes.
+const OUTPUT_FLAGS: [&str; 5] = ["--json", "--csv", "--html", "--junit", "--history"];
 
 /// The arguments as shell words for the hook. The run happens in a temporary checkout, so a relative report path
 /// (`--json out/r.json`, `--csv=out/r`) is made relative to the repository's top (`$root`, found by the hook)
@@ -249,10 +260,11 @@ fn hook_args(args: &[String]) -> String {
     words
 }
 
-/// The hook script: `nest` is the binary that installed it, `args` go after `nest run --yes`.
-fn script(nest: &str, args: &[String]) -> String {
+/// The hook script: `nest` is the binary that installed it, `args` go after `nest COMMAND` (`run --yes`).
+fn script(nest: &str, command: &str, args: &[String]) -> String {
     let args = hook_args(args);
     HOOK_TEMPLATE
+        .replace("@COMMAND@", command)
         .replace("@MARKER@", MARKER_LINE)
         .replace("@CHAINED@", CHAINED)
         .replace("@NEST@", &quote(nest))
@@ -338,7 +350,7 @@ for sha in $shas; do
         exit 1
     fi
     echo "nest: testing commit $short as committed (in a temporary worktree)" >&2
-    (cd "$tree" && exec "$nest_bin" run --yes@ARGS@ < /dev/null)
+    (cd "$tree" && exec "$nest_bin" @COMMAND@@ARGS@ < /dev/null)
     status=$?
     git worktree remove --force "$tree" > /dev/null 2>&1
     tree=
@@ -364,7 +376,7 @@ mod tests {
 
     #[test]
     fn the_script_carries_the_marker_the_binary_and_the_arguments() {
-        let s = script("/opt/my nest/nest", &["-t".into(), "10s".into(), "--threshold".into(), "p95 < 1s".into()]);
+        let s = script("/opt/my nest/nest", RUN, &["-t".into(), "10s".into(), "--threshold".into(), "p95 < 1s".into()]);
         assert!(s.starts_with("#!/bin/sh\n# nest pre-push hook v2\n"));
         assert!(is_nest_hook(b"#!/bin/sh\n# nest pre-push hook v1\n"), "an older nest's hook is nest's too");
         assert!(is_nest_hook(s.as_bytes()));
@@ -391,9 +403,26 @@ mod tests {
 
     #[test]
     fn run_arguments_are_checked_at_install() {
-        assert!(check_run_args(&[]).is_ok());
-        assert!(check_run_args(&["-t".into(), "5s".into(), "--host".into(), "http://x".into()]).is_ok());
-        let err = check_run_args(&["--no-such-flag".into()]).unwrap_err();
+        assert!(check_run_args(RUN, &[]).is_ok());
+        assert!(check_run_args(RUN, &["-t".into(), "5s".into(), "--host".into(), "http://x".into()]).is_ok());
+        let err = check_run_args(RUN, &["--no-such-flag".into()]).unwrap_err();
         assert!(err.0.contains("--no-such-flag"), "{err}");
+    }
+
+    #[test]
+    fn the_scale_hook_runs_the_gate_with_its_history_at_the_repository_top() {
+        let s = script(
+            "/bin/nest",
+            SCALE,
+            &["--history".into(), ".nest/history.jsonl".into(), "--steps".into(), "1,2".into()],
+        );
+        assert!(
+            s.contains(
+                r#"exec "$nest_bin" scale --gate --yes --history "$root"/.nest/history.jsonl --steps 1,2 < /dev/null"#
+            ),
+            "{s}"
+        );
+        assert!(check_run_args(SCALE, &["--steps".into(), "1,4".into(), "--slo".into(), "p95 < 1s".into()]).is_ok());
+        assert!(check_run_args(SCALE, &["--stepz".into()]).unwrap_err().0.contains("not valid for `nest scale`"));
     }
 }

@@ -1,6 +1,6 @@
 //! The `nest` binary: parse, dispatch, and turn the outcome into an exit code.
 //!
-//! Exit codes: 0 when the run completed; 2 for a usage, config or script error found before any load; 1 for an
+//! Exit codes: 0 when the run completed; 6 when `nest scale --gate` found a regression; 2 for a usage, config or script error found before any load; 1 for an
 //! unexpected internal error. They are documented in `--help` and in docs/cli.md.
 
 mod cli;
@@ -12,6 +12,7 @@ mod list;
 mod live;
 mod report_cmd;
 mod run;
+mod scale;
 mod shell;
 
 use std::io::Write;
@@ -32,6 +33,9 @@ fn main() -> ExitCode {
         Err(err) if err.downcast_ref::<nest_report::thresholds::GateFailed>().is_some() => {
             ExitCode::from(err.downcast_ref::<nest_report::thresholds::GateFailed>().map_or(1, |gate| gate.code))
         }
+        Err(err) if err.downcast_ref::<nest_scale::Regressed>().is_some() => {
+            ExitCode::from(nest_scale::Regressed::CODE)
+        }
         Err(err) => {
             // Never a panic (exit 101) when stderr is closed or full: the exit code says it.
             let _ = writeln!(std::io::stderr(), "error: {err:#}");
@@ -49,5 +53,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Hook(args) => hook::run(args),
         Command::Report(args) => report_cmd::run(args),
         Command::Merge(args) => report_cmd::merge(args),
+        Command::Scale(args) => scale::run(*args),
     }
 }

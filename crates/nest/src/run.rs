@@ -54,55 +54,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     } else {
         None
     };
-    let host = checked.host.clone().ok_or_else(|| UsageError("no target".into()))?;
-    let http = Arc::new(client_config(&checked)?);
-    let data = checked.mix.data.clone();
-    let factory = Arc::new(checked.mix.catalog.factory(http, Some(host.clone())).with_data(data.clone()));
-    let run_info = run_info(&checked, &host);
-    let plan = checked.plan;
-    let gate = checked.gate;
-
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let handle = StopHandle::new();
-    let display = Arc::new(Mutex::new(Display::new(args.quiet, plan.run_time)));
-    let (publish, snapshots) = nest_core::snapshot::channel();
-    let (result, (thresholds, aborted)) = runtime.block_on(async {
-        let signals = tokio::spawn(watch_signals(handle.clone(), plan.stop_timeout));
-        // The observers: each watches the runner's snapshots; none runs inside its loop.
-        // (With `--quiet` nothing is shown, and no abort threshold means nothing to watch: then no one subscribes,
-        // and the runner copies nothing.)
-        let quiet = matches!(*display.lock().unwrap_or_else(PoisonError::into_inner), Display::Quiet);
-        let progress = (!quiet).then(|| tokio::spawn(show_progress(display.clone(), snapshots.clone())));
-        let abort = tokio::spawn(abort_on_breach(checked.thresholds, snapshots, handle.clone(), display.clone()));
-        let result = nest_core::run_observed(plan, factory, handle, Shape(checked.shape), publish).await;
-        signals.abort();
-        if let Some(progress) = progress {
-            let _ = progress.await;
-        }
-        (result, abort.await.expect("the abort evaluator does not panic"))
-    });
+    let Executed { report, gate, .. } = execute(checked, args.quiet)?;
     drop(demo);
-    display.lock().unwrap_or_else(PoisonError::into_inner).finish();
-    let result = result.map_err(|e| match e {
-        nest_core::Error::Worker { .. } | nest_core::Error::InvalidPlan(_) | nest_core::Error::Setup(_) => {
-            anyhow::Error::new(UsageError(e.to_string()))
-        }
-        other => anyhow::Error::new(other),
-    })?;
-    match (result.cut, result.end) {
-        (Some(nest_core::Phase::Setup), EndReason::Killed) => {
-            say("stopped during setup(): its calls were cancelled; the load did not start")
-        }
-        (Some(nest_core::Phase::Setup), _) => say("stopped during setup(): the load did not start"),
-        (Some(nest_core::Phase::Teardown), _) => say("stopped during teardown(): its calls were cancelled"),
-        (None, EndReason::Killed) => say("stopped: calls still in flight were cancelled"),
-        (None, EndReason::Stopped) if aborted.is_empty() => say("stopped"),
-        (None, EndReason::Stopped) => say("stopped: an abort threshold was breached"),
-        (None, EndReason::RunTime | EndReason::Completed) => {}
-    }
-
-    let summary = result.summary(nest_config::data::pool_rows(&data));
-    let report = Report::new(summary, run_info, &thresholds, &aborted, gate.is_some());
     // A report on stdout (`--json -`, `--html /dev/stdout`) is alone there, so the summary goes to stderr. A summary
     // that cannot be printed (a closed terminal, a full disk) must not keep the report files from being written.
     let _ = if summary_to_stderr {
@@ -128,6 +81,76 @@ pub fn run(args: RunArgs) -> Result<()> {
         return Err(ThresholdsFailed { failed, total: report.thresholds.len() }.into());
     }
     Ok(())
+}
+
+/// What one run produced.
+pub struct Executed {
+    /// The report, verdicts included.
+    pub report: Report,
+    /// The default gate's exit code, when it applies.
+    pub gate: Option<u8>,
+    /// A signal stopped it.
+    pub interrupted: bool,
+}
+
+/// Runs a checked plan against its host to its end, watching signals, progress (unless `quiet`) and the abort
+/// thresholds, and builds its report. `nest run` prints and writes it; `nest scale` runs one per step.
+pub fn execute(checked: plan::RunPlan, quiet: bool) -> Result<Executed> {
+    let say = |text: &str| {
+        if !quiet {
+            let _ = writeln!(std::io::stderr(), "{text}");
+        }
+    };
+    let host = checked.host.clone().ok_or_else(|| UsageError("no target".into()))?;
+    let http = Arc::new(client_config(&checked)?);
+    let data = checked.mix.data.clone();
+    let factory = Arc::new(checked.mix.catalog.factory(http, Some(host.clone())).with_data(data.clone()));
+    let run_info = run_info(&checked, &host);
+    let plan = checked.plan;
+    let gate = checked.gate;
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let handle = StopHandle::new();
+    let display = Arc::new(Mutex::new(Display::new(quiet, plan.run_time)));
+    let (publish, snapshots) = nest_core::snapshot::channel();
+    let (result, (thresholds, aborted)) = runtime.block_on(async {
+        let signals = tokio::spawn(watch_signals(handle.clone(), plan.stop_timeout));
+        // The observers: each watches the runner's snapshots; none runs inside its loop.
+        // (With `--quiet` nothing is shown, and no abort threshold means nothing to watch: then no one subscribes,
+        // and the runner copies nothing.)
+        let quiet = matches!(*display.lock().unwrap_or_else(PoisonError::into_inner), Display::Quiet);
+        let progress = (!quiet).then(|| tokio::spawn(show_progress(display.clone(), snapshots.clone())));
+        let abort = tokio::spawn(abort_on_breach(checked.thresholds, snapshots, handle.clone(), display.clone()));
+        let result = nest_core::run_observed(plan, factory, handle, Shape(checked.shape), publish).await;
+        signals.abort();
+        if let Some(progress) = progress {
+            let _ = progress.await;
+        }
+        (result, abort.await.expect("the abort evaluator does not panic"))
+    });
+    display.lock().unwrap_or_else(PoisonError::into_inner).finish();
+    let result = result.map_err(|e| match e {
+        nest_core::Error::Worker { .. } | nest_core::Error::InvalidPlan(_) | nest_core::Error::Setup(_) => {
+            anyhow::Error::new(UsageError(e.to_string()))
+        }
+        other => anyhow::Error::new(other),
+    })?;
+    match (result.cut, result.end) {
+        (Some(nest_core::Phase::Setup), EndReason::Killed) => {
+            say("stopped during setup(): its calls were cancelled; the load did not start")
+        }
+        (Some(nest_core::Phase::Setup), _) => say("stopped during setup(): the load did not start"),
+        (Some(nest_core::Phase::Teardown), _) => say("stopped during teardown(): its calls were cancelled"),
+        (None, EndReason::Killed) => say("stopped: calls still in flight were cancelled"),
+        (None, EndReason::Stopped) if aborted.is_empty() => say("stopped"),
+        (None, EndReason::Stopped) => say("stopped: an abort threshold was breached"),
+        (None, EndReason::RunTime | EndReason::Completed) => {}
+    }
+
+    let interrupted = matches!(result.end, EndReason::Stopped | EndReason::Killed) && aborted.is_empty();
+    let summary = result.summary(nest_config::data::pool_rows(&data));
+    let report = Report::new(summary, run_info, &thresholds, &aborted, gate.is_some());
+    Ok(Executed { report, gate, interrupted })
 }
 
 /// The HTTP client settings of the run.

@@ -19,8 +19,8 @@ use crate::table::{Line, lines};
 /// How many request names the per-name charts draw (the busiest ones).
 const CHART_NAMES: usize = 8;
 
-/// The page's style sheet, inlined: the report must open offline.
-const STYLE: &str = include_str!("report.css");
+/// The page's style sheet, inlined: the report must open offline (the scalability page reuses it).
+pub const STYLE: &str = include_str!("report.css");
 
 /// Writes [`render`]'s text to `out` (a file, a socket, a test's buffer).
 pub fn write<W: std::io::Write>(mut out: W, report: &Report) -> std::io::Result<()> {

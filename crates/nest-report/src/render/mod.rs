@@ -9,7 +9,7 @@
 pub mod csv;
 pub mod html;
 pub mod junit;
-mod svg;
+pub mod svg;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

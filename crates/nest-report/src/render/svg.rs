@@ -35,6 +35,19 @@ pub struct Chart<'a> {
     pub series: Vec<Series>,
 }
 
+/// An x axis other than time: its unit, the series drawn as dots (measurements) rather than lines, and labelled
+/// vertical marks (a boundary between two steps, say).
+pub struct XAxis<'a> {
+    /// The unit of the x axis (`users`, `tasks/s`).
+    pub unit: &'a str,
+    /// Indices into [`Chart::series`] drawn as dots.
+    pub dots: Vec<usize>,
+    /// `(label, x)`: a dashed vertical line at x.
+    pub marks: Vec<(String, f64)>,
+    /// `(x, label)`: tick labels to draw instead of numbers (commits, say); empty for numbers.
+    pub labels: Vec<(f64, String)>,
+}
+
 const WIDTH: f64 = 640.0;
 const HEIGHT: f64 = 260.0;
 const LEFT: f64 = 56.0;
@@ -68,6 +81,11 @@ fn time_tick(t: f64) -> String {
 impl Chart<'_> {
     /// The `<svg>` element.
     pub fn render(&self) -> String {
+        self.render_over(None)
+    }
+
+    /// The `<svg>` element, over time (`None`, with `t_max` as the axis' end) or over `axis`.
+    pub fn render_over(&self, axis: Option<&XAxis<'_>>) -> String {
         let y_data = self.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).fold(0.0f64, f64::max);
         let y_step = nice_step(y_data, 4.0);
         let y_max = ((y_data / y_step).ceil() * y_step).max(y_step);
@@ -98,7 +116,17 @@ impl Chart<'_> {
             );
             v += y_step;
         }
-        let mut t = 0.0;
+        let labels = axis.map(|a| a.labels.as_slice()).unwrap_or_default();
+        for (at, label) in labels {
+            let _ = write!(
+                svg,
+                r#"<text class="xlabel" x="{:.1}" y="{:.1}">{}</text>"#,
+                x(*at),
+                TOP + plot_h + 19.0,
+                esc(label)
+            );
+        }
+        let mut t = if labels.is_empty() { 0.0 } else { f64::INFINITY };
         while t <= t_max + 1e-9 {
             let _ = write!(
                 svg,
@@ -106,7 +134,7 @@ impl Chart<'_> {
                 TOP + plot_h,
                 TOP + plot_h + 5.0,
                 TOP + plot_h + 19.0,
-                time_tick(t),
+                axis.map_or_else(|| time_tick(t), |_| tick(t, t_step)),
                 px = x(t),
             );
             t += t_step;
@@ -127,7 +155,37 @@ impl Chart<'_> {
             TOP + plot_h,
             TOP + plot_h
         );
-        for s in &self.series {
+        if let Some(axis) = axis {
+            let _ = write!(
+                svg,
+                r#"<text class="unit" x="{:.1}" y="{:.1}">{}</text>"#,
+                WIDTH - RIGHT,
+                HEIGHT - 2.0,
+                esc(axis.unit)
+            );
+            for (label, at) in &axis.marks {
+                let _ = write!(
+                    svg,
+                    r##"<g class="mark" data-mark="{}"><line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{:.1}" stroke="#cf222e" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}">{}</text></g>"##,
+                    esc(label),
+                    TOP + plot_h,
+                    x(*at) + 4.0,
+                    TOP + 12.0,
+                    esc(label),
+                    px = x(*at),
+                );
+            }
+        }
+        for (i, s) in self.series.iter().enumerate() {
+            if axis.is_some_and(|a| a.dots.contains(&i)) {
+                let _ =
+                    write!(svg, r#"<g class="dots" data-series="{}" data-points="{}">"#, esc(&s.label), s.points.len());
+                for &(t, v) in &s.points {
+                    let _ = write!(svg, r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{}"/>"#, x(t), y(v), s.color);
+                }
+                svg.push_str("</g>");
+                continue;
+            }
             let points: Vec<String> = s.points.iter().map(|&(t, v)| format!("{:.1},{:.1}", x(t), y(v))).collect();
             let _ = write!(
                 svg,
@@ -195,5 +253,33 @@ mod tests {
             assert!((LEFT..=WIDTH - RIGHT).contains(&px) && (TOP..=HEIGHT - BOTTOM).contains(&py), "{p}");
         }
         assert!(!svg.contains("no data"));
+    }
+
+    #[test]
+    fn draws_over_a_load_axis_with_dots_marks_and_labels() {
+        let series = |label: &str| Series {
+            label: label.into(),
+            color: PALETTE[0],
+            points: vec![(1.0, 10.0), (16.0, 80.0), (32.0, 90.0), (64.0, 70.0)],
+        };
+        let chart = Chart {
+            id: "x",
+            title: "Throughput",
+            unit: "req/s",
+            t_max: 64.0,
+            series: vec![series("fit"), series("measured")],
+        };
+        let axis =
+            XAxis { unit: "users", dots: vec![1], marks: vec![("SLO boundary".into(), 16.0)], labels: Vec::new() };
+        let svg = chart.render_over(Some(&axis));
+        assert!(svg.contains(r#"<polyline class="series" data-series="fit" data-points="4""#), "{svg}");
+        assert!(svg.contains(r#"<g class="dots" data-series="measured" data-points="4">"#), "{svg}");
+        assert_eq!(svg.matches("<circle").count(), 4);
+        assert!(svg.contains(r#"data-mark="SLO boundary""#) && svg.contains(">users</text>"), "{svg}");
+        // Numbers on the x axis, not seconds.
+        assert!(svg.contains(">20</text>") && !svg.contains(">20s</text>"), "{svg}");
+        let labelled = XAxis { unit: "commit", dots: vec![], marks: vec![], labels: vec![(0.0, "ab12cd3".into())] };
+        let svg = chart.render_over(Some(&labelled));
+        assert!(svg.contains(">ab12cd3</text>") && !svg.contains(r#"class="xtick""#), "{svg}");
     }
 }
