@@ -1,6 +1,6 @@
 //! Test fixtures: steps with chosen figures and an empty run report.
 
-use nest_core::stats::{Aggregate, Summary};
+use nest_core::stats::{Aggregate, Summary, SummaryParts};
 use nest_report::model::{Report, RunInfo};
 
 use crate::spec::Load;
@@ -18,7 +18,22 @@ pub(crate) fn report() -> Report {
         iterations: None,
         mix: Vec::new(),
     };
-    Report { summary: Summary::new(&Aggregate::default(), &[], 1.0, 1, false), run, thresholds: Vec::new() }
+    Report {
+        summary: Summary::new(
+            &Aggregate::default(),
+            SummaryParts {
+                tasksets: &[],
+                duration_s: 1.0,
+                started_at: 0.0,
+                users: 1,
+                open: false,
+                stopped_in: None,
+                pools: Vec::new(),
+            },
+        ),
+        run,
+        thresholds: Vec::new(),
+    }
 }
 
 /// Step `step` at `users`, with throughput `x` and whether it met its SLOs.
