@@ -1,0 +1,103 @@
+//! The central verdict: the segments' results merged exactly, judged on the whole, marked when incomplete.
+//!
+//! Each segment hands in the report its own `--json` would have written. They are merged with
+//! [`nest_report::merge::merge_named`] (counts added, histograms bucket for bucket), the coordinator's thresholds
+//! are evaluated on the merged figures (the segments' own when it has none), and a run that went on without a
+//! segment says so: which segments, when, and what share of the plan is missing. It never passes as complete.
+
+use nest_report::merge::{MergeError, merge_named};
+use nest_report::model::Report;
+use nest_report::thresholds;
+
+use crate::state::{End, Lost, Settings};
+
+/// How the run is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Complete, every threshold held: exit 0.
+    Passed,
+    /// Complete, some threshold failed: exit 99 (the default gate: its own code).
+    Failed {
+        /// Failed verdicts.
+        failed: usize,
+        /// All verdicts.
+        total: usize,
+        /// Whether only the default gate failed.
+        gate_only: bool,
+    },
+    /// A segment's share is missing, or the run never started: exit 4, whatever the thresholds say.
+    Incomplete,
+}
+
+/// What the coordinator hands back.
+#[derive(Debug, Clone)]
+pub struct Conclusion {
+    /// The merged report, when any segment handed one in.
+    pub report: Option<Report>,
+    /// The segments the run went on without.
+    pub lost: Vec<Lost>,
+    /// Before the start: the segments that never became ready; and why it was cancelled.
+    pub cancelled: Option<(String, Vec<u32>)>,
+    /// N.
+    pub segments: u32,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+impl Conclusion {
+    /// The missing share in words: `segment 2 (1 of 3 segments, 33.3% of the plan) lost at 4.0s: silent for 10s`.
+    pub fn incomplete_lines(&self) -> Vec<String> {
+        let n = self.segments.max(1);
+        let mut lines: Vec<String> =
+            self.lost.iter().map(|l| format!("segment {} lost at {:.1}s: {}", l.index, l.at_s, l.reason)).collect();
+        if !self.lost.is_empty() {
+            let k = self.lost.len() as u32;
+            let pct = f64::from(k) * 100.0 / f64::from(n);
+            lines.push(format!("incomplete: {k} of {n} segments missing, {pct:.1}% of the plan not in this report"));
+        }
+        if let Some((reason, _)) = &self.cancelled {
+            lines.push(format!("incomplete: {reason}; nothing was sent"));
+        }
+        lines
+    }
+}
+
+/// Merges and judges the run's end.
+pub fn conclude(end: End, settings: &Settings) -> Result<Conclusion, MergeError> {
+    let segments = settings.segments;
+    let (results, lost, aborted) = match end {
+        End::Cancelled { reason, missing } => {
+            let cancelled = Some((reason, missing));
+            return Ok(Conclusion {
+                report: None,
+                lost: Vec::new(),
+                cancelled,
+                segments,
+                verdict: Verdict::Incomplete,
+            });
+        }
+        End::Ran { results, lost, aborted } => (results, lost, aborted),
+    };
+    let names: Vec<String> = results.iter().map(|(i, _)| format!("segment {i}")).collect();
+    let inputs: Vec<(&str, &Report)> = names.iter().map(String::as_str).zip(results.iter().map(|(_, r)| r)).collect();
+    let mut report = if inputs.is_empty() { None } else { Some(merge_named(&inputs)?) };
+    if let Some(report) = &mut report
+        && !settings.thresholds.is_empty()
+    {
+        report.thresholds = thresholds::evaluate(&settings.thresholds, &report.summary, &aborted);
+    }
+    let verdict = match &report {
+        _ if !lost.is_empty() => Verdict::Incomplete,
+        None => Verdict::Incomplete,
+        Some(r) => {
+            let failed: Vec<_> = r.thresholds.iter().filter(|v| !v.passed).collect();
+            if failed.is_empty() {
+                Verdict::Passed
+            } else {
+                let gate_only = failed.iter().all(|v| v.default_gate);
+                Verdict::Failed { failed: failed.len(), total: r.thresholds.len(), gate_only }
+            }
+        }
+    };
+    Ok(Conclusion { report, lost, cancelled: None, segments, verdict })
+}
