@@ -9,7 +9,7 @@
 //!   missing ones), live figures merged for the operator and the `abort` thresholds, lost segments, the end.
 //! - [`server`]: [`server::Coordinator`], the HTTP service (axum) with the token check, body caps and long polls.
 //! - [`protocol`]: the JSON bodies and routes; segments only connect out, control rides in the answers.
-//! - [`client`]: the segment's side ([`client::Session`]).
+//! - [`client`]: the segment's side ([`client::Session`]); [`segment`]: its live feed.
 //! - [`finish`]: the exact merge of the results, the central verdict, the incomplete marker.
 //! - [`token`]: the run's shared secret, from `NEST_COORDINATOR_TOKEN`, compared in constant time.
 //!
@@ -32,6 +32,7 @@
 pub mod client;
 pub mod finish;
 pub mod protocol;
+pub mod segment;
 pub mod server;
 pub mod state;
 pub mod token;

@@ -68,6 +68,12 @@ impl Handle {
         self.shared.notify();
     }
 
+    /// Gives up on the segments still running: they are lost, and the run ends with what came in.
+    pub fn abandon(&self, reason: &str) {
+        self.shared.lock().abandon(reason, Instant::now());
+        self.shared.notify();
+    }
+
     /// Segment `index`'s process ended (`how`: its exit status): without a result, it is lost at once.
     pub fn exited(&self, index: u32, how: &str) {
         self.shared.lock().exited(index, how, Instant::now());

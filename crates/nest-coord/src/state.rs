@@ -40,6 +40,11 @@ impl Settings {
     }
 }
 
+/// A new run id: 16 random hex digits.
+pub fn new_run_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
 /// A segment the run went on without.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lost {
@@ -482,6 +487,25 @@ impl State {
             seat.lost = Some(lost.clone());
             self.events.push(Event::Lost(lost));
             self.refresh_live();
+        }
+    }
+
+    /// Gives up on every segment still running (a second Ctrl-C): each is lost; before the start, cancels.
+    pub fn abandon(&mut self, reason: &str, now: Instant) {
+        if self.start.is_none() {
+            self.stop_all(reason);
+            return;
+        }
+        let at_s = self.at_s(now);
+        for (index, seat) in self.seats.iter_mut().enumerate() {
+            if let Some(seat) = seat
+                && seat.result.is_none()
+                && seat.lost.is_none()
+            {
+                let lost = Lost { index: index as u32, at_s, reason: reason.to_owned() };
+                seat.lost = Some(lost.clone());
+                self.events.push(Event::Lost(lost));
+            }
         }
     }
 

@@ -61,6 +61,12 @@ pub enum Command {
     /// evaluated again on the merged figures. Reports of different plans (host, load, run time, mix, thresholds) or
     /// the same report twice are refused with exit code 2. Writes the same files as `nest report`.
     Merge(MergeArgs),
+    /// Coordinate a run split into N segments: one start, one setup(), live merged figures, one verdict.
+    ///
+    /// Segments join with `nest run --coordinator URL --segment I/N`; every request must carry the token of
+    /// NEST_COORDINATOR_TOKEN. Exits 0 or 99 like `nest run`, and 4 when the run is incomplete (a segment lost, or
+    /// not every segment ready within --ready-timeout).
+    Coordinate(crate::coordinate::CoordinateArgs),
 }
 
 /// Where the tasksets and the config come from (shared by run, list and configure).

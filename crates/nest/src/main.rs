@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod configure;
 mod confirm;
+mod coordinate;
 mod data;
 mod demo_server;
 mod hook;
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         Err(err) if err.downcast_ref::<nest_report::thresholds::GateFailed>().is_some() => {
             ExitCode::from(err.downcast_ref::<nest_report::thresholds::GateFailed>().map_or(1, |gate| gate.code))
         }
+        Err(err) if err.downcast_ref::<coordinate::Incomplete>().is_some() => ExitCode::from(4),
         Err(err) => {
             // Never a panic (exit 101) when stderr is closed or full: the exit code says it.
             let _ = writeln!(std::io::stderr(), "error: {err:#}");
@@ -57,5 +59,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Hook(args) => hook::run(args),
         Command::Report(args) => report_cmd::run(args),
         Command::Merge(args) => report_cmd::merge(args),
+        Command::Coordinate(args) => coordinate::run(args),
     }
 }

@@ -224,7 +224,7 @@ impl nest_core::ShapeSource for Shape {
 }
 
 /// The progress display, as an observer: it shows each second of the load and the final totals.
-async fn show_progress(display: Arc<Mutex<Display>>, mut snapshots: Snapshots) {
+pub(crate) async fn show_progress(display: Arc<Mutex<Display>>, mut snapshots: Snapshots) {
     while snapshots.changed().await.is_ok() {
         let snapshot = snapshots.borrow_and_update().clone();
         // (The load's first snapshot, at 0 s, has nothing to show yet.)

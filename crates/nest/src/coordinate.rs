@@ -1,0 +1,224 @@
+//! `nest coordinate`: host the coordinator of a run split into segments, show the merged live view, and judge.
+//!
+//! The service and every rule are `nest_coord`'s; this file parses the flags, prints the coordinator's events
+//! through the live view, writes the merged reports like `nest run` does, and turns the verdict into an exit code:
+//! 0 passed, 99 a threshold failed, 4 incomplete (a segment lost, or the run cancelled before its start).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use nest_coord::finish::{Conclusion, Verdict, conclude};
+use nest_coord::server::{Coordinator, Handle};
+use nest_coord::state::Settings;
+use nest_coord::token::Token;
+use nest_report::output::write_atomic;
+use nest_report::render::Outputs;
+use nest_report::thresholds::{GateFailed, Threshold, ThresholdsFailed};
+
+use crate::live::Display;
+use crate::parse::{UsageError, parse_duration};
+
+/// Options of `nest coordinate`.
+#[derive(Debug, Args, Clone)]
+pub struct CoordinateArgs {
+    /// N: the segments of the run (`nest run --coordinator URL --segment I/N`, I from 0 to N-1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub segments: u32,
+    /// Address to listen on; without it, loopback only. `0.0.0.0:7878` takes segments from other hosts.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    pub listen: SocketAddr,
+    /// How long every segment has to register and become ready; then the run is cancelled (exit 4).
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "60s")]
+    pub ready_timeout: Duration,
+    /// A segment silent this long (no live push, no request) is lost: the run goes on, marked incomplete.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "10s")]
+    pub lost_after: Duration,
+    /// The criteria judged on the merged figures (repeatable); they replace the segments' own. A failed one exits
+    /// 99.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub threshold: Vec<String>,
+    /// A criterion also checked live, once a second, on the merged figures: when breached, every segment is
+    /// stopped (repeatable).
+    #[arg(long = "abort-threshold", value_name = "EXPR")]
+    pub abort_threshold: Vec<String>,
+    /// Warm-up before the abort thresholds are checked.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "0s")]
+    pub abort_delay: Duration,
+    /// Write the merged report as JSON to this file (written atomically).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write Locust-compatible CSV files with this prefix.
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+    /// Write the self-contained HTML report to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Print only the verdict (no live view, no tables).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// The coordinated run did not come to a complete result: exit 4.
+#[derive(Debug)]
+pub struct Incomplete;
+
+impl std::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the run is incomplete")
+    }
+}
+
+impl std::error::Error for Incomplete {}
+
+impl CoordinateArgs {
+    /// The coordinator's settings, thresholds checked.
+    pub fn settings(&self) -> Result<Settings, UsageError> {
+        let parse = |flag: &str, expr: &String, abort: bool| {
+            Threshold::parse(expr)
+                .map(|t| t.with_abort(abort, self.abort_delay))
+                .map_err(|e| UsageError(format!("{flag}: {e}")))
+        };
+        let thresholds = (self.threshold.iter().map(|t| parse("--threshold", t, false)))
+            .chain(self.abort_threshold.iter().map(|t| parse("--abort-threshold", t, true)))
+            .collect::<Result<_, _>>()?;
+        Ok(Settings {
+            ready_timeout: self.ready_timeout,
+            lost_after: self.lost_after,
+            thresholds,
+            ..Settings::new(self.segments)
+        })
+    }
+
+    fn outputs(&self) -> Outputs {
+        Outputs { csv: self.csv.clone(), html: self.html.clone(), junit: self.junit.clone() }
+    }
+}
+
+/// Runs `nest coordinate`: the token must be in `NEST_COORDINATOR_TOKEN`.
+pub fn run(args: CoordinateArgs) -> Result<()> {
+    let token = Token::from_env().map_err(|e| UsageError(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let coordinator = runtime.block_on(bind(&args, token))?;
+    let say = |text: &str| {
+        if !args.quiet {
+            let _ = writeln!(std::io::stderr(), "{text}");
+        }
+    };
+    say(&format!(
+        "coordinator listening on http://{}, waiting for {} segments",
+        coordinator.local_addr(),
+        args.segments
+    ));
+    let conclusion = runtime.block_on(serve(coordinator, &args, |_| {}))?;
+    finish(&args, &conclusion)
+}
+
+/// Binds the coordinator for `args`; the address in use is a usage error.
+pub async fn bind(args: &CoordinateArgs, token: Token) -> Result<Coordinator> {
+    let settings = args.settings()?;
+    for path in args.json.iter().cloned().chain(args.outputs().paths()) {
+        crate::run::check_writable(&path)?;
+    }
+    let run_id = nest_coord::state::new_run_id();
+    Coordinator::bind(args.listen, token, settings, run_id)
+        .await
+        .map_err(|e| UsageError(format!("cannot listen on {}: {e}", args.listen)).into())
+}
+
+/// Serves the run to its end with the live view and signals, and judges it. `started` gets the handle once the
+/// service runs (`nest launch` reports its children's exits through it).
+pub async fn serve(
+    coordinator: Coordinator,
+    args: &CoordinateArgs,
+    started: impl FnOnce(Handle),
+) -> Result<Conclusion> {
+    let settings = args.settings()?;
+    let display = Arc::new(Mutex::new(Display::new(args.quiet, None)));
+    let handle = coordinator.handle();
+    started(handle.clone());
+    let signals = tokio::spawn(watch_signals(handle));
+    let progress =
+        (!args.quiet).then(|| tokio::spawn(crate::run::show_progress(display.clone(), coordinator.snapshots())));
+    let events = display.clone();
+    let end = coordinator
+        .run(move |event| events.lock().unwrap_or_else(PoisonError::into_inner).message(&event.to_string()))
+        .await
+        .context("the coordinator failed")?;
+    signals.abort();
+    if let Some(progress) = progress {
+        let _ = progress.await;
+    }
+    display.lock().unwrap_or_else(PoisonError::into_inner).finish();
+    Ok(conclude(end, &settings).map_err(|e| anyhow::anyhow!("the segments' results do not merge: {e}"))?)
+}
+
+/// Prints and writes the merged report, and turns the verdict into the exit code.
+pub fn finish(args: &CoordinateArgs, conclusion: &Conclusion) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if let Some(report) = &conclusion.report {
+        if args.quiet {
+            let _ = nest_report::thresholds::print_verdict_line(&mut out, report);
+        } else {
+            let _ = nest_report::table::print_summary(&mut out, &report.summary);
+            let _ = nest_report::thresholds::print_verdicts(&mut out, &report.thresholds);
+        }
+        if let Some(path) = &args.json {
+            let json = serde_json::to_vec_pretty(report)?;
+            write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
+            let _ = writeln!(std::io::stderr(), "report written to {}", path.display());
+        }
+        for path in args.outputs().write(report)? {
+            let _ = writeln!(std::io::stderr(), "report written to {}", path.display());
+        }
+    }
+    for line in conclusion.incomplete_lines() {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+    match conclusion.verdict {
+        Verdict::Passed => Ok(()),
+        Verdict::Incomplete => Err(Incomplete.into()),
+        Verdict::Failed { gate_only: true, .. } => {
+            Err(GateFailed { code: nest_report::thresholds::DEFAULT_EXIT_CODE }.into())
+        }
+        Verdict::Failed { failed, total, .. } => Err(ThresholdsFailed { failed, total }.into()),
+    }
+}
+
+/// First Ctrl-C or SIGTERM: stop every segment (they hand in what they have). Second: give up on the segments
+/// still running, and write what came in.
+async fn watch_signals(handle: Handle) {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    for seen in 1.. {
+        #[cfg(unix)]
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => t.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminated = std::future::pending::<Option<()>>();
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => if r.is_err() { return },
+            _ = terminated => {}
+        }
+        if seen == 1 {
+            handle.stop_all("the coordinator was interrupted");
+            let _ =
+                writeln!(std::io::stderr(), "\nstopping every segment; press Ctrl-C again to stop waiting for them");
+        } else {
+            handle.abandon("the coordinator stopped waiting for it");
+            return;
+        }
+    }
+}
