@@ -11,9 +11,13 @@
 //!
 //! A run goes through named steps, one function each: `ready` (every worker built its behaviour), `setup`, `load`,
 //! `teardown` and `drain` (hang up, merge the last reports, seal).
+//!
+//! A run that is one segment of a split run meets the other processes through a [`Rendezvous`]: it says whether
+//! this process runs `setup()` and `teardown()`, hands out the common start instant (the runner waits for it), and
+//! holds `teardown()` until every segment's load is over. A lone process uses [`Alone`].
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -21,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::behaviour::{BehaviourFactory, TaskError};
 use crate::error::Error;
 use crate::plan::{Model, Plan};
+use crate::rendezvous::{Alone, Rendezvous, StartOrder};
 use crate::snapshot::{self, Publisher, RunPhase, Snapshot};
 use crate::stats::Aggregate;
 use crate::worker::{self, Control, WorkerEvent, WorkerSetup};
@@ -137,8 +142,11 @@ pub struct RunResult {
     pub cut: Option<Phase>,
     /// Why it ended.
     pub end: EndReason,
-    /// The wall-clock time of the common start.
-    pub started_at: std::time::SystemTime,
+    /// The wall-clock time the load actually started (see [`RunResult::intended_start`]).
+    pub started_at: SystemTime,
+    /// The wall-clock time the load was meant to start: the rendezvous' start instant (for a lone process, the
+    /// moment it was ready). `started_at` minus this is the start skew.
+    pub intended_start: SystemTime,
     /// The most fiber stacks any worker had mapped (the peak of calls in flight per worker).
     pub peak_fibers: usize,
 }
@@ -175,43 +183,77 @@ pub async fn run_observed<F: BehaviourFactory>(
     plan: Plan,
     factory: Arc<F>,
     handle: StopHandle,
+    shape: impl ShapeSource,
+    snapshots: watch::Sender<Arc<Snapshot>>,
+) -> Result<RunResult, Error> {
+    run_with_rendezvous(plan, factory, handle, shape, snapshots, Arc::new(Alone)).await
+}
+
+/// Runs a plan as [`run_observed`] does, meeting the other processes of a split run through `rendezvous`: it
+/// decides who runs `setup()` and `teardown()`, when the load starts (an error there sends no load:
+/// [`Error::Rendezvous`]), and when `teardown()` may run.
+pub async fn run_with_rendezvous<F: BehaviourFactory>(
+    plan: Plan,
+    factory: Arc<F>,
+    handle: StopHandle,
     mut shape: impl ShapeSource,
     snapshots: watch::Sender<Arc<Snapshot>>,
+    rendezvous: Arc<dyn Rendezvous>,
 ) -> Result<RunResult, Error> {
     let plan = Arc::new(plan);
     let workers = spawn(&plan, &factory, &handle)?;
     let mut run = Run { plan, handle, workers, aggregate: Aggregate::default(), publisher: Publisher::new(snapshots) };
     run.ready().await?;
+    if let Some(Err(error)) = run.until_stopped(rendezvous.ready()).await {
+        run.workers.join();
+        return Err(Error::Rendezvous(error));
+    }
 
     let setup_started = Instant::now();
-    let shared = match run.setup().await {
-        SetupOutcome::Value(value) => value,
-        // Killed in setup(): no load, no teardown.
-        SetupOutcome::Cut => {
-            return Ok(run.drain(setup_started.elapsed(), EndReason::Killed, Some(Phase::Setup)).await);
+    let local = if rendezvous.runs_globals() {
+        match run.setup().await {
+            SetupOutcome::Value(value) => value,
+            // Killed in setup(): no load, no teardown.
+            SetupOutcome::Cut => {
+                return Ok(run.drain(setup_started.elapsed(), EndReason::Killed, Some(Phase::Setup)).await);
+            }
+            SetupOutcome::Failed(error) => {
+                run.workers.join();
+                return Err(Error::Setup(error));
+            }
+            SetupOutcome::Panicked => return Err(Error::WorkerPanicked(0)),
         }
-        SetupOutcome::Failed(error) => {
+    } else {
+        None
+    };
+    let (order, shared) = match run.meet(&*factory, &*rendezvous, local).await {
+        Ok(met) => met,
+        Err(error) => {
             run.workers.join();
-            return Err(Error::Setup(error));
+            return Err(error);
         }
-        SetupOutcome::Panicked => return Err(Error::WorkerPanicked(0)),
     };
     let setup_cut = run.handle.asked.is_cancelled().then_some(Phase::Setup);
 
-    let load = run.load(shared, &mut shape).await;
-    // A stop during setup() left no load to speak of: the run is the time requests were sent, from setup on.
+    let load = run.load(shared, &mut shape, order.at).await;
+    // A stop before the start left no load to speak of: the run is the time requests were sent, from setup on.
     let duration = if setup_cut.is_some() { setup_started.elapsed() } else { load.start.elapsed() };
     let mut end = load.end(&run.handle);
     let mut cut = setup_cut;
-    if end != EndReason::Killed && !run.teardown(load.start).await {
+    if end != EndReason::Killed && !run.await_others(&*rendezvous).await {
+        end = EndReason::Killed;
+        cut.get_or_insert(Phase::Teardown);
+    }
+    if end != EndReason::Killed && rendezvous.runs_globals() && !run.teardown(load.start).await {
         end = EndReason::Killed;
         // A load that never ran says more than a teardown cut short.
         cut.get_or_insert(Phase::Teardown);
     }
     let mut result = run.drain(duration, end, cut).await;
     if setup_cut.is_none() {
-        // (After a stop in setup(), the run's time starts with setup(), as `drain` computed it.)
+        // (After a stop before the start, the run's time starts with setup(), as `drain` computed it.)
         result.started_at = load.started_at;
+        result.intended_start = order.at;
     }
     result.peak_fibers = load.peak_fibers;
     Ok(result)
@@ -243,7 +285,7 @@ struct LoadOutcome {
     /// The common start.
     start: Instant,
     /// Its wall-clock time.
-    started_at: std::time::SystemTime,
+    started_at: SystemTime,
     /// Who ended the load, if anyone did before the workers finished by themselves.
     ended_by: Option<EndReason>,
     peak_fibers: usize,
@@ -273,6 +315,45 @@ struct LoadState {
 }
 
 impl Run {
+    /// Resolves `future`, unless a stop is asked first (`None`).
+    async fn until_stopped<T>(&self, future: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            value = future => Some(value),
+            () = self.handle.asked.cancelled() => None,
+        }
+    }
+
+    /// Hands `setup()`'s value to the rendezvous and waits for the order to start; returns it with the value the
+    /// workers get. A stop while waiting starts at once (and the load ends at once).
+    async fn meet<F: BehaviourFactory>(
+        &self,
+        factory: &F,
+        rendezvous: &dyn Rendezvous,
+        local: Option<crate::behaviour::Shared>,
+    ) -> Result<(StartOrder, Option<crate::behaviour::Shared>), Error> {
+        let encoded = match &local {
+            Some(value) if rendezvous.shares_setup() => Some(factory.encode_shared(value).map_err(Error::SharedValue)?),
+            _ => None,
+        };
+        let order = match self.until_stopped(rendezvous.start(encoded)).await {
+            Some(order) => order.map_err(Error::Rendezvous)?,
+            None => StartOrder { at: SystemTime::now(), setup: None },
+        };
+        let shared = match &order.setup {
+            Some(bytes) => Some(factory.decode_shared(bytes).map_err(Error::SharedValue)?),
+            None => local,
+        };
+        Ok((order, shared))
+    }
+
+    /// Waits until the rendezvous says every segment's load is over; false if the run was killed meanwhile.
+    async fn await_others(&self, rendezvous: &dyn Rendezvous) -> bool {
+        tokio::select! {
+            () = rendezvous.load_done() => true,
+            () = self.handle.kill.cancelled() => false,
+        }
+    }
+
     /// Waits until every worker has built its behaviour, so that a broken script never sends load.
     async fn ready(&mut self) -> Result<(), Error> {
         let mut failed = None;
@@ -319,9 +400,18 @@ impl Run {
 
     /// Gives every worker the common start and `setup()`'s value, then owns the clock until every worker's load
     /// is over: the run time, a shape, a stop, the stop timeout.
-    async fn load(&mut self, shared: Option<crate::behaviour::Shared>, shape: &mut impl ShapeSource) -> LoadOutcome {
+    async fn load(
+        &mut self,
+        shared: Option<crate::behaviour::Shared>,
+        shape: &mut impl ShapeSource,
+        at: SystemTime,
+    ) -> LoadOutcome {
+        // The common start is on the wall clock (it is the same instant in every process); a stop does not wait.
+        if let Ok(wait) = at.duration_since(SystemTime::now()) {
+            self.until_stopped(tokio::time::sleep(wait)).await;
+        }
         let start = Instant::now();
-        let started_at = std::time::SystemTime::now();
+        let started_at = SystemTime::now();
         for control in &self.workers.controls {
             let _ = control.send(Control::Start(start, shared.clone()));
         }
@@ -454,8 +544,16 @@ impl Run {
         self.workers.join();
         self.aggregate.seal_before(u64::MAX);
         self.publisher.publish(RunPhase::Drain, duration, &self.aggregate).await;
-        let started_at = std::time::SystemTime::now() - duration;
-        RunResult { aggregate: self.aggregate, duration, cut, end, started_at, peak_fibers: 0 }
+        let started_at = SystemTime::now() - duration;
+        RunResult {
+            aggregate: self.aggregate,
+            duration,
+            cut,
+            end,
+            started_at,
+            intended_start: started_at,
+            peak_fibers: 0,
+        }
     }
 }
 
