@@ -156,9 +156,18 @@ impl Session {
         &self.member
     }
 
-    /// Joins the run; refused with the coordinator's reason.
-    pub async fn register(&self) -> Result<Registered, ClientError> {
-        self.client.post("register", &self.register).await
+    /// Joins the run; refused with the coordinator's reason. A coordinator not reachable yet (started at the same
+    /// time, a pod still being scheduled) is asked again every half second for up to `patience`.
+    pub async fn register(&self, patience: Duration) -> Result<Registered, ClientError> {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match self.client.post("register", &self.register).await {
+                Err(ClientError::Unreachable(_)) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Says this segment is ready (segment 0: with its encoded `setup()` value) and waits for the common start.

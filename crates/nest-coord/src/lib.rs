@@ -31,7 +31,9 @@
 
 pub mod client;
 pub mod finish;
+pub mod launch;
 pub mod protocol;
+pub mod rendezvous;
 pub mod segment;
 pub mod server;
 pub mod state;

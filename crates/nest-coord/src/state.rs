@@ -478,6 +478,10 @@ impl State {
 
     /// A segment's process ended (known to `nest launch`, which started it): lost at once if it has no result.
     pub fn exited(&mut self, index: u32, how: &str, now: Instant) {
+        if self.start.is_none() {
+            self.stop_all(&format!("segment {index}'s process exited ({how}) before the start"));
+            return;
+        }
         let at_s = self.at_s(now);
         if let Some(Some(seat)) = self.seats.get_mut(index as usize)
             && seat.result.is_none()

@@ -95,7 +95,7 @@ async fn three_segments_meet_share_setup_and_merge_exactly() {
     let run = start(Settings::new(3)).await;
     let sessions: Vec<Session> = (0..3).map(|i| session(run.addr, i, 3, "plan-a")).collect();
     for s in &sessions {
-        assert_eq!(s.register().await.unwrap().run_id, "run-x");
+        assert_eq!(s.register(Duration::ZERO).await.unwrap().run_id, "run-x");
     }
     let waiting: Vec<_> =
         sessions[1..].iter().cloned().map(|s| tokio::spawn(async move { s.ready(None).await })).collect();
@@ -128,21 +128,21 @@ async fn three_segments_meet_share_setup_and_merge_exactly() {
 #[tokio::test]
 async fn refusals_name_the_reason() {
     let run = start(Settings::new(2)).await;
-    session(run.addr, 0, 2, "plan-a").register().await.unwrap();
+    session(run.addr, 0, 2, "plan-a").register(Duration::ZERO).await.unwrap();
     let refused = |r: Result<_, ClientError>| match r {
         Err(ClientError::Refused(m)) => m,
         other => panic!("not refused: {other:?}"),
     };
-    let m = refused(session(run.addr, 1, 2, "plan-b").register().await);
+    let m = refused(session(run.addr, 1, 2, "plan-b").register(Duration::ZERO).await);
     assert!(m.contains("plan hash plan-b") && m.contains("segment 0 has plan-a"), "{m}");
-    let m = refused(session(run.addr, 2, 2, "plan-a").register().await);
+    let m = refused(session(run.addr, 2, 2, "plan-a").register(Duration::ZERO).await);
     assert!(m.contains("index 2 is out of range") && m.contains("0 to 1"), "{m}");
-    let m = refused(session(run.addr, 0, 2, "plan-a").register().await);
+    let m = refused(session(run.addr, 0, 2, "plan-a").register(Duration::ZERO).await);
     assert!(m.contains("segment 0 is already registered (from host-0)"), "{m}");
-    let m = refused(session(run.addr, 1, 3, "plan-a").register().await);
+    let m = refused(session(run.addr, 1, 3, "plan-a").register(Duration::ZERO).await);
     assert!(m.contains("started with 3 segments, but this run has 2"), "{m}");
     // None of them took the seat: segment 1 still joins.
-    session(run.addr, 1, 2, "plan-a").register().await.unwrap();
+    session(run.addr, 1, 2, "plan-a").register(Duration::ZERO).await.unwrap();
     run.handle.stop_all("test over");
     assert!(matches!(run.end.await.unwrap().0, End::Cancelled { .. }));
 }
@@ -168,7 +168,7 @@ async fn strangers_without_the_token_change_nothing() {
 
     // The seat is still free: the real segment joins and becomes ready.
     let real = session(run.addr, 0, 1, "p");
-    real.register().await.unwrap();
+    real.register(Duration::ZERO).await.unwrap();
     // With the token, a request for a segment nobody registered, or with another run id, is refused too.
     let live = |index, run_id: &str| {
         serde_json::to_vec(&serde_json::json!({"index": index, "run_id": run_id, "seq": 1, "users": 1})).unwrap()
@@ -209,8 +209,8 @@ async fn the_ready_timeout_names_the_missing_segments() {
     let settings = Settings { ready_timeout: Duration::from_millis(500), ..Settings::new(3) };
     let run = start(settings).await;
     let zero = session(run.addr, 0, 3, "p");
-    zero.register().await.unwrap();
-    session(run.addr, 1, 3, "p").register().await.unwrap();
+    zero.register(Duration::ZERO).await.unwrap();
+    session(run.addr, 1, 3, "p").register(Duration::ZERO).await.unwrap();
     let err = zero.ready(None).await.unwrap_err();
     let ClientError::Cancelled(reason) = err else { panic!("cancelled, not {err:?}") };
     assert!(reason.contains("segment 2 (never registered)") && reason.contains("segment 1 (registered, not ready)"));
@@ -227,8 +227,8 @@ async fn a_silent_segment_is_lost_and_the_run_is_incomplete() {
     let settings = Settings { lost_after: Duration::from_millis(400), ..Settings::new(2) };
     let run = start(settings.clone()).await;
     let (a, b) = (session(run.addr, 0, 2, "p"), session(run.addr, 1, 2, "p"));
-    a.register().await.unwrap();
-    b.register().await.unwrap();
+    a.register(Duration::ZERO).await.unwrap();
+    b.register(Duration::ZERO).await.unwrap();
     let b_ready = tokio::spawn({
         let b = b.clone();
         async move { b.ready(None).await }
@@ -259,7 +259,7 @@ async fn an_abort_threshold_on_the_merged_figures_stops_every_segment() {
     let run = start(settings.clone()).await;
     let s: Vec<Session> = (0..2).map(|i| session(run.addr, i, 2, "p")).collect();
     for x in &s {
-        x.register().await.unwrap();
+        x.register(Duration::ZERO).await.unwrap();
     }
     let one = tokio::spawn({
         let x = s[1].clone();

@@ -67,6 +67,8 @@ pub enum Command {
     /// NEST_COORDINATOR_TOKEN. Exits 0 or 99 like `nest run`, and 4 when the run is incomplete (a segment lost, or
     /// not every segment ready within --ready-timeout).
     Coordinate(crate::coordinate::CoordinateArgs),
+    /// Start a coordinated run's segments: `nest launch local --segments N [run flags]` runs N on this machine.
+    Launch(crate::launch::LaunchArgs),
 }
 
 /// Where the tasksets and the config come from (shared by run, list and configure).

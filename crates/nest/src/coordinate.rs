@@ -32,13 +32,21 @@ pub struct CoordinateArgs {
     /// Address to listen on; without it, loopback only. `0.0.0.0:7878` takes segments from other hosts.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878")]
     pub listen: SocketAddr,
+    /// How the run is held together and judged.
+    #[command(flatten)]
+    pub judge: JudgeArgs,
+}
+
+/// How a coordinated run is held together, judged and reported (`nest coordinate`, `nest launch`).
+#[derive(Debug, Args, Clone)]
+pub struct JudgeArgs {
     /// How long every segment has to register and become ready; then the run is cancelled (exit 4).
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "60s")]
     pub ready_timeout: Duration,
     /// A segment silent this long (no live push, no request) is lost: the run goes on, marked incomplete.
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "10s")]
     pub lost_after: Duration,
-    /// The criteria judged on the merged figures (repeatable); they replace the segments' own. A failed one exits
+    /// A criterion judged on the merged figures (repeatable); they replace the segments' own. A failed one exits
     /// 99.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub threshold: Vec<String>,
@@ -78,9 +86,9 @@ impl std::fmt::Display for Incomplete {
 
 impl std::error::Error for Incomplete {}
 
-impl CoordinateArgs {
-    /// The coordinator's settings, thresholds checked.
-    pub fn settings(&self) -> Result<Settings, UsageError> {
+impl JudgeArgs {
+    /// The settings of a run of `segments`, thresholds checked.
+    pub fn settings(&self, segments: u32) -> Result<Settings, UsageError> {
         let parse = |flag: &str, expr: &String, abort: bool| {
             Threshold::parse(expr)
                 .map(|t| t.with_abort(abort, self.abort_delay))
@@ -93,7 +101,7 @@ impl CoordinateArgs {
             ready_timeout: self.ready_timeout,
             lost_after: self.lost_after,
             thresholds,
-            ..Settings::new(self.segments)
+            ..Settings::new(segments)
         })
     }
 
@@ -106,47 +114,41 @@ impl CoordinateArgs {
 pub fn run(args: CoordinateArgs) -> Result<()> {
     let token = Token::from_env().map_err(|e| UsageError(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let coordinator = runtime.block_on(bind(&args, token))?;
-    let say = |text: &str| {
-        if !args.quiet {
-            let _ = writeln!(std::io::stderr(), "{text}");
-        }
-    };
-    say(&format!(
-        "coordinator listening on http://{}, waiting for {} segments",
-        coordinator.local_addr(),
-        args.segments
-    ));
-    let conclusion = runtime.block_on(serve(coordinator, &args, |_| {}))?;
-    finish(&args, &conclusion)
+    let coordinator = runtime.block_on(bind(&args.judge, args.segments, args.listen, token))?;
+    if !args.judge.quiet {
+        let (addr, n) = (coordinator.local_addr(), args.segments);
+        let _ = writeln!(std::io::stderr(), "coordinator listening on http://{addr}, waiting for {n} segments");
+    }
+    let conclusion = runtime.block_on(serve(coordinator, &args.judge, args.segments, |_| true))?;
+    finish(&args.judge, &conclusion)
 }
 
-/// Binds the coordinator for `args`; the address in use is a usage error.
-pub async fn bind(args: &CoordinateArgs, token: Token) -> Result<Coordinator> {
-    let settings = args.settings()?;
-    for path in args.json.iter().cloned().chain(args.outputs().paths()) {
+/// Binds the coordinator of a run of `segments` on `listen`; the report paths are checked first.
+pub async fn bind(judge: &JudgeArgs, segments: u32, listen: SocketAddr, token: Token) -> Result<Coordinator> {
+    let settings = judge.settings(segments)?;
+    for path in judge.json.iter().cloned().chain(judge.outputs().paths()) {
         crate::run::check_writable(&path)?;
     }
     let run_id = nest_coord::state::new_run_id();
-    Coordinator::bind(args.listen, token, settings, run_id)
+    Coordinator::bind(listen, token, settings, run_id)
         .await
-        .map_err(|e| UsageError(format!("cannot listen on {}: {e}", args.listen)).into())
+        .map_err(|e| UsageError(format!("cannot listen on {listen}: {e}")).into())
 }
 
-/// Serves the run to its end with the live view and signals, and judges it. `started` gets the handle once the
-/// service runs (`nest launch` reports its children's exits through it).
+/// Serves the run to its end with the live view, and judges it. `on_signal` hears each Ctrl-C or SIGTERM, counted
+/// from 1 (`nest launch` forwards it to its children); on the second, it says whether to give up on the segments
+/// still running (true), or to wait for them to hand in what they have (false: they were stopped now).
 pub async fn serve(
     coordinator: Coordinator,
-    args: &CoordinateArgs,
-    started: impl FnOnce(Handle),
+    judge: &JudgeArgs,
+    segments: u32,
+    on_signal: impl Fn(u32) -> bool + Send + 'static,
 ) -> Result<Conclusion> {
-    let settings = args.settings()?;
-    let display = Arc::new(Mutex::new(Display::new(args.quiet, None)));
-    let handle = coordinator.handle();
-    started(handle.clone());
-    let signals = tokio::spawn(watch_signals(handle));
+    let settings = judge.settings(segments)?;
+    let display = Arc::new(Mutex::new(Display::new(judge.quiet, None)));
+    let signals = tokio::spawn(watch_signals(coordinator.handle(), on_signal));
     let progress =
-        (!args.quiet).then(|| tokio::spawn(crate::run::show_progress(display.clone(), coordinator.snapshots())));
+        (!judge.quiet).then(|| tokio::spawn(crate::run::show_progress(display.clone(), coordinator.snapshots())));
     let events = display.clone();
     let end = coordinator
         .run(move |event| events.lock().unwrap_or_else(PoisonError::into_inner).message(&event.to_string()))
@@ -157,11 +159,11 @@ pub async fn serve(
         let _ = progress.await;
     }
     display.lock().unwrap_or_else(PoisonError::into_inner).finish();
-    Ok(conclude(end, &settings).map_err(|e| anyhow::anyhow!("the segments' results do not merge: {e}"))?)
+    conclude(end, &settings).map_err(|e| anyhow::anyhow!("the segments' results do not merge: {e}"))
 }
 
 /// Prints and writes the merged report, and turns the verdict into the exit code.
-pub fn finish(args: &CoordinateArgs, conclusion: &Conclusion) -> Result<()> {
+pub fn finish(args: &JudgeArgs, conclusion: &Conclusion) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if let Some(report) = &conclusion.report {
         if args.quiet {
@@ -195,7 +197,7 @@ pub fn finish(args: &CoordinateArgs, conclusion: &Conclusion) -> Result<()> {
 
 /// First Ctrl-C or SIGTERM: stop every segment (they hand in what they have). Second: give up on the segments
 /// still running, and write what came in.
-async fn watch_signals(handle: Handle) {
+async fn watch_signals(handle: Handle, on_signal: impl Fn(u32) -> bool) {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     for seen in 1.. {
@@ -214,10 +216,13 @@ async fn watch_signals(handle: Handle) {
         }
         if seen == 1 {
             handle.stop_all("the coordinator was interrupted");
+            on_signal(seen);
             let _ =
                 writeln!(std::io::stderr(), "\nstopping every segment; press Ctrl-C again to stop waiting for them");
         } else {
-            handle.abandon("the coordinator stopped waiting for it");
+            if on_signal(seen) {
+                handle.abandon("the coordinator stopped waiting for it");
+            }
             return;
         }
     }

@@ -11,6 +11,7 @@ mod coordinate;
 mod data;
 mod demo_server;
 mod hook;
+mod launch;
 mod list;
 mod live;
 mod mix;
@@ -60,5 +61,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report_cmd::run(args),
         Command::Merge(args) => report_cmd::merge(args),
         Command::Coordinate(args) => coordinate::run(args),
+        Command::Launch(args) => launch::run(args),
     }
 }

@@ -1,0 +1,116 @@
+//! `nest launch local --segments N [run flags]`: a coordinator and N `nest run` segments on this machine.
+//!
+//! The children and their output are `nest_coord::launch`'s; this file splits the flags (the report and threshold
+//! flags are the coordinator's, everything else goes to every child), generates the run's token, and serves the
+//! run as `nest coordinate` does. Its exit code is the coordinator's.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use nest_coord::token::Token;
+
+use crate::coordinate::{JudgeArgs, bind, finish, serve};
+use crate::parse::UsageError;
+
+/// Options of `nest launch`.
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// Where to start the segments.
+    #[command(subcommand)]
+    pub target: LaunchTarget,
+}
+
+/// Where `nest launch` starts the segments.
+#[derive(Debug, Subcommand)]
+pub enum LaunchTarget {
+    /// N segment processes on this machine, plus the coordinator in this process.
+    ///
+    /// Every flag that is not the launcher's goes to each `nest run` child, which adds `--coordinator URL
+    /// --segment I/N`. Report and threshold flags (--json, --html, --csv, --junit, --threshold) are the merged
+    /// run's, wherever they stand. The children's output is prefixed `[i]`.
+    Local(LocalArgs),
+}
+
+/// Options of `nest launch local`.
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// N: how many segment processes.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub segments: u32,
+    /// How the run is held together, judged and reported.
+    #[command(flatten)]
+    pub judge: JudgeArgs,
+    /// The flags of `nest run` for every segment (-H, -u, -r, -t, --rate, -f, ...).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "RUN FLAGS")]
+    pub run_args: Vec<OsString>,
+}
+
+/// Runs `nest launch`.
+pub fn run(args: LaunchArgs) -> Result<()> {
+    let LaunchTarget::Local(mut args) = args.target;
+    args.run_args = take_judge_flags(std::mem::take(&mut args.run_args), &mut args.judge)?;
+    let program = std::env::current_exe().context("cannot find the nest executable to start the segments")?;
+    let token = Token::generate();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let loopback: SocketAddr = "127.0.0.1:0".parse().expect("a valid address");
+    let conclusion = runtime.block_on(async {
+        let coordinator = bind(&args.judge, args.segments, loopback, token.clone()).await?;
+        let url = format!("http://{}", coordinator.local_addr());
+        let handle = coordinator.handle();
+        let children =
+            nest_coord::launch::spawn_segments(&program, &args.run_args, &url, &token, args.segments, handle)
+                .context("cannot start the segments")?;
+        let children = std::sync::Arc::new(children);
+        let forward = children.clone();
+        // Each signal is forwarded once; after the second the children stop now and still hand in what they have.
+        let conclusion = serve(coordinator, &args.judge, args.segments, move |_| {
+            forward.terminate();
+            false
+        })
+        .await;
+        if let Ok(children) = std::sync::Arc::try_unwrap(children) {
+            children.wait().await;
+        }
+        conclusion
+    })?;
+    finish(&args.judge, &conclusion)
+}
+
+/// Moves the report and threshold flags out of the children's flags into the launcher's; refuses the flags the
+/// launcher sets itself.
+fn take_judge_flags(run_args: Vec<OsString>, judge: &mut JudgeArgs) -> Result<Vec<OsString>> {
+    let mut kept = Vec::new();
+    let mut args = run_args.into_iter();
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy().into_owned();
+        let (flag, inline) = match text.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (text.clone(), None),
+        };
+        if ["--coordinator", "--segment", "--start-at"].contains(&flag.as_str()) {
+            return Err(UsageError(format!("{flag}: `nest launch local` sets it for each segment")).into());
+        }
+        if !["--json", "--html", "--csv", "--junit", "--threshold"].contains(&flag.as_str()) {
+            kept.push(arg);
+            continue;
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => args
+                .next()
+                .map(|v| v.to_string_lossy().into_owned())
+                .ok_or_else(|| UsageError(format!("{flag} needs a value")))?,
+        };
+        match flag.as_str() {
+            "--json" => judge.json = Some(PathBuf::from(value)),
+            "--html" => judge.html = Some(PathBuf::from(value)),
+            "--csv" => judge.csv = Some(PathBuf::from(value)),
+            "--junit" => judge.junit = Some(PathBuf::from(value)),
+            _ => judge.threshold.push(value),
+        }
+    }
+    Ok(kept)
+}
