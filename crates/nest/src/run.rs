@@ -23,6 +23,7 @@ use crate::confirm;
 use crate::live::Display;
 use crate::parse::UsageError;
 use crate::plan;
+use crate::scale::ScaleOut;
 use nest_report::model::{Report, RunInfo};
 use nest_report::output::write_atomic;
 use nest_report::render::Outputs;
@@ -31,7 +32,9 @@ use nest_report::thresholds::{self, GateFailed, Threshold, ThresholdsFailed};
 
 /// Runs `nest run`.
 pub fn run(args: RunArgs) -> Result<()> {
-    let mut checked = plan::build(plan::load_mix(&args.source, args.settings()?)?, args.demo)?;
+    let segment = args.scale.segment.unwrap_or(nest_core::Segment::WHOLE);
+    let mut checked = plan::build(plan::load_mix(&args.source, args.settings()?)?, args.demo, segment)?;
+    let scale = ScaleOut::prepare(&args.scale, &mut checked);
     for warning in &checked.warnings {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
@@ -59,10 +62,14 @@ pub fn run(args: RunArgs) -> Result<()> {
     let http = Arc::new(client_config(&checked)?);
     let data = checked.mix.data.clone();
     let factory = Arc::new(checked.mix.catalog.factory(http, Some(host.clone())).with_data(data.clone()));
-    let run_info = run_info(&checked, &host);
+    let mut run_info = run_info(&checked, &host);
+    if let Some(line) = scale.announcement(&args.scale) {
+        say(&line);
+    }
     let plan = checked.plan;
     let tasksets = plan.tasksets.clone();
-    let (users, open) = (plan.users(), plan.model.is_open());
+    // (A segment's report counts its own users: the merge adds them up to the plan's.)
+    let (users, open) = (plan.segment_users(), plan.model.is_open());
     let gate = checked.gate;
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -77,7 +84,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         let quiet = matches!(*display.lock().unwrap_or_else(PoisonError::into_inner), Display::Quiet);
         let progress = (!quiet).then(|| tokio::spawn(show_progress(display.clone(), snapshots.clone())));
         let abort = tokio::spawn(abort_on_breach(checked.thresholds, snapshots, handle.clone(), display.clone()));
-        let result = nest_core::run_observed(plan, factory, handle, Shape(checked.shape), publish).await;
+        let shape = Shape(checked.shape);
+        let result = nest_core::run_with_rendezvous(plan, factory, handle, shape, publish, scale.rendezvous()).await;
         signals.abort();
         if let Some(progress) = progress {
             let _ = progress.await;
@@ -90,6 +98,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         nest_core::Error::Worker { .. } | nest_core::Error::InvalidPlan(_) | nest_core::Error::Setup(_) => {
             anyhow::Error::new(UsageError(e.to_string()))
         }
+        nest_core::Error::Rendezvous(e) => anyhow::Error::new(crate::scale::failed(&e)),
         other => anyhow::Error::new(other),
     })?;
     match (result.cut, result.end) {
@@ -110,6 +119,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     summary.started_at = result.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     summary.pools = crate::data::pool_rows(&data);
     summary.stopped_in = result.cut.map(|phase| phase.name().to_owned());
+    run_info.identity = Some(scale.identity(&result));
     let mut verdicts = thresholds::evaluate(&thresholds, &summary, &aborted);
     if gate.is_some() {
         verdicts.push(thresholds::gate_verdict(&summary));
@@ -167,6 +177,9 @@ fn run_info(checked: &plan::RunPlan, host: &url::Url) -> RunInfo {
         run_time_s: plan.run_time.map(|t| t.as_secs_f64()),
         iterations: plan.iterations,
         mix: checked.mix.rows.clone(),
+        identity: None,
+        segments: Vec::new(),
+        incomplete: None,
     }
 }
 
