@@ -5,7 +5,8 @@
 //! are evaluated on the merged figures (the segments' own when it has none), and a run that went on without a
 //! segment says so: which segments, when, and what share of the plan is missing. It never passes as complete.
 
-use nest_report::merge::{MergeError, merge_named};
+use nest_report::identity::{MissingReason, MissingSegment, mark_incomplete};
+use nest_report::merge::{MergeError, merge_segments};
 use nest_report::model::Report;
 use nest_report::thresholds;
 
@@ -32,8 +33,11 @@ pub enum Verdict {
 /// What the coordinator hands back.
 #[derive(Debug, Clone)]
 pub struct Conclusion {
-    /// The merged report, when any segment handed one in.
+    /// The merged report, when any segment handed one in; marked incomplete (`run.incomplete`) when a segment is
+    /// missing.
     pub report: Option<Report>,
+    /// What the merge ignored (exact duplicates).
+    pub warnings: Vec<String>,
     /// The segments the run went on without.
     pub lost: Vec<Lost>,
     /// Before the start: the segments that never became ready; and why it was cancelled.
@@ -70,6 +74,7 @@ pub fn conclude(end: End, settings: &Settings) -> Result<Conclusion, MergeError>
             let cancelled = Some((reason, missing));
             return Ok(Conclusion {
                 report: None,
+                warnings: Vec::new(),
                 lost: Vec::new(),
                 cancelled,
                 segments,
@@ -80,11 +85,22 @@ pub fn conclude(end: End, settings: &Settings) -> Result<Conclusion, MergeError>
     };
     let names: Vec<String> = results.iter().map(|(i, _)| format!("segment {i}")).collect();
     let inputs: Vec<(&str, &Report)> = names.iter().map(String::as_str).zip(results.iter().map(|(_, r)| r)).collect();
-    let mut report = if inputs.is_empty() { None } else { Some(merge_named(&inputs)?) };
-    if let Some(report) = &mut report
-        && !settings.thresholds.is_empty()
-    {
-        report.thresholds = thresholds::evaluate(&settings.thresholds, &report.summary, &aborted);
+    let (mut report, warnings) = match inputs.is_empty() {
+        true => (None, Vec::new()),
+        false => {
+            let merged = merge_segments(&inputs)?;
+            (Some(merged.report), merged.warnings)
+        }
+    };
+    if let Some(report) = &mut report {
+        if !settings.thresholds.is_empty() {
+            report.thresholds = thresholds::evaluate(&settings.thresholds, &report.summary, &aborted);
+        }
+        let missing = lost
+            .iter()
+            .map(|l| MissingSegment { index: l.index, reason: MissingReason::Lost, at: Some(l.at_unix) })
+            .collect();
+        mark_incomplete(report, segments, missing);
     }
     let verdict = match &report {
         _ if !lost.is_empty() => Verdict::Incomplete,
@@ -99,5 +115,5 @@ pub fn conclude(end: End, settings: &Settings) -> Result<Conclusion, MergeError>
             }
         }
     };
-    Ok(Conclusion { report, lost, cancelled: None, segments, verdict })
+    Ok(Conclusion { report, warnings, lost, cancelled: None, segments, verdict })
 }

@@ -45,6 +45,10 @@ pub fn new_run_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// A segment the run went on without.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lost {
@@ -52,6 +56,8 @@ pub struct Lost {
     pub index: u32,
     /// Seconds after the common start it was declared lost (0 before the start).
     pub at_s: f64,
+    /// When, in Unix seconds.
+    pub at_unix: f64,
     /// Why (silent, exited).
     pub reason: String,
 }
@@ -487,7 +493,7 @@ impl State {
             && seat.result.is_none()
             && seat.lost.is_none()
         {
-            let lost = Lost { index, at_s, reason: format!("its process exited ({how}) before handing in a result") };
+            let lost = Lost { index, at_s, at_unix: unix_now(), reason: format!("its process exited ({how}) before handing in a result") };
             seat.lost = Some(lost.clone());
             self.events.push(Event::Lost(lost));
             self.refresh_live();
@@ -506,7 +512,7 @@ impl State {
                 && seat.result.is_none()
                 && seat.lost.is_none()
             {
-                let lost = Lost { index: index as u32, at_s, reason: reason.to_owned() };
+                let lost = Lost { index: index as u32, at_s, at_unix: unix_now(), reason: reason.to_owned() };
                 seat.lost = Some(lost.clone());
                 self.events.push(Event::Lost(lost));
             }
@@ -542,7 +548,7 @@ impl State {
             let silent = now.saturating_duration_since(seat.last_seen);
             if seat.result.is_none() && seat.lost.is_none() && seat.pending == 0 && silent >= lost_after {
                 let reason = format!("silent for {:.0}s", silent.as_secs_f64());
-                let lost = Lost { index: index as u32, at_s, reason };
+                let lost = Lost { index: index as u32, at_s, at_unix: unix_now(), reason };
                 seat.lost = Some(lost.clone());
                 self.events.push(Event::Lost(lost));
             }

@@ -85,7 +85,7 @@ pub use rendezvous::{Alone, Rendezvous, RendezvousError, StartAt, StartOrder};
 pub use runner::{
     EndReason, Phase, RunResult, ShapeSource, ShapeTick, StopHandle, run, run_observed, run_with_rendezvous,
 };
-pub use segment::Segment;
+pub use segment::{Segment, segment_share};
 pub use snapshot::{RunPhase, Snapshot, Snapshots};
 pub use taskset::{
     BadDuration, MAX_DURATION, Pause, Slot, TaskSpec, TasksetSpec, WaitTime, duration_from_secs, throughput_interval,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::parse::{ByteSize, UsageError, parse_byte_size, parse_duration, parse_host};
+use crate::parse::{ByteSize, UsageError, parse_byte_size, parse_duration, parse_host, parse_segment, parse_start_at};
 use crate::settings::Settings;
 use crate::thresholds::ThresholdSpec;
 
@@ -29,6 +29,9 @@ pub const EXIT_CODES: &str = "Exit codes:
   1  the default gate failed: with no threshold configured, a request failed or a script error occurred
      (--exit-code-on-error N changes the code, --no-default-gate turns the gate off); or an internal error
   2  a usage, config or script error, found before any load was sent (a failing setup() included)
+  3  late: this segment was ready after --start-at + --late-tolerance; it sent nothing
+  4  incomplete: a merged run lacks a segment's share (the reports are written, marked incomplete)
+  5  refused: the coordinator refused this segment (another plan, an index out of range or taken, a bad token)
  99  the run completed but at least one threshold failed";
 
 /// The subcommands.
@@ -58,8 +61,11 @@ pub enum Command {
     /// Merge saved JSON reports of one plan, run side by side, into one report, exactly.
     ///
     /// Counts add up, histograms are added bucket for bucket and percentiles are computed again; the thresholds are
-    /// evaluated again on the merged figures. Reports of different plans (host, load, run time, mix, thresholds) or
-    /// the same report twice are refused with exit code 2. Writes the same files as `nest report`.
+    /// evaluated again on the merged figures (or those of --threshold), and a failed one exits 99. Segments of a
+    /// split run (`nest run --segment I/N`) must share one plan hash and run id and hold each index once: other
+    /// plans, other runs and two results of one index are refused with exit code 2, an exact copy of a file is
+    /// ignored with a warning, and a set that lacks an index is merged, marked incomplete, and exits 4. Writes the
+    /// same files as `nest report`.
     Merge(MergeArgs),
     /// Coordinate a run split into N segments: one start, one setup(), live merged figures, one verdict.
     ///
@@ -258,6 +264,32 @@ pub struct RunArgs {
     /// Seed for random choices: taskset and task picks, think times [env: NEST_SEED].
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Running one share of a split plan.
+    #[command(flatten)]
+    pub scale: ScaleOutArgs,
+    /// Taking part in a coordinated run.
+    #[command(flatten)]
+    pub coordinator: crate::coordinate::JoinArgs,
+}
+
+/// How this process takes part in a run split over several (see docs/scale.md).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ScaleOutArgs {
+    /// Run only segment I of N of the plan (0 <= I < N): the global VUs, arrivals and iterations j with j mod N = I,
+    /// and that share of each data pool.
+    #[arg(long, env = "NEST_SEGMENT", value_parser = parse_segment, value_name = "I/N")]
+    pub segment: Option<nest_core::Segment>,
+    /// Get ready, then start the load at TIME (Unix seconds, fractions allowed, or RFC 3339 in UTC); a process ready
+    /// only after TIME + --late-tolerance sends nothing and exits 3.
+    #[arg(long, env = "NEST_START_AT", value_parser = parse_start_at, value_name = "TIME")]
+    pub start_at: Option<std::time::SystemTime>,
+    /// How late after --start-at a process may be ready and still start.
+    #[arg(long, env = "NEST_LATE_TOLERANCE", value_parser = parse_duration, value_name = "DUR", default_value = "2s")]
+    pub late_tolerance: Duration,
+    /// The run's id, the same for every segment of one run [default: derived from the plan and --start-at, else a
+    /// fresh UUID].
+    #[arg(long, env = "NEST_RUN_ID", value_name = "ID")]
+    pub run_id: Option<String>,
 }
 
 impl RunArgs {
@@ -335,6 +367,10 @@ pub struct MergeArgs {
     /// Where the merged report goes, and in which formats: as for `nest report`.
     #[command(flatten)]
     pub outputs: OutputArgs,
+    /// A pass/fail criterion evaluated on the merged figures, as for `nest run` (repeatable; replaces the
+    /// thresholds the reports hold). A failed threshold exits 99.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub threshold: Vec<String>,
 }
 
 /// The report files `nest merge` writes.

@@ -1,8 +1,10 @@
-//! `nest coordinate`: host the coordinator of a run split into segments, show the merged live view, and judge.
+//! `nest coordinate`: host the coordinator of a run split into segments, show the merged live view, and judge; and
+//! `nest run --coordinator URL`: a segment's part in it.
 //!
-//! The service and every rule are `nest_coord`'s; this file parses the flags, prints the coordinator's events
-//! through the live view, writes the merged reports like `nest run` does, and turns the verdict into an exit code:
-//! 0 passed, 99 a threshold failed, 4 incomplete (a segment lost, or the run cancelled before its start).
+//! The service, the client and every rule are `nest_coord`'s; this file parses the flags, prints the coordinator's
+//! events through the live view, writes the merged reports like `nest run` does, and turns the verdict into an exit
+//! code: 0 passed, 99 a threshold failed, 4 incomplete (a segment lost, or the run cancelled before its start). A
+//! segment registers (5 when refused), pushes its live figures and hands in its result.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -12,16 +14,20 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use nest_coord::client::{Client, ClientError, Session};
 use nest_coord::finish::{Conclusion, Verdict, conclude};
+use nest_coord::protocol::Register;
+use nest_coord::rendezvous::Coordinated;
 use nest_coord::server::{Coordinator, Handle};
 use nest_coord::state::Settings;
 use nest_coord::token::Token;
+use nest_core::Segment;
 use nest_report::output::write_atomic;
 use nest_report::render::Outputs;
 use nest_report::thresholds::{GateFailed, Threshold, ThresholdsFailed};
 
 use crate::live::Display;
-use crate::parse::{UsageError, parse_duration};
+use crate::parse::{ExitWith, UsageError, parse_duration};
 
 /// Options of `nest coordinate`.
 #[derive(Debug, Args, Clone)]
@@ -73,18 +79,6 @@ pub struct JudgeArgs {
     #[arg(short, long)]
     pub quiet: bool,
 }
-
-/// The coordinated run did not come to a complete result: exit 4.
-#[derive(Debug)]
-pub struct Incomplete;
-
-impl std::fmt::Display for Incomplete {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the run is incomplete")
-    }
-}
-
-impl std::error::Error for Incomplete {}
 
 impl JudgeArgs {
     /// The settings of a run of `segments`, thresholds checked.
@@ -181,13 +175,19 @@ pub fn finish(args: &JudgeArgs, conclusion: &Conclusion) -> Result<()> {
             let _ = writeln!(std::io::stderr(), "report written to {}", path.display());
         }
     }
+    for warning in &conclusion.warnings {
+        let _ = writeln!(std::io::stderr(), "warning: {warning}");
+    }
     for line in conclusion.incomplete_lines() {
         let _ = writeln!(out, "{line}");
     }
     let _ = out.flush();
     match conclusion.verdict {
         Verdict::Passed => Ok(()),
-        Verdict::Incomplete => Err(Incomplete.into()),
+        Verdict::Incomplete => {
+            let message = "the run is incomplete: the reports are marked incomplete".to_owned();
+            Err(ExitWith { code: 4, message }.into())
+        }
         Verdict::Failed { gate_only: true, .. } => {
             Err(GateFailed { code: nest_report::thresholds::DEFAULT_EXIT_CODE }.into())
         }
@@ -225,5 +225,71 @@ async fn watch_signals(handle: Handle, on_signal: impl Fn(u32) -> bool) {
             }
             return;
         }
+    }
+}
+
+/// `nest run`'s part in a coordinated run.
+#[derive(Debug, Args, Clone, Default)]
+pub struct JoinArgs {
+    /// Take part in the run of the coordinator at URL (`nest coordinate`), as the segment of --segment: one start,
+    /// one setup(), the verdict is the coordinator's. The token comes from NEST_COORDINATOR_TOKEN.
+    #[arg(long, env = "NEST_COORDINATOR", value_name = "URL", requires = "segment", conflicts_with = "start_at")]
+    pub coordinator: Option<String>,
+}
+
+/// A segment the coordinator took in.
+pub struct Joined {
+    rendezvous: Arc<Coordinated>,
+    done: tokio::sync::watch::Sender<bool>,
+}
+
+/// How long a segment waits for a coordinator that does not answer yet (started at the same time, say).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Registers segment `segment` of `plan_hash` with the coordinator of `args`, if any: refused, the command exits 5.
+pub fn join(args: &JoinArgs, segment: Segment, plan_hash: &str, run_id: &str) -> Result<Option<Joined>> {
+    let Some(url) = &args.coordinator else { return Ok(None) };
+    let token = Token::from_env().map_err(|e| UsageError(e.to_string()))?;
+    let client = Client::new(url, token).map_err(|e| UsageError(e.to_string()))?;
+    let register = Register {
+        index: segment.index,
+        segments: segment.count,
+        plan_hash: plan_hash.to_owned(),
+        host: nest_report::identity::host_name(),
+        run_id: run_id.to_owned(),
+    };
+    let session = Session::new(client, register);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let registered = runtime.block_on(session.register(PATIENCE)).map_err(|e| match e {
+        ClientError::Refused(m) => ExitWith { code: 5, message: format!("refused by the coordinator: {m}") }.into(),
+        other => anyhow::Error::new(other).context("could not join the coordinated run"),
+    })?;
+    let rendezvous = Arc::new(Coordinated::new(session, registered));
+    Ok(Some(Joined { rendezvous, done: tokio::sync::watch::channel(false).0 }))
+}
+
+impl Joined {
+    /// The coordinated run's id.
+    pub fn run_id(&self) -> &str {
+        self.rendezvous.run_id()
+    }
+
+    /// The rendezvous the runner meets the other segments through.
+    pub fn rendezvous(&self) -> Arc<dyn nest_core::Rendezvous> {
+        self.rendezvous.clone()
+    }
+
+    /// Starts the live feed to the coordinator (its answers may stop the run); it ends with [`Joined::hand_in`].
+    pub fn feed(&self, snapshots: nest_core::Snapshots, stop: nest_core::StopHandle, display: Arc<Mutex<Display>>) {
+        let say = move |text: &str| display.lock().unwrap_or_else(PoisonError::into_inner).message(text);
+        let (session, done) = (self.rendezvous.session(), self.done.subscribe());
+        tokio::spawn(nest_coord::segment::push_live(session, snapshots, stop, done, say));
+    }
+
+    /// Hands the segment's report in to the coordinator, and ends the live feed.
+    pub async fn hand_in(&self, report: &nest_report::model::Report) -> Result<()> {
+        let handed = self.rendezvous.session().upload(report).await;
+        self.done.send_replace(true);
+        handed.context("could not hand the result in to the coordinator")
     }
 }

@@ -1,7 +1,8 @@
 //! The `nest` binary: parse, dispatch, and turn the outcome into an exit code.
 //!
 //! Exit codes: 0 when the run completed; 2 for a usage, config or script error found before any load; 1 for an
-//! unexpected internal error. They are documented in `--help` and in docs/cli.md.
+//! unexpected internal error; 3 late, 4 incomplete, 5 refused (split runs); 99 a failed threshold. They are
+//! documented in `--help` and in docs/cli.md.
 
 mod cli;
 mod config;
@@ -20,6 +21,7 @@ mod parse;
 mod plan;
 mod report_cmd;
 mod run;
+mod scale;
 mod settings;
 mod shell;
 mod thresholds;
@@ -42,7 +44,10 @@ fn main() -> ExitCode {
         Err(err) if err.downcast_ref::<nest_report::thresholds::GateFailed>().is_some() => {
             ExitCode::from(err.downcast_ref::<nest_report::thresholds::GateFailed>().map_or(1, |gate| gate.code))
         }
-        Err(err) if err.downcast_ref::<coordinate::Incomplete>().is_some() => ExitCode::from(4),
+        Err(err) if err.downcast_ref::<crate::parse::ExitWith>().is_some() => {
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
+            ExitCode::from(err.downcast_ref::<crate::parse::ExitWith>().map_or(1, |e| e.code))
+        }
         Err(err) => {
             // Never a panic (exit 101) when stderr is closed or full: the exit code says it.
             let _ = writeln!(std::io::stderr(), "error: {err:#}");

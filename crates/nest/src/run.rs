@@ -23,6 +23,7 @@ use crate::confirm;
 use crate::live::Display;
 use crate::parse::UsageError;
 use crate::plan;
+use crate::scale::ScaleOut;
 use nest_report::model::{Report, RunInfo};
 use nest_report::output::write_atomic;
 use nest_report::render::Outputs;
@@ -31,7 +32,9 @@ use nest_report::thresholds::{self, GateFailed, Threshold, ThresholdsFailed};
 
 /// Runs `nest run`.
 pub fn run(args: RunArgs) -> Result<()> {
-    let mut checked = plan::build(plan::load_mix(&args.source, args.settings()?)?, args.demo)?;
+    let segment = args.scale.segment.unwrap_or(nest_core::Segment::WHOLE);
+    let mut checked = plan::build(plan::load_mix(&args.source, args.settings()?)?, args.demo, segment)?;
+    let mut scale = ScaleOut::prepare(&args.scale, &mut checked);
     for warning in &checked.warnings {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
@@ -41,6 +44,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         let _ = writeln!(std::io::stderr(), "not started: nothing was sent");
         return Ok(());
     }
+    let joined = scale.coordinated(&args.coordinator, &mut checked)?;
     let say = |text: &str| {
         if !args.quiet {
             let _ = writeln!(std::io::stderr(), "{text}");
@@ -59,10 +63,14 @@ pub fn run(args: RunArgs) -> Result<()> {
     let http = Arc::new(client_config(&checked)?);
     let data = checked.mix.data.clone();
     let factory = Arc::new(checked.mix.catalog.factory(http, Some(host.clone())).with_data(data.clone()));
-    let run_info = run_info(&checked, &host);
+    let mut run_info = run_info(&checked, &host);
+    if let Some(line) = scale.announcement(&args.scale) {
+        say(&line);
+    }
     let plan = checked.plan;
     let tasksets = plan.tasksets.clone();
-    let (users, open) = (plan.users(), plan.model.is_open());
+    // (A segment's report counts its own users: the merge adds them up to the plan's.)
+    let (users, open) = (plan.segment_users(), plan.model.is_open());
     let gate = checked.gate;
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -76,8 +84,12 @@ pub fn run(args: RunArgs) -> Result<()> {
         // and the runner copies nothing.)
         let quiet = matches!(*display.lock().unwrap_or_else(PoisonError::into_inner), Display::Quiet);
         let progress = (!quiet).then(|| tokio::spawn(show_progress(display.clone(), snapshots.clone())));
+        if let Some(joined) = &joined {
+            joined.feed(snapshots.clone(), handle.clone(), display.clone());
+        }
         let abort = tokio::spawn(abort_on_breach(checked.thresholds, snapshots, handle.clone(), display.clone()));
-        let result = nest_core::run_observed(plan, factory, handle, Shape(checked.shape), publish).await;
+        let shape = Shape(checked.shape);
+        let result = nest_core::run_with_rendezvous(plan, factory, handle, shape, publish, scale.rendezvous()).await;
         signals.abort();
         if let Some(progress) = progress {
             let _ = progress.await;
@@ -90,6 +102,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         nest_core::Error::Worker { .. } | nest_core::Error::InvalidPlan(_) | nest_core::Error::Setup(_) => {
             anyhow::Error::new(UsageError(e.to_string()))
         }
+        nest_core::Error::Rendezvous(e) => anyhow::Error::new(crate::scale::failed(&e)),
         other => anyhow::Error::new(other),
     })?;
     match (result.cut, result.end) {
@@ -110,6 +123,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     summary.started_at = result.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     summary.pools = crate::data::pool_rows(&data);
     summary.stopped_in = result.cut.map(|phase| phase.name().to_owned());
+    run_info.identity = Some(scale.identity(&result));
     let mut verdicts = thresholds::evaluate(&thresholds, &summary, &aborted);
     if gate.is_some() {
         verdicts.push(thresholds::gate_verdict(&summary));
@@ -122,6 +136,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     } else {
         print_report(&mut std::io::stdout().lock(), &report, args.quiet)
     };
+    // A coordinated segment hands its result in first; the verdict is the coordinator's.
+    let handed = joined.as_ref().map(|joined| runtime.block_on(joined.hand_in(&report)));
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report)?;
         write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
@@ -129,6 +145,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     for path in outputs.write(&report)? {
         say(&format!("report written to {}", path.display()));
+    }
+    if let Some(handed) = handed {
+        return handed;
     }
     let failed = report.thresholds.iter().filter(|v| !v.passed).count();
     if let Some(code) = gate
@@ -167,6 +186,9 @@ fn run_info(checked: &plan::RunPlan, host: &url::Url) -> RunInfo {
         run_time_s: plan.run_time.map(|t| t.as_secs_f64()),
         iterations: plan.iterations,
         mix: checked.mix.rows.clone(),
+        identity: None,
+        segments: Vec::new(),
+        incomplete: None,
     }
 }
 
