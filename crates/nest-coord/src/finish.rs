@@ -59,8 +59,14 @@ impl Conclusion {
             let pct = f64::from(k) * 100.0 / f64::from(n);
             lines.push(format!("incomplete: {k} of {n} segments missing, {pct:.1}% of the plan not in this report"));
         }
-        if let Some((reason, _)) = &self.cancelled {
-            lines.push(format!("incomplete: {reason}; nothing was sent"));
+        if let Some((reason, missing)) = &self.cancelled {
+            let missing: Vec<String> = missing.iter().map(u32::to_string).collect();
+            let not_ready = match missing.len() {
+                0 => String::new(),
+                1 => format!(" (segment {} was not ready)", missing[0]),
+                _ => format!(" (segments {} were not ready)", missing.join(", ")),
+            };
+            lines.push(format!("incomplete: {reason}{not_ready}; nothing was sent"));
         }
         lines
     }

@@ -26,7 +26,8 @@ pub struct Launched {
     waits: Vec<JoinHandle<Option<ExitStatus>>>,
 }
 
-/// Starts `segments` children of `program` (`nest`): `run RUN_ARGS --coordinator URL --segment I/N --yes`.
+/// Starts `segments` children of `program` (`nest`): `run RUN_ARGS --coordinator URL --segment I/N --yes --quiet`
+/// (the merged summary is the launcher's; each child prints only its verdict line and its errors).
 pub fn spawn_segments(
     program: &Path,
     run_args: &[OsString],
@@ -42,7 +43,7 @@ pub fn spawn_segments(
         command
             .arg("run")
             .args(run_args)
-            .args(["--coordinator", url, "--segment", &format!("{index}/{segments}"), "--yes"])
+            .args(["--coordinator", url, "--segment", &format!("{index}/{segments}"), "--yes", "--quiet"])
             .env(TOKEN_ENV, token.expose())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -40,9 +40,9 @@ impl Settings {
     }
 }
 
-/// A new run id: 16 random hex digits.
+/// A new run id: a UUID v4, as a single `nest run` gets.
 pub fn new_run_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
+    nest_report::identity::fresh_run_id()
 }
 
 fn unix_now() -> f64 {
@@ -493,7 +493,12 @@ impl State {
             && seat.result.is_none()
             && seat.lost.is_none()
         {
-            let lost = Lost { index, at_s, at_unix: unix_now(), reason: format!("its process exited ({how}) before handing in a result") };
+            let lost = Lost {
+                index,
+                at_s,
+                at_unix: unix_now(),
+                reason: format!("its process exited ({how}) before handing in a result"),
+            };
             seat.lost = Some(lost.clone());
             self.events.push(Event::Lost(lost));
             self.refresh_live();

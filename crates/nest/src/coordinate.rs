@@ -185,7 +185,11 @@ pub fn finish(args: &JudgeArgs, conclusion: &Conclusion) -> Result<()> {
     match conclusion.verdict {
         Verdict::Passed => Ok(()),
         Verdict::Incomplete => {
-            let message = "the run is incomplete: the reports are marked incomplete".to_owned();
+            let message = match conclusion.report {
+                Some(_) => "the run is incomplete: the reports are marked incomplete",
+                None => "the run is incomplete: no segment handed in a result",
+            };
+            let message = message.to_owned();
             Err(ExitWith { code: 4, message }.into())
         }
         Verdict::Failed { gate_only: true, .. } => {

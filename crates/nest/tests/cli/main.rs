@@ -9,6 +9,7 @@ mod checks; // check(), custom metrics, r.find/find_all/css, rate thresholds, th
 mod checks_spelling; // `GET /a: checks > 99%` is that request's passing responses; bare `checks` with no check()
 mod config; // nest.yaml: bad input refused with its place, disabled tasksets, weights, precedence, nest list
 mod confine; // --confine: dotted and absolute imports outside the project are refused (more in nest-rhai/tests)
+mod coordinated; // nest launch local, nest coordinate + nest run --coordinator: totals, globals once, thresholds, lost, refused
 mod discovery; // nested tasksets are found, `_`/`.`-prefixed and non-`.rhai` files are skipped
 mod errors; // script errors before load (exit 2), runtime and runaway errors, connection refused
 mod files; // report paths and data files: folders, FIFOs and devices refused before load, links written through
