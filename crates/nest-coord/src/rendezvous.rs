@@ -6,6 +6,11 @@
 //! `teardown()` once for the whole run.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use nest_core::{Snapshots, StopHandle};
+use nest_report::model::Report;
+use tokio::sync::watch;
 
 use crate::client::{ClientError, Session};
 use crate::protocol::Registered;
@@ -16,12 +21,34 @@ use nest_core::rendezvous::{Rendezvous, RendezvousError, RendezvousFuture, Start
 pub struct Coordinated {
     session: Arc<Session>,
     registered: Registered,
+    /// Ends the live feed once the result is handed in.
+    done: watch::Sender<bool>,
 }
 
 impl Coordinated {
     /// The rendezvous of `session`'s segment, which the coordinator took in with `registered`.
     pub fn new(session: Session, registered: Registered) -> Coordinated {
-        Coordinated { session: Arc::new(session), registered }
+        Coordinated { session: Arc::new(session), registered, done: watch::channel(false).0 }
+    }
+
+    /// Registers `session`'s segment, waiting up to `patience` for a coordinator that does not answer yet.
+    pub async fn join(session: Session, patience: Duration) -> Result<Coordinated, ClientError> {
+        let registered = session.register(patience).await?;
+        Ok(Coordinated::new(session, registered))
+    }
+
+    /// Starts the live feed (on the current runtime): its answers may stop the run through `stop`; `say` hears
+    /// why. It ends with [`Coordinated::hand_in`].
+    pub fn feed(&self, snapshots: Snapshots, stop: StopHandle, say: impl Fn(&str) + Send + 'static) {
+        let (session, done) = (self.session.clone(), self.done.subscribe());
+        tokio::spawn(crate::segment::push_live(session, snapshots, stop, done, say));
+    }
+
+    /// Hands the segment's result in, and ends the live feed.
+    pub async fn hand_in(&self, report: &Report) -> Result<(), ClientError> {
+        let handed = self.session.upload(report).await;
+        self.done.send_replace(true);
+        handed
     }
 
     /// The session, for the live feed and the final upload.

@@ -241,59 +241,21 @@ pub struct JoinArgs {
     pub coordinator: Option<String>,
 }
 
-/// A segment the coordinator took in.
-pub struct Joined {
-    rendezvous: Arc<Coordinated>,
-    done: tokio::sync::watch::Sender<bool>,
-}
-
 /// How long a segment waits for a coordinator that does not answer yet (started at the same time, say).
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Registers segment `segment` of `plan_hash` with the coordinator of `args`, if any: refused, the command exits 5.
-pub fn join(args: &JoinArgs, segment: Segment, plan_hash: &str, run_id: &str) -> Result<Option<Joined>> {
+pub fn join(args: &JoinArgs, segment: Segment, plan_hash: &str, run_id: &str) -> Result<Option<Arc<Coordinated>>> {
     let Some(url) = &args.coordinator else { return Ok(None) };
     let token = Token::from_env().map_err(|e| UsageError(e.to_string()))?;
     let client = Client::new(url, token).map_err(|e| UsageError(e.to_string()))?;
-    let register = Register {
-        index: segment.index,
-        segments: segment.count,
-        plan_hash: plan_hash.to_owned(),
-        host: nest_report::identity::host_name(),
-        run_id: run_id.to_owned(),
-    };
-    let session = Session::new(client, register);
+    let (index, segments, host) = (segment.index, segment.count, nest_report::identity::host_name());
+    let register = Register { index, segments, plan_hash: plan_hash.to_owned(), host, run_id: run_id.to_owned() };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let registered = runtime.block_on(session.register(PATIENCE)).map_err(|e| match e {
-        ClientError::Refused(m) => ExitWith { code: 5, message: format!("refused by the coordinator: {m}") }.into(),
-        other => anyhow::Error::new(other).context("could not join the coordinated run"),
-    })?;
-    let rendezvous = Arc::new(Coordinated::new(session, registered));
-    Ok(Some(Joined { rendezvous, done: tokio::sync::watch::channel(false).0 }))
-}
-
-impl Joined {
-    /// The coordinated run's id.
-    pub fn run_id(&self) -> &str {
-        self.rendezvous.run_id()
-    }
-
-    /// The rendezvous the runner meets the other segments through.
-    pub fn rendezvous(&self) -> Arc<dyn nest_core::Rendezvous> {
-        self.rendezvous.clone()
-    }
-
-    /// Starts the live feed to the coordinator (its answers may stop the run); it ends with [`Joined::hand_in`].
-    pub fn feed(&self, snapshots: nest_core::Snapshots, stop: nest_core::StopHandle, display: Arc<Mutex<Display>>) {
-        let say = move |text: &str| display.lock().unwrap_or_else(PoisonError::into_inner).message(text);
-        let (session, done) = (self.rendezvous.session(), self.done.subscribe());
-        tokio::spawn(nest_coord::segment::push_live(session, snapshots, stop, done, say));
-    }
-
-    /// Hands the segment's report in to the coordinator, and ends the live feed.
-    pub async fn hand_in(&self, report: &nest_report::model::Report) -> Result<()> {
-        let handed = self.rendezvous.session().upload(report).await;
-        self.done.send_replace(true);
-        handed.context("could not hand the result in to the coordinator")
-    }
+    let joined =
+        runtime.block_on(Coordinated::join(Session::new(client, register), PATIENCE)).map_err(|e| match e {
+            ClientError::Refused(m) => ExitWith { code: 5, message: format!("refused by the coordinator: {m}") }.into(),
+            other => anyhow::Error::new(other).context("could not join the coordinated run"),
+        })?;
+    Ok(Some(Arc::new(joined)))
 }

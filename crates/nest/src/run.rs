@@ -85,7 +85,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         let quiet = matches!(*display.lock().unwrap_or_else(PoisonError::into_inner), Display::Quiet);
         let progress = (!quiet).then(|| tokio::spawn(show_progress(display.clone(), snapshots.clone())));
         if let Some(joined) = &joined {
-            joined.feed(snapshots.clone(), handle.clone(), display.clone());
+            let display = display.clone();
+            let say = move |text: &str| display.lock().unwrap_or_else(PoisonError::into_inner).message(text);
+            joined.feed(snapshots.clone(), handle.clone(), say);
         }
         let abort = tokio::spawn(abort_on_breach(checked.thresholds, snapshots, handle.clone(), display.clone()));
         let shape = Shape(checked.shape);
@@ -137,7 +139,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         print_report(&mut std::io::stdout().lock(), &report, args.quiet)
     };
     // A coordinated segment hands its result in first; the verdict is the coordinator's.
-    let handed = joined.as_ref().map(|joined| runtime.block_on(joined.hand_in(&report)));
+    let handed = joined.as_ref().map(|joined| {
+        runtime.block_on(joined.hand_in(&report)).context("could not hand the result in to the coordinator")
+    });
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report)?;
         write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;

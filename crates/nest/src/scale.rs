@@ -51,7 +51,7 @@ impl ScaleOut {
         &mut self,
         args: &crate::coordinate::JoinArgs,
         checked: &mut RunPlan,
-    ) -> anyhow::Result<Option<crate::coordinate::Joined>> {
+    ) -> anyhow::Result<Option<Arc<nest_coord::rendezvous::Coordinated>>> {
         let Some(joined) = crate::coordinate::join(args, self.segment, &self.plan_hash, &self.run_id)? else {
             return Ok(None);
         };
@@ -59,7 +59,7 @@ impl ScaleOut {
         if checked.mix.settings.seed.is_none() {
             checked.plan.seed = identity::seed_of_run(&self.run_id);
         }
-        self.rendezvous = joined.rendezvous();
+        self.rendezvous = joined.clone();
         Ok(Some(joined))
     }
 

@@ -227,3 +227,19 @@ fn another_plan_a_second_process_for_an_index_and_a_wrong_token_are_refused() {
     first.wait(RUN_LIMIT, &sandbox).assert_code(4);
     assert_eq!(server.total(), 0, "{:?}", server.counts());
 }
+
+#[test]
+fn sigterm_to_the_launcher_stops_every_segment_and_still_writes_the_merged_report() {
+    let server = Server::start();
+    let sandbox = Sandbox::new();
+    sandbox.write("a.rhai", "task(1, a);\n\nfn a() { client.get(\"/a\"); sleep(0.01); }\n");
+    let running = launch(&sandbox, &server.url(), &[], &["-u", "3", "-t", "60s"]);
+    assert!(server.wait_for_total(30, Duration::from_secs(30)), "no load within 30 s");
+    assert!(Command::new("kill").args(["-TERM", &running.pid().to_string()]).status().unwrap().success());
+    let run = running.wait(RUN_LIMIT, &sandbox);
+    run.assert_code(0);
+    let report = run.report();
+    assert!(report.0["duration_s"].as_f64().unwrap() < 30.0, "{}", run.context());
+    assert_eq!(report.total_requests(), server.total(), "every segment stopped and handed in\n{}", run.context());
+    assert_eq!(report.0["run"]["segments"].as_array().map(Vec::len), Some(3), "{}", run.context());
+}
