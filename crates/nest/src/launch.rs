@@ -32,6 +32,17 @@ pub enum LaunchTarget {
     /// --segment I/N`. Report and threshold flags (--json, --html, --csv, --junit, --threshold) are the merged
     /// run's, wherever they stand. The children's output is prefixed `[i]`.
     Local(LocalArgs),
+    /// One segment per host over OpenSSH (`nest launch ssh HOST... [run flags]`), the coordinator here.
+    ///
+    /// Uses the system ssh client with your ~/.ssh/config, agent and known_hosts. Each host gets a private
+    /// temporary folder with the taskset folder, nest.yaml and its data files (and this nest binary when the host
+    /// lacks this exact version); the folder is removed when its segment ends. The token goes over ssh's standard
+    /// input, never on a command line. Output is prefixed `[host]`; Ctrl-C stops every segment and still writes
+    /// the merged report. The hosts must reach --listen (give --advertise with this machine's address).
+    Ssh(crate::launch_remote::SshArgs),
+    /// Write Kubernetes manifests: a ConfigMap of the project's files, the coordinator's Job and Service, an
+    /// Indexed Job of N segments, and the token's Secret in a file of its own (mode 0600).
+    K8s(crate::launch_remote::K8sArgs),
 }
 
 /// Options of `nest launch local`.
@@ -50,7 +61,11 @@ pub struct LocalArgs {
 
 /// Runs `nest launch`.
 pub fn run(args: LaunchArgs) -> Result<()> {
-    let LaunchTarget::Local(mut args) = args.target;
+    let mut args = match args.target {
+        LaunchTarget::Local(args) => args,
+        LaunchTarget::Ssh(args) => return crate::launch_remote::ssh(args),
+        LaunchTarget::K8s(args) => return crate::launch_remote::k8s(args),
+    };
     args.run_args = take_judge_flags(std::mem::take(&mut args.run_args), &mut args.judge)?;
     let program = std::env::current_exe().context("cannot find the nest executable to start the segments")?;
     let token = Token::generate();
@@ -81,7 +96,7 @@ pub fn run(args: LaunchArgs) -> Result<()> {
 
 /// Moves the report and threshold flags out of the children's flags into the launcher's; refuses the flags the
 /// launcher sets itself.
-fn take_judge_flags(run_args: Vec<OsString>, judge: &mut JudgeArgs) -> Result<Vec<OsString>> {
+pub(crate) fn take_judge_flags(run_args: Vec<OsString>, judge: &mut JudgeArgs) -> Result<Vec<OsString>> {
     let mut kept = Vec::new();
     let mut args = run_args.into_iter();
     while let Some(arg) = args.next() {
@@ -91,7 +106,7 @@ fn take_judge_flags(run_args: Vec<OsString>, judge: &mut JudgeArgs) -> Result<Ve
             _ => (text.clone(), None),
         };
         if ["--coordinator", "--segment", "--start-at"].contains(&flag.as_str()) {
-            return Err(UsageError(format!("{flag}: `nest launch local` sets it for each segment")).into());
+            return Err(UsageError(format!("{flag}: `nest launch` sets it for each segment")).into());
         }
         if !["--json", "--html", "--csv", "--junit", "--threshold"].contains(&flag.as_str()) {
             kept.push(arg);

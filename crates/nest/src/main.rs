@@ -13,6 +13,7 @@ mod data;
 mod demo_server;
 mod hook;
 mod launch;
+mod launch_remote;
 mod list;
 mod live;
 mod mix;
