@@ -15,6 +15,8 @@ mod errors; // script errors before load (exit 2), runtime and runaway errors, c
 mod files; // report paths and data files: folders, FIFOs and devices refused before load, links written through
 mod http; // hostile servers: body caps, discarded and compressed bodies, URL credentials, base paths, nginx keep-alive
 mod https; // HTTPS with --insecure against a self-signed certificate, and without it
+mod launch_k8s; // nest launch k8s: the manifests validated strictly (kubernetes-validate), then their meaning
+mod launch_ssh; // nest launch ssh across two real sshd on 127.0.0.2/3: the server's count equals the merged report
 mod lifecycle; // on_start/on_stop per taskset entry, interrupt(), cookies per VU
 mod live; // the live view on a pseudo-terminal: users shown from the first second
 mod load; // exact totals, task mix by weight, request options on the wire
