@@ -165,8 +165,8 @@ mod tests {
         write(root, "data/users.csv", "name\n");
         write(root, "other.txt", "not shipped");
         let tasksets = root.join("tasksets").display().to_string();
-        let bundle = Bundle::collect(root, &args(&["-u", "2", "--config=conf/nest.yaml", "-f", &tasksets]), None)
-            .unwrap();
+        let bundle =
+            Bundle::collect(root, &args(&["-u", "2", "--config=conf/nest.yaml", "-f", &tasksets]), None).unwrap();
         let files: Vec<_> = bundle.files.iter().map(|f| f.display().to_string()).collect();
         assert_eq!(files, ["conf/nest.yaml", "data/users.csv", "tasksets/a.rhai", "tasksets/sub/b.rhai"]);
         assert_eq!(bundle.run_args, args(&["-u", "2", "--config", "conf/nest.yaml", "-f", "tasksets"]));

@@ -68,10 +68,14 @@ pub enum K8sError {
     #[error("{0}: {1}")]
     Io(PathBuf, std::io::Error),
     /// The files do not fit in one ConfigMap.
-    #[error("the project's files hold {0} bytes: more than a ConfigMap takes ({CONFIG_MAP_LIMIT}); bake them into the image instead")]
+    #[error(
+        "the project's files hold {0} bytes: more than a ConfigMap takes ({CONFIG_MAP_LIMIT}); bake them into the image instead"
+    )]
     TooLarge(usize),
     /// A name Kubernetes refuses.
-    #[error("{0:?} is not a valid name: use lower-case letters, digits and '-', at most 40 characters, starting with a letter")]
+    #[error(
+        "{0:?} is not a valid name: use lower-case letters, digits and '-', at most 40 characters, starting with a letter"
+    )]
     BadName(String),
     /// A manifest that cannot be written as YAML.
     #[error("cannot write the manifests as YAML: {0}")]
@@ -122,7 +126,12 @@ impl Spec {
     }
 
     fn meta(&self, name: String, role: &str) -> ObjectMeta {
-        ObjectMeta { name: Some(name), namespace: self.namespace.clone(), labels: Some(self.labels(role)), ..Default::default() }
+        ObjectMeta {
+            name: Some(name),
+            namespace: self.namespace.clone(),
+            labels: Some(self.labels(role)),
+            ..Default::default()
+        }
     }
 
     fn labels(&self, role: &str) -> BTreeMap<String, String> {
@@ -215,7 +224,11 @@ impl Spec {
                 }),
                 ..Default::default()
             },
-            None => Volume { name: "reports".to_owned(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Default::default() },
+            None => Volume {
+                name: "reports".to_owned(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Default::default()
+            },
         };
         let spec = JobSpec {
             completions: Some(1),
@@ -269,7 +282,11 @@ impl Spec {
             template: self.template("segment", container, items, None),
             ..Default::default()
         };
-        Job { metadata: self.meta(format!("{}-segments", self.name), "segment"), spec: Some(spec), ..Default::default() }
+        Job {
+            metadata: self.meta(format!("{}-segments", self.name), "segment"),
+            spec: Some(spec),
+            ..Default::default()
+        }
     }
 
     /// The nest container: the token from the Secret, the project's files mounted read-only, no privileges.
@@ -309,7 +326,13 @@ impl Spec {
     }
 
     /// A pod that runs once (`restartPolicy: Never`), non-root, with the project's files and `extra`, if named.
-    fn template(&self, role: &str, container: Container, items: &[KeyToPath], extra: Option<Volume>) -> PodTemplateSpec {
+    fn template(
+        &self,
+        role: &str,
+        container: Container,
+        items: &[KeyToPath],
+        extra: Option<Volume>,
+    ) -> PodTemplateSpec {
         let project = Volume {
             name: "project".to_owned(),
             config_map: Some(ConfigMapVolumeSource {
@@ -333,7 +356,10 @@ impl Spec {
                     run_as_user: Some(USER_ID),
                     run_as_group: Some(USER_ID),
                     fs_group: Some(USER_ID),
-                    seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".to_owned(), localhost_profile: None }),
+                    seccomp_profile: Some(SeccompProfile {
+                        type_: "RuntimeDefault".to_owned(),
+                        localhost_profile: None,
+                    }),
                     ..Default::default()
                 }),
                 volumes: Some(volumes),
@@ -346,7 +372,8 @@ impl Spec {
 /// A ConfigMap key for file `i`: only `[-._a-zA-Z0-9]`, unique by its index, readable by its path.
 fn config_key(i: usize, file: &Path) -> String {
     let path = file.to_string_lossy();
-    let clean: String = path.chars().map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '_' }).collect();
+    let clean: String =
+        path.chars().map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '_' }).collect();
     let mut key = format!("{i}-{clean}");
     key.truncate(253);
     key

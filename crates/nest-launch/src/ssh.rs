@@ -173,7 +173,12 @@ impl SshOptions {
         let dir = lines.next().unwrap_or_default().trim().to_owned();
         if !dir.starts_with('/') {
             let status = format!("no folder in the answer {out:?}");
-            return Err(SshError::Step { host: host.to_owned(), step: "making a temporary folder", status, stderr: "".into() });
+            return Err(SshError::Step {
+                host: host.to_owned(),
+                step: "making a temporary folder",
+                status,
+                stderr: "".into(),
+            });
         }
         let remote_version = lines.next().unwrap_or_default().trim();
         let prepared = self.fill(host, &dir, remote_version != version, binary, bundle).await;
@@ -406,7 +411,8 @@ mod tests {
 
     #[test]
     fn a_host_with_two_segments_gets_numbered_labels() {
-        let host = |h: &str| Prepared { host: h.into(), dir: "/t".into(), program: "nest".into(), copied_binary: false };
+        let host =
+            |h: &str| Prepared { host: h.into(), dir: "/t".into(), program: "nest".into(), copied_binary: false };
         assert_eq!(labels(&[host("a"), host("b"), host("a")]), ["a#0", "b", "a#2"]);
     }
 

@@ -43,12 +43,7 @@ pub struct SshArgs {
     pub judge: JudgeArgs,
     /// The hosts (ssh destinations: `name`, `user@name`, an alias of the ssh config), one segment each in this
     /// order, then the flags of `nest run` for every segment.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        required = true,
-        value_name = "HOST... [RUN FLAGS]"
-    )]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "HOST... [RUN FLAGS]")]
     pub args: Vec<OsString>,
 }
 
@@ -219,7 +214,13 @@ pub fn k8s(mut args: K8sArgs) -> Result<()> {
     let ns = args.namespace.as_deref().map(|n| format!(" -n {n}")).unwrap_or_default();
     let name = spec.coordinator_name();
     let mut out = std::io::stdout().lock();
-    writeln!(out, "wrote {} ({} files) and {} (the token, mode 0600)", objects.display(), bundle.files.len(), secret.display())?;
+    writeln!(
+        out,
+        "wrote {} ({} files) and {} (the token, mode 0600)",
+        objects.display(),
+        bundle.files.len(),
+        secret.display()
+    )?;
     writeln!(out, "apply:   kubectl{ns} apply -f {} -f {}", secret.display(), objects.display())?;
     writeln!(out, "follow:  kubectl{ns} logs -f job/{name}")?;
     Ok(())
@@ -229,7 +230,12 @@ pub fn k8s(mut args: K8sArgs) -> Result<()> {
 fn coordinate_args(judge: &JudgeArgs) -> Vec<String> {
     let secs = |d: std::time::Duration| format!("{}ms", d.as_millis());
     let mut args = vec!["--ready-timeout".to_owned(), secs(judge.ready_timeout)];
-    args.extend(["--lost-after".to_owned(), secs(judge.lost_after), "--abort-delay".to_owned(), secs(judge.abort_delay)]);
+    args.extend([
+        "--lost-after".to_owned(),
+        secs(judge.lost_after),
+        "--abort-delay".to_owned(),
+        secs(judge.abort_delay),
+    ]);
     for t in &judge.threshold {
         args.extend(["--threshold".to_owned(), t.clone()]);
     }

@@ -15,13 +15,17 @@ use crate::support::Sandbox;
 fn validator() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("NEST_KUBERNETES_VALIDATE") {
         let path = PathBuf::from(path);
-        return if path.is_file() { Ok(path) } else { Err(format!("NEST_KUBERNETES_VALIDATE={}: no such file", path.display())) };
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("NEST_KUBERNETES_VALIDATE={}: no such file", path.display()))
+        };
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("kubernetes-validate"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| "kubernetes-validate is not installed (pip install kubernetes-validate; or set NEST_KUBERNETES_VALIDATE)".to_owned())
+    std::env::split_paths(&path).map(|d| d.join("kubernetes-validate")).find(|p| p.is_file()).ok_or_else(|| {
+        "kubernetes-validate is not installed (pip install kubernetes-validate; or set NEST_KUBERNETES_VALIDATE)"
+            .to_owned()
+    })
 }
 
 /// A sandbox with two tasksets, a binary file among them, `nest.yaml` and its data file.
@@ -38,9 +42,7 @@ fn project() -> Sandbox {
 /// Every document of a YAML stream, as JSON values.
 fn documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap();
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
-        .collect()
+    serde_yaml_ng::Deserializer::from_str(&text).map(|doc| serde::Deserialize::deserialize(doc).unwrap()).collect()
 }
 
 fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
@@ -65,17 +67,44 @@ fn the_manifests_pass_the_strict_schemas_and_mean_one_indexed_run() {
     };
     let sandbox = project();
     let args = [
-        "launch", "k8s", "--segments", "3", "--image", "registry.example/nest:1", "--namespace", "load", "-o",
-        "out/k8s", "--threshold", "p95 < 1s", "--", "-H", "http://shop:8080", "-u", "6", "-t", "30s",
+        "launch",
+        "k8s",
+        "--segments",
+        "3",
+        "--image",
+        "registry.example/nest:1",
+        "--namespace",
+        "load",
+        "-o",
+        "out/k8s",
+        "--threshold",
+        "p95 < 1s",
+        "--",
+        "-H",
+        "http://shop:8080",
+        "-u",
+        "6",
+        "-t",
+        "30s",
     ];
     let run = sandbox.nest(&args, &[]);
     run.assert_code(0);
-    let (objects, secret) = (sandbox.root().join("out/k8s/nest-run.yaml"), sandbox.root().join("out/k8s/nest-token.yaml"));
-    assert!(run.stdout.contains("kubectl -n load apply -f out/k8s/nest-token.yaml -f out/k8s/nest-run.yaml"), "{}", run.context());
+    let (objects, secret) =
+        (sandbox.root().join("out/k8s/nest-run.yaml"), sandbox.root().join("out/k8s/nest-token.yaml"));
+    assert!(
+        run.stdout.contains("kubectl -n load apply -f out/k8s/nest-token.yaml -f out/k8s/nest-run.yaml"),
+        "{}",
+        run.context()
+    );
     assert_eq!(std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
     if let Some(validate) = validate {
         for version in ["1.33.0", "1.37.0"] {
-            let out = Command::new(&validate).args(["--strict", "--kubernetes-version", version]).arg(&objects).arg(&secret).output().unwrap();
+            let out = Command::new(&validate)
+                .args(["--strict", "--kubernetes-version", version])
+                .arg(&objects)
+                .arg(&secret)
+                .output()
+                .unwrap();
             let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
             assert!(out.status.success(), "kubernetes-validate {version}:\n{text}");
             assert_eq!(text.matches(" passed ").count(), 5, "five objects validated:\n{text}");
@@ -123,7 +152,8 @@ fn the_manifests_pass_the_strict_schemas_and_mean_one_indexed_run() {
     assert!(!std::fs::read_to_string(&objects).unwrap().contains(&token));
     for pod in [pod, &template["spec"]] {
         let env = pod["containers"][0]["env"].as_array().unwrap();
-        let reference = &env.iter().find(|e| e["name"] == "NEST_COORDINATOR_TOKEN").unwrap()["valueFrom"]["secretKeyRef"];
+        let reference =
+            &env.iter().find(|e| e["name"] == "NEST_COORDINATOR_TOKEN").unwrap()["valueFrom"]["secretKeyRef"];
         assert_eq!(reference["name"], secret["metadata"]["name"]);
         assert_eq!(reference["key"], "NEST_COORDINATOR_TOKEN");
     }

@@ -96,7 +96,8 @@ fn start_hosts(sshd: &Path, keygen_path: &Path) -> Hosts {
         std::fs::write(&config, text).unwrap();
         // Its log (the readiness probe's connections included) goes to a file beside its config.
         let log = std::fs::File::create(dir.path().join(format!("{name}_sshd.log"))).unwrap();
-        let child = Command::new(sshd).args(["-D", "-e", "-f"]).arg(&config).stdin(Stdio::null()).stderr(log).spawn().unwrap();
+        let child =
+            Command::new(sshd).args(["-D", "-e", "-f"]).arg(&config).stdin(Stdio::null()).stderr(log).spawn().unwrap();
         servers.push(Sshd { child });
         wait_for_port(ip, port);
         let public = std::fs::read_to_string(dir.path().join(format!("{name}_host_key.pub"))).unwrap();
@@ -146,7 +147,10 @@ fn remote_dirs(stderr: &str) -> Vec<PathBuf> {
 
 fn sandbox() -> Sandbox {
     let sandbox = Sandbox::new();
-    sandbox.write("a.rhai", "task(1, a);\n\nfn a() { let u = data.next(\"users\"); client.get(\"/u/\" + u.name); sleep(0.01); }\n");
+    sandbox.write(
+        "a.rhai",
+        "task(1, a);\n\nfn a() { let u = data.next(\"users\"); client.get(\"/u/\" + u.name); sleep(0.01); }\n",
+    );
     sandbox.write_root("data/users.csv", "name\nann\nbob\n");
     sandbox.write_config("data:\n  users: data/users.csv\n");
     sandbox
@@ -155,8 +159,26 @@ fn sandbox() -> Sandbox {
 fn launch(sandbox: &Sandbox, hosts: &Hosts, target: &str, duration: &str) -> crate::support::Running {
     let (json, config) = (sandbox.json_path().display().to_string(), hosts.config.display().to_string());
     let args = [
-        "launch", "ssh", "--listen", "127.0.0.1:0", "--ssh-config", &config, "--json", &json, "alpha", "beta",
-        "-f", "tasksets", "-H", target, "-u", "4", "-t", duration, "--workers", "1",
+        "launch",
+        "ssh",
+        "--listen",
+        "127.0.0.1:0",
+        "--ssh-config",
+        &config,
+        "--json",
+        &json,
+        "alpha",
+        "beta",
+        "-f",
+        "tasksets",
+        "-H",
+        target,
+        "-u",
+        "4",
+        "-t",
+        duration,
+        "--workers",
+        "1",
     ];
     sandbox.spawn_nest(&args, &[])
 }
@@ -199,6 +221,7 @@ fn ctrl_c_stops_every_remote_segment_and_still_writes_the_merged_report() {
     let sandbox = sandbox();
     let running = launch(&sandbox, &hosts, &server.url(), "60s");
     assert!(server.wait_for_total(40, Duration::from_secs(60)), "no load within 60 s");
+    assert_token_only_in_the_environment(&server.url());
     assert!(Command::new("kill").args(["-INT", &running.pid().to_string()]).status().unwrap().success());
     let run = running.wait(RUN_LIMIT, &sandbox);
     run.assert_code(0);
@@ -209,6 +232,29 @@ fn ctrl_c_stops_every_remote_segment_and_still_writes_the_merged_report() {
     for dir in remote_dirs(&run.stderr) {
         assert!(!dir.exists(), "{} was not cleaned up\n{}", dir.display(), run.context());
     }
+}
+
+/// The processes of this run (their command line names `target`): the ssh clients, the remote wrappers and the
+/// segments. No command line holds the token (a 64-hex-digit word); each segment has it in its environment.
+fn assert_token_only_in_the_environment(target: &str) {
+    let is_token = |w: &str| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut segments = 0;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if !cmdline.contains(target) {
+            continue;
+        }
+        assert!(!cmdline.split(|c: char| !c.is_ascii_alphanumeric()).any(is_token), "a token in `ps`: {cmdline}");
+        if cmdline.contains("/.nest/nest run ") {
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            let environ = String::from_utf8_lossy(&environ).into_owned();
+            let token = environ.split('\0').find_map(|v| v.strip_prefix("NEST_COORDINATOR_TOKEN="));
+            assert!(token.is_some_and(is_token), "the segment has the token in its environment: {cmdline}");
+            segments += 1;
+        }
+    }
+    assert_eq!(segments, 2, "two remote segments running");
 }
 
 #[test]
@@ -228,8 +274,23 @@ fn an_unknown_host_key_is_refused_and_nothing_runs() {
     let sandbox = sandbox();
     let (json, strict) = (sandbox.json_path().display().to_string(), strict.display().to_string());
     let args = [
-        "launch", "ssh", "--listen", "127.0.0.1:0", "--ssh-config", &strict, "--json", &json, "alpha", "-f",
-        "tasksets", "-H", &server.url(), "-u", "1", "-t", "1s",
+        "launch",
+        "ssh",
+        "--listen",
+        "127.0.0.1:0",
+        "--ssh-config",
+        &strict,
+        "--json",
+        &json,
+        "alpha",
+        "-f",
+        "tasksets",
+        "-H",
+        &server.url(),
+        "-u",
+        "1",
+        "-t",
+        "1s",
     ];
     let run = sandbox.nest(&args, &[]);
     run.assert_code(1);
