@@ -68,6 +68,9 @@ fn report(requests: u64, failed: u64) -> Report {
         run_time_s: Some(1.0),
         iterations: None,
         mix: Vec::new(),
+        identity: None,
+        segments: Vec::new(),
+        incomplete: None,
     };
     Report { summary, run, thresholds: Vec::new() }
 }
