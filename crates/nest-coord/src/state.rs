@@ -604,3 +604,70 @@ impl State {
         Some(End::Ran { results, lost, aborted: self.aborted.clone() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(index: u32) -> Register {
+        Register { index, segments: 3, plan_hash: "p".into(), host: "h".into(), run_id: format!("r{index}") }
+    }
+
+    fn member(index: u32) -> Member {
+        Member { index, run_id: format!("r{index}") }
+    }
+
+    #[test]
+    fn a_segment_that_exits_before_the_start_cancels_the_run_at_once() {
+        let t0 = Instant::now();
+        let mut s = State::new(Settings::new(3), "run".into(), t0);
+        s.register(&join(0), t0).unwrap();
+        s.register(&join(1), t0).unwrap();
+        s.exited(1, "exit status: 2", t0);
+        let Some(End::Cancelled { reason, missing }) = s.end() else { panic!("cancelled") };
+        assert!(reason.contains("segment 1's process exited (exit status: 2) before the start"), "{reason}");
+        assert_eq!(missing, [0, 1, 2]);
+        assert!(matches!(s.register(&join(2), t0), Err(Refusal::Closed(_))));
+    }
+
+    #[test]
+    fn the_ready_timeout_and_silence_are_judged_on_the_clock_given() {
+        let t0 = Instant::now();
+        let settings = Settings { ready_timeout: Duration::from_secs(5), ..Settings::new(3) };
+        let mut s = State::new(settings, "run".into(), t0);
+        for i in 0..3 {
+            s.register(&join(i), t0).unwrap();
+            s.ready(&Ready { member: member(i), setup: None }, t0).unwrap();
+        }
+        assert!(matches!(s.ready_reply(), ReadyReply::Start { .. }));
+        s.tick(t0 + Duration::from_secs(6));
+        assert!(s.end().is_none(), "the barrier opened: the ready timeout no longer applies");
+        // Segment 2 holds a long poll: present, however long it lasts. Segments 0 and 1 upload.
+        s.enter(&member(2), t0).unwrap();
+        for i in 0..2 {
+            s.upload(&member(i), dummy_report()).unwrap();
+        }
+        s.tick(t0 + Duration::from_secs(60));
+        assert!(s.end().is_none(), "a pending request is presence");
+        s.leave(2, t0 + Duration::from_secs(60));
+        s.tick(t0 + Duration::from_secs(69));
+        assert!(s.end().is_none(), "silent for 9 s only");
+        s.tick(t0 + Duration::from_secs(70));
+        let Some(End::Ran { results, lost, .. }) = s.end() else { panic!("ran") };
+        assert_eq!((results.len(), lost.len(), lost[0].index), (2, 1, 2));
+        assert!(lost[0].reason.contains("silent for 10s"), "{}", lost[0].reason);
+    }
+
+    fn dummy_report() -> Report {
+        serde_json::from_value(serde_json::json!({
+            "duration_s": 1.0, "users": 1, "started_at": 0.0, "model": "closed", "dropped_iterations": 0,
+            "totals": {"requests": 0, "failures": 0, "rps": 0.0, "failures_per_s": 0.0, "bytes": 0,
+                       "latency_ms": {"min": 0.0, "mean": 0.0, "p50": 0.0, "p90": 0.0, "p95": 0.0, "p99": 0.0,
+                                      "p999": 0.0, "max": 0.0}, "histogram": ""},
+            "requests": [], "tasks": [], "failures": [], "errors": [], "timeline": [],
+            "run": {"nest_version": "t", "command": "c", "host": "h", "load": "l", "workers": 1,
+                    "run_time_s": null, "iterations": null, "mix": []}
+        }))
+        .unwrap_or_else(|e| panic!("a minimal report: {e}"))
+    }
+}
