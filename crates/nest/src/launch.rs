@@ -71,9 +71,8 @@ pub fn run(args: LaunchArgs) -> Result<()> {
             false
         })
         .await;
-        if let Ok(children) = std::sync::Arc::try_unwrap(children) {
-            children.wait().await;
-        }
+        // (Every child handed its result in or was lost: let them finish printing and exit.)
+        children.wait().await;
         conclusion
     })?;
     finish(&args.judge, &conclusion)
