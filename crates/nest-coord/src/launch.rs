@@ -23,7 +23,7 @@ use crate::token::{TOKEN_ENV, Token};
 /// The running children.
 pub struct Launched {
     pids: Arc<Mutex<Vec<Option<u32>>>>,
-    waits: Vec<JoinHandle<Option<ExitStatus>>>,
+    waits: Mutex<Vec<JoinHandle<Option<ExitStatus>>>>,
 }
 
 /// Starts `segments` children of `program` (`nest`): `run RUN_ARGS --coordinator URL --segment I/N --yes --quiet`
@@ -66,7 +66,7 @@ pub fn spawn_segments(
             status
         }));
     }
-    Ok(Launched { pids, waits })
+    Ok(Launched { pids, waits: Mutex::new(waits) })
 }
 
 impl Launched {
@@ -82,10 +82,11 @@ impl Launched {
         }
     }
 
-    /// Waits for every child; their exit statuses, by index.
-    pub async fn wait(self) -> Vec<Option<ExitStatus>> {
+    /// Waits for every child; their exit statuses, by index (empty if another call took them).
+    pub async fn wait(&self) -> Vec<Option<ExitStatus>> {
+        let waits = std::mem::take(&mut *self.waits.lock().unwrap_or_else(PoisonError::into_inner));
         let mut statuses = Vec::new();
-        for wait in self.waits {
+        for wait in waits {
             statuses.push(wait.await.ok().flatten());
         }
         statuses

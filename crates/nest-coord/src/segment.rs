@@ -132,3 +132,57 @@ pub async fn push_live(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use nest_core::stats::{Aggregate, Recorder, Sample};
+
+    use super::*;
+    use crate::client::Client;
+    use crate::protocol::Register;
+    use crate::token::Token;
+
+    fn session() -> Session {
+        let client = Client::new("http://127.0.0.1:1", Token::new("0123456789abcdef").unwrap()).unwrap();
+        let (plan_hash, host, run_id) = ("p".into(), "h".into(), "r".into());
+        Session::new(client, Register { index: 0, segments: 1, plan_hash, host, run_id })
+    }
+
+    /// Cumulative totals after `ms` more requests of those latencies.
+    fn record(agg: &mut Aggregate, ms: &[u64]) -> Snapshot {
+        let r = Recorder::new();
+        for &m in ms {
+            r.request("GET", "/a", Sample { latency: Duration::from_millis(m), ..Default::default() });
+        }
+        agg.merge(r.take());
+        Snapshot { totals: agg.without_timeline(), ..Snapshot::default() }
+    }
+
+    fn pushed(live: &Live) -> (u64, u64) {
+        live.rows
+            .iter()
+            .map(|r| (r.count, r.counts().unwrap().latency.histogram.len()))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    }
+
+    #[test]
+    fn pushes_add_up_to_the_totals_and_an_unacknowledged_push_is_sent_again() {
+        let (s, mut feed, mut agg) = (session(), LiveFeed::default(), Aggregate::default());
+        let first = feed.next(&s, &record(&mut agg, &[1, 2, 3]));
+        assert_eq!(pushed(&first), (3, 3));
+        feed.acknowledged();
+        let lost = feed.next(&s, &record(&mut agg, &[10, 20]));
+        assert_eq!(pushed(&lost), (2, 2));
+        // Not acknowledged (the coordinator did not answer): the next push carries it as well.
+        let again = feed.next(&s, &record(&mut agg, &[30]));
+        assert_eq!(pushed(&again), (3, 3));
+        let latency = again.rows[0].counts().unwrap().latency;
+        assert_eq!((latency.min_us / 1000, latency.max_us / 1000), (10, 30), "the difference's own min and max");
+        assert!(again.seq > lost.seq);
+        feed.acknowledged();
+        let idle = feed.next(&s, &record(&mut agg, &[]));
+        assert!(idle.rows.is_empty(), "nothing new: a heartbeat");
+    }
+}

@@ -126,7 +126,7 @@ impl Coordinator {
                 state.tick(now);
                 state.check_abort(now);
                 published = publish_live(&state, now, &publish, published);
-                (state.take_events(), state.end())
+                (state.take_events(), state.end(now))
             };
             shared.notify();
             events.into_iter().for_each(&mut on_event);
@@ -250,14 +250,14 @@ async fn register(Axum(shared): Axum<Arc<Shared>>, body: Bytes) -> Response {
     }
 }
 
-/// Answers `first` unless it says wait; then waits for a change up to [`POLL`] and asks `again`.
+/// `first` unless it says wait; then waits for a change up to [`POLL`] and asks `again`.
 async fn long_poll<T: PartialEq + Serialize>(
     shared: &Shared,
     mut changes: watch::Receiver<u64>,
     first: T,
     wait: T,
     again: impl Fn(&State) -> T,
-) -> Response {
+) -> T {
     let mut reply = first;
     let deadline = tokio::time::Instant::now() + POLL;
     while reply == wait {
@@ -266,7 +266,7 @@ async fn long_poll<T: PartialEq + Serialize>(
         }
         reply = again(&shared.lock());
     }
-    ok(reply)
+    reply
 }
 
 async fn ready(Axum(shared): Axum<Arc<Shared>>, body: Bytes) -> Response {
@@ -285,7 +285,13 @@ async fn ready(Axum(shared): Axum<Arc<Shared>>, body: Bytes) -> Response {
     let first = shared.lock().ready(&r, Instant::now());
     shared.notify();
     match first {
-        Ok(first) => long_poll(&shared, changes, first, ReadyReply::Wait, State::ready_reply).await,
+        Ok(first) => {
+            let reply = long_poll(&shared, changes, first, ReadyReply::Wait, State::ready_reply).await;
+            if matches!(reply, ReadyReply::Cancelled { .. }) {
+                shared.lock().told(r.member.index);
+            }
+            ok(reply)
+        }
         Err(e) => stranger(e),
     }
 }
@@ -318,7 +324,7 @@ async fn load_done(Axum(shared): Axum<Arc<Shared>>, body: Bytes) -> Response {
     let first = shared.lock().load_done(&m);
     shared.notify();
     match first {
-        Ok(first) => long_poll(&shared, changes, first, LoadDoneReply::Wait, State::load_done_reply).await,
+        Ok(first) => ok(long_poll(&shared, changes, first, LoadDoneReply::Wait, State::load_done_reply).await),
         Err(e) => stranger(e),
     }
 }

@@ -187,6 +187,8 @@ struct Seat {
     result: Option<Report>,
     lost: Option<Lost>,
     last_seq: u64,
+    /// It was answered that the run is cancelled.
+    told: bool,
     users: u64,
     checks: Vec<CheckTotal>,
     script_errors: u64,
@@ -230,7 +232,8 @@ pub struct State {
     seats: Vec<Option<Seat>>,
     setup: Option<String>,
     start: Option<Start>,
-    cancelled: Option<(String, Vec<u32>)>,
+    /// Why, the segments not ready, and when.
+    cancelled: Option<(String, Vec<u32>, Instant)>,
     stop: Option<String>,
     live: Aggregate,
     aborted: Vec<(usize, f64)>,
@@ -275,17 +278,17 @@ impl State {
                 return Err(Refusal::Invalid(format!("the {what} must be 1 to 256 bytes long")));
             }
         }
-        if let Some((reason, _)) = &self.cancelled {
+        if let Some((reason, ..)) = &self.cancelled {
             return Err(Refusal::Closed(reason.clone()));
         }
         if r.index >= n {
             return Err(Refusal::OutOfRange { index: r.index, segments: n });
         }
-        if r.segments != n {
-            return Err(Refusal::OtherCount { index: r.index, given: r.segments, segments: n });
-        }
         if let Some(seat) = &self.seats[r.index as usize] {
             return Err(Refusal::Duplicate { index: r.index, host: seat.host.clone() });
+        }
+        if r.segments != n {
+            return Err(Refusal::OtherCount { index: r.index, given: r.segments, segments: n });
         }
         match &self.plan_hash {
             Some((expected, first)) if *expected != r.plan_hash => {
@@ -309,6 +312,7 @@ impl State {
             result: None,
             lost: None,
             last_seq: 0,
+            told: false,
             users: 0,
             checks: Vec::new(),
             script_errors: 0,
@@ -364,7 +368,7 @@ impl State {
 
     /// What a ready segment is told now.
     pub fn ready_reply(&self) -> ReadyReply {
-        if let Some((reason, _)) = &self.cancelled {
+        if let Some((reason, ..)) = &self.cancelled {
             return ReadyReply::Cancelled { reason: reason.clone() };
         }
         match self.start {
@@ -533,7 +537,7 @@ impl State {
             .filter(|&i| !self.seats[i as usize].as_ref().is_some_and(|s| s.ready))
             .collect();
         self.events.push(Event::Cancelled { reason: reason.clone() });
-        self.cancelled = Some((reason, missing));
+        self.cancelled = Some((reason, missing, Instant::now()));
     }
 
     /// The clock moved: the ready timeout, silent segments.
@@ -581,9 +585,21 @@ impl State {
         parts.join("; ")
     }
 
-    /// The end, once there is one: cancelled, or every segment handed in a result or was lost.
-    pub fn end(&self) -> Option<End> {
-        if let Some((reason, missing)) = &self.cancelled {
+    /// Segment `index` was answered that the run is cancelled.
+    pub fn told(&mut self, index: u32) {
+        if let Some(Some(seat)) = self.seats.get_mut(index as usize) {
+            seat.told = true;
+        }
+    }
+
+    /// The end, once there is one at `now`: every segment handed in a result or was lost; or the run was cancelled
+    /// and every registered segment was told (or had `--lost-after` to ask), so none exits without knowing why.
+    pub fn end(&self, now: Instant) -> Option<End> {
+        if let Some((reason, missing, at)) = &self.cancelled {
+            let all_told = self.seats.iter().flatten().all(|s| s.told);
+            if !all_told && now.saturating_duration_since(*at) < self.settings.lost_after {
+                return None;
+            }
             return Some(End::Cancelled { reason: reason.clone(), missing: missing.clone() });
         }
         self.start?;
@@ -602,5 +618,76 @@ impl State {
             }
         }
         Some(End::Ran { results, lost, aborted: self.aborted.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(index: u32) -> Register {
+        Register { index, segments: 3, plan_hash: "p".into(), host: "h".into(), run_id: format!("r{index}") }
+    }
+
+    fn member(index: u32) -> Member {
+        Member { index, run_id: format!("r{index}") }
+    }
+
+    #[test]
+    fn a_segment_that_exits_before_the_start_cancels_the_run_at_once() {
+        let t0 = Instant::now();
+        let mut s = State::new(Settings::new(3), "run".into(), t0);
+        s.register(&join(0), t0).unwrap();
+        s.register(&join(1), t0).unwrap();
+        s.exited(1, "exit status: 2", t0);
+        assert!(s.end(t0).is_none(), "segment 0 has not heard of it yet");
+        assert!(matches!(s.ready(&Ready { member: member(0), setup: None }, t0), Ok(ReadyReply::Cancelled { .. })));
+        s.told(0);
+        s.told(1);
+        let Some(End::Cancelled { reason, missing }) = s.end(t0) else { panic!("cancelled") };
+        assert!(reason.contains("segment 1's process exited (exit status: 2) before the start"), "{reason}");
+        assert_eq!(missing, [0, 1, 2]);
+        assert!(matches!(s.register(&join(2), t0), Err(Refusal::Closed(_))));
+    }
+
+    #[test]
+    fn the_ready_timeout_and_silence_are_judged_on_the_clock_given() {
+        let t0 = Instant::now();
+        let settings = Settings { ready_timeout: Duration::from_secs(5), ..Settings::new(3) };
+        let mut s = State::new(settings, "run".into(), t0);
+        for i in 0..3 {
+            s.register(&join(i), t0).unwrap();
+            s.ready(&Ready { member: member(i), setup: None }, t0).unwrap();
+        }
+        assert!(matches!(s.ready_reply(), ReadyReply::Start { .. }));
+        s.tick(t0 + Duration::from_secs(6));
+        assert!(s.end(t0).is_none(), "the barrier opened: the ready timeout no longer applies");
+        // Segment 2 holds a long poll: present, however long it lasts. Segments 0 and 1 upload.
+        s.enter(&member(2), t0).unwrap();
+        for i in 0..2 {
+            s.upload(&member(i), dummy_report()).unwrap();
+        }
+        s.tick(t0 + Duration::from_secs(60));
+        assert!(s.end(t0).is_none(), "a pending request is presence");
+        s.leave(2, t0 + Duration::from_secs(60));
+        s.tick(t0 + Duration::from_secs(69));
+        assert!(s.end(t0).is_none(), "silent for 9 s only");
+        s.tick(t0 + Duration::from_secs(70));
+        let Some(End::Ran { results, lost, .. }) = s.end(t0) else { panic!("ran") };
+        assert_eq!((results.len(), lost.len(), lost[0].index), (2, 1, 2));
+        assert!(lost[0].reason.contains("silent for 10s"), "{}", lost[0].reason);
+    }
+
+    fn dummy_report() -> Report {
+        serde_json::from_value(serde_json::json!({
+            "duration_s": 1.0, "users": 1, "started_at": 0.0, "model": "closed", "dropped_iterations": 0,
+            "totals": {"requests": 0, "failures": 0, "rps": 0.0, "failures_per_s": 0.0, "bytes": 0,
+                       "latency_ms": {"min": 0.0, "mean": 0.0, "p50": 0.0, "p90": 0.0, "p95": 0.0, "p99": 0.0,
+                                      "p999": 0.0, "max": 0.0}, "histogram": ""},
+            "requests": [], "tasks": [], "failures": [], "errors": [], "timeline": [],
+            "run": {"nest_version": "t", "command": "c", "host": "h", "load": "l", "workers": 1,
+                    "run_time_s": null, "iterations": null, "mix": []}
+        }))
+        .unwrap_or_else(|e| panic!("a minimal report: {e}"))
     }
 }

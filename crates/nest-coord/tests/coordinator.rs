@@ -68,6 +68,9 @@ fn report(requests: u64, failed: u64) -> Report {
         run_time_s: Some(1.0),
         iterations: None,
         mix: Vec::new(),
+        identity: None,
+        segments: Vec::new(),
+        incomplete: None,
     };
     Report { summary, run, thresholds: Vec::new() }
 }
@@ -127,7 +130,8 @@ async fn three_segments_meet_share_setup_and_merge_exactly() {
 
 #[tokio::test]
 async fn refusals_name_the_reason() {
-    let run = start(Settings::new(2)).await;
+    // (Cancelled at the end, the coordinator waits up to --lost-after for the registered segments to hear of it.)
+    let run = start(Settings { lost_after: Duration::from_millis(300), ..Settings::new(2) }).await;
     session(run.addr, 0, 2, "plan-a").register(Duration::ZERO).await.unwrap();
     let refused = |r: Result<_, ClientError>| match r {
         Err(ClientError::Refused(m)) => m,
@@ -206,7 +210,11 @@ async fn oversized_bodies_are_refused_before_they_are_read() {
 
 #[tokio::test]
 async fn the_ready_timeout_names_the_missing_segments() {
-    let settings = Settings { ready_timeout: Duration::from_millis(500), ..Settings::new(3) };
+    let settings = Settings {
+        ready_timeout: Duration::from_millis(500),
+        lost_after: Duration::from_millis(300),
+        ..Settings::new(3)
+    };
     let run = start(settings).await;
     let zero = session(run.addr, 0, 3, "p");
     zero.register(Duration::ZERO).await.unwrap();

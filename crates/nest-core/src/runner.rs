@@ -82,15 +82,18 @@ pub enum EndReason {
 pub enum Phase {
     /// `setup()`: the stop came before the load started, so no load ran.
     Setup,
+    /// The wait for the common start of a split run (`--start-at`, a coordinator): no load ran.
+    Start,
     /// `teardown()`: its calls were cancelled when the stop timeout expired (or on a second stop).
     Teardown,
 }
 
 impl Phase {
-    /// `setup` or `teardown`, as reports name it.
+    /// `setup`, `start` or `teardown`, as reports name it.
     pub fn name(self) -> &'static str {
         match self {
             Phase::Setup => "setup",
+            Phase::Start => "start",
             Phase::Teardown => "teardown",
         }
     }
@@ -138,7 +141,8 @@ pub struct RunResult {
     /// From the common start to the end of the last worker's load (setup and teardown excluded), or, when a stop
     /// came during `setup()` (see [`RunResult::cut`]), from the start of `setup()`: the time requests were sent.
     pub duration: Duration,
-    /// The global hook a stop came in, if any: the load did not run (setup), or teardown was cancelled.
+    /// The global hook a stop came in, if any: the load did not run (setup, or the wait for the start), or teardown
+    /// was cancelled.
     pub cut: Option<Phase>,
     /// Why it ended.
     pub end: EndReason,
@@ -239,7 +243,7 @@ pub async fn run_with_rendezvous<F: BehaviourFactory>(
     // A stop before the start left no load to speak of: the run is the time requests were sent, from setup on.
     let duration = if setup_cut.is_some() { setup_started.elapsed() } else { load.start.elapsed() };
     let mut end = load.end(&run.handle);
-    let mut cut = setup_cut;
+    let mut cut = setup_cut.or(load.waited_out.then_some(Phase::Start));
     if end != EndReason::Killed && !run.await_others(&*rendezvous).await {
         end = EndReason::Killed;
         cut.get_or_insert(Phase::Teardown);
@@ -288,6 +292,8 @@ struct LoadOutcome {
     started_at: SystemTime,
     /// Who ended the load, if anyone did before the workers finished by themselves.
     ended_by: Option<EndReason>,
+    /// A stop came while waiting for the common start: the load did not run.
+    waited_out: bool,
     peak_fibers: usize,
 }
 
@@ -407,8 +413,11 @@ impl Run {
         at: SystemTime,
     ) -> LoadOutcome {
         // The common start is on the wall clock (it is the same instant in every process); a stop does not wait.
-        if let Ok(wait) = at.duration_since(SystemTime::now()) {
-            self.until_stopped(tokio::time::sleep(wait)).await;
+        let mut waited_out = false;
+        if let Ok(wait) = at.duration_since(SystemTime::now())
+            && !self.handle.asked.is_cancelled()
+        {
+            waited_out = self.until_stopped(tokio::time::sleep(wait)).await.is_none();
         }
         let start = Instant::now();
         let started_at = SystemTime::now();
@@ -453,7 +462,7 @@ impl Run {
                 }
             }
         }
-        LoadOutcome { start, started_at, ended_by, peak_fibers: state.peak_fibers }
+        LoadOutcome { start, started_at, ended_by, peak_fibers: state.peak_fibers, waited_out }
     }
 
     /// Merges one worker report of the load; once every worker has reported one more second, publishes.

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use nest_core::rendezvous::RendezvousFuture;
 use nest_core::stats::{Recorder, Sample};
 use nest_core::{
-    Behaviour, BehaviourFactory, Call, Error, Outcome, Plan, Rendezvous, RendezvousError, RunResult, Shared, Slot,
-    StartAt, StartOrder, StopHandle, TaskError, TaskSpec, TasksetSpec, WaitTime, WorkerContext, fiber,
+    Behaviour, BehaviourFactory, Call, Error, Outcome, Phase, Plan, Rendezvous, RendezvousError, RunResult, Shared,
+    Slot, StartAt, StartOrder, StopHandle, TaskError, TaskSpec, TasksetSpec, WaitTime, WorkerContext, fiber,
 };
 
 /// What the fake saw.
@@ -176,18 +176,19 @@ fn plan() -> Plan {
 
 /// Runs the plan on another thread with `rendezvous`; returns the run's join handle.
 fn spawn_run(seen: &Arc<Seen>, rendezvous: impl Rendezvous) -> std::thread::JoinHandle<Result<RunResult, Error>> {
+    spawn_stoppable(seen, rendezvous, StopHandle::new())
+}
+
+fn spawn_stoppable(
+    seen: &Arc<Seen>,
+    rendezvous: impl Rendezvous,
+    handle: StopHandle,
+) -> std::thread::JoinHandle<Result<RunResult, Error>> {
     let factory = Arc::new(Factory(seen.clone()));
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let snapshots = nest_core::snapshot::channel().0;
-        rt.block_on(nest_core::run_with_rendezvous(
-            plan(),
-            factory,
-            StopHandle::new(),
-            (),
-            snapshots,
-            Arc::new(rendezvous),
-        ))
+        rt.block_on(nest_core::run_with_rendezvous(plan(), factory, handle, (), snapshots, Arc::new(rendezvous)))
     })
 }
 
@@ -293,4 +294,23 @@ fn a_late_segment_sends_nothing_and_says_by_how_much() {
     assert!(by >= Duration::from_secs(3), "late by {by:?}");
     assert_eq!(seen.setups.load(Ordering::SeqCst), 0, "a late process does not even run setup()");
     assert_eq!(seen.calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_stop_while_waiting_for_the_start_sends_no_load_and_does_not_wait() {
+    let seen = Arc::new(Seen::default());
+    let (rendezvous, remote) =
+        Scripted::new(|_| Ok(StartOrder { at: SystemTime::now() + Duration::from_secs(60), setup: None }));
+    let handle = StopHandle::new();
+    let asked = std::time::Instant::now();
+    let run = spawn_stoppable(&seen, rendezvous, handle.clone());
+    assert_eq!(remote.calls.recv().unwrap(), "start");
+    handle.stop();
+    let result = run.join().unwrap().unwrap();
+    assert!(asked.elapsed() < Duration::from_secs(30), "the stop did not wait for the start");
+    // (The stop may land just before the order is taken, or while waiting for its instant: no load either way.)
+    assert!(matches!(result.cut, Some(Phase::Start | Phase::Setup)), "{:?}", result.cut);
+    assert_eq!(seen.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(result.aggregate.total().count, 0);
+    assert_eq!(seen.teardowns.load(Ordering::SeqCst), 1, "setup() ran, so teardown() does");
 }

@@ -190,19 +190,33 @@ impl PlanHasher {
     }
 }
 
-/// The plan hash of a run: the scripts (`(name, source)`, names relative to the taskset folder), the resolved mix,
-/// and the load settings of `plan` (model, users or rate, stages, run time, iterations, stop timeout, tasksets;
-/// the seed when `explicit_seed`). Not the host, the segment, the worker count or anything secret.
-pub fn plan_hash(
-    scripts: &[(&str, &str)],
-    mix: &[crate::model::MixRow],
-    plan: &nest_core::Plan,
-    explicit_seed: bool,
-) -> String {
+/// What a plan hash is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanParts<'a> {
+    /// The scripts: `(name, source)`, names relative to the taskset folder.
+    pub scripts: &'a [(&'a str, &'a str)],
+    /// The data pools: `(name, rows)`, all the rows (not a segment's share).
+    pub data: &'a [(&'a str, usize)],
+    /// The resolved mix.
+    pub mix: &'a [crate::model::MixRow],
+    /// The plan, for its load settings.
+    pub plan: &'a nest_core::Plan,
+    /// Whether the seed was given (a derived seed is not part of the plan).
+    pub explicit_seed: bool,
+}
+
+/// The plan hash of a run: the scripts, the data pools' sizes, the resolved mix, and the load settings of the plan
+/// (model, users or rate, stages, run time, iterations, stop timeout, tasksets; the seed when given). Not the host,
+/// the segment, the worker count or anything secret.
+pub fn plan_hash(parts: PlanParts<'_>) -> String {
+    let PlanParts { scripts, data, mix, plan, explicit_seed } = parts;
     let mut hasher = PlanHasher::new();
     hasher.part("nest", env!("CARGO_PKG_VERSION").as_bytes());
     for (name, source) in scripts {
         hasher.part("script", name.as_bytes()).part("source", source.as_bytes());
+    }
+    for (name, rows) in data {
+        hasher.part("data", name.as_bytes()).part("rows", &(*rows as u64).to_le_bytes());
     }
     hasher.part("mix", &serde_json::to_vec(mix).expect("the mix serialises"));
     let load = format!(
@@ -265,6 +279,27 @@ mod tests {
         assert_eq!(hash(&[]).len(), 64);
         // The SHA-256 of nothing framed: pinned, so the hash does not change between versions by accident.
         assert_eq!(hash(&[]), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+
+    #[test]
+    fn the_plan_hash_covers_the_load_but_not_the_segment_or_the_workers() {
+        use nest_core::{Plan, TaskSpec, TasksetSpec};
+        let plan = |users: u64, workers: usize, segment: Segment| {
+            let t =
+                TasksetSpec { name: "t".into(), weight: 1, tasks: vec![TaskSpec::new("a", 1)], ..Default::default() };
+            Plan::builder(vec![t]).users(users).workers(workers).segment(segment).seed(1).build().unwrap()
+        };
+        let hash = |plan: &Plan, source: &str, rows: usize, explicit_seed: bool| {
+            let scripts = [("t", source)];
+            let data = [("accounts", rows)];
+            plan_hash(PlanParts { scripts: &scripts, data: &data, mix: &[], plan, explicit_seed })
+        };
+        let whole = hash(&plan(6, 1, Segment::WHOLE), "task(1, a);", 10, false);
+        assert_eq!(whole, hash(&plan(6, 4, Segment::new(2, 3).unwrap()), "task(1, a);", 10, false));
+        assert_ne!(whole, hash(&plan(7, 1, Segment::WHOLE), "task(1, a);", 10, false), "users");
+        assert_ne!(whole, hash(&plan(6, 1, Segment::WHOLE), "task(2, a);", 10, false), "script");
+        assert_ne!(whole, hash(&plan(6, 1, Segment::WHOLE), "task(1, a);", 11, false), "data rows");
+        assert_ne!(whole, hash(&plan(6, 1, Segment::WHOLE), "task(1, a);", 10, true), "a given seed");
     }
 
     #[test]

@@ -86,9 +86,8 @@ pub fn run(args: LaunchArgs) -> Result<()> {
             false
         })
         .await;
-        if let Ok(children) = std::sync::Arc::try_unwrap(children) {
-            children.wait().await;
-        }
+        // (Every child handed its result in or was lost: let them finish printing and exit.)
+        children.wait().await;
         conclusion
     })?;
     finish(&args.judge, &conclusion)
@@ -107,6 +106,15 @@ pub(crate) fn take_judge_flags(run_args: Vec<OsString>, judge: &mut JudgeArgs) -
         };
         if ["--coordinator", "--segment", "--start-at"].contains(&flag.as_str()) {
             return Err(UsageError(format!("{flag}: `nest launch` sets it for each segment")).into());
+        }
+        // The launcher gives every child `--yes --quiet`; a `-q` here is the merged run's.
+        match flag.as_str() {
+            "-y" | "--yes" => continue,
+            "-q" | "--quiet" => {
+                judge.quiet = true;
+                continue;
+            }
+            _ => {}
         }
         if !["--json", "--html", "--csv", "--junit", "--threshold"].contains(&flag.as_str()) {
             kept.push(arg);
@@ -128,4 +136,27 @@ pub(crate) fn take_judge_flags(run_args: Vec<OsString>, judge: &mut JudgeArgs) -
         }
     }
     Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Args, FromArgMatches};
+
+    use super::*;
+
+    #[test]
+    fn report_and_threshold_flags_are_the_launchers_wherever_they_stand() {
+        let matches = JudgeArgs::augment_args(clap::Command::new("t")).get_matches_from(["t"]);
+        let mut judge = JudgeArgs::from_arg_matches(&matches).unwrap();
+        let args = ["-H", "http://h", "--json", "a.json", "-u", "3", "--threshold=p95 < 1s", "-y", "-q", "--html=b"];
+        let kept = take_judge_flags(args.iter().map(OsString::from).collect(), &mut judge).unwrap();
+        assert_eq!(kept, ["-H", "http://h", "-u", "3"].map(OsString::from));
+        assert_eq!(judge.json, Some(PathBuf::from("a.json")));
+        assert_eq!(judge.html, Some(PathBuf::from("b")));
+        assert_eq!(judge.threshold, ["p95 < 1s"]);
+        assert!(judge.quiet);
+        let refused = take_judge_flags(vec!["--segment".into(), "0/2".into()], &mut judge).unwrap_err();
+        assert!(refused.to_string().contains("sets it for each segment"), "{refused}");
+        assert!(take_judge_flags(vec!["--json".into()], &mut judge).is_err(), "a flag without its value");
+    }
 }

@@ -112,6 +112,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             say("stopped during setup(): its calls were cancelled; the load did not start")
         }
         (Some(nest_core::Phase::Setup), _) => say("stopped during setup(): the load did not start"),
+        (Some(nest_core::Phase::Start), _) => say("stopped while waiting for the start time: the load did not start"),
         (Some(nest_core::Phase::Teardown), _) => say("stopped during teardown(): its calls were cancelled"),
         (None, EndReason::Killed) => say("stopped: calls still in flight were cancelled"),
         (None, EndReason::Stopped) if aborted.is_empty() => say("stopped"),

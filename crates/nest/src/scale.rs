@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use nest_core::{Alone, Rendezvous, RendezvousError, RunResult, StartAt};
-use nest_report::identity::{self, RunIdentity};
+use nest_report::identity::{self, PlanParts, RunIdentity};
 
 use crate::cli::ScaleOutArgs;
 use crate::parse::ExitWith;
@@ -27,8 +27,10 @@ impl ScaleOut {
     pub fn prepare(args: &ScaleOutArgs, checked: &mut RunPlan) -> ScaleOut {
         let scripts: Vec<(&str, &str)> =
             checked.mix.catalog.tasksets.iter().map(|def| (def.name.as_str(), def.source())).collect();
+        let data: Vec<(&str, usize)> = checked.mix.data.iter().map(|(name, pool)| (name, pool.data().len())).collect();
         let explicit_seed = checked.mix.settings.seed.is_some();
-        let plan_hash = identity::plan_hash(&scripts, &checked.mix.rows, &checked.plan, explicit_seed);
+        let (mix, plan) = (&checked.mix.rows, &checked.plan);
+        let plan_hash = identity::plan_hash(PlanParts { scripts: &scripts, data: &data, mix, plan, explicit_seed });
         let run_id = match (&args.run_id, args.start_at) {
             (Some(id), _) => id.clone(),
             (None, Some(at)) => identity::derived_run_id(&plan_hash, at),

@@ -239,14 +239,14 @@ pub(crate) mod tests {
                 plan_users: 4,
                 host_name: "load-1".into(),
                 intended_start: 1_700_000_000.0,
-                actual_start: 1_700_000_000.0015,
+                actual_start: 1_700_000_000.001_5,
                 start_skew_ms: 1.5,
             }),
             segments: vec![crate::identity::SegmentRow {
                 index: 0,
                 host_name: "load-1".into(),
                 intended_start: 1_700_000_000.0,
-                actual_start: 1_700_000_000.0015,
+                actual_start: 1_700_000_000.001_5,
                 start_skew_ms: 1.5,
             }],
             incomplete: Some(crate::identity::Incomplete {

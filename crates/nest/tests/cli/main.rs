@@ -23,4 +23,5 @@ mod load; // exact totals, task mix by weight, request options on the wire
 mod locust_examples; // docs/examples/locust: each Locust translation loads, and runs against --demo
 mod models; // --iterations, open model, drops, sequential(), tags, stages, shapes, setup/teardown, pacing, thresholds
 mod nested; // nested tasksets, interrupt(false), wait_time closures, the exact split of users over tasksets
+mod segments; // --segment I/N processes with --start-at, then nest merge: exact totals, data, late, incomplete, mixed
 mod signals; // SIGINT mid-run: graceful stop, JSON report still written

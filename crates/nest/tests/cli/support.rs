@@ -97,7 +97,7 @@ impl Sandbox {
         Running::start(command).wait(RUN_LIMIT, self)
     }
 
-    /// Starts `nest` with exactly `args` and the `NEST_*` variables of `env`, without waiting.
+    /// Starts `nest` with exactly `args` and the `NEST_*` variables of `env` (see [`Sandbox::nest`]), without waiting.
     pub fn spawn_nest<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], env: &[(&str, &str)]) -> Running {
         let mut command = self.command();
         command.args(args);
