@@ -93,6 +93,15 @@ fn start_hosts(sshd: &Path, keygen_path: &Path) -> Hosts {
             authorized.display(),
             dir.path().join(format!("{name}.pid")).display(),
         );
+        // beta has this very nest on its PATH (so nothing is copied there); alpha has none.
+        let text = if name == "beta" {
+            let bin = dir.path().join("beta_bin");
+            std::fs::create_dir(&bin).unwrap();
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_nest"), bin.join("nest")).unwrap();
+            format!("{text}SetEnv PATH={}:/usr/local/bin:/usr/bin:/bin\n", bin.display())
+        } else {
+            text
+        };
         std::fs::write(&config, text).unwrap();
         // Its log (the readiness probe's connections included) goes to a file beside its config.
         let log = std::fs::File::create(dir.path().join(format!("{name}_sshd.log"))).unwrap();
@@ -199,8 +208,10 @@ fn two_hosts_over_ssh_make_one_run_that_the_server_counts_whole() {
     // The data file was shipped: the requests name its rows.
     assert_eq!(server.count("GET", "/u/ann") + server.count("GET", "/u/bob"), server.total(), "{}", run.context());
     assert_eq!(report.0["run"]["segments"].as_array().map(Vec::len), Some(2), "{}", run.context());
+    // alpha lacks nest: the binary was copied; beta has this version on its PATH: only the files.
+    assert!(run.stderr.contains("[alpha] copied nest and 3 files in "), "{}", run.context());
+    assert!(run.stderr.contains("[beta] 3 files in "), "{}", run.context());
     for host in ["alpha", "beta"] {
-        assert!(run.stderr.contains(&format!("[{host}] copied nest and 3 files in ")), "{}", run.context());
         assert!(run.stdout.contains(&format!("[{host}] ")), "the segment's verdict line, prefixed\n{}", run.context());
     }
     let dirs = remote_dirs(&run.stderr);
@@ -246,7 +257,7 @@ fn assert_token_only_in_the_environment(target: &str) {
             continue;
         }
         assert!(!cmdline.split(|c: char| !c.is_ascii_alphanumeric()).any(is_token), "a token in `ps`: {cmdline}");
-        if cmdline.contains("/.nest/nest run ") {
+        if cmdline.contains("nest run ") && cmdline.contains(" --segment ") && !cmdline.contains("sh -c") {
             let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
             let environ = String::from_utf8_lossy(&environ).into_owned();
             let token = environ.split('\0').find_map(|v| v.strip_prefix("NEST_COORDINATOR_TOKEN="));
