@@ -115,7 +115,8 @@ impl SshOptions {
             remote.push_str(&quote(arg));
         }
         command.args(["-T", "-e", "none", host, &remote]);
-        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        // Its own process group: a terminal's Ctrl-C reaches the launcher only, which ends every step itself.
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
         command
     }
 
@@ -252,8 +253,7 @@ impl SshOptions {
         args.extend(flags.iter().map(String::as_str));
         args.extend(["--coordinator", url, "--segment", &segment, "--yes", "--quiet"]);
         let mut command = self.command(&host.host, SEGMENT, &args);
-        // Its own process group: a terminal's Ctrl-C reaches the launcher only, which stops the segments itself.
-        command.stdin(Stdio::piped()).process_group(0);
+        command.stdin(Stdio::piped());
         let mut child = command.spawn().map_err(|e| SshError::Spawn("ssh", e))?;
         if let Some(out) = child.stdout.take() {
             tokio::spawn(prefix(label.to_owned(), out, false));

@@ -19,7 +19,7 @@ use nest_launch::k8s::{REPORTS_DIR, Spec};
 use nest_launch::ssh::{Launched, Prepared, SshOptions};
 
 use crate::coordinate::{JudgeArgs, bind, finish, serve};
-use crate::parse::UsageError;
+use crate::parse::{ExitWith, UsageError};
 
 /// Options of `nest launch ssh`.
 #[derive(Debug, Args)]
@@ -168,7 +168,24 @@ async fn prepare_all(
     bundle: &Bundle,
     quiet: bool,
 ) -> Result<Vec<Prepared>> {
-    let results = ssh.prepare_all(hosts, version, binary, bundle).await;
+    let preparing = ssh.prepare_all(hosts, version, binary, bundle);
+    tokio::pin!(preparing);
+    // The ssh steps have their own process group: a Ctrl-C here lets them end, then their folders are removed.
+    let (results, interrupted) = tokio::select! {
+        results = &mut preparing => (results, false),
+        _ = interrupted() => {
+            let note = "interrupted: removing the folders made on the hosts (press Ctrl-C again to leave them)";
+            let _ = writeln!(std::io::stderr(), "{note}");
+            tokio::select! {
+                results = &mut preparing => (results, true),
+                _ = interrupted() => {
+                    let message = "interrupted twice: nothing was sent; temporary folders \
+                                   (nest-launch.*) may remain on the hosts".to_owned();
+                    return Err(ExitWith { code: 4, message }.into());
+                }
+            }
+        }
+    };
     let mut prepared = Vec::new();
     let mut errors = Vec::new();
     for result in results {
@@ -177,9 +194,13 @@ async fn prepare_all(
             Err(e) => errors.push(e.to_string()),
         }
     }
-    if !errors.is_empty() {
+    if !errors.is_empty() || interrupted {
         for host in &prepared {
             let _ = ssh.remove(host).await;
+        }
+        if interrupted {
+            let message = "the run was cancelled before its start: nothing was sent".to_owned();
+            return Err(ExitWith { code: 4, message }.into());
         }
         anyhow::bail!("cannot prepare the hosts:\n  {}", errors.join("\n  "));
     }
@@ -191,6 +212,21 @@ async fn prepare_all(
         }
     }
     Ok(prepared)
+}
+
+/// The first Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => t.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
 }
 
 /// Runs `nest launch k8s`: writes the manifests and says how to apply them.

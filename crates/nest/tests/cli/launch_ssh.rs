@@ -309,3 +309,68 @@ fn an_unknown_host_key_is_refused_and_nothing_runs() {
     assert!(run.stderr.contains("Host key verification failed"), "{}", run.context());
     assert_eq!(server.total(), 0);
 }
+
+#[test]
+fn ctrl_c_while_a_host_hangs_in_preparation_cancels_the_run() {
+    // Only the ssh client is needed: the host's connection is a ProxyCommand that never answers (it ends when ssh
+    // does: its input closes).
+    if let Err(why) = tools() {
+        if std::env::var("NEST_REQUIRE_TOOLS").as_deref() == Ok("1") {
+            panic!("{why}");
+        }
+        return eprintln!("skipping ctrl_c_while_a_host_hangs_in_preparation_cancels_the_run: {why}");
+    }
+    let sandbox = sandbox();
+    let marker = format!("nest-hang-{}", std::process::id());
+    let config = sandbox.root().join("ssh_config");
+    let proxy = format!("Host hang\n  ProxyCommand sh -c 'cat >/dev/null' {marker}\n  BatchMode yes\n");
+    std::fs::write(&config, proxy).unwrap();
+    let config = config.display().to_string();
+    let args = [
+        "launch",
+        "ssh",
+        "--listen",
+        "127.0.0.1:0",
+        "--ssh-config",
+        &config,
+        "hang",
+        "-H",
+        "http://127.0.0.1:9",
+        "-t",
+        "1s",
+    ];
+    let running = sandbox.spawn_nest(&args, &[]);
+    // The ssh step is running once its proxy is.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !proxy_running(&marker) {
+        assert!(Instant::now() < deadline, "ssh's proxy did not start within 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = running.pid().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    // The first interrupt waits for the steps (to remove their folders); the second gives up on them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() || Instant::now() > deadline {
+            break;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.split_whitespace().nth(2) == Some("Z") {
+            break;
+        }
+    }
+    let run = running.wait(Duration::from_secs(30), &sandbox);
+    run.assert_code(4);
+    assert!(run.stderr.contains("interrupted: removing the folders made on the hosts"), "{}", run.context());
+    assert!(run.stderr.contains("interrupted twice: nothing was sent"), "{}", run.context());
+}
+
+/// Whether a process's command line holds `marker`.
+fn proxy_running(marker: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker)))
+}
