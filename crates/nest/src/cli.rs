@@ -30,7 +30,8 @@ pub const EXIT_CODES: &str = "Exit codes:
      (--exit-code-on-error N changes the code, --no-default-gate turns the gate off); or an internal error
   2  a usage, config or script error, found before any load was sent (a failing setup() included)
   3  late: this segment was ready after --start-at + --late-tolerance; it sent nothing
-  4  incomplete: a merged run lacks a segment's share (the reports are written, marked incomplete)
+  4  incomplete: a merged or coordinated run lacks a segment's share (the reports are written, marked
+     incomplete), or a coordinated run was cancelled before its start (nothing was sent)
   5  refused: the coordinator refused this segment (another plan, an index out of range or taken, a bad token)
  99  the run completed but at least one threshold failed";
 
