@@ -315,7 +315,8 @@ async fn live(Axum(shared): Axum<Arc<Shared>>, body: Bytes) -> Response {
     }
     let answer = shared.lock().live(l, Instant::now());
     match answer {
-        Ok(reply) => ok(reply),
+        Ok(Ok(reply)) => ok(reply),
+        Ok(Err(invalid)) => error(StatusCode::BAD_REQUEST, ErrorKind::Invalid, invalid),
         Err(e) => stranger(e),
     }
 }
