@@ -272,3 +272,23 @@ fn a_segment_that_goes_silent_is_lost_after_lost_after_and_the_others_finish() {
     zero.wait(RUN_LIMIT, &sandbox).assert_code(0);
     assert_eq!(run.report().0["run"]["segments"].as_array().map(Vec::len), Some(1), "{}", run.context());
 }
+
+#[test]
+fn a_coordinator_without_a_segment_or_with_a_start_time_is_a_usage_error() {
+    let server = Server::start();
+    let sandbox = Sandbox::new();
+    sandbox.write("a.rhai", "task(1, a);\n\nfn a() { client.get(\"/a\"); }\n");
+    let dir = sandbox.dir().display().to_string();
+    let base = ["run", "-f", &dir, "-H", &server.url(), "-t", "1s", "-y"];
+    let env = [("NEST_COORDINATOR_TOKEN", TOKEN), ("NEST_COORDINATOR", "http://127.0.0.1:9")];
+    let run = sandbox.nest(&base, &env);
+    run.assert_code(2);
+    assert!(run.stderr.contains("--coordinator needs --segment I/N"), "{}", run.context());
+    let run = sandbox.nest(&[&base[..], &["--segment", "0/2", "--start-at", "2030-01-01T00:00:00Z"]].concat(), &env);
+    run.assert_code(2);
+    assert!(run.stderr.contains("--coordinator gives the start"), "{}", run.context());
+    assert_eq!(server.total(), 0);
+    // An empty NEST_COORDINATOR is unset: a plain run.
+    sandbox.nest(&base, &[("NEST_COORDINATOR", " ")]).assert_code(0);
+    assert!(server.total() > 0);
+}
