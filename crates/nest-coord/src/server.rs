@@ -31,6 +31,9 @@ use crate::token::Token;
 /// How often the clock ticks.
 const TICK: Duration = Duration::from_millis(250);
 
+/// How long the service may take to close its connections once the run has ended.
+const SHUTDOWN: Duration = Duration::from_secs(5);
+
 struct Shared {
     state: Mutex<State>,
     changed: watch::Sender<u64>,
@@ -136,7 +139,13 @@ impl Coordinator {
         };
         publish_end(&shared.lock(), &publish);
         let _ = done_tx.send(true);
-        server.await.map_err(std::io::Error::other)??;
+        // The answers in flight go out; a connection that never finishes its request (a stranger's) cannot hold the
+        // end of the run up.
+        let mut server = server;
+        match tokio::time::timeout(SHUTDOWN, &mut server).await {
+            Ok(served) => served.map_err(std::io::Error::other)??,
+            Err(_) => server.abort(),
+        }
         Ok(end)
     }
 }
@@ -306,7 +315,8 @@ async fn live(Axum(shared): Axum<Arc<Shared>>, body: Bytes) -> Response {
     }
     let answer = shared.lock().live(l, Instant::now());
     match answer {
-        Ok(reply) => ok(reply),
+        Ok(Ok(reply)) => ok(reply),
+        Ok(Err(invalid)) => error(StatusCode::BAD_REQUEST, ErrorKind::Invalid, invalid),
         Err(e) => stranger(e),
     }
 }

@@ -392,23 +392,28 @@ impl State {
         }
     }
 
-    /// A live push.
-    pub fn live(&mut self, l: Live, now: Instant) -> Result<LiveReply, Stranger> {
+    /// A live push. `Ok(Err(reason))`: its rows do not decode (nothing of it is taken; the segment is not stopped
+    /// for it, as its final result is what counts).
+    pub fn live(&mut self, l: Live, now: Instant) -> Result<Result<LiveReply, String>, Stranger> {
         let seat = self.seat(&l.member)?;
         seat.last_seen = now;
         if l.seq > seat.last_seq {
+            let decoded: Result<Vec<_>, String> =
+                l.rows.iter().map(|row| row.counts().map(|c| ((row.name.clone(), row.method.clone()), c))).collect();
+            let rows = match decoded {
+                Ok(rows) => rows,
+                Err(e) => return Ok(Err(format!("a live row does not decode: {e}"))),
+            };
             seat.last_seq = l.seq;
             seat.users = l.users;
             seat.checks = l.checks;
             seat.script_errors = l.script_errors;
-            for row in &l.rows {
-                let counts =
-                    row.counts().map_err(|e| Stranger(format!("live row {} {}: {e}", row.method, row.name)))?;
-                self.live.requests.entry((row.name.clone(), row.method.clone())).or_default().merge(&counts);
+            for (key, counts) in rows {
+                self.live.requests.entry(key).or_default().merge(&counts);
             }
             self.refresh_live();
         }
-        Ok(LiveReply { stop: self.stop.clone() })
+        Ok(Ok(LiveReply { stop: self.stop.clone() }))
     }
 
     /// Rebuilds the run-wide live figures (users, checks, script errors) from each segment's latest push.

@@ -181,6 +181,11 @@ async fn strangers_without_the_token_change_nothing() {
     assert_eq!(status_of(run.addr, "live", Some(&bearer), &live(7, "seg-0")).await, 403);
     assert_eq!(status_of(run.addr, "live", Some(&bearer), b"{not json").await, 400);
     let start = real.ready(None).await.unwrap();
+    // A push whose histogram does not decode is refused as invalid (400), not taken, and stops no one.
+    let broken = serde_json::json!({"index": 0, "run_id": "seg-0", "seq": 1, "users": 1, "rows": [{
+        "method": "GET", "name": "/a", "count": 1, "failures": 0, "p50": 0.0, "p95": 0.0, "p99": 0.0,
+        "latency": {"sum_us": 1, "min_us": 1, "max_us": 1, "histogram": "not a histogram"}}]});
+    assert_eq!(status_of(run.addr, "live", Some(&bearer), &serde_json::to_vec(&broken).unwrap()).await, 400);
     assert!(start.setup.is_none());
     // No one can stop it: there is no stop route, and a stranger's push is refused before it is read.
     assert_eq!(status_of(run.addr, "stop", Some(&bearer), b"{}").await, 404);

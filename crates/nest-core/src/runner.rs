@@ -242,17 +242,8 @@ pub async fn run_with_rendezvous<F: BehaviourFactory>(
     let load = run.load(shared, &mut shape, order.at).await;
     // A stop before the start left no load to speak of: the run is the time requests were sent, from setup on.
     let duration = if setup_cut.is_some() { setup_started.elapsed() } else { load.start.elapsed() };
-    let mut end = load.end(&run.handle);
-    let mut cut = setup_cut.or(load.waited_out.then_some(Phase::Start));
-    if end != EndReason::Killed && !run.await_others(&*rendezvous).await {
-        end = EndReason::Killed;
-        cut.get_or_insert(Phase::Teardown);
-    }
-    if end != EndReason::Killed && rendezvous.runs_globals() && !run.teardown(load.start).await {
-        end = EndReason::Killed;
-        // A load that never ran says more than a teardown cut short.
-        cut.get_or_insert(Phase::Teardown);
-    }
+    let cut = setup_cut.or(load.waited_out.then_some(Phase::Start));
+    let (end, cut) = run.after_load(&*rendezvous, &load, cut).await;
     let mut result = run.drain(duration, end, cut).await;
     if setup_cut.is_none() {
         // (After a stop before the start, the run's time starts with setup(), as `drain` computed it.)
@@ -352,12 +343,28 @@ impl Run {
         Ok((order, shared))
     }
 
-    /// Waits until the rendezvous says every segment's load is over; false if the run was killed meanwhile.
-    async fn await_others(&self, rendezvous: &dyn Rendezvous) -> bool {
-        tokio::select! {
+    /// After the load: waits until the rendezvous says every segment's load is over (unless killed meanwhile), then
+    /// runs `teardown()` if this process runs the globals. Returns why the run ended and the phase a stop cut.
+    async fn after_load(
+        &mut self,
+        rendezvous: &dyn Rendezvous,
+        load: &LoadOutcome,
+        mut cut: Option<Phase>,
+    ) -> (EndReason, Option<Phase>) {
+        let mut end = load.end(&self.handle);
+        if end == EndReason::Killed {
+            return (end, cut);
+        }
+        let others_done = tokio::select! {
             () = rendezvous.load_done() => true,
             () = self.handle.kill.cancelled() => false,
+        };
+        // A load that never ran says more than a teardown cut short (hence `get_or_insert`).
+        if !others_done || (rendezvous.runs_globals() && !self.teardown(load.start).await) {
+            end = EndReason::Killed;
+            cut.get_or_insert(Phase::Teardown);
         }
+        (end, cut)
     }
 
     /// Waits until every worker has built its behaviour, so that a broken script never sends load.

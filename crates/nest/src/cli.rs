@@ -30,7 +30,8 @@ pub const EXIT_CODES: &str = "Exit codes:
      (--exit-code-on-error N changes the code, --no-default-gate turns the gate off); or an internal error
   2  a usage, config or script error, found before any load was sent (a failing setup() included)
   3  late: this segment was ready after --start-at + --late-tolerance; it sent nothing
-  4  incomplete: a merged run lacks a segment's share (the reports are written, marked incomplete)
+  4  incomplete: a merged or coordinated run lacks a segment's share (the reports are written, marked
+     incomplete), or a coordinated run was cancelled before its start (nothing was sent)
   5  refused: the coordinator refused this segment (another plan, an index out of range or taken, a bad token)
  99  the run completed but at least one threshold failed";
 
@@ -272,24 +273,48 @@ pub struct RunArgs {
     pub coordinator: crate::coordinate::JoinArgs,
 }
 
-/// How this process takes part in a run split over several (see docs/scale.md).
+/// How this process takes part in a run split over several (see docs/scale.md). These are process flags, not
+/// settings: they have no `nest.yaml` key, and [`ScaleOutArgs::with_env`] reads their variables.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ScaleOutArgs {
     /// Run only segment I of N of the plan (0 <= I < N): the global VUs, arrivals and iterations j with j mod N = I,
-    /// and that share of each data pool.
-    #[arg(long, env = "NEST_SEGMENT", value_parser = parse_segment, value_name = "I/N")]
+    /// and that share of each data pool [env: NEST_SEGMENT].
+    #[arg(long, value_parser = parse_segment, value_name = "I/N")]
     pub segment: Option<nest_core::Segment>,
     /// Get ready, then start the load at TIME (Unix seconds, fractions allowed, or RFC 3339 in UTC); a process ready
-    /// only after TIME + --late-tolerance sends nothing and exits 3.
-    #[arg(long, env = "NEST_START_AT", value_parser = parse_start_at, value_name = "TIME")]
+    /// only after TIME + --late-tolerance sends nothing and exits 3 [env: NEST_START_AT].
+    #[arg(long, value_parser = parse_start_at, value_name = "TIME")]
     pub start_at: Option<std::time::SystemTime>,
-    /// How late after --start-at a process may be ready and still start.
-    #[arg(long, env = "NEST_LATE_TOLERANCE", value_parser = parse_duration, value_name = "DUR", default_value = "2s")]
-    pub late_tolerance: Duration,
+    /// How late after --start-at a process may be ready and still start [default: 2s; env: NEST_LATE_TOLERANCE].
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub late_tolerance: Option<Duration>,
     /// The run's id, the same for every segment of one run [default: derived from the plan and --start-at, else a
-    /// fresh UUID].
-    #[arg(long, env = "NEST_RUN_ID", value_name = "ID")]
+    /// fresh UUID; env: NEST_RUN_ID].
+    #[arg(long, value_name = "ID")]
     pub run_id: Option<String>,
+}
+
+impl ScaleOutArgs {
+    /// The flags, each not given taken from its `NEST_*` variable (an empty one counts as unset), the tolerance
+    /// defaulted to 2 s. A malformed variable is a usage error naming it.
+    pub fn with_env(&self) -> Result<ScaleOutArgs, UsageError> {
+        fn var<T>(name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, UsageError> {
+            match std::env::var(name) {
+                Ok(text) if !text.trim().is_empty() => {
+                    parse(&text).map(Some).map_err(|e| UsageError(format!("{name}={text}: {e}")))
+                }
+                _ => Ok(None),
+            }
+        }
+        Ok(ScaleOutArgs {
+            segment: self.segment.or(var("NEST_SEGMENT", parse_segment)?),
+            start_at: self.start_at.or(var("NEST_START_AT", parse_start_at)?),
+            late_tolerance: Some(
+                self.late_tolerance.or(var("NEST_LATE_TOLERANCE", parse_duration)?).unwrap_or(Duration::from_secs(2)),
+            ),
+            run_id: self.run_id.clone().or(var("NEST_RUN_ID", |s| Ok(s.trim().to_owned()))?),
+        })
+    }
 }
 
 impl RunArgs {

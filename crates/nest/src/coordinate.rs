@@ -236,19 +236,43 @@ async fn watch_signals(handle: Handle, on_signal: impl Fn(u32) -> bool) {
 #[derive(Debug, Args, Clone, Default)]
 pub struct JoinArgs {
     /// Take part in the run of the coordinator at URL (`nest coordinate`), as the segment of --segment: one start,
-    /// one setup(), the verdict is the coordinator's. The token comes from NEST_COORDINATOR_TOKEN.
-    #[arg(long, env = "NEST_COORDINATOR", value_name = "URL", requires = "segment", conflicts_with = "start_at")]
+    /// one setup(), the verdict is the coordinator's. The token comes from NEST_COORDINATOR_TOKEN [env:
+    /// NEST_COORDINATOR].
+    #[arg(long, value_name = "URL")]
     pub coordinator: Option<String>,
+}
+
+impl JoinArgs {
+    /// The coordinator's URL: `--coordinator`, else a non-empty `NEST_COORDINATOR`.
+    fn url(&self) -> Option<String> {
+        let env = || std::env::var("NEST_COORDINATOR").ok().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
+        self.coordinator.clone().or_else(env)
+    }
 }
 
 /// How long a segment waits for a coordinator that does not answer yet (started at the same time, say).
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Registers segment `segment` of `plan_hash` with the coordinator of `args`, if any: refused, the command exits 5.
-pub fn join(args: &JoinArgs, segment: Segment, plan_hash: &str, run_id: &str) -> Result<Option<Arc<Coordinated>>> {
-    let Some(url) = &args.coordinator else { return Ok(None) };
+/// `scale` is what the command line and environment say of the split: a segment is needed, a start time is not.
+pub fn join(
+    args: &JoinArgs,
+    scale: &crate::cli::ScaleOutArgs,
+    segment: Segment,
+    plan_hash: &str,
+    run_id: &str,
+) -> Result<Option<Arc<Coordinated>>> {
+    let Some(url) = args.url() else { return Ok(None) };
+    if scale.segment.is_none() {
+        return Err(
+            UsageError("--coordinator needs --segment I/N (or NEST_SEGMENT): which share is this?".into()).into()
+        );
+    }
+    if scale.start_at.is_some() {
+        return Err(UsageError("--coordinator gives the start: leave out --start-at (and NEST_START_AT)".into()).into());
+    }
     let token = Token::from_env().map_err(|e| UsageError(e.to_string()))?;
-    let client = Client::new(url, token).map_err(|e| UsageError(e.to_string()))?;
+    let client = Client::new(&url, token).map_err(|e| UsageError(e.to_string()))?;
     let (index, segments, host) = (segment.index, segment.count, nest_report::identity::host_name());
     let register = Register { index, segments, plan_hash: plan_hash.to_owned(), host, run_id: run_id.to_owned() };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

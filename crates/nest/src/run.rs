@@ -32,9 +32,10 @@ use nest_report::thresholds::{self, GateFailed, Threshold, ThresholdsFailed};
 
 /// Runs `nest run`.
 pub fn run(args: RunArgs) -> Result<()> {
-    let segment = args.scale.segment.unwrap_or(nest_core::Segment::WHOLE);
+    let scale_args = args.scale.with_env()?;
+    let segment = scale_args.segment.unwrap_or(nest_core::Segment::WHOLE);
     let mut checked = plan::build(plan::load_mix(&args.source, args.settings()?)?, args.demo, segment)?;
-    let mut scale = ScaleOut::prepare(&args.scale, &mut checked);
+    let mut scale = ScaleOut::prepare(&scale_args, &mut checked);
     for warning in &checked.warnings {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
@@ -44,7 +45,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         let _ = writeln!(std::io::stderr(), "not started: nothing was sent");
         return Ok(());
     }
-    let joined = scale.coordinated(&args.coordinator, &mut checked)?;
+    let joined = scale.coordinated(&args.coordinator, &scale_args, &mut checked)?;
     let say = |text: &str| {
         if !args.quiet {
             let _ = writeln!(std::io::stderr(), "{text}");
@@ -64,7 +65,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let data = checked.mix.data.clone();
     let factory = Arc::new(checked.mix.catalog.factory(http, Some(host.clone())).with_data(data.clone()));
     let mut run_info = run_info(&checked, &host);
-    if let Some(line) = scale.announcement(&args.scale) {
+    if let Some(line) = scale.announcement(&scale_args) {
         say(&line);
     }
     let plan = checked.plan;

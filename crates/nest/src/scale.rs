@@ -4,6 +4,7 @@
 //! The logic (hashing, ids, the rendezvous) is in the libraries; this only picks from the command line.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use nest_core::{Alone, Rendezvous, RendezvousError, RunResult, StartAt};
 use nest_report::identity::{self, PlanParts, RunIdentity};
@@ -40,7 +41,7 @@ impl ScaleOut {
             checked.plan.seed = identity::seed_of_run(&run_id);
         }
         let rendezvous: Arc<dyn Rendezvous> = match args.start_at {
-            Some(at) => Arc::new(StartAt { at, tolerance: args.late_tolerance }),
+            Some(at) => Arc::new(StartAt { at, tolerance: args.late_tolerance.unwrap_or(Duration::from_secs(2)) }),
             None => Arc::new(Alone),
         };
         let (segment, plan_users) = (checked.plan.segment, checked.plan.users());
@@ -52,9 +53,10 @@ impl ScaleOut {
     pub fn coordinated(
         &mut self,
         args: &crate::coordinate::JoinArgs,
+        scale: &ScaleOutArgs,
         checked: &mut RunPlan,
     ) -> anyhow::Result<Option<Arc<nest_coord::rendezvous::Coordinated>>> {
-        let Some(joined) = crate::coordinate::join(args, self.segment, &self.plan_hash, &self.run_id)? else {
+        let Some(joined) = crate::coordinate::join(args, scale, self.segment, &self.plan_hash, &self.run_id)? else {
             return Ok(None);
         };
         self.run_id = joined.run_id().to_owned();

@@ -45,6 +45,9 @@ pub fn merge_segments(inputs: &[(&str, &Report)]) -> Result<Merged, MergeError> 
         }
         return Ok(Merged { report: merge_named(&kept)?, warnings });
     };
+    if id.segment.count == 1 {
+        return side_by_side(first_name, id, &kept).map(|report| Merged { report, warnings });
+    }
     let identities = check_set(first_name, id, &kept)?;
     let mut report = merge_named(&kept)?;
     report.run.identity = Some(merged_identity(&identities));
@@ -57,6 +60,30 @@ pub fn merge_segments(inputs: &[(&str, &Report)]) -> Result<Merged, MergeError> 
         .collect();
     mark_incomplete(&mut report, id.segment.count, missing);
     Ok(Merged { report, warnings })
+}
+
+/// Whole runs of one plan run side by side (each segment `0/1`, each with its own run id): their plan hashes must
+/// agree; there is no set to complete.
+fn side_by_side(first_name: &str, first: &RunIdentity, kept: &[(&str, &Report)]) -> Result<Report, MergeError> {
+    let mut identities = Vec::with_capacity(kept.len());
+    for &(name, report) in kept {
+        let id = report
+            .run
+            .identity
+            .as_ref()
+            .ok_or_else(|| MergeError::NoIdentity { input: name.into(), other: first_name.into() })?;
+        let differs = |what| MergeError::DifferentPlan { first: first_name.into(), other: name.into(), what };
+        if id.plan_hash != first.plan_hash {
+            return Err(differs("plan hashes"));
+        }
+        if id.segment.count != 1 {
+            return Err(differs("segment counts"));
+        }
+        identities.push(id);
+    }
+    let mut report = merge_named(kept)?;
+    report.run.identity = Some(merged_identity(&identities));
+    Ok(report)
 }
 
 /// Checks that the reports are distinct segments of one run of one plan; returns their identities.
@@ -97,20 +124,23 @@ fn check_set<'a>(
     Ok(identities)
 }
 
-/// The identity of the merge: the run and plan of its parts, the whole plan (segment 0/1), the earliest starts,
-/// the largest skew, and the host names of the parts.
+/// The identity of the merge: the run (or, for whole runs side by side, the runs) and plan of its parts, the whole
+/// plan (segment 0/1), the earliest starts, the largest skew, and the host names of the parts.
 fn merged_identity(parts: &[&RunIdentity]) -> RunIdentity {
     let first = parts[0];
-    let mut hosts: Vec<&str> = parts.iter().map(|p| p.host_name.as_str()).collect();
-    hosts.sort_unstable();
-    hosts.dedup();
+    let distinct = |f: fn(&RunIdentity) -> &str| {
+        let mut all: Vec<&str> = parts.iter().map(|p| f(p)).collect();
+        all.sort_unstable();
+        all.dedup();
+        all.join(", ")
+    };
     let min = |f: fn(&RunIdentity) -> f64| parts.iter().map(|p| f(p)).fold(f64::INFINITY, f64::min);
     RunIdentity {
-        run_id: first.run_id.clone(),
+        run_id: distinct(|p| &p.run_id),
         plan_hash: first.plan_hash.clone(),
         segment: SegmentId { index: 0, count: 1 },
         plan_users: first.plan_users,
-        host_name: hosts.join(", "),
+        host_name: distinct(|p| &p.host_name),
         intended_start: min(|p| p.intended_start),
         actual_start: min(|p| p.actual_start),
         start_skew_ms: parts.iter().map(|p| p.start_skew_ms).fold(f64::NEG_INFINITY, f64::max),
@@ -157,6 +187,19 @@ mod tests {
         assert_eq!(incomplete.missing, [MissingSegment { index: 0, reason: MissingReason::Missing, at: None }]);
         assert_eq!((incomplete.share_of.as_str(), incomplete.missing_users), ("users", Some(2)));
         assert_eq!(incomplete.missing_pct, 50.0);
+    }
+
+    #[test]
+    fn whole_runs_side_by_side_merge_when_their_plans_agree() {
+        let (a, mut b) = (segment(0, 1), segment(0, 1));
+        b.run.identity.as_mut().unwrap().run_id = "r2".into();
+        let merged = merge_segments(&[("eu.json", &a), ("us.json", &b)]).unwrap();
+        assert!(!merged.is_incomplete() && merged.report.run.segments.is_empty());
+        let id = merged.report.run.identity.unwrap();
+        assert_eq!(id.run_id, format!("{}, r2", a.run.identity.as_ref().unwrap().run_id));
+        b.run.identity.as_mut().unwrap().plan_hash = "cd".repeat(32);
+        let e = merge_segments(&[("eu.json", &a), ("us.json", &b)]).unwrap_err();
+        assert_eq!(e.to_string(), "us.json was not run with the same plan as eu.json: the plan hashes differ");
     }
 
     #[test]

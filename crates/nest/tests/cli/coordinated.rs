@@ -247,3 +247,48 @@ fn sigterm_to_the_launcher_stops_every_segment_and_still_writes_the_merged_repor
     assert_eq!(report.total_requests(), server.total(), "every segment stopped and handed in\n{}", run.context());
     assert_eq!(report.0["run"]["segments"].as_array().map(Vec::len), Some(3), "{}", run.context());
 }
+
+#[test]
+fn a_segment_that_goes_silent_is_lost_after_lost_after_and_the_others_finish() {
+    let server = Server::start();
+    let sandbox = Sandbox::new();
+    sandbox.write("a.rhai", "task(1, a);\n\nfn a() { client.get(\"/a\"); sleep(0.01); }\n");
+    let port = free_port();
+    let json = sandbox.json_path().display().to_string();
+    let coordinator = coordinate(&sandbox, port, "2", &["--lost-after", "2s", "--json", &json]);
+    let zero = segment(&sandbox, port, &server.url(), "0/2", TOKEN, &["-u", "2", "-t", "5s"]);
+    let one = segment(&sandbox, port, &server.url(), "1/2", TOKEN, &["-u", "2", "-t", "5s"]);
+    assert!(server.wait_for_total(20, Duration::from_secs(30)), "no load within 30 s");
+    // Frozen, segment 1 neither pushes nor exits: only its silence tells.
+    assert!(Command::new("kill").args(["-STOP", &one.pid().to_string()]).status().unwrap().success());
+    let run = coordinator.wait(RUN_LIMIT, &sandbox);
+    assert!(Command::new("kill").args(["-KILL", &one.pid().to_string()]).status().unwrap().success());
+    let _ = one.wait(RUN_LIMIT, &sandbox);
+    run.assert_code(4);
+    assert!(run.stdout.contains("segment 1 lost") && run.stdout.contains("silent for"), "{}", run.context());
+    let incomplete = &run.report().0["run"]["incomplete"];
+    assert_eq!(incomplete["missing"][0]["index"], 1, "{}", run.context());
+    // Segment 0 ran to its end and handed in; its teardown was not held up by the lost one.
+    zero.wait(RUN_LIMIT, &sandbox).assert_code(0);
+    assert_eq!(run.report().0["run"]["segments"].as_array().map(Vec::len), Some(1), "{}", run.context());
+}
+
+#[test]
+fn a_coordinator_without_a_segment_or_with_a_start_time_is_a_usage_error() {
+    let server = Server::start();
+    let sandbox = Sandbox::new();
+    sandbox.write("a.rhai", "task(1, a);\n\nfn a() { client.get(\"/a\"); }\n");
+    let dir = sandbox.dir().display().to_string();
+    let base = ["run", "-f", &dir, "-H", &server.url(), "-t", "1s", "-y"];
+    let env = [("NEST_COORDINATOR_TOKEN", TOKEN), ("NEST_COORDINATOR", "http://127.0.0.1:9")];
+    let run = sandbox.nest(&base, &env);
+    run.assert_code(2);
+    assert!(run.stderr.contains("--coordinator needs --segment I/N"), "{}", run.context());
+    let run = sandbox.nest(&[&base[..], &["--segment", "0/2", "--start-at", "2030-01-01T00:00:00Z"]].concat(), &env);
+    run.assert_code(2);
+    assert!(run.stderr.contains("--coordinator gives the start"), "{}", run.context());
+    assert_eq!(server.total(), 0);
+    // An empty NEST_COORDINATOR is unset: a plain run.
+    sandbox.nest(&base, &[("NEST_COORDINATOR", " ")]).assert_code(0);
+    assert!(server.total() > 0);
+}

@@ -232,11 +232,34 @@ fn a_late_segment_sends_nothing_and_says_by_how_much() {
 }
 
 #[test]
-fn a_bad_segment_is_a_usage_error() {
+fn a_bad_segment_is_a_usage_error_and_an_empty_variable_is_unset() {
     let sandbox = shop();
     for bad in ["3/3", "1/0", "one/3"] {
         let run = sandbox.nest(&["run", "-H", "http://127.0.0.1:9", "--segment", bad], &[]);
         assert_eq!(run.code, Some(2), "{}", run.context());
         assert!(run.stderr.contains("give I/N with 0 <= I < N"), "{}", run.context());
+        let run = sandbox.nest(&["run", "-H", "http://127.0.0.1:9"], &[("NEST_SEGMENT", bad)]);
+        assert_eq!(run.code, Some(2), "{}", run.context());
+        assert!(
+            run.stderr.contains(&format!("error: NEST_SEGMENT={bad}: `{bad}` is not a segment")),
+            "{}",
+            run.context()
+        );
     }
+    let run = sandbox.nest(&["run", "-H", "http://127.0.0.1:9"], &[("NEST_START_AT", "soon")]);
+    assert_eq!(run.code, Some(2), "{}", run.context());
+    assert!(run.stderr.contains("error: NEST_START_AT=soon: `soon` is not a time"), "{}", run.context());
+
+    let server = slow_server();
+    let mut args = run_args(&sandbox, &server.url(), "whole", &["-u", "1", "--iterations", "2"]);
+    args.push("--run-id=given".into());
+    let empty = [("NEST_SEGMENT", ""), ("NEST_START_AT", ""), ("NEST_LATE_TOLERANCE", ""), ("NEST_RUN_ID", "")];
+    let run = sandbox.nest(&args, &empty);
+    assert_eq!(run.code, Some(0), "{}", run.context());
+    assert_eq!(server.total(), 2);
+    let id = &read(&sandbox, "out/whole.json")["run"]["identity"];
+    assert_eq!(
+        (&id["segment"], &id["run_id"]),
+        (&serde_json::json!({"index": 0, "count": 1}), &serde_json::json!("given"))
+    );
 }
