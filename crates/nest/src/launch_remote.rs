@@ -98,9 +98,28 @@ pub fn ssh(mut args: SshArgs) -> Result<()> {
     let token = Token::generate();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let conclusion = runtime.block_on(async {
-        let coordinator = bind(&args.judge, segments, args.listen, token.clone()).await?;
-        let url = advertised_url(args.advertise.as_deref(), coordinator.local_addr())?;
+        // The thresholds and report paths are checked before the copies; the coordinator is bound after them, so
+        // that --ready-timeout counts from the segments' start, not from the start of a slow copy.
+        args.judge.settings(segments)?;
+        advertised_url(args.advertise.as_deref(), args.listen)?;
+        for path in args.judge.json.iter().chain(&args.judge.csv).chain(&args.judge.html).chain(&args.judge.junit) {
+            crate::run::check_writable(path)?;
+        }
         let prepared = prepare_all(&ssh, &hosts, &version, &binary, &bundle, args.judge.quiet).await?;
+        let bound = async {
+            let coordinator = bind(&args.judge, segments, args.listen, token.clone()).await?;
+            let url = advertised_url(args.advertise.as_deref(), coordinator.local_addr())?;
+            anyhow::Ok((coordinator, url))
+        };
+        let (coordinator, url) = match bound.await {
+            Ok(bound) => bound,
+            Err(e) => {
+                for host in &prepared {
+                    let _ = ssh.remove(host).await;
+                }
+                return Err(e);
+            }
+        };
         let launched = Launched::spawn(&ssh, &prepared, &bundle.run_args, &url, &token, coordinator.handle())
             .context("cannot start the segments")?;
         let launched = Arc::new(launched);

@@ -374,3 +374,14 @@ fn proxy_running(marker: &str) -> bool {
         .flatten()
         .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker)))
 }
+
+#[test]
+fn listening_on_every_address_needs_the_advertised_one_before_any_host_is_called() {
+    // No ssh is started: the host would not even resolve.
+    let sandbox = sandbox();
+    let args = ["launch", "ssh", "--listen", "0.0.0.0:0", "nohost.invalid", "-H", "http://127.0.0.1:9", "-t", "1s"];
+    let run = sandbox.nest(&args, &[]);
+    run.assert_code(2);
+    assert!(run.stderr.contains("give --advertise"), "{}", run.context());
+    assert!(!run.stderr.contains("nohost.invalid"), "no host was called\n{}", run.context());
+}
