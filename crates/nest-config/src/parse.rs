@@ -14,6 +14,39 @@ use url::Url;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// An error that ends the command with its own exit code (3 late, 4 incomplete, 5 refused), after its message.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitWith {
+    /// The exit code.
+    pub code: u8,
+    /// What to print after `error: `.
+    pub message: String,
+}
+
+/// Parses a segment `I/N` (from 0 to N-1).
+pub fn parse_segment(text: &str) -> Result<nest_core::Segment, String> {
+    let bad = || format!("`{text}` is not a segment: give I/N with 0 <= I < N, e.g. 0/3, 1/3, 2/3");
+    let (i, n) = text.trim().split_once('/').ok_or_else(bad)?;
+    let (i, n) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    nest_core::Segment::new(i, n).ok_or_else(bad)
+}
+
+/// Parses a start time: Unix seconds (fractions allowed) or RFC 3339 (`2026-12-01T18:00:00Z`).
+pub fn parse_start_at(text: &str) -> Result<std::time::SystemTime, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| std::time::UNIX_EPOCH + Duration::from_secs_f64(secs))
+            .ok_or_else(|| format!("`{text}` is not a time: give Unix seconds (e.g. 1764612000.5) or RFC 3339"));
+    }
+    humantime::parse_rfc3339_weak(text).map_err(|e| {
+        format!(
+            "`{text}` is not a time ({e}): give Unix seconds (e.g. 1764612000.5) or RFC 3339 (2026-12-01T18:00:00Z)"
+        )
+    })
+}
+
 /// A byte size from a setting: `16MiB`, `1048576` (see [`nest_http::parse_size`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
@@ -106,6 +139,19 @@ mod tests {
         assert!(parse_duration("1e300").unwrap_err().starts_with("`1e300` is not a duration: give 0 to 31536000"));
         assert_eq!(parse_duration("365d"), Ok(nest_core::MAX_DURATION));
         assert!(parse_duration("366d").unwrap_err().contains("longer than a year"));
+    }
+
+    #[test]
+    fn segments_and_start_times() {
+        assert_eq!(parse_segment("2/3"), Ok(nest_core::Segment::new(2, 3).unwrap()));
+        for bad in ["3/3", "0/0", "1", "a/3", "-1/3"] {
+            assert!(parse_segment(bad).unwrap_err().contains("give I/N with 0 <= I < N"), "{bad}");
+        }
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(1_764_612_000_500);
+        assert_eq!(parse_start_at("1764612000.5"), Ok(at));
+        assert_eq!(parse_start_at("2025-12-01T18:00:00.5Z"), Ok(at));
+        assert!(parse_start_at("soon").unwrap_err().contains("RFC 3339"));
+        assert!(parse_start_at("-5").is_err());
     }
 
     #[test]

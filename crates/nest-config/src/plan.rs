@@ -121,8 +121,8 @@ pub struct RunPlan {
 }
 
 /// Checks the layered settings of `mix` (see [`load_mix`]) against its scripts; `demo` runs against the built-in
-/// target.
-pub fn build(mut mix: Mix, demo: bool) -> Result<RunPlan, UsageError> {
+/// target; `segment` is this process's share of the plan.
+pub fn build(mut mix: Mix, demo: bool, segment: nest_core::Segment) -> Result<RunPlan, UsageError> {
     let s = &mix.settings;
     let mut warnings = Vec::new();
     let host = match (&s.host, demo) {
@@ -150,6 +150,7 @@ pub fn build(mut mix: Mix, demo: bool) -> Result<RunPlan, UsageError> {
     let mut builder = Plan::builder(specs)
         .run_time(run_time)
         .iterations(s.iterations)
+        .segment(segment)
         .stop_timeout(s.stop_timeout.unwrap_or(Duration::from_secs(10)));
     let mut shape = None;
     let [cli, env, file] = &mix.layers;

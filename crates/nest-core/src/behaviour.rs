@@ -128,4 +128,15 @@ pub trait BehaviourFactory: Send + Sync + 'static {
     type Behaviour: Behaviour;
     /// Called once on each worker thread, before the run starts.
     fn build(&self, worker: &WorkerContext) -> Result<Self::Behaviour, String>;
+
+    /// Encodes `setup()`'s value so that another process of a split run can [`BehaviourFactory::decode_shared`]
+    /// it. The error says why the value cannot cross processes. By default, no value can.
+    fn encode_shared(&self, _shared: &Shared) -> Result<Vec<u8>, String> {
+        Err("this behaviour cannot send its setup() value to another process".into())
+    }
+
+    /// Decodes a value encoded by [`BehaviourFactory::encode_shared`] (in this process or another).
+    fn decode_shared(&self, _bytes: &[u8]) -> Result<Shared, String> {
+        Err("this behaviour cannot receive a setup() value from another process".into())
+    }
 }

@@ -29,6 +29,12 @@ pub enum Error {
     /// The global `setup()` failed: no load was sent.
     #[error("setup() failed: {0}")]
     Setup(crate::TaskError),
+    /// The other processes of a split run could not be met: late, refused, cancelled. No load was sent.
+    #[error("{0}")]
+    Rendezvous(#[from] crate::RendezvousError),
+    /// `setup()`'s value could not be encoded for, or decoded from, the other processes of a split run.
+    #[error("setup(): its value cannot cross processes: {0}")]
+    SharedValue(String),
     /// A worker thread panicked outside of any script call.
     #[error("worker {0} panicked")]
     WorkerPanicked(usize),

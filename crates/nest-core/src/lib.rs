@@ -18,6 +18,8 @@
 //! - [`run_observed`] also publishes a [`Snapshot`] on a `watch` channel ([`snapshot`]) at each phase and each
 //!   second every worker has reported: observers such as a live view or abort thresholds subscribe to it and stop
 //!   the run through the [`StopHandle`], outside the aggregation loop.
+//! - A run split over processes (segments) meets the others through a [`Rendezvous`] ([`rendezvous`]): one start
+//!   instant, who runs `setup()` and `teardown()`, and when; [`run_with_rendezvous`] takes one.
 //! - Statistics ([`stats`]) are recorded per worker into HdrHistograms and merged exactly by one aggregator, then
 //!   summarised into a [`stats::Summary`].
 //!
@@ -65,6 +67,7 @@ pub mod fiber;
 pub mod limits;
 mod open;
 mod plan;
+pub mod rendezvous;
 mod runner;
 mod segment;
 pub mod snapshot;
@@ -78,8 +81,11 @@ pub use behaviour::{Behaviour, BehaviourFactory, Call, Outcome, Shared, TaskErro
 pub use curve::Stage;
 pub use error::Error;
 pub use plan::{Model, Plan, PlanBuilder, nested_cycle};
-pub use runner::{EndReason, Phase, RunResult, ShapeSource, ShapeTick, StopHandle, run, run_observed};
-pub use segment::Segment;
+pub use rendezvous::{Alone, Rendezvous, RendezvousError, StartAt, StartOrder};
+pub use runner::{
+    EndReason, Phase, RunResult, ShapeSource, ShapeTick, StopHandle, run, run_observed, run_with_rendezvous,
+};
+pub use segment::{Segment, segment_share};
 pub use snapshot::{RunPhase, Snapshot, Snapshots};
 pub use taskset::{
     BadDuration, MAX_DURATION, Pause, Slot, TaskSpec, TasksetSpec, WaitTime, duration_from_secs, throughput_interval,

@@ -11,9 +11,13 @@
 //!
 //! A run goes through named steps, one function each: `ready` (every worker built its behaviour), `setup`, `load`,
 //! `teardown` and `drain` (hang up, merge the last reports, seal).
+//!
+//! A run that is one segment of a split run meets the other processes through a [`Rendezvous`]: it says whether
+//! this process runs `setup()` and `teardown()`, hands out the common start instant (the runner waits for it), and
+//! holds `teardown()` until every segment's load is over. A lone process uses [`Alone`].
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -21,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::behaviour::{BehaviourFactory, TaskError};
 use crate::error::Error;
 use crate::plan::{Model, Plan};
+use crate::rendezvous::{Alone, Rendezvous, StartOrder};
 use crate::snapshot::{self, Publisher, RunPhase, Snapshot};
 use crate::stats::{Aggregate, PoolRow, Summary, SummaryParts};
 use crate::worker::{self, Control, WorkerEvent, WorkerSetup};
@@ -77,15 +82,18 @@ pub enum EndReason {
 pub enum Phase {
     /// `setup()`: the stop came before the load started, so no load ran.
     Setup,
+    /// The wait for the common start of a split run (`--start-at`, a coordinator): no load ran.
+    Start,
     /// `teardown()`: its calls were cancelled when the stop timeout expired (or on a second stop).
     Teardown,
 }
 
 impl Phase {
-    /// `setup` or `teardown`, as reports name it.
+    /// `setup`, `start` or `teardown`, as reports name it.
     pub fn name(self) -> &'static str {
         match self {
             Phase::Setup => "setup",
+            Phase::Start => "start",
             Phase::Teardown => "teardown",
         }
     }
@@ -133,12 +141,16 @@ pub struct RunResult {
     /// From the common start to the end of the last worker's load (setup and teardown excluded), or, when a stop
     /// came during `setup()` (see [`RunResult::cut`]), from the start of `setup()`: the time requests were sent.
     pub duration: Duration,
-    /// The global hook a stop came in, if any: the load did not run (setup), or teardown was cancelled.
+    /// The global hook a stop came in, if any: the load did not run (setup, or the wait for the start), or teardown
+    /// was cancelled.
     pub cut: Option<Phase>,
     /// Why it ended.
     pub end: EndReason,
-    /// The wall-clock time of the common start.
-    pub started_at: std::time::SystemTime,
+    /// The wall-clock time the load actually started (see [`RunResult::intended_start`]).
+    pub started_at: SystemTime,
+    /// The wall-clock time the load was meant to start: the rendezvous' start instant (for a lone process, the
+    /// moment it was ready). `started_at` minus this is the start skew.
+    pub intended_start: SystemTime,
     /// The most fiber stacks any worker had mapped (the peak of calls in flight per worker).
     pub peak_fibers: usize,
     /// The plan that ran.
@@ -154,7 +166,8 @@ impl RunResult {
             tasksets: &self.plan.tasksets,
             duration_s: self.duration.as_secs_f64(),
             started_at: self.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
-            users: self.plan.users().max(peak),
+            // (A segment counts its own users: the merge adds them up to the plan's.)
+            users: self.plan.segment_users().max(peak),
             open: self.plan.model.is_open(),
             stopped_in: self.cut.map(Phase::name),
             pools,
@@ -195,43 +208,68 @@ pub async fn run_observed<F: BehaviourFactory>(
     plan: Plan,
     factory: Arc<F>,
     handle: StopHandle,
+    shape: impl ShapeSource,
+    snapshots: watch::Sender<Arc<Snapshot>>,
+) -> Result<RunResult, Error> {
+    run_with_rendezvous(plan, factory, handle, shape, snapshots, Arc::new(Alone)).await
+}
+
+/// Runs a plan as [`run_observed`] does, meeting the other processes of a split run through `rendezvous`: it
+/// decides who runs `setup()` and `teardown()`, when the load starts (an error there sends no load:
+/// [`Error::Rendezvous`]), and when `teardown()` may run.
+pub async fn run_with_rendezvous<F: BehaviourFactory>(
+    plan: Plan,
+    factory: Arc<F>,
+    handle: StopHandle,
     mut shape: impl ShapeSource,
     snapshots: watch::Sender<Arc<Snapshot>>,
+    rendezvous: Arc<dyn Rendezvous>,
 ) -> Result<RunResult, Error> {
     let plan = Arc::new(plan);
     let workers = spawn(&plan, &factory, &handle)?;
     let mut run = Run { plan, handle, workers, aggregate: Aggregate::default(), publisher: Publisher::new(snapshots) };
     run.ready().await?;
+    if let Some(Err(error)) = run.until_stopped(rendezvous.ready()).await {
+        run.workers.join();
+        return Err(Error::Rendezvous(error));
+    }
 
     let setup_started = Instant::now();
-    let shared = match run.setup().await {
-        SetupOutcome::Value(value) => value,
-        // Killed in setup(): no load, no teardown.
-        SetupOutcome::Cut => {
-            return Ok(run.drain(setup_started.elapsed(), EndReason::Killed, Some(Phase::Setup)).await);
+    let local = if rendezvous.runs_globals() {
+        match run.setup().await {
+            SetupOutcome::Value(value) => value,
+            // Killed in setup(): no load, no teardown.
+            SetupOutcome::Cut => {
+                return Ok(run.drain(setup_started.elapsed(), EndReason::Killed, Some(Phase::Setup)).await);
+            }
+            SetupOutcome::Failed(error) => {
+                run.workers.join();
+                return Err(Error::Setup(error));
+            }
+            SetupOutcome::Panicked => return Err(Error::WorkerPanicked(0)),
         }
-        SetupOutcome::Failed(error) => {
+    } else {
+        None
+    };
+    let (order, shared) = match run.meet(&*factory, &*rendezvous, local).await {
+        Ok(met) => met,
+        Err(error) => {
             run.workers.join();
-            return Err(Error::Setup(error));
+            return Err(error);
         }
-        SetupOutcome::Panicked => return Err(Error::WorkerPanicked(0)),
     };
     let setup_cut = run.handle.asked.is_cancelled().then_some(Phase::Setup);
 
-    let load = run.load(shared, &mut shape).await;
-    // A stop during setup() left no load to speak of: the run is the time requests were sent, from setup on.
+    let load = run.load(shared, &mut shape, order.at).await;
+    // A stop before the start left no load to speak of: the run is the time requests were sent, from setup on.
     let duration = if setup_cut.is_some() { setup_started.elapsed() } else { load.start.elapsed() };
-    let mut end = load.end(&run.handle);
-    let mut cut = setup_cut;
-    if end != EndReason::Killed && !run.teardown(load.start).await {
-        end = EndReason::Killed;
-        // A load that never ran says more than a teardown cut short.
-        cut.get_or_insert(Phase::Teardown);
-    }
+    let cut = setup_cut.or(load.waited_out.then_some(Phase::Start));
+    let (end, cut) = run.after_load(&*rendezvous, &load, cut).await;
     let mut result = run.drain(duration, end, cut).await;
     if setup_cut.is_none() {
-        // (After a stop in setup(), the run's time starts with setup(), as `drain` computed it.)
+        // (After a stop before the start, the run's time starts with setup(), as `drain` computed it.)
         result.started_at = load.started_at;
+        result.intended_start = order.at;
     }
     result.peak_fibers = load.peak_fibers;
     Ok(result)
@@ -263,9 +301,11 @@ struct LoadOutcome {
     /// The common start.
     start: Instant,
     /// Its wall-clock time.
-    started_at: std::time::SystemTime,
+    started_at: SystemTime,
     /// Who ended the load, if anyone did before the workers finished by themselves.
     ended_by: Option<EndReason>,
+    /// A stop came while waiting for the common start: the load did not run.
+    waited_out: bool,
     peak_fibers: usize,
 }
 
@@ -293,6 +333,61 @@ struct LoadState {
 }
 
 impl Run {
+    /// Resolves `future`, unless a stop is asked first (`None`).
+    async fn until_stopped<T>(&self, future: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            value = future => Some(value),
+            () = self.handle.asked.cancelled() => None,
+        }
+    }
+
+    /// Hands `setup()`'s value to the rendezvous and waits for the order to start; returns it with the value the
+    /// workers get. A stop while waiting starts at once (and the load ends at once).
+    async fn meet<F: BehaviourFactory>(
+        &self,
+        factory: &F,
+        rendezvous: &dyn Rendezvous,
+        local: Option<crate::behaviour::Shared>,
+    ) -> Result<(StartOrder, Option<crate::behaviour::Shared>), Error> {
+        let encoded = match &local {
+            Some(value) if rendezvous.shares_setup() => Some(factory.encode_shared(value).map_err(Error::SharedValue)?),
+            _ => None,
+        };
+        let order = match self.until_stopped(rendezvous.start(encoded)).await {
+            Some(order) => order.map_err(Error::Rendezvous)?,
+            None => StartOrder { at: SystemTime::now(), setup: None },
+        };
+        let shared = match &order.setup {
+            Some(bytes) => Some(factory.decode_shared(bytes).map_err(Error::SharedValue)?),
+            None => local,
+        };
+        Ok((order, shared))
+    }
+
+    /// After the load: waits until the rendezvous says every segment's load is over (unless killed meanwhile), then
+    /// runs `teardown()` if this process runs the globals. Returns why the run ended and the phase a stop cut.
+    async fn after_load(
+        &mut self,
+        rendezvous: &dyn Rendezvous,
+        load: &LoadOutcome,
+        mut cut: Option<Phase>,
+    ) -> (EndReason, Option<Phase>) {
+        let mut end = load.end(&self.handle);
+        if end == EndReason::Killed {
+            return (end, cut);
+        }
+        let others_done = tokio::select! {
+            () = rendezvous.load_done() => true,
+            () = self.handle.kill.cancelled() => false,
+        };
+        // A load that never ran says more than a teardown cut short (hence `get_or_insert`).
+        if !others_done || (rendezvous.runs_globals() && !self.teardown(load.start).await) {
+            end = EndReason::Killed;
+            cut.get_or_insert(Phase::Teardown);
+        }
+        (end, cut)
+    }
+
     /// Waits until every worker has built its behaviour, so that a broken script never sends load.
     async fn ready(&mut self) -> Result<(), Error> {
         let mut failed = None;
@@ -339,9 +434,21 @@ impl Run {
 
     /// Gives every worker the common start and `setup()`'s value, then owns the clock until every worker's load
     /// is over: the run time, a shape, a stop, the stop timeout.
-    async fn load(&mut self, shared: Option<crate::behaviour::Shared>, shape: &mut impl ShapeSource) -> LoadOutcome {
+    async fn load(
+        &mut self,
+        shared: Option<crate::behaviour::Shared>,
+        shape: &mut impl ShapeSource,
+        at: SystemTime,
+    ) -> LoadOutcome {
+        // The common start is on the wall clock (it is the same instant in every process); a stop does not wait.
+        let mut waited_out = false;
+        if let Ok(wait) = at.duration_since(SystemTime::now())
+            && !self.handle.asked.is_cancelled()
+        {
+            waited_out = self.until_stopped(tokio::time::sleep(wait)).await.is_none();
+        }
         let start = Instant::now();
-        let started_at = std::time::SystemTime::now();
+        let started_at = SystemTime::now();
         for control in &self.workers.controls {
             let _ = control.send(Control::Start(start, shared.clone()));
         }
@@ -383,7 +490,7 @@ impl Run {
                 }
             }
         }
-        LoadOutcome { start, started_at, ended_by, peak_fibers: state.peak_fibers }
+        LoadOutcome { start, started_at, ended_by, peak_fibers: state.peak_fibers, waited_out }
     }
 
     /// Merges one worker report of the load; once every worker has reported one more second, publishes.
@@ -474,8 +581,17 @@ impl Run {
         self.workers.join();
         self.aggregate.seal_before(u64::MAX);
         self.publisher.publish(RunPhase::Drain, duration, &self.aggregate).await;
-        let started_at = std::time::SystemTime::now() - duration;
-        RunResult { aggregate: self.aggregate, duration, cut, end, started_at, peak_fibers: 0, plan: self.plan }
+        let started_at = SystemTime::now() - duration;
+        RunResult {
+            aggregate: self.aggregate,
+            duration,
+            cut,
+            end,
+            started_at,
+            intended_start: started_at,
+            peak_fibers: 0,
+            plan: self.plan,
+        }
     }
 }
 

@@ -38,6 +38,12 @@ impl Lane {
     }
 }
 
+/// How many of the global ids below `total` (VUs, arrivals, iterations) segment `segment` owns: its share of a
+/// count, exactly as the runner splits it.
+pub fn segment_share(total: u64, segment: Segment) -> u64 {
+    Lane::of_segment(segment).count_below(total)
+}
+
 /// The seed of global VU `id`'s random stream, under the plan's seed: the same in every segment and on every worker.
 pub(crate) fn vu_seed(seed: u64, id: u64) -> u64 {
     seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)

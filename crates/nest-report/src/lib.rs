@@ -12,6 +12,8 @@
 //!   report, so that a saved JSON report renders again byte for byte.
 //! - [`merge`]: [`model::Report::merge`], the exact merge of several reports of one plan (counts added, histograms
 //!   added bucket for bucket, percentiles computed again), refusing reports of different plans ([`merge::MergeError`]).
+//! - [`identity`]: which run a report belongs to (run id, plan hash, segment, host, start and skew), and the
+//!   incomplete marker of a merge that lacks segments ([`identity::mark_incomplete`]).
 //! - [`output`]: atomic file writes (a temporary file renamed over the target), for every file nest writes.
 //!
 //! ```
@@ -25,6 +27,7 @@
 
 #![deny(missing_docs)]
 
+pub mod identity;
 pub mod merge;
 pub mod model;
 pub mod output;

@@ -14,6 +14,8 @@
 //! carry their counts and histograms, so the merged points are exact too. Timelines of older reports, whose rows
 //! carry no histograms, cannot be combined: the merged report then has no timeline.
 
+mod segments;
+
 use std::collections::BTreeMap;
 
 use nest_core::stats::{
@@ -24,6 +26,8 @@ use nest_core::stats::{
 use crate::model::{Report, RunInfo};
 use crate::thresholds::observed::{counts_of, latency_of, rebuild};
 use crate::thresholds::{Threshold, Verdict, evaluate, gate_verdict};
+
+pub use segments::{Merged, merge_segments};
 
 /// Why reports cannot be merged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +52,39 @@ pub enum MergeError {
         /// The first report.
         first: String,
         /// Its copy.
+        other: String,
+    },
+    /// Two reports are segments of different runs (their run ids differ).
+    #[error(
+        "{other} is not from the same run as {first}: run ids {other_id} and {first_id} (give every segment the \
+         same --run-id or NEST_RUN_ID, or the same --start-at)"
+    )]
+    DifferentRun {
+        /// The first report.
+        first: String,
+        /// The report that differs from it.
+        other: String,
+        /// The first report's run id.
+        first_id: String,
+        /// The other's.
+        other_id: String,
+    },
+    /// Two different reports hold the same segment: their loads overlap.
+    #[error("{other} and {first} both hold segment {segment}, with different results: one of them is from another run")]
+    SameSegment {
+        /// The first report of the segment.
+        first: String,
+        /// The second.
+        other: String,
+        /// The segment, `I/N`.
+        segment: String,
+    },
+    /// A report without a run identity (written before segments existed) given with reports that have one.
+    #[error("{input} has no run identity (an older nest wrote it): it cannot be merged with {other}")]
+    NoIdentity {
+        /// The report without one.
+        input: String,
+        /// A report with one.
         other: String,
     },
     /// A histogram of a report does not decode.
@@ -102,9 +139,15 @@ pub fn merge_named(inputs: &[(&str, &Report)]) -> Result<Report, MergeError> {
 /// What makes two reports of different plans, if anything.
 fn plan_difference(a: &Report, b: &Report) -> Option<&'static str> {
     let exprs = |r: &Report| r.thresholds.iter().map(|v| (v.expr.clone(), v.abort)).collect::<Vec<_>>();
+    // The plan hash covers the load (the load line also names the worker count, which may differ between machines).
+    let hashes = |r: &Report| r.run.identity.as_ref().map(|id| id.plan_hash.clone());
+    let loads_differ = match (hashes(a), hashes(b)) {
+        (Some(a), Some(b)) => a != b,
+        _ => a.run.load != b.run.load,
+    };
     [
         (a.run.host != b.run.host, "hosts"),
-        (a.run.load != b.run.load, "loads"),
+        (loads_differ, "loads"),
         (a.run.run_time_s != b.run.run_time_s, "run times"),
         (a.run.iterations != b.run.iterations, "iteration budgets"),
         (a.run.mix != b.run.mix, "mixes"),

@@ -29,6 +29,15 @@ pub struct RunInfo {
     pub iterations: Option<u64>,
     /// The load mix.
     pub mix: Vec<MixRow>,
+    /// Which run and segment this is, where and when it started (absent in reports of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<crate::identity::RunIdentity>,
+    /// A merged report: the segments it holds, by index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<crate::identity::SegmentRow>,
+    /// A merged report that lacks segments: which, and the share of the plan missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<crate::identity::Incomplete>,
 }
 
 /// The whole JSON report.

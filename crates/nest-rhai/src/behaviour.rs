@@ -129,6 +129,18 @@ impl BehaviourFactory for ScriptFactory {
         }
         Ok(ScriptBehaviour { tasksets, env, worker: worker.clone(), dir: self.catalog.dir.clone() })
     }
+
+    /// `setup()`'s value is plain data already (checked when it returned): JSON carries it to other processes.
+    fn encode_shared(&self, shared: &Shared) -> Result<Vec<u8>, String> {
+        let json = shared.downcast_ref::<serde_json::Value>().ok_or("setup(): not a value of a Rhai script")?;
+        serde_json::to_vec(json).map_err(|e| format!("setup(): its value cannot be encoded: {e}"))
+    }
+
+    fn decode_shared(&self, bytes: &[u8]) -> Result<Shared, String> {
+        let json: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("setup(): the value received is not JSON: {e}"))?;
+        Ok(Arc::new(json))
+    }
 }
 
 /// The pause a `wait_time(|| ...)` closure returned: a number of seconds, checked like every other duration.

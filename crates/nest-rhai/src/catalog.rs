@@ -45,6 +45,13 @@ pub struct TasksetDef {
     pub(crate) source: Arc<str>,
 }
 
+impl TasksetDef {
+    /// The script's source, as it was compiled (a split run's plan hash covers it).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
+
 /// Every taskset of a folder, compiled and checked.
 #[derive(Debug, Clone)]
 pub struct Catalog {

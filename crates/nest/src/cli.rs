@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use nest_config::parse::{UsageError, parse_duration};
+use nest_config::parse::{UsageError, parse_duration, parse_segment, parse_start_at};
 use nest_config::settings::Settings;
 use nest_demo::Stall;
 
@@ -29,6 +29,10 @@ pub const EXIT_CODES: &str = "Exit codes:
   1  the default gate failed: with no threshold configured, a request failed or a script error occurred
      (--exit-code-on-error N changes the code, --no-default-gate turns the gate off); or an internal error
   2  a usage, config or script error, found before any load was sent (a failing setup() included)
+  3  late: this segment was ready after --start-at + --late-tolerance; it sent nothing
+  4  incomplete: a merged or coordinated run lacks a segment's share (the reports are written, marked
+     incomplete), or a coordinated run was cancelled before its start (nothing was sent)
+  5  refused: the coordinator refused this segment (another plan, an index out of range or taken, a bad token)
   6  nest scale --gate: scalability regressed against the history
  99  the run completed but at least one threshold failed";
 
@@ -65,9 +69,20 @@ pub enum Command {
     /// Merge saved JSON reports of one plan, run side by side, into one report, exactly.
     ///
     /// Counts add up, histograms are added bucket for bucket and percentiles are computed again; the thresholds are
-    /// evaluated again on the merged figures. Reports of different plans (host, load, run time, mix, thresholds) or
-    /// the same report twice are refused with exit code 2. Writes the same files as `nest report`.
+    /// evaluated again on the merged figures (or those of --threshold), and a failed one exits 99. Segments of a
+    /// split run (`nest run --segment I/N`) must share one plan hash and run id and hold each index once: other
+    /// plans, other runs and two results of one index are refused with exit code 2, an exact copy of a file is
+    /// ignored with a warning, and a set that lacks an index is merged, marked incomplete, and exits 4. Writes the
+    /// same files as `nest report`.
     Merge(MergeArgs),
+    /// Coordinate a run split into N segments: one start, one setup(), live merged figures, one verdict.
+    ///
+    /// Segments join with `nest run --coordinator URL --segment I/N`; every request must carry the token of
+    /// NEST_COORDINATOR_TOKEN. Exits 0 or 99 like `nest run`, and 4 when the run is incomplete (a segment lost, or
+    /// not every segment ready within --ready-timeout).
+    Coordinate(crate::coordinate::CoordinateArgs),
+    /// Start a coordinated run's segments: `nest launch local --segments N [run flags]` runs N on this machine.
+    Launch(crate::launch::LaunchArgs),
 }
 
 /// Generates the clap arguments of the settings from the settings table of `nest_config`: `SourceSettings` (the
@@ -217,6 +232,56 @@ pub struct RunArgs {
     /// Accepted so that Locust command lines work as pasted: nest has no web UI, every run is headless.
     #[arg(long)]
     pub headless: bool,
+    /// Running one share of a split plan.
+    #[command(flatten)]
+    pub scale: ScaleOutArgs,
+    /// Taking part in a coordinated run.
+    #[command(flatten)]
+    pub coordinator: crate::coordinate::JoinArgs,
+}
+
+/// How this process takes part in a run split over several (see docs/scale.md). These are process flags, not
+/// settings: they have no `nest.yaml` key, and [`ScaleOutArgs::with_env`] reads their variables.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ScaleOutArgs {
+    /// Run only segment I of N of the plan (0 <= I < N): the global VUs, arrivals and iterations j with j mod N = I,
+    /// and that share of each data pool [env: NEST_SEGMENT].
+    #[arg(long, value_parser = parse_segment, value_name = "I/N")]
+    pub segment: Option<nest_core::Segment>,
+    /// Get ready, then start the load at TIME (Unix seconds, fractions allowed, or RFC 3339 in UTC); a process ready
+    /// only after TIME + --late-tolerance sends nothing and exits 3 [env: NEST_START_AT].
+    #[arg(long, value_parser = parse_start_at, value_name = "TIME")]
+    pub start_at: Option<std::time::SystemTime>,
+    /// How late after --start-at a process may be ready and still start [default: 2s; env: NEST_LATE_TOLERANCE].
+    #[arg(long, value_parser = parse_duration, value_name = "DUR")]
+    pub late_tolerance: Option<Duration>,
+    /// The run's id, the same for every segment of one run [default: derived from the plan and --start-at, else a
+    /// fresh UUID; env: NEST_RUN_ID].
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+}
+
+impl ScaleOutArgs {
+    /// The flags, each not given taken from its `NEST_*` variable (an empty one counts as unset), the tolerance
+    /// defaulted to 2 s. A malformed variable is a usage error naming it.
+    pub fn with_env(&self) -> Result<ScaleOutArgs, UsageError> {
+        fn var<T>(name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, UsageError> {
+            match std::env::var(name) {
+                Ok(text) if !text.trim().is_empty() => {
+                    parse(&text).map(Some).map_err(|e| UsageError(format!("{name}={text}: {e}")))
+                }
+                _ => Ok(None),
+            }
+        }
+        Ok(ScaleOutArgs {
+            segment: self.segment.or(var("NEST_SEGMENT", parse_segment)?),
+            start_at: self.start_at.or(var("NEST_START_AT", parse_start_at)?),
+            late_tolerance: Some(
+                self.late_tolerance.or(var("NEST_LATE_TOLERANCE", parse_duration)?).unwrap_or(Duration::from_secs(2)),
+            ),
+            run_id: self.run_id.clone().or(var("NEST_RUN_ID", |s| Ok(s.trim().to_owned()))?),
+        })
+    }
 }
 
 impl RunArgs {
@@ -258,6 +323,10 @@ pub struct MergeArgs {
     /// Where the merged report goes, and in which formats: as for `nest report`.
     #[command(flatten)]
     pub outputs: OutputArgs,
+    /// A pass/fail criterion evaluated on the merged figures, as for `nest run` (repeatable; replaces the
+    /// thresholds the reports hold). A failed threshold exits 99.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub threshold: Vec<String>,
 }
 
 /// The report files `nest merge` writes.

@@ -1,18 +1,23 @@
 //! The `nest` binary: parse, dispatch, and turn the outcome into an exit code.
 //!
-//! Exit codes: 0 when the run completed; 6 when `nest scale --gate` found a regression; 2 for a usage, config or script error found before any load; 1 for an
-//! unexpected internal error. They are documented in `--help` and in docs/cli.md.
+//! Exit codes: 0 when the run completed; 2 for a usage, config or script error found before any load; 1 for an
+//! unexpected internal error; 3 late, 4 incomplete, 5 refused (split runs); 6 a scalability regression
+//! (`nest scale --gate`); 99 a failed threshold. They are documented in `--help` and in docs/cli.md.
 
 mod cli;
 mod configure;
 mod confirm;
+mod coordinate;
 mod demo_server;
 mod hook;
+mod launch;
+mod launch_remote;
 mod list;
 mod live;
 mod report_cmd;
 mod run;
 mod scale;
+mod scale_index;
 mod shell;
 
 use std::io::Write;
@@ -36,6 +41,10 @@ fn main() -> ExitCode {
         Err(err) if err.downcast_ref::<nest_scale::Regressed>().is_some() => {
             ExitCode::from(nest_scale::Regressed::CODE)
         }
+        Err(err) if err.downcast_ref::<nest_config::parse::ExitWith>().is_some() => {
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
+            ExitCode::from(err.downcast_ref::<nest_config::parse::ExitWith>().map_or(1, |e| e.code))
+        }
         Err(err) => {
             // Never a panic (exit 101) when stderr is closed or full: the exit code says it.
             let _ = writeln!(std::io::stderr(), "error: {err:#}");
@@ -53,6 +62,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Hook(args) => hook::run(args),
         Command::Report(args) => report_cmd::run(args),
         Command::Merge(args) => report_cmd::merge(args),
-        Command::Scale(args) => scale::run(*args),
+        Command::Scale(args) => scale_index::run(*args),
+        Command::Coordinate(args) => coordinate::run(args),
+        Command::Launch(args) => launch::run(args),
     }
 }

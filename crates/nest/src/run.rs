@@ -20,8 +20,10 @@ use nest_http::ClientConfig;
 use crate::cli::RunArgs;
 use crate::confirm;
 use crate::live::Display;
+use crate::scale::ScaleOut;
 use nest_config::parse::UsageError;
 use nest_config::plan;
+use nest_coord::rendezvous::Coordinated;
 use nest_report::model::{Report, RunInfo};
 use nest_report::output::write_atomic;
 use nest_report::render::Outputs;
@@ -30,7 +32,10 @@ use nest_report::thresholds::{self, GateFailed, Threshold, ThresholdsFailed};
 
 /// Runs `nest run`.
 pub fn run(args: RunArgs) -> Result<()> {
-    let mut checked = plan::build(plan::load_mix(&args.source, args.settings()?)?, args.demo)?;
+    let scale_args = args.scale.with_env()?;
+    let segment = scale_args.segment.unwrap_or(nest_core::Segment::WHOLE);
+    let mut checked = plan::build(plan::load_mix(&args.source, args.settings()?)?, args.demo, segment)?;
+    let mut scale = ScaleOut::prepare(&scale_args, &mut checked);
     for warning in &checked.warnings {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
@@ -40,6 +45,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         let _ = writeln!(std::io::stderr(), "not started: nothing was sent");
         return Ok(());
     }
+    let joined = scale.coordinated(&args.coordinator, &scale_args, &mut checked)?;
     let say = |text: &str| {
         if !args.quiet {
             let _ = writeln!(std::io::stderr(), "{text}");
@@ -54,8 +60,12 @@ pub fn run(args: RunArgs) -> Result<()> {
     } else {
         None
     };
-    let Executed { report, gate, .. } = execute(checked, args.quiet)?;
+    if let Some(line) = scale.announcement(&scale_args) {
+        say(&line);
+    }
+    let executed = execute(checked, args.quiet, &scale, joined.as_ref());
     drop(demo);
+    let Executed { report, gate, .. } = executed?;
     // A report on stdout (`--json -`, `--html /dev/stdout`) is alone there, so the summary goes to stderr. A summary
     // that cannot be printed (a closed terminal, a full disk) must not keep the report files from being written.
     let _ = if summary_to_stderr {
@@ -63,6 +73,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     } else {
         print_report(&mut std::io::stdout().lock(), &report, args.quiet)
     };
+    // A coordinated segment hands its result in first; the verdict is the coordinator's.
+    let handed = joined.as_ref().map(|joined| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(joined.hand_in(&report)).context("could not hand the result in to the coordinator")
+    });
     if let Some(path) = &args.json {
         let json = serde_json::to_vec_pretty(&report)?;
         write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
@@ -70,6 +85,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     for path in outputs.write(&report)? {
         say(&format!("report written to {}", path.display()));
+    }
+    if let Some(handed) = handed {
+        return handed;
     }
     let failed = report.thresholds.iter().filter(|v| !v.passed).count();
     if let Some(code) = gate
@@ -94,8 +112,14 @@ pub struct Executed {
 }
 
 /// Runs a checked plan against its host to its end, watching signals, progress (unless `quiet`) and the abort
-/// thresholds, and builds its report. `nest run` prints and writes it; `nest scale` runs one per step.
-pub fn execute(checked: plan::RunPlan, quiet: bool) -> Result<Executed> {
+/// thresholds, and builds its report. `nest run` prints and writes it; `nest scale` runs one per step. `scale` is
+/// its part in a split run (its rendezvous and identity), `joined` the coordinator it feeds, if any.
+pub fn execute(
+    checked: plan::RunPlan,
+    quiet: bool,
+    scale: &ScaleOut,
+    joined: Option<&Arc<Coordinated>>,
+) -> Result<Executed> {
     let say = |text: &str| {
         if !quiet {
             let _ = writeln!(std::io::stderr(), "{text}");
@@ -105,7 +129,7 @@ pub fn execute(checked: plan::RunPlan, quiet: bool) -> Result<Executed> {
     let http = Arc::new(client_config(&checked)?);
     let data = checked.mix.data.clone();
     let factory = Arc::new(checked.mix.catalog.factory(http, Some(host.clone())).with_data(data.clone()));
-    let run_info = run_info(&checked, &host);
+    let mut run_info = run_info(&checked, &host);
     let plan = checked.plan;
     let gate = checked.gate;
 
@@ -120,8 +144,14 @@ pub fn execute(checked: plan::RunPlan, quiet: bool) -> Result<Executed> {
         // and the runner copies nothing.)
         let quiet = matches!(*display.lock().unwrap_or_else(PoisonError::into_inner), Display::Quiet);
         let progress = (!quiet).then(|| tokio::spawn(show_progress(display.clone(), snapshots.clone())));
+        if let Some(joined) = joined {
+            let display = display.clone();
+            let say = move |text: &str| display.lock().unwrap_or_else(PoisonError::into_inner).message(text);
+            joined.feed(snapshots.clone(), handle.clone(), say);
+        }
         let abort = tokio::spawn(abort_on_breach(checked.thresholds, snapshots, handle.clone(), display.clone()));
-        let result = nest_core::run_observed(plan, factory, handle, Shape(checked.shape), publish).await;
+        let shape = Shape(checked.shape);
+        let result = nest_core::run_with_rendezvous(plan, factory, handle, shape, publish, scale.rendezvous()).await;
         signals.abort();
         if let Some(progress) = progress {
             let _ = progress.await;
@@ -133,6 +163,7 @@ pub fn execute(checked: plan::RunPlan, quiet: bool) -> Result<Executed> {
         nest_core::Error::Worker { .. } | nest_core::Error::InvalidPlan(_) | nest_core::Error::Setup(_) => {
             anyhow::Error::new(UsageError(e.to_string()))
         }
+        nest_core::Error::Rendezvous(e) => anyhow::Error::new(crate::scale::failed(&e)),
         other => anyhow::Error::new(other),
     })?;
     match (result.cut, result.end) {
@@ -140,6 +171,7 @@ pub fn execute(checked: plan::RunPlan, quiet: bool) -> Result<Executed> {
             say("stopped during setup(): its calls were cancelled; the load did not start")
         }
         (Some(nest_core::Phase::Setup), _) => say("stopped during setup(): the load did not start"),
+        (Some(nest_core::Phase::Start), _) => say("stopped while waiting for the start time: the load did not start"),
         (Some(nest_core::Phase::Teardown), _) => say("stopped during teardown(): its calls were cancelled"),
         (None, EndReason::Killed) => say("stopped: calls still in flight were cancelled"),
         (None, EndReason::Stopped) if aborted.is_empty() => say("stopped"),
@@ -148,6 +180,7 @@ pub fn execute(checked: plan::RunPlan, quiet: bool) -> Result<Executed> {
     }
 
     let interrupted = matches!(result.end, EndReason::Stopped | EndReason::Killed) && aborted.is_empty();
+    run_info.identity = Some(scale.identity(&result));
     let summary = result.summary(nest_config::data::pool_rows(&data));
     let report = Report::new(summary, run_info, &thresholds, &aborted, gate.is_some());
     Ok(Executed { report, gate, interrupted })
@@ -178,6 +211,9 @@ fn run_info(checked: &plan::RunPlan, host: &url::Url) -> RunInfo {
         run_time_s: plan.run_time.map(|t| t.as_secs_f64()),
         iterations: plan.iterations,
         mix: checked.mix.rows.clone(),
+        identity: None,
+        segments: Vec::new(),
+        incomplete: None,
     }
 }
 
@@ -235,7 +271,7 @@ impl nest_core::ShapeSource for Shape {
 }
 
 /// The progress display, as an observer: it shows each second of the load and the final totals.
-async fn show_progress(display: Arc<Mutex<Display>>, mut snapshots: Snapshots) {
+pub(crate) async fn show_progress(display: Arc<Mutex<Display>>, mut snapshots: Snapshots) {
     while snapshots.changed().await.is_ok() {
         let snapshot = snapshots.borrow_and_update().clone();
         // (The load's first snapshot, at 0 s, has nothing to show yet.)

@@ -1,157 +1,98 @@
-//! `nest scale`: parses the steps, runs each one through `nest run`'s path (`run::execute`), and hands the rest
-//! (measurement, capacity, fit, files, history, gate) to nest-scale.
+//! `nest run`'s part in a split run: which rendezvous it uses (`--start-at`), its identity in the report (run id,
+//! plan hash, segment, start and skew), and the exit code of a rendezvous that failed.
+//!
+//! The logic (hashing, ids, the rendezvous) is in the libraries; this only picks from the command line.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
-use nest_demo::{DemoConfig, DemoServer, Mode};
-use nest_scale::ScaleError;
-use nest_scale::run::{Outputs, Setup, StepRun};
-use nest_scale::spec::{Load, ScaleConfig, Spec};
+use nest_core::{Alone, Rendezvous, RendezvousError, RunResult, StartAt};
+use nest_report::identity::{self, PlanParts, RunIdentity};
 
-use crate::cli::{RunArgs, ScaleArgs, ScaleCommand, ScaleHistoryArgs};
-use nest_config::parse::UsageError;
-use nest_config::plan;
-use nest_config::settings::Settings;
+use crate::cli::ScaleOutArgs;
+use nest_config::parse::ExitWith;
+use nest_config::plan::RunPlan;
 
-/// Runs `nest scale` (or `nest scale history`).
-pub fn run(args: ScaleArgs) -> Result<()> {
-    if let Some(ScaleCommand::History(h)) = &args.command {
-        return history(h);
-    }
-    let base = step_settings(&args.run)?;
-    for path in args.run.json.iter().chain(&args.run.html) {
-        crate::run::check_writable(path)?;
-    }
-    let mix = plan::load_mix(&args.run.source, base.clone())?;
-    let file = mix.config.as_ref().and_then(|c| c.file.scale.clone());
-    let spec = Spec::layered(&cli_config(&args), file.as_ref(), args.gate).map_err(to_anyhow)?;
-    let at = |load: Load, run_time| {
-        let mut s = base.clone();
-        match load {
-            Load::Users(n) => s.users = Some(n),
-            Load::Rate(r) => s.rate = Some(r),
+/// What a run needs of the scale-out options once its plan is built.
+pub struct ScaleOut {
+    rendezvous: Arc<dyn Rendezvous>,
+    run_id: String,
+    plan_hash: String,
+    segment: nest_core::Segment,
+    plan_users: u64,
+}
+
+impl ScaleOut {
+    /// Hashes the plan and picks the run id; a split plan given no `--seed` takes one from the run id, so that
+    /// every segment draws from the same global streams.
+    pub fn prepare(args: &ScaleOutArgs, checked: &mut RunPlan) -> ScaleOut {
+        let scripts: Vec<(&str, &str)> =
+            checked.mix.catalog.tasksets.iter().map(|def| (def.name.as_str(), def.source())).collect();
+        let data: Vec<(&str, usize)> = checked.mix.data.iter().map(|(name, pool)| (name, pool.data().len())).collect();
+        let explicit_seed = checked.mix.settings.seed.is_some();
+        let (mix, plan) = (&checked.mix.rows, &checked.plan);
+        let plan_hash = identity::plan_hash(PlanParts { scripts: &scripts, data: &data, mix, plan, explicit_seed });
+        let run_id = match (&args.run_id, args.start_at) {
+            (Some(id), _) => id.clone(),
+            (None, Some(at)) => identity::derived_run_id(&plan_hash, at),
+            (None, None) => identity::fresh_run_id(),
+        };
+        if !explicit_seed && checked.plan.segment.count > 1 {
+            checked.plan.seed = identity::seed_of_run(&run_id);
         }
-        s.run_time = Some(run_time);
-        s
-    };
-    // Every error of the plan before any load: the first step's plan is built and checked here.
-    let first_mix = plan::load_mix(&args.run.source, at(spec.steps[0], spec.settle + spec.step_time))?;
-    drop(mix);
-    let first = plan::build(first_mix, args.run.demo)?;
-    for warning in &first.warnings {
-        let _ = writeln!(std::io::stderr(), "warning: {warning}");
+        let rendezvous: Arc<dyn Rendezvous> = match args.start_at {
+            Some(at) => Arc::new(StartAt { at, tolerance: args.late_tolerance.unwrap_or(Duration::from_secs(2)) }),
+            None => Arc::new(Alone),
+        };
+        let (segment, plan_users) = (checked.plan.segment, checked.plan.users());
+        ScaleOut { rendezvous, run_id, plan_hash, segment, plan_users }
     }
-    let demo = match args.run.demo {
-        true => Some(
-            DemoServer::start(DemoConfig { mode: Mode::Shop, ..DemoConfig::default() })
-                .context("could not start the demo target")?,
-        ),
-        false => None,
-    };
-    let host = match &demo {
-        Some(server) => nest_config::parse::parse_host(&server.url())?,
-        None => first.host.clone().ok_or_else(|| UsageError("no target".into()))?,
-    };
-    let setup = Setup {
-        cycle: nest_scale::step::cycle(&first.mix.specs),
-        plan_hash: plan_hash(&first, &spec, &base),
-        target: nest_http::redact(&host).into_owned(),
-        nest_version: env!("CARGO_PKG_VERSION").to_owned(),
-        dir: std::env::current_dir()?,
-        spec,
-    };
-    let mut runner = |step: usize, load: Load, run_time| -> Result<StepRun, ScaleError> {
-        let failed = |e: anyhow::Error| ScaleError::Step { step, load: load.to_string(), reason: format!("{e:#}") };
-        let mix = plan::load_mix(&args.run.source, at(load, run_time)).map_err(|e| failed(e.into()))?;
-        let mut checked = plan::build(mix, args.run.demo).map_err(|e| failed(e.into()))?;
-        checked.host = Some(host.clone());
-        let ran = crate::run::execute(checked, true).map_err(failed)?;
-        Ok(StepRun { report: ran.report, interrupted: ran.interrupted })
-    };
-    let doc = nest_scale::run::run(&setup, &mut runner, &mut std::io::stderr()).map_err(to_anyhow)?;
-    drop(demo);
-    let outputs = Outputs { json: args.run.json.clone(), html: args.run.html.clone() };
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-    nest_scale::run::conclude(&doc, &setup.spec, &outputs, &mut out, &mut err).map_err(to_anyhow)
-}
 
-/// `nest scale history`: the file from `--history`, else `scale: history:`, else the default.
-fn history(h: &ScaleHistoryArgs) -> Result<()> {
-    let config = nest_config::config::LoadedConfig::find(h.config.as_deref())?;
-    let file = config.as_ref().and_then(|c| c.file.scale.as_ref()).and_then(|s| s.history.clone());
-    let path = h.history.clone().or(file).unwrap_or_else(|| PathBuf::from(nest_scale::spec::DEFAULT_HISTORY));
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-    nest_scale::run::show_history(&path, h.html.as_deref(), &mut out, &mut err).map_err(to_anyhow)
-}
-
-/// The run options of every step: no thresholds (the SLOs are judged over the measured window) and no default
-/// gate; the options that would fight the steps are refused.
-fn step_settings(run: &RunArgs) -> Result<Settings> {
-    let taken = [
-        ("--users", run.run.users.is_some()),
-        ("--rate", run.run.rate.is_some()),
-        ("--run-time", run.run.run_time.is_some()),
-        ("--stages", run.run.stages.is_some()),
-        ("--shape", run.run.shape.is_some()),
-        ("--iterations", run.run.iterations.is_some()),
-        ("--threshold (use --slo)", !run.run.thresholds.is_empty()),
-        ("--csv", run.csv.is_some()),
-        ("--junit", run.junit.is_some()),
-    ];
-    if let Some((flag, _)) = taken.iter().find(|(_, set)| *set) {
-        return Err(UsageError(format!("nest scale does not take {flag}: the steps decide the load")).into());
+    /// Takes part in a coordinated run when `--coordinator` is given: registers (refused: exit 5), then takes the
+    /// coordinator's run id (and, with no `--seed`, the seed derived from it) and meets the others through it.
+    pub fn coordinated(
+        &mut self,
+        args: &crate::coordinate::JoinArgs,
+        scale: &ScaleOutArgs,
+        checked: &mut RunPlan,
+    ) -> anyhow::Result<Option<Arc<nest_coord::rendezvous::Coordinated>>> {
+        let Some(joined) = crate::coordinate::join(args, scale, self.segment, &self.plan_hash, &self.run_id)? else {
+            return Ok(None);
+        };
+        self.run_id = joined.run_id().to_owned();
+        if checked.mix.settings.seed.is_none() {
+            checked.plan.seed = identity::seed_of_run(&self.run_id);
+        }
+        self.rendezvous = joined.clone();
+        Ok(Some(joined))
     }
-    let mut settings = run.settings()?;
-    settings.thresholds = Some(Vec::new());
-    settings.no_default_gate = Some(true);
-    Ok(settings)
-}
 
-/// What the command line says about the steps.
-fn cli_config(args: &ScaleArgs) -> ScaleConfig {
-    ScaleConfig {
-        steps: args.steps.clone(),
-        rate_steps: args.rate_steps.clone(),
-        step_time: args.step_time,
-        settle: args.settle,
-        slo: (!args.slo.is_empty()).then(|| args.slo.clone()),
-        stop_on_breach: args.stop_on_breach,
-        history: args.history.clone(),
-        tolerance: args.tolerance,
-        baseline: args.baseline,
+    /// The rendezvous the runner meets the other segments through.
+    pub fn rendezvous(&self) -> Arc<dyn Rendezvous> {
+        self.rendezvous.clone()
+    }
+
+    /// What this process says before it starts, if it is part of a split run or waits for a start time.
+    pub fn announcement(&self, args: &ScaleOutArgs) -> Option<String> {
+        let at = args.start_at.map(|at| format!(", starting at {}", humantime::format_rfc3339_millis(at)));
+        (self.segment.count > 1 || at.is_some())
+            .then(|| format!("segment {} of run {}{}", self.segment, self.run_id, at.unwrap_or_default()))
+    }
+
+    /// The report's identity of this run.
+    pub fn identity(&self, result: &RunResult) -> RunIdentity {
+        let (run_id, plan_hash) = (self.run_id.clone(), self.plan_hash.clone());
+        RunIdentity::new(run_id, plan_hash, self.segment, self.plan_users, result.intended_start, result.started_at)
     }
 }
 
-/// The plan hash: the scripts (paths relative to the taskset folder), the mix, the steps and the tag selection.
-fn plan_hash(checked: &plan::RunPlan, spec: &Spec, s: &Settings) -> String {
-    let catalog = &checked.mix.catalog;
-    let scripts: Vec<(String, Vec<u8>)> = catalog
-        .tasksets
-        .iter()
-        .map(|t| {
-            let path = std::path::Path::new(&t.path);
-            let bytes = std::fs::read(path).or_else(|_| std::fs::read(catalog.dir.join(path))).unwrap_or_default();
-            let relative = path.strip_prefix(&catalog.dir).unwrap_or(path);
-            (relative.to_string_lossy().into_owned(), bytes)
-        })
-        .collect();
-    let settings = serde_json::json!({
-        "scale": spec.hash_settings(),
-        "mix": checked.mix.rows,
-        "tags": s.tags,
-        "exclude_tags": s.exclude_tags,
-        "max_users": s.max_users,
-    });
-    nest_scale::plan_hash(&scripts, &settings)
-}
-
-/// nest-scale's errors for `main`: usage errors exit 2, a regression 6.
-fn to_anyhow(e: ScaleError) -> anyhow::Error {
-    match e {
-        ScaleError::Usage(m) => UsageError(m).into(),
-        ScaleError::Regressed(r) => r.into(),
-        other => other.into(),
-    }
+/// The error a failed rendezvous ends the command with: 3 late, 4 cancelled (incomplete), 5 refused.
+pub fn failed(error: &RendezvousError) -> ExitWith {
+    let code = match error {
+        RendezvousError::Late { .. } => 3,
+        RendezvousError::Cancelled(_) => 4,
+        RendezvousError::Refused(_) => 5,
+        _ => 1,
+    };
+    ExitWith { code, message: format!("{error}: nothing was sent") }
 }

@@ -388,12 +388,20 @@ fn nest_report_rerenders_the_same_bytes_and_exits_0() {
 #[test]
 fn nest_merge_adds_two_runs_exactly_and_refuses_other_plans() {
     let fx = Fixture::run();
-    // A second segment of the same plan: the same figures, started a second later.
-    let mut second = fx.json.clone();
+    // Two segments of one plan: the same figures, the second started a second later. (A failed threshold of the
+    // fixture fails on the merged figures too: exit 99, after the report is written.)
+    let mut first = fx.json.clone();
+    first["run"]["identity"]["segment"] = serde_json::json!({"index": 0, "count": 2});
+    std::fs::write(fx.path("first.json"), serde_json::to_vec(&first).unwrap()).unwrap();
+    let mut second = first.clone();
     second["started_at"] = serde_json::json!(f(&fx.json["started_at"]) + 1.0);
+    second["run"]["identity"]["segment"] = serde_json::json!({"index": 1, "count": 2});
     std::fs::write(fx.path("second.json"), serde_json::to_vec(&second).unwrap()).unwrap();
-    let output = run(nest(fx.dir.path()).args(["merge", "out/r.json", "second.json", "--json", "m.json"]));
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let args = ["merge", "first.json", "second.json", "first.json", "--json", "m.json"];
+    let output = run(nest(fx.dir.path()).args(args));
+    assert_eq!(output.status.code(), Some(99), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("warning: first.json is the same report as first.json: ignored"), "{stderr}");
     let merged: Value = serde_json::from_slice(&std::fs::read(fx.path("m.json")).unwrap()).unwrap();
     let requests = fx.json["totals"]["requests"].as_u64().unwrap();
     assert_eq!(merged["totals"]["requests"].as_u64(), Some(2 * requests));
@@ -408,14 +416,17 @@ fn nest_merge_adds_two_runs_exactly_and_refuses_other_plans() {
     let errors: Vec<String> = validator.iter_errors(&merged).map(|e| format!("{}: {e}", e.instance_path())).collect();
     assert!(errors.is_empty(), "the merged report matches the schema: {errors:#?}");
 
-    let mut other = fx.json.clone();
+    let mut other = second.clone();
     other["run"]["host"] = serde_json::json!("http://127.0.0.1:1");
     std::fs::write(fx.path("other.json"), serde_json::to_vec(&other).unwrap()).unwrap();
+    let mut again = second.clone();
+    again["run"]["identity"]["segment"] = serde_json::json!({"index": 0, "count": 2});
+    std::fs::write(fx.path("again.json"), serde_json::to_vec(&again).unwrap()).unwrap();
     for (file, says) in [
-        ("other.json", "other.json was not run with the same plan as out/r.json: the hosts differ"),
-        ("out/r.json", "out/r.json is the same run as out/r.json"),
+        ("other.json", "other.json was not run with the same plan as first.json: the hosts differ"),
+        ("again.json", "again.json and first.json both hold segment 0/2, with different results"),
     ] {
-        let output = run(nest(fx.dir.path()).args(["merge", "out/r.json", file, "--html", "x.html"]));
+        let output = run(nest(fx.dir.path()).args(["merge", "first.json", file, "--html", "x.html"]));
         assert_eq!(output.status.code(), Some(2), "{}", text(&output));
         assert!(String::from_utf8_lossy(&output.stderr).contains(says), "{}", text(&output));
         assert!(!fx.path("x.html").exists());

@@ -443,6 +443,34 @@ fn pools(page: &mut String, s: &Summary) {
     page.push_str("</table>\n</section>\n");
 }
 
+/// The run's identity, its segments and what a merge lacks, for "What was run".
+fn identity_items(run: &crate::model::RunInfo) -> Vec<(&'static str, String)> {
+    let mut items = Vec::new();
+    if let Some(id) = &run.identity {
+        items.push(("Run id", format!("<code>{}</code>", esc(&id.run_id))));
+        items.push(("Plan hash", format!("<code>{}</code>", esc(&id.plan_hash))));
+        if id.segment.count > 1 {
+            items.push(("Segment", id.segment.to_string()));
+        }
+        items.push(("Host name", esc(&id.host_name)));
+        items.push(("Start skew", format!("{:.1} ms", id.start_skew_ms)));
+    }
+    if !run.segments.is_empty() {
+        let rows: Vec<String> = run
+            .segments
+            .iter()
+            .map(|s| format!("{} on {} ({:.1} ms)", s.index, esc(&s.host_name), s.start_skew_ms))
+            .collect();
+        items.push(("Segments", rows.join(", ")));
+    }
+    if let Some(incomplete) = &run.incomplete {
+        let missing: Vec<String> = incomplete.missing.iter().map(|m| m.index.to_string()).collect();
+        let what = format!("{:.1}% of the {}", incomplete.missing_pct, esc(&incomplete.share_of));
+        items.push(("Incomplete", format!("<strong>segment {} missing: {what}</strong>", missing.join(", "))));
+    }
+    items
+}
+
 fn run_info(page: &mut String, report: &Report) {
     let (s, run) = (&report.summary, &report.run);
     page.push_str("<section id=\"run\">\n<h2>What was run</h2>\n<dl class=\"run\">\n");
@@ -460,7 +488,7 @@ fn run_info(page: &mut String, report: &Report) {
         ("Duration", format!("{:.2} s", s.duration_s)),
         ("nest", esc(&run.nest_version)),
     ];
-    for (term, value) in items {
+    for (term, value) in items.into_iter().chain(identity_items(run)) {
         let _ = writeln!(page, "<dt>{term}</dt><dd>{value}</dd>");
     }
     page.push_str("</dl>\n<h2>Load mix</h2>\n");

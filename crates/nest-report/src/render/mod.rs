@@ -232,6 +232,34 @@ pub(crate) mod tests {
                 users: Some(4),
                 nested_in: Vec::new(),
             }],
+            // A merged report with a segment missing: every identity key is in the schema too.
+            identity: Some(crate::identity::RunIdentity {
+                run_id: "7d1f0d2e-0000-8000-8000-000000000000".into(),
+                plan_hash: "ab".repeat(32),
+                segment: crate::identity::SegmentId { index: 0, count: 1 },
+                plan_users: 4,
+                host_name: "load-1".into(),
+                intended_start: 1_700_000_000.0,
+                actual_start: 1_700_000_000.001_5,
+                start_skew_ms: 1.5,
+            }),
+            segments: vec![crate::identity::SegmentRow {
+                index: 0,
+                host_name: "load-1".into(),
+                intended_start: 1_700_000_000.0,
+                actual_start: 1_700_000_000.001_5,
+                start_skew_ms: 1.5,
+            }],
+            incomplete: Some(crate::identity::Incomplete {
+                missing: vec![crate::identity::MissingSegment {
+                    index: 1,
+                    reason: crate::identity::MissingReason::Lost,
+                    at: Some(1_700_000_001.0),
+                }],
+                share_of: "users".into(),
+                missing_pct: 50.0,
+                missing_users: Some(2),
+            }),
         };
         Report { summary, run, thresholds }
     }

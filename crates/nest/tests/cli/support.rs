@@ -97,6 +97,16 @@ impl Sandbox {
         Running::start(command).wait(RUN_LIMIT, self)
     }
 
+    /// Starts `nest` with exactly `args` and the `NEST_*` variables of `env` (see [`Sandbox::nest`]), without waiting.
+    pub fn spawn_nest<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], env: &[(&str, &str)]) -> Running {
+        let mut command = self.command();
+        command.args(args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Running::start(command)
+    }
+
     /// Starts `nest run` on this sandbox against `host`, with 2 workers, `--json` and `-y`, plus `args`.
     pub fn spawn(&self, host: &str, args: &[&str]) -> Running {
         let mut command = self.command();
