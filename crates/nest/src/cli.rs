@@ -317,8 +317,9 @@ pub struct ReportArgs {
 /// Options of `nest merge`.
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// Reports written by `nest run --json`, two or more.
-    #[arg(value_name = "RESULT.json", num_args = 2.., required = true)]
+    /// Reports written by `nest run --json`: the segments of one run (one, for a run of one segment), or whole runs
+    /// side by side.
+    #[arg(value_name = "RESULT.json", num_args = 1.., required = true)]
     pub results: Vec<PathBuf>,
     /// Where the merged report goes, and in which formats: as for `nest report`.
     #[command(flatten)]

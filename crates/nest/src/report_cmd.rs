@@ -52,7 +52,8 @@ pub fn merge(args: MergeArgs) -> Result<()> {
     if let Some(incomplete) = &report.run.incomplete {
         let missing: Vec<String> = incomplete.missing.iter().map(|m| m.index.to_string()).collect();
         let message = format!(
-            "incomplete: segment {} of {} missing ({:.1}% of the {}); the reports are marked incomplete",
+            "incomplete: segment{} {} of {} missing ({:.1}% of the {}); the reports are marked incomplete",
+            if missing.len() > 1 { "s" } else { "" },
             missing.join(", "),
             incomplete.missing.len() + report.run.segments.len(),
             incomplete.missing_pct,

@@ -203,6 +203,15 @@ fn a_run_time_split_adds_up_and_an_incomplete_set_exits_4() {
         serde_json::json!(s0["totals"]["requests"].as_u64().unwrap() + s2["totals"]["requests"].as_u64().unwrap())
     });
 
+    // One file alone is a set too: two thirds missing.
+    let alone = merge(&sandbox, &["s1"]);
+    assert_eq!(alone.code, Some(4), "{}", alone.context());
+    assert!(
+        alone.stderr.contains("incomplete: segments 0, 2 of 3 missing (66.7% of the users)"),
+        "{}",
+        alone.context()
+    );
+
     // Segment 1 of another plan (one more user) is refused, by name.
     let other =
         sandbox.nest(&run_args(&sandbox, &server.url(), "other", &["-u", "10", "-t", "1s", "--segment", "1/3"]), &[]);
