@@ -58,7 +58,18 @@ fn report(requests: u64, failed: u64) -> Report {
     let mut agg = Aggregate::default();
     agg.merge(r.take());
     agg.seal_before(u64::MAX);
-    let summary = nest_core::stats::Summary::new(&agg, &[], 1.0, 1, false);
+    let summary = nest_core::stats::Summary::new(
+        &agg,
+        nest_core::stats::SummaryParts {
+            tasksets: &[],
+            duration_s: 1.0,
+            started_at: 0.0,
+            users: 1,
+            open: false,
+            stopped_in: None,
+            pools: Vec::new(),
+        },
+    );
     let run = RunInfo {
         nest_version: "test".into(),
         command: "nest run".into(),

@@ -17,6 +17,9 @@ pub(crate) fn report() -> Report {
         run_time_s: Some(1.0),
         iterations: None,
         mix: Vec::new(),
+        identity: None,
+        segments: Vec::new(),
+        incomplete: None,
     };
     Report {
         summary: Summary::new(
