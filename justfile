@@ -27,3 +27,7 @@ bench:
 # The heap and report JSON of a long run's statistics, for 10 request names at 1, 6 and 24 simulated hours.
 bench-timeline:
     bash bench/timeline_memory.sh
+
+# nest scale against a target of known scalability: recovered sigma, kappa, N* against the true ones.
+bench-scale-index:
+    bash bench/scale_index.sh

@@ -157,19 +157,22 @@ async fn load<B: Behaviour>(
     reports: &mpsc::UnboundedSender<WorkerEvent>,
 ) -> Delta {
     let flushing = CancellationToken::new();
+    // The second being recorded: what is not flushed yet belongs to it, even when the load ends just past its end,
+    // before its tick (the run time's end and the tick fall on the same instant).
+    let recording = Rc::new(std::cell::Cell::new(0u64));
     let flusher = tokio::task::spawn_local({
-        let (common, reports, flushing) = (common.clone(), reports.clone(), flushing.clone());
+        let (common, reports, flushing, recording) =
+            (common.clone(), reports.clone(), flushing.clone(), recording.clone());
         async move {
             let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
-            let mut second = 0;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
                         let mut delta = common.recorder.take();
-                        delta.second = second;
+                        delta.second = recording.get();
                         delta.users = common.active.get();
                         let _ = reports.send(WorkerEvent::Stats(index, delta));
-                        second += 1;
+                        recording.set(recording.get() + 1);
                     }
                     () = flushing.cancelled() => break,
                 }
@@ -188,7 +191,7 @@ async fn load<B: Behaviour>(
     flushing.cancel();
     let _ = flusher.await;
     let mut delta = common.recorder.take();
-    delta.second = start.elapsed().as_secs();
+    delta.second = recording.get();
     delta.users = common.active.get();
     delta
 }
