@@ -153,7 +153,9 @@ fn three_segments_add_up_to_one_run_of_the_whole_plan() {
 
     // The merged histogram is the one a single process recording every sample would hold, bucket for bucket.
     let histogram = |r: &Value| nest_core::stats::decode_histogram(r["totals"]["histogram"].as_str().unwrap()).unwrap();
+    // (A decoded histogram is sized to its own values: the sum must be free to grow.)
     let mut all = histogram(&segments[0].1);
+    all.auto(true);
     for (_, report) in &segments[1..] {
         all.add(histogram(report)).unwrap();
     }
