@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nest_core::{Snapshots, StopHandle};
+use nest_core::{RunHandle, Snapshots};
 use nest_report::model::Report;
 use tokio::sync::watch;
 
@@ -39,7 +39,7 @@ impl Coordinated {
 
     /// Starts the live feed (on the current runtime): its answers may stop the run through `stop`; `say` hears
     /// why. It ends with [`Coordinated::hand_in`].
-    pub fn feed(&self, snapshots: Snapshots, stop: StopHandle, say: impl Fn(&str) + Send + 'static) {
+    pub fn feed(&self, snapshots: Snapshots, stop: RunHandle, say: impl Fn(&str) + Send + 'static) {
         let (session, done) = (self.session.clone(), self.done.subscribe());
         tokio::spawn(crate::segment::push_live(session, snapshots, stop, done, say));
     }

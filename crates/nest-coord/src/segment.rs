@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use nest_core::StopHandle;
+use nest_core::RunHandle;
 use nest_core::snapshot::{Snapshot, Snapshots};
 use nest_core::stats::{RequestCounts, TimelineRow};
 use tokio::sync::watch;
@@ -97,7 +97,7 @@ fn subtract(now: &mut nest_core::stats::Latency, before: &nest_core::stats::Late
 pub async fn push_live(
     session: Arc<Session>,
     mut snapshots: Snapshots,
-    stop: StopHandle,
+    stop: RunHandle,
     mut done: watch::Receiver<bool>,
     say: impl Fn(&str) + Send,
 ) {

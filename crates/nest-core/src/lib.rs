@@ -7,7 +7,7 @@
 //! - [`Plan`] describes the run (tasksets with weights, users, spawn rate, run time, workers) and is validated
 //!   before anything starts.
 //! - [`run`] starts one thread per worker (a `current_thread` tokio runtime with a `LocalSet`), spreads the VUs over
-//!   them, and aggregates their statistics until the run time ends or the [`StopHandle`] fires.
+//!   them, and aggregates their statistics until the run time ends or the [`RunHandle`] fires.
 //! - The closed model runs VUs that start in the taskset their id is given ([`SmoothRoundRobin`]), run `on_start`,
 //!   run tasks with think time (a task may be a nested taskset, visited the same way one level down), leave on
 //!   `interrupt()`, run `on_stop`, and pick again by weight ([`WeightedTable`]); the number of VUs follows a
@@ -17,7 +17,7 @@
 //!   the worker runs other VUs.
 //! - [`run_observed`] also publishes a [`Snapshot`] on a `watch` channel ([`snapshot`]) at each phase and each
 //!   second every worker has reported: observers such as a live view or abort thresholds subscribe to it and stop
-//!   the run through the [`StopHandle`], outside the aggregation loop.
+//!   the run through the [`RunHandle`], outside the aggregation loop.
 //! - A run split over processes (segments) meets the others through a [`Rendezvous`] ([`rendezvous`]): one start
 //!   instant, who runs `setup()` and `teardown()`, and when; [`run_with_rendezvous`] takes one.
 //! - Statistics ([`stats`]) are recorded per worker into HdrHistograms and merged exactly by one aggregator, then
@@ -25,7 +25,7 @@
 //!
 //! ```
 //! use std::{sync::Arc, time::Duration};
-//! use nest_core::{Behaviour, BehaviourFactory, Call, Outcome, Plan, StopHandle, TaskSpec, TasksetSpec,
+//! use nest_core::{Behaviour, BehaviourFactory, Call, Outcome, Plan, RunHandle, TaskSpec, TasksetSpec,
 //!                 WaitTime, WorkerContext, fiber};
 //!
 //! struct Sleepy(nest_core::stats::Recorder);
@@ -53,7 +53,7 @@
 //! let plan = Plan::builder(vec![taskset]).users(4).workers(2)
 //!     .run_time(Some(Duration::from_millis(200))).build()?;
 //! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-//! let result = rt.block_on(nest_core::run(plan, Arc::new(Factory), StopHandle::new(), ()))?;
+//! let result = rt.block_on(nest_core::run(plan, Arc::new(Factory), RunHandle::new(), ()))?;
 //! assert!(result.aggregate.total().count > 0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -83,7 +83,7 @@ pub use error::Error;
 pub use plan::{Model, Plan, PlanBuilder, nested_cycle};
 pub use rendezvous::{Alone, Rendezvous, RendezvousError, StartAt, StartOrder};
 pub use runner::{
-    EndReason, Phase, RunResult, ShapeSource, ShapeTick, StopHandle, run, run_observed, run_with_rendezvous,
+    EndReason, Phase, RunHandle, RunResult, ShapeSource, ShapeTick, run, run_observed, run_with_rendezvous,
 };
 pub use segment::{Segment, segment_share};
 pub use snapshot::{RunPhase, Snapshot, Snapshots};

@@ -2,8 +2,8 @@
 //!
 //! The runner starts one thread per worker and waits until every worker has built its behaviour (so a broken
 //! script never sends load). It runs the global `setup()` on worker 0, gives every worker one common start instant
-//! and the setup's value, then owns the clock: at the end of the run time, or on [`StopHandle::stop`], it asks
-//! workers to stop gracefully; after the plan's stop timeout, or on [`StopHandle::kill`], it cancels what is still
+//! and the setup's value, then owns the clock: at the end of the run time, or on [`RunHandle::stop`], it asks
+//! workers to stop gracefully; after the plan's stop timeout, or on [`RunHandle::kill`], it cancels what is still
 //! in flight. A scripted shape is ticked here once a second. When every worker's load is over, `teardown()` runs.
 //! Meanwhile the runner is the single aggregator of the statistics the workers send; observers do not run in its
 //! loop but watch the [`Snapshot`]s it publishes. Nothing here exits the process: the caller decides what to do with
@@ -30,19 +30,19 @@ use crate::snapshot::{self, Publisher, RunPhase, Snapshot};
 use crate::stats::{Aggregate, PoolRow, Summary, SummaryParts};
 use crate::worker::{self, Control, WorkerEvent, WorkerSetup};
 
-/// Stops a run from outside (a signal handler, a test). Cheap to clone and `Send`.
+/// Steers a run from outside (a signal handler, an observer, a test). Cheap to clone and `Send`.
 #[derive(Clone, Debug, Default)]
-pub struct StopHandle {
+pub struct RunHandle {
     stop: CancellationToken,
     kill: CancellationToken,
     /// A stop asked from outside (not the end of the run time): it also bounds `setup()` and `teardown()`.
     asked: CancellationToken,
 }
 
-impl StopHandle {
+impl RunHandle {
     /// A handle for one run.
-    pub fn new() -> StopHandle {
-        StopHandle::default()
+    pub fn new() -> RunHandle {
+        RunHandle::default()
     }
     /// Stops gracefully: no new tasks; calls in flight may finish within the stop timeout; `on_stop` runs.
     pub fn stop(&self) {
@@ -71,9 +71,9 @@ pub enum EndReason {
     RunTime,
     /// The load ended by itself: the iterations were all run, the stages or the shape ended.
     Completed,
-    /// [`StopHandle::stop`] was called and every VU finished within the stop timeout.
+    /// [`RunHandle::stop`] was called and every VU finished within the stop timeout.
     Stopped,
-    /// Calls were cancelled: by [`StopHandle::kill`], or because the stop timeout expired.
+    /// Calls were cancelled: by [`RunHandle::kill`], or because the stop timeout expired.
     Killed,
 }
 
@@ -196,7 +196,7 @@ impl Workers {
 pub async fn run<F: BehaviourFactory>(
     plan: Plan,
     factory: Arc<F>,
-    handle: StopHandle,
+    handle: RunHandle,
     shape: impl ShapeSource,
 ) -> Result<RunResult, Error> {
     run_observed(plan, factory, handle, shape, snapshot::channel().0).await
@@ -207,7 +207,7 @@ pub async fn run<F: BehaviourFactory>(
 pub async fn run_observed<F: BehaviourFactory>(
     plan: Plan,
     factory: Arc<F>,
-    handle: StopHandle,
+    handle: RunHandle,
     shape: impl ShapeSource,
     snapshots: watch::Sender<Arc<Snapshot>>,
 ) -> Result<RunResult, Error> {
@@ -220,7 +220,7 @@ pub async fn run_observed<F: BehaviourFactory>(
 pub async fn run_with_rendezvous<F: BehaviourFactory>(
     plan: Plan,
     factory: Arc<F>,
-    handle: StopHandle,
+    handle: RunHandle,
     mut shape: impl ShapeSource,
     snapshots: watch::Sender<Arc<Snapshot>>,
     rendezvous: Arc<dyn Rendezvous>,
@@ -278,7 +278,7 @@ pub async fn run_with_rendezvous<F: BehaviourFactory>(
 /// One run in progress: the workers, the merged statistics, and the channel observers watch.
 struct Run {
     plan: Arc<Plan>,
-    handle: StopHandle,
+    handle: RunHandle,
     workers: Workers,
     aggregate: Aggregate,
     publisher: Publisher,
@@ -312,7 +312,7 @@ struct LoadOutcome {
 impl LoadOutcome {
     /// Why the load ended. (The loop may end on the workers' last report before it saw the stop or the kill that
     /// caused it.)
-    fn end(&self, handle: &StopHandle) -> EndReason {
+    fn end(&self, handle: &RunHandle) -> EndReason {
         match self.ended_by {
             _ if handle.kill.is_cancelled() => EndReason::Killed,
             Some(reason) => reason,
@@ -595,7 +595,7 @@ impl Run {
     }
 }
 
-fn spawn<F: BehaviourFactory>(plan: &Arc<Plan>, factory: &Arc<F>, handle: &StopHandle) -> Result<Workers, Error> {
+fn spawn<F: BehaviourFactory>(plan: &Arc<Plan>, factory: &Arc<F>, handle: &RunHandle) -> Result<Workers, Error> {
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let mut controls = Vec::with_capacity(plan.workers);
     let mut threads = Vec::with_capacity(plan.workers);

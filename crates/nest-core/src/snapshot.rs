@@ -5,7 +5,7 @@
 //! every worker has reported one more second of load, and at each change of [`RunPhase`], the runner publishes an
 //! immutable [`Snapshot`] on a `tokio::sync::watch` channel. A subscriber reads the newest one when it is ready:
 //! a slow subscriber skips snapshots and never holds the runner up. An observer that wants the run stopped calls
-//! the [`crate::StopHandle`].
+//! the [`crate::RunHandle`].
 
 use std::sync::Arc;
 use std::time::Duration;

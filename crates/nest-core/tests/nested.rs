@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nest_core::{
-    Behaviour, BehaviourFactory, Call, Outcome, Plan, RunResult, Slot, SmoothRoundRobin, StopHandle, TaskError,
+    Behaviour, BehaviourFactory, Call, Outcome, Plan, RunHandle, RunResult, Slot, SmoothRoundRobin, TaskError,
     TaskSpec, TasksetSpec, WaitTime, WorkerContext,
 };
 
@@ -66,7 +66,7 @@ fn run(plan: Plan, script: Arc<Script>, wait: Option<Arc<Wait>>) -> (RunResult, 
     let log = Arc::new(Mutex::new(Log::default()));
     let factory = Arc::new(Factory(log.clone(), script, wait));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let result = rt.block_on(nest_core::run(plan, factory, StopHandle::new(), ())).unwrap();
+    let result = rt.block_on(nest_core::run(plan, factory, RunHandle::new(), ())).unwrap();
     let log = std::mem::take(&mut *log.lock().unwrap());
     (result, log)
 }

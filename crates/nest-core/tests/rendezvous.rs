@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use nest_core::rendezvous::RendezvousFuture;
 use nest_core::stats::{Recorder, Sample};
 use nest_core::{
-    Behaviour, BehaviourFactory, Call, Error, Outcome, Phase, Plan, Rendezvous, RendezvousError, RunResult, Shared,
-    Slot, StartAt, StartOrder, StopHandle, TaskError, TaskSpec, TasksetSpec, WaitTime, WorkerContext, fiber,
+    Behaviour, BehaviourFactory, Call, Error, Outcome, Phase, Plan, Rendezvous, RendezvousError, RunHandle, RunResult,
+    Shared, Slot, StartAt, StartOrder, TaskError, TaskSpec, TasksetSpec, WaitTime, WorkerContext, fiber,
 };
 
 /// What the fake saw.
@@ -176,13 +176,13 @@ fn plan() -> Plan {
 
 /// Runs the plan on another thread with `rendezvous`; returns the run's join handle.
 fn spawn_run(seen: &Arc<Seen>, rendezvous: impl Rendezvous) -> std::thread::JoinHandle<Result<RunResult, Error>> {
-    spawn_stoppable(seen, rendezvous, StopHandle::new())
+    spawn_stoppable(seen, rendezvous, RunHandle::new())
 }
 
 fn spawn_stoppable(
     seen: &Arc<Seen>,
     rendezvous: impl Rendezvous,
-    handle: StopHandle,
+    handle: RunHandle,
 ) -> std::thread::JoinHandle<Result<RunResult, Error>> {
     let factory = Arc::new(Factory(seen.clone()));
     std::thread::spawn(move || {
@@ -301,7 +301,7 @@ fn a_stop_while_waiting_for_the_start_sends_no_load_and_does_not_wait() {
     let seen = Arc::new(Seen::default());
     let (rendezvous, remote) =
         Scripted::new(|_| Ok(StartOrder { at: SystemTime::now() + Duration::from_secs(60), setup: None }));
-    let handle = StopHandle::new();
+    let handle = RunHandle::new();
     let asked = std::time::Instant::now();
     let run = spawn_stoppable(&seen, rendezvous, handle.clone());
     assert_eq!(remote.calls.recv().unwrap(), "start");

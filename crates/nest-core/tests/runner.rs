@@ -10,8 +10,8 @@ use std::time::Duration;
 use nest_core::Snapshot;
 use nest_core::stats::{Recorder, Sample};
 use nest_core::{
-    Behaviour, BehaviourFactory, Call, EndReason, Error, Outcome, Plan, RunPhase, RunResult, ShapeSource, ShapeTick,
-    Shared, Slot, Stage, StopHandle, TaskError, TaskSpec, TasksetSpec, WaitTime, WorkerContext, fiber,
+    Behaviour, BehaviourFactory, Call, EndReason, Error, Outcome, Plan, RunHandle, RunPhase, RunResult, ShapeSource,
+    ShapeTick, Shared, Slot, Stage, TaskError, TaskSpec, TasksetSpec, WaitTime, WorkerContext, fiber,
 };
 
 /// What every worker's behaviour saw, in one place for the test.
@@ -126,14 +126,14 @@ fn taskset(name: &str, weight: u32) -> TasksetSpec {
     }
 }
 
-fn run(plan: Plan, kind: TaskKind, handle: StopHandle) -> (Result<RunResult, Error>, Seen) {
+fn run(plan: Plan, kind: TaskKind, handle: RunHandle) -> (Result<RunResult, Error>, Seen) {
     run_with(plan, kind, handle, false, ())
 }
 
 fn run_with(
     plan: Plan,
     kind: TaskKind,
-    handle: StopHandle,
+    handle: RunHandle,
     with_setup: bool,
     hooks: impl ShapeSource,
 ) -> (Result<RunResult, Error>, Seen) {
@@ -163,7 +163,7 @@ fn every_vu_is_created_once_across_workers() {
         .run_time(Some(Duration::from_millis(300)))
         .build()
         .unwrap();
-    let (result, mut seen) = run(plan, TaskKind::Sleep(Duration::from_millis(2)), StopHandle::new());
+    let (result, mut seen) = run(plan, TaskKind::Sleep(Duration::from_millis(2)), RunHandle::new());
     assert_eq!(result.unwrap().end, EndReason::RunTime);
     seen.vus.sort_unstable();
     assert_eq!(seen.vus, (0..7).collect::<Vec<_>>());
@@ -177,7 +177,7 @@ fn a_graceful_stop_finishes_tasks_and_runs_on_stop() {
         .run_time(Some(Duration::from_millis(300)))
         .build()
         .unwrap();
-    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_millis(40)), StopHandle::new());
+    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_millis(40)), RunHandle::new());
     let result = result.unwrap();
     assert_eq!(result.end, EndReason::RunTime);
     let starts = count(&seen, Slot::OnStart);
@@ -198,7 +198,7 @@ fn interrupt_re_enters_and_on_start_runs_once_per_entry() {
         .run_time(Some(Duration::from_millis(300)))
         .build()
         .unwrap();
-    let (result, seen) = run(plan, TaskKind::SleepThenInterrupt(Duration::from_millis(3)), StopHandle::new());
+    let (result, seen) = run(plan, TaskKind::SleepThenInterrupt(Duration::from_millis(3)), RunHandle::new());
     result.unwrap();
     let (starts, tasks, stops) = (count(&seen, Slot::OnStart), count(&seen, Slot::Task(0)), count(&seen, Slot::OnStop));
     assert_eq!(starts, stops);
@@ -221,7 +221,7 @@ fn the_stop_timeout_cancels_calls_in_flight() {
         .build()
         .unwrap();
     let started = std::time::Instant::now();
-    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_secs(3600)), StopHandle::new());
+    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_secs(3600)), RunHandle::new());
     let result = result.unwrap();
     assert_eq!(result.end, EndReason::Killed);
     assert!(started.elapsed() < Duration::from_secs(60), "the run did not wait for the hour-long task");
@@ -233,7 +233,7 @@ fn the_stop_timeout_cancels_calls_in_flight() {
 #[test]
 fn kill_from_the_handle_ends_the_run() {
     let plan = Plan::builder(vec![taskset("a", 1)]).users(2).workers(1).build().unwrap();
-    let handle = StopHandle::new();
+    let handle = RunHandle::new();
     let killer = handle.clone();
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));
@@ -255,7 +255,7 @@ fn panics_and_errors_are_counted_and_the_run_goes_on() {
             .run_time(Some(Duration::from_secs(60)))
             .build()
             .unwrap();
-        let (result, seen) = run(plan, kind, StopHandle::new());
+        let (result, seen) = run(plan, kind, RunHandle::new());
         let result = result.unwrap();
         let errors: u64 = result.aggregate.errors.iter().filter(|((_, m), _)| m == message).map(|(_, n)| n).sum();
         let slot = result.aggregate.slots[0][Slot::Task(0).index(&taskset("a", 1))];
@@ -280,7 +280,7 @@ fn a_worker_that_cannot_build_stops_the_run_before_any_call() {
         with_setup: false,
     });
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let err = rt.block_on(nest_core::run(plan, factory, StopHandle::new(), ())).unwrap_err();
+    let err = rt.block_on(nest_core::run(plan, factory, RunHandle::new(), ())).unwrap_err();
     assert!(matches!(err, Error::Worker { worker: 1, .. }), "{err}");
     assert!(seen.lock().unwrap().calls.is_empty());
     assert!(seen.lock().unwrap().vus.is_empty());
@@ -293,7 +293,7 @@ fn tasks_run(seen: &Seen) -> usize {
 #[test]
 fn iterations_run_exactly_that_many_tasks_in_the_closed_model() {
     let plan = Plan::builder(vec![taskset("a", 1)]).users(5).workers(2).iterations(Some(37)).build().unwrap();
-    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_millis(1)), StopHandle::new());
+    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_millis(1)), RunHandle::new());
     let result = result.unwrap();
     assert_eq!(result.end, EndReason::Completed, "the run ends by itself");
     assert_eq!(tasks_run(&seen), 37);
@@ -309,7 +309,7 @@ fn the_open_model_runs_iterations_with_corrected_latency() {
         .iterations(Some(40))
         .build()
         .unwrap();
-    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_millis(2)), StopHandle::new());
+    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_millis(2)), RunHandle::new());
     let result = result.unwrap();
     assert_eq!(result.end, EndReason::Completed);
     assert_eq!(tasks_run(&seen), 40);
@@ -331,7 +331,7 @@ fn the_open_model_drops_starts_that_wait_too_long() {
         .build()
         .unwrap();
     assert_eq!(plan.workers, 1, "a pool of one VU needs one worker");
-    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_millis(50)), StopHandle::new());
+    let (result, seen) = run(plan, TaskKind::Sleep(Duration::from_millis(50)), RunHandle::new());
     let result = result.unwrap();
     let started = tasks_run(&seen) as u64;
     assert!(result.aggregate.dropped > 10, "dropped {}", result.aggregate.dropped);
@@ -349,7 +349,7 @@ fn stages_move_the_number_of_users() {
         Stage { duration: Duration::from_millis(300), target: 1.0 },
     ];
     let plan = Plan::builder(vec![taskset("a", 1)]).stages(Some(stages)).workers(2).build().unwrap();
-    let (result, mut seen) = run(plan, TaskKind::Sleep(Duration::from_millis(5)), StopHandle::new());
+    let (result, mut seen) = run(plan, TaskKind::Sleep(Duration::from_millis(5)), RunHandle::new());
     assert_eq!(result.unwrap().end, EndReason::RunTime);
     seen.vus.sort_unstable();
     assert_eq!(seen.vus, vec![0, 1, 2, 3], "four users at the peak");
@@ -365,7 +365,7 @@ fn setup_reaches_every_worker_and_teardown_runs_after_the_load() {
         .run_time(Some(Duration::from_millis(200)))
         .build()
         .unwrap();
-    let (result, seen) = run_with(plan, TaskKind::Sleep(Duration::from_millis(2)), StopHandle::new(), true, ());
+    let (result, seen) = run_with(plan, TaskKind::Sleep(Duration::from_millis(2)), RunHandle::new(), true, ());
     result.unwrap();
     assert_eq!(seen.shared, vec![Some(42), Some(42)], "each worker got the setup value once");
     assert_eq!(seen.teardown_after, Some(seen.calls.len()), "teardown ran after every call");
@@ -376,9 +376,9 @@ fn setup_reaches_every_worker_and_teardown_runs_after_the_load() {
 fn run_watching(
     plan: Plan,
     kind: TaskKind,
-    handle: StopHandle,
+    handle: RunHandle,
     with_setup: bool,
-    mut on: impl FnMut(&Snapshot, &StopHandle) + Send + 'static,
+    mut on: impl FnMut(&Snapshot, &RunHandle) + Send + 'static,
 ) -> (Result<RunResult, Error>, Vec<Arc<Snapshot>>) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let factory = Arc::new(Factory { seen, kind, fail_build: false, with_setup });
@@ -409,7 +409,7 @@ fn a_subscriber_sees_every_phase_and_one_snapshot_per_reported_second() {
         .build()
         .unwrap();
     let (result, snapshots) =
-        run_watching(plan, TaskKind::Sleep(Duration::from_millis(2)), StopHandle::new(), true, |_, _| {});
+        run_watching(plan, TaskKind::Sleep(Duration::from_millis(2)), RunHandle::new(), true, |_, _| {});
     let result = result.unwrap();
     let seqs: Vec<u64> = snapshots.iter().map(|s| s.seq).collect();
     assert_eq!(seqs, (1..=snapshots.len() as u64).collect::<Vec<_>>(), "none was skipped");
@@ -444,7 +444,7 @@ fn a_subscriber_can_stop_the_run() {
         .build()
         .unwrap();
     let (result, snapshots) =
-        run_watching(plan, TaskKind::Sleep(Duration::from_millis(2)), StopHandle::new(), false, |s, stop| {
+        run_watching(plan, TaskKind::Sleep(Duration::from_millis(2)), RunHandle::new(), false, |s, stop| {
             if s.phase == RunPhase::Load && s.totals.total().count > 0 {
                 stop.stop();
             }
@@ -461,7 +461,7 @@ fn a_setup_cut_short_goes_from_setup_to_drain() {
     let plan = Plan::builder(vec![taskset("a", 1)]).users(2).run_time(Some(Duration::from_secs(30))).build().unwrap();
     // Killed during setup(): the subscriber sees no load and no teardown.
     let (result, snapshots) =
-        run_watching(plan, TaskKind::Sleep(Duration::from_millis(2)), StopHandle::new(), true, |s, stop| {
+        run_watching(plan, TaskKind::Sleep(Duration::from_millis(2)), RunHandle::new(), true, |s, stop| {
             if s.phase == RunPhase::Setup {
                 stop.kill();
             }
@@ -481,7 +481,7 @@ fn live_users_are_known_from_the_first_reported_second_before_any_second_is_seal
         .build()
         .unwrap();
     let (result, snapshots) =
-        run_watching(plan, TaskKind::Sleep(Duration::from_millis(20)), StopHandle::new(), false, |_, _| {});
+        run_watching(plan, TaskKind::Sleep(Duration::from_millis(20)), RunHandle::new(), false, |_, _| {});
     result.unwrap();
     let first = snapshots.iter().find(|s| s.phase == RunPhase::Load && s.seconds == 1).expect("second 0 reported");
     // Every worker reported second 0, which is not sealed yet: all five VUs (started at once) are counted.
@@ -503,7 +503,7 @@ fn a_shape_drives_the_users_and_ends_the_run() {
     let plan = Plan::builder(vec![taskset("a", 1)]).shaped().workers(2).build().unwrap();
     let steps =
         Steps(vec![ShapeTick::Target { users: 1, spawn_rate: None }, ShapeTick::Target { users: 3, spawn_rate: None }]);
-    let (result, mut seen) = run_with(plan, TaskKind::Sleep(Duration::from_millis(5)), StopHandle::new(), false, steps);
+    let (result, mut seen) = run_with(plan, TaskKind::Sleep(Duration::from_millis(5)), RunHandle::new(), false, steps);
     let result = result.unwrap();
     assert_eq!(result.end, EndReason::Completed);
     assert!(result.duration >= Duration::from_secs(2), "the shape was asked at 0 s, 1 s and 2 s");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use nest_core::stats::{Recorder, Sample};
 use nest_core::{
-    Behaviour, BehaviourFactory, Call, EndReason, Outcome, Plan, PlanBuilder, RunResult, Segment, Slot, StopHandle,
+    Behaviour, BehaviourFactory, Call, EndReason, Outcome, Plan, PlanBuilder, RunHandle, RunResult, Segment, Slot,
     TaskSpec, TasksetSpec, WaitTime, WorkerContext,
 };
 
@@ -51,7 +51,7 @@ impl BehaviourFactory for Factory {
 fn run(plan: Plan) -> (RunResult, Seen) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let result = rt.block_on(nest_core::run(plan, Arc::new(Factory(seen.clone())), StopHandle::new(), ())).unwrap();
+    let result = rt.block_on(nest_core::run(plan, Arc::new(Factory(seen.clone())), RunHandle::new(), ())).unwrap();
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     (result, seen)
 }

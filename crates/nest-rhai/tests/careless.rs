@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nest_core::{Plan, RunResult, StopHandle};
+use nest_core::{Plan, RunHandle, RunResult};
 use nest_rhai::{Catalog, LoadOptions, ScriptLimits};
 
 /// A taskset folder holding `files`.
@@ -42,7 +42,7 @@ fn run(dir: &Path, options: LoadOptions, iterations: u64) -> RunResult {
     let http = Arc::new(nest_http::ClientConfig::new(false).unwrap());
     let factory = Arc::new(catalog.factory(http, None));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(nest_core::run(plan, factory, StopHandle::new(), ())).unwrap()
+    rt.block_on(nest_core::run(plan, factory, RunHandle::new(), ())).unwrap()
 }
 
 /// The script errors of a run as `location: message`, with their counts.

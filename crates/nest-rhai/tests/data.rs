@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nest_core::{Plan, RunResult, StopHandle};
+use nest_core::{Plan, RunHandle, RunResult};
 use nest_data::{DataRegistry, DataSet, Segment};
 use nest_rhai::Catalog;
 
@@ -40,7 +40,7 @@ fn run(dir: &Path, data: &Arc<DataRegistry>, plan: Plan) -> RunResult {
     let http = Arc::new(nest_http::ClientConfig::new(false).unwrap());
     let factory = Arc::new(catalog.factory(http, None).with_data(data.clone()));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(nest_core::run(plan, factory, StopHandle::new(), ())).unwrap()
+    rt.block_on(nest_core::run(plan, factory, RunHandle::new(), ())).unwrap()
 }
 
 fn plan(dir: &Path, users: u64, iterations: Option<u64>, run_time: Duration) -> Plan {

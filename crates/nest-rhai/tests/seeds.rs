@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nest_core::{Plan, RunResult, Segment, StopHandle};
+use nest_core::{Plan, RunHandle, RunResult, Segment};
 use nest_rhai::Catalog;
 
 /// Each VU reports its first three draws once, as an error message `VU: draws` (no HTTP, nothing sent).
@@ -37,7 +37,7 @@ fn run(dir: &std::path::Path, workers: usize, segment: Segment) -> RunResult {
     let http = Arc::new(nest_http::ClientConfig::new(false).unwrap());
     let factory = Arc::new(catalog.factory(http, None));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(nest_core::run(plan, factory, StopHandle::new(), ())).unwrap()
+    rt.block_on(nest_core::run(plan, factory, RunHandle::new(), ())).unwrap()
 }
 
 fn draws(result: &RunResult) -> BTreeSet<String> {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use nest_core::rendezvous::RendezvousFuture;
-use nest_core::{BehaviourFactory, Plan, Rendezvous, RendezvousError, RunResult, StartOrder, StopHandle};
+use nest_core::{BehaviourFactory, Plan, Rendezvous, RendezvousError, RunHandle, RunResult, StartOrder};
 use nest_rhai::Catalog;
 
 const SCRIPT: &str = r#"
@@ -51,7 +51,7 @@ fn run(dir: &std::path::Path, rendezvous: Relay) -> RunResult {
     let factory = Arc::new(catalog.factory(http, None));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let snapshots = nest_core::snapshot::channel().0;
-    rt.block_on(nest_core::run_with_rendezvous(plan, factory, StopHandle::new(), (), snapshots, Arc::new(rendezvous)))
+    rt.block_on(nest_core::run_with_rendezvous(plan, factory, RunHandle::new(), (), snapshots, Arc::new(rendezvous)))
         .unwrap()
 }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use nest_core::{EndReason, RunPhase, Snapshots, StopHandle};
+use nest_core::{EndReason, RunHandle, RunPhase, Snapshots};
 use nest_demo::{DemoConfig, DemoServer, Mode};
 use nest_http::ClientConfig;
 
@@ -134,7 +134,7 @@ pub fn execute(
     let gate = checked.gate;
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let handle = StopHandle::new();
+    let handle = RunHandle::new();
     let display = Arc::new(Mutex::new(Display::new(quiet, plan.run_time)));
     let (publish, snapshots) = nest_core::snapshot::channel();
     let (result, (thresholds, aborted)) = runtime.block_on(async {
@@ -291,7 +291,7 @@ pub(crate) async fn show_progress(display: Arc<Mutex<Display>>, mut snapshots: S
 async fn abort_on_breach(
     thresholds: Vec<Threshold>,
     mut snapshots: Snapshots,
-    handle: StopHandle,
+    handle: RunHandle,
     display: Arc<Mutex<Display>>,
 ) -> (Vec<Threshold>, Vec<(usize, f64)>) {
     let mut aborted = Vec::new();
@@ -320,7 +320,7 @@ async fn abort_on_breach(
 }
 
 /// First Ctrl-C, SIGTERM or SIGHUP (a closed terminal, a dropped SSH session): graceful stop. Second: stop now.
-async fn watch_signals(handle: StopHandle, grace: Duration) {
+async fn watch_signals(handle: RunHandle, grace: Duration) {
     #[cfg(unix)]
     let (mut term, mut hup) = {
         use tokio::signal::unix::{SignalKind, signal};
