@@ -31,10 +31,14 @@ macro_rules! file_config {
             pub data: BTreeMap<String, PathBuf>,
             /// `nest scale`: steps, step and settle times, SLOs, history and gate (parsed by nest-scale).
             pub scale: Option<nest_scale::spec::ScaleConfig>,
+            /// `nest slack serve`: presets, who may run them, where results go (see [`crate::slack`]).
+            pub slack: Option<crate::slack::SlackSection>,
+            /// Where a run's result is posted when it ends (`slack:URL` for Block Kit; secrets).
+            pub notify: Vec<String>,
         }
 
         /// Every key of the file, in the order an unknown key's message lists them.
-        const KEYS: &[&str] = &[$( stringify!($field), )* "tasksets", "data", "scale"];
+        const KEYS: &[&str] = &[$( stringify!($field), )* "tasksets", "data", "scale", "slack", "notify"];
 
         impl FileConfig {
             /// Reads the value of `key`, one of [`KEYS`].
@@ -48,6 +52,8 @@ macro_rules! file_config {
                     "tasksets" => self.tasksets = map.next_value()?,
                     "data" => self.data = map.next_value()?,
                     "scale" => self.scale = map.next_value()?,
+                    "slack" => self.slack = map.next_value()?,
+                    "notify" => self.notify = map.next_value_seed(Notify)?,
                     other => return Err(de::Error::unknown_field(other, KEYS)),
                 }
                 Ok(())
@@ -57,7 +63,11 @@ macro_rules! file_config {
         impl LoadedConfig {
             /// What the file says, as settings; its paths are relative to the file.
             pub fn settings(&self) -> Result<Settings, UsageError> {
-                let f = &self.file;
+                self.settings_of(&self.file)
+            }
+
+            /// What `f` (the file, or one of its presets) says, as settings; its paths are relative to the file.
+            pub fn settings_of(&self, f: &FileConfig) -> Result<Settings, UsageError> {
                 Ok(Settings {
                     $( $field: f.$field.as_ref()
                         .map(|raw| <keys::$yaml as keys::Read<$ty>>::resolve(raw, self))
@@ -88,6 +98,16 @@ impl<'de> Deserialize<'de> for FileConfig {
             }
         }
         d.deserialize_struct("FileConfig", KEYS, File)
+    }
+}
+
+/// The `notify:` list, each URL checked.
+struct Notify;
+
+impl<'de> DeserializeSeed<'de> for Notify {
+    type Value = Vec<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<String>, D::Error> {
+        crate::slack::notify(d)
     }
 }
 

@@ -14,4 +14,5 @@ pub mod model;
 pub mod parse;
 pub mod plan;
 pub mod settings;
+pub mod slack;
 pub mod thresholds;

@@ -50,6 +50,9 @@ pub struct Source {
     pub config: Option<PathBuf>,
     /// Scripts may read outside the project and taskset folders (`--no-confine`).
     pub no_confine: bool,
+    /// Run with the settings of this preset of `slack: presets:` (`--preset`): they take the place of the file's
+    /// own, key by key.
+    pub preset: Option<String>,
     /// What the source options say: the taskset folder, the strictness and limits of scripts.
     pub settings: Settings,
     /// Reads one `NEST_*` variable (the process environment, for the command line).
@@ -62,7 +65,13 @@ pub struct Source {
 pub fn load_mix(source: impl TryInto<Source, Error = UsageError>, cli: Settings) -> Result<Mix, UsageError> {
     let source = source.try_into()?;
     let config = LoadedConfig::find(source.config.as_deref())?;
-    let file = config.as_ref().map(LoadedConfig::settings).transpose()?.unwrap_or_default();
+    let mut file = config.as_ref().map(LoadedConfig::settings).transpose()?.unwrap_or_default();
+    if let Some(name) = &source.preset {
+        let config = config.as_ref().ok_or_else(|| {
+            UsageError(format!("--preset {name}: no config file (nest.yaml, or --config) holds `slack: presets:`"))
+        })?;
+        file = config.preset_settings(name)?.over(file);
+    }
     let env = Settings::from_env(source.env)?;
     let cli = source.settings.clone().over(cli);
     let settings = Settings::layered(cli.clone(), env.clone(), file.clone());

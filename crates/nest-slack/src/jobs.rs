@@ -266,7 +266,7 @@ impl Jobs {
 }
 
 /// Capacity@SLO of a scale document, and the median of the comparable history entries before it.
-fn scale_line(doc: &nest_scale::doc::ScaleDoc, history: &Path) -> ScaleLine {
+pub fn scale_line(doc: &nest_scale::doc::ScaleDoc, history: &Path) -> ScaleLine {
     let now = nest_scale::history::Entry::of(doc);
     let entries = nest_scale::history::read(history).map(|(e, _)| e).unwrap_or_default();
     // The run appended itself last: the baseline is what came before it.

@@ -124,6 +124,79 @@ pub struct DeliveryFailed {
     pub last: String,
 }
 
+/// What ended, to be told.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    /// A run (`nest run`, `nest coordinate`, `nest merge`).
+    Run(&'a nest_report::model::Report),
+    /// A `nest scale` run, with its Capacity@SLO line.
+    Scale(&'a nest_scale::doc::ScaleDoc, &'a crate::blocks::ScaleLine),
+}
+
+/// The body a target of `format` gets: the Block Kit message, or the JSON summary (the report's figures without
+/// its histograms and timeline; for `scale`, Capacity@SLO and the steps' figures).
+pub fn body(format: Format, outcome: Outcome<'_>, title: &str) -> Value {
+    let context = crate::blocks::Context { title: title.to_owned(), in_channel: true, ..Default::default() };
+    match (format, outcome) {
+        (Format::Slack, Outcome::Run(report)) => crate::blocks::run_message(report, &context),
+        (Format::Slack, Outcome::Scale(doc, line)) => crate::blocks::scale_message(doc, line, &context),
+        (Format::Json, Outcome::Run(report)) => run_summary(report, title),
+        (Format::Json, Outcome::Scale(doc, line)) => scale_summary(doc, line, title),
+    }
+}
+
+fn run_summary(report: &nest_report::model::Report, title: &str) -> Value {
+    let (verdict, _) = crate::blocks::verdict(report);
+    let s = &report.summary;
+    let t = &s.totals;
+    serde_json::json!({
+        "title": title,
+        "verdict": verdict,
+        "host": report.run.host,
+        "load": report.run.load,
+        "started_at": s.started_at,
+        "duration_s": s.duration_s,
+        "totals": {"requests": t.requests, "failures": t.failures, "rps": t.rps, "latency_ms": t.latency_ms},
+        "thresholds": report.thresholds,
+        "failures": s.failures,
+        "incomplete": report.run.incomplete.is_some(),
+    })
+}
+
+fn scale_summary(doc: &nest_scale::doc::ScaleDoc, line: &crate::blocks::ScaleLine, title: &str) -> Value {
+    let steps: Vec<Value> = doc
+        .steps
+        .iter()
+        .map(|s| {
+            serde_json::json!({"load": s.load.to_string(), "throughput_rps": s.throughput_rps,
+                "p95_ms": s.latency_ms.p95, "error_pct": s.error_pct, "meets_slos": s.meets_slos})
+        })
+        .collect();
+    serde_json::json!({
+        "title": title,
+        "capacity": doc.capacity,
+        "headline": line.headline,
+        "baseline_rps": line.baseline_rps,
+        "change": line.change(),
+        "steps": steps,
+        "target": doc.target,
+    })
+}
+
+/// Delivers `outcome` to every target in turn; returns, per target, its redacted URL and the attempts it took, or
+/// why it failed.
+pub fn deliver_all(
+    targets: &[Target],
+    outcome: Outcome<'_>,
+    title: &str,
+    policy: Policy,
+) -> Vec<Result<(String, u32), DeliveryFailed>> {
+    targets
+        .iter()
+        .map(|target| post_json(&target.url, &body(target.format, outcome, title), policy).map(|n| (target.shown(), n)))
+        .collect()
+}
+
 /// Posts `body` as JSON to `url`, retrying a transport error, a 429 or a 5xx; returns the attempts it took. A 4xx
 /// other than 429 is not retried: the request itself is wrong. Runs its own small runtime: call it from
 /// synchronous code, off any async runtime.

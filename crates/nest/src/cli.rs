@@ -83,6 +83,8 @@ pub enum Command {
     Coordinate(crate::coordinate::CoordinateArgs),
     /// Start a coordinated run's segments: `nest launch local --segments N [run flags]` runs N on this machine.
     Launch(crate::launch::LaunchArgs),
+    /// Run load tests from Slack: `nest slack serve` answers the `/nest` slash command (see docs/slack.md).
+    Slack(crate::slack::SlackArgs),
 }
 
 /// Generates the clap arguments of the settings from the settings table of `nest_config`: `SourceSettings` (the
@@ -135,6 +137,10 @@ pub struct SourceArgs {
     /// one) and the taskset folder. Off by default: paths are checked after links are resolved.
     #[arg(long)]
     pub no_confine: bool,
+    /// Run with the settings of this preset of `slack: presets:` in the config, as `/nest run NAME` does (they take
+    /// the place of the file's own, key by key; the flags and the environment still come first).
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
 }
 
 impl SourceArgs {
@@ -151,6 +157,7 @@ impl TryFrom<&SourceArgs> for nest_config::plan::Source {
         Ok(nest_config::plan::Source {
             config: args.config.clone(),
             no_confine: args.no_confine,
+            preset: args.preset.clone(),
             settings: args.settings()?,
             env: |key| std::env::var(key).ok(),
             warn: |warning| {
@@ -238,6 +245,22 @@ pub struct RunArgs {
     /// Taking part in a coordinated run.
     #[command(flatten)]
     pub coordinator: crate::coordinate::JoinArgs,
+    /// Where the result is posted.
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+}
+
+/// Where a result is posted when the run ends (`nest run`, `nest scale`, `nest coordinate`, `nest merge`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct NotifyArgs {
+    /// Post the result here when the run ends: `slack:URL` (or a URL on hooks.slack.com) gets a Slack message,
+    /// any other URL the JSON summary (repeatable; replaces `notify:` of the config) [env: NEST_NOTIFY,
+    /// space-separated]. A failed delivery is a warning; the exit code stays the run's.
+    #[arg(long = "notify", value_name = "URL", env = "NEST_NOTIFY", value_delimiter = ' ', hide_env_values = true)]
+    pub notify: Vec<String>,
+    /// Post nowhere, whatever --notify, NEST_NOTIFY and `notify:` say.
+    #[arg(long, conflicts_with = "notify")]
+    pub no_notify: bool,
 }
 
 /// How this process takes part in a run split over several (see docs/scale.md). These are process flags, not
@@ -328,6 +351,9 @@ pub struct MergeArgs {
     /// thresholds the reports hold). A failed threshold exits 99.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub threshold: Vec<String>,
+    /// Where the merged result is posted.
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 /// The report files `nest merge` writes.

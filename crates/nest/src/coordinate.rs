@@ -41,6 +41,9 @@ pub struct CoordinateArgs {
     /// How the run is held together and judged.
     #[command(flatten)]
     pub judge: JudgeArgs,
+    /// Where the merged result is posted.
+    #[command(flatten)]
+    pub notify: crate::cli::NotifyArgs,
 }
 
 /// How a coordinated run is held together, judged and reported (`nest coordinate`, `nest launch`).
@@ -106,6 +109,7 @@ impl JudgeArgs {
 
 /// Runs `nest coordinate`: the token must be in `NEST_COORDINATOR_TOKEN`.
 pub fn run(args: CoordinateArgs) -> Result<()> {
+    let targets = crate::notify::targets(&args.notify, None)?;
     let token = Token::from_env().map_err(|e| UsageError(e.to_string()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let coordinator = runtime.block_on(bind(&args.judge, args.segments, args.listen, token))?;
@@ -114,7 +118,12 @@ pub fn run(args: CoordinateArgs) -> Result<()> {
         let _ = writeln!(std::io::stderr(), "coordinator listening on http://{addr}, waiting for {n} segments");
     }
     let conclusion = runtime.block_on(serve(coordinator, &args.judge, args.segments, |_| true))?;
-    finish(&args.judge, &conclusion)
+    drop(runtime);
+    let finished = finish(&args.judge, &conclusion);
+    if let Some(report) = &conclusion.report {
+        crate::notify::send(&targets, report, "nest coordinate");
+    }
+    finished
 }
 
 /// Binds the coordinator of a run of `segments` on `listen`; the report paths are checked first.

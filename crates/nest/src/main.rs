@@ -14,11 +14,13 @@ mod launch;
 mod launch_remote;
 mod list;
 mod live;
+mod notify;
 mod report_cmd;
 mod run;
 mod scale;
 mod scale_index;
 mod shell;
+mod slack;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -65,5 +67,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Scale(args) => scale_index::run(*args),
         Command::Coordinate(args) => coordinate::run(args),
         Command::Launch(args) => launch::run(args),
+        Command::Slack(args) => slack::run(args),
     }
 }

@@ -31,6 +31,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
 /// Runs `nest merge`: the reports are written even when the set is incomplete (exit 4) or a threshold failed
 /// (exit 99).
 pub fn merge(args: MergeArgs) -> Result<()> {
+    let targets = crate::notify::targets(&args.notify, None)?;
     let thresholds = args
         .threshold
         .iter()
@@ -49,6 +50,7 @@ pub fn merge(args: MergeArgs) -> Result<()> {
     }
     let o = args.outputs;
     emit(&report, &Outputs { csv: o.csv, html: o.html, junit: o.junit }, o.json.as_deref())?;
+    crate::notify::send(&targets, &report, "nest merge");
     if let Some(incomplete) = &report.run.incomplete {
         let missing: Vec<String> = incomplete.missing.iter().map(|m| m.index.to_string()).collect();
         let message = format!(

@@ -41,6 +41,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     let outputs = Outputs { csv: args.csv.clone(), html: args.html.clone(), junit: args.junit.clone() };
     let summary_to_stderr = check_outputs(&args, &outputs)?;
+    let notify = crate::notify::targets(&args.notify, checked.mix.config.as_ref())?;
     if !confirm::confirm(&checked, args.yes, args.quiet)? {
         let _ = writeln!(std::io::stderr(), "not started: nothing was sent");
         return Ok(());
@@ -86,6 +87,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     for path in outputs.write(&report)? {
         say(&format!("report written to {}", path.display()));
     }
+    let title = args.source.preset.as_ref().map_or_else(|| "nest run".to_owned(), |p| format!("preset {p}"));
+    crate::notify::send(&notify, &report, &title);
     if let Some(handed) = handed {
         return handed;
     }
@@ -204,7 +207,7 @@ fn run_info(checked: &plan::RunPlan, host: &url::Url) -> RunInfo {
     RunInfo {
         nest_version: env!("CARGO_PKG_VERSION").to_owned(),
         // Quoted, so that it can be pasted back (`--threshold 'p95 < 300ms'` stays one word), each word redacted.
-        command: crate::shell::join(std::env::args()),
+        command: crate::shell::join(crate::notify::redact_args(std::env::args())),
         host: nest_http::redact(host).into_owned(),
         load: confirm::load_line(plan),
         workers: plan.workers,

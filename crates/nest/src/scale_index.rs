@@ -26,6 +26,7 @@ pub fn run(args: ScaleArgs) -> Result<()> {
     }
     let mix = plan::load_mix(&args.run.source, base.clone())?;
     let file = mix.config.as_ref().and_then(|c| c.file.scale.clone());
+    let notify = crate::notify::targets(&args.run.notify, mix.config.as_ref())?;
     let spec = Spec::layered(&cli_config(&args), file.as_ref(), args.gate).map_err(to_anyhow)?;
     let at = |load: Load, run_time| {
         let mut s = base.clone();
@@ -74,8 +75,16 @@ pub fn run(args: ScaleArgs) -> Result<()> {
     let doc = nest_scale::run::run(&setup, &mut runner, &mut std::io::stderr()).map_err(to_anyhow)?;
     drop(demo);
     let outputs = Outputs { json: args.run.json.clone(), html: args.run.html.clone() };
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
-    nest_scale::run::conclude(&doc, &setup.spec, &outputs, &mut out, &mut err).map_err(to_anyhow)
+    let concluded = {
+        let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+        nest_scale::run::conclude(&doc, &setup.spec, &outputs, &mut out, &mut err)
+    };
+    if !notify.is_empty() {
+        let line = nest_slack::jobs::scale_line(&doc, &setup.spec.history);
+        let title = args.run.source.preset.as_ref().map_or_else(|| "nest scale".to_owned(), |p| format!("scale {p}"));
+        crate::notify::deliver(&notify, nest_slack::notify::Outcome::Scale(&doc, &line), &title);
+    }
+    concluded.map_err(to_anyhow)
 }
 
 /// `nest scale history`: the file from `--history`, else `scale: history:`, else the default.
