@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -107,8 +107,7 @@ pub fn router(service: Arc<Service>) -> Router {
     if service.reports.is_some() {
         router = router.route("/reports/{name}", get(report_file));
     }
-    // A little over the cap, so that the verifier (not the extractor) refuses a large body, with its reason logged.
-    router.layer(DefaultBodyLimit::max(MAX_BODY + 1)).with_state(service)
+    router.layer(DefaultBodyLimit::max(MAX_BODY)).with_state(service)
 }
 
 /// Serves `router(service)` on `listener` until `shutdown` resolves, then stops the current job (its result is
@@ -127,9 +126,18 @@ pub async fn serve(
 async fn slash_command(
     State(service): State<Arc<Service>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    // Read at most one byte past the cap: a larger body is refused by the verifier, like every other failure.
+    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY + 1).await {
+        Ok(body) => body,
+        Err(_) => {
+            log(&format!("refused a request from {peer}: {}", crate::verify::Rejection::TooLarge));
+            return StatusCode::BAD_REQUEST.into_response();
+        }
+    };
     let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let signed = Signed {
         timestamp: headers.get("x-slack-request-timestamp").and_then(|v| v.to_str().ok()),
