@@ -336,3 +336,34 @@ fn notify_retries_a_failing_webhook_delivers_once_and_keeps_the_exit_code() {
     assert!(run.stderr.contains("warning: could not deliver"), "{}", run.context());
     assert_eq!(hook.count("POST", "/down"), 4, "the attempts of the default policy");
 }
+
+#[test]
+fn a_scale_command_posts_capacity_at_slo_and_then_its_change_against_the_baseline() {
+    let target = Server::start();
+    let slack = Server::builder().record().start();
+    let port = free_port();
+    let sandbox = Sandbox::new();
+    sandbox.write("work.rhai", "task(1, work);\n\nfn work() { client.get(\"/work\"); sleep(0.05); }\n");
+    sandbox.write_config(&format!(
+        "taskset_dir: tasksets\nworkers: 1\nrun_time: 10s\nscale:\n  steps: [1, 2]\n  step_time: 1s\n  settle: 1s\n  \
+         slo: [\"p95 < 1s\"]\n  history: out/history.jsonl\nslack:\n  response_url_hosts: [127.0.0.1]\n  presets:\n    \
+         cap:\n      settings:\n        host: {}\n",
+        target.url()
+    ));
+    let running = serve(&sandbox, port);
+    let hook = format!("{}/response", slack.url());
+    for (n, change) in [(1, "no baseline yet"), (2, "against the baseline")] {
+        let (status, started, _) = send(port, "scale cap", &hook);
+        assert_eq!(status, 200);
+        assert!(started.starts_with("started scale `cap`"), "{started}");
+        assert!(slack.wait_for_total(n, Duration::from_secs(90)), "no scale result posted");
+        let message = messages(&slack).remove(n as usize - 1).to_string();
+        assert!(message.contains("Capacity@SLO") && message.contains("p95 < 1s"), "{message}");
+        assert!(message.contains(change), "{message}");
+        assert_eq!(message.matches(":white_check_mark: ").count() + message.matches(":x: ").count(), 2, "{message}");
+    }
+    let log = stop(running, &sandbox);
+    assert!(target.total() > 0, "{log}");
+    let history = std::fs::read_to_string(sandbox.root().join("out/history.jsonl")).unwrap();
+    assert_eq!(history.lines().count(), 2, "{log}");
+}
