@@ -165,7 +165,7 @@ fn thresholds(report: &Report) -> String {
 
 fn failures(report: &Report) -> String {
     let mut rows: Vec<_> = report.summary.failures.iter().collect();
-    rows.sort_by(|a, b| b.count.cmp(&a.count));
+    rows.sort_by_key(|f| std::cmp::Reverse(f.count));
     let mut text = String::from("*Top failures*");
     for f in rows.iter().take(TOP_FAILURES) {
         text.push_str(&format!("\n• {}× `{} {}`: {}", f.count, escape(&f.method), escape(&f.name), escape(&f.reason)));
