@@ -185,6 +185,8 @@ impl Jobs {
             job.preset.clone().into(),
             "--yes".into(),
             "--quiet".into(),
+            // The result goes to the command's response_url; `notify:` of the file would post it twice.
+            "--no-notify".into(),
             "--json".into(),
             files.json.clone().into(),
             "--html".into(),
@@ -361,6 +363,38 @@ fn terminate(pid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_gets_the_preset_and_overrides_and_posts_nowhere_itself() {
+        let launch = Launch {
+            program: "nest".into(),
+            config: "/p/nest.yaml".into(),
+            results: "/p/r".into(),
+            env_remove: Vec::new(),
+            report_base_url: None,
+            history: "h".into(),
+            policy: Policy::default(),
+        };
+        let job = Job {
+            kind: Kind::Run,
+            preset: "smoke".into(),
+            overrides: Overrides { users: Some(5), run_time: Some(std::time::Duration::from_secs(3)), rate: None },
+            user: "U1".into(),
+            response_url: url::Url::parse("https://hooks.slack.com/commands/T/1/secret").unwrap(),
+        };
+        let args: Vec<String> = Jobs::new(launch)
+            .args(&job, &Files::new(Path::new("/p/r"), "id"))
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        let line = args.join(" ");
+        assert_eq!(
+            line,
+            "run --config /p/nest.yaml --preset smoke --yes --quiet --no-notify --json /p/r/id.json --html \
+             /p/r/id.html --users 5 --run-time 3000ms"
+        );
+        assert!(!line.contains("secret"));
+    }
 
     #[test]
     fn stamps_sort_and_are_file_names() {

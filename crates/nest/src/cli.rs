@@ -259,7 +259,7 @@ pub struct NotifyArgs {
     #[arg(long = "notify", value_name = "URL", env = "NEST_NOTIFY", value_delimiter = ' ', hide_env_values = true)]
     pub notify: Vec<String>,
     /// Post nowhere, whatever --notify, NEST_NOTIFY and `notify:` say.
-    #[arg(long, conflicts_with = "notify")]
+    #[arg(long)]
     pub no_notify: bool,
 }
 
