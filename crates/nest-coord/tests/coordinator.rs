@@ -64,6 +64,7 @@ fn report(requests: u64, failed: u64) -> Report {
             tasksets: &[],
             duration_s: 1.0,
             started_at: 0.0,
+            counted_from_s: None,
             users: 1,
             open: false,
             stopped_in: None,
@@ -82,6 +83,7 @@ fn report(requests: u64, failed: u64) -> Report {
         identity: None,
         segments: Vec::new(),
         incomplete: None,
+        stats_reset: None,
     };
     Report { summary, run, thresholds: Vec::new() }
 }

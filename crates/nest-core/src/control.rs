@@ -311,3 +311,6 @@ impl<T: ShapeSource + ?Sized> ShapeSource for &mut T {
         (**self).tick(elapsed)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -94,12 +94,15 @@ pub struct RunResult {
 
 impl RunResult {
     /// The run's whole summary, in one step; `pools` are the data pools' rows (their counters are the caller's).
-    /// Its `users` are the plan's, or with a load shape (known only once it ran) the most active at once.
+    /// Its `users` are the plan's, or with a load shape or live changes (known only once it ran) the most active at
+    /// once. After a reset of the statistics its duration is the time counted, so its rates are over that time.
     pub fn summary(&self, pools: Vec<PoolRow>) -> Summary {
+        let counted_from = self.counted_from.unwrap_or_default();
         let peak = self.aggregate.timeline.values().map(|s| s.users).max().unwrap_or(0);
         let parts = SummaryParts {
             tasksets: &self.plan.tasksets,
-            duration_s: self.duration.as_secs_f64(),
+            duration_s: self.duration.saturating_sub(counted_from).as_secs_f64(),
+            counted_from_s: self.counted_from.map(|d| d.as_secs_f64()),
             started_at: self.started_at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()),
             // (A segment counts its own users: the merge adds them up to the plan's.)
             users: self.plan.segment_users().max(peak),

@@ -99,19 +99,7 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
         }
     };
     let _ = reports.send(WorkerEvent::Ready(index, Ok(())));
-    let common = Rc::new(VuCommon {
-        behaviour,
-        tasksets: plan.taskset_table(),
-        first: plan.first_tasksets(),
-        orders: plan.tasksets.iter().map(Order::of).collect(),
-        pool: FiberPool::new(plan.stack_size, MAX_IDLE_STACKS),
-        tickets: tickets.filter(|_| !plan.model.is_open()),
-        active: Cell::new(0),
-        plan: plan.clone(),
-        recorder: recorder.clone(),
-        stop,
-        kill,
-    });
+    let common = Rc::new(common(behaviour, plan, recorder.clone(), [stop, kill], tickets));
     while let Some(message) = control.recv().await {
         match message {
             Control::Setup => {
@@ -137,6 +125,30 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
     }
 }
 
+/// What every VU of a worker shares. `tokens` are the stop and the kill.
+pub(crate) fn common<B: Behaviour>(
+    behaviour: B,
+    plan: Arc<Plan>,
+    recorder: Recorder,
+    tokens: [CancellationToken; 2],
+    tickets: Option<Arc<std::sync::atomic::AtomicU64>>,
+) -> VuCommon<B> {
+    let [stop, kill] = tokens;
+    VuCommon {
+        behaviour,
+        tasksets: plan.taskset_table(),
+        first: plan.first_tasksets(),
+        orders: plan.tasksets.iter().map(Order::of).collect(),
+        pool: FiberPool::new(plan.stack_size, MAX_IDLE_STACKS),
+        tickets: tickets.filter(|_| !plan.model.is_open()),
+        active: Cell::new(0),
+        plan,
+        recorder,
+        stop,
+        kill,
+    }
+}
+
 /// Runs a global hook on a fiber; a crash becomes an error.
 async fn global_hook<B: Behaviour, T: 'static>(
     common: &Rc<VuCommon<B>>,
@@ -150,7 +162,7 @@ async fn global_hook<B: Behaviour, T: 'static>(
 }
 
 /// Runs this worker's share of the load, flushing statistics every second. Returns the last delta.
-async fn load<B: Behaviour>(
+pub(crate) async fn load<B: Behaviour>(
     common: &Rc<VuCommon<B>>,
     index: usize,
     start: tokio::time::Instant,

@@ -228,3 +228,79 @@ fn values_and_models_are_checked_before_anything_is_relayed() {
     assert!(answers[0].clone().unwrap_err().contains("spawn rate"), "{answers:?}");
     assert!(answers[1].clone().unwrap_err().contains("ulimit -n"), "the open-file check refuses: {answers:?}");
 }
+
+/// An open plan whose arrivals record one request each, 50 ms after their start: far from any second's edge, so
+/// which second counts a request does not depend on timing. (Its run time ends 100 ms before a whole second, so
+/// that no arrival is due just at its end.)
+fn four_a_second(run_time: Duration) -> Plan {
+    Plan::builder(vec![taskset(WaitTime::Constant(Duration::ZERO))])
+        .open(4.0, 8, Duration::from_secs(1))
+        .workers(2)
+        .run_time(Some(run_time))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_reset_counts_exactly_what_came_after_it() {
+    // Reset at 3 s of a 4.9 s run at 4/s: the report counts seconds 3 and 4, 8 requests, of the 20 sent.
+    let (result, seen, snapshots) =
+        run(four_a_second(Duration::from_millis(4900)), Duration::from_millis(50), RunHandle::new(), |s, h| {
+            if s.phase == RunPhase::Load && s.seconds == 0 {
+                h.reset_stats_at(Some(Duration::from_secs(3))).unwrap();
+            }
+        });
+    assert_eq!(seen.requests, 20, "the load itself did not change");
+    assert_eq!(result.counted_from, Some(Duration::from_secs(3)));
+    assert_eq!(result.aggregate.total().count, 8);
+    assert!(result.aggregate.timeline.keys().all(|&s| s >= 3), "{:?}", result.aggregate.timeline.keys());
+    let in_timeline: u64 = result.aggregate.timeline.values().filter_map(|s| s.total.as_ref()).map(|t| t.count).sum();
+    assert_eq!(in_timeline, 8);
+    let summary = result.summary(vec![]);
+    assert_eq!(summary.counted_from_s, Some(3.0));
+    // The duration and the rate are over the time counted, from 3 s to the end.
+    assert_eq!(summary.duration_s, (result.duration - Duration::from_secs(3)).as_secs_f64());
+    assert_eq!(summary.totals.rps, 8.0 / summary.duration_s);
+    // Live, the snapshots say from when the totals count (a reset to come already clears them).
+    let last_load = snapshots.iter().rfind(|s| s.phase == RunPhase::Load).unwrap();
+    assert_eq!(last_load.counted_from, Duration::from_secs(3));
+    assert_eq!(last_load.totals.total().count, 4 * (last_load.seconds - 3), "the seconds it holds, from 3 s");
+}
+
+#[test]
+fn a_reset_now_counts_from_the_next_whole_second() {
+    let (result, seen, snapshots) =
+        run(four_a_second(Duration::from_millis(3900)), Duration::from_millis(50), RunHandle::new(), |s, h| {
+            if s.phase == RunPhase::Load && s.seconds == 1 {
+                h.reset_stats().unwrap();
+            }
+        });
+    assert_eq!(seen.requests, 16);
+    // Asked just after the first second was reported (at 1 s and a little): counted from 2 s (3 s on a very slow
+    // machine), and exactly the requests of the seconds from then.
+    let from = result.counted_from.expect("reset").as_secs();
+    assert!((2..=3).contains(&from), "{from}");
+    assert_eq!(result.aggregate.total().count, 4 * (4 - from));
+    // Live: the first second's requests were counted, then the totals restarted.
+    let load: Vec<&Snapshot> = snapshots.iter().filter(|s| s.phase == RunPhase::Load).map(|s| &**s).collect();
+    assert!(load.iter().any(|s| s.counted_from.is_zero() && s.totals.total().count == 4), "second 0 was counted");
+    let after: Vec<&&Snapshot> = load.iter().filter(|s| !s.counted_from.is_zero()).collect();
+    assert!(after.first().is_some_and(|s| s.totals.total().count < 4), "the totals restarted");
+    for s in after.iter().filter(|s| s.seconds >= from) {
+        assert_eq!(s.totals.total().count, 4 * (s.seconds - from), "at {} s: its seconds from {from} s", s.seconds);
+    }
+}
+
+#[test]
+fn a_load_shape_owns_the_curve() {
+    // (No shape given: the shaped plan ends at its first tick; the load's first snapshot comes before it.)
+    let plan = Plan::builder(vec![taskset(WaitTime::Constant(Duration::ZERO))]).shaped().workers(1).build().unwrap();
+    let answer = Arc::new(Mutex::new(None));
+    let mine = answer.clone();
+    run(plan, Duration::from_millis(1), RunHandle::new(), move |s, h| {
+        if s.phase == RunPhase::Load && s.seconds == 0 {
+            *mine.lock().unwrap() = Some(h.set_users(4, None));
+        }
+    });
+    assert_eq!(*answer.lock().unwrap(), Some(Err(ControlError::CurveOwned("load shape"))));
+}

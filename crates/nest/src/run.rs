@@ -214,6 +214,7 @@ fn run_info(checked: &plan::RunPlan, host: &url::Url) -> RunInfo {
         identity: None,
         segments: Vec::new(),
         incomplete: None,
+        stats_reset: None,
     }
 }
 
