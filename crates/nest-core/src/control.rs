@@ -18,14 +18,17 @@ use crate::behaviour::TaskError;
 use crate::plan::{Model, Plan};
 use crate::segment::Lane;
 
-/// What the load is being steered to.
-#[derive(Debug, Clone, PartialEq)]
+/// What the load is being steered to. In JSON: `{"kind": "users", "users": 50, "spawn_rate": 5.0}` or
+/// `{"kind": "rate", "per_second": 200.0}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LoadTarget {
     /// Closed model: this many users over all segments, reached at `spawn_rate` users per second.
     Users {
         /// Users wanted, over all segments.
         users: u64,
         /// Users started or stopped per second (`None`: all at once).
+        #[serde(default)]
         spawn_rate: Option<f64>,
     },
     /// Open model: tasks started per second, over all segments.
@@ -36,6 +39,22 @@ pub enum LoadTarget {
 }
 
 impl LoadTarget {
+    /// Whether its values make sense, whatever the plan: a spawn rate above 0, a rate of arrivals of 0 or more, no
+    /// NaN. (A coordinator, which does not know the plan, checks this much.)
+    pub fn check_values(&self) -> Result<(), ControlError> {
+        match *self {
+            LoadTarget::Users { spawn_rate: Some(rate), .. } if !(rate.is_finite() && rate > 0.0) => {
+                Err(ControlError::Invalid(format!(
+                    "the spawn rate must be a positive number of users per second, not {rate}"
+                )))
+            }
+            LoadTarget::Rate { per_second } if !(per_second.is_finite() && per_second >= 0.0) => Err(
+                ControlError::Invalid(format!("the rate must be a number of tasks per second >= 0, not {per_second}")),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// What `plan` steers to at `at` after the start by itself (its curve; for a shape, nothing before its first tick).
     pub(crate) fn of_plan(plan: &Plan, at: Duration) -> LoadTarget {
         match &plan.model {
@@ -253,26 +272,11 @@ fn check(plan: &Plan, target: &LoadTarget) -> Result<(), ControlError> {
     if !plan.is_steerable() {
         return Err(ControlError::CurveOwned("load shape"));
     }
-    match *target {
-        LoadTarget::Users { users, spawn_rate } => {
-            if let Some(rate) = spawn_rate
-                && !(rate.is_finite() && rate > 0.0)
-            {
-                return Err(ControlError::Invalid(format!(
-                    "the spawn rate must be a positive number of users per second, not {rate}"
-                )));
-            }
-            let share = Lane::of_segment(plan.segment).count_below(users);
-            if share > plan.segment_users() {
-                crate::limits::check(share).map_err(|e| ControlError::Limit(e.to_string()))?;
-            }
-        }
-        LoadTarget::Rate { per_second } => {
-            if !(per_second.is_finite() && per_second >= 0.0) {
-                return Err(ControlError::Invalid(format!(
-                    "the rate must be a number of tasks per second >= 0, not {per_second}"
-                )));
-            }
+    target.check_values()?;
+    if let LoadTarget::Users { users, .. } = *target {
+        let share = Lane::of_segment(plan.segment).count_below(users);
+        if share > plan.segment_users() {
+            crate::limits::check(share).map_err(|e| ControlError::Limit(e.to_string()))?;
         }
     }
     Ok(())
