@@ -465,7 +465,9 @@ impl State {
             return;
         }
         let elapsed = now - start.instant;
-        let breached = thresholds::breached_now(&self.settings.thresholds, &self.live, elapsed);
+        // (After a reset, the live figures and their rates cover the time since it.)
+        let counted = elapsed.saturating_sub(Duration::from_secs(self.steering.counted_from()));
+        let breached = thresholds::breached_now(&self.settings.thresholds, &self.live, counted);
         for i in breached {
             let at_s = elapsed.as_secs_f64();
             self.aborted.push((i, at_s));
