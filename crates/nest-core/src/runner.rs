@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::behaviour::{BehaviourFactory, TaskError};
 use crate::control::{Command, LoadTarget, RunHandle, ShapeSource, ShapeTick};
@@ -28,7 +28,7 @@ use crate::plan::{Model, Plan};
 use crate::rendezvous::{Alone, Rendezvous, StartOrder};
 use crate::snapshot::{self, Publisher, RunPhase, Snapshot};
 use crate::stats::{Aggregate, PoolRow, Summary, SummaryParts};
-use crate::worker::{self, Control, WorkerEvent, WorkerSetup};
+use crate::worker::{self, Control, WorkerEvent, Workers};
 
 /// Why the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,22 +114,6 @@ impl RunResult {
     }
 }
 
-struct Workers {
-    controls: Vec<mpsc::UnboundedSender<Control>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-    reports: mpsc::UnboundedReceiver<WorkerEvent>,
-}
-
-impl Workers {
-    fn join(&mut self) {
-        self.controls.clear();
-        for thread in self.threads.drain(..) {
-            // A worker that panicked outside any script call has already reported what it could.
-            let _ = thread.join();
-        }
-    }
-}
-
 /// Runs a plan to its end, with no one watching.
 pub async fn run<F: BehaviourFactory>(
     plan: Plan,
@@ -165,7 +149,7 @@ pub async fn run_with_rendezvous<F: BehaviourFactory>(
 ) -> Result<RunResult, Error> {
     let plan = Arc::new(plan);
     handle.attach(plan.clone());
-    let workers = spawn(&plan, &factory, &handle)?;
+    let workers = worker::spawn(&plan, &factory, &handle)?;
     let mut publisher = Publisher::new(snapshots);
     publisher.target = Some(handle.target());
     let aggregate = Aggregate::default();
@@ -579,33 +563,6 @@ impl Run {
             plan: self.plan,
         }
     }
-}
-
-fn spawn<F: BehaviourFactory>(plan: &Arc<Plan>, factory: &Arc<F>, handle: &RunHandle) -> Result<Workers, Error> {
-    let (reports_tx, reports) = mpsc::unbounded_channel();
-    let mut controls = Vec::with_capacity(plan.workers);
-    let mut threads = Vec::with_capacity(plan.workers);
-    let tickets = plan.segment_iterations().map(|n| Arc::new(std::sync::atomic::AtomicU64::new(n)));
-    for index in 0..plan.workers {
-        let (control_tx, control) = mpsc::unbounded_channel();
-        let setup = WorkerSetup {
-            index,
-            plan: plan.clone(),
-            factory: factory.clone(),
-            stop: handle.stop.child_token(),
-            kill: handle.kill.child_token(),
-            control,
-            reports: reports_tx.clone(),
-            tickets: tickets.clone(),
-        };
-        let thread = std::thread::Builder::new()
-            .name(format!("nest-worker-{index}"))
-            .spawn(move || worker::main(setup))
-            .map_err(Error::Spawn)?;
-        controls.push(control_tx);
-        threads.push(thread);
-    }
-    Ok(Workers { controls, threads, reports })
 }
 
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {

@@ -15,7 +15,8 @@ use tokio::task::LocalSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::{Behaviour, BehaviourFactory, Shared, TaskError, WorkerContext};
-use crate::control::LoadTarget;
+use crate::control::{LoadTarget, RunHandle};
+use crate::error::Error;
 use crate::fiber::FiberPool;
 use crate::plan::{Model, Plan};
 use crate::stats::{Delta, Recorder};
@@ -63,6 +64,56 @@ pub(crate) struct WorkerSetup<F> {
     pub reports: mpsc::UnboundedSender<WorkerEvent>,
     /// The run's `--iterations` budget, shared by every worker.
     pub tickets: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
+
+/// The worker threads of a run, from the runner's side.
+pub(crate) struct Workers {
+    pub(crate) controls: Vec<mpsc::UnboundedSender<Control>>,
+    pub(crate) threads: Vec<std::thread::JoinHandle<()>>,
+    pub(crate) reports: mpsc::UnboundedReceiver<WorkerEvent>,
+}
+
+impl Workers {
+    /// Hangs up and waits for every thread to end.
+    pub(crate) fn join(&mut self) {
+        self.controls.clear();
+        for thread in self.threads.drain(..) {
+            // A worker that panicked outside any script call has already reported what it could.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts one thread per worker of `plan`; each builds its behaviour and waits for the runner's orders.
+pub(crate) fn spawn<F: BehaviourFactory>(
+    plan: &Arc<Plan>,
+    factory: &Arc<F>,
+    handle: &RunHandle,
+) -> Result<Workers, Error> {
+    let (reports_tx, reports) = mpsc::unbounded_channel();
+    let mut controls = Vec::with_capacity(plan.workers);
+    let mut threads = Vec::with_capacity(plan.workers);
+    let tickets = plan.segment_iterations().map(|n| Arc::new(std::sync::atomic::AtomicU64::new(n)));
+    for index in 0..plan.workers {
+        let (control_tx, control) = mpsc::unbounded_channel();
+        let setup = WorkerSetup {
+            index,
+            plan: plan.clone(),
+            factory: factory.clone(),
+            stop: handle.stop.child_token(),
+            kill: handle.kill.child_token(),
+            control,
+            reports: reports_tx.clone(),
+            tickets: tickets.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("nest-worker-{index}"))
+            .spawn(move || main(setup))
+            .map_err(Error::Spawn)?;
+        controls.push(control_tx);
+        threads.push(thread);
+    }
+    Ok(Workers { controls, threads, reports })
 }
 
 /// The body of a worker thread.
