@@ -124,7 +124,7 @@ fn more_users_start_and_fewer_retire_the_newest_with_on_stop() {
             }
             if s.phase == RunPhase::Load && s.seconds == 2 && asked == 1 {
                 asked = 2;
-                h.set_users(3, Some(100.0)).unwrap();
+                h.set_users(3, Some(10.0)).unwrap();
             }
         });
     let mut vus = seen.vus.clone();
@@ -140,9 +140,9 @@ fn more_users_start_and_fewer_retire_the_newest_with_on_stop() {
     assert_eq!(users.first(), Some(&2), "{users:?}");
     assert!(users.contains(&5), "the live count saw the five users: {users:?}");
     assert_eq!(users.last(), Some(&3), "{users:?}");
-    assert_eq!(*target.borrow_and_update(), LoadTarget::Users { users: 3, spawn_rate: Some(100.0) });
+    assert_eq!(*target.borrow_and_update(), LoadTarget::Users { users: 3, spawn_rate: Some(10.0) });
     let last = snapshots.last().unwrap();
-    assert_eq!(last.target, Some(LoadTarget::Users { users: 3, spawn_rate: Some(100.0) }));
+    assert_eq!(last.target, Some(LoadTarget::Users { users: 3, spawn_rate: Some(10.0) }));
     // The summary's users are the most that ran at once.
     assert_eq!(result.summary(vec![]).users, 5);
 }
