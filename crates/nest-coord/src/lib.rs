@@ -10,6 +10,8 @@
 //! - [`server`]: [`server::Coordinator`], the HTTP service (axum) with the token check, body caps and long polls.
 //! - [`protocol`]: the JSON bodies and routes; segments only connect out, control rides in the answers.
 //! - [`client`]: the segment's side ([`client::Session`]); [`segment`]: its live feed.
+//! - [`steer`]: changes of the whole run's load and resets of its statistics, handed to every segment for one
+//!   instant.
 //! - [`finish`]: the exact merge of the results, the central verdict, the incomplete marker.
 //! - [`token`]: the run's shared secret, from `NEST_COORDINATOR_TOKEN`, compared in constant time.
 //!
@@ -37,4 +39,5 @@ pub mod rendezvous;
 pub mod segment;
 pub mod server;
 pub mod state;
+pub mod steer;
 pub mod token;

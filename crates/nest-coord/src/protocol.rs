@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `POST /v1/register` | [`Register`] | [`Registered`], or 409 [`ErrorBody`] (refused) |
 //! | `POST /v1/ready` | [`Ready`] | [`ReadyReply`]: wait, start (instant + setup value) or cancelled |
-//! | `POST /v1/live` | [`Live`] | [`LiveReply`]: whether to stop |
+//! | `POST /v1/live` | [`Live`] | [`LiveReply`]: whether to stop; the latest change of load and reset of the statistics |
 //! | `POST /v1/load-done` | [`Member`] | [`LoadDoneReply`]: noted (segments 1..N), or wait until `teardown()` may run |
 //! | `POST /v1/result` | [`Upload`] | [`Ack`] |
 
@@ -146,13 +146,47 @@ pub struct Live {
     /// Script errors so far.
     #[serde(default)]
     pub script_errors: u64,
+    /// The whole second of the load its statistics count from (0 unless they were reset): the coordinator drops
+    /// the rows of pushes from before the latest reset.
+    #[serde(default)]
+    pub counted_from_s: u64,
+    /// The segment refused the latest change of load (its plan cannot take it), and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// The answer to [`Live`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveReply {
     /// Stop the load (gracefully), for this reason.
     pub stop: Option<String>,
+    /// The latest change of load the operator asked for: a segment applies each `seq` once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steer: Option<Steer>,
+    /// The latest reset of the statistics: a segment applies each `seq` once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset: Option<ResetAt>,
+}
+
+/// A change of the whole run's load, at one instant of the common timeline (every segment takes its share of the
+/// global target, as `nest_core::RunHandle::steer` does).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Steer {
+    /// Grows by one with each change or reset.
+    pub seq: u64,
+    /// When it takes effect: milliseconds since the load's common start.
+    pub at_ms: u64,
+    /// The new target, over all segments.
+    pub target: nest_core::LoadTarget,
+}
+
+/// A reset of the statistics of every segment, from one whole second of the load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetAt {
+    /// Grows by one with each change or reset.
+    pub seq: u64,
+    /// The second since the load's common start the statistics count from.
+    pub at_s: u64,
 }
 
 /// The answer to `load-done`.

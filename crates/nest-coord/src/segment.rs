@@ -4,7 +4,10 @@
 //! difference between the latest snapshot and what it pushed before (counts subtracted, histograms subtracted
 //! bucket for bucket), so nothing is lost or counted twice however the pushes and snapshots interleave. A push
 //! with nothing new is the heartbeat that keeps the segment from being declared lost. An answer that says stop
-//! stops the load gracefully, as an `abort` threshold of a single process would.
+//! stops the load gracefully, as an `abort` threshold of a single process would. An answer that carries a new
+//! change of load or reset of the statistics (see [`crate::steer`]) is applied once, at the instant it names, with
+//! the run's own `RunHandle`; a refusal goes back in the next push. After a reset the feed starts again from the
+//! restarted totals.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,7 +18,7 @@ use nest_core::stats::{RequestCounts, TimelineRow};
 use tokio::sync::watch;
 
 use crate::client::{ClientError, Session};
-use crate::protocol::{CheckTotal, Live, PUSH_EVERY};
+use crate::protocol::{CheckTotal, Live, LiveReply, PUSH_EVERY};
 
 /// Turns cumulative snapshots into pushes of what is new.
 #[derive(Debug, Default)]
@@ -25,6 +28,8 @@ pub struct LiveFeed {
     sent: BTreeMap<(String, String), RequestCounts>,
     /// Those of the push in flight.
     pending: Vec<((String, String), RequestCounts)>,
+    /// The second the snapshots' statistics count from (a reset restarts their totals).
+    counted_from: std::time::Duration,
 }
 
 impl LiveFeed {
@@ -33,6 +38,11 @@ impl LiveFeed {
     pub fn next(&mut self, session: &Session, snapshot: &Snapshot) -> Live {
         self.seq += 1;
         self.pending.clear();
+        if snapshot.counted_from != self.counted_from {
+            // The totals restarted: what was sent before the reset is no base for differences.
+            self.counted_from = snapshot.counted_from;
+            self.sent.clear();
+        }
         let mut rows = Vec::new();
         for (key, now) in &snapshot.totals.requests {
             let delta = match self.sent.get(key) {
@@ -56,6 +66,8 @@ impl LiveFeed {
             rows,
             checks,
             script_errors: snapshot.totals.errors.values().sum(),
+            counted_from_s: snapshot.counted_from.as_secs(),
+            refused: None,
         }
     }
 }
@@ -64,6 +76,48 @@ impl LiveFeed {
     /// The coordinator took the last push: its figures are sent.
     pub fn acknowledged(&mut self) {
         self.sent.extend(self.pending.drain(..));
+    }
+}
+
+/// The changes of the coordinator this segment applied, by their `seq`.
+#[derive(Debug, Default)]
+struct Applied {
+    steer: u64,
+    reset: u64,
+    /// The latest refusal, for the next push.
+    refused: Option<String>,
+}
+
+impl Applied {
+    /// Applies what `reply` carries that is new, at the instant it names.
+    fn apply(&mut self, reply: &LiveReply, run: &RunHandle, say: &impl Fn(&str)) {
+        if let Some(steer) = reply.steer.as_ref().filter(|s| s.seq > self.steer) {
+            self.steer = steer.seq;
+            let at = std::time::Duration::from_millis(steer.at_ms);
+            match run.steer(Some(at), steer.target.clone()) {
+                Ok(()) => say(&format!("the coordinator changes the load: {}", describe(&steer.target))),
+                Err(e) => {
+                    say(&format!("the coordinator's change of load is refused: {e}"));
+                    self.refused = Some(e.to_string());
+                }
+            }
+        }
+        if let Some(reset) = reply.reset.filter(|r| r.seq > self.reset) {
+            self.reset = reset.seq;
+            match run.reset_stats_at(Some(std::time::Duration::from_secs(reset.at_s))) {
+                Ok(()) => say(&format!("the coordinator resets the statistics from {}s", reset.at_s)),
+                Err(e) => say(&format!("the coordinator's reset of the statistics is refused: {e}")),
+            }
+        }
+    }
+}
+
+/// A target in words.
+fn describe(target: &nest_core::LoadTarget) -> String {
+    match target {
+        nest_core::LoadTarget::Users { users, spawn_rate: Some(rate) } => format!("{users} users at {rate}/s"),
+        nest_core::LoadTarget::Users { users, spawn_rate: None } => format!("{users} users at once"),
+        nest_core::LoadTarget::Rate { per_second } => format!("{per_second} tasks/s"),
     }
 }
 
@@ -93,7 +147,8 @@ fn subtract(now: &mut nest_core::stats::Latency, before: &nest_core::stats::Late
 }
 
 /// Pushes the live feed every second until `done` turns true; stops the load when the coordinator says so, or
-/// when it no longer counts this segment (lost, refused). `say` hears why.
+/// when it no longer counts this segment (lost, refused), and applies the changes of load and resets it hands out.
+/// `say` hears why.
 pub async fn push_live(
     session: Arc<Session>,
     mut snapshots: Snapshots,
@@ -104,16 +159,19 @@ pub async fn push_live(
     let mut feed = LiveFeed::default();
     let mut ticks = tokio::time::interval(PUSH_EVERY);
     let mut stopped = false;
+    let mut applied = Applied::default();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             _ = done.wait_for(|d| *d) => return,
         }
         let snapshot = snapshots.borrow_and_update().clone();
-        let live = feed.next(&session, &snapshot);
+        let mut live = feed.next(&session, &snapshot);
+        live.refused = applied.refused.take();
         match session.push(&live).await {
             Ok(reply) => {
                 feed.acknowledged();
+                applied.apply(&reply, &stop, &say);
                 if let Some(reason) = reply.stop
                     && !stopped
                 {
@@ -184,5 +242,23 @@ mod tests {
         feed.acknowledged();
         let idle = feed.next(&s, &record(&mut agg, &[]));
         assert!(idle.rows.is_empty(), "nothing new: a heartbeat");
+    }
+
+    #[test]
+    fn after_a_reset_the_feed_pushes_the_restarted_totals() {
+        let (s, mut feed, mut agg) = (session(), LiveFeed::default(), Aggregate::default());
+        feed.next(&s, &record(&mut agg, &[1, 2, 3, 4]));
+        feed.acknowledged();
+        // The runner reset its totals (counting from 5 s): they are smaller than what was sent.
+        let mut fresh = Aggregate::default();
+        let mut snapshot = record(&mut fresh, &[7]);
+        snapshot.counted_from = Duration::from_secs(5);
+        let live = feed.next(&s, &snapshot);
+        assert_eq!(pushed(&live), (1, 1));
+        assert_eq!(live.counted_from_s, 5);
+        feed.acknowledged();
+        let mut snapshot = record(&mut fresh, &[8, 9]);
+        snapshot.counted_from = Duration::from_secs(5);
+        assert_eq!(pushed(&feed.next(&s, &snapshot)), (2, 2), "differences again from the restarted totals");
     }
 }

@@ -77,6 +77,32 @@ impl Handle {
         self.shared.notify();
     }
 
+    /// Closed model: a new target of users for the whole run (each segment takes its share), reached at
+    /// `spawn_rate` users per second; every segment applies it at one instant, [`crate::steer::LEAD`] from now. A
+    /// segment whose plan cannot take it says so ([`crate::state::Event::Refused`]).
+    pub fn set_users(&self, users: u64, spawn_rate: Option<f64>) -> Result<(), nest_core::ControlError> {
+        self.steer(nest_core::LoadTarget::Users { users, spawn_rate })
+    }
+
+    /// Open model: a new arrival rate for the whole run, tasks per second (see [`Handle::set_users`]).
+    pub fn set_rate(&self, per_second: f64) -> Result<(), nest_core::ControlError> {
+        self.steer(nest_core::LoadTarget::Rate { per_second })
+    }
+
+    /// Resets the statistics of every segment and the live figures: they count from the first whole second of the
+    /// load [`crate::steer::LEAD`] from now.
+    pub fn reset_stats(&self) -> Result<(), nest_core::ControlError> {
+        self.shared.lock().reset_stats(Instant::now())?;
+        self.shared.notify();
+        Ok(())
+    }
+
+    fn steer(&self, target: nest_core::LoadTarget) -> Result<(), nest_core::ControlError> {
+        self.shared.lock().steer(target, Instant::now())?;
+        self.shared.notify();
+        Ok(())
+    }
+
     /// Segment `index`'s process ended (`how`: its exit status): without a result, it is lost at once.
     pub fn exited(&self, index: u32, how: &str) {
         self.shared.lock().exited(index, how, Instant::now());
@@ -158,6 +184,7 @@ fn publish_live(state: &State, now: Instant, publish: &watch::Sender<Arc<Snapsho
         return last;
     }
     let seq = publish.borrow().seq + 1;
+    let (target, counted_from) = state.steering();
     let snapshot = Snapshot {
         phase: RunPhase::Load,
         seq,
@@ -166,6 +193,8 @@ fn publish_live(state: &State, now: Instant, publish: &watch::Sender<Arc<Snapsho
         users: live.live_users,
         totals: live.without_timeline(),
         last: None,
+        counted_from: Duration::from_secs(counted_from),
+        target,
     };
     publish.send_replace(Arc::new(snapshot));
     Some(second)

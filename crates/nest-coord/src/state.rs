@@ -96,6 +96,13 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A segment refused the latest change of load (its plan cannot take it).
+    Refused {
+        /// Its index.
+        index: u32,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for Event {
@@ -112,6 +119,7 @@ impl std::fmt::Display for Event {
             }
             Event::Result { index } => write!(f, "segment {index} handed in its result"),
             Event::Cancelled { reason } => write!(f, "run cancelled: {reason}"),
+            Event::Refused { index, reason } => write!(f, "segment {index} refused the change of load: {reason}"),
         }
     }
 }
@@ -238,6 +246,7 @@ pub struct State {
     live: Aggregate,
     aborted: Vec<(usize, f64)>,
     events: Vec<Event>,
+    steering: crate::steer::Steering,
 }
 
 impl State {
@@ -257,6 +266,7 @@ impl State {
             live: Aggregate::default(),
             aborted: Vec::new(),
             events: Vec::new(),
+            steering: crate::steer::Steering::default(),
         }
     }
 
@@ -408,12 +418,19 @@ impl State {
             seat.users = l.users;
             seat.checks = l.checks;
             seat.script_errors = l.script_errors;
-            for (key, counts) in rows {
-                self.live.requests.entry(key).or_default().merge(&counts);
+            // (Rows counted before the segment applied the latest reset belong to no figure any more.)
+            if l.counted_from_s >= self.steering.counted_from() {
+                for (key, counts) in rows {
+                    self.live.requests.entry(key).or_default().merge(&counts);
+                }
+            }
+            if let Some(reason) = l.refused {
+                self.events.push(Event::Refused { index: l.member.index, reason });
             }
             self.refresh_live();
         }
-        Ok(Ok(LiveReply { stop: self.stop.clone() }))
+        let (steer, reset) = (self.steering.target.clone(), self.steering.reset);
+        Ok(Ok(LiveReply { stop: self.stop.clone(), steer, reset }))
     }
 
     /// Rebuilds the run-wide live figures (users, checks, script errors) from each segment's latest push.
@@ -448,13 +465,44 @@ impl State {
             return;
         }
         let elapsed = now - start.instant;
-        let breached = thresholds::breached_now(&self.settings.thresholds, &self.live, elapsed);
+        // (After a reset, the live figures and their rates cover the time since it.)
+        let counted = elapsed.saturating_sub(Duration::from_secs(self.steering.counted_from()));
+        let breached = thresholds::breached_now(&self.settings.thresholds, &self.live, counted);
         for i in breached {
             let at_s = elapsed.as_secs_f64();
             self.aborted.push((i, at_s));
             self.events.push(Event::Aborted { expr: self.settings.thresholds[i].expr.clone(), at_s });
             self.stop.get_or_insert_with(|| format!("threshold `{}` breached", self.settings.thresholds[i].expr));
         }
+    }
+
+    /// A new target of load for the whole run, handed to every segment (see [`crate::steer`]).
+    pub fn steer(&mut self, target: nest_core::LoadTarget, now: Instant) -> Result<(), nest_core::ControlError> {
+        let elapsed = self.steerable(now)?;
+        self.steering.set(elapsed, target)
+    }
+
+    /// Resets the statistics of every segment (and the live figures) from the first whole second
+    /// [`crate::steer::LEAD`] ahead; returns that second.
+    pub fn reset_stats(&mut self, now: Instant) -> Result<u64, nest_core::ControlError> {
+        let elapsed = self.steerable(now)?;
+        self.live.requests.clear();
+        Ok(self.steering.reset(elapsed))
+    }
+
+    /// The latest target handed out, and the second the statistics count from (0 unless reset).
+    pub fn steering(&self) -> (Option<nest_core::LoadTarget>, u64) {
+        (self.steering.target.as_ref().map(|s| s.target.clone()), self.steering.counted_from())
+    }
+
+    /// The time since the start, if the load runs and is not being stopped.
+    fn steerable(&self, now: Instant) -> Result<Duration, nest_core::ControlError> {
+        let start = self.start.ok_or(nest_core::ControlError::NotStarted)?;
+        let over = self.seats.iter().flatten().all(|s| s.load_done || s.lost.is_some() || s.result.is_some());
+        if self.stop.is_some() || self.cancelled.is_some() || over {
+            return Err(nest_core::ControlError::Over);
+        }
+        Ok(now.saturating_duration_since(start.instant))
     }
 
     /// Asks every segment to stop (the coordinator was interrupted); before the start, cancels the run.

@@ -21,19 +21,20 @@ const TOKEN: &str = "test-token-0123456789";
 struct Running {
     addr: SocketAddr,
     handle: Handle,
+    snapshots: nest_core::Snapshots,
     end: JoinHandle<(End, Vec<Event>)>,
 }
 
 async fn start(settings: Settings) -> Running {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let coordinator = Coordinator::bind(any, Token::new(TOKEN).unwrap(), settings, "run-x".into()).await.unwrap();
-    let (addr, handle) = (coordinator.local_addr(), coordinator.handle());
+    let (addr, handle, snapshots) = (coordinator.local_addr(), coordinator.handle(), coordinator.snapshots());
     let end = tokio::spawn(async move {
         let mut events = Vec::new();
         let end = coordinator.run(|e| events.push(e)).await.unwrap();
         (end, events)
     });
-    Running { addr, handle, end }
+    Running { addr, handle, snapshots, end }
 }
 
 fn session(addr: SocketAddr, index: u32, segments: u32, plan_hash: &str) -> Session {
@@ -64,6 +65,7 @@ fn report(requests: u64, failed: u64) -> Report {
             tasksets: &[],
             duration_s: 1.0,
             started_at: 0.0,
+            counted_from_s: None,
             users: 1,
             open: false,
             stopped_in: None,
@@ -82,6 +84,7 @@ fn report(requests: u64, failed: u64) -> Report {
         identity: None,
         segments: Vec::new(),
         incomplete: None,
+        stats_reset: None,
     };
     Report { summary, run, thresholds: Vec::new() }
 }
@@ -201,8 +204,16 @@ async fn strangers_without_the_token_change_nothing() {
     // No one can stop it: there is no stop route, and a stranger's push is refused before it is read.
     assert_eq!(status_of(run.addr, "stop", Some(&bearer), b"{}").await, 404);
     assert_eq!(status_of(run.addr, "live", None, &live(0, "seg-0")).await, 401);
-    let heartbeat =
-        Live { member: real.member().clone(), seq: 1, users: 1, rows: vec![], checks: vec![], script_errors: 0 };
+    let heartbeat = Live {
+        member: real.member().clone(),
+        seq: 1,
+        users: 1,
+        rows: vec![],
+        checks: vec![],
+        script_errors: 0,
+        counted_from_s: 0,
+        refused: None,
+    };
     assert_eq!(real.push(&heartbeat).await.unwrap().stop, None);
     real.upload(&report(3, 0)).await.unwrap();
     let (end, _) = run.end.await.unwrap();
@@ -262,8 +273,16 @@ async fn a_silent_segment_is_lost_and_the_run_is_incomplete() {
     // Segment 1 goes silent; segment 0's teardown is released once it is lost.
     a.load_done().await.unwrap();
     // A lost segment cannot come back with figures or results.
-    let heartbeat =
-        Live { member: b.member().clone(), seq: 1, users: 1, rows: vec![], checks: vec![], script_errors: 0 };
+    let heartbeat = Live {
+        member: b.member().clone(),
+        seq: 1,
+        users: 1,
+        rows: vec![],
+        checks: vec![],
+        script_errors: 0,
+        counted_from_s: 0,
+        refused: None,
+    };
     assert!(matches!(b.push(&heartbeat).await, Err(ClientError::Refused(m)) if m.contains("declared lost")));
     assert!(matches!(b.upload(&report(1, 0)).await, Err(ClientError::Refused(m)) if m.contains("lost")));
     a.upload(&report(5, 0)).await.unwrap();
@@ -310,6 +329,8 @@ async fn an_abort_threshold_on_the_merged_figures_stops_every_segment() {
         rows,
         checks: vec![],
         script_errors: 0,
+        counted_from_s: 0,
+        refused: None,
     };
     assert_eq!(s[0].push(&push(&s[0], vec![row(46, 4)])).await.unwrap().stop, None, "8% < 10%");
     s[1].push(&push(&s[1], vec![row(44, 6)])).await.unwrap();
@@ -334,4 +355,90 @@ async fn an_abort_threshold_on_the_merged_figures_stops_every_segment() {
     let c = conclude(end, &settings).unwrap();
     assert!(matches!(c.verdict, Verdict::Failed { failed: 1, .. }), "{:?}", c.verdict);
     assert!(c.report.unwrap().thresholds[0].aborted_at_s.is_some());
+}
+
+#[tokio::test]
+async fn the_operator_changes_the_load_and_resets_the_statistics_of_every_segment() {
+    let settings = Settings::new(2);
+    let run = start(settings.clone()).await;
+    let s: Vec<Session> = (0..2).map(|i| session(run.addr, i, 2, "p")).collect();
+    for x in &s {
+        x.register(Duration::ZERO).await.unwrap();
+    }
+    let target = nest_core::LoadTarget::Users { users: 40, spawn_rate: Some(5.0) };
+    assert_eq!(run.handle.set_users(40, Some(5.0)), Err(nest_core::ControlError::NotStarted));
+    let one = tokio::spawn({
+        let x = s[1].clone();
+        async move { x.ready(None).await }
+    });
+    let start_at = s[0].ready(None).await.unwrap().at;
+    one.await.unwrap().unwrap();
+    tokio::time::sleep(start_at.duration_since(SystemTime::now()).unwrap_or_default()).await;
+    let row = |n: u64| {
+        let r = Recorder::new();
+        for _ in 0..n {
+            r.request("GET", "/a", Sample { latency: Duration::from_millis(1), ..Default::default() });
+        }
+        let mut agg = Aggregate::default();
+        agg.merge(r.take());
+        TimelineRow::of("GET", "/a", &agg.requests[&("/a".to_owned(), "GET".to_owned())])
+    };
+    let push = |x: &Session, seq, rows, counted_from_s, refused: Option<&str>| Live {
+        member: x.member().clone(),
+        seq,
+        users: 1,
+        rows,
+        checks: vec![],
+        script_errors: 0,
+        counted_from_s,
+        refused: refused.map(str::to_owned),
+    };
+    let before = s[0].push(&push(&s[0], 1, vec![row(5)], 0, None)).await.unwrap();
+    assert_eq!((before.steer, before.reset), (None, None), "nothing to change yet");
+
+    // Bad values are refused at once; a good one reaches both segments, for one instant ahead.
+    assert!(matches!(run.handle.set_rate(f64::NAN), Err(nest_core::ControlError::Invalid(_))));
+    run.handle.set_users(40, Some(5.0)).unwrap();
+    let a = s[0].push(&push(&s[0], 2, vec![], 0, None)).await.unwrap().steer.expect("the change");
+    let b = s[1].push(&push(&s[1], 1, vec![], 0, None)).await.unwrap().steer.expect("the change");
+    assert_eq!(a, b, "the same change, the same instant, for every segment");
+    assert_eq!(a.target, target);
+    let lead = nest_coord::steer::LEAD.as_millis() as u64;
+    let elapsed = SystemTime::now().duration_since(start_at).unwrap().as_millis() as u64;
+    assert!((lead..=lead + elapsed).contains(&a.at_ms), "{} ms, {elapsed} ms into the load", a.at_ms);
+
+    // A reset: from a whole second ahead; the live figures restart, and rows counted before it are dropped.
+    run.handle.reset_stats().unwrap();
+    let reset = s[0].push(&push(&s[0], 3, vec![row(7)], 0, None)).await.unwrap().reset.expect("the reset");
+    assert!(reset.at_s * 1000 >= lead, "{reset:?}");
+    s[1].push(&push(&s[1], 2, vec![row(3)], reset.at_s, Some("the load follows its stages"))).await.unwrap();
+    // The operator's view: from the reset on, only the 3 requests pushed as counted from it.
+    let mut snapshots = run.snapshots.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let snapshot = snapshots.borrow_and_update().clone();
+        if !snapshot.counted_from.is_zero() {
+            assert_eq!(snapshot.counted_from, Duration::from_secs(reset.at_s));
+            assert_eq!(snapshot.target, Some(target.clone()));
+            let count = snapshot.totals.total().count;
+            assert!(count == 0 || count == 3, "{count}: the rows from before the reset were dropped");
+            if count == 3 {
+                break;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no snapshot after the reset within 5 s");
+        let _ = tokio::time::timeout(Duration::from_millis(500), snapshots.changed()).await;
+    }
+
+    let zero = s[0].clone();
+    let teardown = tokio::spawn(async move { zero.load_done().await });
+    s[1].load_done().await.unwrap();
+    teardown.await.unwrap().unwrap();
+    assert_eq!(run.handle.set_users(1, None), Err(nest_core::ControlError::Over), "every load is over");
+    s[0].upload(&report(1, 0)).await.unwrap();
+    s[1].upload(&report(1, 0)).await.unwrap();
+    let (_, events) = run.end.await.unwrap();
+    let refused: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::Refused { .. })).collect();
+    assert_eq!(refused.len(), 1, "{events:?}");
+    assert!(refused[0].to_string().contains("segment 1 refused the change of load: the load follows its stages"));
 }

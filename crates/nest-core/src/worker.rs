@@ -15,6 +15,8 @@ use tokio::task::LocalSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::{Behaviour, BehaviourFactory, Shared, TaskError, WorkerContext};
+use crate::control::{LoadTarget, RunHandle};
+use crate::error::Error;
 use crate::fiber::FiberPool;
 use crate::plan::{Model, Plan};
 use crate::stats::{Delta, Recorder};
@@ -31,8 +33,8 @@ pub(crate) enum Control {
     Setup,
     /// Start the load at this instant, with the setup's value.
     Start(Instant, Option<Shared>),
-    /// Scripted shape: from `at` after the start, move to `users` at `spawn_rate`.
-    Retarget { at: Duration, users: u64, spawn_rate: Option<f64> },
+    /// A new load (from a scripted shape or the [`crate::RunHandle`]), from `at` after the start.
+    Retarget { at: Duration, target: LoadTarget },
     /// Run the global teardown (worker 0 only).
     Teardown,
 }
@@ -62,6 +64,56 @@ pub(crate) struct WorkerSetup<F> {
     pub reports: mpsc::UnboundedSender<WorkerEvent>,
     /// The run's `--iterations` budget, shared by every worker.
     pub tickets: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
+
+/// The worker threads of a run, from the runner's side.
+pub(crate) struct Workers {
+    pub(crate) controls: Vec<mpsc::UnboundedSender<Control>>,
+    pub(crate) threads: Vec<std::thread::JoinHandle<()>>,
+    pub(crate) reports: mpsc::UnboundedReceiver<WorkerEvent>,
+}
+
+impl Workers {
+    /// Hangs up and waits for every thread to end.
+    pub(crate) fn join(&mut self) {
+        self.controls.clear();
+        for thread in self.threads.drain(..) {
+            // A worker that panicked outside any script call has already reported what it could.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts one thread per worker of `plan`; each builds its behaviour and waits for the runner's orders.
+pub(crate) fn spawn<F: BehaviourFactory>(
+    plan: &Arc<Plan>,
+    factory: &Arc<F>,
+    handle: &RunHandle,
+) -> Result<Workers, Error> {
+    let (reports_tx, reports) = mpsc::unbounded_channel();
+    let mut controls = Vec::with_capacity(plan.workers);
+    let mut threads = Vec::with_capacity(plan.workers);
+    let tickets = plan.segment_iterations().map(|n| Arc::new(std::sync::atomic::AtomicU64::new(n)));
+    for index in 0..plan.workers {
+        let (control_tx, control) = mpsc::unbounded_channel();
+        let setup = WorkerSetup {
+            index,
+            plan: plan.clone(),
+            factory: factory.clone(),
+            stop: handle.stop.child_token(),
+            kill: handle.kill.child_token(),
+            control,
+            reports: reports_tx.clone(),
+            tickets: tickets.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("nest-worker-{index}"))
+            .spawn(move || main(setup))
+            .map_err(Error::Spawn)?;
+        controls.push(control_tx);
+        threads.push(thread);
+    }
+    Ok(Workers { controls, threads, reports })
 }
 
 /// The body of a worker thread.
@@ -98,19 +150,7 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
         }
     };
     let _ = reports.send(WorkerEvent::Ready(index, Ok(())));
-    let common = Rc::new(VuCommon {
-        behaviour,
-        tasksets: plan.taskset_table(),
-        first: plan.first_tasksets(),
-        orders: plan.tasksets.iter().map(Order::of).collect(),
-        pool: FiberPool::new(plan.stack_size, MAX_IDLE_STACKS),
-        tickets: tickets.filter(|_| !plan.model.is_open()),
-        active: Cell::new(0),
-        plan: plan.clone(),
-        recorder: recorder.clone(),
-        stop,
-        kill,
-    });
+    let common = Rc::new(common(behaviour, plan, recorder.clone(), [stop, kill], tickets));
     while let Some(message) = control.recv().await {
         match message {
             Control::Setup => {
@@ -136,6 +176,30 @@ async fn run<F: BehaviourFactory>(setup: WorkerSetup<F>) {
     }
 }
 
+/// What every VU of a worker shares. `tokens` are the stop and the kill.
+pub(crate) fn common<B: Behaviour>(
+    behaviour: B,
+    plan: Arc<Plan>,
+    recorder: Recorder,
+    tokens: [CancellationToken; 2],
+    tickets: Option<Arc<std::sync::atomic::AtomicU64>>,
+) -> VuCommon<B> {
+    let [stop, kill] = tokens;
+    VuCommon {
+        behaviour,
+        tasksets: plan.taskset_table(),
+        first: plan.first_tasksets(),
+        orders: plan.tasksets.iter().map(Order::of).collect(),
+        pool: FiberPool::new(plan.stack_size, MAX_IDLE_STACKS),
+        tickets: tickets.filter(|_| !plan.model.is_open()),
+        active: Cell::new(0),
+        plan,
+        recorder,
+        stop,
+        kill,
+    }
+}
+
 /// Runs a global hook on a fiber; a crash becomes an error.
 async fn global_hook<B: Behaviour, T: 'static>(
     common: &Rc<VuCommon<B>>,
@@ -149,7 +213,7 @@ async fn global_hook<B: Behaviour, T: 'static>(
 }
 
 /// Runs this worker's share of the load, flushing statistics every second. Returns the last delta.
-async fn load<B: Behaviour>(
+pub(crate) async fn load<B: Behaviour>(
     common: &Rc<VuCommon<B>>,
     index: usize,
     start: tokio::time::Instant,
@@ -185,7 +249,8 @@ async fn load<B: Behaviour>(
             closed::run(common.clone(), users.clone(), *shaped, index, start, control).await;
         }
         Model::Open { arrivals, max_users, max_delay } => {
-            open::run(common.clone(), arrivals.clone(), *max_users, *max_delay, index, start).await;
+            let pool = open::Pool { max_users: *max_users, max_delay: *max_delay };
+            open::run(common.clone(), arrivals.clone(), pool, index, start, control).await;
         }
     }
     flushing.cancel();

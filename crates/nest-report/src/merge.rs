@@ -191,6 +191,8 @@ fn merge_summaries(inputs: &[(&str, &Report)]) -> Result<Summary, MergeError> {
         stopped_in: summaries.iter().find_map(|s| s.stopped_in.clone()),
         checks: checks(&summaries),
         metrics: metrics(inputs, duration_s)?,
+        // (A coordinator resets every segment from one instant.)
+        counted_from_s: summaries.iter().filter_map(|s| s.counted_from_s).reduce(f64::max),
     })
 }
 

@@ -38,6 +38,19 @@ pub struct RunInfo {
     /// A merged report that lacks segments: which, and the share of the plan missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incomplete: Option<crate::identity::Incomplete>,
+    /// The statistics were reset during the run: from when they count (absent otherwise). [`Report::new`] fills
+    /// it from the summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats_reset: Option<StatsReset>,
+}
+
+/// When the statistics of a run were reset (its latest reset): the report counts from then.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StatsReset {
+    /// Wall-clock time, in seconds since the Unix epoch.
+    pub at: f64,
+    /// Seconds since the load's start (the timeline's `t`).
+    pub offset_s: f64,
 }
 
 /// The whole JSON report.
@@ -64,6 +77,9 @@ impl Report {
         aborted: &[(usize, f64)],
         gate: bool,
     ) -> Report {
+        let mut run = run;
+        run.stats_reset =
+            summary.counted_from_s.map(|offset_s| StatsReset { at: summary.started_at + offset_s, offset_s });
         let mut verdicts = evaluate(thresholds, &summary, aborted);
         if gate {
             verdicts.push(gate_verdict(&summary));

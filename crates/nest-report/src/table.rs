@@ -158,6 +158,13 @@ pub fn print_summary(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         "\n{} requests in {:.1}s, {} failed ({pct:.2}%), {} users",
         t.requests, s.duration_s, t.failures, s.users
     )?;
+    if let Some(from) = s.counted_from_s {
+        writeln!(
+            out,
+            "(statistics counted from {from:.0}s into the load, after a reset: the figures and rates cover those {:.1}s)",
+            s.duration_s
+        )?;
+    }
     if s.dropped_iterations > 0 {
         let seconds: Vec<String> =
             s.timeline.iter().filter(|p| p.dropped > 0).take(10).map(|p| format!("{}s: {}", p.t, p.dropped)).collect();
@@ -255,6 +262,27 @@ mod tests {
         let mut out = Vec::new();
         print_summary(&mut out, &s).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_reset_says_from_when_the_figures_count() {
+        assert!(!summary(false).contains("statistics counted from"));
+        let parts = SummaryParts { duration_s: 20.0, counted_from_s: Some(40.0), users: 3, ..SummaryParts::default() };
+        let s = Summary::new(&Aggregate::default(), parts);
+        let mut out = Vec::new();
+        print_summary(&mut out, &s).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("statistics counted from 40s into the load, after a reset"), "{text}");
+        assert!(text.contains("cover those 20.0s"), "{text}");
+        // The report's `run` says it too, filled in from the summary.
+        let run: crate::model::RunInfo = serde_json::from_value(serde_json::json!({
+            "nest_version": "t", "command": "nest run", "host": "h", "load": "l", "workers": 1,
+            "run_time_s": null, "iterations": null, "mix": []
+        }))
+        .unwrap();
+        let s = Summary { started_at: 1000.0, ..s };
+        let report = crate::model::Report::new(s, run, &[], &[], false);
+        assert_eq!(report.run.stats_reset, Some(crate::model::StatsReset { at: 1040.0, offset_s: 40.0 }));
     }
 
     #[test]

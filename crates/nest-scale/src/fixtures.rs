@@ -20,6 +20,7 @@ pub(crate) fn report() -> Report {
         identity: None,
         segments: Vec::new(),
         incomplete: None,
+        stats_reset: None,
     };
     Report {
         summary: Summary::new(
@@ -28,6 +29,7 @@ pub(crate) fn report() -> Report {
                 tasksets: &[],
                 duration_s: 1.0,
                 started_at: 0.0,
+                counted_from_s: None,
                 users: 1,
                 open: false,
                 stopped_in: None,

@@ -217,6 +217,7 @@ fn run_info(checked: &plan::RunPlan, host: &url::Url) -> RunInfo {
         identity: None,
         segments: Vec::new(),
         incomplete: None,
+        stats_reset: None,
     }
 }
 
@@ -306,7 +307,9 @@ async fn abort_on_breach(
         if snapshot.phase != RunPhase::Load || handle.is_stopping() {
             continue;
         }
-        let breached = thresholds::breached_now(&thresholds, &snapshot.totals, snapshot.elapsed);
+        // (After a reset of the statistics, the totals and their rates cover the time since it.)
+        let counted = snapshot.elapsed.saturating_sub(snapshot.counted_from);
+        let breached = thresholds::breached_now(&thresholds, &snapshot.totals, counted);
         if breached.is_empty() {
             continue;
         }

@@ -190,7 +190,8 @@ pub struct TimelinePoint {
 /// The whole report of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
-    /// Wall time of the run, in seconds.
+    /// Wall time of the run, in seconds; after a reset of the statistics, the time counted (from `counted_from_s`
+    /// to the end), which every rate is over.
     pub duration_s: f64,
     /// The planned number of users (the most at once; the pool limit in the open model).
     pub users: u64,
@@ -229,6 +230,10 @@ pub struct Summary {
     /// The script's custom metrics, one row per name, by name.
     #[serde(default)]
     pub metrics: Vec<MetricRow>,
+    /// After a reset of the statistics during the run: the seconds since the load's start they count from (the
+    /// timeline's `t` stay seconds since the start). Absent when they were not reset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counted_from_s: Option<f64>,
 }
 
 impl Summary {
@@ -277,10 +282,12 @@ fn closed() -> String {
 pub struct SummaryParts<'a> {
     /// The plan's tasksets, by index (the task rows name their taskset and task from them).
     pub tasksets: &'a [TasksetSpec],
-    /// Wall time of the run, in seconds.
+    /// Wall time of the run, in seconds (after a reset of the statistics, the time counted).
     pub duration_s: f64,
     /// When the load started, in seconds since the Unix epoch (0 if unknown).
     pub started_at: f64,
+    /// After a reset of the statistics: the seconds since the load's start they count from.
+    pub counted_from_s: Option<f64>,
     /// The planned number of users (the most at once).
     pub users: u64,
     /// The open model (tasks started at a rate).
@@ -295,7 +302,7 @@ impl Summary {
     /// Builds the whole summary, in one step, from merged results (seal the aggregate's timeline first) and the
     /// rest of what it says.
     pub fn new(aggregate: &Aggregate, parts: SummaryParts<'_>) -> Summary {
-        let SummaryParts { tasksets, duration_s, started_at, users, open, stopped_in, pools } = parts;
+        let SummaryParts { tasksets, duration_s, started_at, counted_from_s, users, open, stopped_in, pools } = parts;
         let rps = |n: u64| {
             if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 }
         };
@@ -396,6 +403,7 @@ impl Summary {
             stopped_in: stopped_in.map(str::to_owned),
             checks: check_rows(&aggregate.checks),
             metrics: metric_rows(&aggregate.metrics, duration_s),
+            counted_from_s,
         }
     }
 }

@@ -260,6 +260,7 @@ pub(crate) mod tests {
                 missing_pct: 50.0,
                 missing_users: Some(2),
             }),
+            stats_reset: None,
         };
         Report { summary, run, thresholds }
     }
@@ -281,7 +282,12 @@ pub(crate) mod tests {
             message: "breached at 31s (2500 ms): the run was stopped".into(),
             default_gate: false,
         };
-        let report = serde_json::to_value(sample_report(true, vec![aborted])).unwrap();
+        let mut report = sample_report(true, vec![aborted]);
+        // Statistics reset 1 s into the load.
+        report.summary.counted_from_s = Some(1.0);
+        let at = report.summary.started_at + 1.0;
+        report.run.stats_reset = Some(crate::model::StatsReset { at, offset_s: 1.0 });
+        let report = serde_json::to_value(report).unwrap();
         assert!(report["totals"]["corrected_histogram"].is_string() && report["thresholds"][0]["aborted_at_s"] == 31.0);
         assert_eq!(report["metrics"].as_array().map(Vec::len), Some(4), "every kind of metric is checked");
         assert_eq!(report["checks"][0]["fails"], 3);
