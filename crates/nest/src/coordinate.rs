@@ -244,7 +244,7 @@ pub struct JoinArgs {
 
 impl JoinArgs {
     /// The coordinator's URL: `--coordinator`, else a non-empty `NEST_COORDINATOR`.
-    fn url(&self) -> Option<String> {
+    pub(crate) fn url(&self) -> Option<String> {
         let env = || std::env::var("NEST_COORDINATOR").ok().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
         self.coordinator.clone().or_else(env)
     }
