@@ -166,6 +166,7 @@ fn publish_live(state: &State, now: Instant, publish: &watch::Sender<Arc<Snapsho
         users: live.live_users,
         totals: live.without_timeline(),
         last: None,
+        ..Snapshot::default()
     };
     publish.send_replace(Arc::new(snapshot));
     Some(second)

@@ -3,8 +3,9 @@
 //! The curve gives the global count, over all segments; this worker owns a [`Lane`] of the global VU ids (every
 //! `workers`-th id of its segment's), so its share is the number of its ids below the count, and VU `j` starts at
 //! the global curve's time for `j` whichever segment runs it. VUs start in id order and stop in reverse (the
-//! newest first), each finishing its current task and running `on_stop`. Scripted shapes extend the curve while the
-//! run goes on.
+//! newest first), each finishing its current task and running `on_stop`. Scripted shapes and the run handle's
+//! `set_users` extend the curve while the run goes on (the runner relays them as [`Control::Retarget`]); while
+//! they may, a worker with no VU left waits for more instead of ending.
 
 use std::rc::Rc;
 
@@ -12,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::behaviour::Behaviour;
+use crate::control::LoadTarget;
 use crate::curve::UserCurve;
 use crate::segment::Lane;
 use crate::vu::{self, VuCommon, VuStop};
@@ -57,15 +59,19 @@ pub(crate) async fn run<B: Behaviour>(
             }
         }
         let next = curve.next_change_after(now);
-        // Without more changes, no running VU and no shape to extend the curve, this worker is done.
-        if next.is_none() && tasks.is_empty() && (!shaped || !control_open || exhausted) {
+        // Without more changes, no running VU and no shape or handle to extend the curve, this worker is done.
+        let extensible = shaped || common.plan.is_steerable();
+        if next.is_none() && tasks.is_empty() && (!extensible || !control_open || exhausted) {
             break;
         }
         tokio::select! {
             () = sleep_until_opt(next.map(|d| start + d)) => {}
-            message = control.recv(), if shaped && control_open => match message {
-                Some(Control::Retarget { at, users, spawn_rate }) => curve.retarget(at, users, spawn_rate),
-                _ => control_open = false,
+            message = control.recv(), if control_open => match message {
+                Some(Control::Retarget { at, target: LoadTarget::Users { users, spawn_rate } }) => {
+                    curve.retarget(at, users, spawn_rate);
+                }
+                Some(_) => {}
+                None => control_open = false,
             },
             () = common.stop.cancelled() => break,
             joined = tasks.join_next(), if !tasks.is_empty() => {

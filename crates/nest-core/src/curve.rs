@@ -119,6 +119,11 @@ impl UserCurve {
         self.segments.push(Segment { start: t, from, to: users, rate: spawn_rate.filter(|r| *r > 0.0) });
     }
 
+    /// The rate of the first segment (a fixed plan's spawn rate).
+    pub fn first_rate(&self) -> Option<f64> {
+        self.segments.first().and_then(|s| s.rate)
+    }
+
     /// Active users at `at` since the start.
     pub fn count_at(&self, at: Duration) -> u64 {
         let t = at.as_secs_f64();
@@ -216,6 +221,29 @@ impl ArrivalCurve {
         None
     }
 
+    /// From time `at`, a constant `rate` (tasks per second; 0 pauses the arrivals). Arrivals before `at` keep their
+    /// times, and the numbering goes on where it was: computed with the same `at`, every worker and segment still
+    /// takes its own arrivals of one global schedule.
+    pub fn retarget(&mut self, at: Duration, rate: f64) {
+        let t = at.as_secs_f64();
+        self.pieces.retain(|p| p.0 < t);
+        if let Some(last) = self.pieces.last_mut() {
+            // The piece running at `at` ends there, at the rate it had reached.
+            let (start, r0, r1, len) = *last;
+            let cut = (t - start).min(len);
+            let reached = if len.is_finite() && len > 0.0 { r0 + (r1 - r0) * cut / len } else { r0 };
+            *last = (start, r0, reached, cut);
+        }
+        self.pieces.push((t, rate, rate, f64::INFINITY));
+    }
+
+    /// The rate at `at`, in tasks per second.
+    pub fn rate_at(&self, at: Duration) -> f64 {
+        let t = at.as_secs_f64();
+        let Some(&(start, r0, r1, len)) = self.pieces.iter().rev().find(|p| p.0 <= t) else { return 0.0 };
+        if len.is_finite() && len > 0.0 { r0 + (r1 - r0) * ((t - start) / len).min(1.0) } else { r0 }
+    }
+
     /// The highest rate the curve reaches.
     pub fn peak_rate(&self) -> f64 {
         self.pieces.iter().map(|p| p.1.max(p.2)).fold(0.0, f64::max)
@@ -305,6 +333,30 @@ mod tests {
         let down = ArrivalCurve::stages(10.0, &[Stage { duration: s(2.0), target: 0.0 }]);
         assert!(down.arrival(9).is_some());
         assert_eq!(down.arrival(11), None);
+    }
+
+    #[test]
+    fn a_new_rate_keeps_the_arrivals_before_it_and_goes_on_from_there() {
+        let mut a = ArrivalCurve::constant(10.0);
+        a.retarget(s(2.0), 100.0);
+        // 20 arrivals in the first two seconds, then 100 a second.
+        assert!((a.arrival(19).unwrap().as_secs_f64() - 1.9).abs() < 1e-9);
+        assert!((a.arrival(20).unwrap().as_secs_f64() - 2.0).abs() < 1e-9);
+        assert!((a.arrival(120).unwrap().as_secs_f64() - 3.0).abs() < 1e-9);
+        assert_eq!(a.rate_at(s(1.0)), 10.0);
+        assert_eq!(a.rate_at(s(2.5)), 100.0);
+        // A pause, then a restart: the numbering goes on.
+        a.retarget(s(3.0), 0.0);
+        assert_eq!(a.arrival(121), None);
+        a.retarget(s(10.0), 1.0);
+        assert!((a.arrival(121).unwrap().as_secs_f64() - 11.0).abs() < 1e-9);
+        // Cutting a ramp halfway keeps the rate it had reached.
+        let mut ramp = ArrivalCurve::stages(0.0, &[Stage { duration: s(10.0), target: 100.0 }]);
+        ramp.retarget(s(5.0), 7.0);
+        assert!((ramp.rate_at(s(4.999)) - 49.99).abs() < 1e-6);
+        assert!((ramp.arrival(125).unwrap().as_secs_f64() - 5.0).abs() < 1e-6);
+        assert!((ramp.arrival(132).unwrap().as_secs_f64() - 6.0).abs() < 1e-6);
+        assert_eq!(ramp.peak_rate(), 50.0);
     }
 
     #[test]

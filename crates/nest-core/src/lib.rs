@@ -61,6 +61,7 @@
 
 mod behaviour;
 mod closed;
+mod control;
 pub mod curve;
 mod error;
 pub mod fiber;
@@ -78,13 +79,12 @@ mod weights;
 mod worker;
 
 pub use behaviour::{Behaviour, BehaviourFactory, Call, Outcome, Shared, TaskError, WorkerContext};
+pub use control::{ControlError, LoadTarget, RunHandle, ShapeSource, ShapeTick};
 pub use curve::Stage;
 pub use error::Error;
 pub use plan::{Model, Plan, PlanBuilder, nested_cycle};
 pub use rendezvous::{Alone, Rendezvous, RendezvousError, StartAt, StartOrder};
-pub use runner::{
-    EndReason, Phase, RunHandle, RunResult, ShapeSource, ShapeTick, run, run_observed, run_with_rendezvous,
-};
+pub use runner::{EndReason, Phase, RunResult, run, run_observed, run_with_rendezvous};
 pub use segment::{Segment, segment_share};
 pub use snapshot::{RunPhase, Snapshot, Snapshots};
 pub use taskset::{

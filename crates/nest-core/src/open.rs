@@ -6,6 +6,10 @@
 //! the pool, which grows up to this worker's share of `--max-users` (VUs with the lane's global ids). When none is free, the start waits in a queue; one that has waited longer than `--max-delay` is
 //! dropped and counted. Think time does not apply. Each task knows its scheduled start, so its first request can
 //! report the response time a user would have seen.
+//!
+//! A new rate ([`Control::Retarget`], from the run handle) rewrites the curve from its instant on, which the runner
+//! gives every worker alike: arrivals before it keep their times and the numbering goes on, so the lanes still split
+//! one global schedule. While the rate may change, a worker whose arrivals ended (a rate of 0) waits for a new one.
 
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -15,22 +19,36 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::behaviour::Behaviour;
+use crate::control::LoadTarget;
 use crate::curve::ArrivalCurve;
 use crate::vu::{self, PooledVu, VuCommon};
+use crate::worker::Control;
+
+/// The plan's pool of VUs.
+pub(crate) struct Pool {
+    /// The most VUs over all segments.
+    pub max_users: u64,
+    /// A start that waited longer than this is dropped.
+    pub max_delay: Duration,
+}
 
 /// Runs the open model until the run stops, the iterations are all started, or the rate ends for good.
 pub(crate) async fn run<B: Behaviour>(
     common: Rc<VuCommon<B>>,
-    arrivals: ArrivalCurve,
-    max_users: u64,
-    max_delay: Duration,
+    mut arrivals: ArrivalCurve,
+    pool: Pool,
     index: usize,
     start: Instant,
+    control: &mut mpsc::UnboundedReceiver<Control>,
 ) {
+    let Pool { max_users, max_delay } = pool;
     let lane = common.plan.lane(index);
     let limit = common.plan.iterations.unwrap_or(u64::MAX);
     let pool_limit = lane.count_below(max_users);
-    let schedule = |k: u64| if k < limit { arrivals.arrival(k).map(|d| start + d) } else { None };
+    let schedule =
+        |arrivals: &ArrivalCurve, k: u64| if k < limit { arrivals.arrival(k).map(|d| start + d) } else { None };
+    let steerable = common.plan.is_steerable();
+    let mut control_open = true;
     let (returned_tx, mut returned) = mpsc::unbounded_channel::<PooledVu<B>>();
     let mut idle: Vec<PooledVu<B>> = Vec::new();
     let mut created = 0u64;
@@ -38,7 +56,7 @@ pub(crate) async fn run<B: Behaviour>(
     // This worker's next arrival is the `n`-th of its lane: global arrival `k`.
     let mut n = 0u64;
     let mut k = lane.id(n);
-    let mut next = schedule(k);
+    let mut next = schedule(&arrivals, k);
     loop {
         // Dispatch queued starts to free VUs; drop the ones that waited too long.
         while let Some(&scheduled) = queue.front() {
@@ -66,7 +84,9 @@ pub(crate) async fn run<B: Behaviour>(
             });
         }
         let in_flight = created - idle.len() as u64;
-        if next.is_none() && queue.is_empty() && in_flight == 0 {
+        // (With a rate that may still change, only the end of the iterations ends the arrivals for good.)
+        let waiting = steerable && control_open && k < limit;
+        if next.is_none() && queue.is_empty() && in_flight == 0 && !waiting {
             break;
         }
         let expiry = queue.front().map(|&s| s + max_delay);
@@ -76,11 +96,19 @@ pub(crate) async fn run<B: Behaviour>(
                     queue.push_back(at);
                     n += 1;
                     k = lane.id(n);
-                    next = schedule(k);
+                    next = schedule(&arrivals, k);
                 }
             }
             Some(pooled) = returned.recv() => idle.push(pooled),
             () = sleep_until_opt(expiry) => {}
+            message = control.recv(), if control_open => match message {
+                Some(Control::Retarget { at, target: LoadTarget::Rate { per_second } }) => {
+                    arrivals.retarget(at, per_second);
+                    next = schedule(&arrivals, k);
+                }
+                Some(_) => {}
+                None => control_open = false,
+            },
             () = common.stop.cancelled() => break,
         }
     }
@@ -98,7 +126,7 @@ pub(crate) async fn run<B: Behaviour>(
         common.recorder.dropped();
         n += 1;
         k = lane.id(n);
-        next = schedule(k);
+        next = schedule(&arrivals, k);
     }
     drop(returned_tx);
     let in_flight = created - idle.len() as u64;

@@ -64,6 +64,8 @@ pub struct Plan {
     pub segment: Segment,
     /// Per taskset, per task: the index of the nested taskset the task enters (resolved by [`PlanBuilder::build`]).
     nested: Vec<Vec<Option<usize>>>,
+    /// The load follows stages (`--stages`): they own the curve, so live changes are refused.
+    staged: bool,
 }
 
 impl Plan {
@@ -81,6 +83,7 @@ impl Plan {
                 stack_size: FiberPool::default_stack_size(),
                 segment: Segment::WHOLE,
                 nested: Vec::new(),
+                staged: false,
             },
             users: 1,
             spawn_rate: None,
@@ -103,6 +106,17 @@ impl Plan {
     /// The nested taskset that task `task` of taskset `taskset` enters, if it is a nested-taskset task.
     pub fn nested_taskset(&self, taskset: usize, task: usize) -> Option<usize> {
         self.nested.get(taskset).and_then(|tasks| tasks.get(task).copied().flatten())
+    }
+
+    /// Whether the load follows stages (`--stages`), which own its curve.
+    pub fn is_staged(&self) -> bool {
+        self.staged
+    }
+
+    /// Whether the load may be changed while it runs ([`crate::RunHandle::set_users`], `set_rate`): neither stages
+    /// nor a load shape own its curve.
+    pub fn is_steerable(&self) -> bool {
+        !self.staged && !matches!(self.model, Model::Closed { shaped: true, .. })
     }
 
     /// The most users the plan may run at once (the pool limit in the open model), over all segments.
@@ -228,6 +242,7 @@ impl PlanBuilder {
             return invalid(format!("segment {segment} does not exist: give I/N with 0 <= I < N"));
         }
         let lane = Lane::of_segment(segment);
+        plan.staged = stages.is_some();
         if let Some(stages) = &stages {
             let total: Duration = stages.iter().map(|s| s.duration).sum();
             plan.run_time = Some(plan.run_time.map_or(total, |t| t.min(total)));

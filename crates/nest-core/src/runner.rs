@@ -20,49 +20,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::{BehaviourFactory, TaskError};
+use crate::control::{Command, LoadTarget, RunHandle, ShapeSource, ShapeTick};
 use crate::error::Error;
 use crate::plan::{Model, Plan};
 use crate::rendezvous::{Alone, Rendezvous, StartOrder};
 use crate::snapshot::{self, Publisher, RunPhase, Snapshot};
 use crate::stats::{Aggregate, PoolRow, Summary, SummaryParts};
 use crate::worker::{self, Control, WorkerEvent, WorkerSetup};
-
-/// Steers a run from outside (a signal handler, an observer, a test). Cheap to clone and `Send`.
-#[derive(Clone, Debug, Default)]
-pub struct RunHandle {
-    stop: CancellationToken,
-    kill: CancellationToken,
-    /// A stop asked from outside (not the end of the run time): it also bounds `setup()` and `teardown()`.
-    asked: CancellationToken,
-}
-
-impl RunHandle {
-    /// A handle for one run.
-    pub fn new() -> RunHandle {
-        RunHandle::default()
-    }
-    /// Stops gracefully: no new tasks; calls in flight may finish within the stop timeout; `on_stop` runs.
-    pub fn stop(&self) {
-        self.asked.cancel();
-        self.stop.cancel();
-    }
-    /// Stops now: calls in flight are cancelled. The statistics gathered so far are still returned.
-    pub fn kill(&self) {
-        self.stop();
-        self.kill.cancel();
-    }
-    /// The load is over (run time, iterations, shape): no new tasks, but `teardown()` is not hurried.
-    fn end_load(&self) {
-        self.stop.cancel();
-    }
-    /// Whether a stop was asked for.
-    pub fn is_stopping(&self) -> bool {
-        self.stop.is_cancelled()
-    }
-}
 
 /// Why the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,40 +65,6 @@ impl Phase {
     }
 }
 
-/// What a scripted load shape says at a tick.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ShapeTick {
-    /// Move to this many users at this rate (all at once if `None`).
-    Target {
-        /// Users wanted.
-        users: u64,
-        /// Users started or stopped per second.
-        spawn_rate: Option<f64>,
-    },
-    /// The shape is over: stop the run.
-    Stop,
-    /// The shape failed; the run stops and the error is reported.
-    Failed(TaskError),
-}
-
-/// The load shape a shaped plan follows: asked once a second (from 0) for the users wanted now.
-pub trait ShapeSource {
-    /// The users wanted `elapsed` after the start.
-    fn tick(&mut self, _elapsed: Duration) -> ShapeTick {
-        ShapeTick::Stop
-    }
-}
-
-/// No shape: a shaped plan stops at once.
-impl ShapeSource for () {}
-
-/// A shape lent for a run.
-impl<T: ShapeSource + ?Sized> ShapeSource for &mut T {
-    fn tick(&mut self, elapsed: Duration) -> ShapeTick {
-        (**self).tick(elapsed)
-    }
-}
-
 /// The outcome of a run.
 #[derive(Debug)]
 pub struct RunResult {
@@ -153,6 +85,9 @@ pub struct RunResult {
     pub intended_start: SystemTime,
     /// The most fiber stacks any worker had mapped (the peak of calls in flight per worker).
     pub peak_fibers: usize,
+    /// After [`RunHandle::reset_stats`]: the time since the start of the load the statistics count from (the latest
+    /// reset's). The aggregate holds only what happened from then on.
+    pub counted_from: Option<Duration>,
     /// The plan that ran.
     pub plan: Arc<Plan>,
 }
@@ -226,8 +161,12 @@ pub async fn run_with_rendezvous<F: BehaviourFactory>(
     rendezvous: Arc<dyn Rendezvous>,
 ) -> Result<RunResult, Error> {
     let plan = Arc::new(plan);
+    handle.attach(plan.clone());
     let workers = spawn(&plan, &factory, &handle)?;
-    let mut run = Run { plan, handle, workers, aggregate: Aggregate::default(), publisher: Publisher::new(snapshots) };
+    let mut publisher = Publisher::new(snapshots);
+    publisher.target = Some(handle.target());
+    let aggregate = Aggregate::default();
+    let mut run = Run { plan, handle, workers, aggregate, publisher, counted_from: None };
     run.ready().await?;
     if let Some(Err(error)) = run.until_stopped(rendezvous.ready()).await {
         run.workers.join();
@@ -282,6 +221,8 @@ struct Run {
     workers: Workers,
     aggregate: Aggregate,
     publisher: Publisher,
+    /// The whole second of the load the statistics count from, after a reset.
+    counted_from: Option<u64>,
 }
 
 /// How `setup()` ended.
@@ -488,8 +429,10 @@ impl Run {
                 () = handle.kill.cancelled(), if ended_by != Some(EndReason::Killed) => {
                     ended_by = Some(EndReason::Killed);
                 }
+                () = handle.steering.queued.notified(), if !handle.stop.is_cancelled() => self.on_commands(start),
             }
         }
+        handle.finish();
         LoadOutcome { start, started_at, ended_by, peak_fibers: state.peak_fibers, waited_out }
     }
 
@@ -500,12 +443,15 @@ impl Run {
                 state.last_second[w] = Some(delta.second);
                 state.live_users[w] = delta.users;
                 self.aggregate.live_users = state.live_users.iter().sum();
-                self.aggregate.merge(delta);
+                self.merge_counted(delta);
                 // (`None` until every worker has reported a second.)
                 let reported = state.last_second.iter().copied().min().flatten();
                 self.aggregate.seal_before(reported.unwrap_or(0));
                 if let Some(second) = reported.filter(|&s| s != u64::MAX && s >= self.publisher.seconds) {
                     self.publisher.seconds = second + 1;
+                    if self.plan.is_staged() {
+                        self.handle.publish_target(LoadTarget::of_plan(&self.plan, start.elapsed()));
+                    }
                     self.publisher.publish(RunPhase::Load, start.elapsed(), &self.aggregate).await;
                 }
             }
@@ -513,7 +459,7 @@ impl Run {
                 state.last_second[w] = Some(u64::MAX);
                 state.live_users[w] = 0;
                 self.aggregate.live_users = state.live_users.iter().sum();
-                self.aggregate.merge(delta);
+                self.merge_counted(delta);
                 state.peak_fibers = state.peak_fibers.max(fibers);
                 state.done += 1;
             }
@@ -521,14 +467,50 @@ impl Run {
         }
     }
 
+    /// Merges a delta of the load, unless it is of a second before the latest reset of the statistics.
+    fn merge_counted(&mut self, delta: crate::stats::Delta) {
+        if self.counted_from.is_none_or(|from| delta.second >= from) {
+            self.aggregate.merge(delta);
+        }
+    }
+
+    /// Applies the changes queued on the handle, stamped with one time since the start (or the time they asked for,
+    /// if it is still to come), the same for every worker.
+    fn on_commands(&mut self, start: Instant) {
+        let now = start.elapsed();
+        for command in self.handle.take_commands() {
+            match command {
+                Command::Load(at, target) => self.retarget(at.map_or(now, |at| at.max(now)), target),
+                Command::ResetStats(at) => self.reset_stats(at.map_or(now, |at| at.max(now))),
+            }
+        }
+    }
+
+    /// Relays a new target to every worker, from `at` after the start.
+    fn retarget(&self, at: Duration, target: LoadTarget) {
+        for control in &self.workers.controls {
+            let _ = control.send(Control::Retarget { at, target: target.clone() });
+        }
+    }
+
+    /// Restarts the statistics at the first whole second from `at` (the timeline's grain: the seconds every worker
+    /// reports): what was merged is dropped, and so are the deltas of earlier seconds still to come.
+    fn reset_stats(&mut self, at: Duration) {
+        let from = at.as_secs() + u64::from(at.subsec_nanos() > 0);
+        self.counted_from = Some(from);
+        let live_users = self.aggregate.live_users;
+        self.aggregate = Aggregate::with_max_points(self.aggregate.max_points());
+        self.aggregate.live_users = live_users;
+        self.publisher.counted_from = Duration::from_secs(from);
+    }
+
     /// Acts on what the shape says at `secs`; returns why the load ends, if it does.
     fn on_shape_tick(&mut self, tick: ShapeTick, secs: u64) -> Option<EndReason> {
         match tick {
             ShapeTick::Target { users, spawn_rate } => {
-                let at = Duration::from_secs(secs);
-                for control in &self.workers.controls {
-                    let _ = control.send(Control::Retarget { at, users, spawn_rate });
-                }
+                let target = LoadTarget::Users { users, spawn_rate };
+                self.handle.publish_target(target.clone());
+                self.retarget(Duration::from_secs(secs), target);
                 return None;
             }
             ShapeTick::Stop => {}
@@ -590,6 +572,7 @@ impl Run {
             started_at,
             intended_start: started_at,
             peak_fibers: 0,
+            counted_from: self.counted_from.map(Duration::from_secs),
             plan: self.plan,
         }
     }

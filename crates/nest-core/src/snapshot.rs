@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::control::LoadTarget;
 use crate::stats::Aggregate;
 pub use crate::stats::Interval;
 
@@ -63,6 +64,11 @@ pub struct Snapshot {
     /// The latest sealed second, if one is: one second however long the run, even once the kept timeline has
     /// merged its seconds into wider points (see [`Aggregate::last_second`]).
     pub last: Option<Interval>,
+    /// Zero unless the statistics were reset ([`crate::RunHandle::reset_stats`]); then the time since the load's
+    /// start of the latest reset (a whole second): `totals` and `last` count from then.
+    pub counted_from: Duration,
+    /// What the load is being steered to (see [`crate::RunHandle::target`]).
+    pub target: Option<LoadTarget>,
 }
 
 /// A subscription to a run's snapshots (clone it for another subscriber).
@@ -80,11 +86,15 @@ pub(crate) struct Publisher {
     seq: u64,
     /// Whole seconds every worker has reported so far.
     pub(crate) seconds: u64,
+    /// See [`Snapshot::counted_from`].
+    pub(crate) counted_from: Duration,
+    /// The run's target, from its handle.
+    pub(crate) target: Option<watch::Receiver<LoadTarget>>,
 }
 
 impl Publisher {
     pub(crate) fn new(tx: watch::Sender<Arc<Snapshot>>) -> Publisher {
-        Publisher { tx, seq: 0, seconds: 0 }
+        Publisher { tx, seq: 0, seconds: 0, counted_from: Duration::ZERO, target: None }
     }
 
     /// Publishes what `aggregate` holds now, then lets the subscribers on this runtime look at it before the
@@ -104,6 +114,8 @@ impl Publisher {
             users: aggregate.live_users,
             totals: aggregate.without_timeline(),
             last,
+            counted_from: self.counted_from,
+            target: self.target.as_ref().map(|t| t.borrow().clone()),
         };
         self.tx.send_replace(Arc::new(snapshot));
         tokio::task::yield_now().await;

@@ -15,6 +15,7 @@ use tokio::task::LocalSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::behaviour::{Behaviour, BehaviourFactory, Shared, TaskError, WorkerContext};
+use crate::control::LoadTarget;
 use crate::fiber::FiberPool;
 use crate::plan::{Model, Plan};
 use crate::stats::{Delta, Recorder};
@@ -31,8 +32,8 @@ pub(crate) enum Control {
     Setup,
     /// Start the load at this instant, with the setup's value.
     Start(Instant, Option<Shared>),
-    /// Scripted shape: from `at` after the start, move to `users` at `spawn_rate`.
-    Retarget { at: Duration, users: u64, spawn_rate: Option<f64> },
+    /// A new load (from a scripted shape or the [`crate::RunHandle`]), from `at` after the start.
+    Retarget { at: Duration, target: LoadTarget },
     /// Run the global teardown (worker 0 only).
     Teardown,
 }
@@ -185,7 +186,8 @@ async fn load<B: Behaviour>(
             closed::run(common.clone(), users.clone(), *shaped, index, start, control).await;
         }
         Model::Open { arrivals, max_users, max_delay } => {
-            open::run(common.clone(), arrivals.clone(), *max_users, *max_delay, index, start).await;
+            let pool = open::Pool { max_users: *max_users, max_delay: *max_delay };
+            open::run(common.clone(), arrivals.clone(), pool, index, start, control).await;
         }
     }
     flushing.cancel();
