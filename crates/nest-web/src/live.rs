@@ -11,13 +11,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use nest_core::snapshot::{RunPhase, Snapshot, Snapshots};
 use nest_core::stats::{Summary, SummaryParts};
-use nest_core::{RunHandle, TasksetSpec};
+use nest_core::{ControlError, RunHandle, TasksetSpec};
 use nest_report::model::{Report, RunInfo};
 use nest_report::thresholds::{self, Observed, Threshold, Verdict};
 
 use crate::guard::Guard;
 use crate::setup::{Setup, StartOrder, StartRequest};
-use crate::view::{self, Live, Phase, Point, RECENT_POINTS, Segments, View};
+use crate::view::{self, Live, Phase, Point, RECENT_POINTS, Segments, Target, View};
 
 /// What the server needs to know of a run to show it and to build its report at any moment.
 #[derive(Debug, Clone)]
@@ -50,6 +50,7 @@ struct State {
     phase: Phase,
     run: Option<Run>,
     live: Option<Live>,
+    target: Option<Target>,
     points: Vec<Point>,
     verdicts: Vec<Verdict>,
     segments: Option<Segments>,
@@ -79,6 +80,7 @@ impl Shared {
             phase: Phase::Waiting,
             run: None,
             live: None,
+            target: None,
             points: Vec::new(),
             verdicts: Vec::new(),
             segments: None,
@@ -102,7 +104,7 @@ impl Shared {
             live: state.live.as_ref(),
             points: &state.points[from..],
             verdicts: &state.verdicts,
-            target: None,
+            target: if state.phase == Phase::Running { state.target.clone() } else { None },
             segments: state.segments.as_ref(),
         };
         let json = serde_json::to_string(&view).unwrap_or_default();
@@ -137,10 +139,13 @@ impl Shared {
     }
 
     /// Applies `f` to the run's handle, when a run is going on.
-    pub(crate) fn steer(&self, f: impl FnOnce(&RunHandle) -> Result<(), String>) -> Result<(), Refused> {
+    pub(crate) fn steer(&self, f: impl FnOnce(&RunHandle) -> Result<(), ControlError>) -> Result<(), Refused> {
         let state = self.lock();
         match (&state.phase, &state.run) {
-            (Phase::Running, Some(run)) => f(&run.handle).map_err(Refused::Invalid),
+            (Phase::Running, Some(run)) => f(&run.handle).map_err(|e| match e {
+                ControlError::NotStarted | ControlError::Over => Refused::Phase(phase_message(&e)),
+                other => Refused::Invalid(other.to_string()),
+            }),
             (Phase::Waiting, _) => Err(Refused::Phase("the run has not started")),
             _ => Err(Refused::Phase("the run is over")),
         }
@@ -188,8 +193,11 @@ impl Shared {
             thresholds::evaluate_observed(&run.context.thresholds, &observed, &[])
         };
         let point = view::point(&snapshot);
+        let steerable = !matches!(self.setup.load, crate::setup::LoadSetup::Fixed { .. });
+        let target = view::target(&snapshot).filter(|_| steerable);
         run.snapshot = Some(snapshot);
         state.live = Some(live);
+        state.target = target;
         if state.phase == Phase::Running {
             state.verdicts = verdicts;
         }
@@ -211,6 +219,14 @@ impl Shared {
             return Err(Refused::Phase("there is no report before the run starts"));
         };
         Ok(Arc::new(report_of(context, snapshot)))
+    }
+}
+
+/// The message of a control refused for the run's phase.
+fn phase_message(error: &ControlError) -> &'static str {
+    match error {
+        ControlError::NotStarted => "the load has not started yet",
+        _ => "the run is over (or stopping): its load can no longer change",
     }
 }
 

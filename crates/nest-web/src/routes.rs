@@ -16,7 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::stream::{self, Stream};
 
+use nest_core::RunHandle;
 use nest_report::model::Report;
+use serde::Deserialize;
 
 use crate::live::{Refused, Shared};
 use crate::setup::StartRequest;
@@ -37,6 +39,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let control = Router::new()
         .route("/api/start", post(start))
         .route("/api/stop", post(stop))
+        .route("/api/users", post(users))
+        .route("/api/rate", post(rate))
+        .route("/api/reset", post(reset))
         .route_layer(middleware::from_fn_with_state(shared.clone(), control_guard))
         .layer(DefaultBodyLimit::max(BODY_LIMIT));
     Router::new()
@@ -129,6 +134,53 @@ async fn stop(State(shared): Shared_) -> Response {
         handle.stop();
         Ok(())
     }))
+}
+
+/// A change of users (closed model).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersForm {
+    users: Option<u64>,
+    spawn_rate: Option<f64>,
+}
+
+/// A change of rate (open model).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateForm {
+    rate: Option<f64>,
+}
+
+/// The body of a control request as `T`, or a 400 that says what is wrong.
+fn form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+    serde_json::from_slice(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("the form is not valid: {e}")).into_response())
+}
+
+async fn users(State(shared): Shared_, body: axum::body::Bytes) -> Response {
+    let form: UsersForm = match form(&body) {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let Some(users) = form.users else {
+        return (StatusCode::BAD_REQUEST, "give the number of users").into_response();
+    };
+    answer(shared.steer(|handle| handle.set_users(users, form.spawn_rate)))
+}
+
+async fn rate(State(shared): Shared_, body: axum::body::Bytes) -> Response {
+    let form: RateForm = match form(&body) {
+        Ok(form) => form,
+        Err(response) => return response,
+    };
+    let Some(rate) = form.rate else {
+        return (StatusCode::BAD_REQUEST, "give the rate, tasks per second").into_response();
+    };
+    answer(shared.steer(|handle| handle.set_rate(rate)))
+}
+
+async fn reset(State(shared): Shared_) -> Response {
+    answer(shared.steer(RunHandle::reset_stats))
 }
 
 /// 204, or the refusal's status and message.

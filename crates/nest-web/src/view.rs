@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use nest_core::LoadTarget;
 use nest_core::snapshot::{RunPhase, Snapshot};
 use nest_core::stats::TOTAL_QUANTILES;
 use nest_report::thresholds::Verdict;
@@ -44,7 +45,7 @@ pub struct View<'a> {
     pub points: &'a [Point],
     /// The thresholds' verdicts: live while running, final after.
     pub verdicts: &'a [Verdict],
-    /// What the run is asked to do now (users or rate), when it can be changed.
+    /// What the run is asked to do now (users or rate), when the page may change it (not with stages or a shape).
     pub target: Option<Target>,
     /// A coordinator's segments.
     pub segments: Option<&'a Segments>,
@@ -259,8 +260,16 @@ pub fn live(snapshot: &Snapshot, run_time: Option<Duration>) -> Live {
 }
 
 /// Seconds from which the statistics count.
-fn counted_from(_snapshot: &Snapshot) -> f64 {
-    0.0
+fn counted_from(snapshot: &Snapshot) -> f64 {
+    snapshot.counted_from.as_secs_f64()
+}
+
+/// What the run is steered to, as the page shows it.
+pub fn target(snapshot: &Snapshot) -> Option<Target> {
+    Some(match snapshot.target.as_ref()? {
+        LoadTarget::Users { users, spawn_rate } => Target::Closed { users: *users, spawn_rate: *spawn_rate },
+        LoadTarget::Rate { per_second } => Target::Open { rate: *per_second },
+    })
 }
 
 /// The chart point of the newest sealed second, if there is one.

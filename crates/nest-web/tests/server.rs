@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nest_core::stats::{Aggregate, RequestCounts};
-use nest_core::{RunHandle, RunPhase, Snapshot};
+use nest_core::{LoadTarget, RunHandle, RunPhase, Snapshot};
 use nest_report::model::{MixRow, RunInfo, Source};
 use nest_web::{Credentials, LiveContext, LoadSetup, Setup, WebError, WebUi};
 
@@ -130,6 +130,8 @@ fn snapshot(seq: u64, requests: u64, failures: u64) -> Arc<Snapshot> {
         users: 2,
         totals,
         last: Some(last),
+        counted_from: Duration::ZERO,
+        target: Some(LoadTarget::Users { users: 2, spawn_rate: None }),
     })
 }
 
@@ -232,6 +234,20 @@ fn stop_needs_the_token_and_reaches_the_run() {
     let (status, _) = post(&web, "/api/stop", &format!("\r\nX-Nest-Token: {token}\r\nOrigin: http://evil.example"), "");
     assert_eq!(status, 403);
     assert!(!handle.is_stopping(), "a refused stop changed the run");
+    // A change of users or a reset without the token changes nothing either; with it, it reaches the handle,
+    // which says that its run has not started (no runner holds it here).
+    let before = handle.target().borrow().clone();
+    for (path, body) in [("/api/users", r#"{"users": 9}"#), ("/api/rate", r#"{"rate": 9}"#), ("/api/reset", "")] {
+        let (status, _) = post(&web, path, "\r\nOrigin: http://127.0.0.1:1", body);
+        assert_eq!(status, 403, "{path}");
+        let (status, _) = post(&web, path, &format!("\r\nX-Nest-Token: {token}\r\nOrigin: null"), body);
+        assert_eq!(status, 403, "{path} from an opaque origin");
+        let (status, text) = post(&web, path, &format!("\r\nX-Nest-Token: {token}"), body);
+        assert_eq!((status, text.as_str()), (409, "the load has not started yet"), "{path}");
+    }
+    assert_eq!(*handle.target().borrow(), before);
+    let (status, text) = post(&web, "/api/users", &format!("\r\nX-Nest-Token: {token}"), r#"{"users": -1}"#);
+    assert_eq!(status, 400, "{text}");
     let (status, _) = post(&web, "/api/stop", &format!("\r\nX-Nest-Token: {token}"), "");
     assert_eq!(status, 204);
     assert!(handle.is_stopping());
@@ -269,6 +285,7 @@ fn the_event_stream_delivers_the_snapshots() {
     assert_eq!(view["live"]["rows"][0]["fails"], 6);
     assert_eq!(view["points"].as_array().unwrap().last().unwrap()["rps"], 30.0);
     assert_eq!(view["verdicts"][0]["passed"], false, "20% errors breach error_rate < 10%");
+    assert_eq!(view["target"], serde_json::json!({"model": "closed", "users": 2, "spawn_rate": null}));
     // A report of the run so far can be downloaded at any moment.
     let (status, body) = get(&web, "/api/report.json", "");
     assert_eq!(status, 200);
