@@ -184,7 +184,7 @@
   }
 
   function showSegments(segments) {
-    $("segments-tab").hidden = !segments;
+    $("tab-segments-button").hidden = !segments;
     if (!segments) return;
     fill($("segments").querySelector("tbody"), segments.rows.map((s) => [cell(s.index, true), cell(s.host),
       cell(s.state), cell(fmt(s.skew_ms, 1), true), cell(s.last_seen_s === null ? "–" : fmtTime(s.last_seen_s) + " ago")]));
@@ -237,7 +237,8 @@
   }
 
   $("tabs").addEventListener("click", (e) => {
-    if (e.target.dataset && e.target.dataset.tab) selectTab(e.target.dataset.tab);
+    const button = e.target.closest("button");
+    if (button && button.dataset.tab) selectTab(button.dataset.tab);
   });
   $("start-form").addEventListener("submit", async (e) => {
     e.preventDefault();
