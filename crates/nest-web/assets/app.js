@@ -187,7 +187,7 @@
     $("tab-segments-button").hidden = !segments;
     if (!segments) return;
     fill($("segments").querySelector("tbody"), segments.rows.map((s) => [cell(s.index, true), cell(s.host),
-      cell(s.state), cell(fmt(s.skew_ms, 1), true), cell(s.last_seen_s === null ? "–" : fmtTime(s.last_seen_s) + " ago")]));
+      cell(s.state), cell(s.users, true), cell(s.last_seen_s === null ? "–" : fmtTime(s.last_seen_s) + " ago")]));
   }
 
   function showTarget(target) {

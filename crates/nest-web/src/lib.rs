@@ -138,7 +138,18 @@ impl WebUi {
     /// The run started: the page follows `snapshots` and its controls steer `handle`. Call it before the runner
     /// publishes (it subscribes at once, so no snapshot is missed).
     pub fn running(&self, handle: nest_core::RunHandle, snapshots: nest_core::Snapshots, context: LiveContext) {
-        self.shared.running(&self.runtime, handle, snapshots, context);
+        self.shared.running(&self.runtime, live::Controls::Run(handle), snapshots, context);
+    }
+
+    /// A coordinator's run started: the page follows its merged `snapshots`; its Stop button calls `stop` (which
+    /// stops every segment). Its load cannot be changed from the page.
+    pub fn coordinating(
+        &self,
+        stop: impl Fn() + Send + Sync + 'static,
+        snapshots: nest_core::Snapshots,
+        context: LiveContext,
+    ) {
+        self.shared.running(&self.runtime, live::Controls::Coordinated(Box::new(stop)), snapshots, context);
     }
 
     /// The run is over: its final report stays on the page and is what the downloads give.

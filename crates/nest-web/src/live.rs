@@ -38,9 +38,20 @@ pub struct LiveContext {
     pub run_time: Option<Duration>,
 }
 
+/// What the page's controls reach.
+pub(crate) enum Controls {
+    /// A run of this process: stop, change its load, reset its statistics.
+    Run(RunHandle),
+    /// A coordinator's run: its segments' plan sets the load; the page can stop every segment.
+    Coordinated(Box<dyn Fn() + Send + Sync>),
+}
+
 /// The run being followed.
 struct Run {
-    handle: RunHandle,
+    controls: Controls,
+    /// The previous snapshot's elapsed time and totals, for the chart points of snapshots without a sealed second
+    /// (a coordinator's merged figures).
+    previous: Option<(Duration, u64, u64)>,
     context: LiveContext,
     snapshot: Option<Arc<Snapshot>>,
 }
@@ -142,26 +153,41 @@ impl Shared {
     pub(crate) fn steer(&self, f: impl FnOnce(&RunHandle) -> Result<(), ControlError>) -> Result<(), Refused> {
         let state = self.lock();
         match (&state.phase, &state.run) {
-            (Phase::Running, Some(run)) => f(&run.handle).map_err(|e| match e {
+            (Phase::Running, Some(Run { controls: Controls::Run(handle), .. })) => f(handle).map_err(|e| match e {
                 ControlError::NotStarted | ControlError::Over => Refused::Phase(phase_message(&e)),
                 other => Refused::Invalid(other.to_string()),
             }),
+            (Phase::Running, Some(_)) => Err(Refused::Invalid(
+                "a coordinated run's load is its segments' plan: only Stop is possible from here".into(),
+            )),
             (Phase::Waiting, _) => Err(Refused::Phase("the run has not started")),
             _ => Err(Refused::Phase("the run is over")),
         }
     }
 
+    /// Stops the run (every segment of a coordinated one).
+    pub(crate) fn stop(&self) -> Result<(), Refused> {
+        let state = self.lock();
+        match (&state.phase, &state.run) {
+            (Phase::Running, Some(Run { controls: Controls::Run(handle), .. })) => handle.stop(),
+            (Phase::Running, Some(Run { controls: Controls::Coordinated(stop), .. })) => stop(),
+            (Phase::Waiting, _) => return Err(Refused::Phase("the run has not started")),
+            _ => return Err(Refused::Phase("the run is over")),
+        }
+        Ok(())
+    }
+
     pub(crate) fn running(
         self: &Arc<Self>,
         runtime: &tokio::runtime::Handle,
-        handle: RunHandle,
+        controls: Controls,
         snapshots: Snapshots,
         context: LiveContext,
     ) {
         {
             let mut state = self.lock();
             state.phase = Phase::Running;
-            state.run = Some(Run { handle, context, snapshot: None });
+            state.run = Some(Run { controls, previous: None, context, snapshot: None });
             self.publish(&state);
         }
         runtime.spawn(follow(self.clone(), snapshots));
@@ -192,7 +218,10 @@ impl Shared {
             let observed = Observed::from_aggregate(&snapshot.totals, snapshot.elapsed);
             thresholds::evaluate_observed(&run.context.thresholds, &observed, &[])
         };
-        let point = view::point(&snapshot);
+        let total = snapshot.totals.total();
+        let now = (snapshot.elapsed, total.count, total.failures);
+        let point = view::point(&snapshot).or_else(|| view::point_between(run.previous, now, &snapshot));
+        run.previous = Some(now);
         let steerable = !matches!(self.setup.load, crate::setup::LoadSetup::Fixed { .. });
         let target = view::target(&snapshot).filter(|_| steerable);
         run.snapshot = Some(snapshot);

@@ -130,10 +130,7 @@ async fn start(State(shared): Shared_, body: axum::body::Bytes) -> Response {
 }
 
 async fn stop(State(shared): Shared_) -> Response {
-    answer(shared.steer(|handle| {
-        handle.stop();
-        Ok(())
-    }))
+    answer(shared.stop())
 }
 
 /// A change of users (closed model).

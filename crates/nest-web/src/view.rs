@@ -178,10 +178,10 @@ pub struct SegmentRow {
     pub index: u64,
     /// The machine it runs on.
     pub host: String,
-    /// `waiting`, `ready`, `running`, `finished`, `lost`...
+    /// `waiting`, `registered`, `ready`, `running`, `load done`, `handed in` or `lost`.
     pub state: String,
-    /// Its clock's skew from the coordinator's, ms, if measured.
-    pub skew_ms: Option<f64>,
+    /// Its active VUs, as it last said.
+    pub users: u64,
     /// Seconds since the coordinator last heard from it.
     pub last_seen_s: Option<f64>,
 }
@@ -289,6 +289,32 @@ pub fn point(snapshot: &Snapshot) -> Option<Point> {
         p95: quantile(0.95).unwrap_or(0.0),
         p99: quantile(0.99).unwrap_or(0.0),
         users: last.users,
+    })
+}
+
+/// The chart point of a snapshot without a sealed second (a coordinator's merged figures), from the totals'
+/// growth since the `previous` snapshot's `(elapsed, requests, failures)`; its percentiles are those of the
+/// totals so far.
+pub fn point_between(
+    previous: Option<(Duration, u64, u64)>,
+    now: (Duration, u64, u64),
+    snapshot: &Snapshot,
+) -> Option<Point> {
+    let (before, count, failures) = previous?;
+    let seconds = now.0.saturating_sub(before).as_secs_f64();
+    if seconds <= 0.0 || snapshot.phase != RunPhase::Load {
+        return None;
+    }
+    let total = snapshot.totals.total();
+    let ms = |q: f64| total.latency.quantile_us(q) as f64 / 1000.0;
+    Some(Point {
+        t: now.0.as_secs_f64().round(),
+        rps: now.1.saturating_sub(count) as f64 / seconds,
+        fps: now.2.saturating_sub(failures) as f64 / seconds,
+        p50: ms(0.5),
+        p95: ms(0.95),
+        p99: ms(0.99),
+        users: snapshot.users,
     })
 }
 

@@ -8,6 +8,8 @@
 //! button is the confirmation.
 
 use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
@@ -28,8 +30,7 @@ pub const AUTH_VAR: &str = "NEST_WEB_AUTH";
 pub fn run(args: RunArgs) -> Result<()> {
     let addr = args.web.context("--web without an address")?;
     refuse_split_run(&args)?;
-    let auth = credentials(&args)?;
-    nest_web::guard::check_bind(addr, auth.as_ref()).map_err(|e| UsageError(e.to_string()))?;
+    check(addr, args.web_auth_file.as_ref())?;
     let outputs = Outputs { csv: args.csv.clone(), html: args.html.clone(), junit: args.junit.clone() };
     let summary_to_stderr = crate::run::check_outputs(&args, &outputs)?;
     // The whole plan is built once before the page is served, so that every error is found first.
@@ -37,13 +38,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     for warning in &first.warnings {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
-    let web = WebUi::start(addr, auth, setup_of(&first, args.demo)).map_err(|e| match e {
-        WebError::Unprotected { .. } | WebError::Bind { .. } | WebError::Credentials(_) => {
-            anyhow::Error::new(UsageError(e.to_string()))
-        }
-        other => anyhow::Error::new(other),
-    })?;
-    let _ = writeln!(std::io::stderr(), "web UI on {}", web.url());
+    let web = serve(addr, args.web_auth_file.as_ref(), setup_of(&first, args.demo))?;
     let mut checked = if args.autostart { first } else { wait_for_start(&args, &web)? };
     let scale = ScaleOut::prepare(&args.scale.with_env()?, &mut checked);
     let demo = crate::run::start_demo(&args, &mut checked)?;
@@ -56,8 +51,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     web.finished(executed.report.clone());
     let outcome = crate::run::finish(&args, &executed.report, executed.gate, summary_to_stderr, &outputs, None);
     if !(args.yes && run_time.is_some()) {
-        let _ = writeln!(std::io::stderr(), "the final report stays on {} until Ctrl-C", web.url());
-        wait_for_ctrl_c()?;
+        keep_until_interrupted(&web)?;
     }
     outcome
 }
@@ -77,19 +71,88 @@ fn refuse_split_run(args: &RunArgs) -> Result<()> {
 }
 
 /// The credentials from `--web-auth-file` or `NEST_WEB_AUTH`, if any (never from the command line itself).
-fn credentials(args: &RunArgs) -> Result<Option<Credentials>> {
-    let text = match &args.web_auth_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| UsageError(format!("--web-auth-file {}: {e}", path.display())))?,
-        ),
-        None => std::env::var(AUTH_VAR).ok().filter(|v| !v.trim().is_empty()),
-    };
-    let from = match &args.web_auth_file {
-        Some(path) => path.display().to_string(),
-        None => AUTH_VAR.to_owned(),
+fn credentials(file: Option<&PathBuf>) -> Result<Option<Credentials>> {
+    let (text, from) = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("--web-auth-file {}: {e}", path.display())))?;
+            (Some(text), path.display().to_string())
+        }
+        None => (std::env::var(AUTH_VAR).ok().filter(|v| !v.trim().is_empty()), AUTH_VAR.to_owned()),
     };
     text.map(|t| Credentials::parse(&t).map_err(|e| UsageError(format!("{from}: {e}")).into())).transpose()
+}
+
+/// Checks the address and credentials, then serves the page: a non-loopback address without credentials, an
+/// address in use or malformed credentials are usage errors (exit 2), found before anything starts.
+pub fn serve(addr: SocketAddr, auth_file: Option<&PathBuf>, setup: Setup) -> Result<WebUi> {
+    let auth = credentials(auth_file)?;
+    let web = WebUi::start(addr, auth, setup).map_err(|e| match e {
+        WebError::Unprotected { .. } | WebError::Bind { .. } | WebError::Credentials(_) => {
+            anyhow::Error::new(UsageError(e.to_string()))
+        }
+        other => anyhow::Error::new(other),
+    })?;
+    let _ = writeln!(std::io::stderr(), "web UI on {}", web.url());
+    Ok(web)
+}
+
+/// Checks the address and credentials before anything else.
+fn check(addr: SocketAddr, auth_file: Option<&PathBuf>) -> Result<()> {
+    let auth = credentials(auth_file)?;
+    nest_web::guard::check_bind(addr, auth.as_ref()).map_err(|e| UsageError(e.to_string()))?;
+    Ok(())
+}
+
+/// Blocks until Ctrl-C or SIGTERM, saying that the final report stays on the page until then.
+pub fn keep_until_interrupted(web: &WebUi) -> Result<()> {
+    let _ = writeln!(std::io::stderr(), "the final report stays on {} until Ctrl-C", web.url());
+    wait_for_ctrl_c()
+}
+
+/// The page of `nest coordinate --web`: no form (the segments bring their plan), a segments tab.
+pub fn coordinator_setup(segments: u32) -> Setup {
+    Setup {
+        mix: Vec::new(),
+        load: LoadSetup::Fixed { description: format!("{segments} segments, each running its share of one plan") },
+        host: "the segments' target".to_owned(),
+        run_time_s: None,
+        iterations: None,
+    }
+}
+
+/// What the web UI needs to show a coordinated run and build its reports.
+pub fn coordinator_context(segments: u32, thresholds: Vec<nest_report::thresholds::Threshold>) -> LiveContext {
+    let run = nest_report::model::RunInfo {
+        nest_version: env!("CARGO_PKG_VERSION").to_owned(),
+        command: crate::shell::join(std::env::args()),
+        host: "the segments' target".to_owned(),
+        load: format!("{segments} segments"),
+        workers: 0,
+        run_time_s: None,
+        iterations: None,
+        mix: Vec::new(),
+        identity: None,
+        segments: Vec::new(),
+        incomplete: None,
+    };
+    let gate = thresholds.is_empty();
+    LiveContext { tasksets: Vec::new(), run, thresholds, gate, users: 0, open: false, run_time: None }
+}
+
+/// The coordinator's segments, as the segments tab shows them.
+pub fn segments(seats: Vec<nest_coord::state::SeatStatus>) -> nest_web::Segments {
+    let rows = seats
+        .into_iter()
+        .map(|s| nest_web::view::SegmentRow {
+            index: u64::from(s.index),
+            host: s.host.unwrap_or_default(),
+            state: s.state.to_owned(),
+            users: s.users,
+            last_seen_s: s.last_seen.map(|d| d.as_secs_f64()),
+        })
+        .collect();
+    nest_web::Segments { rows }
 }
 
 /// What the page shows before the run, from the checked plan.

@@ -72,6 +72,10 @@ impl Nest {
     fn start(sandbox: &Sandbox, args: &[&str]) -> Nest {
         let mut command = sandbox.command();
         command.args(args).stderr(Stdio::piped());
+        Nest::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Nest {
         let mut child = command.spawn().expect("start nest");
         let (tx, lines) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
@@ -129,21 +133,23 @@ struct Driver {
 
 impl Driver {
     fn start(driver: &PathBuf) -> Driver {
-        let mut child = Command::new(driver)
+        let child = Command::new(driver)
             .arg("--port=0")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
+        // Owned before any wait, so that a failed wait still ends the process.
+        let mut started = Driver { child, port: 0 };
         let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
+        let stdout = started.child.stdout.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let _ = tx.send(line);
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
-        let port = loop {
+        started.port = loop {
             let line = rx
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .expect("chromedriver did not say its port within 20 s");
@@ -151,7 +157,7 @@ impl Driver {
                 break rest.trim_end_matches('.').parse().expect("a port");
             }
         };
-        Driver { child, port }
+        started
     }
 }
 
@@ -322,4 +328,85 @@ async fn drive(client: &Client, page: &str, server: &Server) -> Value {
     )
     .await;
     serde_json::from_str(text.as_str().unwrap()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// `GET path` from the web UI at `page` (`http://127.0.0.1:PORT/`): the status and the body.
+fn get(page: &str, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let authority = page.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+fn state(page: &str) -> Value {
+    serde_json::from_str(&get(page, "/api/state").1).unwrap()
+}
+
+#[test]
+fn coordinate_web_shows_the_segments_and_offers_the_merged_report() {
+    const TOKEN: &str = "web-test-token-0123456789";
+    let server = Server::start();
+    let sandbox = Sandbox::new();
+    sandbox.write("hit.rhai", TASKSET);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let refused =
+        sandbox.nest(&["coordinate", "--segments", "2", "--web", "0.0.0.0:0"], &[("NEST_COORDINATOR_TOKEN", TOKEN)]);
+    refused.assert_code(2);
+    assert!(refused.stderr.contains("not a loopback address"), "{}", refused.context());
+
+    let args = ["coordinate", "--segments", "2", "--listen", &listen, "--web", "127.0.0.1:0"];
+    let mut coordinator = {
+        let mut command = sandbox.command();
+        command.args(args).env("NEST_COORDINATOR_TOKEN", TOKEN).stderr(Stdio::piped());
+        Nest::spawn(command)
+    };
+    let page = coordinator.line("web UI on ").trim_start_matches("web UI on ").to_owned();
+    let view = state(&page);
+    assert_eq!(view["phase"], "running");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rows = loop {
+        let rows = state(&page)["segments"]["rows"].clone();
+        if rows.as_array().is_some_and(|r| r.len() == 2) || Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(rows[0]["state"], "waiting", "{rows}");
+    // The two segments join, run and hand in their results.
+    let url = format!("http://{listen}");
+    let dir = sandbox.dir().display().to_string();
+    let segments: Vec<_> = ["0/2", "1/2"]
+        .iter()
+        .map(|segment| {
+            let args = ["run", "-f", &dir, "-H", &server.url(), "--workers", "1", "-y", "-u", "2", "-t", "2s"];
+            let args = [&args[..], &["--coordinator", &url, "--segment", segment]].concat();
+            sandbox.spawn_nest(&args, &[("NEST_COORDINATOR_TOKEN", TOKEN)])
+        })
+        .collect();
+    for segment in segments {
+        segment.wait(crate::support::RUN_LIMIT, &sandbox).assert_code(0);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let view = state(&page);
+        if view["phase"] == "finished" {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "the page never showed the final report: {view}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let rows = view["segments"]["rows"].as_array().unwrap();
+    assert!(rows.iter().all(|r| r["state"] == "handed in" && r["host"] != ""), "{rows:?}");
+    let (status, body) = get(&page, "/api/report.json");
+    assert_eq!(status, 200);
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert!(server.total() > 0);
+    assert_eq!(report["totals"]["requests"].as_u64(), Some(server.total()));
+    assert_eq!(coordinator.interrupt(), Some(0));
 }
