@@ -193,7 +193,6 @@
   function showTarget(target) {
     $("steer-closed").hidden = !target || target.model !== "closed";
     $("steer-open").hidden = !target || target.model !== "open";
-    $("reset").hidden = !target;
     if (!target) return;
     const active = document.activeElement;
     if (target.model === "closed") {
@@ -221,6 +220,7 @@
     if (view.live) showLive(view.live);
     showVerdicts(view.verdicts, view.phase === "finished");
     showTarget(view.phase === "running" ? view.target : null);
+    $("reset").hidden = !view.can_reset;
     showSegments(view.segments);
     $("download-note").textContent = view.phase === "finished" ? "The final report of the run."
       : "The report of the run so far (totals; the per-second history comes with the final report).";

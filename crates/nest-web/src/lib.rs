@@ -152,6 +152,11 @@ impl WebUi {
         self.shared.running(&self.runtime, live::Controls::Coordinated(Box::new(stop)), snapshots, context);
     }
 
+    /// Whether the page's Stop button stopped the run (a run stopped otherwise, by a signal, may end the process).
+    pub fn stopped_from_page(&self) -> bool {
+        self.shared.stopped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The run is over: its final report stays on the page and is what the downloads give.
     pub fn finished(&self, report: nest_report::model::Report) {
         self.shared.finished(report);

@@ -75,6 +75,8 @@ pub(crate) struct Shared {
     starts: mpsc::Sender<StartOrder>,
     state: Mutex<State>,
     views: watch::Sender<Arc<String>>,
+    /// The page's Stop button stopped the run.
+    pub(crate) stopped: std::sync::atomic::AtomicBool,
 }
 
 /// Why a control request could not be done.
@@ -97,7 +99,9 @@ impl Shared {
             segments: None,
             report: None,
         };
-        let shared = Shared { guard, setup, starts, state: Mutex::new(state), views: watch::channel(Arc::default()).0 };
+        let views = watch::channel(Arc::default()).0;
+        let stopped = std::sync::atomic::AtomicBool::new(false);
+        let shared = Shared { guard, setup, starts, state: Mutex::new(state), views, stopped };
         shared.publish(&shared.lock());
         shared
     }
@@ -117,6 +121,8 @@ impl Shared {
             verdicts: &state.verdicts,
             target: if state.phase == Phase::Running { state.target.clone() } else { None },
             segments: state.segments.as_ref(),
+            can_reset: state.phase == Phase::Running
+                && matches!(state.run, Some(Run { controls: Controls::Run(_), .. })),
         };
         let json = serde_json::to_string(&view).unwrap_or_default();
         self.views.send_replace(Arc::new(json));
@@ -174,6 +180,7 @@ impl Shared {
             (Phase::Waiting, _) => return Err(Refused::Phase("the run has not started")),
             _ => return Err(Refused::Phase("the run is over")),
         }
+        self.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

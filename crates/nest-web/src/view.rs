@@ -49,6 +49,8 @@ pub struct View<'a> {
     pub target: Option<Target>,
     /// A coordinator's segments.
     pub segments: Option<&'a Segments>,
+    /// The statistics can be reset from the page (a run of this process, running).
+    pub can_reset: bool,
 }
 
 /// The load the run is asked for now.

@@ -50,7 +50,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     let executed = executed?;
     web.finished(executed.report.clone());
     let outcome = crate::run::finish(&args, &executed.report, executed.gate, summary_to_stderr, &outputs, None);
-    if !(args.yes && run_time.is_some()) {
+    // A Ctrl-C or SIGTERM that stopped the run ends the process too: it was asked to go.
+    let signalled = executed.interrupted && !web.stopped_from_page();
+    if !signalled && !(args.yes && run_time.is_some()) {
         keep_until_interrupted(&web)?;
     }
     outcome
