@@ -148,16 +148,15 @@ struct RateForm {
     rate: Option<f64>,
 }
 
-/// The body of a control request as `T`, or a 400 that says what is wrong.
-fn form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("the form is not valid: {e}")).into_response())
+/// The body of a control request as `T`, or what is wrong with it (a 400).
+fn form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("the form is not valid: {e}"))
 }
 
 async fn users(State(shared): Shared_, body: axum::body::Bytes) -> Response {
     let form: UsersForm = match form(&body) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
     };
     let Some(users) = form.users else {
         return (StatusCode::BAD_REQUEST, "give the number of users").into_response();
@@ -168,7 +167,7 @@ async fn users(State(shared): Shared_, body: axum::body::Bytes) -> Response {
 async fn rate(State(shared): Shared_, body: axum::body::Bytes) -> Response {
     let form: RateForm = match form(&body) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
     };
     let Some(rate) = form.rate else {
         return (StatusCode::BAD_REQUEST, "give the rate, tasks per second").into_response();

@@ -79,21 +79,21 @@ pub fn finish(
     // A report on stdout (`--json -`, `--html /dev/stdout`) is alone there, so the summary goes to stderr. A summary
     // that cannot be printed (a closed terminal, a full disk) must not keep the report files from being written.
     let _ = if summary_to_stderr {
-        print_report(&mut std::io::stderr().lock(), &report, args.quiet)
+        print_report(&mut std::io::stderr().lock(), report, args.quiet)
     } else {
-        print_report(&mut std::io::stdout().lock(), &report, args.quiet)
+        print_report(&mut std::io::stdout().lock(), report, args.quiet)
     };
     // A coordinated segment hands its result in first; the verdict is the coordinator's.
     let handed = joined.map(|joined| {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        runtime.block_on(joined.hand_in(&report)).context("could not hand the result in to the coordinator")
+        runtime.block_on(joined.hand_in(report)).context("could not hand the result in to the coordinator")
     });
     if let Some(path) = &args.json {
-        let json = serde_json::to_vec_pretty(&report)?;
+        let json = serde_json::to_vec_pretty(report)?;
         write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
         say(&format!("report written to {}", path.display()));
     }
-    for path in outputs.write(&report)? {
+    for path in outputs.write(report)? {
         say(&format!("report written to {}", path.display()));
     }
     if let Some(handed) = handed {

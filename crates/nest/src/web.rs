@@ -52,7 +52,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let outcome = crate::run::finish(&args, &executed.report, executed.gate, summary_to_stderr, &outputs, None);
     // A Ctrl-C or SIGTERM that stopped the run ends the process too: it was asked to go.
     let signalled = executed.interrupted && !web.stopped_from_page();
-    if !signalled && !(args.yes && run_time.is_some()) {
+    let exits_at_the_end = args.yes && run_time.is_some();
+    if !signalled && !exits_at_the_end {
         keep_until_interrupted(&web)?;
     }
     outcome
