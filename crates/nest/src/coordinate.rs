@@ -132,6 +132,7 @@ pub fn run(args: CoordinateArgs) -> Result<()> {
     let stop = handle.clone();
     let context = crate::web::coordinator_context(args.segments, thresholds);
     web.coordinating(move || stop.stop_all("stopped from the web UI"), coordinator.snapshots(), context);
+    crate::web::announce(&web);
     let last = handle.clone();
     let seats = {
         let web = web.clone();

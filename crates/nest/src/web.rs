@@ -39,6 +39,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
     let web = serve(addr, args.web_auth_file.as_ref(), setup_of(&first, args.demo))?;
+    announce(&web);
     let mut checked = if args.autostart { first } else { wait_for_start(&args, &web)? };
     let scale = ScaleOut::prepare(&args.scale.with_env()?, &mut checked);
     let demo = crate::run::start_demo(&args, &mut checked)?;
@@ -96,8 +97,12 @@ pub fn serve(addr: SocketAddr, auth_file: Option<&PathBuf>, setup: Setup) -> Res
         }
         other => anyhow::Error::new(other),
     })?;
-    let _ = writeln!(std::io::stderr(), "web UI on {}", web.url());
     Ok(web)
+}
+
+/// Says where the page is, once it shows what it should (scripts and tests wait for this line).
+pub fn announce(web: &WebUi) {
+    let _ = writeln!(std::io::stderr(), "web UI on {}", web.url());
 }
 
 /// Checks the address and credentials before anything else.
