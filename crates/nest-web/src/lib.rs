@@ -14,6 +14,24 @@
 //!
 //! Safety lives in [`guard`]: loopback by default, Basic authentication otherwise, a per-process token and an
 //! Origin check on every control request, and capped request bodies.
+//!
+//! ```
+//! use nest_web::{LoadSetup, Setup, WebError, WebUi};
+//!
+//! let setup = || Setup {
+//!     mix: Vec::new(),
+//!     load: LoadSetup::Closed { users: 10, spawn_rate: Some(2.0) },
+//!     host: "http://127.0.0.1:8080".into(),
+//!     run_time_s: Some(60.0),
+//!     iterations: None,
+//! };
+//! // Any address but loopback needs credentials.
+//! let refused = WebUi::start("0.0.0.0:8089".parse().unwrap(), None, setup());
+//! assert!(matches!(refused, Err(WebError::Unprotected { .. })));
+//! // On loopback (port 0: a free one), the page is served until the `WebUi` is dropped.
+//! let web = WebUi::start("127.0.0.1:0".parse().unwrap(), None, setup()).unwrap();
+//! assert!(web.url().starts_with("http://127.0.0.1:"));
+//! ```
 
 #![deny(missing_docs)]
 
