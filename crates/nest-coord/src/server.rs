@@ -103,6 +103,11 @@ impl Handle {
         Ok(())
     }
 
+    /// Every segment as the coordinator sees it now (see [`crate::state::State::seats`]).
+    pub fn seats(&self) -> Vec<crate::state::SeatStatus> {
+        self.shared.lock().seats(Instant::now())
+    }
+
     /// Segment `index`'s process ended (`how`: its exit status): without a result, it is lost at once.
     pub fn exited(&self, index: u32, how: &str) {
         self.shared.lock().exited(index, how, Instant::now());

@@ -202,6 +202,21 @@ struct Seat {
     script_errors: u64,
 }
 
+/// One segment as the coordinator sees it (see [`State::seats`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeatStatus {
+    /// Its index.
+    pub index: u32,
+    /// The host it registered from (none before it registers).
+    pub host: Option<String>,
+    /// `waiting` (not registered), `registered`, `ready`, `running`, `load done`, `handed in` or `lost`.
+    pub state: &'static str,
+    /// Its active VUs, as its last live push said.
+    pub users: u64,
+    /// Since the coordinator last heard from it.
+    pub last_seen: Option<Duration>,
+}
+
 /// The start, once the barrier opened.
 #[derive(Debug, Clone, Copy)]
 struct Start {
@@ -456,6 +471,35 @@ impl State {
     /// The merged live figures and the time since the start, once the load started.
     pub fn live_view(&self, now: Instant) -> Option<(&Aggregate, Duration)> {
         self.start.map(|s| (&self.live, now.saturating_duration_since(s.instant)))
+    }
+
+    /// Every segment as the coordinator sees it at `now`, by index, for displays (the web UI's segments tab).
+    pub fn seats(&self, now: Instant) -> Vec<SeatStatus> {
+        let status = |index: usize, seat: &Seat| {
+            let state = match seat {
+                s if s.lost.is_some() => "lost",
+                s if s.result.is_some() => "handed in",
+                s if s.load_done => "load done",
+                s if s.ready && self.start.is_some() => "running",
+                s if s.ready => "ready",
+                _ => "registered",
+            };
+            SeatStatus {
+                index: index as u32,
+                host: Some(seat.host.clone()),
+                state,
+                users: seat.users,
+                last_seen: Some(now.saturating_duration_since(seat.last_seen)),
+            }
+        };
+        self.seats
+            .iter()
+            .enumerate()
+            .map(|(index, seat)| match seat {
+                Some(seat) => status(index, seat),
+                None => SeatStatus { index: index as u32, host: None, state: "waiting", users: 0, last_seen: None },
+            })
+            .collect()
     }
 
     /// Checks the abort thresholds on the merged live figures; a breach stops every segment.

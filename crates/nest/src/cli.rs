@@ -236,9 +236,21 @@ pub struct RunArgs {
     /// Start the built-in demo shop on 127.0.0.1 and run against it.
     #[arg(long)]
     pub demo: bool,
-    /// Accepted so that Locust command lines work as pasted: nest has no web UI, every run is headless.
-    #[arg(long)]
+    /// Accepted so that Locust command lines work as pasted: a run is headless unless --web is given.
+    #[arg(long, conflicts_with = "web")]
     pub headless: bool,
+    /// Serve the web UI on ADDR [default: 127.0.0.1:8089]: set the run up and start it from the page, watch it
+    /// live, steer it, download its reports. Any address but loopback needs credentials (NEST_WEB_AUTH=user:pass or
+    /// --web-auth-file). See docs/web.md.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8089")]
+    pub web: Option<std::net::SocketAddr>,
+    /// With --web: start the run at once instead of waiting for the page's Start button.
+    #[arg(long, requires = "web")]
+    pub autostart: bool,
+    /// With --web: read the web UI's credentials, USER:PASS, from FILE (instead of NEST_WEB_AUTH; never on the
+    /// command line, where every user of the machine could read them).
+    #[arg(long, value_name = "FILE", requires = "web")]
+    pub web_auth_file: Option<PathBuf>,
     /// Running one share of a split plan.
     #[command(flatten)]
     pub scale: ScaleOutArgs,

@@ -44,6 +44,14 @@ pub struct CoordinateArgs {
     /// Where the merged result is posted.
     #[command(flatten)]
     pub notify: crate::cli::NotifyArgs,
+    /// Serve the web UI on ADDR [default: 127.0.0.1:8089]: the merged live figures, a segments tab, Stop, the
+    /// reports; the final report stays on the page until Ctrl-C. Any address but loopback needs credentials
+    /// (NEST_WEB_AUTH=user:pass or --web-auth-file). See docs/web.md.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8089")]
+    pub web: Option<SocketAddr>,
+    /// With --web: read the web UI's credentials, USER:PASS, from FILE (instead of NEST_WEB_AUTH).
+    #[arg(long, value_name = "FILE", requires = "web")]
+    pub web_auth_file: Option<PathBuf>,
 }
 
 /// How a coordinated run is held together, judged and reported (`nest coordinate`, `nest launch`).
@@ -117,13 +125,47 @@ pub fn run(args: CoordinateArgs) -> Result<()> {
         let (addr, n) = (coordinator.local_addr(), args.segments);
         let _ = writeln!(std::io::stderr(), "coordinator listening on http://{addr}, waiting for {n} segments");
     }
-    let conclusion = runtime.block_on(serve(coordinator, &args.judge, args.segments, |_| true))?;
-    drop(runtime);
-    let finished = finish(&args.judge, &conclusion);
+    let Some(addr) = args.web else {
+        let conclusion = runtime.block_on(serve(coordinator, &args.judge, args.segments, |_| true))?;
+        drop(runtime);
+        let finished = finish(&args.judge, &conclusion);
+        if let Some(report) = &conclusion.report {
+            crate::notify::send(&targets, report, "nest coordinate");
+        }
+        return finished;
+    };
+    // The web UI: the merged figures, the segments, Stop; the final report after.
+    let web =
+        Arc::new(crate::web::serve(addr, args.web_auth_file.as_ref(), crate::web::coordinator_setup(args.segments))?);
+    let (handle, thresholds) = (coordinator.handle(), args.judge.settings(args.segments)?.thresholds);
+    let stop = handle.clone();
+    let context = crate::web::coordinator_context(args.segments, thresholds);
+    web.coordinating(move || stop.stop_all("stopped from the web UI"), coordinator.snapshots(), context);
+    crate::web::announce(&web);
+    let last = handle.clone();
+    let seats = {
+        let web = web.clone();
+        runtime.spawn(async move {
+            let mut clock = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                clock.tick().await;
+                web.set_segments(crate::web::segments(handle.seats()));
+            }
+        })
+    };
+    let conclusion = runtime.block_on(serve(coordinator, &args.judge, args.segments, |_| true));
+    seats.abort();
+    web.set_segments(crate::web::segments(last.seats()));
+    let conclusion = conclusion?;
+    if let Some(report) = &conclusion.report {
+        web.finished(report.clone());
+    }
+    let outcome = finish(&args.judge, &conclusion);
     if let Some(report) = &conclusion.report {
         crate::notify::send(&targets, report, "nest coordinate");
     }
-    finished
+    crate::web::keep_until_interrupted(&web)?;
+    outcome
 }
 
 /// Binds the coordinator of a run of `segments` on `listen`; the report paths are checked first.
@@ -253,7 +295,7 @@ pub struct JoinArgs {
 
 impl JoinArgs {
     /// The coordinator's URL: `--coordinator`, else a non-empty `NEST_COORDINATOR`.
-    fn url(&self) -> Option<String> {
+    pub(crate) fn url(&self) -> Option<String> {
         let env = || std::env::var("NEST_COORDINATOR").ok().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
         self.coordinator.clone().or_else(env)
     }

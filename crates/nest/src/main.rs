@@ -21,6 +21,7 @@ mod scale;
 mod scale_index;
 mod shell;
 mod slack;
+mod web;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(args) if args.web.is_some() => web::run(args),
         Command::Run(args) => run::run(args),
         Command::List(args) => list::run(args),
         Command::Configure(args) => configure::run(args),

@@ -52,39 +52,49 @@ pub fn run(args: RunArgs) -> Result<()> {
             let _ = writeln!(std::io::stderr(), "{text}");
         }
     };
-    let demo = if args.demo {
-        let server = DemoServer::start(DemoConfig { mode: Mode::Shop, ..DemoConfig::default() })
-            .context("could not start the demo target")?;
-        say(&format!("demo target listening on {}", server.url()));
-        checked.host = Some(nest_config::parse::parse_host(&server.url())?);
-        Some(server)
-    } else {
-        None
-    };
+    let demo = start_demo(&args, &mut checked)?;
     if let Some(line) = scale.announcement(&scale_args) {
         say(&line);
     }
     let executed = execute(checked, args.quiet, &scale, joined.as_ref());
     drop(demo);
     let Executed { report, gate, .. } = executed?;
+    finish(&args, &report, gate, summary_to_stderr, &outputs, joined.as_ref())
+}
+
+/// After the run: prints the summary, hands the result to the coordinator (if any), writes the report files, and
+/// turns the verdicts into the outcome.
+pub fn finish(
+    args: &RunArgs,
+    report: &Report,
+    gate: Option<u8>,
+    summary_to_stderr: bool,
+    outputs: &Outputs,
+    joined: Option<&Arc<Coordinated>>,
+) -> Result<()> {
+    let say = |text: &str| {
+        if !args.quiet {
+            let _ = writeln!(std::io::stderr(), "{text}");
+        }
+    };
     // A report on stdout (`--json -`, `--html /dev/stdout`) is alone there, so the summary goes to stderr. A summary
     // that cannot be printed (a closed terminal, a full disk) must not keep the report files from being written.
     let _ = if summary_to_stderr {
-        print_report(&mut std::io::stderr().lock(), &report, args.quiet)
+        print_report(&mut std::io::stderr().lock(), report, args.quiet)
     } else {
-        print_report(&mut std::io::stdout().lock(), &report, args.quiet)
+        print_report(&mut std::io::stdout().lock(), report, args.quiet)
     };
     // A coordinated segment hands its result in first; the verdict is the coordinator's.
-    let handed = joined.as_ref().map(|joined| {
+    let handed = joined.map(|joined| {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        runtime.block_on(joined.hand_in(&report)).context("could not hand the result in to the coordinator")
+        runtime.block_on(joined.hand_in(report)).context("could not hand the result in to the coordinator")
     });
     if let Some(path) = &args.json {
-        let json = serde_json::to_vec_pretty(&report)?;
+        let json = serde_json::to_vec_pretty(report)?;
         write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
         say(&format!("report written to {}", path.display()));
     }
-    for path in outputs.write(&report)? {
+    for path in outputs.write(report)? {
         say(&format!("report written to {}", path.display()));
     }
     let title = args.source.preset.as_ref().map_or_else(|| "nest run".to_owned(), |p| format!("preset {p}"));
@@ -102,6 +112,20 @@ pub fn run(args: RunArgs) -> Result<()> {
         return Err(ThresholdsFailed { failed, total: report.thresholds.len() }.into());
     }
     Ok(())
+}
+
+/// Starts the demo target when `--demo` asks for it, and points the plan at it.
+pub(crate) fn start_demo(args: &RunArgs, checked: &mut plan::RunPlan) -> Result<Option<DemoServer>> {
+    if !args.demo {
+        return Ok(None);
+    }
+    let server = DemoServer::start(DemoConfig { mode: Mode::Shop, ..DemoConfig::default() })
+        .context("could not start the demo target")?;
+    if !args.quiet {
+        let _ = writeln!(std::io::stderr(), "demo target listening on {}", server.url());
+    }
+    checked.host = Some(nest_config::parse::parse_host(&server.url())?);
+    Ok(Some(server))
 }
 
 /// What one run produced.
@@ -123,6 +147,35 @@ pub fn execute(
     scale: &ScaleOut,
     joined: Option<&Arc<Coordinated>>,
 ) -> Result<Executed> {
+    execute_steered(checked, quiet, scale, joined, RunHandle::new(), |_| {})
+}
+
+/// What a run's outside observer (the web UI) is handed as the run starts, before any snapshot is published.
+pub struct Started<'a> {
+    /// The handle that steers the run (the one given to [`execute_steered`]).
+    pub handle: &'a RunHandle,
+    /// The run's snapshots.
+    pub snapshots: &'a Snapshots,
+    /// The plan about to run.
+    pub plan: &'a nest_core::Plan,
+    /// What is run, for reports.
+    pub run_info: &'a RunInfo,
+    /// The thresholds.
+    pub thresholds: &'a [Threshold],
+    /// The default gate applies.
+    pub gate: bool,
+}
+
+/// [`execute`], steered from outside: `handle` steers the run (the signals stop it too), and `started` is called
+/// once, just before the run starts, to subscribe to its snapshots.
+pub fn execute_steered(
+    checked: plan::RunPlan,
+    quiet: bool,
+    scale: &ScaleOut,
+    joined: Option<&Arc<Coordinated>>,
+    handle: RunHandle,
+    started: impl FnOnce(Started<'_>),
+) -> Result<Executed> {
     let say = |text: &str| {
         if !quiet {
             let _ = writeln!(std::io::stderr(), "{text}");
@@ -137,9 +190,17 @@ pub fn execute(
     let gate = checked.gate;
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let handle = RunHandle::new();
     let display = Arc::new(Mutex::new(Display::new(quiet, plan.run_time)));
     let (publish, snapshots) = nest_core::snapshot::channel();
+    let thresholds = &checked.thresholds;
+    started(Started {
+        handle: &handle,
+        snapshots: &snapshots,
+        plan: &plan,
+        run_info: &run_info,
+        thresholds,
+        gate: gate.is_some(),
+    });
     let (result, (thresholds, aborted)) = runtime.block_on(async {
         let signals = tokio::spawn(watch_signals(handle.clone(), plan.stop_timeout));
         // The observers: each watches the runner's snapshots; none runs inside its loop.
@@ -235,7 +296,7 @@ fn print_report(out: &mut impl Write, report: &Report, quiet: bool) -> Result<()
 
 /// Checks every report path before any load; returns whether one of them is stdout (the summary then goes to
 /// stderr). Two reports on stdout would be mixed, and five CSV files cannot share it: both are usage errors.
-fn check_outputs(args: &RunArgs, outputs: &Outputs) -> Result<bool> {
+pub(crate) fn check_outputs(args: &RunArgs, outputs: &Outputs) -> Result<bool> {
     if outputs.csv.as_deref().is_some_and(|p| p.as_os_str() == "-" || nest_report::output::fd_name(p).is_some()) {
         return Err(UsageError(
             "--csv takes a file name prefix (it writes several files), not `-` or a descriptor".into(),

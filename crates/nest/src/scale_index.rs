@@ -20,6 +20,11 @@ pub fn run(args: ScaleArgs) -> Result<()> {
     if let Some(ScaleCommand::History(h)) = &args.command {
         return history(h);
     }
+    if args.run.web.is_some() {
+        return Err(
+            UsageError("nest scale has no web UI: --web belongs to `nest run` and `nest coordinate`".into()).into()
+        );
+    }
     let base = step_settings(&args.run)?;
     for path in args.run.json.iter().chain(&args.run.html) {
         crate::run::check_writable(path)?;

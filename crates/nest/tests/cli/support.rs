@@ -73,7 +73,7 @@ impl Sandbox {
     }
 
     /// The `nest` binary, run in the sandbox root without the caller's `NEST_*` environment.
-    fn command(&self) -> Command {
+    pub fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_nest"));
         // Hermetic: no `nest.yaml` from the caller's folder, no `NEST_*` settings from its environment.
         command.current_dir(self.root.path());
