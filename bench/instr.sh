@@ -8,7 +8,7 @@
 # start-up and shutdown. All threads of the process count. Kernel time is not in it.
 #
 #   bash bench/instr.sh                  # builds release, then about 1-2 minutes
-#   PROFILE=1 bash bench/instr.sh        # also prints callgrind_annotate of the HIGH run (inclusive and self)
+#   PROFILE=1 bash bench/instr.sh        # also prints callgrind_annotate of the HIGH run's worker thread
 #   NEST_BIN=path NO_BUILD=1 ...         # measure another binary
 set -euo pipefail
 
@@ -47,38 +47,46 @@ cd "$TMP" # away from the repository's nest.yaml
 nginx_start || die "nginx did not start"
 log "nginx at $NGINX_URL"
 
-# Runs nest under callgrind for $1 iterations. Prints: instructions requests.
+# Runs nest under callgrind for $1 iterations, one output file per thread. Prints: instructions of all threads,
+# of the busiest thread (the worker), requests, seconds.
 measure() {
-    local n=$1 out="$TMP/callgrind.$1" ir req
-    timeout -k 5 1200 valgrind --tool=callgrind --callgrind-out-file="$out" \
+    local n=$1 out="$TMP/callgrind.$1" ir busiest req t0 secs
+    t0=$(date +%s.%N)
+    timeout -k 5 1200 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out" \
         "$NEST" run --taskset-dir "$HELLO" -H "$NGINX_URL" -u "$USERS" --workers "$WORKERS" --iterations "$n" \
         --json "$TMP/$n.json" -y >"$TMP/$n.log" 2>&1 || { tail -20 "$TMP/$n.log" >&2; die "nest failed ($n iterations)"; }
-    ir=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$out" | head -1)
-    [[ -n $ir ]] || ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$out" | head -1)
+    secs=$(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $t0 }")
+    read -r ir busiest < <(cat "$out"-* | sed -n 's/^summary: *\([0-9]*\).*/\1/p' |
+        awk '{ s += $1; if ($1 > m) m = $1 } END { print s, m }')
+    [[ -n $ir && $ir != 0 ]] || die "no callgrind summary in $out-*"
     req=$(jq -r '.totals.requests' "$TMP/$n.json")
     local failed
     failed=$(jq -r '.totals.failures // 0' "$TMP/$n.json")
     [[ $failed == 0 ]] || log "warning: $failed of $req requests failed at $n iterations"
-    [[ -n $KEEP ]] && { mkdir -p "$KEEP"; cp "$out" "$KEEP/"; }
-    echo "$ir $req"
+    # The busiest thread's file, for callgrind_annotate.
+    cp "$(grep -l "^summary: $busiest\$" "$out"-* | head -1)" "$out"
+    if [[ -n $KEEP ]]; then mkdir -p "$KEEP"; cp "$out" "$KEEP/"; fi
+    echo "$ir $busiest $req $secs"
 }
 
 log "callgrind, $LOW iterations"
-read -r IR_LOW REQ_LOW < <(measure "$LOW")
+read -r IR_LOW W_LOW REQ_LOW S_LOW < <(measure "$LOW")
 log "callgrind, $HIGH iterations"
-read -r IR_HIGH REQ_HIGH < <(measure "$HIGH")
+read -r IR_HIGH W_HIGH REQ_HIGH S_HIGH < <(measure "$HIGH")
 
 PER=$(( (IR_HIGH - IR_LOW) / (REQ_HIGH - REQ_LOW) ))
+PER_W=$(( (W_HIGH - W_LOW) / (REQ_HIGH - REQ_LOW) ))
 echo "nest:   $("$NEST" --version), $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
 echo "target: nginx $($(nginx_bin) -v 2>&1 | sed 's/.*nginx\///'), 1 worker, $NGINX_URL; $USERS users, --workers $WORKERS"
-echo "runs:   $(commas "$REQ_LOW") requests: $(commas "$IR_LOW") instructions; $(commas "$REQ_HIGH") requests: $(commas "$IR_HIGH")"
+echo "runs:   $(commas "$REQ_LOW") requests: $(commas "$IR_LOW") instructions in ${S_LOW}s; $(commas "$REQ_HIGH") requests: $(commas "$IR_HIGH") in ${S_HIGH}s"
 echo "instructions per request: $(commas "$PER") (slope between the two runs, user space, all threads)"
+echo "  of which the worker thread: $(commas "$PER_W") (the rest is once-a-second work, which grows with the run's length under valgrind)"
 
 if [[ $PROFILE == 1 ]]; then
     echo
-    echo "== inclusive (HIGH run) =="
+    echo "== inclusive (HIGH run, worker thread) =="
     callgrind_annotate --inclusive=yes "$TMP/callgrind.$HIGH" 2>/dev/null | sed -n "1,$((TOP + 25))p" | tail -n +20
     echo
-    echo "== self (HIGH run) =="
+    echo "== self (HIGH run, worker thread) =="
     callgrind_annotate "$TMP/callgrind.$HIGH" 2>/dev/null | sed -n "1,$((TOP + 25))p" | tail -n +20
 fi
