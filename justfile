@@ -35,3 +35,7 @@ bench-scale-index:
 # User-space instructions per request (valgrind callgrind, nginx 1 worker): the noise-free figure of issue 15.
 bench-instr:
     bash bench/instr.sh
+
+# CPU per request and req/s of nest against wrk -t1 (and oha if present), nginx 1 worker: run on a quiet machine.
+bench-perf:
+    bash bench/perf.sh
