@@ -220,7 +220,8 @@ pub(crate) fn prepare(
         Some(base) if from_base => base.auth.clone(),
         _ => take_credentials(&mut url),
     };
-    let mut map = HeaderMap::with_capacity(headers.len() + 1);
+    // No allocation for the usual request without headers of its own.
+    let mut map = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         let header_name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| Failure::new(ErrorKind::InvalidRequest, format!("invalid header name {name:?}")))?;
@@ -266,30 +267,34 @@ impl Prepared {
         let uri = Uri::try_from(target)
             .map_err(|e| Failure::new(ErrorKind::InvalidUrl, format!("cannot send request target {target:?}: {e}")))?;
 
-        let mut headers = HeaderMap::with_capacity(self.headers.len() + 5);
-        if !self.headers.contains_key(HOST) {
+        // The checks ask the user's headers, not the map being built: each default is looked up before any default
+        // of the same name goes in, so both answer alike, and the user's map is usually empty, where a lookup is
+        // only a length check.
+        let user = &self.headers;
+        let mut headers = HeaderMap::with_capacity(user.len() + 5);
+        if !user.contains_key(HOST) {
             headers.insert(HOST, host);
         }
-        for (name, value) in &self.headers {
+        for (name, value) in user {
             headers.append(name.clone(), value.clone());
         }
-        if !headers.contains_key(USER_AGENT) {
+        if !user.contains_key(USER_AGENT) {
             headers.insert(USER_AGENT, USER_AGENT_VALUE);
         }
         if let Some(ae) = &self.accept_encoding
-            && !headers.contains_key(ACCEPT_ENCODING)
+            && !user.contains_key(ACCEPT_ENCODING)
         {
             headers.insert(ACCEPT_ENCODING, ae.clone());
         }
         if let Some(ct) = &self.content_type
-            && !headers.contains_key(CONTENT_TYPE)
+            && !user.contains_key(CONTENT_TYPE)
         {
             headers.insert(CONTENT_TYPE, ct.clone());
         }
         if self.body.is_empty()
             && matches!(self.method, Method::POST | Method::PUT | Method::PATCH)
-            && !headers.contains_key(CONTENT_LENGTH)
-            && !headers.contains_key(TRANSFER_ENCODING)
+            && !user.contains_key(CONTENT_LENGTH)
+            && !user.contains_key(TRANSFER_ENCODING)
         {
             // Like browsers and Go: servers may answer 411 to a length-less POST.
             headers.insert(CONTENT_LENGTH, ZERO);
