@@ -26,12 +26,38 @@ use tokio_util::sync::CancellationToken;
 /// Bytes at the low end of a stack treated as unusable: the guard page, at the largest common page size.
 const GUARD_BYTES: usize = 64 << 10;
 
-type Suspended = Pin<Box<dyn Future<Output = Box<dyn Any>>>>;
+/// The future a fiber waits on, boxed once: it writes its output to the waiting fiber's stack (see [`Deliver`]).
+type Suspended = Pin<Box<dyn Future<Output = ()>>>;
 
 enum Resume {
     Start,
-    Value(Box<dyn Any>),
+    /// The future completed and its output is in the fiber's slot.
+    Done,
     Cancelled,
+}
+
+/// A future that, once complete, puts its output into the slot of the fiber that suspended on it.
+///
+/// The slot lives in [`suspend`]'s frame on the fiber's stack, which stays where it is while the fiber waits. The
+/// driver polls this future only while the fiber is suspended in that very call, and drops it before resuming the
+/// fiber (done or cancelled), so the slot is alive whenever it is written.
+struct Deliver<F: Future> {
+    future: F,
+    slot: *mut Option<F::Output>,
+}
+
+impl<F: Future> Future for Deliver<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        // SAFETY: `future` is structurally pinned: it is never moved out of `self`, and `Deliver` has no `Drop`.
+        let this = unsafe { self.get_unchecked_mut() };
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let output = std::task::ready!(future.poll(cx));
+        // SAFETY: see the type's documentation: the fiber waits on this future, so its slot is alive.
+        unsafe { *this.slot = Some(output) };
+        std::task::Poll::Ready(())
+    }
 }
 
 /// What the running fiber needs to find itself again after another fiber ran in between.
@@ -81,19 +107,15 @@ pub enum FiberError {
 pub fn suspend<T: 'static>(future: impl Future<Output = T> + 'static) -> Result<T, Cancelled> {
     let current = CURRENT.get().ok_or(Cancelled::NotInFiber)?;
     let local = LOCAL.take();
-    let boxed: Suspended = Box::pin(async move { Box::new(future.await) as Box<dyn Any> });
+    let mut slot: Option<T> = None;
+    let boxed: Suspended = Box::pin(Deliver { future, slot: &raw mut slot });
     // SAFETY: `current.yielder` was set by this very fiber when it last gained control, and a fiber's yielder lives
     // on its own stack for as long as the fiber runs; we are running on that fiber now.
     let resumed = unsafe { &*current.yielder }.suspend(boxed);
     CURRENT.set(Some(current));
     LOCAL.replace(local);
     match resumed {
-        Resume::Value(value) => match value.downcast::<T>() {
-            Ok(value) => Ok(*value),
-            Err(_) => {
-                unreachable!("a fiber is resumed with the output of the future it suspended on")
-            }
-        },
+        Resume::Done => Ok(slot.take().expect("a fiber is resumed once the future it suspended on has completed")),
         Resume::Cancelled => Err(Cancelled::Stopped),
         Resume::Start => unreachable!("a fiber is started only once"),
     }
@@ -179,9 +201,10 @@ impl FiberPool {
                     input = if kill.is_cancelled() {
                         Resume::Cancelled
                     } else {
+                        // Either way the future is dropped here, before the fiber resumes.
                         tokio::select! {
                             biased;
-                            value = future => Resume::Value(value),
+                            () = future => Resume::Done,
                             () = kill.cancelled() => Resume::Cancelled,
                         }
                     };
@@ -243,6 +266,48 @@ mod tests {
         let kill = CancellationToken::new();
         let out = block_on(pool.run(|| suspend(async { 41 }).map(|v| v + 1), &kill)).unwrap();
         assert_eq!(out, Ok(42));
+    }
+
+    /// The output travels through the fiber's own slot: a value with a destructor arrives whole, once; a future
+    /// cut short by a kill is dropped before the fiber goes on, and never writes its slot.
+    #[test]
+    fn outputs_arrive_once_and_a_killed_future_is_dropped_first() {
+        struct Flag(Rc<Cell<u32>>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() + 1);
+            }
+        }
+        let drops = Rc::new(Cell::new(0));
+        let pool = FiberPool::new(256 << 10, 4);
+        let kill = CancellationToken::new();
+        let d = drops.clone();
+        let text = block_on(pool.run(
+            move || {
+                let flag = suspend(async move { Flag(d) }).unwrap();
+                let text = suspend(async { "x".repeat(1000) }).unwrap();
+                (flag.0.get(), text.len())
+            },
+            &kill,
+        ))
+        .unwrap();
+        assert_eq!(text, (0, 1000));
+        assert_eq!(drops.get(), 1);
+        kill.cancel();
+        let (d, seen) = (drops.clone(), drops.clone());
+        let out = block_on(pool.run(
+            move || {
+                let guard = Flag(d);
+                let r = suspend(async move {
+                    let _guard = guard;
+                    std::future::pending::<u8>().await
+                });
+                (r, seen.get())
+            },
+            &kill,
+        ))
+        .unwrap();
+        assert_eq!(out, (Err(Cancelled::Stopped), 2), "the waiting future was dropped before the fiber resumed");
     }
 
     #[test]

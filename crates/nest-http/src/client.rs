@@ -84,7 +84,7 @@ impl VuClient {
             match outcome {
                 Ok(Ok(ex)) => Response {
                     status: ex.status.as_u16(),
-                    headers: header_pairs(&ex.headers),
+                    headers: ex.headers.into(),
                     body: ex.body.body,
                     body_bytes: ex.body.decoded,
                     wire_bytes: ex.body.wire,
@@ -236,15 +236,6 @@ fn keep_alive(headers: &HeaderMap) -> bool {
         .get_all(CONNECTION)
         .iter()
         .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close")))
-}
-
-/// Header pairs for the public response: lowercase names (as `http` stores them), values
-/// decoded lossily when not UTF-8.
-fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-        .collect()
 }
 
 #[cfg(test)]
