@@ -272,8 +272,10 @@ fn report_of(context: &LiveContext, snapshot: &Snapshot) -> Report {
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let parts = SummaryParts {
         tasksets: &context.tasksets,
-        duration_s: snapshot.elapsed.as_secs_f64(),
+        // After a reset of the statistics, the rates are over the time counted, as in the final report.
+        duration_s: snapshot.elapsed.saturating_sub(snapshot.counted_from).as_secs_f64(),
         started_at: now.saturating_sub(snapshot.elapsed).as_secs_f64(),
+        counted_from_s: (!snapshot.counted_from.is_zero()).then_some(snapshot.counted_from.as_secs_f64()),
         users: context.users.max(snapshot.users),
         open: context.open,
         stopped_in: None,

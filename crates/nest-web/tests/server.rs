@@ -50,6 +50,7 @@ fn context() -> LiveContext {
             identity: None,
             segments: Vec::new(),
             incomplete: None,
+            stats_reset: None,
         },
         thresholds: vec![nest_report::thresholds::Threshold::parse("error_rate < 10%").unwrap()],
         gate: false,

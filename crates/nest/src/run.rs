@@ -59,11 +59,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     let executed = execute(checked, args.quiet, &scale, joined.as_ref());
     drop(demo);
     let Executed { report, gate, .. } = executed?;
-    finish(&args, &report, gate, summary_to_stderr, &outputs, joined.as_ref())
+    finish(&args, &report, gate, summary_to_stderr, &outputs, joined.as_ref(), &notify)
 }
 
 /// After the run: prints the summary, hands the result to the coordinator (if any), writes the report files, and
-/// turns the verdicts into the outcome.
+/// posts the summary to the `--notify` targets, and turns the verdicts into the outcome.
 pub fn finish(
     args: &RunArgs,
     report: &Report,
@@ -71,6 +71,7 @@ pub fn finish(
     summary_to_stderr: bool,
     outputs: &Outputs,
     joined: Option<&Arc<Coordinated>>,
+    notify: &[nest_slack::notify::Target],
 ) -> Result<()> {
     let say = |text: &str| {
         if !args.quiet {
@@ -98,7 +99,7 @@ pub fn finish(
         say(&format!("report written to {}", path.display()));
     }
     let title = args.source.preset.as_ref().map_or_else(|| "nest run".to_owned(), |p| format!("preset {p}"));
-    crate::notify::send(&notify, &report, &title);
+    crate::notify::send(notify, report, &title);
     if let Some(handed) = handed {
         return handed;
     }

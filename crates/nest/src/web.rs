@@ -38,6 +38,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     for warning in &first.warnings {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
+    let notify = crate::notify::targets(&args.notify, first.mix.config.as_ref())?;
     let web = serve(addr, args.web_auth_file.as_ref(), setup_of(&first, args.demo))?;
     announce(&web);
     let mut checked = if args.autostart { first } else { wait_for_start(&args, &web)? };
@@ -50,7 +51,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     drop(demo);
     let executed = executed?;
     web.finished(executed.report.clone());
-    let outcome = crate::run::finish(&args, &executed.report, executed.gate, summary_to_stderr, &outputs, None);
+    let outcome = crate::run::finish(&args, &executed.report, executed.gate, summary_to_stderr, &outputs, None, &notify);
     // A Ctrl-C or SIGTERM that stopped the run ends the process too: it was asked to go.
     let signalled = executed.interrupted && !web.stopped_from_page();
     let exits_at_the_end = args.yes && run_time.is_some();
@@ -143,6 +144,7 @@ pub fn coordinator_context(segments: u32, thresholds: Vec<nest_report::threshold
         identity: None,
         segments: Vec::new(),
         incomplete: None,
+        stats_reset: None,
     };
     let gate = thresholds.is_empty();
     LiveContext { tasksets: Vec::new(), run, thresholds, gate, users: 0, open: false, run_time: None }
