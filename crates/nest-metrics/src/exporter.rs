@@ -108,8 +108,9 @@ impl Exporter {
 
     /// Starts serving, pushing and following `snapshots` on the current tokio runtime; `warn` hears what goes wrong
     /// (a folded request name, a failed push) and never stops the run.
-    pub fn start(self, snapshots: Snapshots, warn: impl Fn(&str) + Send + Sync + 'static) -> Result<Running, Error> {
+    pub fn start(self, snapshots: Snapshots, warn: impl Fn(&str) + Send + Sync + 'static) -> Running {
         let warn: Arc<dyn Fn(&str) + Send + Sync> = Arc::new(warn);
+        let series = Series::new(self.config.series.clone());
         let shared = Arc::new(Shared {
             token: self.config.token.clone().filter(|t| !t.is_empty()),
             current: Mutex::new(Arc::new(Series::new(self.config.series.clone()).observe(&Default::default()).0)),
@@ -117,30 +118,29 @@ impl Exporter {
             served: Notify::new(),
             served_final: AtomicBool::new(false),
         });
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let server = match self.listener {
-            None => None,
-            Some(listener) => {
-                let addr = listener.local_addr().ok();
-                let listener = tokio::net::TcpListener::from_std(listener)
-                    .map_err(|source| Error::Bind { addr: addr.unwrap_or(([0, 0, 0, 0], 0).into()), source })?;
-                let router = crate::serve::router(shared.clone());
-                let mut stop = stop_rx.clone();
-                Some(tokio::spawn(async move {
-                    let shutdown = async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    };
-                    let _ = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
-                }))
+        let (stop_serving, serving) = watch::channel(false);
+        let (stop_pushing, pushing) = watch::channel(false);
+        let server = self.listener.and_then(|listener| match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => Some(tokio::spawn(serve(listener, shared.clone(), serving))),
+            Err(e) => {
+                warn(&format!("metrics: cannot serve /metrics: {e}"));
+                None
             }
-        };
-        let feed =
-            tokio::spawn(follow(Series::new(self.config.series.clone()), snapshots, shared.clone(), warn.clone()));
-        let pusher = self.config.remote_write.clone().map(|remote| {
-            tokio::spawn(push_periodically(remote, self.config.push_every, shared.clone(), warn.clone(), stop_rx))
         });
-        Ok(Running { config: self.config, shared, feed, server, pusher, stop: stop_tx, warn })
+        let feed = tokio::spawn(follow(series, snapshots, shared.clone(), warn.clone()));
+        let pusher = self.config.remote_write.clone().map(|remote| {
+            tokio::spawn(push_periodically(remote, self.config.push_every, shared.clone(), warn.clone(), pushing))
+        });
+        Running { config: self.config, shared, feed, server, pusher, stop_serving, stop_pushing, warn }
     }
+}
+
+/// Serves `/metrics` until `stop` turns true.
+async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    let _ = axum::serve(listener, crate::serve::router(shared)).with_graceful_shutdown(shutdown).await;
 }
 
 /// Keeps the families of the newest snapshot; ends with the run's final snapshot or the channel.
@@ -209,7 +209,8 @@ pub struct Running {
     feed: JoinHandle<()>,
     server: Option<JoinHandle<()>>,
     pusher: Option<JoinHandle<()>>,
-    stop: watch::Sender<bool>,
+    stop_serving: watch::Sender<bool>,
+    stop_pushing: watch::Sender<bool>,
     warn: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
@@ -229,7 +230,7 @@ impl Running {
             self.shared.finished.store(true, Ordering::SeqCst);
         }
         if let Some(pusher) = self.pusher.take() {
-            let _ = self.stop.send(true);
+            let _ = self.stop_pushing.send(true);
             let _ = pusher.await;
         }
         if let Some(remote) = &self.config.remote_write
@@ -242,7 +243,7 @@ impl Running {
             if !self.shared.served_final.load(Ordering::SeqCst) && !self.config.linger.is_zero() {
                 let _ = tokio::time::timeout(self.config.linger, served).await;
             }
-            let _ = self.stop.send(true);
+            let _ = self.stop_serving.send(true);
             let mut server = server;
             if tokio::time::timeout(SETTLE, &mut server).await.is_err() {
                 server.abort();

@@ -15,7 +15,7 @@
 //! let exporter = Exporter::bind(config).unwrap();
 //! assert!(exporter.local_addr().is_some());
 //! let (publish, snapshots) = nest_core::snapshot::channel();
-//! let running = exporter.start(snapshots, |warning| eprintln!("{warning}")).unwrap();
+//! let running = exporter.start(snapshots, |warning| eprintln!("{warning}"));
 //! drop(publish); // the run is over
 //! running.finish().await;
 //! # });

@@ -14,6 +14,7 @@ mod launch;
 mod launch_remote;
 mod list;
 mod live;
+mod metrics;
 mod report_cmd;
 mod run;
 mod scale;
