@@ -399,7 +399,8 @@ mod tests {
                     insecure: true\nseed: 1\nuse_script_weights: true\nstages: [\"1s:1\"]\nshape: s.rhai\nrate: 1\n\
                     max_users: 1\nmax_delay: 1s\niterations: 1\ntags: [a]\nexclude_tags: [b]\nthresholds: [\"p95 < 1s\"]\n\
                     max_body: 1KiB\naccept_encoding: gzip\nstrict: false\nmax_string_size: 1\nmax_array_size: 1\n\
-                    max_map_size: 1\nexit_code_on_error: 3\nno_default_gate: true\n";
+                    max_map_size: 1\nexit_code_on_error: 3\nno_default_gate: true\nprometheus: 127.0.0.1:9464\n\
+                    prometheus_remote_write: http://r/api/v1/write\nprometheus_linger: 5s\n";
         assert_eq!(text.lines().count(), Settings::ENV.len());
         let config =
             LoadedConfig { path: PathBuf::from("dir/nest.yaml"), text: text.into(), file: parse(text).unwrap() };
@@ -409,6 +410,8 @@ mod tests {
         assert_eq!(format!("{s:?}").matches("None").count(), 2, "{s:?}");
         assert_eq!((s.taskset_dir, s.shape), (Some(PathBuf::from("dir/t")), Some(PathBuf::from("dir/s.rhai"))));
         assert_eq!(s.max_body, Some(crate::parse::ByteSize(1024)));
+        assert_eq!(s.prometheus, Some(([127, 0, 0, 1], 9464).into()));
+        assert_eq!(s.prometheus_linger, Some(std::time::Duration::from_secs(5)));
     }
 
     #[test]

@@ -127,6 +127,19 @@ pub struct RunPlan {
     pub thresholds: Vec<nest_report::thresholds::Threshold>,
     /// The exit code of the default gate when it applies: no threshold configured, and not turned off.
     pub gate: Option<u8>,
+    /// Prometheus metrics: where to serve and push them.
+    pub metrics: Metrics,
+}
+
+/// The settings of the Prometheus metrics (`prometheus`, `prometheus_remote_write`, `prometheus_linger`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    /// Serve `/metrics` on this address.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Push by remote write to this URL.
+    pub remote_write: Option<String>,
+    /// After the run, how long to wait for a scrape of the final figures.
+    pub linger: std::time::Duration,
 }
 
 /// Checks the layered settings of `mix` (see [`load_mix`]) against its scripts; `demo` runs against the built-in
@@ -208,7 +221,12 @@ pub fn build(mut mix: Mix, demo: bool, segment: nest_core::Segment) -> Result<Ru
         nest_http::accept_encoding_value(codings).map_err(|e| UsageError(e.to_string()))?;
     }
     let gate = default_gate(s, thresholds.is_empty());
-    Ok(RunPlan { mix, plan, host, insecure, max_body, accept_encoding, warnings, shape, thresholds, gate })
+    let metrics = Metrics {
+        listen: s.prometheus,
+        remote_write: s.prometheus_remote_write.clone().filter(|u| !u.trim().is_empty()),
+        linger: s.prometheus_linger.unwrap_or_default(),
+    };
+    Ok(RunPlan { mix, plan, host, insecure, max_body, accept_encoding, warnings, shape, thresholds, gate, metrics })
 }
 
 /// The default gate's exit code, when it applies: configured thresholds replace it, `no_default_gate` or an

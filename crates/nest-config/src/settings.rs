@@ -116,7 +116,10 @@ mod tests {
         assert!(env(&[("NEST_HOST", "ftp://x")]).unwrap_err().0.starts_with("NEST_HOST=ftp://x: "));
         assert_eq!(env(&[("NEST_INSECURE", "yes")]).unwrap().insecure, Some(true));
         assert_eq!(env(&[("NEST_USERS", "")]).unwrap().users, None, "empty means unset");
-        assert_eq!(Settings::ENV.len(), 27);
+        assert_eq!(Settings::ENV.len(), 30);
+        assert_eq!(env(&[("NEST_PROMETHEUS", "127.0.0.1:0")]).unwrap().prometheus, Some(([127, 0, 0, 1], 0).into()));
+        let e = env(&[("NEST_PROMETHEUS", "9464")]).unwrap_err().0;
+        assert_eq!(e, "NEST_PROMETHEUS=9464: expected an address and port, e.g. 127.0.0.1:9464");
         assert_eq!(env(&[("NEST_MAX_BODY", "2MiB")]).unwrap().max_body, Some(ByteSize(2 << 20)));
         assert!(env(&[("NEST_MAX_BODY", "big")]).unwrap_err().0.starts_with("NEST_MAX_BODY=big: `big` is not a size"));
         assert!(!env(&[("NEST_STRICT", "false")]).unwrap().load_options().strict);

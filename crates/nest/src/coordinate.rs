@@ -89,6 +89,17 @@ pub struct JudgeArgs {
     /// Print only the verdict (no live view, no tables).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Serve Prometheus metrics of the merged live figures at http://ADDR/metrics (port 0: a free one); an address
+    /// beyond loopback needs NEST_PROMETHEUS_TOKEN.
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<SocketAddr>,
+    /// Push the merged metrics to this Prometheus remote-write URL every 5s and at the end; credentials from
+    /// NEST_PROMETHEUS_REMOTE_WRITE_TOKEN, or _USER and _PASSWORD.
+    #[arg(long, value_name = "URL")]
+    pub prometheus_remote_write: Option<String>,
+    /// After the run, keep serving /metrics until a scrape has read the final figures, at most this long.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "0s")]
+    pub prometheus_linger: Duration,
 }
 
 impl JudgeArgs {
@@ -108,6 +119,15 @@ impl JudgeArgs {
             thresholds,
             ..Settings::new(segments)
         })
+    }
+
+    /// The metrics' settings (flags only: the segments, started with this environment, read `NEST_PROMETHEUS`).
+    fn metrics(&self) -> nest_config::plan::Metrics {
+        nest_config::plan::Metrics {
+            listen: self.prometheus,
+            remote_write: self.prometheus_remote_write.clone(),
+            linger: self.prometheus_linger,
+        }
     }
 
     fn outputs(&self) -> Outputs {
@@ -191,6 +211,9 @@ pub async fn serve(
 ) -> Result<Conclusion> {
     let settings = judge.settings(segments)?;
     let display = Arc::new(Mutex::new(Display::new(judge.quiet, None)));
+    let say = |text: &str| display.lock().unwrap_or_else(PoisonError::into_inner).message(text);
+    let metrics = crate::metrics::bind(&judge.metrics(), &[], &settings.thresholds, say)?
+        .map(|m| crate::metrics::start(m, coordinator.snapshots(), display.clone()));
     let signals = tokio::spawn(watch_signals(coordinator.handle(), on_signal));
     let progress =
         (!judge.quiet).then(|| tokio::spawn(crate::run::show_progress(display.clone(), coordinator.snapshots())));
@@ -202,6 +225,9 @@ pub async fn serve(
     signals.abort();
     if let Some(progress) = progress {
         let _ = progress.await;
+    }
+    if let Some(metrics) = metrics {
+        metrics.finish().await;
     }
     display.lock().unwrap_or_else(PoisonError::into_inner).finish();
     conclude(end, &settings).map_err(|e| anyhow::anyhow!("the segments' results do not merge: {e}"))

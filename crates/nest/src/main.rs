@@ -15,6 +15,7 @@ mod launch_remote;
 mod list;
 mod live;
 mod notify;
+mod metrics;
 mod report_cmd;
 mod run;
 mod scale;

@@ -189,6 +189,7 @@ pub fn execute_steered(
     let mut run_info = run_info(&checked, &host);
     let plan = checked.plan;
     let gate = checked.gate;
+    let metrics = crate::metrics::bind(&checked.metrics, &plan.tasksets, &checked.thresholds, say)?;
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let display = Arc::new(Mutex::new(Display::new(quiet, plan.run_time)));
@@ -214,12 +215,16 @@ pub fn execute_steered(
             let say = move |text: &str| display.lock().unwrap_or_else(PoisonError::into_inner).message(text);
             joined.feed(snapshots.clone(), handle.clone(), say);
         }
+        let metrics = metrics.map(|m| crate::metrics::start(m, snapshots.clone(), display.clone()));
         let abort = tokio::spawn(abort_on_breach(checked.thresholds, snapshots, handle.clone(), display.clone()));
         let shape = Shape(checked.shape);
         let result = nest_core::run_with_rendezvous(plan, factory, handle, shape, publish, scale.rendezvous()).await;
         signals.abort();
         if let Some(progress) = progress {
             let _ = progress.await;
+        }
+        if let Some(metrics) = metrics {
+            metrics.finish().await;
         }
         (result, abort.await.expect("the abort evaluator does not panic"))
     });

@@ -57,7 +57,8 @@ impl FromEnv for ByteSize {
     }
 }
 from_str_env!(u64 => "expected a whole number", usize => "expected a whole number", f64 => "expected a number",
-    u8 => "expected a whole number from 0 to 255");
+    u8 => "expected a whole number from 0 to 255",
+    std::net::SocketAddr => "expected an address and port, e.g. 127.0.0.1:9464");
 impl FromEnv for Vec<nest_core::Stage> {
     fn from_env(value: &str) -> Result<Self, String> {
         nest_core::curve::parse_stages(value, parse_duration)

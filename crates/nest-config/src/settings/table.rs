@@ -150,6 +150,24 @@ macro_rules! for_each_setting {
                 /// With no threshold configured, the exit code of a run in which a request failed or a script error occurred
                 /// (the default gate); 0 turns the gate off [default: 1; env: NEST_EXIT_CODE_ON_ERROR].
                 #[arg(long, value_name = "N")];
+            /// Serve Prometheus metrics at `/metrics` on this address.
+            prometheus: std::net::SocketAddr = "NEST_PROMETHEUS", yaml(Plain),
+                cli(run, value, Option<std::net::SocketAddr>)
+                /// Serve Prometheus metrics at http://ADDR/metrics during the run, e.g. 127.0.0.1:9464 (port 0: a free
+                /// one); an address beyond loopback needs NEST_PROMETHEUS_TOKEN [env: NEST_PROMETHEUS].
+                #[arg(long, value_name = "ADDR")];
+            /// Push the metrics by Prometheus remote write to this URL.
+            prometheus_remote_write: String = "NEST_PROMETHEUS_REMOTE_WRITE", yaml(Plain),
+                cli(run, value, Option<String>)
+                /// Push the metrics to this Prometheus remote-write URL every 5s and at the end; credentials from
+                /// NEST_PROMETHEUS_REMOTE_WRITE_TOKEN, or _USER and _PASSWORD [env: NEST_PROMETHEUS_REMOTE_WRITE].
+                #[arg(long, value_name = "URL")];
+            /// After the run, how long `/metrics` waits for a scrape of the final figures.
+            prometheus_linger: std::time::Duration = "NEST_PROMETHEUS_LINGER", yaml(AnyDuration),
+                cli(run, value, Option<std::time::Duration>)
+                /// After the run, keep serving /metrics until a scrape has read the final figures, at most this long
+                /// (set it to the scrape interval) [default: 0s; env: NEST_PROMETHEUS_LINGER].
+                #[arg(long, value_parser = $crate::parse::parse_duration, value_name = "DUR")];
             /// Turn the default gate off.
             no_default_gate: bool = "NEST_NO_DEFAULT_GATE", yaml(Plain), cli(run, flag, bool)
                 /// Turn the default gate off: with no threshold configured, exit 0 whatever failed [env:

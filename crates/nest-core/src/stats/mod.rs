@@ -12,7 +12,7 @@ mod summary;
 mod timeline;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -145,6 +145,8 @@ pub struct Sample<'a> {
     pub failure: Option<Failure<'a>>,
     /// Response body bytes as they came off the wire, before decoding `gzip`, `deflate` or `br`.
     pub wire_bytes: u64,
+    /// The response's HTTP status; 0 when there was none (a transport error).
+    pub status: u16,
 }
 
 /// Counters and latencies of one (method, name) group.
@@ -162,6 +164,9 @@ pub struct RequestCounts {
     pub corrected: Option<Latency>,
     /// Response body bytes as they came off the wire (before decoding).
     pub wire_bytes: u64,
+    /// Requests by HTTP status (0: no response), for the metrics' `status` label. Live figures a coordinator merges
+    /// from its segments' pushes do not carry it: then it is empty.
+    pub statuses: BTreeMap<u16, u64>,
 }
 
 impl RequestCounts {
@@ -179,6 +184,9 @@ impl RequestCounts {
         self.failures += other.failures;
         self.bytes += other.bytes;
         self.wire_bytes += other.wire_bytes;
+        for (&status, &n) in &other.statuses {
+            *self.statuses.entry(status).or_default() += n;
+        }
         self.latency.merge(&other.latency);
         if let Some(c) = &other.corrected {
             self.corrected.get_or_insert_with(Latency::default).merge(c);
@@ -256,6 +264,7 @@ impl Recorder {
         group.record(sample.latency, sample.corrected);
         group.bytes += sample.bytes;
         group.wire_bytes += sample.wire_bytes;
+        *group.statuses.entry(sample.status).or_default() += 1;
         if let Some(failure) = sample.failure {
             group.failures += 1;
             count_failure(&mut delta, method, name, failure);
@@ -374,7 +383,8 @@ mod tests {
         let ms = Duration::from_millis;
         r.request("GET", "/a", Sample { latency: ms(2), bytes: 10, ..Default::default() });
         let failure = Some(Failure { kind: FailureKind::Status, reason: "HTTP 500" });
-        r.request("GET", "/a", Sample { latency: ms(4), corrected: Some(ms(9)), bytes: 5, failure, wire_bytes: 2 });
+        let sample = Sample { latency: ms(4), corrected: Some(ms(9)), bytes: 5, failure, wire_bytes: 2, status: 500 };
+        r.request("GET", "/a", sample);
         r.request("POST", "/a", Sample { latency: ms(1), ..Default::default() });
         r.fail_recorded("POST", "/a", "bad body");
         r.slot(1, 2, Some(("x.rhai:3:4", "boom")));
@@ -387,6 +397,7 @@ mod tests {
         let l = &get.latency;
         assert_eq!((get.count, get.failures, l.sum_us, l.min_us, l.max_us, get.bytes), (2, 1, 6000, 2000, 4000, 15));
         assert_eq!(get.wire_bytes, 2);
+        assert_eq!(get.statuses, BTreeMap::from([(0, 1), (500, 1)]), "by status (0: the sample gave none)");
         assert_eq!(get.corrected.as_ref().unwrap().max_us, 9000);
         assert_eq!(d.failures[&("POST".into(), "/a".into(), "bad body".into())], (FailureKind::Check, 1));
         assert_eq!(d.failures[&("GET".into(), "/a".into(), "HTTP 500".into())], (FailureKind::Status, 1));

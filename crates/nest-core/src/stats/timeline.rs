@@ -272,6 +272,7 @@ impl TimelineRow {
             latency,
             corrected: self.corrected.as_ref().map(TimelineLatency::decode).transpose()?,
             wire_bytes: 0,
+            statuses: Default::default(),
         })
     }
 }

@@ -161,6 +161,7 @@ pub(crate) fn rebuild(
         latency: latency_of(latency.0, latency.1)?,
         corrected: corrected.map(|(ms, h)| latency_of(ms, h)).transpose()?,
         wire_bytes: bytes.1,
+        statuses: Default::default(),
     })
 }
 

@@ -79,6 +79,7 @@ fn send(method: Method, path: &str, opts: Option<Map>) -> Res<HttpResponse> {
         bytes: response.body_bytes,
         failure,
         wire_bytes: response.wire_bytes,
+        status: response.status,
     };
     vu.env.recorder.request(method.as_str(), &name, sample);
     let failed = failure.is_some();

@@ -21,6 +21,7 @@ mod lifecycle; // on_start/on_stop per taskset entry, interrupt(), cookies per V
 mod live; // the live view on a pseudo-terminal: users shown from the first second
 mod load; // exact totals, task mix by weight, request options on the wire
 mod locust_examples; // docs/examples/locust: each Locust translation loads, and runs against --demo
+mod metrics; // --prometheus: scrapes during and after a run, the token, a real Prometheus scraping and receiving
 mod models; // --iterations, open model, drops, sequential(), tags, stages, shapes, setup/teardown, pacing, thresholds
 mod nested; // nested tasksets, interrupt(false), wait_time closures, the exact split of users over tasksets
 mod scale; // nest scale against the USL demo target: the fit, Capacity@SLO, the gate in a git repository, history
