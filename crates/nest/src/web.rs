@@ -51,7 +51,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     drop(demo);
     let executed = executed?;
     web.finished(executed.report.clone());
-    let outcome = crate::run::finish(&args, &executed.report, executed.gate, summary_to_stderr, &outputs, None, &notify);
+    let outcome =
+        crate::run::finish(&args, &executed.report, executed.gate, summary_to_stderr, &outputs, None, &notify);
     // A Ctrl-C or SIGTERM that stopped the run ends the process too: it was asked to go.
     let signalled = executed.interrupted && !web.stopped_from_page();
     let exits_at_the_end = args.yes && run_time.is_some();
