@@ -2,6 +2,7 @@
 //! by every VU, so expensive things — the rustls configuration, its root store and its
 //! TLS session cache — exist once, not once per virtual user.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,9 @@ pub struct ClientConfig {
     pub(crate) default_timeout: Duration,
     pub(crate) max_body: u64,
     pub(crate) accept_encoding: Option<HeaderValue>,
+    /// Plain HTTP/1.1 requests take the lean path (`h1`) rather than hyper.
+    pub(crate) fast_path: bool,
+    source_addrs: Vec<IpAddr>,
 }
 
 impl ClientConfig {
@@ -47,6 +51,8 @@ impl ClientConfig {
             default_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_body: DEFAULT_MAX_BODY,
             accept_encoding: Some(HeaderValue::from_static(DEFAULT_ACCEPT_ENCODING)),
+            fast_path: true,
+            source_addrs: Vec::new(),
         })
     }
 
@@ -95,6 +101,29 @@ impl ClientConfig {
     pub fn accept_encoding(mut self, value: &str) -> Result<Self, Error> {
         self.accept_encoding = accept_encoding_value(value)?;
         Ok(self)
+    }
+
+    /// Local addresses outgoing connections are made from, round-robin by VU (see
+    /// [`VuClient::for_vu`](crate::VuClient::for_vu)); empty (the default) lets the system choose. One address
+    /// gives at most about 28,000 concurrent connections to one target address and port (the ephemeral port
+    /// range); each more address adds as many.
+    pub fn source_addrs(mut self, addrs: Vec<IpAddr>) -> Self {
+        self.source_addrs = addrs;
+        self
+    }
+
+    /// The source address of the VU with this id, if any are configured.
+    pub(crate) fn source_for(&self, vu_id: u64) -> Option<IpAddr> {
+        let n = self.source_addrs.len() as u64;
+        (n > 0).then(|| self.source_addrs[(vu_id % n) as usize])
+    }
+
+    /// Whether plain HTTP/1.1 requests (a body of known length, no upgrade, no `Expect`) are exchanged by nest's
+    /// own lean HTTP/1.1 code, on a connection the VU drives itself, rather than through hyper's client. Default
+    /// `true`; `false` sends everything through hyper (to compare the two).
+    pub fn http1_fast_path(mut self, on: bool) -> Self {
+        self.fast_path = on;
+        self
     }
 
     /// Whether any server certificate is accepted.

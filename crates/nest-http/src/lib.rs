@@ -33,10 +33,12 @@ mod client;
 mod config;
 mod conn;
 mod error;
+mod h1;
 mod message;
 mod prepare;
 mod redirect;
 mod session;
+mod stream;
 mod tls;
 
 pub use client::VuClient;
