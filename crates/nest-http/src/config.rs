@@ -142,6 +142,12 @@ pub fn accept_encoding_value(value: &str) -> Result<Option<HeaderValue>, Error> 
     }
 }
 
+/// Checks that `addr` can be a source address (an address of this machine), by binding a socket to it: the one
+/// check of the `source_addrs` setting, for callers to run before any load.
+pub fn check_source_addr(addr: IpAddr) -> Result<(), Error> {
+    std::net::TcpListener::bind((addr, 0)).map(drop).map_err(|e| Error::SourceAddr(addr, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +173,18 @@ mod tests {
         assert_eq!((c.max_body, c.accept_encoding), (10, None));
         let e = ClientConfig::new(false).unwrap().accept_encoding("gzip\u{1}").unwrap_err();
         assert!(e.to_string().contains("accept_encoding"), "{e}");
+    }
+
+    #[test]
+    fn source_addresses_are_spread_by_vu_and_checked() {
+        let c = ClientConfig::new(false).unwrap();
+        assert_eq!(c.source_for(7), None);
+        let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
+        let c = c.source_addrs(vec![a, b]);
+        assert_eq!([0, 1, 2, 5].map(|id| c.source_for(id)), [Some(a), Some(b), Some(a), Some(b)]);
+        assert!(check_source_addr(a).is_ok());
+        let e = check_source_addr("192.0.2.1".parse().unwrap()).unwrap_err();
+        assert!(e.to_string().starts_with("source address 192.0.2.1 cannot be used"), "{e}");
     }
 
     #[test]

@@ -42,7 +42,7 @@ mod stream;
 mod tls;
 
 pub use client::VuClient;
-pub use config::{ClientConfig, DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY, accept_encoding_value};
+pub use config::{ClientConfig, DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY, accept_encoding_value, check_source_addr};
 pub use error::{Error, ErrorKind};
 pub use message::{Body, Request, Response};
 pub use prepare::{redact, redact_url, redact_word};

@@ -26,3 +26,4 @@ mod nested; // nested tasksets, interrupt(false), wait_time closures, the exact 
 mod scale; // nest scale against the USL demo target: the fit, Capacity@SLO, the gate in a git repository, history
 mod segments; // --segment I/N processes with --start-at, then nest merge: exact totals, data, late, incomplete, mixed
 mod signals; // SIGINT mid-run: graceful stop, JSON report still written
+mod source_addr; // --source-addr: connections from 127.0.0.2/3 round-robin by VU, bad addresses refused before load
