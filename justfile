@@ -31,3 +31,11 @@ bench-timeline:
 # nest scale against a target of known scalability: recovered sigma, kappa, N* against the true ones.
 bench-scale-index:
     bash bench/scale_index.sh
+
+# User-space instructions per request (valgrind callgrind, nginx 1 worker): the noise-free figure of issue 15.
+bench-instr:
+    bash bench/instr.sh
+
+# CPU per request and req/s of nest against wrk -t1 (and oha if present), nginx 1 worker: run on a quiet machine.
+bench-perf:
+    bash bench/perf.sh

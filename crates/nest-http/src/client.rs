@@ -94,7 +94,7 @@ impl VuClient {
             match outcome {
                 Ok(Ok(ex)) => Response {
                     status: ex.status.as_u16(),
-                    headers: header_pairs(&ex.headers),
+                    headers: ex.headers.into(),
                     body: ex.body.body,
                     body_bytes: ex.body.decoded,
                     wire_bytes: ex.body.wire,
@@ -218,15 +218,6 @@ async fn send_head(inner: &Inner, p: &Prepared) -> Result<(StatusCode, HeaderMap
 
 fn park(inner: &Inner, conn: Conn) {
     inner.session.borrow_mut().put_idle(conn);
-}
-
-/// Header pairs for the public response: lowercase names (as `http` stores them), values
-/// decoded lossily when not UTF-8.
-fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,12 +1,13 @@
 //! The plain-data request and response types exchanged with the scripting layer. They are
-//! deliberately simple (owned `String`s and `Vec`s) so the caller never touches `http` or
-//! `hyper` types; conversion to and from the wire types happens in `prepare` and `client`.
+//! deliberately simple (owned `String`s and `Vec`s, and response [`Headers`] that read like string pairs) so
+//! the caller never handles `hyper` types; conversion to and from the wire types happens in `prepare` and
+//! `client`.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::ErrorKind;
+use crate::{ErrorKind, Headers};
 
 /// One HTTP request as described by a script.
 ///
@@ -73,8 +74,8 @@ pub enum Body {
 pub struct Response {
     /// HTTP status code; 0 on a transport error.
     pub status: u16,
-    /// Response headers in wire order, names lowercase.
-    pub headers: Vec<(String, String)>,
+    /// Response headers in wire order, names lowercase, turned into strings only when read.
+    pub headers: Headers,
     /// The full response body, decoded when it came `gzip`-, `deflate`- or `br`-encoded; empty when the request
     /// did not keep it.
     pub body: Bytes,
@@ -95,8 +96,8 @@ pub struct Response {
 
 impl Response {
     /// The first value of header `name` (case-insensitive), if present.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    pub fn header(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
+        self.headers.get(name)
     }
 
     /// True for a transport error (`status == 0`).
@@ -108,7 +109,7 @@ impl Response {
     pub(crate) fn failed(kind: ErrorKind, message: String, url: String, elapsed: Duration) -> Self {
         Response {
             status: 0,
-            headers: Vec::new(),
+            headers: Headers::default(),
             body: Bytes::new(),
             body_bytes: 0,
             wire_bytes: 0,

@@ -59,7 +59,13 @@ impl Base {
 /// (a relative path, not `//host/x` or a full URL), and so is owed the base's credentials.
 pub(crate) fn resolve_url(base: Option<&Url>, raw: &str, query: &[(String, String)]) -> Result<(Url, bool), Failure> {
     let shown = || redact_word(raw);
-    let (mut url, from_base) = match Url::parse(raw) {
+    // A path (`/x`, not `//host/x`) has no scheme, so parsing it as a full URL would only fail.
+    let parsed = if raw.starts_with('/') && !raw.starts_with("//") {
+        Err(url::ParseError::RelativeUrlWithoutBase)
+    } else {
+        Url::parse(raw)
+    };
+    let (mut url, from_base) = match parsed {
         Ok(url) => (url, false),
         Err(url::ParseError::RelativeUrlWithoutBase) => match base {
             Some(base) => (
@@ -88,6 +94,38 @@ fn append_to_base(base: &Url, raw: &str) -> Result<Url, url::ParseError> {
     if raw.starts_with("//") {
         return base.join(raw);
     }
+    if is_plain(raw) { Ok(append_plain(base, raw)) } else { append_parsed(base, raw) }
+}
+
+/// True when `raw` holds only printable ASCII without `\` or `#`: text that the URL parser takes as it is (no
+/// whitespace to trim or drop, no backslash to turn into `/`, no fragment), so [`append_plain`] gives the same URL as
+/// [`append_parsed`].
+fn is_plain(raw: &str) -> bool {
+    raw.bytes().all(|b| b.is_ascii_graphic() && b != b'\\' && b != b'#')
+}
+
+/// [`append_to_base`] without parsing the base's scheme and host again: the base's path with `raw` appended goes
+/// through the URL parser's own path and query parsing (the `url` crate's setters), which the full parse of
+/// [`append_parsed`] also uses. Only for a [`is_plain`] `raw` that does not start with `//`.
+fn append_plain(base: &Url, raw: &str) -> Url {
+    let (path, query) = match raw.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (raw, None),
+    };
+    let mut url = base.clone();
+    url.set_fragment(None);
+    url.set_query(query);
+    if !path.is_empty() {
+        let base_path = base.path();
+        let base_path = base_path.strip_suffix('/').unwrap_or(base_path);
+        let sep = if path.starts_with('/') { "" } else { "/" };
+        url.set_path(&format!("{base_path}{sep}{path}"));
+    }
+    url
+}
+
+/// [`append_to_base`] by parsing the joined text as a whole URL.
+fn append_parsed(base: &Url, raw: &str) -> Result<Url, url::ParseError> {
     let path = &base[..Position::AfterPath];
     if raw.is_empty() || raw.starts_with(['?', '#']) {
         return Url::parse(&format!("{path}{raw}"));
@@ -302,6 +340,46 @@ mod tests {
         assert_eq!(at("http://h/v1/?k=1", "/a"), "http://h/v1/a");
         assert_eq!(at("https://h/v1/", "//cdn.test/x"), "https://cdn.test/x");
         assert_eq!(at("http://h/v1/", "http://other.test/z"), "http://other.test/z");
+    }
+
+    /// The shortcut for plain relative paths builds exactly the URL the full parse builds.
+    #[test]
+    fn plain_paths_append_as_the_full_parse_does() {
+        let bases = ["http://h/v1/", "http://h/v1", "http://h", "https://h:8443/a/b/?k=1#f", "http://[::1]:81/x%20y/"];
+        let raws = [
+            "/",
+            "",
+            "/a",
+            "a",
+            "a/b?x=1",
+            "?x=1",
+            "?",
+            "/a?",
+            "/a?b?c",
+            "/./a/../b",
+            "/a/%2e%2e/c",
+            "/%7Euser/x%zz",
+            "/a|b/{c}?x=^y|z",
+            "/x'y\"z<>`",
+            "/items/42?q=a+b&r=%20",
+            "..",
+            "/..",
+            "a/./b/.",
+            "/caf%C3%A9",
+        ];
+        for base in bases {
+            let base = Url::parse(base).unwrap();
+            for raw in raws {
+                assert!(is_plain(raw), "{raw}");
+                assert_eq!(append_plain(&base, raw), append_parsed(&base, raw).unwrap(), "{base} + {raw}");
+            }
+        }
+        for raw in [" /a", "/a b", "/a\tb", "/a\\b", "/a#f", "/é"] {
+            assert!(!is_plain(raw), "{raw}");
+        }
+        let base = Url::parse("http://h/v1/").unwrap();
+        assert_eq!(resolve_url(Some(&base), "/a\\b#f", &[]).unwrap().0.as_str(), "http://h/v1/a/b#f");
+        assert_eq!(resolve_url(Some(&base), "/a b", &[]).unwrap().0.as_str(), "http://h/v1/a%20b");
     }
 
     #[test]

@@ -160,7 +160,7 @@ fn gzip_deflate_and_br_bodies_are_decoded_and_both_sizes_counted() {
             assert_eq!(r.body_bytes, plain.len() as u64, "{coding}");
             assert_eq!(r.wire_bytes, wire.len() as u64, "{coding}");
             assert!(r.wire_bytes < r.body_bytes, "{coding}");
-            assert_eq!(r.header("content-encoding"), Some(coding));
+            assert_eq!(r.header("content-encoding").as_deref(), Some(coding));
             assert_eq!(served.load(Ordering::SeqCst), 1);
         }
     });

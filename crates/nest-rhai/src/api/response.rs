@@ -49,8 +49,8 @@ impl HttpResponse {
 
     fn headers(&self) -> Map {
         let mut map = Map::new();
-        for (name, value) in &self.0.response.headers {
-            match map.get_mut(name.as_str()) {
+        for (name, value) in self.0.response.headers.iter() {
+            match map.get_mut(name) {
                 // Repeated headers are joined with ", " as HTTP allows, except Set-Cookie (whose dates contain commas),
                 // joined with newlines.
                 Some(existing) => {
@@ -58,7 +58,7 @@ impl HttpResponse {
                     *existing = format!("{existing}{sep}{value}").into();
                 }
                 None => {
-                    map.insert(name.as_str().into(), value.clone().into());
+                    map.insert(name.into(), value.into_owned().into());
                 }
             }
         }
