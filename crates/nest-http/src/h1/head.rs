@@ -80,34 +80,33 @@ pub(crate) fn encode(method: &Method, target: &str, headers: &HeaderMap, body_le
 /// Takes one complete response head off the front of `buf`; `Ok(None)` while it is incomplete.
 pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Failure> {
     // Offsets of each field within the head, so the head can be split off the buffer (and its values shared)
-    // once the parser's borrow ends.
-    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-    let (len, code, minor, count) = {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut response = httparse::Response::new(&mut fields);
-        let len = match response.parse(buf) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(protocol(format!("the response has more than {MAX_HEADERS} header fields")));
-            }
-            Err(e) => return Err(protocol(format!("invalid HTTP response head: {e}"))),
-        };
+    // once the parser's borrow ends. Nothing here is zeroed in advance (that cost more than the parse).
+    let (len, code, minor, spans) = {
+        let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut []);
+        let len =
+            match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, &mut fields)
+            {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(httparse::Error::TooManyHeaders) => {
+                    return Err(protocol(format!("the response has more than {MAX_HEADERS} header fields")));
+                }
+                Err(e) => return Err(protocol(format!("invalid HTTP response head: {e}"))),
+            };
         let start = buf.as_ptr() as usize;
-        for (span, field) in spans.iter_mut().zip(response.headers.iter()) {
-            *span = (
-                field.name.as_ptr() as usize - start,
-                field.name.len(),
-                field.value.as_ptr() as usize - start,
-                field.value.len(),
-            );
-        }
-        (len, response.code.unwrap_or(0), response.version.unwrap_or(1), response.headers.len())
+        let at = |s: &[u8]| s.as_ptr() as usize - start;
+        let spans: Vec<[usize; 4]> = response
+            .headers
+            .iter()
+            .map(|f| [at(f.name.as_bytes()), f.name.len(), at(f.value), f.value.len()])
+            .collect();
+        (len, response.code.unwrap_or(0), response.version.unwrap_or(1), spans)
     };
     let head = buf.split_to(len).freeze();
     let status = StatusCode::from_u16(code).map_err(|_| protocol(format!("invalid status code {code}")))?;
-    let mut headers = HeaderMap::with_capacity(count);
-    for &(name_at, name_len, value_at, value_len) in &spans[..count] {
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for &[name_at, name_len, value_at, value_len] in &spans {
         let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
             .map_err(|_| protocol("invalid header name in the response".into()))?;
         let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
