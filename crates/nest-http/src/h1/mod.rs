@@ -30,8 +30,9 @@ use crate::error::{Failure, chain};
 use crate::stream::Stream;
 use chunked::{Chunked, Step};
 
-/// The read buffer's first size: room for a typical response head and a small body in one read.
-const FIRST_READ: usize = 4 * 1024;
+/// The read buffer's first size: room for a typical response head and a small body in one read. Every request in
+/// flight holds one, so it counts in the memory of many synchronised VUs.
+const FIRST_READ: usize = 2 * 1024;
 /// How much the read buffer grows by when a response needs more.
 const MORE_READ: usize = 16 * 1024;
 /// A body up to this size is copied behind the head and written with it, in one write.
