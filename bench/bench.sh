@@ -23,6 +23,7 @@ SKIP_C=${SKIP_C:-0}              # 1: skip part C
 NO_BUILD=${NO_BUILD:-0}          # 1: use the existing target/release/nest
 NEST_BIN=${NEST_BIN:-}           # a nest binary to measure instead of building target/release/nest
 TOLERANCE=${TOLERANCE:-2}        # B/C: % below the ideal rate that still counts as "at the ideal rate"
+SOURCE_ADDRS=${SOURCE_ADDRS:-}    # C: --source-addr list (e.g. 127.0.0.2,127.0.0.3) to go past one address's ~28,000 ports
 C_IDEAL=${C_IDEAL:-latency}      # C: ideal rate = users/(1 s + mean latency) ("latency") or users/1 s ("flat")
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -250,7 +251,7 @@ else
         log "C. $users users, constant(1), ${C_DURATION}s"
         # Thousands of connects in one second overflow the kernel's SYN queue (clients retry after 1 s and 3 s): ramp
         # over 5 s and judge from second 8.
-        NEST_EXTRA="-r $((users / 5))" STEADY_FROM=8 run_nest "$users" "$C_DURATION" "$PACED" "c-$users" "$THREADS"
+        NEST_EXTRA="-r $((users / 5))${SOURCE_ADDRS:+ --source-addr $SOURCE_ADDRS}" STEADY_FROM=8 run_nest "$users" "$C_DURATION" "$PACED" "c-$users" "$THREADS"
         check_count "C $users"
         # Judged on the steady state (timeline seconds 3 .. end-2), as in B; the whole-run rate includes the ramp.
         flat_pct=$(calc '%.2f' "$N_STEADY * 100 / $users")

@@ -7,7 +7,8 @@
 #      which hosts it; the segments are its children)
 #   C. C_USERS VUs (default 60,000) through `nest launch local --segments 4`, each at one request per second
 #      (bench/tasksets/paced): the achieved rate against the ideal. One source and target address pair has about
-#      28,000 ephemeral ports, so past that the figure is at the port limit: failed connections are counted.
+#      28,000 ephemeral ports, so the VUs connect from C_SOURCE_ADDRS (127.0.0.2-127.0.0.5 by default, round-robin
+#      by VU; C_SOURCE_ADDRS= turns it off, and then failed connections past the port limit are counted).
 #
 # Target: `nest demo-server --hello` on 127.0.0.1, a fresh one per run, stopped with SIGINT (it then prints "served
 # N requests"). Every run is bounded with `timeout`. Quick check that the script works:
@@ -20,6 +21,7 @@ B_USERS=${B_USERS:-64}        # B: users in all, over 8 segments
 C_USERS=${C_USERS:-60000}     # C: users in all, over 4 segments
 C_DURATION=${C_DURATION:-60}  # C: seconds (the ramp-up takes C_USERS / C_SPAWN of them)
 C_SPAWN=${C_SPAWN:-5000}      # C: users started per second
+C_SOURCE_ADDRS=${C_SOURCE_ADDRS-127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5}  # C: --source-addr ("" for none)
 SKIP=${SKIP:-}                # letters of parts to skip, e.g. SKIP=C
 NO_BUILD=${NO_BUILD:-0}       # 1: use the existing binary
 NEST_BIN=${NEST_BIN:-}        # a nest binary to measure instead of building target/release/nest
@@ -139,7 +141,7 @@ if [[ $SKIP != *C* ]]; then
     printf '\nC. %s VUs at 1 req/s each through 4 segments (%s s, %s started per second)\n' "$C_USERS" "$C_DURATION" "$C_SPAWN"
     start_server
     launch c "$C_DURATION" --segments 4 -f "$ROOT/bench/tasksets/paced" -H "$URL" -u "$C_USERS" -r "$C_SPAWN" \
-        -t "${C_DURATION}s" --no-default-gate
+        -t "${C_DURATION}s" --no-default-gate ${C_SOURCE_ADDRS:+--source-addr "$C_SOURCE_ADDRS"}
     stop_server
     ramp=$(awk -v u="$C_USERS" -v r="$C_SPAWN" 'BEGIN { printf "%.3f", u / r }')
     # Ideal: VU i starts at i / rate and sends one request at once, then one per second: over the L seconds it is
@@ -148,7 +150,8 @@ if [[ $SKIP != *C* ]]; then
     merged=$(json "$L_JSON" "r['totals']['requests']" 2>/dev/null || echo "?")
     failed=$(json "$L_JSON" "r['totals']['failures']" 2>/dev/null || echo "?")
     ratio=$(awk -v m="$merged" -v i="$ideal" 'BEGIN { if (m + 0 == 0 || i == 0) print "?"; else printf "%.3f", m / i }')
-    printf 'requests %s of an ideal %s (%s), %s failed (connections past the ~28,000 ports of one address pair fail), server served %s (exit %s)\n' \
-        "$merged" "$ideal" "$ratio" "$failed" "$SERVED" "$L_RC"
+    printf 'requests %s of an ideal %s (%s), %s failed (source addresses: %s), server served %s (exit %s)\n' \
+        "$merged" "$ideal" "$ratio" "$failed" "${C_SOURCE_ADDRS:-none, so connections past the ~28,000 ports of one address pair fail}" \
+        "$SERVED" "$L_RC"
 fi
 log "reports and logs in $OUT/scale-*"

@@ -381,6 +381,17 @@ mod tests {
     }
 
     #[test]
+    fn source_addrs_are_a_list_or_a_string_of_ip_addresses() {
+        let ip = |t: &str| t.parse::<std::net::IpAddr>().unwrap();
+        let both = Some(vec![ip("127.0.0.2"), ip("::1")]);
+        assert_eq!(parse("source_addrs: [127.0.0.2, \"::1\"]\n").unwrap().source_addrs, both);
+        assert_eq!(parse("source_addrs: 127.0.0.2, ::1\n").unwrap().source_addrs, both);
+        let e = err("users: 2\nsource_addrs:\n  - 127.0.0.2\n  - 127.0.0.300\n");
+        assert!(e.starts_with("2:1: source_addrs: `127.0.0.300` is not an IP address"), "{e}");
+        assert!(err("source_addrs: {a: 1}\n").contains("source_addrs: expected IP addresses"));
+    }
+
+    #[test]
     fn duplicate_keys_are_errors_naming_both_lines() {
         let text = "users: 3\ntasksets:\n  # the mix\n  shop: 1\n  admin: 0\n\n  shop: 4\n";
         assert_eq!(err(text), "7:3: duplicate key \"shop\" (first at line 4)");
@@ -400,7 +411,7 @@ mod tests {
                     max_users: 1\nmax_delay: 1s\niterations: 1\ntags: [a]\nexclude_tags: [b]\nthresholds: [\"p95 < 1s\"]\n\
                     max_body: 1KiB\naccept_encoding: gzip\nstrict: false\nmax_string_size: 1\nmax_array_size: 1\n\
                     max_map_size: 1\nexit_code_on_error: 3\nno_default_gate: true\nprometheus: 127.0.0.1:9464\n\
-                    prometheus_remote_write: http://r/api/v1/write\nprometheus_linger: 5s\n";
+                    prometheus_remote_write: http://r/api/v1/write\nprometheus_linger: 5s\nsource_addrs: [127.0.0.2]\n";
         assert_eq!(text.lines().count(), Settings::ENV.len());
         let config =
             LoadedConfig { path: PathBuf::from("dir/nest.yaml"), text: text.into(), file: parse(text).unwrap() };

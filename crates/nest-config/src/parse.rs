@@ -123,6 +123,15 @@ pub fn parse_host(text: &str) -> Result<Url, UsageError> {
     Ok(url)
 }
 
+/// IP addresses (`127.0.0.2`, `::1`), blanks ignored; the error names the one that is not.
+pub fn parse_addrs<'a>(items: impl Iterator<Item = &'a str>) -> Result<Vec<std::net::IpAddr>, String> {
+    items
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse().map_err(|_| format!("`{t}` is not an IP address (like 127.0.0.2 or ::1)")))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,6 +119,8 @@ pub struct RunPlan {
     pub max_body: Option<u64>,
     /// `accept_encoding`, when set.
     pub accept_encoding: Option<String>,
+    /// `source_addrs`: local addresses to connect from, round-robin by VU (empty: any).
+    pub source_addrs: Vec<std::net::IpAddr>,
     /// Warnings about this machine's limits, or about ignored settings.
     pub warnings: Vec<String>,
     /// The load shape script, when `--shape` drives the users.
@@ -220,13 +222,30 @@ pub fn build(mut mix: Mix, demo: bool, segment: nest_core::Segment) -> Result<Ru
     if let Some(codings) = &accept_encoding {
         nest_http::accept_encoding_value(codings).map_err(|e| UsageError(e.to_string()))?;
     }
+    let source_addrs = s.source_addrs.clone().unwrap_or_default();
+    for addr in &source_addrs {
+        nest_http::check_source_addr(*addr).map_err(|e| UsageError(e.to_string()))?;
+    }
     let gate = default_gate(s, thresholds.is_empty());
     let metrics = Metrics {
         listen: s.prometheus,
         remote_write: s.prometheus_remote_write.clone().filter(|u| !u.trim().is_empty()),
         linger: s.prometheus_linger.unwrap_or_default(),
     };
-    Ok(RunPlan { mix, plan, host, insecure, max_body, accept_encoding, warnings, shape, thresholds, gate, metrics })
+    Ok(RunPlan {
+        mix,
+        plan,
+        host,
+        insecure,
+        max_body,
+        accept_encoding,
+        source_addrs,
+        warnings,
+        shape,
+        thresholds,
+        gate,
+        metrics,
+    })
 }
 
 /// The default gate's exit code, when it applies: configured thresholds replace it, `no_default_gate` or an

@@ -96,6 +96,14 @@ mod tests {
     }
 
     #[test]
+    fn source_addrs_from_the_environment() {
+        let got = env(&[("NEST_SOURCE_ADDRS", "127.0.0.2, 127.0.0.3")]).unwrap().source_addrs.unwrap();
+        assert_eq!(got.iter().map(ToString::to_string).collect::<Vec<_>>(), ["127.0.0.2", "127.0.0.3"]);
+        let e = env(&[("NEST_SOURCE_ADDRS", "127.0.0.2,localhost")]).unwrap_err().0;
+        assert!(e.contains("NEST_SOURCE_ADDRS") && e.contains("`localhost` is not an IP address"), "{e}");
+    }
+
+    #[test]
     fn each_layer_overrides_the_one_below() {
         let file =
             Settings { users: Some(1), workers: Some(1), seed: Some(1), spawn_rate: Some(1.0), ..Default::default() };
@@ -116,7 +124,7 @@ mod tests {
         assert!(env(&[("NEST_HOST", "ftp://x")]).unwrap_err().0.starts_with("NEST_HOST=ftp://x: "));
         assert_eq!(env(&[("NEST_INSECURE", "yes")]).unwrap().insecure, Some(true));
         assert_eq!(env(&[("NEST_USERS", "")]).unwrap().users, None, "empty means unset");
-        assert_eq!(Settings::ENV.len(), 30);
+        assert_eq!(Settings::ENV.len(), 31);
         assert_eq!(env(&[("NEST_PROMETHEUS", "127.0.0.1:0")]).unwrap().prometheus, Some(([127, 0, 0, 1], 0).into()));
         let e = env(&[("NEST_PROMETHEUS", "9464")]).unwrap_err().0;
         assert_eq!(e, "NEST_PROMETHEUS=9464: expected an address and port, e.g. 127.0.0.1:9464");

@@ -4,14 +4,14 @@
 //! body is read frame by frame, decoded on the fly when its `Content-Encoding` is `gzip`, `deflate` or `br`, and
 //! kept only up to a cap (`max_body`): past it the read stops with [`ErrorKind::BodyTooLarge`] and the connection
 //! is dropped. A body the script does not want is streamed and only counted, whatever its size. Both the bytes on
-//! the wire and the decoded bytes are counted.
+//! the wire and the decoded bytes are counted. The same code reads the bodies of both kinds of connection: hyper's
+//! `Incoming` and the lean HTTP/1.1 path's reader are both [`Frames`].
 
 use std::io::{self, Write};
 
 use bytes::Bytes;
 use http::HeaderMap;
 use http::header::CONTENT_ENCODING;
-use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 
 use crate::ErrorKind;
@@ -36,24 +36,50 @@ pub(crate) struct ReadBody {
     pub(crate) decoded: u64,
 }
 
+/// A response body as a sequence of data pieces (after de-chunking; trailers are skipped).
+pub(crate) trait Frames {
+    /// The body's length when known before reading it: the `Content-Length` of a response that has a body (not of
+    /// a HEAD, 204 or 304 response).
+    fn exact_len(&self) -> Option<u64>;
+
+    /// The next piece of data; `None` at the end of the body.
+    async fn frame(&mut self) -> Option<Result<Bytes, Failure>>;
+}
+
+impl Frames for Incoming {
+    fn exact_len(&self) -> Option<u64> {
+        self.size_hint().exact()
+    }
+
+    async fn frame(&mut self) -> Option<Result<Bytes, Failure>> {
+        loop {
+            match http_body_util::BodyExt::frame(self).await? {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Some(Ok(data));
+                    }
+                }
+                Err(e) => return Some(Err(Failure::from_hyper(&e, "reading response body failed"))),
+            }
+        }
+    }
+}
+
 /// Reads the whole body of a response with `headers`, decoding and capping it as `limits` says.
-pub(crate) async fn read(headers: &HeaderMap, mut incoming: Incoming, limits: Limits) -> Result<ReadBody, Failure> {
+pub(crate) async fn read(headers: &HeaderMap, mut frames: impl Frames, limits: Limits) -> Result<ReadBody, Failure> {
     let mut decoder = Decoder::for_headers(headers, limits);
-    // hyper's exact size is the Content-Length of a response that has a body (not of a HEAD, 204 or 304 response).
     if let Decoder::Identity { .. } = decoder
         && limits.keep
-        && let Some(length) = incoming.size_hint().exact()
+        && let Some(length) = frames.exact_len()
         && length > limits.max
     {
         return Err(too_large(limits.max, format!("Content-Length is {length} bytes")));
     }
     let mut wire = 0u64;
-    while let Some(frame) = incoming.frame().await {
-        let frame = frame.map_err(|e| Failure::from_hyper(&e, "reading response body failed"))?;
-        if let Ok(data) = frame.into_data() {
-            wire += data.len() as u64;
-            decoder.push(data, limits)?;
-        }
+    while let Some(data) = frames.frame().await {
+        let data = data?;
+        wire += data.len() as u64;
+        decoder.push(data, limits)?;
     }
     if wire == 0 {
         // No body at all (HEAD, 204, 304): there is nothing to decode, even when a Content-Encoding is announced.

@@ -4,21 +4,21 @@
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{CONNECTION, LOCATION};
-use http::response::Parts;
+use http::header::LOCATION;
 use http::{HeaderMap, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use url::Url;
 
 use crate::body::{self, Limits, ReadBody};
-use crate::conn::{self, Conn, Target, fmt_duration};
+use crate::conn::{self, Attempt, Conn, Pending, Target, fmt_duration};
 use crate::error::Failure;
+use crate::h1;
 use crate::prepare::{Base, Prepared, host_and_port, prepare, redact, redact_word};
 use crate::redirect::{self, MAX_REDIRECTS};
 use crate::session::Session;
@@ -34,6 +34,8 @@ pub struct VuClient {
 struct Inner {
     config: Arc<ClientConfig>,
     base: Option<Base>,
+    /// The local address this VU's connections are made from (`None`: any).
+    source: Option<IpAddr>,
     session: RefCell<Session>,
 }
 
@@ -50,8 +52,16 @@ impl VuClient {
     /// with [`ErrorKind::InvalidUrl`]). Credentials in `base` (`http://user:pw@host`) are sent as `Basic`
     /// authorization with every relative request; they are taken out of the URL here, once.
     pub fn new(config: Arc<ClientConfig>, base: Option<Url>) -> VuClient {
+        VuClient::for_vu(config, base, 0)
+    }
+
+    /// As [`new`](Self::new), for the VU with this run-wide id: its connections are made from the config's
+    /// [source address](ClientConfig::source_addrs) number `vu_id % count`, so VUs are spread round-robin over
+    /// them (and every segment of a split run agrees on which VU uses which).
+    pub fn for_vu(config: Arc<ClientConfig>, base: Option<Url>, vu_id: u64) -> VuClient {
         let base = base.map(Base::new);
-        VuClient { inner: Rc::new(Inner { config, base, session: RefCell::new(Session::default()) }) }
+        let source = config.source_for(vu_id);
+        VuClient { inner: Rc::new(Inner { config, base, source, session: RefCell::new(Session::default()) }) }
     }
 
     /// Sends one request, following redirects if asked. Never fails: any transport problem
@@ -136,14 +146,14 @@ impl std::fmt::Debug for VuClient {
 async fn run(inner: &Inner, p: &mut Prepared, follow: bool, limits: Limits) -> Result<Exchange, Failure> {
     let mut redirects = 0usize;
     loop {
-        let (head, incoming, conn) = send_head(inner, p).await?;
-        inner.session.borrow_mut().store_cookies(&head.headers, &p.url);
-        let location = if follow && redirect::is_redirect(head.status) { head.headers.get(LOCATION) } else { None };
+        let (status, headers, pending, mut conn) = send_head(inner, p).await?;
+        inner.session.borrow_mut().store_cookies(&headers, &p.url);
+        let location = if follow && redirect::is_redirect(status) { headers.get(LOCATION) } else { None };
         // The body of a hop that is followed is never shown: stream it, only to keep the connection usable.
         let hop_limits = if location.is_some() { Limits { keep: false, ..limits } } else { limits };
         // Not boxed: the decoders, which are large, are boxed inside only when a body is encoded.
-        let body = body::read(&head.headers, incoming, hop_limits).await?;
-        if keep_alive(&head.headers) {
+        let body = body::read(&headers, conn.body(pending), hop_limits).await?;
+        if conn.reusable(&headers) {
             park(inner, conn);
         }
         if let Some(location) = location {
@@ -154,10 +164,10 @@ async fn run(inner: &Inner, p: &mut Prepared, follow: bool, limits: Limits) -> R
                 ));
             }
             redirects += 1;
-            redirect::follow(p, head.status, location)?;
+            redirect::follow(p, status, location)?;
             continue;
         }
-        return Ok(Exchange { status: head.status, headers: head.headers, body });
+        return Ok(Exchange { status, headers, body });
     }
 }
 
@@ -172,57 +182,37 @@ fn build(inner: &Inner, p: &Prepared) -> Result<http::Request<Full<Bytes>>, Fail
 
 /// Sends the current hop on a reused or new connection and waits for the response head.
 ///
+/// A plain request goes the lean HTTP/1.1 way ([`h1`]) unless the config turns it off; one that needs hyper
+/// (an upgrade, `Expect`, its own framing) goes through hyper, on a fresh connection or a reused one handed over.
+///
 /// A reused keep-alive connection may have been closed by the server while it sat idle (nginx's
 /// `keepalive_timeout`, a load balancer's idle timer); the request then fails before any response arrives, through
 /// no fault of the server. Like browsers and hyper-util's pooled client, such a request is retried once on a fresh
 /// connection: always when it was provably never written, and when it was written, only for an idempotent method
 /// (GET, HEAD, PUT, DELETE, OPTIONS, TRACE), only for a closed or reset connection (never a malformed response), and
 /// only when not one byte of a response arrived: a connection closed in the middle of a response head fails the
-/// request (hyper reports both as an incomplete message; the connection's read count tells them apart).
-async fn send_head(inner: &Inner, p: &Prepared) -> Result<(Parts, Incoming, Conn), Failure> {
+/// request (the connection's read count tells the two apart).
+async fn send_head(inner: &Inner, p: &Prepared) -> Result<(StatusCode, HeaderMap, Pending, Conn), Failure> {
     let target = Target::of(&p.url)?;
     let mut req = build(inner, p)?;
+    let fast = inner.config.fast_path && h1::eligible(req.method(), req.headers(), &p.body);
     let idle = inner.session.borrow_mut().take_idle(target.https, target.host_str, target.port);
     let (mut conn, mut may_retry) = match idle {
-        Some(conn) => (conn, true),
-        None => (conn::connect(&inner.config, &target).await?, false),
+        Some(conn) => (conn.for_request(fast).await?, true),
+        None => (conn::connect(&inner.config, &target, inner.source, fast).await?, false),
     };
     loop {
-        let failure = if conn.sender.ready().await.is_err() {
-            if may_retry {
-                may_retry = false;
-                conn = conn::connect(&inner.config, &target).await?;
-                continue;
-            }
-            Failure::new(ErrorKind::Closed, "connection closed before the request was sent")
-        } else {
-            let read_before = conn.bytes_read();
-            match conn.sender.try_send_request(req).await {
-                Ok(response) => {
-                    let (head, incoming) = response.into_parts();
-                    return Ok((head, incoming, conn));
-                }
-                Err(mut e) => {
-                    let failure = Failure::from_hyper(e.error(), "request failed");
-                    match e.take_message() {
-                        Some(unsent) => req = unsent,
-                        None if p.method.is_idempotent()
-                            && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Io)
-                            && conn.bytes_read() == read_before =>
-                        {
-                            req = build(inner, p)?;
-                        }
-                        None => return Err(failure),
-                    }
-                    failure
-                }
-            }
+        let failure = match conn.send(req, &p.body, p.method.is_idempotent()).await {
+            Attempt::Sent(status, headers, pending) => return Ok((status, headers, pending, conn)),
+            Attempt::Retry(failure) => failure,
+            Attempt::Failed(failure) => return Err(failure),
         };
         if !may_retry {
             return Err(failure);
         }
         may_retry = false;
-        conn = conn::connect(&inner.config, &target).await?;
+        req = build(inner, p)?;
+        conn = conn::connect(&inner.config, &target, inner.source, fast).await?;
     }
 }
 
@@ -230,27 +220,9 @@ fn park(inner: &Inner, conn: Conn) {
     inner.session.borrow_mut().put_idle(conn);
 }
 
-/// False when the server announced it will close the connection.
-fn keep_alive(headers: &HeaderMap) -> bool {
-    !headers
-        .get_all(CONNECTION)
-        .iter()
-        .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn connection_close_detection() {
-        let mut h = HeaderMap::new();
-        assert!(keep_alive(&h));
-        h.insert(CONNECTION, "keep-alive".parse().unwrap());
-        assert!(keep_alive(&h));
-        h.insert(CONNECTION, "Upgrade, Close".parse().unwrap());
-        assert!(!keep_alive(&h));
-    }
 
     /// Thousands of VUs each hold a session and one in-flight `send` future, so both must
     /// stay small (connection setup is boxed out of line for this reason).

@@ -2,6 +2,7 @@
 //! by every VU, so expensive things — the rustls configuration, its root store and its
 //! TLS session cache — exist once, not once per virtual user.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,9 @@ pub struct ClientConfig {
     pub(crate) default_timeout: Duration,
     pub(crate) max_body: u64,
     pub(crate) accept_encoding: Option<HeaderValue>,
+    /// Plain HTTP/1.1 requests take the lean path (`h1`) rather than hyper.
+    pub(crate) fast_path: bool,
+    source_addrs: Vec<IpAddr>,
 }
 
 impl ClientConfig {
@@ -47,6 +51,8 @@ impl ClientConfig {
             default_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_body: DEFAULT_MAX_BODY,
             accept_encoding: Some(HeaderValue::from_static(DEFAULT_ACCEPT_ENCODING)),
+            fast_path: true,
+            source_addrs: Vec::new(),
         })
     }
 
@@ -97,6 +103,29 @@ impl ClientConfig {
         Ok(self)
     }
 
+    /// Local addresses outgoing connections are made from, round-robin by VU (see
+    /// [`VuClient::for_vu`](crate::VuClient::for_vu)); empty (the default) lets the system choose. One address
+    /// gives at most about 28,000 concurrent connections to one target address and port (the ephemeral port
+    /// range); each more address adds as many.
+    pub fn source_addrs(mut self, addrs: Vec<IpAddr>) -> Self {
+        self.source_addrs = addrs;
+        self
+    }
+
+    /// The source address of the VU with this id, if any are configured.
+    pub(crate) fn source_for(&self, vu_id: u64) -> Option<IpAddr> {
+        let n = self.source_addrs.len() as u64;
+        (n > 0).then(|| self.source_addrs[(vu_id % n) as usize])
+    }
+
+    /// Whether plain HTTP/1.1 requests (a body of known length, no upgrade, no `Expect`) are exchanged by nest's
+    /// own lean HTTP/1.1 code, on a connection the VU drives itself, rather than through hyper's client. Default
+    /// `true`; `false` sends everything through hyper (to compare the two).
+    pub fn http1_fast_path(mut self, on: bool) -> Self {
+        self.fast_path = on;
+        self
+    }
+
     /// Whether any server certificate is accepted.
     pub fn is_insecure(&self) -> bool {
         self.insecure
@@ -111,6 +140,12 @@ pub fn accept_encoding_value(value: &str) -> Result<Option<HeaderValue>, Error> 
         "" => Ok(None),
         v => HeaderValue::from_str(v).map(Some).map_err(|_| Error::AcceptEncoding(value.to_owned())),
     }
+}
+
+/// Checks that `addr` can be a source address (an address of this machine), by binding a socket to it: the one
+/// check of the `source_addrs` setting, for callers to run before any load.
+pub fn check_source_addr(addr: IpAddr) -> Result<(), Error> {
+    std::net::TcpListener::bind((addr, 0)).map(drop).map_err(|e| Error::SourceAddr(addr, e))
 }
 
 #[cfg(test)]
@@ -138,6 +173,18 @@ mod tests {
         assert_eq!((c.max_body, c.accept_encoding), (10, None));
         let e = ClientConfig::new(false).unwrap().accept_encoding("gzip\u{1}").unwrap_err();
         assert!(e.to_string().contains("accept_encoding"), "{e}");
+    }
+
+    #[test]
+    fn source_addresses_are_spread_by_vu_and_checked() {
+        let c = ClientConfig::new(false).unwrap();
+        assert_eq!(c.source_for(7), None);
+        let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
+        let c = c.source_addrs(vec![a, b]);
+        assert_eq!([0, 1, 2, 5].map(|id| c.source_for(id)), [Some(a), Some(b), Some(a), Some(b)]);
+        assert!(check_source_addr(a).is_ok());
+        let e = check_source_addr("192.0.2.1".parse().unwrap()).unwrap_err();
+        assert!(e.to_string().starts_with("source address 192.0.2.1 cannot be used"), "{e}");
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! Establishing connections: DNS (non-blocking), TCP with `TCP_NODELAY`, optional TLS via
-//! tokio-rustls, then a hyper HTTP/1.1 handshake whose connection task is driven by
-//! `tokio::spawn`. The resulting [`Conn`] is what the per-VU idle pool stores.
+//! Connections: establishing them — DNS (non-blocking), TCP with `TCP_NODELAY` from an optional source address,
+//! optional TLS via tokio-rustls — and the one connection type the per-VU idle pool stores, [`Conn`]: either a lean
+//! HTTP/1.1 connection the VU drives itself ([`h1`]), or a hyper one whose connection task is driven by
+//! `tokio::spawn`. A request that the lean path does not handle turns a lean connection into a hyper one.
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,18 +13,23 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
 use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use url::{Host, Url};
 
 use crate::ClientConfig;
 use crate::ErrorKind;
+use crate::body::Frames;
 use crate::error::{Failure, chain};
+use crate::h1;
+use crate::stream::Stream;
 
 /// The request half of a hyper client connection.
 pub(crate) type Sender = SendRequest<Full<Bytes>>;
@@ -43,20 +49,139 @@ impl Origin {
     }
 }
 
-/// An open HTTP/1.1 connection to one origin.
+/// An open HTTP/1.1 connection to one origin: a lean one (see [`h1`]) or a hyper one.
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) origin: Origin,
-    pub(crate) sender: Sender,
-    /// Bytes read from the connection so far (plaintext, after TLS), counted by its [`Counted`] stream.
-    read: Arc<AtomicU64>,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Fast(h1::Conn),
+    Hyper {
+        sender: Sender,
+        /// Bytes read from the connection so far (plaintext, after TLS), counted by its [`Counted`] stream.
+        read: Arc<AtomicU64>,
+    },
+}
+
+/// How an attempt to send a request on a connection ended.
+pub(crate) enum Attempt {
+    /// The response head arrived; the body is read with [`Conn::body`].
+    Sent(StatusCode, HeaderMap, Pending),
+    /// The request may be sent again on a fresh connection: it was provably never written, or it was written
+    /// with an idempotent method and the connection was closed or reset before one byte of a response arrived.
+    Retry(Failure),
+    /// The request failed.
+    Failed(Failure),
+}
+
+/// A response body not read yet.
+pub(crate) enum Pending {
+    Hyper(Incoming),
+    Fast(h1::Framing),
+}
+
+/// A response body being read, on either kind of connection.
+pub(crate) enum ResponseBody<'a> {
+    Hyper(Incoming),
+    Fast(h1::Body<'a>),
+}
+
+impl Frames for ResponseBody<'_> {
+    fn exact_len(&self) -> Option<u64> {
+        match self {
+            ResponseBody::Hyper(incoming) => incoming.exact_len(),
+            ResponseBody::Fast(body) => body.exact_len(),
+        }
+    }
+
+    async fn frame(&mut self) -> Option<Result<Bytes, Failure>> {
+        match self {
+            ResponseBody::Hyper(incoming) => incoming.frame().await,
+            ResponseBody::Fast(body) => body.frame().await,
+        }
+    }
 }
 
 impl Conn {
-    /// Bytes received on this connection so far: a request whose exchange failed with this count unchanged since
-    /// it was written provably got no byte of a response.
-    pub(crate) fn bytes_read(&self) -> u64 {
-        self.read.load(Ordering::Relaxed)
+    /// False when the connection is known to be closed (hyper's task saw it); a lean connection is checked when
+    /// it is next used.
+    pub(crate) fn is_closed(&self) -> bool {
+        match &self.kind {
+            Kind::Fast(_) => false,
+            Kind::Hyper { sender, .. } => sender.is_closed(),
+        }
+    }
+
+    /// This connection, ready for a request that may (`fast`) or may not take the lean path: a lean connection
+    /// is handed to hyper for a request that needs hyper (no I/O happens).
+    pub(crate) async fn for_request(self, fast: bool) -> Result<Conn, Failure> {
+        match self.kind {
+            Kind::Fast(conn) if !fast => {
+                let (stream, read) = conn.into_stream();
+                let read = Arc::new(AtomicU64::new(read));
+                let sender = handshake(Counted { inner: stream, read: read.clone() }).await?;
+                Ok(Conn { origin: self.origin, kind: Kind::Hyper { sender, read } })
+            }
+            kind => Ok(Conn { origin: self.origin, kind }),
+        }
+    }
+
+    /// Sends `req` (whose body is `body`) and waits for the response head. `idempotent`: the request may be sent
+    /// twice (see [`Attempt::Retry`]).
+    pub(crate) async fn send(&mut self, req: http::Request<Full<Bytes>>, body: &Bytes, idempotent: bool) -> Attempt {
+        match &mut self.kind {
+            Kind::Fast(conn) => {
+                let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                match conn.send(req.method(), target, req.headers(), body).await {
+                    h1::Sent::Head(status, headers, framing) => Attempt::Sent(status, headers, Pending::Fast(framing)),
+                    h1::Sent::NoResponse { failure, written } if !written || idempotent => Attempt::Retry(failure),
+                    h1::Sent::NoResponse { failure, .. } | h1::Sent::Failed(failure) => Attempt::Failed(failure),
+                }
+            }
+            Kind::Hyper { sender, read } => {
+                if sender.ready().await.is_err() {
+                    return Attempt::Retry(Failure::new(
+                        ErrorKind::Closed,
+                        "connection closed before the request was sent",
+                    ));
+                }
+                let read_before = read.load(Ordering::Relaxed);
+                match sender.try_send_request(req).await {
+                    Ok(response) => {
+                        let (head, incoming) = response.into_parts();
+                        Attempt::Sent(head.status, head.headers, Pending::Hyper(incoming))
+                    }
+                    Err(mut e) => {
+                        let failure = Failure::from_hyper(e.error(), "request failed");
+                        let unsent = e.take_message().is_some();
+                        let no_response = idempotent
+                            && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Io)
+                            && read.load(Ordering::Relaxed) == read_before;
+                        if unsent || no_response { Attempt::Retry(failure) } else { Attempt::Failed(failure) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The body of the response [`send`](Self::send) returned.
+    pub(crate) fn body(&mut self, pending: Pending) -> ResponseBody<'_> {
+        match (pending, &mut self.kind) {
+            (Pending::Fast(framing), Kind::Fast(conn)) => ResponseBody::Fast(conn.body(framing)),
+            (Pending::Hyper(incoming), _) => ResponseBody::Hyper(incoming),
+            (Pending::Fast(_), Kind::Hyper { .. }) => unreachable!("a lean response comes from a lean connection"),
+        }
+    }
+
+    /// After the response with `headers` was read: may the connection carry another request?
+    pub(crate) fn reusable(&self, headers: &HeaderMap) -> bool {
+        match &self.kind {
+            Kind::Fast(conn) => conn.reusable(),
+            Kind::Hyper { sender, .. } => !sender.is_closed() && !h1::closes(headers),
+        }
     }
 }
 
@@ -130,7 +255,8 @@ impl<'a> Target<'a> {
     }
 }
 
-/// Opens a new connection to `target`, bounded by the configured connect timeout.
+/// Opens a new connection to `target` from `source` (any local address when `None`), bounded by the configured
+/// connect timeout: a lean one when `fast`, else a hyper one.
 ///
 /// The future is boxed: connection setup (DNS, TLS) has a large state machine, and keeping
 /// it out of line keeps every in-flight `send` future small; the allocation is negligible
@@ -138,10 +264,12 @@ impl<'a> Target<'a> {
 pub(crate) fn connect<'a>(
     config: &'a ClientConfig,
     target: &'a Target<'a>,
+    source: Option<IpAddr>,
+    fast: bool,
 ) -> Pin<Box<dyn Future<Output = Result<Conn, Failure>> + 'a>> {
     Box::pin(async move {
         let timeout = config.connect_timeout;
-        match tokio::time::timeout(timeout, connect_inner(config, target)).await {
+        match tokio::time::timeout(timeout, connect_inner(config, target, source, fast)).await {
             Ok(result) => result,
             Err(_) => Err(Failure::new(
                 ErrorKind::ConnectTimeout,
@@ -151,10 +279,14 @@ pub(crate) fn connect<'a>(
     })
 }
 
-async fn connect_inner(config: &ClientConfig, target: &Target<'_>) -> Result<Conn, Failure> {
-    let tcp = connect_tcp(target).await?;
-    let read = Arc::new(AtomicU64::new(0));
-    let sender = if target.https {
+async fn connect_inner(
+    config: &ClientConfig,
+    target: &Target<'_>,
+    source: Option<IpAddr>,
+    fast: bool,
+) -> Result<Conn, Failure> {
+    let tcp = connect_tcp(target, source).await?;
+    let stream = if target.https {
         let name = match target.host {
             Host::Domain(d) => ServerName::try_from(d.to_owned())
                 .map_err(|e| Failure::new(ErrorKind::InvalidUrl, format!("invalid TLS name {d:?}: {e}")))?,
@@ -167,12 +299,13 @@ async fn connect_inner(config: &ClientConfig, target: &Target<'_>) -> Result<Con
                 format!("TLS handshake with {}:{} failed: {}", target.host_str, target.port, chain(&e)),
             )
         })?;
-        handshake(Counted { inner: tls, read: read.clone() }).await?
+        Stream::Tls(Box::new(tls))
     } else {
-        handshake(Counted { inner: tcp, read: read.clone() }).await?
+        Stream::Tcp(tcp)
     };
     let origin = Origin { https: target.https, host: target.host_str.into(), port: target.port };
-    Ok(Conn { origin, sender, read })
+    let conn = Conn { origin, kind: Kind::Fast(h1::Conn::new(stream)) };
+    if fast { Ok(conn) } else { conn.for_request(false).await }
 }
 
 /// Runs the HTTP/1.1 handshake and spawns the task that drives the connection.
@@ -190,8 +323,9 @@ where
     Ok(sender)
 }
 
-/// Resolves the host (IP literals without a lookup) and tries each address in turn.
-async fn connect_tcp(target: &Target<'_>) -> Result<TcpStream, Failure> {
+/// Resolves the host (IP literals without a lookup) and tries each address in turn (only those of the source
+/// address's family when one is given).
+async fn connect_tcp(target: &Target<'_>, source: Option<IpAddr>) -> Result<TcpStream, Failure> {
     let port = target.port;
     let addrs: Vec<SocketAddr> = match target.host {
         Host::Ipv4(ip) => vec![SocketAddr::from((ip, port))],
@@ -202,8 +336,13 @@ async fn connect_tcp(target: &Target<'_>) -> Result<TcpStream, Failure> {
             .collect(),
     };
     let mut last_err: Option<io::Error> = None;
+    let mut tried = false;
     for addr in &addrs {
-        match TcpStream::connect(addr).await {
+        if source.is_some_and(|s| s.is_ipv4() != addr.is_ipv4()) {
+            continue;
+        }
+        tried = true;
+        match connect_from(*addr, source).await {
             Ok(stream) => {
                 stream
                     .set_nodelay(true)
@@ -213,6 +352,7 @@ async fn connect_tcp(target: &Target<'_>) -> Result<TcpStream, Failure> {
             Err(e) => last_err = Some(e),
         }
     }
+    let from = source.map(|s| format!(" from {s}")).unwrap_or_default();
     Err(match last_err {
         Some(e) => Failure::new(
             if e.kind() == io::ErrorKind::ConnectionRefused {
@@ -220,10 +360,24 @@ async fn connect_tcp(target: &Target<'_>) -> Result<TcpStream, Failure> {
             } else {
                 ErrorKind::Connect
             },
-            format!("connect to {}:{port} failed: {}", target.host_str, chain(&e)),
+            format!("connect to {}:{port}{from} failed: {}", target.host_str, chain(&e)),
+        ),
+        None if !addrs.is_empty() && !tried => Failure::new(
+            ErrorKind::Connect,
+            format!("{} has no address of the family of the source address{from}", target.host_str),
         ),
         None => Failure::new(ErrorKind::Dns, format!("DNS lookup of {:?} returned no address", target.host_str)),
     })
+}
+
+/// A TCP connection to `addr`, bound first to `source` (port chosen by the system) when one is given.
+async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = if source.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
 }
 
 /// `2s`, `200ms`, `1.5s`: compact text for error messages.

@@ -24,6 +24,9 @@ pub enum Error {
     /// The `accept_encoding` setting is not a valid header value.
     #[error("accept_encoding {0:?} is not a valid header value")]
     AcceptEncoding(String),
+    /// A source address cannot be bound: it is not an address of this machine.
+    #[error("source address {0} cannot be used: {1} (is it an address of this machine?)")]
+    SourceAddr(std::net::IpAddr, std::io::Error),
 }
 
 /// Category of a transport error carried by a status-0 [`Response`](crate::Response).

@@ -33,15 +33,17 @@ mod client;
 mod config;
 mod conn;
 mod error;
+mod h1;
 mod headers;
 mod message;
 mod prepare;
 mod redirect;
 mod session;
+mod stream;
 mod tls;
 
 pub use client::VuClient;
-pub use config::{ClientConfig, DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY, accept_encoding_value};
+pub use config::{ClientConfig, DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY, accept_encoding_value, check_source_addr};
 pub use error::{Error, ErrorKind};
 pub use headers::Headers;
 pub use message::{Body, Request, Response};

@@ -24,14 +24,14 @@ pub(crate) struct Session {
 impl Session {
     /// Takes the idle connection for this origin, if one is still open.
     pub(crate) fn take_idle(&mut self, https: bool, host: &str, port: u16) -> Option<Conn> {
-        self.idle.retain(|c| !c.sender.is_closed());
+        self.idle.retain(|c| !c.is_closed());
         let pos = self.idle.iter().position(|c| c.origin.is(https, host, port))?;
         Some(self.idle.swap_remove(pos))
     }
 
     /// Parks a connection for reuse, replacing any older idle one for the same origin.
     pub(crate) fn put_idle(&mut self, conn: Conn) {
-        if conn.sender.is_closed() {
+        if conn.is_closed() {
             return;
         }
         if let Some(slot) = self.idle.iter_mut().find(|c| c.origin == conn.origin) {

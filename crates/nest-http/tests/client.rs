@@ -12,8 +12,12 @@ use nest_http::{Body, ClientConfig, ErrorKind, Request, VuClient};
 use serde_json::json;
 use support::{Server, run};
 
+#[path = "client/h1.rs"]
+mod h1;
 #[path = "client/hardening.rs"]
 mod hardening;
+#[path = "client/nginx.rs"]
+mod nginx;
 
 fn get(url: &str) -> Request {
     Request::new(Method::GET, url)

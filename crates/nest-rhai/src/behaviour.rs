@@ -153,7 +153,7 @@ impl ScriptBehaviour {
         Rc::new(VuCtx {
             vu_id,
             rng: RefCell::new(SmallRng::seed_from_u64(self.worker.vu_seed(vu_id as u64))),
-            client: VuClient::new(self.env.http.clone(), self.env.base.clone()),
+            client: VuClient::for_vu(self.env.http.clone(), self.env.base.clone(), vu_id as u64),
             user: Dynamic::from_map(Map::new()).into_shared(),
             env: self.env.clone(),
             taskset: RefCell::new("".into()),

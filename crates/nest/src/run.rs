@@ -265,7 +265,7 @@ fn client_config(checked: &plan::RunPlan) -> anyhow::Result<ClientConfig> {
     if let Some(codings) = &checked.accept_encoding {
         config = config.accept_encoding(codings).map_err(|e| UsageError(e.to_string()))?;
     }
-    Ok(config)
+    Ok(config.source_addrs(checked.source_addrs.clone()))
 }
 
 /// What was run, for the report.

@@ -14,7 +14,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer};
 use url::Url;
 
 use super::LoadedConfig;
-use crate::parse::{ByteSize, DurationVisitor, UsageError, parse_duration, parse_host};
+use crate::parse::{ByteSize, DurationVisitor, UsageError, parse_addrs, parse_duration, parse_host};
 use crate::thresholds::ThresholdSpec;
 use nest_report::thresholds::Threshold;
 
@@ -116,6 +116,34 @@ impl Read<usize> for PositiveInt {
     }
     fn resolve(raw: &usize, _: &LoadedConfig) -> Result<usize, UsageError> {
         Ok(*raw)
+    }
+}
+
+/// IP addresses: a list, or one `,`-separated string.
+pub struct AddrList;
+
+/// What a list of addresses may look like in the file.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Read<Vec<std::net::IpAddr>> for AddrList {
+    type Raw = Vec<std::net::IpAddr>;
+    fn read<'de, D: Deserializer<'de>>(d: D, key: &'static str) -> Result<Option<Self::Raw>, D::Error> {
+        let parsed = match Option::<OneOrMany>::deserialize(d)
+            .map_err(|_| de::Error::custom(format!("{key}: expected IP addresses, a list or `,`-separated")))?
+        {
+            None => return Ok(None),
+            Some(OneOrMany::One(text)) => parse_addrs(text.split(',')),
+            Some(OneOrMany::Many(items)) => parse_addrs(items.iter().map(String::as_str)),
+        };
+        parsed.map(Some).map_err(|e| de::Error::custom(format!("{key}: {e}")))
+    }
+    fn resolve(raw: &Self::Raw, _: &LoadedConfig) -> Result<Self::Raw, UsageError> {
+        Ok(raw.clone())
     }
 }
 

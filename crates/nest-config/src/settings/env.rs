@@ -9,7 +9,7 @@ use std::time::Duration;
 use nest_report::thresholds::Threshold;
 use url::Url;
 
-use crate::parse::{ByteSize, parse_duration, parse_host};
+use crate::parse::{ByteSize, parse_addrs, parse_duration, parse_host};
 use crate::thresholds::ThresholdSpec;
 
 /// Parsing one environment variable's value.
@@ -82,5 +82,10 @@ impl FromEnv for String {
 impl FromEnv for Vec<String> {
     fn from_env(value: &str) -> Result<Self, String> {
         Ok(value.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned).collect())
+    }
+}
+impl FromEnv for Vec<std::net::IpAddr> {
+    fn from_env(value: &str) -> Result<Self, String> {
+        parse_addrs(value.split(','))
     }
 }

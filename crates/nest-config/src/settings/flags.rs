@@ -7,7 +7,7 @@
 use nest_report::thresholds::Threshold;
 use url::Url;
 
-use crate::parse::{UsageError, parse_duration, parse_host};
+use crate::parse::{UsageError, parse_addrs, parse_duration, parse_host};
 use crate::thresholds::ThresholdSpec;
 
 /// Stages as given on the command line (one value: clap would split a `Vec`).
@@ -42,6 +42,14 @@ pub fn list(given: &[String]) -> Result<Option<Vec<String>>, UsageError> {
 /// `--host`: checked here rather than by clap, so that a bad one is worded as everywhere else.
 pub fn host(given: &Option<String>) -> Result<Option<Url>, UsageError> {
     given.as_deref().map(parse_host).transpose()
+}
+
+/// `--source-addr`, repeated or `,`-separated.
+pub fn addrs(given: &[String]) -> Result<Option<Vec<std::net::IpAddr>>, UsageError> {
+    if given.is_empty() {
+        return Ok(None);
+    }
+    parse_addrs(given.iter().map(String::as_str)).map(Some).map_err(|e| UsageError(format!("--source-addr: {e}")))
 }
 
 /// `--stages`.

@@ -127,6 +127,11 @@ macro_rules! for_each_setting {
                 /// The Accept-Encoding header sent unless a request sets one; "" sends none [default: "gzip, deflate, br";
                 /// env: NEST_ACCEPT_ENCODING].
                 #[arg(long, value_name = "CODINGS")];
+            /// Local addresses outgoing connections are made from, round-robin by VU (a list, or `,`-separated).
+            source_addrs: Vec<std::net::IpAddr> = "NEST_SOURCE_ADDRS", yaml(AddrList), cli(run, addrs, Vec<String>)
+                /// Make outgoing connections from these local IP addresses, round-robin by VU, e.g. 127.0.0.2,127.0.0.3:
+                /// each address allows about 28,000 connections to one target address and port [env: NEST_SOURCE_ADDRS].
+                #[arg(long = "source-addr", value_delimiter = ',', num_args = 1.., value_name = "ADDR")];
             /// The static check's findings are errors (false: warnings).
             strict: bool = "NEST_STRICT", yaml(Plain), cli(source, no_flag, bool)
                 /// Report the static check's findings (undefined variables, functions, methods) as warnings instead of

@@ -317,76 +317,9 @@ fn t() {{
     );
 }
 
-/// nginx on PATH (or in /usr/sbin), or `None` after printing why the test is skipped. With `NEST_REQUIRE_TOOLS=1`
-/// (CI) a missing nginx fails the test instead.
-fn nginx() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain([std::path::PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("nginx"))
-        .find(|p| p.is_file());
-    if found.is_none() {
-        let why = "nginx is not installed (`apt-get install -y nginx-light`)";
-        assert!(std::env::var("NEST_REQUIRE_TOOLS").as_deref() != Ok("1"), "NEST_REQUIRE_TOOLS=1 but {why}");
-        eprintln!("skipped: {why}");
-    }
-    found
-}
-
-/// An nginx child process serving `ok` on a loopback port; killed when dropped. It runs as one process
-/// (`master_process off`), so killing the child leaves no worker behind.
-struct Nginx {
-    child: std::process::Child,
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Nginx {
-    fn start(binary: &std::path::Path, keepalive_timeout: &str) -> Nginx {
-        let dir = tempfile::Builder::new().prefix("nest-nginx-").tempdir().unwrap();
-        // A free port: bound and released just before nginx takes it.
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let d = dir.path().display();
-        let config = format!(
-            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-             \x20 fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-             \x20 keepalive_timeout {keepalive_timeout};\n\
-             \x20 server {{ listen 127.0.0.1:{port}; location / {{ return 200 \"ok\\n\"; }} }}\n}}\n"
-        );
-        std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
-        let child = std::process::Command::new(binary)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start nginx");
-        let nginx = Nginx { child, dir, url: format!("http://127.0.0.1:{port}") };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            let log = std::fs::read_to_string(nginx.dir.path().join("error.log")).unwrap_or_default();
-            assert!(Instant::now() < deadline, "nginx did not start listening on {port}:\n{log}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        nginx
-    }
-
-    /// Requests nginx logged (one access-log line each).
-    fn logged(&self) -> u64 {
-        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default().lines().count() as u64
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "../../../nest-http/tests/support/nginx.rs"]
+mod nginx_support; // the nginx child process, shared with nest-http's tests
+use nginx_support::{Nginx, nginx};
 
 /// nginx closes a keep-alive connection after 1 s idle; 50 VUs think for 1 s ± 10 ms, so some of their next
 /// requests meet a connection nginx is closing (without the retry, a run like this one counted a few "connection

@@ -28,4 +28,5 @@ mod scale; // nest scale against the USL demo target: the fit, Capacity@SLO, the
 mod segments; // --segment I/N processes with --start-at, then nest merge: exact totals, data, late, incomplete, mixed
 mod signals; // SIGINT mid-run: graceful stop, JSON report still written
 mod slack; // nest slack serve: signed commands only, presets, one result per run, busy, stop; --notify retries
-mod web; // nest run --web: refusals before load, --autostart -y, and a real Chromium through chromedriver (WebDriver)
+mod source_addr;
+mod web; // nest run --web: refusals before load, --autostart -y, and a real Chromium through chromedriver (WebDriver) // --source-addr: connections from 127.0.0.2/3 round-robin by VU, bad addresses refused before load

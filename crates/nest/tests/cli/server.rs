@@ -34,6 +34,8 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
     /// The request body.
     pub body: Bytes,
+    /// The client's address (of its connection).
+    pub peer: std::net::IpAddr,
 }
 
 impl Seen {
@@ -262,7 +264,7 @@ impl Drop for Server {
 
 async fn accept_loop(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, state: Arc<State>) {
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
+        let Ok((tcp, peer)) = listener.accept().await else {
             // E.g. out of file descriptors: do not spin.
             tokio::time::sleep(Duration::from_millis(5)).await;
             continue;
@@ -272,9 +274,9 @@ async fn accept_loop(listener: TcpListener, tls: Option<tokio_rustls::TlsAccepto
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve(TokioIo::new(tcp), state).await,
+                None => serve(TokioIo::new(tcp), peer.ip(), state).await,
                 Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(stream) => serve(TokioIo::new(stream), state).await,
+                    Ok(stream) => serve(TokioIo::new(stream), peer.ip(), state).await,
                     Err(_) => {
                         state.handshake_failures.fetch_add(1, Ordering::SeqCst);
                     }
@@ -284,18 +286,22 @@ async fn accept_loop(listener: TcpListener, tls: Option<tokio_rustls::TlsAccepto
     }
 }
 
-async fn serve<I>(io: I, state: Arc<State>)
+async fn serve<I>(io: I, peer: std::net::IpAddr, state: Arc<State>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let service = service_fn(move |request: hyper::Request<Incoming>| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(request, &state).await) }
+        async move { Ok::<_, Infallible>(handle(request, peer, &state).await) }
     });
     let _ = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, service).await;
 }
 
-async fn handle(request: hyper::Request<Incoming>, state: &State) -> hyper::Response<Full<Bytes>> {
+async fn handle(
+    request: hyper::Request<Incoming>,
+    peer: std::net::IpAddr,
+    state: &State,
+) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -311,6 +317,7 @@ async fn handle(request: hyper::Request<Incoming>, state: &State) -> hyper::Resp
             .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect(),
         body,
+        peer,
     };
     let reply = (state.route)(&seen);
     *state.counts.lock().unwrap().entry((seen.method.clone(), seen.path.clone())).or_default() += 1;
