@@ -8,7 +8,9 @@
 #   C. C_USERS VUs (default 60,000) through `nest launch local --segments 4`, each at one request per second
 #      (bench/tasksets/paced): the achieved rate against the ideal. One source and target address pair has about
 #      28,000 ephemeral ports, so the VUs connect from C_SOURCE_ADDRS (127.0.0.2-127.0.0.5 by default, round-robin
-#      by VU; C_SOURCE_ADDRS= turns it off, and then failed connections past the port limit are counted).
+#      by VU; C_SOURCE_ADDRS= turns it off, and then failed connections past the port limit are counted). The target
+#      is C_TARGETS demo servers sharing one port (SO_REUSEPORT), since one process holds only as many connections as
+#      its open-file limit (20,000 here, and root cannot raise it in this container).
 #
 # Target: `nest demo-server --hello` on 127.0.0.1, a fresh one per run, stopped with SIGINT (it then prints "served
 # N requests"). Every run is bounded with `timeout`. Quick check that the script works:
@@ -22,6 +24,7 @@ C_USERS=${C_USERS:-60000}     # C: users in all, over 4 segments
 C_DURATION=${C_DURATION:-60}  # C: seconds (the ramp-up takes C_USERS / C_SPAWN of them)
 C_SPAWN=${C_SPAWN:-5000}      # C: users started per second
 C_SOURCE_ADDRS=${C_SOURCE_ADDRS-127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5}  # C: --source-addr ("" for none)
+C_TARGETS=${C_TARGETS:-4}     # C: demo servers sharing the target port (each holds at most its open-file limit)
 SKIP=${SKIP:-}                # letters of parts to skip, e.g. SKIP=C
 NO_BUILD=${NO_BUILD:-0}       # 1: use the existing binary
 NEST_BIN=${NEST_BIN:-}        # a nest binary to measure instead of building target/release/nest
@@ -39,27 +42,44 @@ log() { printf '[scale %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 json() { python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
-SRV_PID="" URL="" SERVED=""
+SRV_PIDS=() URL="" SERVED=""
+# Starts $1 demo servers (default 1) on one port: with more than one they share it with SO_REUSEPORT, so that the
+# connections can pass one process's open-file limit (the kernel spreads them over the servers).
 start_server() {
-    : >"$TMP/server.out"
-    "$NEST" demo-server --hello --port 0 --threads 2 >"$TMP/server.out" 2>&1 &
-    SRV_PID=$!
+    local n=${1:-1} reuse=() i
+    ((n > 1)) && reuse=(--reuse-port)
+    for ((i = 0; i < n; i++)); do
+        : >"$TMP/server.$i.out"
+        local port=0
+        ((i > 0)) && port=${URL##*:}
+        "$NEST" demo-server --hello --port "$port" --threads 2 "${reuse[@]}" >"$TMP/server.$i.out" 2>&1 &
+        SRV_PIDS+=($!)
+        ((i == 0)) || { wait_listening "$i" >/dev/null; continue; }
+        URL=$(wait_listening 0)
+    done
+}
+wait_listening() { # prints the URL server $1 listens on, once it does
+    local url
     for _ in $(seq 200); do
-        URL=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$TMP/server.out" | head -1 || true)
-        [[ -n $URL ]] && return 0
+        url=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$TMP/server.$1.out" | head -1 || true)
+        [[ -n $url ]] && { echo "$url"; return 0; }
         sleep 0.05
     done
-    die "the demo server did not start"
+    die "demo server $1 did not start: $(cat "$TMP/server.$1.out")"
 }
-stop_server() {
-    kill -INT "$SRV_PID" 2>/dev/null || true
-    wait "$SRV_PID" 2>/dev/null || true
-    SRV_PID=""
-    SERVED=$(sed -n 's/^served \([0-9]*\) requests.*/\1/p' "$TMP/server.out" | tail -1)
+stop_server() { # stops every server; SERVED is the sum of what they served
+    local pid i
+    for pid in "${SRV_PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+    for pid in "${SRV_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    SERVED=0
+    for ((i = 0; i < ${#SRV_PIDS[@]}; i++)); do
+        SERVED=$((SERVED + $(sed -n 's/^served \([0-9]*\) requests.*/\1/p' "$TMP/server.$i.out" | tail -1)))
+    done
+    SRV_PIDS=()
 }
 cleanup() {
     local rc=$?
-    [[ -n $SRV_PID ]] && kill -KILL "$SRV_PID" 2>/dev/null
+    for pid in "${SRV_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
     rm -rf "$TMP"
     exit $rc
 }
@@ -139,7 +159,7 @@ fi
 
 if [[ $SKIP != *C* ]]; then
     printf '\nC. %s VUs at 1 req/s each through 4 segments (%s s, %s started per second)\n' "$C_USERS" "$C_DURATION" "$C_SPAWN"
-    start_server
+    start_server "$C_TARGETS"
     launch c "$C_DURATION" --segments 4 -f "$ROOT/bench/tasksets/paced" -H "$URL" -u "$C_USERS" -r "$C_SPAWN" \
         -t "${C_DURATION}s" --no-default-gate ${C_SOURCE_ADDRS:+--source-addr "$C_SOURCE_ADDRS"}
     stop_server

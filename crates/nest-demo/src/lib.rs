@@ -93,6 +93,10 @@ pub struct DemoConfig {
     /// Hello mode only: answer as a system of known scalability ([`UslModel`]: contention σ, coherency κ,
     /// service time), instead of `latency` and `stall`. The shop mode ignores it.
     pub usl: Option<UslModel>,
+    /// Let other processes bind the same port (`SO_REUSEPORT`, unix only; default off): the kernel then spreads
+    /// new connections over all of them. One process holds only as many connections as its open-file limit, so a
+    /// benchmark past that limit runs several servers on one port.
+    pub reuse_port: bool,
 }
 
 impl Default for DemoConfig {
@@ -104,6 +108,7 @@ impl Default for DemoConfig {
             latency: Duration::ZERO,
             stall: None,
             usl: None,
+            reuse_port: false,
         }
     }
 }

@@ -60,12 +60,26 @@ pub struct DemoServer {
 /// (The kernel caps it at `net.core.somaxconn`.)
 pub const ACCEPT_BACKLOG: u32 = 8192;
 
-/// Binds `addr` with a deep accept queue. Must run inside a tokio runtime.
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// Binds `addr` with a deep accept queue; with `reuse_port`, other processes may bind the same port and the
+/// kernel spreads new connections over them (Linux `SO_REUSEPORT`). Must run inside a tokio runtime.
+fn listen(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
+    if reuse_port {
+        set_reuse_port(&socket)?;
+    }
     socket.bind(addr)?;
     socket.listen(ACCEPT_BACKLOG)
+}
+
+#[cfg(unix)]
+fn set_reuse_port(socket: &tokio::net::TcpSocket) -> std::io::Result<()> {
+    socket.set_reuseport(true)
+}
+
+#[cfg(not(unix))]
+fn set_reuse_port(_: &tokio::net::TcpSocket) -> std::io::Result<()> {
+    Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "sharing a port needs SO_REUSEPORT (unix)"))
 }
 
 impl DemoServer {
@@ -77,6 +91,7 @@ impl DemoServer {
     pub fn start(config: DemoConfig) -> Result<DemoServer, Error> {
         let addr = config.addr;
         let threads = config.threads.max(1);
+        let reuse_port = config.reuse_port;
         let mode = config.mode;
         let counters = Counters::new();
         // The hello mode's latency and stall; the stall is timed from here, before `start` returns.
@@ -108,7 +123,7 @@ impl DemoServer {
                 };
                 let listener = {
                     let _context = runtime.enter();
-                    listen(addr)
+                    listen(addr, reuse_port)
                 };
                 let listener = match listener.and_then(|l| l.local_addr().map(|a| (l, a))) {
                     Ok((listener, bound)) => {

@@ -78,6 +78,27 @@ fn binding_a_busy_port_fails() {
     assert!(err.to_string().contains(&first.addr().to_string()));
 }
 
+#[cfg(unix)]
+#[test]
+fn servers_with_reuse_port_share_one_port_and_the_connections() {
+    let hello = DemoConfig { mode: Mode::Hello, reuse_port: true, ..DemoConfig::default() };
+    let first = DemoServer::start(hello.clone()).unwrap();
+    let second = DemoServer::start(DemoConfig { addr: first.addr(), ..hello }).unwrap();
+    assert_eq!(second.addr(), first.addr());
+    // Without the option, the port stays taken.
+    assert!(DemoServer::start(DemoConfig { addr: first.addr(), ..DemoConfig::default() }).is_err());
+
+    // The kernel hashes each new connection's address pair to one of the sockets: over 64 connections, both get
+    // some (all on one would have odds of 2^-63).
+    const CONNECTIONS: u64 = 64;
+    for _ in 0..CONNECTIONS {
+        assert_eq!(Conn::open(first.addr()).get("/").body, "hello\n");
+    }
+    let (a, b) = (first.stats().total, second.stats().total);
+    assert_eq!(a + b, CONNECTIONS);
+    assert!(a > 0 && b > 0, "one server got every connection: {a} and {b}");
+}
+
 #[tokio::test]
 async fn starts_and_stops_inside_another_runtime() {
     let server = DemoServer::start(DemoConfig { mode: Mode::Hello, ..DemoConfig::default() }).unwrap();

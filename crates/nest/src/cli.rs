@@ -475,6 +475,11 @@ pub struct DemoServerArgs {
     /// requests in flight).
     #[arg(long, value_name = "SIGMA,KAPPA,MS", value_parser = nest_demo::UslModel::parse, conflicts_with_all = ["latency", "stall"])]
     pub usl: Option<nest_demo::UslModel>,
+    /// Share the port with other `nest demo-server --reuse-port` processes (Linux SO_REUSEPORT): each holds as many
+    /// connections as its open-file limit allows, and the kernel spreads new ones over them. Give the first one's
+    /// port to the others with --port.
+    #[arg(long)]
+    pub reuse_port: bool,
 }
 
 /// Options of `nest hook`.

@@ -15,6 +15,7 @@ pub fn run(args: DemoServerArgs) -> Result<()> {
         latency: args.latency.unwrap_or_default(),
         stall: args.stall,
         usl: args.usl,
+        reuse_port: args.reuse_port,
     })
     .context("could not start the demo target")?;
     println!("nest demo target ({mode}) listening on {}", server.url());
