@@ -164,12 +164,12 @@ label() {
 # The issue's targets for nest --workers 1: req/s ≥ 0.85 x wrk's on nginx and ≥ 0.75 on hello; CPU per request
 # ≤ 1.3 x wrk's (on nginx, where the issue measured it).
 check() { # $1 = target, $2 = nest's req/s ratio, $3 = its CPU ratio
-    local need=0.85 cpu=""
-    [[ $1 == hello ]] && need=0.75
+    local min=0.85 cpu=""
+    [[ $1 == hello ]] && min=0.75
     [[ $1 == nginx ]] && cpu=$(printf ', CPU per request %s x wrk (target <= 1.3: %s)' "$3" \
         "$(calc '%s' "($3 <= 1.3 ? \"ok\" : \"MISS\")")")
-    printf 'check (%s): nest --workers %s: req/s %s x wrk (target >= %s: %s)%s\n' "$1" "$WORKERS" "$2" "$need" \
-        "$(calc '%s' "($2 >= $need ? \"ok\" : \"MISS\")")" "$cpu"
+    printf 'check (%s): nest --workers %s: req/s %s x wrk (target >= %s: %s)%s\n' "$1" "$WORKERS" "$2" "$min" \
+        "$(calc '%s' "($2 >= $min ? \"ok\" : \"MISS\")")" "$cpu"
 }
 
 RESULTS="$OUT/perf-results.tsv" # for bench/table.sh: target client label cpu_us cpu_ratio rps rps_ratio note

@@ -14,7 +14,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT="$ROOT/bench-results"
 mkdir -p "$OUT"
-export ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10}
+export ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} CONNS=${CONNS:-50} USERS=${USERS:-10} LOW=${LOW:-2000} HIGH=${HIGH:-20000}
 
 log() { printf '[table %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 T0=$(date +%s)
@@ -34,40 +34,47 @@ inf() { # $1 = client, $2 = the column wanted of instr-results.tsv
     awk -F'\t' -v k="$1" -v c="$2" '$1 == k { print $c; exit }' "$INSTR"
 }
 commas() { sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$1"; }
-# A ratio cell: the ratio, with the absolute figure for wrk; the note when the client has no figures.
+# A ratio cell: the ratio, with the absolute figure for wrk; "–" when the client has no figures.
 cell() { # $1 = target, $2 = client, $3 = ratio column, $4 = absolute column, $5 = unit
-    local r a note
+    local r
     r=$(pf "$1" "$2" "$3")
-    note=$(pf "$1" "$2" 8)
-    if [[ -z $r ]]; then echo "–"
-    elif [[ $r == - ]]; then echo "$note"
-    elif [[ $2 == wrk ]]; then a=$(pf "$1" "$2" "$4"); echo "1.00 ($(commas "$a")$5)"
+    if [[ -z $r || $r == - ]]; then echo "–"
+    elif [[ $2 == wrk ]]; then echo "1.00 ($(commas "$(pf "$1" "$2" "$4")")$5)"
     else echo "$r"; fi
 }
 instr_cell() { # $1 = client
-    local v note
+    local v
     v=$(inf "$1" 2)
-    note=$(inf "$1" 4)
-    if [[ -z $v ]]; then echo "–"; elif [[ $v == - ]]; then echo "$note"; else commas "$v"; fi
+    if [[ -z $v || $v == - ]]; then echo "–"; else commas "$v"; fi
 }
 
 {
-    sed -n '1,3p' "$OUT/perf-summary.txt"
-    sed -n '/^target: nginx/p' "$OUT/perf-summary.txt" | head -1
-    sed -n '/^target: nest demo-server/p' "$OUT/perf-summary.txt" | head -1
-    echo "callgrind: $(sed -n '1p' "$OUT/instr-summary.txt")"
+    sed -n 's/^nest: *\(.*\)/nest: \1/p' "$OUT/perf-summary.txt"
+    sed -n 's/^machine: *\(.*\)/machine: \1/p' "$OUT/perf-summary.txt"
     echo
-    echo "| client | CPU per request ÷ wrk | req/s ÷ wrk | req/s ÷ wrk, hello target | CPU per request ÷ wrk, hello target | user-space instructions per request (callgrind) |"
+    echo "- CPU per request (user + sys) and req/s: medians of $ROUNDS alternating rounds of ${DURATION} s, $CONNS connections" \
+        "or users, GET / with no think time; each ratio is to wrk -t1's median against the same target in the same run," \
+        "and wrk's row gives its absolute figures."
+    # shellcheck disable=SC2016 # the backquotes are markdown
+    echo "- Targets: $(sed -n 's/^target: \(nginx[^,]*, 1 worker\).*/\1/p' "$OUT/perf-summary.txt" | head -1) (first columns);" \
+        "$(sed -n 's/^target: \(nest demo-server[^,]*\),.*/`\1`/p' "$OUT/perf-summary.txt" | head -1) (hello columns)."
+    echo "- Instructions: callgrind, user space, all threads, against the same nginx with $USERS connections or users: the" \
+        "slope between a short and a long run (nest --workers 1 and oha: $(commas "$LOW") and $(commas "$HIGH") requests;" \
+        "Goose: as many iterations; wrk: ${WRK_LOW:-1} s and ${WRK_HIGH:-4} s)."
+    echo
+    echo "| client | CPU per request ÷ wrk | req/s ÷ wrk | user-space instructions per request (callgrind) | req/s ÷ wrk, hello | CPU per request ÷ wrk, hello |"
     echo "|---|---|---|---|---|---|"
     for c in wrk oha nest nest2 goose; do
         label=$(pf nginx "$c" 3)
         [[ -n $label ]] || continue
+        note=$(pf nginx "$c" 8)
+        [[ -n $note ]] && label="$label: $note"
         instr="–" # instructions are measured with nest --workers 1 only
         [[ $c == nest2 ]] || instr=$(instr_cell "$c")
         [[ $c == nest ]] && label="**$label**"
         printf '| %s | %s | %s | %s | %s | %s |\n' "$label" "$(cell nginx "$c" 5 4 ' µs')" "$(cell nginx "$c" 7 6 '/s')" \
-            "$(cell hello "$c" 7 6 '/s')" "$(cell hello "$c" 5 4 ' µs')" "$instr"
+            "$instr" "$(cell hello "$c" 7 6 '/s')" "$(cell hello "$c" 5 4 ' µs')"
     done
     echo
-    sed -n 's/^check /issue targets /p' "$OUT/perf-summary.txt"
+    sed -n 's/^check /- Issue targets /p' "$OUT/perf-summary.txt"
 } | tee "$OUT/table.md"

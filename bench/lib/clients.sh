@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Sourced by bench/perf.sh and bench/instr.sh: finds the other clients of issue 15's side-by-side table, oha and
 # the Goose load test of bench/goose/, and builds them into a cache directory on request (never during tests).
 # Needs: $ROOT (the repository) and a `log` function. Uses OHA_INSTALL / OHA_ROOT and GOOSE_INSTALL / GOOSE_ROOT.
@@ -19,8 +20,11 @@ find_oha() {
     [[ -z $OHA && -x $OHA_ROOT/bin/oha ]] && OHA=$OHA_ROOT/bin/oha
     if [[ -z $OHA && $OHA_INSTALL == 1 ]]; then
         log "cargo install oha --root $OHA_ROOT"
-        nice -n 19 cargo install --quiet --locked oha --root "$OHA_ROOT" && OHA=$OHA_ROOT/bin/oha ||
+        if nice -n 19 cargo install --quiet --locked oha --root "$OHA_ROOT"; then
+            OHA=$OHA_ROOT/bin/oha
+        else
             log "oha did not install; going on without it"
+        fi
     fi
     [[ -n $OHA ]] || OHA_NOTE="not found (OHA_INSTALL=1 installs it)"
 }
@@ -52,4 +56,15 @@ find_goose() {
     else
         GOOSE_NOTE="not built (GOOSE_INSTALL=1 builds it)"
     fi
+}
+
+# The requests a Goose run sent, from its JSON report (--report-file x.json): the Aggregated row of the request
+# metrics. Failures are in it too; a warning says when there were any.
+goose_requests() { # $1 = the report
+    local row req failed
+    row=$(jq -r '.raw_request_metrics[] | select(.name == "Aggregated") | "\(.number_of_requests) \(.number_of_failures)"' \
+        "$1") || return 1
+    read -r req failed <<<"$row"
+    [[ $failed == 0 ]] || log "warning: Goose: $failed of $req requests failed ($1)"
+    echo "$req"
 }

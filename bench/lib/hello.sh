@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Sourced by bench/perf.sh: nest's own `demo-server --hello` (a plain 200 `hello\n`) with HELLO_THREADS threads on
 # a free loopback port, the second target of issue 15's table. Needs: $TMP (a scratch directory) and $NEST (the
 # binary that serves it). Sets HELLO_PID and HELLO_URL. hello_stop stops it (call it from a trap too).
