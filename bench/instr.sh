@@ -159,9 +159,17 @@ for c in "${ROWS[@]}"; do
     ((REQ_HIGH > REQ_LOW)) || die "$c: the long run counted no more requests than the short one"
     PER=$(((IR_HIGH - IR_LOW) / (REQ_HIGH - REQ_LOW)))
     PER_W=$(((W_HIGH - W_LOW) / (REQ_HIGH - REQ_LOW)))
+    # The busiest thread is nest's worker; the other clients spread requests over threads (wrk -t1 has one), so
+    # their busiest thread is only named where it is the one that sends.
+    worker=""
+    case $c in
+    nest) worker=", worker thread $(commas "$PER_W")" ;;
+    wrk) worker=", its thread $(commas "$PER_W")" ;;
+    *) PER_W=- ;;
+    esac
     printf '%s\t%s\t%s\t\n' "$c" "$PER" "$PER_W" >>"$RESULTS"
-    LINES+=("$(printf '%-6s %s instructions per request (all threads), busiest thread %s; %s' "$c:" "$(commas "$PER")" \
-        "$(commas "$PER_W")" "$(version "$c")")")
+    LINES+=("$(printf '%-6s %s instructions per request (all threads)%s; %s' "$c:" "$(commas "$PER")" "$worker" \
+        "$(version "$c")")")
     LINES+=("$(printf '       runs: %s requests, %s instructions in %ss; %s requests, %s in %ss' "$(commas "$REQ_LOW")" \
         "$(commas "$IR_LOW")" "$S_LOW" "$(commas "$REQ_HIGH")" "$(commas "$IR_HIGH")" "$S_HIGH")")
 done
