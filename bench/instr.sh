@@ -102,12 +102,14 @@ cmd_goose() {
     echo "$req"
 }
 
-# Runs a command under callgrind, one output file per thread; its output goes to $TMP/$1.log.
+# Runs a command under callgrind, one output file per thread; its output goes to $TMP/$1.log, valgrind's to
+# $TMP/$1.valgrind.
 grind() { # $1 = tag, then the command
     local tag=$1
     shift
     timeout -k 5 1200 valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$TMP/callgrind.$tag" \
-        "$@" >"$TMP/$tag.log" 2>&1 || { tail -20 "$TMP/$tag.log" >&2; die "$tag failed under callgrind"; }
+        --log-file="$TMP/$tag.valgrind" "$@" >"$TMP/$tag.log" 2>&1 ||
+        { tail -20 "$TMP/$tag.log" "$TMP/$tag.valgrind" >&2; die "$tag failed under callgrind"; }
 }
 
 # Measures client $1 at size $2 under the tag $1-$3. Prints: instructions of all threads, of the busiest thread,
