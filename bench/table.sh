@@ -5,7 +5,7 @@
 # Goose against nginx), and prints one markdown table from their results. It prints figures and checks nothing.
 #
 #   GOOSE_INSTALL=1 OHA_INSTALL=1 bash bench/table.sh   # ROUNDS=3 x DURATION=10 s: about 8 minutes, then the table
-#   ROUNDS=1 DURATION=2 LOW=200 HIGH=1000 NO_BUILD=1 bash bench/table.sh   # a quick check that the script works
+#   ROUNDS=1 DURATION=2 LOW=200 HIGH=2000 NO_BUILD=1 bash bench/table.sh   # a quick check that the script works
 #
 # Every variable of perf.sh and instr.sh passes through (ROUNDS, DURATION, CONNS, LOW, HIGH, USERS, NEST_BIN, ...).
 # The table goes to stdout and bench-results/table.md; the two scripts' own summaries are in bench-results/ too.
