@@ -7,7 +7,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use http::header::LOCATION;
@@ -21,6 +21,9 @@ use crate::prepare::{Base, Prepared, host_and_port, prepare, redact, redact_word
 use crate::redirect::{self, MAX_REDIRECTS};
 use crate::session::Session;
 use crate::{ClientConfig, ErrorKind, Headers, Request, Response};
+
+/// The deadline of a request whose limit cannot be added to its start, as `tokio::time::timeout` puts it.
+const FOREVER: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 /// One VU's client. Cheap to clone: clones share the same session (cookies and idle
 /// connections). Not `Send`: it lives on the thread of its VU.
@@ -80,13 +83,12 @@ impl VuClient {
                 Err(f) => return Response::failed(f.kind, f.message, redact_word(&url).into_owned(), start.elapsed()),
             };
             prepared.accept_encoding.clone_from(&inner.config.accept_encoding);
-            // `timeout` (unlike `Instant + Duration`) saturates on huge limits; the deadline
-            // still lands at or after `start + limit`.
-            let outcome = tokio::time::timeout(
-                limit.saturating_sub(start.elapsed()),
-                run(&inner, &mut prepared, follow_redirects, limits),
-            )
-            .await;
+            // The deadline counts from `start`, read once; a limit too large to add to it waits as long as tokio's
+            // own `timeout` does then (30 years).
+            let deadline = tokio::time::Instant::from_std(start)
+                .checked_add(limit)
+                .unwrap_or_else(|| tokio::time::Instant::now() + FOREVER);
+            let outcome = tokio::time::timeout_at(deadline, run(&inner, &mut prepared, follow_redirects, limits)).await;
             let elapsed = start.elapsed();
             let final_url = String::from(prepared.url);
             match outcome {

@@ -134,7 +134,8 @@ impl Conn {
             Kind::Fast(conn) if !fast => {
                 let (stream, read) = conn.into_stream();
                 let read = Arc::new(AtomicU64::new(read));
-                let sender = handshake(Counted { inner: stream, read: read.clone() }).await?;
+                // Boxed, as hyper's request path is (see `send`).
+                let sender = Box::pin(handshake(Counted { inner: stream, read: read.clone() })).await?;
                 Ok(Conn { origin: self.origin, kind: Kind::Hyper { sender, read } })
             }
             kind => Ok(Conn { origin: self.origin, kind }),
@@ -153,28 +154,9 @@ impl Conn {
                     h1::Sent::NoResponse { failure, .. } | h1::Sent::Failed(failure) => Attempt::Failed(failure),
                 }
             }
+            // Boxed: hyper's futures are large, and only requests that need hyper pay for them.
             (Kind::Hyper { sender, read }, Outgoing::Hyper(req)) => {
-                if sender.ready().await.is_err() {
-                    return Attempt::Retry(Failure::new(
-                        ErrorKind::Closed,
-                        "connection closed before the request was sent",
-                    ));
-                }
-                let read_before = read.load(Ordering::Relaxed);
-                match sender.try_send_request(req).await {
-                    Ok(response) => {
-                        let (head, incoming) = response.into_parts();
-                        Attempt::Sent(head.status, Headers::new(head.headers), Pending::Hyper(incoming))
-                    }
-                    Err(mut e) => {
-                        let failure = Failure::from_hyper(e.error(), "request failed");
-                        let unsent = e.take_message().is_some();
-                        let no_response = idempotent
-                            && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Io)
-                            && read.load(Ordering::Relaxed) == read_before;
-                        if unsent || no_response { Attempt::Retry(failure) } else { Attempt::Failed(failure) }
-                    }
-                }
+                Box::pin(send_hyper(sender, read, req, idempotent)).await
             }
             _ => unreachable!("a request is built in the form its connection asks for"),
         }
@@ -194,6 +176,33 @@ impl Conn {
         match &self.kind {
             Kind::Fast(conn) => conn.reusable(),
             Kind::Hyper { sender, .. } => !sender.is_closed() && !h1::closes(headers),
+        }
+    }
+}
+
+/// [`Conn::send`] on a hyper connection.
+async fn send_hyper(
+    sender: &mut Sender,
+    read: &AtomicU64,
+    req: http::Request<Full<Bytes>>,
+    idempotent: bool,
+) -> Attempt {
+    if sender.ready().await.is_err() {
+        return Attempt::Retry(Failure::new(ErrorKind::Closed, "connection closed before the request was sent"));
+    }
+    let read_before = read.load(Ordering::Relaxed);
+    match sender.try_send_request(req).await {
+        Ok(response) => {
+            let (head, incoming) = response.into_parts();
+            Attempt::Sent(head.status, Headers::new(head.headers), Pending::Hyper(incoming))
+        }
+        Err(mut e) => {
+            let failure = Failure::from_hyper(e.error(), "request failed");
+            let unsent = e.take_message().is_some();
+            let no_response = idempotent
+                && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Io)
+                && read.load(Ordering::Relaxed) == read_before;
+            if unsent || no_response { Attempt::Retry(failure) } else { Attempt::Failed(failure) }
         }
     }
 }

@@ -118,8 +118,13 @@ fn append_plain(base: &Url, raw: &str) -> Url {
     if !path.is_empty() {
         let base_path = base.path();
         let base_path = base_path.strip_suffix('/').unwrap_or(base_path);
-        let sep = if path.starts_with('/') { "" } else { "/" };
-        url.set_path(&format!("{base_path}{sep}{path}"));
+        if base_path.is_empty() && path.starts_with('/') {
+            // A base without a path of its own (the usual `http://host:port`): nothing to join.
+            url.set_path(path);
+        } else {
+            let sep = if path.starts_with('/') { "" } else { "/" };
+            url.set_path(&format!("{base_path}{sep}{path}"));
+        }
     }
     url
 }
@@ -308,7 +313,7 @@ impl Prepared {
         cookie: Option<&'a HeaderValue>,
     ) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + 'a {
         let user = &self.headers;
-        let missing = |name: &HeaderName| !user.contains_key(name);
+        let missing = |name: &HeaderName| user.is_empty() || !user.contains_key(name);
         let mut user_cookie = false;
         let users = user.iter().filter_map(move |(name, value)| match cookie {
             Some(merged) if name == COOKIE => (!std::mem::replace(&mut user_cookie, true)).then_some((name, merged)),

@@ -47,6 +47,9 @@ pub(crate) enum Framing {
 /// `Expect: 100-continue`, a request's own `Transfer-Encoding`, a `Content-Length` other than the body's, or
 /// CONNECT go to hyper.
 pub(crate) fn eligible(method: &Method, headers: &HeaderMap, body: &Bytes) -> bool {
+    if headers.is_empty() {
+        return method != Method::CONNECT;
+    }
     if method == Method::CONNECT
         || headers.contains_key(UPGRADE)
         || headers.contains_key(EXPECT)
@@ -157,16 +160,25 @@ impl Default for Seen {
 
 impl Seen {
     fn field(&mut self, name: &[u8], value: &[u8]) {
-        if name.eq_ignore_ascii_case(b"connection") {
-            self.close |= lists_token(std::iter::once(value), "close");
-            self.keep_alive |= lists_token(std::iter::once(value), "keep-alive");
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            // The last coding of the last field counts.
-            self.chunked = Some(
-                value.rsplit(|&b| b == b',').next().is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked")),
-            );
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            self.length = self.length.and_then(|length| content_length(length, value));
+        // By length first: most fields of a response are none of the three.
+        match name.len() {
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                self.close |= lists_token(std::iter::once(value), "close");
+                self.keep_alive |= lists_token(std::iter::once(value), "keep-alive");
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                // The last coding of the last field counts.
+                self.chunked = Some(
+                    value
+                        .rsplit(|&b| b == b',')
+                        .next()
+                        .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked")),
+                );
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                self.length = self.length.and_then(|length| content_length(length, value));
+            }
+            _ => {}
         }
     }
 }

@@ -245,7 +245,7 @@ pub(crate) fn closes(headers: &Headers) -> bool {
 
 /// True when a request with the user's `headers` asks for `Connection: close` (the defaults never do).
 pub(crate) fn request_closes(headers: &HeaderMap) -> bool {
-    lists_token(headers.get_all(CONNECTION).iter().map(|v| v.as_bytes()), "close")
+    !headers.is_empty() && lists_token(headers.get_all(CONNECTION).iter().map(|v| v.as_bytes()), "close")
 }
 
 /// An I/O failure: a reset or an unexpected end of stream is a closed connection for the caller's retry rule.
