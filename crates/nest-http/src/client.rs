@@ -181,7 +181,7 @@ fn build(inner: &Inner, p: &Prepared, fast: bool) -> Result<Outgoing, Failure> {
         .ok_or_else(|| Failure::new(ErrorKind::InvalidUrl, "host is not a valid header"))?;
     let jar = session.cookie_header(&p.url);
     if !fast {
-        return p.build(host, jar).map(Outgoing::Hyper);
+        return p.build(host, jar).map(|req| Outgoing::Hyper(Box::new(req)));
     }
     let target = p.target()?;
     let cookie = p.cookie_value(jar)?;

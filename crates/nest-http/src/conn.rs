@@ -81,7 +81,8 @@ pub(crate) enum Attempt {
 pub(crate) enum Outgoing {
     /// The head's bytes, in the buffer from [`h1::write_buffer`].
     Fast(Vec<u8>),
-    Hyper(http::Request<Full<Bytes>>),
+    /// Boxed: it is large, and most requests take the lean path.
+    Hyper(Box<http::Request<Full<Bytes>>>),
 }
 
 /// A response body not read yet.
@@ -156,7 +157,7 @@ impl Conn {
             }
             // Boxed: hyper's futures are large, and only requests that need hyper pay for them.
             (Kind::Hyper { sender, read }, Outgoing::Hyper(req)) => {
-                Box::pin(send_hyper(sender, read, req, idempotent)).await
+                Box::pin(send_hyper(sender, read, *req, idempotent)).await
             }
             _ => unreachable!("a request is built in the form its connection asks for"),
         }

@@ -77,8 +77,11 @@ fn requests() -> Vec<Request> {
     ]
 }
 
+/// Each response's headers as string pairs.
+type Pairs = Vec<Vec<(String, String)>>;
+
 /// The request heads the server read and the response headers each request got, on one path.
-fn exchange(config: ClientConfig) -> (Vec<Vec<u8>>, Vec<Vec<(String, String)>>) {
+fn exchange(config: ClientConfig) -> (Vec<Vec<u8>>, Pairs) {
     run(async {
         let (addr, heads) = recording().await;
         let port = addr.port().to_string();
