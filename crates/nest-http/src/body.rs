@@ -10,12 +10,11 @@
 use std::io::{self, Write};
 
 use bytes::Bytes;
-use http::HeaderMap;
 use http::header::CONTENT_ENCODING;
 use hyper::body::{Body as _, Incoming};
 
-use crate::ErrorKind;
 use crate::error::Failure;
+use crate::{ErrorKind, Headers};
 
 /// What to do with a body: keep it (up to `max` decoded bytes) or only count it.
 #[derive(Debug, Clone, Copy)]
@@ -66,7 +65,7 @@ impl Frames for Incoming {
 }
 
 /// Reads the whole body of a response with `headers`, decoding and capping it as `limits` says.
-pub(crate) async fn read(headers: &HeaderMap, mut frames: impl Frames, limits: Limits) -> Result<ReadBody, Failure> {
+pub(crate) async fn read(headers: &Headers, mut frames: impl Frames, limits: Limits) -> Result<ReadBody, Failure> {
     let mut decoder = Decoder::for_headers(headers, limits);
     if let Decoder::Identity { .. } = decoder
         && limits.keep
@@ -191,8 +190,12 @@ enum Decoder {
 }
 
 impl Decoder {
-    fn for_headers(headers: &HeaderMap, limits: Limits) -> Decoder {
-        let coding = headers.get(CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
+    fn for_headers(headers: &Headers, limits: Limits) -> Decoder {
+        let coding = headers
+            .get_bytes(CONTENT_ENCODING.as_str())
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::trim)
+            .unwrap_or("");
         if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
             Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Sink::new(limits))))
         } else if coding.eq_ignore_ascii_case("deflate") {
@@ -308,9 +311,9 @@ mod tests {
     const KEEP: Limits = Limits { keep: true, max: 1024 };
 
     fn decode(coding: &str, encoded: &[u8], limits: Limits) -> Result<(Bytes, u64), Failure> {
-        let mut headers = HeaderMap::new();
+        let mut headers = http::HeaderMap::new();
         headers.insert(CONTENT_ENCODING, coding.parse().unwrap());
-        let mut d = Decoder::for_headers(&headers, limits);
+        let mut d = Decoder::for_headers(&Headers::new(headers), limits);
         // Feed in two pieces, as the wire might.
         let (a, b) = encoded.split_at(encoded.len() / 2);
         d.push(Bytes::copy_from_slice(a), limits)?;

@@ -7,22 +7,23 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use http::StatusCode;
 use http::header::LOCATION;
-use http::{HeaderMap, StatusCode};
-use http_body_util::Full;
 use url::Url;
 
 use crate::body::{self, Limits, ReadBody};
-use crate::conn::{self, Attempt, Conn, Pending, Target, fmt_duration};
+use crate::conn::{self, Attempt, Conn, Outgoing, Pending, Target, fmt_duration};
 use crate::error::Failure;
 use crate::h1;
 use crate::prepare::{Base, Prepared, host_and_port, prepare, redact, redact_word};
 use crate::redirect::{self, MAX_REDIRECTS};
 use crate::session::Session;
-use crate::{ClientConfig, ErrorKind, Request, Response};
+use crate::{ClientConfig, ErrorKind, Headers, Request, Response};
+
+/// The deadline of a request whose limit cannot be added to its start, as `tokio::time::timeout` puts it.
+const FOREVER: Duration = Duration::from_secs(86_400 * 365 * 30);
 
 /// One VU's client. Cheap to clone: clones share the same session (cookies and idle
 /// connections). Not `Send`: it lives on the thread of its VU.
@@ -42,7 +43,7 @@ struct Inner {
 /// Head and body of the last hop of a successful exchange.
 struct Exchange {
     status: StatusCode,
-    headers: HeaderMap,
+    headers: Headers,
     body: ReadBody,
 }
 
@@ -82,19 +83,18 @@ impl VuClient {
                 Err(f) => return Response::failed(f.kind, f.message, redact_word(&url).into_owned(), start.elapsed()),
             };
             prepared.accept_encoding.clone_from(&inner.config.accept_encoding);
-            // `timeout` (unlike `Instant + Duration`) saturates on huge limits; the deadline
-            // still lands at or after `start + limit`.
-            let outcome = tokio::time::timeout(
-                limit.saturating_sub(start.elapsed()),
-                run(&inner, &mut prepared, follow_redirects, limits),
-            )
-            .await;
+            // The deadline counts from `start`, read once; a limit too large to add to it waits as long as tokio's
+            // own `timeout` does then (30 years).
+            let deadline = tokio::time::Instant::from_std(start)
+                .checked_add(limit)
+                .unwrap_or_else(|| tokio::time::Instant::now() + FOREVER);
+            let outcome = tokio::time::timeout_at(deadline, run(&inner, &mut prepared, follow_redirects, limits)).await;
             let elapsed = start.elapsed();
             let final_url = String::from(prepared.url);
             match outcome {
                 Ok(Ok(ex)) => Response {
                     status: ex.status.as_u16(),
-                    headers: ex.headers.into(),
+                    headers: ex.headers,
                     body: ex.body.body,
                     body_bytes: ex.body.decoded,
                     wire_bytes: ex.body.wire,
@@ -148,7 +148,8 @@ async fn run(inner: &Inner, p: &mut Prepared, follow: bool, limits: Limits) -> R
     loop {
         let (status, headers, pending, mut conn) = send_head(inner, p).await?;
         inner.session.borrow_mut().store_cookies(&headers, &p.url);
-        let location = if follow && redirect::is_redirect(status) { headers.get(LOCATION) } else { None };
+        let location =
+            if follow && redirect::is_redirect(status) { headers.get_bytes(LOCATION.as_str()) } else { None };
         // The body of a hop that is followed is never shown: stream it, only to keep the connection usable.
         let hop_limits = if location.is_some() { Limits { keep: false, ..limits } } else { limits };
         // Not boxed: the decoders, which are large, are boxed inside only when a body is encoded.
@@ -171,13 +172,23 @@ async fn run(inner: &Inner, p: &mut Prepared, follow: bool, limits: Limits) -> R
     }
 }
 
-/// The wire request for the current hop, with this session's `Host` and cookies.
-fn build(inner: &Inner, p: &Prepared) -> Result<http::Request<Full<Bytes>>, Failure> {
+/// The wire request for the current hop, with this session's `Host` and cookies: for a lean connection (`fast`)
+/// its head written straight into the thread's write buffer, else an `http::Request` for hyper.
+fn build(inner: &Inner, p: &Prepared, fast: bool) -> Result<Outgoing, Failure> {
     let mut session = inner.session.borrow_mut();
     let host = session
         .host_header(host_and_port(&p.url))
         .ok_or_else(|| Failure::new(ErrorKind::InvalidUrl, "host is not a valid header"))?;
-    p.build(host, session.cookie_header(&p.url))
+    let jar = session.cookie_header(&p.url);
+    if !fast {
+        return p.build(host, jar).map(|req| Outgoing::Hyper(Box::new(req)));
+    }
+    let target = p.target()?;
+    let cookie = p.cookie_value(jar)?;
+    let mut out = h1::write_buffer();
+    let has_length = p.headers.contains_key(http::header::CONTENT_LENGTH);
+    h1::encode(&p.method, target, p.fields(&host, cookie.as_ref()), p.body.len(), has_length, &mut out);
+    Ok(Outgoing::Fast(out))
 }
 
 /// Sends the current hop on a reused or new connection and waits for the response head.
@@ -192,17 +203,17 @@ fn build(inner: &Inner, p: &Prepared) -> Result<http::Request<Full<Bytes>>, Fail
 /// (GET, HEAD, PUT, DELETE, OPTIONS, TRACE), only for a closed or reset connection (never a malformed response), and
 /// only when not one byte of a response arrived: a connection closed in the middle of a response head fails the
 /// request (the connection's read count tells the two apart).
-async fn send_head(inner: &Inner, p: &Prepared) -> Result<(StatusCode, HeaderMap, Pending, Conn), Failure> {
+async fn send_head(inner: &Inner, p: &Prepared) -> Result<(StatusCode, Headers, Pending, Conn), Failure> {
     let target = Target::of(&p.url)?;
-    let mut req = build(inner, p)?;
-    let fast = inner.config.fast_path && h1::eligible(req.method(), req.headers(), &p.body);
+    let fast = inner.config.fast_path && h1::eligible(&p.method, &p.headers, &p.body);
     let idle = inner.session.borrow_mut().take_idle(target.https, target.host_str, target.port);
     let (mut conn, mut may_retry) = match idle {
         Some(conn) => (conn.for_request(fast).await?, true),
         None => (conn::connect(&inner.config, &target, inner.source, fast).await?, false),
     };
     loop {
-        let failure = match conn.send(req, &p.body, p.method.is_idempotent()).await {
+        let out = build(inner, p, conn.is_fast())?;
+        let failure = match conn.send(out, p).await {
             Attempt::Sent(status, headers, pending) => return Ok((status, headers, pending, conn)),
             Attempt::Retry(failure) => failure,
             Attempt::Failed(failure) => return Err(failure),
@@ -211,7 +222,6 @@ async fn send_head(inner: &Inner, p: &Prepared) -> Result<(StatusCode, HeaderMap
             return Err(failure);
         }
         may_retry = false;
-        req = build(inner, p)?;
         conn = conn::connect(&inner.config, &target, inner.source, fast).await?;
     }
 }

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
@@ -24,12 +24,12 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use url::{Host, Url};
 
-use crate::ClientConfig;
-use crate::ErrorKind;
 use crate::body::Frames;
 use crate::error::{Failure, chain};
 use crate::h1;
+use crate::prepare::Prepared;
 use crate::stream::Stream;
+use crate::{ClientConfig, ErrorKind, Headers};
 
 /// The request half of a hyper client connection.
 pub(crate) type Sender = SendRequest<Full<Bytes>>;
@@ -69,12 +69,20 @@ enum Kind {
 /// How an attempt to send a request on a connection ended.
 pub(crate) enum Attempt {
     /// The response head arrived; the body is read with [`Conn::body`].
-    Sent(StatusCode, HeaderMap, Pending),
+    Sent(StatusCode, Headers, Pending),
     /// The request may be sent again on a fresh connection: it was provably never written, or it was written
     /// with an idempotent method and the connection was closed or reset before one byte of a response arrived.
     Retry(Failure),
     /// The request failed.
     Failed(Failure),
+}
+
+/// A request in the form its connection sends it (see [`Conn::is_fast`]).
+pub(crate) enum Outgoing {
+    /// The head's bytes, in the buffer from [`h1::write_buffer`].
+    Fast(Vec<u8>),
+    /// Boxed: it is large, and most requests take the lean path.
+    Hyper(Box<http::Request<Full<Bytes>>>),
 }
 
 /// A response body not read yet.
@@ -115,6 +123,11 @@ impl Conn {
         }
     }
 
+    /// True for a lean connection: it sends an [`Outgoing::Fast`] request.
+    pub(crate) fn is_fast(&self) -> bool {
+        matches!(self.kind, Kind::Fast(_))
+    }
+
     /// This connection, ready for a request that may (`fast`) or may not take the lean path: a lean connection
     /// is handed to hyper for a request that needs hyper (no I/O happens).
     pub(crate) async fn for_request(self, fast: bool) -> Result<Conn, Failure> {
@@ -122,48 +135,31 @@ impl Conn {
             Kind::Fast(conn) if !fast => {
                 let (stream, read) = conn.into_stream();
                 let read = Arc::new(AtomicU64::new(read));
-                let sender = handshake(Counted { inner: stream, read: read.clone() }).await?;
+                // Boxed, as hyper's request path is (see `send`).
+                let sender = Box::pin(handshake(Counted { inner: stream, read: read.clone() })).await?;
                 Ok(Conn { origin: self.origin, kind: Kind::Hyper { sender, read } })
             }
             kind => Ok(Conn { origin: self.origin, kind }),
         }
     }
 
-    /// Sends `req` (whose body is `body`) and waits for the response head. `idempotent`: the request may be sent
-    /// twice (see [`Attempt::Retry`]).
-    pub(crate) async fn send(&mut self, req: http::Request<Full<Bytes>>, body: &Bytes, idempotent: bool) -> Attempt {
-        match &mut self.kind {
-            Kind::Fast(conn) => {
-                let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                match conn.send(req.method(), target, req.headers(), body).await {
+    /// Sends the current hop of `p`, as `out` (in the form [`is_fast`](Self::is_fast) asks for), and waits for the
+    /// response head. An idempotent request may be sent twice (see [`Attempt::Retry`]).
+    pub(crate) async fn send(&mut self, out: Outgoing, p: &Prepared) -> Attempt {
+        let idempotent = p.method.is_idempotent();
+        match (&mut self.kind, out) {
+            (Kind::Fast(conn), Outgoing::Fast(head)) => {
+                match conn.send(&p.method, head, &p.body, h1::request_closes(&p.headers)).await {
                     h1::Sent::Head(status, headers, framing) => Attempt::Sent(status, headers, Pending::Fast(framing)),
                     h1::Sent::NoResponse { failure, written } if !written || idempotent => Attempt::Retry(failure),
                     h1::Sent::NoResponse { failure, .. } | h1::Sent::Failed(failure) => Attempt::Failed(failure),
                 }
             }
-            Kind::Hyper { sender, read } => {
-                if sender.ready().await.is_err() {
-                    return Attempt::Retry(Failure::new(
-                        ErrorKind::Closed,
-                        "connection closed before the request was sent",
-                    ));
-                }
-                let read_before = read.load(Ordering::Relaxed);
-                match sender.try_send_request(req).await {
-                    Ok(response) => {
-                        let (head, incoming) = response.into_parts();
-                        Attempt::Sent(head.status, head.headers, Pending::Hyper(incoming))
-                    }
-                    Err(mut e) => {
-                        let failure = Failure::from_hyper(e.error(), "request failed");
-                        let unsent = e.take_message().is_some();
-                        let no_response = idempotent
-                            && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Io)
-                            && read.load(Ordering::Relaxed) == read_before;
-                        if unsent || no_response { Attempt::Retry(failure) } else { Attempt::Failed(failure) }
-                    }
-                }
+            // Boxed: hyper's futures are large, and only requests that need hyper pay for them.
+            (Kind::Hyper { sender, read }, Outgoing::Hyper(req)) => {
+                Box::pin(send_hyper(sender, read, *req, idempotent)).await
             }
+            _ => unreachable!("a request is built in the form its connection asks for"),
         }
     }
 
@@ -177,10 +173,37 @@ impl Conn {
     }
 
     /// After the response with `headers` was read: may the connection carry another request?
-    pub(crate) fn reusable(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn reusable(&self, headers: &Headers) -> bool {
         match &self.kind {
             Kind::Fast(conn) => conn.reusable(),
             Kind::Hyper { sender, .. } => !sender.is_closed() && !h1::closes(headers),
+        }
+    }
+}
+
+/// [`Conn::send`] on a hyper connection.
+async fn send_hyper(
+    sender: &mut Sender,
+    read: &AtomicU64,
+    req: http::Request<Full<Bytes>>,
+    idempotent: bool,
+) -> Attempt {
+    if sender.ready().await.is_err() {
+        return Attempt::Retry(Failure::new(ErrorKind::Closed, "connection closed before the request was sent"));
+    }
+    let read_before = read.load(Ordering::Relaxed);
+    match sender.try_send_request(req).await {
+        Ok(response) => {
+            let (head, incoming) = response.into_parts();
+            Attempt::Sent(head.status, Headers::new(head.headers), Pending::Hyper(incoming))
+        }
+        Err(mut e) => {
+            let failure = Failure::from_hyper(e.error(), "request failed");
+            let unsent = e.take_message().is_some();
+            let no_response = idempotent
+                && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Io)
+                && read.load(Ordering::Relaxed) == read_before;
+            if unsent || no_response { Attempt::Retry(failure) } else { Attempt::Failed(failure) }
         }
     }
 }

@@ -118,8 +118,13 @@ fn append_plain(base: &Url, raw: &str) -> Url {
     if !path.is_empty() {
         let base_path = base.path();
         let base_path = base_path.strip_suffix('/').unwrap_or(base_path);
-        let sep = if path.starts_with('/') { "" } else { "/" };
-        url.set_path(&format!("{base_path}{sep}{path}"));
+        if base_path.is_empty() && path.starts_with('/') {
+            // A base without a path of its own (the usual `http://host:port`): nothing to join.
+            url.set_path(path);
+        } else {
+            let sep = if path.starts_with('/') { "" } else { "/" };
+            url.set_path(&format!("{base_path}{sep}{path}"));
+        }
     }
     url
 }
@@ -253,73 +258,108 @@ pub(crate) fn host_and_port(url: &Url) -> &str {
     &url[Position::BeforeHost..Position::AfterPort]
 }
 
+/// Names of the defaults, as statics: the header iterator hands out references to them.
+static HOST_NAME: HeaderName = HOST;
+static USER_AGENT_NAME: HeaderName = USER_AGENT;
+static ACCEPT_ENCODING_NAME: HeaderName = ACCEPT_ENCODING;
+static CONTENT_TYPE_NAME: HeaderName = CONTENT_TYPE;
+static CONTENT_LENGTH_NAME: HeaderName = CONTENT_LENGTH;
+static COOKIE_NAME: HeaderName = COOKIE;
+static USER_AGENT_DEFAULT: HeaderValue = USER_AGENT_VALUE;
+static ZERO_LENGTH: HeaderValue = ZERO;
+
 impl Prepared {
-    /// Builds the wire request for the current hop.
+    /// The request target of the current hop (path and query). The URL parser percent-encodes every byte that
+    /// `http` refuses in a target, so only an overlong target fails, as hyper's path fails it (a test checks this).
+    pub(crate) fn target(&self) -> Result<&str, Failure> {
+        let target = &self.url[Position::BeforePath..Position::AfterQuery];
+        if target.len() > MAX_TARGET {
+            // The same message as hyper's path gives.
+            Uri::try_from(target).map_err(|e| bad_target(target, &e))?;
+        }
+        Ok(target)
+    }
+
+    /// The `Cookie` value for the current hop: the jar's pairs (`a=1; b=2`) for it, after the user's own `Cookie`
+    /// when there is one.
+    pub(crate) fn cookie_value(&self, jar: Option<String>) -> Result<Option<HeaderValue>, Failure> {
+        let Some(jar) = jar else { return Ok(None) };
+        let merged = match self.headers.get(COOKIE) {
+            Some(user) => {
+                let mut v = user.as_bytes().to_vec();
+                v.extend_from_slice(b"; ");
+                v.extend_from_slice(jar.as_bytes());
+                Bytes::from(v)
+            }
+            None => Bytes::from(jar),
+        };
+        HeaderValue::from_maybe_shared(merged)
+            .map(Some)
+            .map_err(|_| Failure::new(ErrorKind::InvalidRequest, "invalid cookie value in jar"))
+    }
+
+    /// The header fields of the current hop, in the order they go on the wire: `Host` (`host` unless the user set
+    /// one), the user's headers (repeated names grouped at their first place, as an `http::HeaderMap` holds them),
+    /// then the defaults the user did not set: `User-Agent`, `Accept-Encoding`, the body's `Content-Type`, and
+    /// `Content-Length: 0` for a body-less POST, PUT or PATCH. `cookie` (from [`cookie_value`](Self::cookie_value))
+    /// takes the place of the user's `Cookie`, or comes last.
     ///
-    /// `host` is the default `Host` value for the current URL, `cookies` the cookie-jar
-    /// pairs (`a=1; b=2`) matching it, if any.
+    /// The checks ask the user's headers: the user's map is usually empty, where a lookup is only a length check,
+    /// and no name appears both as a user's header and a default, so collecting the fields into a map gives them
+    /// back in this order.
+    pub(crate) fn fields<'a>(
+        &'a self,
+        host: &'a HeaderValue,
+        cookie: Option<&'a HeaderValue>,
+    ) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + 'a {
+        let user = &self.headers;
+        let missing = |name: &HeaderName| user.is_empty() || !user.contains_key(name);
+        let mut user_cookie = false;
+        let users = user.iter().filter_map(move |(name, value)| match cookie {
+            Some(merged) if name == COOKIE => (!std::mem::replace(&mut user_cookie, true)).then_some((name, merged)),
+            _ => Some((name, value)),
+        });
+        let length = self.body.is_empty()
+            && matches!(self.method, Method::POST | Method::PUT | Method::PATCH)
+            && missing(&CONTENT_LENGTH)
+            && missing(&TRANSFER_ENCODING);
+        let defaults = [
+            missing(&USER_AGENT).then_some((&USER_AGENT_NAME, &USER_AGENT_DEFAULT)),
+            self.accept_encoding.as_ref().filter(|_| missing(&ACCEPT_ENCODING)).map(|v| (&ACCEPT_ENCODING_NAME, v)),
+            self.content_type.as_ref().filter(|_| missing(&CONTENT_TYPE)).map(|v| (&CONTENT_TYPE_NAME, v)),
+            // Like browsers and Go: servers may answer 411 to a length-less POST.
+            length.then_some((&CONTENT_LENGTH_NAME, &ZERO_LENGTH)),
+            cookie.filter(|_| missing(&COOKIE)).map(|v| (&COOKIE_NAME, v)),
+        ];
+        missing(&HOST).then_some((&HOST_NAME, host)).into_iter().chain(users).chain(defaults.into_iter().flatten())
+    }
+
+    /// Builds the wire request for the current hop, for hyper: see [`fields`](Self::fields) for its headers.
     pub(crate) fn build(
         &self,
         host: HeaderValue,
         cookies: Option<String>,
     ) -> Result<http::Request<Full<Bytes>>, Failure> {
         let target = &self.url[Position::BeforePath..Position::AfterQuery];
-        let uri = Uri::try_from(target)
-            .map_err(|e| Failure::new(ErrorKind::InvalidUrl, format!("cannot send request target {target:?}: {e}")))?;
-
-        // The checks ask the user's headers, not the map being built: each default is looked up before any default
-        // of the same name goes in, so both answer alike, and the user's map is usually empty, where a lookup is
-        // only a length check.
-        let user = &self.headers;
-        let mut headers = HeaderMap::with_capacity(user.len() + 5);
-        if !user.contains_key(HOST) {
-            headers.insert(HOST, host);
-        }
-        for (name, value) in user {
+        let uri = Uri::try_from(target).map_err(|e| bad_target(target, &e))?;
+        let cookie = self.cookie_value(cookies)?;
+        let mut headers = HeaderMap::with_capacity(self.headers.len() + 5);
+        for (name, value) in self.fields(&host, cookie.as_ref()) {
             headers.append(name.clone(), value.clone());
         }
-        if !user.contains_key(USER_AGENT) {
-            headers.insert(USER_AGENT, USER_AGENT_VALUE);
-        }
-        if let Some(ae) = &self.accept_encoding
-            && !user.contains_key(ACCEPT_ENCODING)
-        {
-            headers.insert(ACCEPT_ENCODING, ae.clone());
-        }
-        if let Some(ct) = &self.content_type
-            && !user.contains_key(CONTENT_TYPE)
-        {
-            headers.insert(CONTENT_TYPE, ct.clone());
-        }
-        if self.body.is_empty()
-            && matches!(self.method, Method::POST | Method::PUT | Method::PATCH)
-            && !user.contains_key(CONTENT_LENGTH)
-            && !user.contains_key(TRANSFER_ENCODING)
-        {
-            // Like browsers and Go: servers may answer 411 to a length-less POST.
-            headers.insert(CONTENT_LENGTH, ZERO);
-        }
-        if let Some(jar) = cookies {
-            let merged = match headers.get(COOKIE) {
-                Some(user) => {
-                    let mut v = user.as_bytes().to_vec();
-                    v.extend_from_slice(b"; ");
-                    v.extend_from_slice(jar.as_bytes());
-                    Bytes::from(v)
-                }
-                None => Bytes::from(jar),
-            };
-            let value = HeaderValue::from_maybe_shared(merged)
-                .map_err(|_| Failure::new(ErrorKind::InvalidRequest, "invalid cookie value in jar"))?;
-            headers.insert(COOKIE, value);
-        }
-
         let mut req = http::Request::new(Full::new(self.body.clone()));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
         Ok(req)
     }
+}
+
+/// The longest request target `http` accepts.
+const MAX_TARGET: usize = u16::MAX as usize - 1;
+
+fn bad_target(target: &str, e: &http::uri::InvalidUri) -> Failure {
+    Failure::new(ErrorKind::InvalidUrl, format!("cannot send request target {target:?}: {e}"))
 }
 
 #[cfg(test)]
@@ -471,6 +511,32 @@ mod tests {
         assert_eq!(h("http://a.example:80/x"), "a.example");
         assert_eq!(h("https://user:pw@a.example/x"), "a.example");
         assert_eq!(h("http://[::1]:81/"), "[::1]:81");
+    }
+
+    /// The lean path writes the target without `http`'s check: the URL parser must leave no byte it refuses.
+    #[test]
+    fn every_target_the_url_parser_gives_is_one_http_accepts() {
+        let base = Url::parse("http://h/v1/").unwrap();
+        for byte in 0u8..=127 {
+            let c = char::from(byte);
+            for raw in [format!("/a{c}b"), format!("/a?q={c}&{c}"), format!("/{c}?{c}")] {
+                let Ok((url, _)) = resolve_url(Some(&base), &raw, &[("k".into(), c.to_string())]) else { continue };
+                let p = Prepared {
+                    method: Method::GET,
+                    url,
+                    headers: HeaderMap::new(),
+                    body: Bytes::new(),
+                    content_type: None,
+                    accept_encoding: None,
+                };
+                let target = p.target().unwrap();
+                assert!(Uri::try_from(target).is_ok(), "{raw:?} gives {target:?}");
+            }
+        }
+        let long = format!("/{}", "a".repeat(MAX_TARGET));
+        let p = prepare(Some(&Base::new(base)), &long, &[], vec![], Method::GET, Body::Empty).unwrap();
+        let e = p.target().unwrap_err();
+        assert_eq!(e.message, p.build(HeaderValue::from_static("h"), None).unwrap_err().message);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, PROXY_AUTHORIZATION, TRANSFER_ENCODING};
-use http::{HeaderValue, Method, StatusCode};
+use http::{Method, StatusCode};
 
 use crate::ErrorKind;
 use crate::error::Failure;
@@ -21,10 +21,9 @@ pub(crate) fn is_redirect(status: StatusCode) -> bool {
 ///
 /// 301/302/303 become a body-less GET (HEAD stays HEAD); 307/308 keep method and body.
 /// Credentials and an explicit `Host` are dropped when the origin changes.
-pub(crate) fn follow(p: &mut Prepared, status: StatusCode, location: &HeaderValue) -> Result<(), Failure> {
+pub(crate) fn follow(p: &mut Prepared, status: StatusCode, location: &[u8]) -> Result<(), Failure> {
     let bad = |why: String| Failure::new(ErrorKind::Protocol, why);
-    let text = std::str::from_utf8(location.as_bytes())
-        .map_err(|_| bad("redirect Location is not valid UTF-8".to_string()))?;
+    let text = std::str::from_utf8(location).map_err(|_| bad("redirect Location is not valid UTF-8".to_string()))?;
     let mut next =
         p.url.join(text).map_err(|e| bad(format!("invalid redirect Location {:?}: {e}", redact_word(text))))?;
     let credentials = take_credentials(&mut next);
@@ -73,7 +72,7 @@ mod tests {
     #[test]
     fn see_other_becomes_get_without_body() {
         let mut p = post();
-        follow(&mut p, StatusCode::SEE_OTHER, &HeaderValue::from_static("next")).unwrap();
+        follow(&mut p, StatusCode::SEE_OTHER, b"next").unwrap();
         assert_eq!(p.method, Method::GET);
         assert!(p.body.is_empty());
         assert!(!p.headers.contains_key(CONTENT_TYPE));
@@ -84,8 +83,7 @@ mod tests {
     #[test]
     fn temporary_redirect_keeps_method_and_body() {
         let mut p = post();
-        let loc = HeaderValue::from_static("https://b.test/x");
-        follow(&mut p, StatusCode::TEMPORARY_REDIRECT, &loc).unwrap();
+        follow(&mut p, StatusCode::TEMPORARY_REDIRECT, b"https://b.test/x").unwrap();
         assert_eq!(p.method, Method::POST);
         assert_eq!(&p.body[..], b"hi");
         assert!(!p.headers.contains_key(AUTHORIZATION));

@@ -7,6 +7,7 @@ use http::HeaderValue;
 use http::header::SET_COOKIE;
 use url::Url;
 
+use crate::Headers;
 use crate::conn::Conn;
 
 /// Upper bound on idle connections kept by one VU (one per origin); the oldest is closed
@@ -84,9 +85,9 @@ impl Session {
     }
 
     /// Stores every `Set-Cookie` of a response received from `url`.
-    pub(crate) fn store_cookies(&mut self, headers: &http::HeaderMap, url: &Url) {
-        for value in headers.get_all(SET_COOKIE) {
-            if let Ok(text) = std::str::from_utf8(value.as_bytes()) {
+    pub(crate) fn store_cookies(&mut self, headers: &Headers, url: &Url) {
+        for value in headers.values(SET_COOKIE.as_str()) {
+            if let Ok(text) = std::str::from_utf8(value) {
                 // Invalid or rejected cookies are ignored, as browsers do.
                 let _ = self.cookies.parse(text, url);
             }
@@ -111,7 +112,7 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.append(SET_COOKIE, HeaderValue::from_static("sid=1; Path=/"));
         h.append(SET_COOKIE, HeaderValue::from_static("t=2; Path=/"));
-        s.store_cookies(&h, &url);
+        s.store_cookies(&Headers::new(h), &url);
         let got = s.cookie_header(&url).unwrap();
         assert!(got.contains("sid=1") && got.contains("t=2") && got.contains("; "));
         assert_eq!(s.cookie_header(&Url::parse("http://b.test/").unwrap()), None);

@@ -16,6 +16,8 @@ use support::{Server, run};
 mod h1;
 #[path = "client/hardening.rs"]
 mod hardening;
+#[path = "client/heads.rs"]
+mod heads;
 #[path = "client/nginx.rs"]
 mod nginx;
 

@@ -1,27 +1,32 @@
 //! The two heads of an HTTP/1.1 exchange on the lean path: the request written as bytes, and the response head
-//! parsed with `httparse` into an `http::HeaderMap` whose values share the read buffer (no copy per header), then
-//! the body's framing decided by RFC 9112 §6.3.
+//! parsed with `httparse` into [`Headers`] that keep the head's bytes and the fields' offsets (nothing copied or
+//! built per header), then the body's framing decided by RFC 9112 §6.3 from the fields read during the parse.
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
-use crate::ErrorKind;
 use crate::error::Failure;
+use crate::headers::{Field, Raw};
+use crate::{ErrorKind, Headers};
 
 /// Most bytes of one response head (status line and headers); a larger one fails the request.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// Most header fields of one response head.
 const MAX_HEADERS: usize = 100;
 
-/// A parsed response head.
+/// A parsed response head, with what the client itself needs of its fields, found in the same pass.
 #[derive(Debug)]
 pub(crate) struct Head {
     pub(crate) status: StatusCode,
-    pub(crate) headers: HeaderMap,
+    pub(crate) headers: Headers,
     /// The connection may carry another request after this response (HTTP/1.1 without `Connection: close`, or
     /// HTTP/1.0 with `Connection: keep-alive`).
     pub(crate) keep_alive: bool,
+    /// With a `Transfer-Encoding`: whether its last coding is `chunked`.
+    chunked: Option<bool>,
+    /// The `Content-Length`, or what is wrong with it.
+    length: Result<Option<u64>, &'static str>,
 }
 
 /// How the response body is delimited.
@@ -37,10 +42,14 @@ pub(crate) enum Framing {
     Eof,
 }
 
-/// Whether a request can take the lean path: a plain request with a body of known length. Upgrades,
+/// Whether a request with the user's `headers` can take the lean path (the defaults added to them never change
+/// the answer): a plain request with a body of known length. Upgrades,
 /// `Expect: 100-continue`, a request's own `Transfer-Encoding`, a `Content-Length` other than the body's, or
 /// CONNECT go to hyper.
 pub(crate) fn eligible(method: &Method, headers: &HeaderMap, body: &Bytes) -> bool {
+    if headers.is_empty() {
+        return method != Method::CONNECT;
+    }
     if method == Method::CONNECT
         || headers.contains_key(UPGRADE)
         || headers.contains_key(EXPECT)
@@ -56,20 +65,27 @@ pub(crate) fn eligible(method: &Method, headers: &HeaderMap, body: &Bytes) -> bo
     }
 }
 
-/// Appends the request head to `out`: request line, headers (names lowercase, as hyper writes them), a
-/// `Content-Length` for a body when none is set, and the blank line.
-pub(crate) fn encode(method: &Method, target: &str, headers: &HeaderMap, body_len: usize, out: &mut Vec<u8>) {
+/// Appends the request head to `out`: request line, `fields` (names lowercase, as hyper writes them), a
+/// `Content-Length` for a body when the fields have none (`has_length`), and the blank line.
+pub(crate) fn encode<'a>(
+    method: &Method,
+    target: &str,
+    fields: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)>,
+    body_len: usize,
+    has_length: bool,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(if target.is_empty() { b"/" } else { target.as_bytes() });
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
+    for (name, value) in fields {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if body_len > 0 && !headers.contains_key(CONTENT_LENGTH) {
+    if body_len > 0 && !has_length {
         out.extend_from_slice(b"content-length: ");
         out.extend_from_slice(body_len.to_string().as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -78,10 +94,13 @@ pub(crate) fn encode(method: &Method, target: &str, headers: &HeaderMap, body_le
 }
 
 /// Takes one complete response head off the front of `buf`; `Ok(None)` while it is incomplete.
+///
+/// No `HeaderMap` is built: the head's bytes are kept with each field's offsets (names lowercased in place), and the
+/// fields that frame the body or decide keep-alive are read during the same pass.
 pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Failure> {
-    // Offsets of each field within the head, so the head can be split off the buffer (and its values shared)
-    // once the parser's borrow ends. Nothing here is zeroed in advance (that cost more than the parse).
-    let (len, code, minor, spans) = {
+    // Offsets of each field within the head, so the head can be split off the buffer once the parser's borrow ends.
+    // Nothing here is zeroed in advance (that cost more than the parse).
+    let (len, code, minor, fields, seen) = {
         let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut []);
         let len =
@@ -95,69 +114,110 @@ pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Failure> {
                 Err(e) => return Err(protocol(format!("invalid HTTP response head: {e}"))),
             };
         let start = buf.as_ptr() as usize;
-        let at = |s: &[u8]| s.as_ptr() as usize - start;
-        let spans: Vec<[usize; 4]> = response
+        let at = |s: &[u8]| (s.as_ptr() as usize - start) as u32;
+        let mut seen = Seen::default();
+        let fields: Vec<Field> = response
             .headers
             .iter()
-            .map(|f| [at(f.name.as_bytes()), f.name.len(), at(f.value), f.value.len()])
+            .map(|f| {
+                seen.field(f.name.as_bytes(), f.value);
+                Field {
+                    name_at: at(f.name.as_bytes()),
+                    name_len: f.name.len() as u32,
+                    value_at: at(f.value),
+                    value_len: f.value.len() as u32,
+                }
+            })
             .collect();
-        (len, response.code.unwrap_or(0), response.version.unwrap_or(1), spans)
+        (len, response.code.unwrap_or(0), response.version.unwrap_or(1), fields, seen)
     };
-    let head = buf.split_to(len).freeze();
     let status = StatusCode::from_u16(code).map_err(|_| protocol(format!("invalid status code {code}")))?;
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for &[name_at, name_len, value_at, value_len] in &spans {
-        let name = HeaderName::from_bytes(&head[name_at..name_at + name_len])
-            .map_err(|_| protocol("invalid header name in the response".into()))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_len))
-            .map_err(|_| protocol(format!("invalid value of response header {name}")))?;
-        headers.append(name, value);
+    // httparse accepts names and values by the same rules as `http` (tokens; visible bytes, tab and obs-text), so
+    // only the case of names is left to normalise.
+    for f in &fields {
+        buf[f.name_at as usize..(f.name_at + f.name_len) as usize].make_ascii_lowercase();
     }
-    let keep_alive = if minor == 0 { has_token(&headers, "keep-alive") } else { !has_token(&headers, "close") };
-    Ok(Some(Head { status, headers, keep_alive }))
+    let head = buf.split_to(len).freeze();
+    let keep_alive = if minor == 0 { seen.keep_alive } else { !seen.close };
+    let headers = Headers::from_raw(Raw::new(head, fields));
+    Ok(Some(Head { status, headers, keep_alive, chunked: seen.chunked, length: seen.length }))
 }
 
-/// The body's framing (RFC 9112 §6.3); `reusable` is cleared when the framing leaves the connection unusable.
+/// What the client needs of a response head's fields.
+#[derive(Debug)]
+struct Seen {
+    close: bool,
+    keep_alive: bool,
+    chunked: Option<bool>,
+    length: Result<Option<u64>, &'static str>,
+}
+
+impl Default for Seen {
+    fn default() -> Seen {
+        Seen { close: false, keep_alive: false, chunked: None, length: Ok(None) }
+    }
+}
+
+impl Seen {
+    fn field(&mut self, name: &[u8], value: &[u8]) {
+        // By length first: most fields of a response are none of the three.
+        match name.len() {
+            10 if name.eq_ignore_ascii_case(b"connection") => {
+                self.close |= lists_token(std::iter::once(value), "close");
+                self.keep_alive |= lists_token(std::iter::once(value), "keep-alive");
+            }
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                // The last coding of the last field counts.
+                self.chunked = Some(
+                    value
+                        .rsplit(|&b| b == b',')
+                        .next()
+                        .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked")),
+                );
+            }
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                self.length = self.length.and_then(|length| content_length(length, value));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The length so far combined with one more `Content-Length` field: `5, 5` and repeated equal fields are one
+/// length; anything else is an error.
+fn content_length(mut length: Option<u64>, value: &[u8]) -> Result<Option<u64>, &'static str> {
+    for part in value.split(|&b| b == b',') {
+        let n = std::str::from_utf8(part.trim_ascii())
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or("invalid Content-Length in the response")?;
+        if length.is_some_and(|l| l != n) {
+            return Err("conflicting Content-Length values in the response");
+        }
+        length = Some(n);
+    }
+    Ok(length)
+}
+
+/// The body's framing (RFC 9112 §6.3).
 pub(crate) fn framing(head: &Head, method: &Method) -> Result<Framing, Failure> {
     if method == Method::HEAD || head.status == StatusCode::NO_CONTENT || head.status == StatusCode::NOT_MODIFIED {
         return Ok(Framing::Empty);
     }
-    if let Some(last) = head.headers.get_all(TRANSFER_ENCODING).iter().next_back() {
-        let chunked = last
-            .as_bytes()
-            .rsplit(|&b| b == b',')
-            .next()
-            .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    if let Some(chunked) = head.chunked {
         return Ok(if chunked { Framing::Chunked } else { Framing::Eof });
     }
-    let mut length = None;
-    for value in head.headers.get_all(CONTENT_LENGTH) {
-        // `Content-Length: 5, 5` and repeated equal fields are one length; anything else is an error.
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let n = std::str::from_utf8(part.trim_ascii())
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| protocol("invalid Content-Length in the response".into()))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(protocol("conflicting Content-Length values in the response".into()));
-            }
-            length = Some(n);
-        }
-    }
-    Ok(match length {
+    Ok(match head.length.map_err(|message| protocol(message.into()))? {
         Some(0) => Framing::Empty,
         Some(n) => Framing::Length(n),
         None => Framing::Eof,
     })
 }
 
-/// True when a `Connection` field lists `token`.
-pub(crate) fn has_token(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(CONNECTION)
-        .iter()
-        .any(|v| v.as_bytes().split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes())))
+/// True when one of the `Connection` field values lists `token`.
+pub(crate) fn lists_token<'a>(mut values: impl Iterator<Item = &'a [u8]>, token: &str) -> bool {
+    values.any(|v| v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes())))
 }
 
 pub(crate) fn protocol(message: String) -> Failure {
@@ -180,7 +240,10 @@ mod tests {
         let h = parsed("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nx-a: 2\r\n\r\n");
         assert_eq!(h.status, 200);
         assert!(h.keep_alive);
-        assert_eq!(h.headers.get_all("x-a").iter().collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(h.headers.get_all("X-A").collect::<Vec<_>>(), ["1", "2"]);
+        let pairs: Vec<(String, String)> = h.headers.iter().map(|(n, v)| (n.to_owned(), v.into_owned())).collect();
+        let want = [("content-length", "5"), ("x-a", "1"), ("x-a", "2")].map(|(n, v)| (n.to_owned(), v.to_owned()));
+        assert_eq!(pairs, want, "names lowercase, in wire order");
         assert_eq!(framing(&h, &Method::GET).unwrap(), Framing::Length(5));
         assert_eq!(framing(&h, &Method::HEAD).unwrap(), Framing::Empty);
         let h = parsed("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nContent-Length: 5\r\n\r\n");
@@ -194,6 +257,19 @@ mod tests {
             framing(&parsed("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n"), &Method::GET).unwrap(),
             Framing::Empty
         );
+    }
+
+    #[test]
+    fn framing_fields_are_read_whatever_their_case_and_repetition() {
+        let h = parsed("HTTP/1.1 200 OK\r\nTRANSFER-encoding: chunked\r\ntransfer-encoding: gzip\r\n\r\n");
+        assert_eq!(framing(&h, &Method::GET).unwrap(), Framing::Eof, "the last field's last coding counts");
+        let h = parsed("HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 7\r\nContent-Length: 7\r\nConnection: keep-alive\r\n\r\n");
+        assert_eq!(framing(&h, &Method::GET).unwrap(), Framing::Length(7));
+        assert!(h.keep_alive);
+        let h = parsed("HTTP/1.1 200 OK\r\nContent-Length: 7\r\ncontent-length: 8\r\n\r\n");
+        assert!(framing(&h, &Method::GET).unwrap_err().message.contains("conflicting"));
+        assert_eq!(framing(&h, &Method::HEAD).unwrap(), Framing::Empty, "no body, so no length is read");
+        assert!(!parsed("HTTP/1.1 200 OK\r\nconnection: keep-alive\r\nCONNECTION: Close\r\n\r\n").keep_alive);
     }
 
     #[test]
@@ -220,7 +296,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("host", HeaderValue::from_static("h:1"));
         let mut out = Vec::new();
-        encode(&Method::POST, "/a?b=1", &headers, 3, &mut out);
+        encode(&Method::POST, "/a?b=1", headers.iter(), 3, headers.contains_key(CONTENT_LENGTH), &mut out);
         assert_eq!(out, b"POST /a?b=1 HTTP/1.1\r\nhost: h:1\r\ncontent-length: 3\r\n\r\n");
         let body = Bytes::from_static(b"abc");
         assert!(eligible(&Method::POST, &headers, &body));

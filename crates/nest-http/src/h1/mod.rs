@@ -19,15 +19,16 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
+use http::header::CONNECTION;
 use http::{HeaderMap, Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
-pub(crate) use head::{Framing, eligible};
-use head::{MAX_HEAD, protocol};
+pub(crate) use head::{Framing, eligible, encode};
+use head::{MAX_HEAD, lists_token, protocol};
 
-use crate::ErrorKind;
 use crate::error::{Failure, chain};
 use crate::stream::Stream;
+use crate::{ErrorKind, Headers};
 use chunked::{Chunked, Step};
 
 /// The read buffer's first size: room for a typical response head and a small body in one read. Every request in
@@ -45,10 +46,17 @@ thread_local! {
     static WRITE_BUF: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
+/// The thread's write buffer, empty, to encode a request into (see [`encode`]); [`Conn::send`] gives it back.
+pub(crate) fn write_buffer() -> Vec<u8> {
+    let mut out = WRITE_BUF.take();
+    out.clear();
+    out
+}
+
 /// How an attempt to send a request on a connection ended.
 pub(crate) enum Sent {
     /// The response head arrived.
-    Head(StatusCode, HeaderMap, Framing),
+    Head(StatusCode, Headers, Framing),
     /// The request failed without any byte of a response: it may be sent again on a fresh connection (the caller
     /// decides, by whether it was written and whether its method is idempotent).
     NoResponse { failure: Failure, written: bool },
@@ -89,8 +97,9 @@ impl Conn {
         self.reusable
     }
 
-    /// Writes one request and reads its response head (skipping 1xx responses).
-    pub(crate) async fn send(&mut self, method: &Method, target: &str, headers: &HeaderMap, body: &Bytes) -> Sent {
+    /// Writes one request, whose head `head` holds (from [`write_buffer`]), and reads its response head (skipping
+    /// 1xx responses). `closes`: the request says `Connection: close`.
+    pub(crate) async fn send(&mut self, method: &Method, head: Vec<u8>, body: &Bytes, closes: bool) -> Sent {
         self.reusable = false;
         if self.used
             && let Err(failure) = self.check_idle().await
@@ -99,12 +108,12 @@ impl Conn {
         }
         self.used = true;
         let read_before = self.read;
-        let wrote = self.write_request(method, target, headers, body).await;
+        let wrote = self.write_request(head, body).await;
         // Read even when the write failed: a server may answer (an error, say) before reading the request, then
         // close.
         match self.read_head(method).await {
             Ok((status, head_headers, keep_alive, framing)) => {
-                self.keep_alive = keep_alive && wrote.is_ok() && !head::has_token(headers, "close");
+                self.keep_alive = keep_alive && wrote.is_ok() && !closes;
                 if framing == Framing::Empty {
                     self.finish();
                 }
@@ -158,16 +167,7 @@ impl Conn {
         .await
     }
 
-    async fn write_request(
-        &mut self,
-        method: &Method,
-        target: &str,
-        headers: &HeaderMap,
-        body: &Bytes,
-    ) -> Result<(), Failure> {
-        let mut out = WRITE_BUF.take();
-        out.clear();
-        head::encode(method, target, headers, body.len(), &mut out);
+    async fn write_request(&mut self, mut out: Vec<u8>, body: &Bytes) -> Result<(), Failure> {
         let inline = body.len() <= INLINE_BODY;
         if inline {
             out.extend_from_slice(body);
@@ -186,7 +186,7 @@ impl Conn {
     }
 
     /// Reads up to the final response head: its status, headers, keep-alive and body framing.
-    async fn read_head(&mut self, method: &Method) -> Result<(StatusCode, HeaderMap, bool, Framing), Failure> {
+    async fn read_head(&mut self, method: &Method) -> Result<(StatusCode, Headers, bool, Framing), Failure> {
         loop {
             if !self.buf.is_empty() {
                 if let Some(head) = head::parse(&mut self.buf)? {
@@ -239,8 +239,13 @@ impl Conn {
 }
 
 /// True when the server announced (`Connection: close`) that it will close the connection after this response.
-pub(crate) fn closes(headers: &HeaderMap) -> bool {
-    head::has_token(headers, "close")
+pub(crate) fn closes(headers: &Headers) -> bool {
+    lists_token(headers.values(CONNECTION.as_str()), "close")
+}
+
+/// True when a request with the user's `headers` asks for `Connection: close` (the defaults never do).
+pub(crate) fn request_closes(headers: &HeaderMap) -> bool {
+    !headers.is_empty() && lists_token(headers.get_all(CONNECTION).iter().map(|v| v.as_bytes()), "close")
 }
 
 /// An I/O failure: a reset or an unexpected end of stream is a closed connection for the caller's retry rule.
@@ -331,10 +336,10 @@ mod tests {
     #[test]
     fn connection_close_detection() {
         let mut h = HeaderMap::new();
-        assert!(!closes(&h));
-        h.insert(http::header::CONNECTION, "keep-alive".parse().unwrap());
-        assert!(!closes(&h));
-        h.insert(http::header::CONNECTION, "Upgrade, Close".parse().unwrap());
-        assert!(closes(&h));
+        assert!(!closes(&Headers::new(h.clone())) && !request_closes(&h));
+        h.insert(CONNECTION, "keep-alive".parse().unwrap());
+        assert!(!closes(&Headers::new(h.clone())) && !request_closes(&h));
+        h.insert(CONNECTION, "Upgrade, Close".parse().unwrap());
+        assert!(closes(&Headers::new(h.clone())) && request_closes(&h));
     }
 }
