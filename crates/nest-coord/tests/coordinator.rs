@@ -497,9 +497,11 @@ async fn the_segments_skew_and_model_reach_the_operator() {
     let refused = run.handle.set_rate(5.0).unwrap_err();
     assert!(matches!(refused, nest_core::ControlError::WrongModel { model: "closed", .. }), "{refused}");
     run.handle.set_users(20, Some(2.0)).unwrap();
-    // The merged snapshots say what the segments' load is steered to.
+    // The merged snapshots (one a second) say what the segments' load is steered to, rather than what was handed
+    // out (20 users, not yet applied, and before that the rate of 3 that segment 0 never took).
     let mut snapshots = run.snapshots.clone();
-    let snapshot = tokio::time::timeout(Duration::from_secs(5), snapshots.wait_for(|s| s.seq > 0))
+    let seq = snapshots.borrow().seq;
+    let snapshot = tokio::time::timeout(Duration::from_secs(5), snapshots.wait_for(|s| s.seq > seq))
         .await
         .expect("a merged snapshot within 5 s")
         .unwrap()
