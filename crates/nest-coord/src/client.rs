@@ -5,6 +5,7 @@
 //! answer. Errors are typed: a refusal (the segment exits "refused"), a cancellation, or an unreachable or
 //! confused coordinator.
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -128,6 +129,8 @@ pub struct Session {
     client: Client,
     member: Member,
     register: Register,
+    /// The common start, once the coordinator handed it out (for the live feed's start skew).
+    start: Arc<OnceLock<SystemTime>>,
 }
 
 /// The common start, as handed out by the coordinator.
@@ -143,12 +146,17 @@ impl Session {
     /// Segment `index` of `segments`, with its plan hash, host and own run id.
     pub fn new(client: Client, register: Register) -> Session {
         let member = Member { index: register.index, run_id: register.run_id.clone() };
-        Session { client, member, register }
+        Session { client, member, register, start: Arc::default() }
     }
 
     /// This segment's index.
     pub fn index(&self) -> u32 {
         self.member.index
+    }
+
+    /// The common start the coordinator handed out, once [`Session::ready`] returned it.
+    pub fn start_at(&self) -> Option<SystemTime> {
+        self.start.get().copied()
     }
 
     /// Who this segment is, for its requests.
@@ -184,6 +192,7 @@ impl Session {
                         .transpose()
                         .map_err(|e| ClientError::Unreachable(format!("the setup() value does not decode: {e}")))?;
                     let at = SystemTime::UNIX_EPOCH + Duration::from_micros(at_unix_us);
+                    let _ = self.start.set(at);
                     return Ok(Start { at, setup });
                 }
             }

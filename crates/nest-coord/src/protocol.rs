@@ -125,8 +125,8 @@ pub struct CheckTotal {
 }
 
 /// A segment's live figures: the requests since its previous push (exact counts and encoded histograms, as the
-/// report's timeline rows), and its cumulative checks, script errors and current users. An empty push is the
-/// heartbeat.
+/// report's timeline rows), its cumulative checks, script errors and current users, its start skew and target.
+/// An empty push is the heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Live {
@@ -153,6 +153,12 @@ pub struct Live {
     /// The segment refused the latest change of load (its plan cannot take it), and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// Its load's actual start minus the common start it was given, ms (once its load started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_skew_ms: Option<f64>,
+    /// What its load is steered to now (as `nest_core::RunHandle::target`): the run's model and current target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<nest_core::LoadTarget>,
 }
 
 /// The answer to [`Live`].

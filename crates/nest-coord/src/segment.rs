@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use nest_core::RunHandle;
 use nest_core::snapshot::{Snapshot, Snapshots};
@@ -68,7 +69,20 @@ impl LiveFeed {
             script_errors: snapshot.totals.errors.values().sum(),
             counted_from_s: snapshot.counted_from.as_secs(),
             refused: None,
+            start_skew_ms: session
+                .start_at()
+                .zip(snapshot.started_at)
+                .map(|(intended, actual)| skew_ms(intended, actual)),
+            target: snapshot.target.clone(),
         }
+    }
+}
+
+/// `actual - intended`, in milliseconds (negative if it started early), as the report's `start_skew_ms`.
+fn skew_ms(intended: SystemTime, actual: SystemTime) -> f64 {
+    match actual.duration_since(intended) {
+        Ok(late) => late.as_secs_f64() * 1e3,
+        Err(early) => -early.duration().as_secs_f64() * 1e3,
     }
 }
 

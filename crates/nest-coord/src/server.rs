@@ -200,6 +200,7 @@ fn publish_live(state: &State, now: Instant, publish: &watch::Sender<Arc<Snapsho
         last: None,
         counted_from: Duration::from_secs(counted_from),
         target,
+        started_at: state.start_at(),
     };
     publish.send_replace(Arc::new(snapshot));
     Some(second)

@@ -10,7 +10,14 @@ use nest_core::stats::Aggregate;
 use nest_report::model::Report;
 use nest_report::thresholds::{self, Threshold};
 
-use crate::protocol::{CheckTotal, Live, LiveReply, LoadDoneReply, Member, Ready, ReadyReply, Register, Registered};
+use crate::protocol::{Live, LiveReply, LoadDoneReply, Member, Ready, ReadyReply, Register, Registered};
+
+mod events;
+mod seats;
+
+pub use events::{Event, Refusal, Stranger};
+use seats::Seat;
+pub use seats::{Lost, SeatStatus};
 
 /// How a coordinated run is held together.
 #[derive(Debug, Clone)]
@@ -47,174 +54,6 @@ pub fn new_run_id() -> String {
 
 fn unix_now() -> f64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// A segment the run went on without.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Lost {
-    /// Its index.
-    pub index: u32,
-    /// Seconds after the common start it was declared lost (0 before the start).
-    pub at_s: f64,
-    /// When, in Unix seconds.
-    pub at_unix: f64,
-    /// Why (silent, exited).
-    pub reason: String,
-}
-
-/// Something the coordinator's operator should hear of.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// A segment joined.
-    Registered {
-        /// Its index.
-        index: u32,
-        /// Its host.
-        host: String,
-    },
-    /// Every segment is ready: the load starts at this instant.
-    Started {
-        /// The common start.
-        at: SystemTime,
-    },
-    /// A segment was lost.
-    Lost(Lost),
-    /// An abort threshold was breached on the merged figures: every segment is told to stop.
-    Aborted {
-        /// The threshold.
-        expr: String,
-        /// Seconds after the start.
-        at_s: f64,
-    },
-    /// A segment handed in its result.
-    Result {
-        /// Its index.
-        index: u32,
-    },
-    /// The run was cancelled before its start.
-    Cancelled {
-        /// Why.
-        reason: String,
-    },
-    /// A segment refused the latest change of load (its plan cannot take it).
-    Refused {
-        /// Its index.
-        index: u32,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl std::fmt::Display for Event {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Event::Registered { index, host } => write!(f, "segment {index} registered from {host}"),
-            Event::Started { at } => {
-                let ms = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-                write!(f, "every segment is ready: the load starts at {:.3} (unix seconds)", ms as f64 / 1000.0)
-            }
-            Event::Lost(l) => write!(f, "segment {} lost at {:.1}s: {}", l.index, l.at_s, l.reason),
-            Event::Aborted { expr, at_s } => {
-                write!(f, "threshold `{expr}` breached at {at_s:.0}s: stopping every segment")
-            }
-            Event::Result { index } => write!(f, "segment {index} handed in its result"),
-            Event::Cancelled { reason } => write!(f, "run cancelled: {reason}"),
-            Event::Refused { index, reason } => write!(f, "segment {index} refused the change of load: {reason}"),
-        }
-    }
-}
-
-/// Why a registration was refused (answered 409; the segment exits "refused").
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Refusal {
-    /// The index is not in 0..N.
-    #[error("segment index {index} is out of range: this run has {segments} segments (0 to {})", segments - 1)]
-    OutOfRange {
-        /// The index asked for.
-        index: u32,
-        /// N.
-        segments: u32,
-    },
-    /// The segment was started with another N.
-    #[error("segment {index} was started with {given} segments, but this run has {segments}")]
-    OtherCount {
-        /// Its index.
-        index: u32,
-        /// Its N.
-        given: u32,
-        /// The run's N.
-        segments: u32,
-    },
-    /// The index is taken.
-    #[error("segment {index} is already registered (from {host}): a second process for one index is refused")]
-    Duplicate {
-        /// The index.
-        index: u32,
-        /// Where the first came from.
-        host: String,
-    },
-    /// Another plan.
-    #[error(
-        "segment {index} has plan hash {given}, but segment {first} has {expected}: every segment must run the \
-         same scripts, mix and load settings"
-    )]
-    PlanHash {
-        /// The index.
-        index: u32,
-        /// Its hash.
-        given: String,
-        /// The run's hash.
-        expected: String,
-        /// The segment that set the run's hash.
-        first: u32,
-    },
-    /// The run is no longer taking segments.
-    #[error("the run is over or cancelled: {0}")]
-    Closed(String),
-    /// A field is empty or too long.
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// A request from no registered segment of this run (answered 403).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Stranger(pub String);
-
-/// One registered segment.
-#[derive(Debug)]
-struct Seat {
-    run_id: String,
-    host: String,
-    last_seen: Instant,
-    /// Requests of it being answered now (a long poll is presence).
-    pending: u32,
-    ready: bool,
-    load_done: bool,
-    result: Option<Report>,
-    lost: Option<Lost>,
-    last_seq: u64,
-    /// It was answered that the run is cancelled.
-    told: bool,
-    users: u64,
-    checks: Vec<CheckTotal>,
-    script_errors: u64,
-}
-
-/// One segment as the coordinator sees it (see [`State::seats`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SeatStatus {
-    /// Its index.
-    pub index: u32,
-    /// The host it registered from (none before it registers).
-    pub host: Option<String>,
-    /// `waiting` (not registered), `registered`, `ready`, `running`, `load done`, `handed in` or `lost`.
-    pub state: &'static str,
-    /// Its active VUs, as its last live push said.
-    pub users: u64,
-    /// Since the coordinator last heard from it.
-    pub last_seen: Option<Duration>,
 }
 
 /// The start, once the barrier opened.
@@ -327,38 +166,13 @@ impl State {
             Some(_) => {}
             None => self.plan_hash = Some((r.plan_hash.clone(), r.index)),
         }
-        self.seats[r.index as usize] = Some(Seat {
-            run_id: r.run_id.clone(),
-            host: r.host.clone(),
-            last_seen: now,
-            pending: 0,
-            ready: false,
-            load_done: false,
-            result: None,
-            lost: None,
-            last_seq: 0,
-            told: false,
-            users: 0,
-            checks: Vec::new(),
-            script_errors: 0,
-        });
+        self.seats[r.index as usize] = Some(Seat::new(r, now));
         self.events.push(Event::Registered { index: r.index, host: r.host.clone() });
         Ok(Registered { run_id: self.run_id.clone(), lost_after_ms: self.settings.lost_after.as_millis() as u64 })
     }
 
     fn seat(&mut self, m: &Member) -> Result<&mut Seat, Stranger> {
-        let seat = self
-            .seats
-            .get_mut(m.index as usize)
-            .and_then(Option::as_mut)
-            .ok_or_else(|| Stranger(format!("segment {} is not registered in this run", m.index)))?;
-        if seat.run_id != m.run_id {
-            return Err(Stranger(format!("segment {} registered with another run id", m.index)));
-        }
-        if seat.lost.is_some() {
-            return Err(Stranger(format!("segment {} was declared lost: the run went on without it", m.index)));
-        }
-        Ok(seat)
+        seats::member(&mut self.seats, m)
     }
 
     /// A request of `m` begins (a long poll counts as presence until it ends).
@@ -411,7 +225,10 @@ impl State {
         }
         if self.seats.iter().all(|s| s.as_ref().is_some_and(|s| s.ready)) {
             let lead = self.settings.lead;
-            let start = Start { at: SystemTime::now() + lead, instant: now + lead };
+            // (In whole microseconds, as the segments are told it.)
+            let at = SystemTime::now() + lead;
+            let micros = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+            let start = Start { at: SystemTime::UNIX_EPOCH + Duration::from_micros(micros), instant: now + lead };
             self.start = Some(start);
             self.events.push(Event::Started { at: start.at });
         }
@@ -419,7 +236,7 @@ impl State {
 
     /// A live push. `Ok(Err(reason))`: its rows do not decode (nothing of it is taken; the segment is not stopped
     /// for it, as its final result is what counts).
-    pub fn live(&mut self, l: Live, now: Instant) -> Result<Result<LiveReply, String>, Stranger> {
+    pub fn live(&mut self, mut l: Live, now: Instant) -> Result<Result<LiveReply, String>, Stranger> {
         let seat = self.seat(&l.member)?;
         seat.last_seen = now;
         if l.seq > seat.last_seq {
@@ -429,10 +246,7 @@ impl State {
                 Ok(rows) => rows,
                 Err(e) => return Ok(Err(format!("a live row does not decode: {e}"))),
             };
-            seat.last_seq = l.seq;
-            seat.users = l.users;
-            seat.checks = l.checks;
-            seat.script_errors = l.script_errors;
+            seat.take(&mut l);
             // (Rows counted before the segment applied the latest reset belong to no figure any more.)
             if l.counted_from_s >= self.steering.counted_from() {
                 for (key, counts) in rows {
@@ -468,6 +282,11 @@ impl State {
         }
     }
 
+    /// The common start, once the barrier opened.
+    pub fn start_at(&self) -> Option<SystemTime> {
+        self.start.map(|s| s.at)
+    }
+
     /// The merged live figures and the time since the start, once the load started.
     pub fn live_view(&self, now: Instant) -> Option<(&Aggregate, Duration)> {
         self.start.map(|s| (&self.live, now.saturating_duration_since(s.instant)))
@@ -475,31 +294,12 @@ impl State {
 
     /// Every segment as the coordinator sees it at `now`, by index, for displays (the web UI's segments tab).
     pub fn seats(&self, now: Instant) -> Vec<SeatStatus> {
-        let status = |index: usize, seat: &Seat| {
-            let state = match seat {
-                s if s.lost.is_some() => "lost",
-                s if s.result.is_some() => "handed in",
-                s if s.load_done => "load done",
-                s if s.ready && self.start.is_some() => "running",
-                s if s.ready => "ready",
-                _ => "registered",
-            };
-            SeatStatus {
-                index: index as u32,
-                host: Some(seat.host.clone()),
-                state,
-                users: seat.users,
-                last_seen: Some(now.saturating_duration_since(seat.last_seen)),
-            }
+        let started = self.start.is_some();
+        let status = |(index, seat): (usize, &Option<Seat>)| match seat {
+            Some(seat) => seat.status(index as u32, started, now),
+            None => SeatStatus::waiting(index as u32),
         };
-        self.seats
-            .iter()
-            .enumerate()
-            .map(|(index, seat)| match seat {
-                Some(seat) => status(index, seat),
-                None => SeatStatus { index: index as u32, host: None, state: "waiting", users: 0, last_seen: None },
-            })
-            .collect()
+        self.seats.iter().enumerate().map(status).collect()
     }
 
     /// Checks the abort thresholds on the merged live figures; a breach stops every segment.
@@ -523,6 +323,9 @@ impl State {
     /// A new target of load for the whole run, handed to every segment (see [`crate::steer`]).
     pub fn steer(&mut self, target: nest_core::LoadTarget, now: Instant) -> Result<(), nest_core::ControlError> {
         let elapsed = self.steerable(now)?;
+        if let Some(running) = self.segments_target() {
+            crate::steer::same_model(running, &target)?;
+        }
         self.steering.set(elapsed, target)
     }
 
@@ -534,15 +337,25 @@ impl State {
         Ok(self.steering.reset(elapsed))
     }
 
-    /// The latest target handed out, and the second the statistics count from (0 unless reset).
+    /// What the load is steered to (as the segments say, else the latest target handed out), and the second the
+    /// statistics count from (0 unless reset).
     pub fn steering(&self) -> (Option<nest_core::LoadTarget>, u64) {
-        (self.steering.target.as_ref().map(|s| s.target.clone()), self.steering.counted_from())
+        let handed_out = || self.steering.target.as_ref().map(|s| s.target.clone());
+        (self.segments_target().cloned().or_else(handed_out), self.steering.counted_from())
+    }
+
+    /// The target the segments' latest pushes say their load is steered to (the lowest index still running first):
+    /// it tells the run's model, which the coordinator knows only from them.
+    fn segments_target(&self) -> Option<&nest_core::LoadTarget> {
+        let seats = || self.seats.iter().flatten();
+        let running = seats().filter(|s| !s.load_over()).find_map(|s| s.target.as_ref());
+        running.or_else(|| seats().find_map(|s| s.target.as_ref()))
     }
 
     /// The time since the start, if the load runs and is not being stopped.
     fn steerable(&self, now: Instant) -> Result<Duration, nest_core::ControlError> {
         let start = self.start.ok_or(nest_core::ControlError::NotStarted)?;
-        let over = self.seats.iter().flatten().all(|s| s.load_done || s.lost.is_some() || s.result.is_some());
+        let over = self.seats.iter().flatten().all(Seat::load_over);
         if self.stop.is_some() || self.cancelled.is_some() || over {
             return Err(nest_core::ControlError::Over);
         }
@@ -566,7 +379,7 @@ impl State {
 
     /// Whether every segment's load ended (or it was lost).
     pub fn load_done_reply(&self) -> LoadDoneReply {
-        let over = self.seats.iter().flatten().all(|s| s.load_done || s.lost.is_some() || s.result.is_some());
+        let over = self.seats.iter().flatten().all(Seat::load_over);
         if over && self.start.is_some() { LoadDoneReply::Teardown } else { LoadDoneReply::Wait }
     }
 
@@ -664,22 +477,7 @@ impl State {
 
     /// The segments not ready, in words: `segments 1 and 2 (never registered)`.
     fn missing(&self) -> String {
-        let (mut never, mut unready) = (Vec::new(), Vec::new());
-        for (i, seat) in self.seats.iter().enumerate() {
-            match seat {
-                None => never.push(i.to_string()),
-                Some(s) if !s.ready => unready.push(i.to_string()),
-                Some(_) => {}
-            }
-        }
-        let mut parts = Vec::new();
-        if !never.is_empty() {
-            parts.push(format!("segment {} (never registered)", never.join(", ")));
-        }
-        if !unready.is_empty() {
-            parts.push(format!("segment {} (registered, not ready)", unready.join(", ")));
-        }
-        parts.join("; ")
+        seats::missing(&self.seats)
     }
 
     /// Segment `index` was answered that the run is cancelled.

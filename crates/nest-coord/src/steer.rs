@@ -4,8 +4,9 @@
 //! of the whole run. The coordinator knows only the plan's hash, so it checks what it can (the values, that the
 //! load runs), stamps the change [`LEAD`] ahead on the common timeline, and hands it out in every live answer with
 //! a sequence number. Each segment applies it with its own `RunHandle` at that instant (each takes its share of the
-//! global target), so the lanes of all segments stay one schedule; a segment whose plan refuses it (stages, the
-//! other model) says so in its next push, which becomes an [`crate::state::Event::Refused`].
+//! global target), so the lanes of all segments stay one schedule; a segment whose plan refuses it (stages, a
+//! shape) says so in its next push, which becomes an [`crate::state::Event::Refused`]. A change of the other model
+//! is refused at once: the segments' pushes say what their load is steered to, hence the run's model.
 
 use std::time::Duration;
 
@@ -15,6 +16,21 @@ use crate::protocol::{PUSH_EVERY, ResetAt, Steer};
 
 /// How far ahead of now a change takes effect: every segment hears of it first (they push every second).
 pub const LEAD: Duration = Duration::from_secs(2 * PUSH_EVERY.as_secs());
+
+/// Refuses a change of the other model than the segments run (the coordinator learns it from their live pushes),
+/// in the words a single run uses.
+pub(crate) fn same_model(running: &LoadTarget, asked: &LoadTarget) -> Result<(), ControlError> {
+    match (running, asked) {
+        (LoadTarget::Rate { .. }, LoadTarget::Users { .. }) => Err(ControlError::WrongModel {
+            model: "open",
+            hint: "change its rate of arrivals (tasks per second), not its users",
+        }),
+        (LoadTarget::Users { .. }, LoadTarget::Rate { .. }) => {
+            Err(ControlError::WrongModel { model: "closed", hint: "change its users, not a rate of arrivals" })
+        }
+        _ => Ok(()),
+    }
+}
 
 /// The latest change and reset handed out.
 #[derive(Debug, Default)]

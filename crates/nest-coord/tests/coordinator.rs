@@ -213,6 +213,8 @@ async fn strangers_without_the_token_change_nothing() {
         script_errors: 0,
         counted_from_s: 0,
         refused: None,
+        start_skew_ms: None,
+        target: None,
     };
     assert_eq!(real.push(&heartbeat).await.unwrap().stop, None);
     real.upload(&report(3, 0)).await.unwrap();
@@ -282,6 +284,8 @@ async fn a_silent_segment_is_lost_and_the_run_is_incomplete() {
         script_errors: 0,
         counted_from_s: 0,
         refused: None,
+        start_skew_ms: None,
+        target: None,
     };
     assert!(matches!(b.push(&heartbeat).await, Err(ClientError::Refused(m)) if m.contains("declared lost")));
     assert!(matches!(b.upload(&report(1, 0)).await, Err(ClientError::Refused(m)) if m.contains("lost")));
@@ -331,6 +335,8 @@ async fn an_abort_threshold_on_the_merged_figures_stops_every_segment() {
         script_errors: 0,
         counted_from_s: 0,
         refused: None,
+        start_skew_ms: None,
+        target: None,
     };
     assert_eq!(s[0].push(&push(&s[0], vec![row(46, 4)])).await.unwrap().stop, None, "8% < 10%");
     s[1].push(&push(&s[1], vec![row(44, 6)])).await.unwrap();
@@ -392,6 +398,8 @@ async fn the_operator_changes_the_load_and_resets_the_statistics_of_every_segmen
         script_errors: 0,
         counted_from_s,
         refused: refused.map(str::to_owned),
+        start_skew_ms: None,
+        target: None,
     };
     let before = s[0].push(&push(&s[0], 1, vec![row(5)], 0, None)).await.unwrap();
     assert_eq!((before.steer, before.reset), (None, None), "nothing to change yet");
@@ -441,4 +449,72 @@ async fn the_operator_changes_the_load_and_resets_the_statistics_of_every_segmen
     let refused: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::Refused { .. })).collect();
     assert_eq!(refused.len(), 1, "{events:?}");
     assert!(refused[0].to_string().contains("segment 1 refused the change of load: the load follows its stages"));
+}
+
+#[tokio::test]
+async fn the_segments_skew_and_model_reach_the_operator() {
+    let run = start(Settings::new(2)).await;
+    let s: Vec<Session> = (0..2).map(|i| session(run.addr, i, 2, "p")).collect();
+    for x in &s {
+        x.register(Duration::ZERO).await.unwrap();
+    }
+    let seats = run.handle.seats();
+    assert_eq!((seats[0].state, seats[0].start_skew_ms), ("registered", None));
+    let one = tokio::spawn({
+        let x = s[1].clone();
+        async move { x.ready(None).await }
+    });
+    let start_at = s[0].ready(None).await.unwrap().at;
+    one.await.unwrap().unwrap();
+    assert_eq!(s[0].start_at(), Some(start_at), "the session keeps the common start for its live feed");
+    tokio::time::sleep(start_at.duration_since(SystemTime::now()).unwrap_or_default()).await;
+    let closed = nest_core::LoadTarget::Users { users: 10, spawn_rate: None };
+    let push = |x: &Session, seq, start_skew_ms, target: Option<nest_core::LoadTarget>| Live {
+        member: x.member().clone(),
+        seq,
+        users: 5,
+        rows: vec![],
+        checks: vec![],
+        script_errors: 0,
+        counted_from_s: 0,
+        refused: None,
+        start_skew_ms,
+        target,
+    };
+    // Before any segment said what its load is, a change of either model is handed out.
+    run.handle.set_rate(3.0).unwrap();
+    s[0].push(&push(&s[0], 1, Some(12.5), Some(closed.clone()))).await.unwrap();
+    s[1].push(&push(&s[1], 1, None, None)).await.unwrap();
+    let seats = run.handle.seats();
+    assert_eq!((seats[0].state, seats[0].start_skew_ms), ("running", Some(12.5)));
+    assert_eq!(seats[1].start_skew_ms, None, "segment 1 did not say yet");
+    // A later push without it keeps the skew; segment 1's own shows too.
+    s[0].push(&push(&s[0], 2, None, None)).await.unwrap();
+    s[1].push(&push(&s[1], 2, Some(-0.25), None)).await.unwrap();
+    let skews: Vec<_> = run.handle.seats().iter().map(|x| x.start_skew_ms).collect();
+    assert_eq!(skews, [Some(12.5), Some(-0.25)]);
+    // Segment 0 said its load is a number of users: a rate is refused at once, with the words of a single run.
+    let refused = run.handle.set_rate(5.0).unwrap_err();
+    assert!(matches!(refused, nest_core::ControlError::WrongModel { model: "closed", .. }), "{refused}");
+    run.handle.set_users(20, Some(2.0)).unwrap();
+    // The merged snapshots (one a second) say what the segments' load is steered to, rather than what was handed
+    // out (20 users, not yet applied, and before that the rate of 3 that segment 0 never took).
+    let mut snapshots = run.snapshots.clone();
+    let seq = snapshots.borrow().seq;
+    let snapshot = tokio::time::timeout(Duration::from_secs(5), snapshots.wait_for(|s| s.seq > seq))
+        .await
+        .expect("a merged snapshot within 5 s")
+        .unwrap()
+        .clone();
+    assert_eq!(snapshot.target, Some(closed));
+    assert_eq!(snapshot.started_at, Some(start_at));
+
+    let zero = s[0].clone();
+    let teardown = tokio::spawn(async move { zero.load_done().await });
+    s[1].load_done().await.unwrap();
+    teardown.await.unwrap().unwrap();
+    for x in &s {
+        x.upload(&report(1, 0)).await.unwrap();
+    }
+    run.end.await.unwrap();
 }

@@ -377,6 +377,7 @@ impl Run {
         }
         let start = Instant::now();
         let started_at = SystemTime::now();
+        self.publisher.started_at = Some(started_at);
         for control in &self.workers.controls {
             let _ = control.send(Control::Start(start, shared.clone()));
         }

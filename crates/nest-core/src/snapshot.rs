@@ -8,7 +8,7 @@
 //! the [`crate::RunHandle`].
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
@@ -69,6 +69,9 @@ pub struct Snapshot {
     pub counted_from: Duration,
     /// What the load is being steered to (see [`crate::RunHandle::target`]).
     pub target: Option<LoadTarget>,
+    /// The wall-clock time the load actually started (`None` before it): a segment's start skew is this minus
+    /// the common start it was given (as [`crate::RunResult::started_at`] and `intended_start` at the end).
+    pub started_at: Option<SystemTime>,
 }
 
 /// A subscription to a run's snapshots (clone it for another subscriber).
@@ -90,11 +93,13 @@ pub(crate) struct Publisher {
     pub(crate) counted_from: Duration,
     /// The run's target, from its handle.
     pub(crate) target: Option<watch::Receiver<LoadTarget>>,
+    /// See [`Snapshot::started_at`].
+    pub(crate) started_at: Option<SystemTime>,
 }
 
 impl Publisher {
     pub(crate) fn new(tx: watch::Sender<Arc<Snapshot>>) -> Publisher {
-        Publisher { tx, seq: 0, seconds: 0, counted_from: Duration::ZERO, target: None }
+        Publisher { tx, seq: 0, seconds: 0, counted_from: Duration::ZERO, target: None, started_at: None }
     }
 
     /// Publishes what `aggregate` holds now, then lets the subscribers on this runtime look at it before the
@@ -116,6 +121,7 @@ impl Publisher {
             last,
             counted_from: self.counted_from,
             target: self.target.as_ref().map(|t| t.borrow().clone()),
+            started_at: self.started_at,
         };
         self.tx.send_replace(Arc::new(snapshot));
         tokio::task::yield_now().await;

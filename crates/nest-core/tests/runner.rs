@@ -433,6 +433,11 @@ fn a_subscriber_sees_every_phase_and_one_snapshot_per_reported_second() {
     let last = snapshots.last().unwrap();
     assert_eq!(last.totals.total().count, result.aggregate.total().count, "the drain holds the final totals");
     assert_eq!((last.users, last.elapsed), (0, result.duration));
+    // The load's actual start: unknown before it, then the result's own on every later snapshot.
+    let before = snapshots.iter().filter(|s| s.phase < RunPhase::Load);
+    assert!(before.clone().count() > 0 && before.into_iter().all(|s| s.started_at.is_none()));
+    let after = snapshots.iter().filter(|s| s.phase >= RunPhase::Load);
+    assert!(after.into_iter().all(|s| s.started_at == Some(result.started_at)), "the load's start");
 }
 
 #[test]

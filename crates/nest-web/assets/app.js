@@ -186,8 +186,10 @@
   function showSegments(segments) {
     $("tab-segments-button").hidden = !segments;
     if (!segments) return;
+    const skew = (ms) => (ms === null || ms === undefined ? "–" : (ms > 0 ? "+" : "") + fmt(ms, 1) + " ms");
     fill($("segments").querySelector("tbody"), segments.rows.map((s) => [cell(s.index, true), cell(s.host),
-      cell(s.state), cell(s.users, true), cell(s.last_seen_s === null ? "–" : fmtTime(s.last_seen_s) + " ago")]));
+      cell(s.state), cell(skew(s.start_skew_ms), true), cell(s.users, true),
+      cell(s.last_seen_s === null ? "–" : fmtTime(s.last_seen_s) + " ago")]));
   }
 
   function showTarget(target) {

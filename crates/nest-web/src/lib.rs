@@ -9,7 +9,8 @@
 //! 2. [`WebUi::next_start`] waits for the page's Start button (a [`StartOrder`]); the caller builds the plan and
 //!    [accepts](StartOrder::accept) or [refuses](StartOrder::refuse) it. With `--autostart` this step is skipped.
 //! 3. [`WebUi::running`] hands over the run's [`RunHandle`](nest_core::RunHandle) and snapshot channel: the page
-//!    then follows the run over Server-Sent Events and its controls reach the handle. [`WebUi::finished`] keeps
+//!    then follows the run over Server-Sent Events and its controls reach the handle (any [`Steer`]: a
+//!    coordinator's, with [`WebUi::coordinating`], relays them to every segment). [`WebUi::finished`] keeps
 //!    the final report on the page and for download.
 //!
 //! Safety lives in [`guard`]: loopback by default, Basic authentication otherwise, a per-process token and an
@@ -39,6 +40,7 @@ pub mod guard;
 mod live;
 mod routes;
 pub mod setup;
+pub mod steer;
 pub mod view;
 
 use std::net::SocketAddr;
@@ -49,6 +51,7 @@ use tokio::sync::mpsc;
 pub use crate::guard::Credentials;
 pub use crate::live::LiveContext;
 pub use crate::setup::{LoadSetup, Setup, StartOrder, StartRequest};
+pub use crate::steer::Steer;
 pub use crate::view::Segments;
 
 use crate::live::Shared;
@@ -153,21 +156,22 @@ impl WebUi {
         self.starts.lock().unwrap_or_else(PoisonError::into_inner).blocking_recv()
     }
 
-    /// The run started: the page follows `snapshots` and its controls steer `handle`. Call it before the runner
-    /// publishes (it subscribes at once, so no snapshot is missed).
-    pub fn running(&self, handle: nest_core::RunHandle, snapshots: nest_core::Snapshots, context: LiveContext) {
-        self.shared.running(&self.runtime, live::Controls::Run(handle), snapshots, context);
+    /// The run started: the page follows `snapshots` and its controls reach `steer` (the run's
+    /// [`RunHandle`](nest_core::RunHandle)); the users or rate controls show unless the [`Setup`]'s load is
+    /// [`LoadSetup::Fixed`] (stages or a shape). Call it before the runner publishes (it subscribes at once, so no
+    /// snapshot is missed).
+    pub fn running(&self, steer: impl Steer + 'static, snapshots: nest_core::Snapshots, context: LiveContext) {
+        let steerable = !matches!(self.shared.setup.load, LoadSetup::Fixed { .. });
+        let controls = live::Controls { steer: std::sync::Arc::new(steer), steerable };
+        self.shared.running(&self.runtime, controls, snapshots, context);
     }
 
-    /// A coordinator's run started: the page follows its merged `snapshots`; its Stop button calls `stop` (which
-    /// stops every segment). Its load cannot be changed from the page.
-    pub fn coordinating(
-        &self,
-        stop: impl Fn() + Send + Sync + 'static,
-        snapshots: nest_core::Snapshots,
-        context: LiveContext,
-    ) {
-        self.shared.running(&self.runtime, live::Controls::Coordinated(Box::new(stop)), snapshots, context);
+    /// A coordinator's run started: the page follows its merged `snapshots`, and its controls reach `steer`, which
+    /// relays them to every segment. The users or rate control shows once the merged snapshots carry a target
+    /// (the coordinator learns the model from its segments); a change the segments' plan refuses says so.
+    pub fn coordinating(&self, steer: impl Steer + 'static, snapshots: nest_core::Snapshots, context: LiveContext) {
+        let controls = live::Controls { steer: std::sync::Arc::new(steer), steerable: true };
+        self.shared.running(&self.runtime, controls, snapshots, context);
     }
 
     /// Whether the page's Stop button stopped the run (a run stopped otherwise, by a signal, may end the process).

@@ -11,12 +11,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use nest_core::snapshot::{RunPhase, Snapshot, Snapshots};
 use nest_core::stats::{Summary, SummaryParts};
-use nest_core::{ControlError, RunHandle, TasksetSpec};
+use nest_core::{ControlError, TasksetSpec};
 use nest_report::model::{Report, RunInfo};
 use nest_report::thresholds::{self, Observed, Threshold, Verdict};
 
 use crate::guard::Guard;
 use crate::setup::{Setup, StartOrder, StartRequest};
+use crate::steer::Steer;
 use crate::view::{self, Live, Phase, Point, RECENT_POINTS, Segments, Target, View};
 
 /// What the server needs to know of a run to show it and to build its report at any moment.
@@ -38,12 +39,12 @@ pub struct LiveContext {
     pub run_time: Option<Duration>,
 }
 
-/// What the page's controls reach.
-pub(crate) enum Controls {
-    /// A run of this process: stop, change its load, reset its statistics.
-    Run(RunHandle),
-    /// A coordinator's run: its segments' plan sets the load; the page can stop every segment.
-    Coordinated(Box<dyn Fn() + Send + Sync>),
+/// What the page's controls reach, and whether the page offers to change the load.
+pub(crate) struct Controls {
+    /// A run of this process, or a coordinator's split run.
+    pub(crate) steer: Arc<dyn Steer>,
+    /// The page shows the users or rate controls (not with stages or a shape, whose curve owns the load).
+    pub(crate) steerable: bool,
 }
 
 /// The run being followed.
@@ -121,8 +122,7 @@ impl Shared {
             verdicts: &state.verdicts,
             target: if state.phase == Phase::Running { state.target.clone() } else { None },
             segments: state.segments.as_ref(),
-            can_reset: state.phase == Phase::Running
-                && matches!(state.run, Some(Run { controls: Controls::Run(_), .. })),
+            can_reset: state.phase == Phase::Running && state.run.is_some(),
         };
         let json = serde_json::to_string(&view).unwrap_or_default();
         self.views.send_replace(Arc::new(json));
@@ -155,33 +155,30 @@ impl Shared {
         }
     }
 
-    /// Applies `f` to the run's handle, when a run is going on.
-    pub(crate) fn steer(&self, f: impl FnOnce(&RunHandle) -> Result<(), ControlError>) -> Result<(), Refused> {
-        let state = self.lock();
-        match (&state.phase, &state.run) {
-            (Phase::Running, Some(Run { controls: Controls::Run(handle), .. })) => f(handle).map_err(|e| match e {
-                ControlError::NotStarted | ControlError::Over => Refused::Phase(phase_message(&e)),
-                other => Refused::Invalid(other.to_string()),
-            }),
-            (Phase::Running, Some(_)) => Err(Refused::Invalid(
-                "a coordinated run's load is its segments' plan: only Stop is possible from here".into(),
-            )),
-            (Phase::Waiting, _) => Err(Refused::Phase("the run has not started")),
-            _ => Err(Refused::Phase("the run is over")),
-        }
+    /// Applies `f` to what the controls steer, when a run is going on.
+    pub(crate) fn steer(&self, f: impl FnOnce(&dyn Steer) -> Result<(), ControlError>) -> Result<(), Refused> {
+        let steer = self.steering()?;
+        f(&*steer).map_err(|e| match e {
+            ControlError::NotStarted | ControlError::Over => Refused::Phase(phase_message(&e)),
+            other => Refused::Invalid(other.to_string()),
+        })
     }
 
     /// Stops the run (every segment of a coordinated one).
     pub(crate) fn stop(&self) -> Result<(), Refused> {
-        let state = self.lock();
-        match (&state.phase, &state.run) {
-            (Phase::Running, Some(Run { controls: Controls::Run(handle), .. })) => handle.stop(),
-            (Phase::Running, Some(Run { controls: Controls::Coordinated(stop), .. })) => stop(),
-            (Phase::Waiting, _) => return Err(Refused::Phase("the run has not started")),
-            _ => return Err(Refused::Phase("the run is over")),
-        }
+        self.steering()?.stop();
         self.stopped.store(true, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// What the controls steer, while a run goes on. (Called outside the lock: a coordinator takes its own.)
+    fn steering(&self) -> Result<Arc<dyn Steer>, Refused> {
+        let state = self.lock();
+        match (&state.phase, &state.run) {
+            (Phase::Running, Some(run)) => Ok(run.controls.steer.clone()),
+            (Phase::Waiting, _) => Err(Refused::Phase("the run has not started")),
+            _ => Err(Refused::Phase("the run is over")),
+        }
     }
 
     pub(crate) fn running(
@@ -229,8 +226,7 @@ impl Shared {
         let now = (snapshot.elapsed, total.count, total.failures);
         let point = view::point(&snapshot).or_else(|| view::point_between(run.previous, now, &snapshot));
         run.previous = Some(now);
-        let steerable = !matches!(self.setup.load, crate::setup::LoadSetup::Fixed { .. });
-        let target = view::target(&snapshot).filter(|_| steerable);
+        let target = view::target(&snapshot).filter(|_| run.controls.steerable);
         run.snapshot = Some(snapshot);
         state.live = Some(live);
         state.target = target;

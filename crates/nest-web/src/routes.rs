@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::stream::{self, Stream};
 
-use nest_core::RunHandle;
 use nest_report::model::Report;
 use serde::Deserialize;
 
@@ -176,7 +175,7 @@ async fn rate(State(shared): Shared_, body: axum::body::Bytes) -> Response {
 }
 
 async fn reset(State(shared): Shared_) -> Response {
-    answer(shared.steer(RunHandle::reset_stats))
+    answer(shared.steer(|steer| steer.reset_stats()))
 }
 
 /// 204, or the refusal's status and message.

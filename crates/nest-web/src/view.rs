@@ -49,7 +49,7 @@ pub struct View<'a> {
     pub target: Option<Target>,
     /// A coordinator's segments.
     pub segments: Option<&'a Segments>,
-    /// The statistics can be reset from the page (a run of this process, running).
+    /// The statistics can be reset from the page (while the run goes on).
     pub can_reset: bool,
 }
 
@@ -184,6 +184,8 @@ pub struct SegmentRow {
     pub state: String,
     /// Its active VUs, as it last said.
     pub users: u64,
+    /// Its load's start minus the common start, ms (known once its load started).
+    pub start_skew_ms: Option<f64>,
     /// Seconds since the coordinator last heard from it.
     pub last_seen_s: Option<f64>,
 }

@@ -133,6 +133,7 @@ fn snapshot(seq: u64, requests: u64, failures: u64) -> Arc<Snapshot> {
         last: Some(last),
         counted_from: Duration::ZERO,
         target: Some(LoadTarget::Users { users: 2, spawn_rate: None }),
+        started_at: None,
     })
 }
 
@@ -298,4 +299,93 @@ fn the_event_stream_delivers_the_snapshots() {
         assert!(body.contains("/items"), "{path}: {body}");
     }
     assert_eq!(get(&web, "/api/report.csv?file=nope", "").0, 404);
+}
+
+/// A coordinator's controls, as the page sees them: every call is recorded, and the answer is the one given.
+#[derive(Default)]
+struct FakeCoordinator {
+    calls: std::sync::Mutex<Vec<String>>,
+    refuse: Option<nest_core::ControlError>,
+}
+
+impl nest_web::Steer for FakeCoordinator {
+    fn stop(&self) {
+        self.calls.lock().unwrap().push("stop".into());
+    }
+    fn set_users(&self, users: u64, spawn_rate: Option<f64>) -> Result<(), nest_core::ControlError> {
+        self.calls.lock().unwrap().push(format!("users {users} {spawn_rate:?}"));
+        self.refuse.clone().map_or(Ok(()), Err)
+    }
+    fn set_rate(&self, per_second: f64) -> Result<(), nest_core::ControlError> {
+        self.calls.lock().unwrap().push(format!("rate {per_second}"));
+        self.refuse.clone().map_or(Ok(()), Err)
+    }
+    fn reset_stats(&self) -> Result<(), nest_core::ControlError> {
+        self.calls.lock().unwrap().push("reset".into());
+        Ok(())
+    }
+}
+
+/// Waits for a view of `web` for which `ok` holds (the follower task publishes it soon after a snapshot).
+fn wait_for_view(web: &WebUi, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = get(web, "/api/state", "");
+        let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if ok(&view) {
+            return view;
+        }
+        assert!(std::time::Instant::now() < deadline, "no such view within 10 s: {view}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_coordinated_run_is_steered_from_the_page_and_strangers_change_nothing() {
+    let fixed = LoadSetup::Fixed { description: "2 segments".into() };
+    let web = WebUi::start(local(), None, Setup { load: fixed, mix: Vec::new(), ..setup() }).unwrap();
+    let token = token(&web);
+    let coordinator = Arc::new(FakeCoordinator::default());
+    let (publish, snapshots) = nest_core::snapshot::channel();
+    web.coordinating(coordinator.clone(), snapshots, context());
+    // The merged snapshot carries the segments' target: the page offers the users control and the reset.
+    publish.send_replace(snapshot(1, 10, 0));
+    let view = wait_for_view(&web, |v| v["live"]["requests"] == 10);
+    assert_eq!(view["target"], serde_json::json!({"model": "closed", "users": 2, "spawn_rate": null}));
+    assert_eq!(view["can_reset"], true);
+    // Without the token, or from another origin, nothing reaches the coordinator.
+    let strangers = ["".to_owned(), format!("\r\nX-Nest-Token: {token}\r\nOrigin: http://evil.example")];
+    for extra in &strangers {
+        for (path, body) in [("/api/users", r#"{"users": 9}"#), ("/api/rate", r#"{"rate": 9}"#), ("/api/reset", "")] {
+            assert_eq!(post(&web, path, extra, body).0, 403, "{path} {extra:?}");
+        }
+        assert_eq!(post(&web, "/api/stop", extra, "").0, 403);
+    }
+    assert!(coordinator.calls.lock().unwrap().is_empty(), "{:?}", coordinator.calls);
+    // With them, each control reaches it.
+    let ok = format!("\r\nX-Nest-Token: {token}");
+    let (status, body) = post(&web, "/api/users", &ok, r#"{"users": 40, "spawn_rate": 5}"#);
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(post(&web, "/api/rate", &ok, r#"{"rate": 7.5}"#).0, 204);
+    assert_eq!(post(&web, "/api/reset", &ok, "").0, 204);
+    assert_eq!(post(&web, "/api/stop", &ok, "").0, 204);
+    assert_eq!(*coordinator.calls.lock().unwrap(), ["users 40 Some(5.0)", "rate 7.5", "reset", "stop"]);
+    assert!(web.stopped_from_page());
+}
+
+#[test]
+fn a_change_the_coordinator_refuses_comes_back_with_its_reason() {
+    let web = WebUi::start(local(), None, setup()).unwrap();
+    let token = token(&web);
+    let refuse = nest_core::ControlError::WrongModel { model: "open", hint: "change its rate" };
+    let (_publish, snapshots) = nest_core::snapshot::channel();
+    web.coordinating(FakeCoordinator { refuse: Some(refuse), ..Default::default() }, snapshots, context());
+    let (status, body) = post(&web, "/api/users", &format!("\r\nX-Nest-Token: {token}"), r#"{"users": 3}"#);
+    assert_eq!((status, body.as_str()), (400, "this run uses the open model: change its rate"));
+    let over = FakeCoordinator { refuse: Some(nest_core::ControlError::Over), ..Default::default() };
+    let web = WebUi::start(local(), None, setup()).unwrap();
+    let token = self::token(&web);
+    web.coordinating(over, nest_core::snapshot::channel().1, context());
+    let (status, body) = post(&web, "/api/rate", &format!("\r\nX-Nest-Token: {token}"), r#"{"rate": 3}"#);
+    assert_eq!((status, body.as_str()), (409, "the run is over (or stopping): its load can no longer change"));
 }

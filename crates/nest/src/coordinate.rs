@@ -44,9 +44,10 @@ pub struct CoordinateArgs {
     /// Where the merged result is posted.
     #[command(flatten)]
     pub notify: crate::cli::NotifyArgs,
-    /// Serve the web UI on ADDR [default: 127.0.0.1:8089]: the merged live figures, a segments tab, Stop, the
-    /// reports; the final report stays on the page until Ctrl-C. Any address but loopback needs credentials
-    /// (NEST_WEB_AUTH=user:pass or --web-auth-file). See docs/web.md.
+    /// Serve the web UI on ADDR [default: 127.0.0.1:8089]: the merged live figures, a segments tab, the controls
+    /// (users or rate, reset stats, Stop: every segment at one instant), the reports; the final report stays on
+    /// the page until Ctrl-C. Any address but loopback needs credentials (NEST_WEB_AUTH=user:pass or
+    /// --web-auth-file). See docs/web.md.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8089")]
     pub web: Option<SocketAddr>,
     /// With --web: read the web UI's credentials, USER:PASS, from FILE (instead of NEST_WEB_AUTH).
@@ -154,13 +155,12 @@ pub fn run(args: CoordinateArgs) -> Result<()> {
         }
         return finished;
     };
-    // The web UI: the merged figures, the segments, Stop; the final report after.
+    // The web UI: the merged figures, the segments, the controls; the final report after.
     let web =
         Arc::new(crate::web::serve(addr, args.web_auth_file.as_ref(), crate::web::coordinator_setup(args.segments))?);
     let (handle, thresholds) = (coordinator.handle(), args.judge.settings(args.segments)?.thresholds);
-    let stop = handle.clone();
     let context = crate::web::coordinator_context(args.segments, thresholds);
-    web.coordinating(move || stop.stop_all("stopped from the web UI"), coordinator.snapshots(), context);
+    web.coordinating(WebSteer(handle.clone()), coordinator.snapshots(), context);
     crate::web::announce(&web);
     let last = handle.clone();
     let seats = {
@@ -186,6 +186,27 @@ pub fn run(args: CoordinateArgs) -> Result<()> {
     }
     crate::web::keep_until_interrupted(&web)?;
     outcome
+}
+
+/// The web UI's controls on a coordinated run: the coordinator relays each to every segment, at one instant.
+struct WebSteer(Handle);
+
+impl nest_web::Steer for WebSteer {
+    fn stop(&self) {
+        self.0.stop_all("stopped from the web UI");
+    }
+
+    fn set_users(&self, users: u64, spawn_rate: Option<f64>) -> Result<(), nest_core::ControlError> {
+        self.0.set_users(users, spawn_rate)
+    }
+
+    fn set_rate(&self, per_second: f64) -> Result<(), nest_core::ControlError> {
+        self.0.set_rate(per_second)
+    }
+
+    fn reset_stats(&self) -> Result<(), nest_core::ControlError> {
+        self.0.reset_stats()
+    }
 }
 
 /// Binds the coordinator of a run of `segments` on `listen`; the report paths are checked first.

@@ -160,6 +160,7 @@ pub fn segments(seats: Vec<nest_coord::state::SeatStatus>) -> nest_web::Segments
             host: s.host.unwrap_or_default(),
             state: s.state.to_owned(),
             users: s.users,
+            start_skew_ms: s.start_skew_ms,
             last_seen_s: s.last_seen.map(|d| d.as_secs_f64()),
         })
         .collect();

@@ -332,11 +332,25 @@ async fn drive(client: &Client, page: &str, server: &Server) -> Value {
 
 /// `GET path` from the web UI at `page` (`http://127.0.0.1:PORT/`): the status and the body.
 fn get(page: &str, path: &str) -> (u16, String) {
+    exchange(page, &format!("GET {path} HTTP/1.1"), "", "")
+}
+
+/// `POST path` with the page's token and a JSON `body`: the status and the body.
+fn post(page: &str, path: &str, body: &str) -> (u16, String) {
+    let html = get(page, "/").1;
+    let at = html.find("name=\"nest-token\" content=\"").unwrap() + 27;
+    let token = &html[at..at + 48];
+    let head = format!("X-Nest-Token: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    exchange(page, &format!("POST {path} HTTP/1.1"), &head, body)
+}
+
+/// One HTTP/1.1 exchange with the web UI at `page`: the request line, more headers, the body.
+fn exchange(page: &str, line: &str, headers: &str, body: &str) -> (u16, String) {
     use std::io::Read;
     let authority = page.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(authority).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(stream, "{line}\r\nHost: {authority}\r\n{headers}Connection: close\r\n\r\n{body}").unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -384,13 +398,33 @@ fn coordinate_web_shows_the_segments_and_offers_the_merged_report() {
     let segments: Vec<_> = ["0/2", "1/2"]
         .iter()
         .map(|segment| {
-            let args = ["run", "-f", &dir, "-H", &server.url(), "--workers", "1", "-y", "-u", "2", "-t", "2s"];
+            let args = ["run", "-f", &dir, "-H", &server.url(), "--workers", "1", "-y", "-u", "2", "-t", "5s"];
             let args = [&args[..], &["--coordinator", &url, "--segment", segment]].concat();
             sandbox.spawn_nest(&args, &[("NEST_COORDINATOR_TOKEN", TOKEN)])
         })
         .collect();
+    // Once the segments' load runs, the page knows its model (closed) and a change of users reaches both.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let view = state(&page);
+        if view["target"]["model"] == "closed" {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "the page never offered the users control: {view}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(view["target"]["users"], 2, "{view}");
+    let (status, body) = post(&page, "/api/rate", r#"{"rate": 5}"#);
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "this run uses the closed model: change its users, not a rate of arrivals")
+    );
+    let (status, body) = post(&page, "/api/users", r#"{"users": 4}"#);
+    assert_eq!(status, 204, "{body}");
     for segment in segments {
-        segment.wait(crate::support::RUN_LIMIT, &sandbox).assert_code(0);
+        let run = segment.wait(crate::support::RUN_LIMIT, &sandbox);
+        run.assert_code(0);
+        assert!(run.stderr.contains("the coordinator changes the load: 4 users at once"), "{}", run.context());
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     let view = loop {
@@ -406,6 +440,14 @@ fn coordinate_web_shows_the_segments_and_offers_the_merged_report() {
     let (status, body) = get(&page, "/api/report.json");
     assert_eq!(status, 200);
     let report: Value = serde_json::from_str(&body).unwrap();
+    // The Skew column is each segment's start skew, as its own report says it at the end.
+    for row in rows {
+        let index = row["index"].as_u64().unwrap();
+        let id = report["run"]["segments"].as_array().unwrap().iter().find(|s| s["index"] == index);
+        let reported = id.and_then(|s| s["start_skew_ms"].as_f64()).unwrap_or_else(|| panic!("{report}"));
+        let live = row["start_skew_ms"].as_f64().unwrap_or_else(|| panic!("no skew: {row}"));
+        assert!((live - reported).abs() < 0.01, "segment {index}: {live} ms live, {reported} ms in the report");
+    }
     assert!(server.total() > 0);
     assert_eq!(report["totals"]["requests"].as_u64(), Some(server.total()));
     assert_eq!(coordinator.interrupt(), Some(0));
