@@ -34,7 +34,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let outputs = Outputs { csv: args.csv.clone(), html: args.html.clone(), junit: args.junit.clone() };
     let summary_to_stderr = crate::run::check_outputs(&args, &outputs)?;
     // The whole plan is built once before the page is served, so that every error is found first.
-    let first = plan::build(plan::load_mix(&args.source, args.settings()?)?, args.demo, nest_core::Segment::WHOLE)?;
+    let mix = plan::load_mix(&args.source, args.settings()?)?;
+    let first = plan::build_steered(mix, args.demo, nest_core::Segment::WHOLE)?;
     for warning in &first.warnings {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
@@ -221,7 +222,7 @@ fn plan_of(args: &RunArgs, request: &StartRequest) -> Result<plan::RunPlan> {
             spec.weight = weight;
         }
     }
-    Ok(plan::build(mix, args.demo, nest_core::Segment::WHOLE)?)
+    Ok(plan::build_steered(mix, args.demo, nest_core::Segment::WHOLE)?)
 }
 
 /// What the web UI needs to show the run and build its reports.
