@@ -38,6 +38,7 @@
 pub mod guard;
 mod live;
 mod routes;
+mod seconds;
 pub mod setup;
 pub mod view;
 
