@@ -146,7 +146,18 @@ pub struct Metrics {
 
 /// Checks the layered settings of `mix` (see [`load_mix`]) against its scripts; `demo` runs against the built-in
 /// target; `segment` is this process's share of the plan.
-pub fn build(mut mix: Mix, demo: bool, segment: nest_core::Segment) -> Result<RunPlan, UsageError> {
+pub fn build(mix: Mix, demo: bool, segment: nest_core::Segment) -> Result<RunPlan, UsageError> {
+    build_with(mix, demo, segment, false)
+}
+
+/// As [`build`], for a run that a web UI or a coordinator steers while it goes on (`nest run --web`, a segment of
+/// `nest coordinate`): its users may be raised past the plan's, so it keeps every worker (see
+/// [`nest_core::PlanBuilder::steered`]).
+pub fn build_steered(mix: Mix, demo: bool, segment: nest_core::Segment) -> Result<RunPlan, UsageError> {
+    build_with(mix, demo, segment, true)
+}
+
+fn build_with(mut mix: Mix, demo: bool, segment: nest_core::Segment, steered: bool) -> Result<RunPlan, UsageError> {
     let s = &mix.settings;
     let mut warnings = Vec::new();
     let host = match (&s.host, demo) {
@@ -175,6 +186,7 @@ pub fn build(mut mix: Mix, demo: bool, segment: nest_core::Segment) -> Result<Ru
         .run_time(run_time)
         .iterations(s.iterations)
         .segment(segment)
+        .steered(steered)
         .stop_timeout(s.stop_timeout.unwrap_or(Duration::from_secs(10)));
     let mut shape = None;
     let [cli, env, file] = &mix.layers;

@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use nest_core::snapshot::{RunPhase, Snapshot, Snapshots};
+use nest_core::stats::Aggregate;
 
 use crate::protocol::{
     Ack, ErrorBody, ErrorKind, Live, LoadDoneReply, Member, POLL, Ready, ReadyReply, Register, Upload, limits,
@@ -168,7 +169,7 @@ impl Coordinator {
                 break end;
             }
         };
-        publish_end(&shared.lock(), &publish);
+        publish_end(&shared.lock(), &publish, &end);
         let _ = done_tx.send(true);
         // The answers in flight go out; a connection that never finishes its request (a stranger's) cannot hold the
         // end of the run up.
@@ -206,10 +207,13 @@ fn publish_live(state: &State, now: Instant, publish: &watch::Sender<Arc<Snapsho
     Some(second)
 }
 
-fn publish_end(state: &State, publish: &watch::Sender<Arc<Snapshot>>) {
+fn publish_end(state: &State, publish: &watch::Sender<Arc<Snapshot>>, end: &End) {
     if let Some((live, elapsed)) = state.live_view(Instant::now()) {
         let seq = publish.borrow().seq + 1;
-        let totals = live.without_timeline();
+        let mut totals = live.without_timeline();
+        if let Some(last) = final_figures(end) {
+            (totals.requests, totals.failures, totals.dropped) = (last.requests, last.failures, last.dropped);
+        }
         let seconds = elapsed.as_secs();
         publish.send_replace(Arc::new(Snapshot {
             phase: RunPhase::Drain,
@@ -220,6 +224,27 @@ fn publish_end(state: &State, publish: &watch::Sender<Arc<Snapshot>>) {
             ..Default::default()
         }));
     }
+}
+
+/// The run's final request figures, exact, when every segment handed its result in: the live pushes stop short of
+/// each segment's last second, which only its result holds. (With a segment lost, the live figures stay.)
+fn final_figures(end: &End) -> Option<Aggregate> {
+    let End::Ran { results, lost, .. } = end else { return None };
+    if results.is_empty() || !lost.is_empty() {
+        return None;
+    }
+    let mut totals = Aggregate::default();
+    for (_, report) in results {
+        for (key, counts) in nest_report::merge::request_counts(&report.summary).ok()? {
+            totals.requests.entry(key).or_default().merge(&counts);
+        }
+        for f in &report.summary.failures {
+            let key = (f.method.clone(), f.name.clone(), f.reason.clone());
+            totals.failures.entry(key).or_insert((f.kind, 0)).1 += f.count;
+        }
+        totals.dropped += report.summary.dropped_iterations;
+    }
+    Some(totals)
 }
 
 fn router(shared: Arc<Shared>) -> Router {

@@ -66,6 +66,8 @@ pub struct Plan {
     nested: Vec<Vec<Option<usize>>>,
     /// The load follows stages (`--stages`): they own the curve, so live changes are refused.
     staged: bool,
+    /// A web UI or a coordinator may steer the load while it runs (see [`PlanBuilder::steered`]).
+    steered: bool,
 }
 
 impl Plan {
@@ -84,6 +86,7 @@ impl Plan {
                 segment: Segment::WHOLE,
                 nested: Vec::new(),
                 staged: false,
+                steered: false,
             },
             users: 1,
             spawn_rate: None,
@@ -117,6 +120,12 @@ impl Plan {
     /// nor a load shape own its curve.
     pub fn is_steerable(&self) -> bool {
         !self.staged && !matches!(self.model, Model::Closed { shaped: true, .. })
+    }
+
+    /// Whether a web UI or a coordinator may steer this run while it goes on ([`PlanBuilder::steered`]): it then
+    /// keeps every worker asked for.
+    pub fn is_steered(&self) -> bool {
+        self.steered
     }
 
     /// The most users the plan may run at once (the pool limit in the open model), over all segments.
@@ -219,6 +228,15 @@ impl PlanBuilder {
         self
     }
 
+    /// A web UI or a coordinator may steer the load while it runs (`nest run --web`, a coordinated segment). The
+    /// closed model then keeps every worker asked for (by default, one per core) instead of only as many as the
+    /// plan's users need, so that users raised live spread over every core. Other runs, and plans whose curve
+    /// stages own, are not changed by it.
+    pub fn steered(mut self, steered: bool) -> Self {
+        self.plan.steered = steered;
+        self
+    }
+
     /// Checks the plan and returns it.
     pub fn build(self) -> Result<Plan, Error> {
         let PlanBuilder { mut plan, users, spawn_rate, stages } = self;
@@ -243,6 +261,8 @@ impl PlanBuilder {
         }
         let lane = Lane::of_segment(segment);
         plan.staged = stages.is_some();
+        // Users raised live may go past the plan's: a steered run keeps its workers for them.
+        let keep_workers = plan.steered && !plan.staged;
         if let Some(stages) = &stages {
             let total: Duration = stages.iter().map(|s| s.duration).sum();
             plan.run_time = Some(plan.run_time.map_or(total, |t| t.min(total)));
@@ -264,7 +284,9 @@ impl PlanBuilder {
                 }
                 // A worker that would never hold a VU is a thread for nothing (one stays, to end the run on time).
                 let peak = lane.count_below(curve.peak()).max(1);
-                plan.workers = plan.workers.min(usize::try_from(peak).unwrap_or(usize::MAX));
+                if !keep_workers {
+                    plan.workers = plan.workers.min(usize::try_from(peak).unwrap_or(usize::MAX));
+                }
             }
             Model::Open { arrivals, max_users, max_delay } => {
                 let rate = arrivals.peak_rate();
@@ -463,6 +485,22 @@ mod tests {
         empty.tasks.iter_mut().for_each(|t| t.weight = 0);
         let e = Plan::builder(vec![parent, empty, ts("leaf", 0)]).build().unwrap_err().to_string();
         assert!(e.contains("taskset shop/c needs at least one task"), "{e}");
+    }
+
+    #[test]
+    fn a_steered_closed_plan_keeps_its_workers_and_others_need_a_vu_per_worker() {
+        let build = |b: PlanBuilder| b.workers(8).build().unwrap().workers;
+        assert_eq!(build(Plan::builder(vec![ts("a", 1)]).users(2)), 2, "a worker per VU at most");
+        assert_eq!(build(Plan::builder(vec![ts("a", 1)]).users(2).steered(true)), 8);
+        let segment = Segment::new(2, 3).unwrap();
+        assert_eq!(build(Plan::builder(vec![ts("a", 1)]).users(2).segment(segment)), 1, "a segment with no VU");
+        assert_eq!(build(Plan::builder(vec![ts("a", 1)]).users(2).segment(segment).steered(true)), 8);
+        // Stages own the curve: no live change can raise the users, so the clamp stays.
+        let stages = vec![Stage { duration: Duration::from_secs(5), target: 3.0 }];
+        assert_eq!(build(Plan::builder(vec![ts("a", 1)]).stages(Some(stages)).steered(true)), 3);
+        // The open model's pool is not changed live: a worker without a pooled VU could never start a task.
+        let open = Plan::builder(vec![ts("a", 1)]).open(5.0, 2, Duration::from_secs(1)).steered(true);
+        assert_eq!(build(open), 2);
     }
 
     #[test]

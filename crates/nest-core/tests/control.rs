@@ -16,6 +16,8 @@ use nest_core::{
 #[derive(Default)]
 struct Seen {
     vus: Vec<u64>,
+    /// The worker thread each VU was created on, by global id.
+    threads: Vec<(u64, String)>,
     stops: Vec<u64>,
     requests: u64,
 }
@@ -30,7 +32,9 @@ struct Fake {
 impl Behaviour for Fake {
     type Vu = u64;
     fn new_vu(&self, id: u64) -> u64 {
-        self.seen.lock().unwrap().vus.push(id);
+        let mut seen = self.seen.lock().unwrap();
+        seen.vus.push(id);
+        seen.threads.push((id, std::thread::current().name().unwrap_or_default().to_owned()));
         id
     }
     fn call(&self, vu: &mut u64, call: Call) -> Outcome {
@@ -145,6 +149,33 @@ fn more_users_start_and_fewer_retire_the_newest_with_on_stop() {
     assert_eq!(last.target, Some(LoadTarget::Users { users: 3, spawn_rate: Some(10.0) }));
     // The summary's users are the most that ran at once.
     assert_eq!(result.summary(vec![]).users, 5);
+}
+
+#[test]
+fn a_steered_run_of_one_user_raised_live_runs_the_new_users_on_every_worker_thread() {
+    let plan = Plan::builder(vec![taskset(WaitTime::Constant(Duration::from_millis(5)))])
+        .users(1)
+        .workers(2)
+        .steered(true)
+        .run_time(Some(Duration::from_millis(2500)))
+        .build()
+        .unwrap();
+    let mut asked = false;
+    let (result, seen, snapshots) = run(plan, Duration::from_millis(5), RunHandle::new(), move |s, h| {
+        if s.phase == RunPhase::Load && s.seconds == 1 && !asked {
+            asked = true;
+            h.set_users(4, None).unwrap();
+        }
+    });
+    let mut threads = seen.threads.clone();
+    threads.sort();
+    let expected: Vec<(u64, String)> = (0..4).map(|vu| (vu, format!("nest-worker-{}", vu % 2))).collect();
+    assert_eq!(threads, expected, "the users added live start on both worker threads, by the lane of their id");
+    let users: Vec<u64> =
+        snapshots.iter().filter(|s| s.phase == RunPhase::Load && s.seconds > 0).map(|s| s.users).collect();
+    assert_eq!(users.first(), Some(&1), "{users:?}");
+    assert_eq!(users.last(), Some(&4), "{users:?}");
+    assert_eq!(result.summary(vec![]).users, 4);
 }
 
 #[test]

@@ -119,6 +119,16 @@ impl Report {
     }
 }
 
+/// A report's request counts by (name, method), rebuilt exactly from its rows (the histograms decode; see
+/// [`Report::merge`]): for figures built from the reports handed in, such as a coordinator's final live figures.
+pub fn request_counts(summary: &Summary) -> Result<BTreeMap<(String, String), RequestCounts>, String> {
+    let mut counts: BTreeMap<(String, String), RequestCounts> = BTreeMap::new();
+    for row in &summary.requests {
+        counts.entry((row.name.clone(), row.method.clone())).or_default().merge(&counts_of(row)?);
+    }
+    Ok(counts)
+}
+
 /// Merges reports of one plan, each with the name errors give it (its file, usually).
 pub fn merge_named(inputs: &[(&str, &Report)]) -> Result<Report, MergeError> {
     let (&(first_name, first), rest) = inputs.split_first().ok_or(MergeError::Empty)?;

@@ -98,6 +98,8 @@ pub enum Source {
     FromScript,
     /// The script's weight, because `use_script_weights` is on.
     Script,
+    /// The weight given on the web UI's Start form (`nest run --web`), which differs from the configured one.
+    Web,
 }
 
 impl Source {
@@ -107,6 +109,7 @@ impl Source {
             Source::Config => "config",
             Source::FromScript => "from script",
             Source::Script => "script",
+            Source::Web => "web UI",
         }
     }
 }
@@ -151,4 +154,20 @@ pub struct MixTask {
     /// The task is a nested taskset (of this name).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nested: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Source;
+
+    #[test]
+    fn each_source_has_its_json_name_and_its_label() {
+        let all = [Source::Config, Source::FromScript, Source::Script, Source::Web];
+        let names: Vec<String> =
+            all.iter().map(|s| serde_json::to_value(s).unwrap().as_str().unwrap().into()).collect();
+        assert_eq!(names, ["config", "from_script", "script", "web"]);
+        let labels: Vec<&str> = all.iter().map(|s| s.label()).collect();
+        assert_eq!(labels, ["config", "from script", "script", "web UI"]);
+        assert_eq!(serde_json::from_str::<Source>("\"web\"").unwrap(), Source::Web);
+    }
 }

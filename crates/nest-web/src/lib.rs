@@ -39,6 +39,7 @@
 pub mod guard;
 mod live;
 mod routes;
+mod seconds;
 pub mod setup;
 pub mod steer;
 pub mod view;

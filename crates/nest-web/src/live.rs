@@ -2,7 +2,8 @@
 //!
 //! One task follows the run's snapshot channel (it never runs inside the runner's loop) and turns each snapshot
 //! into a [`View`], serialised once and shared by every open page through a `watch` channel. The reports the page
-//! downloads are built here too: from the newest snapshot while the run goes on, the final report after.
+//! downloads are built here too: from the newest snapshot and the seconds seen so far while the run goes on, the
+//! final report after.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -16,6 +17,7 @@ use nest_report::model::{Report, RunInfo};
 use nest_report::thresholds::{self, Observed, Threshold, Verdict};
 
 use crate::guard::Guard;
+use crate::seconds::Seconds;
 use crate::setup::{Setup, StartOrder, StartRequest};
 use crate::steer::Steer;
 use crate::view::{self, Live, Phase, Point, RECENT_POINTS, Segments, Target, View};
@@ -55,6 +57,8 @@ struct Run {
     previous: Option<(Duration, u64, u64)>,
     context: LiveContext,
     snapshot: Option<Arc<Snapshot>>,
+    /// The sealed seconds seen so far, for the timeline of a report downloaded mid-run.
+    seconds: Seconds,
 }
 
 /// Everything the page shows, behind one lock (held only to copy or replace values, never across an await).
@@ -191,7 +195,7 @@ impl Shared {
         {
             let mut state = self.lock();
             state.phase = Phase::Running;
-            state.run = Some(Run { controls, previous: None, context, snapshot: None });
+            state.run = Some(Run { controls, previous: None, context, snapshot: None, seconds: Seconds::default() });
             self.publish(&state);
         }
         runtime.spawn(follow(self.clone(), snapshots));
@@ -226,6 +230,7 @@ impl Shared {
         let now = (snapshot.elapsed, total.count, total.failures);
         let point = view::point(&snapshot).or_else(|| view::point_between(run.previous, now, &snapshot));
         run.previous = Some(now);
+        run.seconds.observe(&snapshot);
         let target = view::target(&snapshot).filter(|_| run.controls.steerable);
         run.snapshot = Some(snapshot);
         state.live = Some(live);
@@ -247,10 +252,12 @@ impl Shared {
         if let Some(report) = &state.report {
             return Ok(report.clone());
         }
-        let Some(Run { context, snapshot: Some(snapshot), .. }) = &state.run else {
+        let Some(Run { context, snapshot: Some(snapshot), seconds, .. }) = &state.run else {
             return Err(Refused::Phase("there is no report before the run starts"));
         };
-        Ok(Arc::new(report_of(context, snapshot)))
+        let mut report = report_of(context, snapshot);
+        report.summary.timeline = seconds.points();
+        Ok(Arc::new(report))
     }
 }
 
@@ -262,8 +269,8 @@ fn phase_message(error: &ControlError) -> &'static str {
     }
 }
 
-/// The report of the run so far. Its totals are those of the snapshot; it has no per-second history (the
-/// snapshot holds none), which the final report has.
+/// The report of the run so far. Its totals are those of the snapshot; the caller adds the per-second history the
+/// follower kept (the snapshot holds none).
 fn report_of(context: &LiveContext, snapshot: &Snapshot) -> Report {
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let parts = SummaryParts {

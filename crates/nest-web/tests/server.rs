@@ -389,3 +389,43 @@ fn a_change_the_coordinator_refuses_comes_back_with_its_reason() {
     let (status, body) = post(&web, "/api/rate", &format!("\r\nX-Nest-Token: {token}"), r#"{"rate": 3}"#);
     assert_eq!((status, body.as_str()), (409, "the run is over (or stopping): its load can no longer change"));
 }
+
+#[test]
+fn a_report_downloaded_mid_run_has_every_sealed_second_seen_so_far() {
+    let web = WebUi::start(local(), None, setup()).unwrap();
+    let (publish, snapshots) = nest_core::snapshot::channel();
+    web.running(RunHandle::new(), snapshots, context());
+    // Four seconds of 10, 20, 30 and 40 requests (the totals grow by as many); each seen before the next.
+    for seq in 1..=4u64 {
+        let mut snapshot = Arc::into_inner(snapshot(seq, seq * (seq + 1) * 5, 0)).unwrap();
+        if let Some(total) = snapshot.last.as_mut().and_then(|l| l.total.as_mut()) {
+            total.count = seq * 10;
+        }
+        publish.send_replace(Arc::new(snapshot));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, body) = get(&web, "/api/state", "");
+            let state: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if state["live"]["requests"] == seq * (seq + 1) * 5 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "snapshot {seq} never shown: {state}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let (status, body) = get(&web, "/api/report.json", "");
+    assert_eq!(status, 200);
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["totals"]["requests"], 100, "10 + 20 + 30 + 40");
+    let points: Vec<(u64, u64)> = report["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["t"].as_u64().unwrap(), p["total"]["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(points, [(0, 10), (1, 20), (2, 30), (3, 40)]);
+    // The history file has them too.
+    let (status, csv) = get(&web, "/api/report.csv?file=stats_history", "");
+    assert_eq!(status, 200);
+    assert_eq!(csv.lines().filter(|l| l.contains("Aggregated")).count(), 4, "{csv}");
+}

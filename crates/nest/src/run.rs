@@ -34,7 +34,10 @@ use nest_report::thresholds::{self, GateFailed, Threshold, ThresholdsFailed};
 pub fn run(args: RunArgs) -> Result<()> {
     let scale_args = args.scale.with_env()?;
     let segment = scale_args.segment.unwrap_or(nest_core::Segment::WHOLE);
-    let mut checked = plan::build(plan::load_mix(&args.source, args.settings()?)?, args.demo, segment)?;
+    let mix = plan::load_mix(&args.source, args.settings()?)?;
+    // A segment of a coordinated run may be steered by the coordinator: it keeps its workers for more users.
+    let build = if args.coordinator.url().is_some() { plan::build_steered } else { plan::build };
+    let mut checked = build(mix, args.demo, segment)?;
     let mut scale = ScaleOut::prepare(&scale_args, &mut checked);
     for warning in &checked.warnings {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");

@@ -7,6 +7,7 @@
 //! and the exit code are those of `nest run`. The confirmation prompt of `nest run` does not apply: the Start
 //! button is the confirmation.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use nest_config::parse::UsageError;
 use nest_config::plan;
 use nest_config::settings::Settings;
 use nest_core::RunHandle;
+use nest_report::model::Source;
 use nest_report::render::Outputs;
 use nest_web::{Credentials, LiveContext, LoadSetup, Setup, StartRequest, WebError, WebUi};
 
@@ -34,7 +36,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let outputs = Outputs { csv: args.csv.clone(), html: args.html.clone(), junit: args.junit.clone() };
     let summary_to_stderr = crate::run::check_outputs(&args, &outputs)?;
     // The whole plan is built once before the page is served, so that every error is found first.
-    let first = plan::build(plan::load_mix(&args.source, args.settings()?)?, args.demo, nest_core::Segment::WHOLE)?;
+    let mix = plan::load_mix(&args.source, args.settings()?)?;
+    let first = plan::build_steered(mix, args.demo, nest_core::Segment::WHOLE)?;
     for warning in &first.warnings {
         let _ = writeln!(std::io::stderr(), "warning: {warning}");
     }
@@ -217,12 +220,21 @@ fn plan_of(args: &RunArgs, request: &StartRequest) -> Result<plan::RunPlan> {
         settings.run_time = Some(std::time::Duration::from_secs_f64(seconds));
     }
     let mut mix = plan::load_mix(&args.source, settings)?;
-    for spec in &mut mix.specs {
-        if let Some(&weight) = request.weights.get(&spec.name) {
+    form_weights(&mut mix.specs, &mut mix.sources, &request.weights);
+    Ok(plan::build_steered(mix, args.demo, nest_core::Segment::WHOLE)?)
+}
+
+/// The form's weights in place of the mix's (`specs` and their `sources` side by side): a weight the form changed
+/// says so in the reports' mix table (`web UI`); one it left as it was keeps its source.
+fn form_weights(specs: &mut [nest_core::TasksetSpec], sources: &mut [Source], weights: &BTreeMap<String, u32>) {
+    for (spec, source) in specs.iter_mut().zip(sources) {
+        if let Some(&weight) = weights.get(&spec.name)
+            && weight != spec.weight
+        {
             spec.weight = weight;
+            *source = Source::Web;
         }
     }
-    Ok(plan::build(mix, args.demo, nest_core::Segment::WHOLE)?)
 }
 
 /// What the web UI needs to show the run and build its reports.
@@ -255,4 +267,27 @@ fn wait_for_ctrl_c() -> Result<()> {
         tokio::signal::ctrl_c().await
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nest_core::{TaskSpec, TasksetSpec};
+
+    #[test]
+    fn weights_the_form_changed_are_labelled_web_and_the_others_keep_their_source() {
+        let spec = |name: &str, weight| TasksetSpec {
+            name: name.into(),
+            weight,
+            tasks: vec![TaskSpec::new("t", 1)],
+            ..Default::default()
+        };
+        let mut specs = vec![spec("a", 1), spec("b", 2), spec("c", 1)];
+        let mut sources = vec![Source::Config, Source::FromScript, Source::FromScript];
+        let form = BTreeMap::from([("a".to_owned(), 3), ("b".to_owned(), 2)]);
+        form_weights(&mut specs, &mut sources, &form);
+        let weights: Vec<u32> = specs.iter().map(|s| s.weight).collect();
+        assert_eq!(weights, [3, 2, 1]);
+        assert_eq!(sources, [Source::Web, Source::FromScript, Source::FromScript], "b was sent unchanged");
+    }
 }

@@ -22,6 +22,7 @@ use crate::worker::{self, Control};
 /// What a VU did, when (seconds since the start, to the millisecond), on which worker.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Event {
+    TaskStarted { vu: u64, worker: usize },
     TaskEnded { vu: u64, at: f64 },
     OnStop { vu: u64, at: f64 },
     Arrival { worker: usize, at: f64 },
@@ -53,6 +54,7 @@ impl Behaviour for Fake {
                 if call.scheduled.is_some() {
                     self.log.borrow_mut().push(Event::Arrival { worker: self.worker, at: self.now() });
                 }
+                self.log.borrow_mut().push(Event::TaskStarted { vu: *vu, worker: self.worker });
                 if crate::fiber::suspend(tokio::time::sleep(self.pause)).is_err() {
                     return Outcome::Cancelled;
                 }
@@ -184,6 +186,41 @@ fn users_follow_each_change_up_at_a_rate_down_at_a_rate_and_all_at_once() {
     }
     let all_at_once: Vec<u64> = stops.iter().filter(|s| (7.0..7.2).contains(&s.1)).map(|s| s.0).collect();
     assert_eq!(all_at_once.len(), 2, "both users left at 7 s: {stops:?}");
+}
+
+#[test]
+fn a_steered_run_of_one_user_spreads_users_raised_live_over_every_worker() {
+    let plan = Plan::builder(vec![taskset()]).users(1).workers(2).steered(true).seed(1).build().unwrap();
+    assert_eq!(plan.workers, 2, "a steered run keeps its workers, though one user needs one");
+    let (events, per_worker) = block_on(async {
+        let lanes = Lanes::start(plan, Duration::from_millis(100));
+        let mut before = vec![];
+        for t in [0.05, 0.5, 0.95] {
+            before.push(lanes.users_at(t).await);
+        }
+        assert_eq!(before, [1, 1, 1]);
+        assert_eq!(lanes.commons[1].active.get(), 0, "worker 1 waits without a VU");
+        // Up to 6 at 4 users/s: one at once, then one every 250 ms, the odd ids on worker 1.
+        lanes.change(1.0, LoadTarget::Users { users: 6, spawn_rate: Some(4.0) }).await;
+        let mut up = vec![];
+        for t in [1.1, 1.3, 1.6, 1.8, 2.1, 3.0] {
+            up.push(lanes.users_at(t).await);
+        }
+        assert_eq!(up, [2, 3, 4, 5, 6, 6]);
+        let per_worker: Vec<u64> = lanes.commons.iter().map(|c| c.active.get()).collect();
+        (lanes.stop_at(3.5).await, per_worker)
+    });
+    assert_eq!(per_worker, [3, 3]);
+    // What the behaviours saw: each VU ran its tasks on the worker owning its id, and every VU ran.
+    let mut ran = std::collections::BTreeMap::<u64, std::collections::BTreeSet<usize>>::new();
+    for e in &events {
+        if let Event::TaskStarted { vu, worker } = *e {
+            ran.entry(vu).or_default().insert(worker);
+        }
+    }
+    let expected: std::collections::BTreeMap<u64, std::collections::BTreeSet<usize>> =
+        (0..6).map(|vu| (vu, [(vu % 2) as usize].into())).collect();
+    assert_eq!(ran, expected);
 }
 
 #[test]

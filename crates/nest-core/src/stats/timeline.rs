@@ -160,6 +160,21 @@ pub struct Second {
 }
 
 impl Second {
+    /// A sealed point holding a copied-out point's figures: for a timeline kept outside the runner (a live
+    /// follower's, from each snapshot's newest second), bounded by [`super::Aggregate::seal_before`] as the
+    /// runner's is.
+    pub fn of_interval(interval: &Interval) -> Second {
+        Second {
+            seconds: interval.seconds.max(1),
+            users: interval.users,
+            dropped: interval.dropped,
+            rows: interval.rows.clone(),
+            total: interval.total.clone(),
+            sealed: true,
+            ..Second::default()
+        }
+    }
+
     pub(crate) fn add(&mut self, name: &str, method: &str, counts: &RequestCounts) {
         match self.open.get_mut(&(name.to_owned(), method.to_owned())) {
             Some(c) => c.merge(counts),

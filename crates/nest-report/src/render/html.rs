@@ -498,8 +498,6 @@ fn run_info(page: &mut String, report: &Report) {
     );
     for r in &run.mix {
         let share = if r.weight == 0 { "off".to_owned() } else { format!("{:.1}%", r.share_pct) };
-        let source =
-            serde_json::to_value(r.source).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let hooks: Vec<&str> = [(r.on_start, "on_start"), (r.on_stop, "on_stop")]
             .into_iter()
             .filter_map(|(has, name)| has.then_some(name))
@@ -511,7 +509,7 @@ fn run_info(page: &mut String, report: &Report) {
             esc(&r.name),
             esc(&r.name),
             r.weight,
-            esc(&source.replace('_', " ")),
+            esc(r.source.label()),
             esc(&r.wait),
             hooks.join(", ")
         );

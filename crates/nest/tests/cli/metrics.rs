@@ -1,5 +1,5 @@
 //! `--prometheus`: `/metrics` scraped during and after a run against the counting server (the final scrape's
-//! `nest_requests_total` is the server's count), the token and the loopback rule; and a real Prometheus (the
+//! `nest_requests_total` is the server's count), the same for `nest coordinate` over two segments, the token and the loopback rule; and a real Prometheus (the
 //! Debian `prometheus` package) scraping the run and receiving its remote writes, queried through its HTTP API.
 //! Without `prometheus` on PATH that test is skipped with its reason; under `NEST_REQUIRE_TOOLS=1` it fails.
 
@@ -113,6 +113,63 @@ fn the_last_scrape_counts_what_the_server_saw() {
             assert!(last[key] >= *value, "{key} went down from {value} to {}", last[key]);
         }
     }
+}
+
+/// Scrapes `/metrics` on `port` until it says the run is finished (at most [`RUN_LIMIT`]): the last samples.
+fn final_scrape(port: u16) -> BTreeMap<String, f64> {
+    let deadline = Instant::now() + RUN_LIMIT;
+    let mut seen = None;
+    loop {
+        assert!(Instant::now() < deadline, "no final scrape before the deadline; the last answer: {seen:?}");
+        seen = get(port, "/metrics", &[]);
+        if let Some((200, body)) = &seen {
+            let s = samples(body);
+            if s.get("nest_run_finished{}") == Some(&1.0) {
+                return s;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_coordinators_last_scrape_counts_what_the_server_saw_from_every_segment() {
+    const TOKEN: &str = "metrics-test-token-0123456789";
+    let server = counting_server(Duration::from_millis(2));
+    let sandbox = Sandbox::new();
+    taskset(&sandbox);
+    let (listen, port) = (format!("127.0.0.1:{}", free_port()), free_port());
+    let metrics = format!("127.0.0.1:{port}");
+    let json = sandbox.json_path().display().to_string();
+    let token = [("NEST_COORDINATOR_TOKEN", TOKEN)];
+    let args = ["coordinate", "--segments", "2", "--listen", &listen, "--json", &json];
+    let coordinator =
+        sandbox.spawn_nest(&[&args[..], &["--prometheus", &metrics, "--prometheus-linger", "60s"]].concat(), &token);
+    let (url, dir, host) = (format!("http://{listen}"), sandbox.dir().display().to_string(), server.url());
+    let segments: Vec<_> = ["0/2", "1/2"]
+        .iter()
+        .map(|segment| {
+            let args =
+                ["run", "-f", &dir, "-H", &host, "--workers", "1", "-y", "-u", "2", "-t", "2s", "--no-default-gate"];
+            sandbox.spawn_nest(&[&args[..], &["--coordinator", &url, "--segment", segment]].concat(), &token)
+        })
+        .collect();
+    let last = final_scrape(port);
+    for segment in segments {
+        segment.wait(RUN_LIMIT, &sandbox);
+    }
+    let run = coordinator.wait(RUN_LIMIT, &sandbox);
+    run.assert_code(0);
+    let seen = server.total();
+    assert!(seen > 0 && server.count("GET", "/bad") > 0, "{:?}", server.counts());
+    assert_eq!(sum(&last, "nest_requests_total"), seen as f64, "{last:?}\n{}", run.context());
+    assert_eq!(run.report().total_requests(), seen);
+    // (The segments' live figures carry no HTTP statuses: a coordinator counts requests by name.)
+    let bad = r#"nest_requests_total{method="GET",name="/bad",status="unknown"}"#;
+    assert_eq!(last[bad], server.count("GET", "/bad") as f64);
+    let failures = r#"nest_request_failures_total{method="GET",name="/bad",reason_kind="status"}"#;
+    assert_eq!(last[failures], server.count("GET", "/bad") as f64);
+    assert_eq!(sum(&last, "nest_request_duration_seconds_count"), seen as f64);
 }
 
 #[test]

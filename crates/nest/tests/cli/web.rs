@@ -101,9 +101,14 @@ impl Nest {
     }
 
     /// Sends SIGINT (as Ctrl-C) and waits at most 30 s for the exit code.
-    fn interrupt(mut self) -> Option<i32> {
+    fn interrupt(self) -> Option<i32> {
         let status = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
+        self.exit()
+    }
+
+    /// Waits at most 30 s for the exit code.
+    fn exit(mut self) -> Option<i32> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -111,7 +116,7 @@ impl Nest {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("nest did not exit within 30 s of SIGINT");
+                panic!("nest did not exit within 30 s");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -355,6 +360,44 @@ fn exchange(page: &str, line: &str, headers: &str, body: &str) -> (u16, String) 
     stream.read_to_string(&mut response).unwrap();
     let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+}
+
+#[test]
+fn a_start_form_that_changes_a_weight_labels_it_web_and_the_run_keeps_every_worker() {
+    let server = Server::start();
+    let sandbox = Sandbox::new();
+    sandbox.write("a.rhai", TASKSET).write("b.rhai", TASKSET);
+    let dir = sandbox.dir().display().to_string();
+    let (url, json) = (server.url(), sandbox.json_path().display().to_string());
+    let args = ["run", "--taskset-dir", &dir, "-H", &url, "--web", "127.0.0.1:0", "-y", "-t", "2s", "-u", "1"];
+    let mut nest = Nest::start(&sandbox, &[&args[..], &["--workers", "3", "--json", &json]].concat());
+    let page = nest.line("web UI on ").trim_start_matches("web UI on ").to_owned();
+    nest.line("waiting for Start");
+    // `a` gets a new weight; `b` is sent as it was, as the page sends every weight.
+    let (status, body) = post(&page, "/api/start", r#"{"weights": {"a": 3, "b": 1}}"#);
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(nest.exit(), Some(0), "-y with a run time exits at the end");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let mix: Vec<(String, u64, String)> = report["run"]["mix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (r["name"].as_str().unwrap().into(), r["weight"].as_u64().unwrap(), r["source"].as_str().unwrap().into())
+        })
+        .collect();
+    assert_eq!(mix, [("a".into(), 3, "web".into()), ("b".into(), 1, "from_script".into())]);
+    // One user at the start, but users can be raised from the page: the run kept its three workers.
+    assert_eq!(report["run"]["workers"], 3, "{}", report["run"]);
+    assert!(server.total() > 0);
+    assert_eq!(report["totals"]["requests"].as_u64(), Some(server.total()));
+    // A run that cannot be steered keeps the workers its users need, as before.
+    let plain = sandbox.nest(
+        &["run", "--taskset-dir", &dir, "-H", &url, "-y", "-t", "1s", "-u", "1", "--workers", "3", "--json", &json],
+        &[],
+    );
+    plain.assert_code(0);
+    assert_eq!(plain.report().0["run"]["workers"], 1);
 }
 
 fn state(page: &str) -> Value {
