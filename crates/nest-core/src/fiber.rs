@@ -127,6 +127,7 @@ pub fn yield_now() -> Result<(), Cancelled> {
 }
 
 /// Whether the calling code runs on a fiber.
+#[inline]
 pub fn in_fiber() -> bool {
     CURRENT.get().is_some()
 }
@@ -134,6 +135,7 @@ pub fn in_fiber() -> bool {
 /// Bytes of stack left below the calling point on the running fiber, or `None` outside a fiber.
 ///
 /// A runaway recursion checks this to stop cleanly instead of hitting the guard page, which would kill the process.
+#[inline]
 pub fn stack_remaining() -> Option<usize> {
     let current = CURRENT.get()?;
     let marker = 0u8;
@@ -147,8 +149,15 @@ pub fn set_local(value: Option<Rc<dyn Any>>) {
 }
 
 /// The value the running fiber stored with [`set_local`], if it has the type asked for.
+#[inline]
 pub fn local<T: 'static>() -> Option<Rc<T>> {
     LOCAL.with_borrow(|value| value.clone()?.downcast::<T>().ok())
+}
+
+/// Whether the running fiber stored a value of type `T` with [`set_local`]: [`local`] without taking a reference.
+#[inline]
+pub fn has_local<T: 'static>() -> bool {
+    LOCAL.with_borrow(|value| value.as_deref().is_some_and(|value| value.is::<T>()))
 }
 
 /// The fiber stacks of one worker, reused from call to call.
