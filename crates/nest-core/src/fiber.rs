@@ -353,6 +353,48 @@ mod tests {
         assert_eq!(out, (Err(Cancelled::Stopped), 2), "the waiting future was dropped before the fiber resumed");
     }
 
+    /// The awaited future lies in the fiber's frame: when the caller gives up on the call (its future is dropped
+    /// while the fiber waits), that future is dropped once, and the stack goes back to no one else mid-call.
+    #[test]
+    fn a_call_dropped_while_its_fiber_waits_drops_the_awaited_future_once() {
+        struct Flag(Rc<Cell<u32>>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() + 1);
+            }
+        }
+        let drops = Rc::new(Cell::new(0));
+        let pool = FiberPool::new(256 << 10, 4);
+        let kill = CancellationToken::new();
+        let d = drops.clone();
+        block_on(async {
+            let call = pool.run(
+                move || {
+                    let guard = Flag(d);
+                    suspend(async move {
+                        let _guard = guard;
+                        std::future::pending::<()>().await
+                    })
+                },
+                &kill,
+            );
+            let mut call = std::pin::pin!(call);
+            assert!(futures_poll_once(call.as_mut()).await.is_none(), "the call waits");
+            assert_eq!(drops.get(), 0);
+        });
+        assert_eq!(drops.get(), 1, "the awaited future was dropped exactly once");
+        assert_eq!(pool.stacks.borrow().len(), 0, "a stack left mid-call is not reused");
+    }
+
+    /// Polls `f` once: its output, or `None` while it is pending.
+    async fn futures_poll_once<F: Future + Unpin>(mut f: F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| match Pin::new(&mut f).poll(cx) {
+            std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+            std::task::Poll::Pending => std::task::Poll::Ready(None),
+        })
+        .await
+    }
+
     #[test]
     fn suspend_outside_a_fiber_is_an_error() {
         assert_eq!(suspend(async {}), Err(Cancelled::NotInFiber));
