@@ -15,8 +15,10 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::rc::Rc;
 
 use corosensei::stack::{DefaultStack, Stack};
@@ -26,8 +28,9 @@ use tokio_util::sync::CancellationToken;
 /// Bytes at the low end of a stack treated as unusable: the guard page, at the largest common page size.
 const GUARD_BYTES: usize = 64 << 10;
 
-/// The future a fiber waits on, boxed once: it writes its output to the waiting fiber's stack (see [`Deliver`]).
-type Suspended = Pin<Box<dyn Future<Output = ()>>>;
+/// The future a fiber waits on, where it lies: in [`suspend`]'s frame on the waiting fiber's stack, with the slot its
+/// output goes to (see [`Deliver`]). Neither moved nor boxed: the driver polls it and drops it there ([`InPlace`]).
+type Suspended = NonNull<dyn Future<Output = ()>>;
 
 enum Resume {
     Start,
@@ -38,9 +41,9 @@ enum Resume {
 
 /// A future that, once complete, puts its output into the slot of the fiber that suspended on it.
 ///
-/// The slot lives in [`suspend`]'s frame on the fiber's stack, which stays where it is while the fiber waits. The
-/// driver polls this future only while the fiber is suspended in that very call, and drops it before resuming the
-/// fiber (done or cancelled), so the slot is alive whenever it is written.
+/// The slot and this future live in [`suspend`]'s frame on the fiber's stack, which stays where it is while the
+/// fiber waits. The driver polls this future only while the fiber is suspended in that very call, and drops it
+/// before resuming the fiber (done or cancelled) or dropping it, so the slot is alive whenever it is written.
 struct Deliver<F: Future> {
     future: F,
     slot: *mut Option<F::Output>,
@@ -108,10 +111,12 @@ pub fn suspend<T: 'static>(future: impl Future<Output = T> + 'static) -> Result<
     let current = CURRENT.get().ok_or(Cancelled::NotInFiber)?;
     let local = LOCAL.take();
     let mut slot: Option<T> = None;
-    let boxed: Suspended = Box::pin(Deliver { future, slot: &raw mut slot });
+    // The driver drops it in place (`InPlace`) before this fiber goes on: never here.
+    let mut deliver = ManuallyDrop::new(Deliver { future, slot: &raw mut slot });
+    let pending: Suspended = NonNull::from(&mut *deliver as &mut dyn Future<Output = ()>);
     // SAFETY: `current.yielder` was set by this very fiber when it last gained control, and a fiber's yielder lives
     // on its own stack for as long as the fiber runs; we are running on that fiber now.
-    let resumed = unsafe { &*current.yielder }.suspend(boxed);
+    let resumed = unsafe { &*current.yielder }.suspend(pending);
     CURRENT.set(Some(current));
     LOCAL.replace(local);
     match resumed {
@@ -127,6 +132,7 @@ pub fn yield_now() -> Result<(), Cancelled> {
 }
 
 /// Whether the calling code runs on a fiber.
+#[inline]
 pub fn in_fiber() -> bool {
     CURRENT.get().is_some()
 }
@@ -134,6 +140,7 @@ pub fn in_fiber() -> bool {
 /// Bytes of stack left below the calling point on the running fiber, or `None` outside a fiber.
 ///
 /// A runaway recursion checks this to stop cleanly instead of hitting the guard page, which would kill the process.
+#[inline]
 pub fn stack_remaining() -> Option<usize> {
     let current = CURRENT.get()?;
     let marker = 0u8;
@@ -147,8 +154,15 @@ pub fn set_local(value: Option<Rc<dyn Any>>) {
 }
 
 /// The value the running fiber stored with [`set_local`], if it has the type asked for.
+#[inline]
 pub fn local<T: 'static>() -> Option<Rc<T>> {
     LOCAL.with_borrow(|value| value.clone()?.downcast::<T>().ok())
+}
+
+/// Whether the running fiber stored a value of type `T` with [`set_local`]: [`local`] without taking a reference.
+#[inline]
+pub fn has_local<T: 'static>() -> bool {
+    LOCAL.with_borrow(|value| value.as_deref().is_some_and(|value| value.is::<T>()))
 }
 
 /// The fiber stacks of one worker, reused from call to call.
@@ -197,17 +211,22 @@ impl FiberPool {
             CURRENT.set(None);
             drop(LOCAL.take());
             match step {
-                Ok(CoroutineResult::Yield(future)) => {
+                Ok(CoroutineResult::Yield(pending)) => {
+                    // SAFETY: the fiber suspended on this future in `suspend` and stays suspended until it is resumed
+                    // below or dropped, after `future` (declared later, so dropped first even on a panic or when this
+                    // call is dropped).
+                    let mut future = unsafe { InPlace::new(pending) };
                     input = if kill.is_cancelled() {
                         Resume::Cancelled
                     } else {
                         // Either way the future is dropped here, before the fiber resumes.
                         tokio::select! {
                             biased;
-                            () = future => Resume::Done,
+                            () = future.as_pin() => Resume::Done,
                             () = kill.cancelled() => Resume::Cancelled,
                         }
                     };
+                    drop(future);
                 }
                 Ok(CoroutineResult::Return(result)) => {
                     self.put_stack(fiber.into_stack());
@@ -237,6 +256,30 @@ impl FiberPool {
         if stacks.len() < self.max_idle {
             stacks.push(stack);
         }
+    }
+}
+
+/// The future a suspended fiber waits on, polled and dropped where it lies, in the fiber's frame.
+struct InPlace(Suspended);
+
+impl InPlace {
+    /// # Safety
+    /// `pending` is the future a fiber yielded from [`suspend`], and that fiber is neither resumed nor dropped while
+    /// this value lives.
+    unsafe fn new(pending: Suspended) -> InPlace {
+        InPlace(pending)
+    }
+
+    fn as_pin(&mut self) -> Pin<&mut dyn Future<Output = ()>> {
+        // SAFETY: the future stays in the suspended fiber's frame (see `new`), so it is valid and does not move.
+        unsafe { Pin::new_unchecked(self.0.as_mut()) }
+    }
+}
+
+impl Drop for InPlace {
+    fn drop(&mut self) {
+        // SAFETY: valid (see `new`), and dropped only here: `suspend` holds it in a `ManuallyDrop`.
+        unsafe { std::ptr::drop_in_place(self.0.as_ptr()) }
     }
 }
 
@@ -308,6 +351,48 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(out, (Err(Cancelled::Stopped), 2), "the waiting future was dropped before the fiber resumed");
+    }
+
+    /// The awaited future lies in the fiber's frame: when the caller gives up on the call (its future is dropped
+    /// while the fiber waits), that future is dropped once, and the stack goes back to no one else mid-call.
+    #[test]
+    fn a_call_dropped_while_its_fiber_waits_drops_the_awaited_future_once() {
+        struct Flag(Rc<Cell<u32>>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() + 1);
+            }
+        }
+        let drops = Rc::new(Cell::new(0));
+        let pool = FiberPool::new(256 << 10, 4);
+        let kill = CancellationToken::new();
+        let d = drops.clone();
+        block_on(async {
+            let call = pool.run(
+                move || {
+                    let guard = Flag(d);
+                    suspend(async move {
+                        let _guard = guard;
+                        std::future::pending::<()>().await
+                    })
+                },
+                &kill,
+            );
+            let mut call = std::pin::pin!(call);
+            assert!(futures_poll_once(call.as_mut()).await.is_none(), "the call waits");
+            assert_eq!(drops.get(), 0);
+        });
+        assert_eq!(drops.get(), 1, "the awaited future was dropped exactly once");
+        assert_eq!(pool.stacks.borrow().len(), 0, "a stack left mid-call is not reused");
+    }
+
+    /// Polls `f` once: its output, or `None` while it is pending.
+    async fn futures_poll_once<F: Future + Unpin>(mut f: F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| match Pin::new(&mut f).poll(cx) {
+            std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+            std::task::Poll::Pending => std::task::Poll::Ready(None),
+        })
+        .await
     }
 
     #[test]

@@ -126,6 +126,11 @@ impl Default for WaitTime {
 }
 
 impl WaitTime {
+    /// Whether [`WaitTime::pause`] depends on how long the task took (pacing): otherwise no clock is read for it.
+    pub fn paces(&self) -> bool {
+        matches!(self, WaitTime::ConstantPacing(_) | WaitTime::ConstantThroughput(_))
+    }
+
     /// The pause before the next task, given how long the task that just ended took.
     pub fn pause<R: Rng + ?Sized>(&self, rng: &mut R, task_took: Duration) -> Pause {
         let interval = match *self {

@@ -187,9 +187,11 @@ fn visit<'a, B: Behaviour>(
         let mut next = if spec.has_on_start { call(common, vu, ts, Slot::OnStart, None).await } else { Next::Continue };
         let started = next == Next::Continue;
         let (mut cursor, mut took, mut stopped) = (0, Duration::ZERO, false);
+        // Only pacing needs the task's duration (here and after an `interrupt()`): no clock read per task otherwise.
+        let paces = spec.wait.paces();
         while next == Next::Continue {
             let task = order.next(&mut vu.rng, &mut cursor);
-            let began = Instant::now();
+            let began = paces.then(Instant::now);
             let wait = match run_task(common, vu, stop, ts, task).await {
                 Step::Ran(after, wait) => {
                     next = after;
@@ -201,7 +203,7 @@ fn visit<'a, B: Behaviour>(
                 }
                 Step::Exit => return Left::Exit,
             };
-            took = began.elapsed();
+            took = began.map_or(Duration::ZERO, |began| began.elapsed());
             if next == Next::Continue && !pause_after(common, vu, stop, ts, task, wait, took).await {
                 stopped = true;
                 break;

@@ -5,6 +5,10 @@
 //! value, runs the call, and turns the result into an [`Outcome`]: done, interrupted, failed with `file:line:col`,
 //! or cancelled by a stop. The global `setup()` and `teardown()` run the same way, as a VU with id -1; the value
 //! `setup()` returns crosses threads as JSON and every worker reads it back as `shared`.
+//!
+//! Each VU keeps Rhai's run-time state (the [`GlobalRuntimeState`] and the function-resolution [`Caches`]) from one
+//! call to the next: the task function and the API functions it calls (`client.get`, ...) are then resolved once
+//! per VU and taskset instead of at every call. A call that fails drops that state, so the next one starts afresh.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -17,7 +21,7 @@ use nest_data::DataRegistry;
 use nest_http::{ClientConfig, VuClient};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use rhai::{AST, Dynamic, Engine, FnPtr, Map};
+use rhai::{AST, Caches, Dynamic, Engine, EvalAltResult, EvalContext, FnPtr, GlobalRuntimeState, Map, Scope};
 
 use crate::catalog::Catalog;
 use crate::declare::{self, DeclarationCell};
@@ -45,9 +49,9 @@ impl ScriptFactory {
     }
 }
 
-/// One precompiled call of a script function, with the place to blame when Rhai cannot place an error.
+/// One script function a slot calls, with the place to blame when Rhai cannot place an error.
 struct Callable {
-    ast: AST,
+    function: String,
     fallback: String,
 }
 
@@ -77,8 +81,15 @@ pub struct ScriptBehaviour {
     dir: std::path::PathBuf,
 }
 
-/// One VU's script state: its HTTP session, its `user` map, its id.
-pub struct ScriptVu(Rc<VuCtx>);
+/// One VU's script state: its HTTP session, its `user` map, its id, and Rhai's state between its calls.
+pub struct ScriptVu(Rc<VuCtx>, Option<Box<Warm>>);
+
+/// Rhai's run-time state of one VU's last successful call, for the next call of the same taskset.
+struct Warm {
+    taskset: usize,
+    global: GlobalRuntimeState,
+    caches: Caches,
+}
 
 impl BehaviourFactory for ScriptFactory {
     type Behaviour = ScriptBehaviour;
@@ -105,11 +116,13 @@ impl BehaviourFactory for ScriptFactory {
             let compiled =
                 declare::compile(&engine, &cell, &def.name, &def.path, &def.source).map_err(|e| e.to_string())?;
             engine.register_global_module(compiled.module);
+            // A task is called from Rust (`Warm`), one call level deeper than from a script: give that level back, so
+            // that a task nests MAX_CALL_LEVELS deep as the limit's message says. (A `wait_time` closure, called
+            // the other way, gets one level more.)
+            engine.set_max_call_levels(crate::engine::MAX_CALL_LEVELS + 1);
             let callable = |function: &str| -> Result<Callable, String> {
-                let mut ast = engine.compile(format!("{function}()")).map_err(|e| e.to_string())?;
-                ast.set_source(CALL_SOURCE);
                 let fallback = compiled.fn_locations.get(function).cloned().unwrap_or_else(|| def.path.clone());
-                Ok(Callable { ast, fallback })
+                Ok(Callable { function: function.to_owned(), fallback })
             };
             let spec = &compiled.spec;
             let calls = (0..spec.tasks.len() + 2)
@@ -143,6 +156,15 @@ impl BehaviourFactory for ScriptFactory {
     }
 }
 
+impl Warm {
+    /// A fresh state, as `Engine::eval_ast` starts each evaluation with. Errors Rhai cannot place point at the call.
+    fn new(engine: &Engine, taskset: usize) -> Warm {
+        let mut global = engine.new_global_runtime_state();
+        global.source = Some(CALL_SOURCE.into());
+        Warm { taskset, global, caches: Caches::new() }
+    }
+}
+
 /// The pause a `wait_time(|| ...)` closure returned: a number of seconds, checked like every other duration.
 fn wait_seconds(value: &Dynamic) -> Result<Duration, String> {
     crate::api::options::duration(value, "the wait_time() closure's result")
@@ -167,9 +189,42 @@ impl ScriptBehaviour {
         })
     }
 
-    /// Runs one precompiled call for `vu`, on the current fiber.
-    fn run(&self, loaded: &Loaded, callable: &Callable, vu: &Rc<VuCtx>) -> Result<Dynamic, TaskError> {
-        let result = self.as_vu(loaded, vu, || loaded.engine.eval_ast::<Dynamic>(&callable.ast));
+    /// Runs one call of `loaded` (the taskset at index `taskset`) for `vu`, on the current fiber, with the Rhai state
+    /// `warm` kept from the VU's last call when it was of the same taskset.
+    fn run(
+        &self,
+        (taskset, loaded): (usize, &Loaded),
+        callable: &Callable,
+        vu: &Rc<VuCtx>,
+        warm: &mut Option<Box<Warm>>,
+    ) -> Result<Dynamic, TaskError> {
+        let mut state = match warm.take() {
+            Some(state) if state.taskset == taskset => state,
+            _ => Box::new(Warm::new(&loaded.engine, taskset)),
+        };
+        // The operation limit and the fairness yields count from the start of each call.
+        state.global.num_operations = 0;
+        let result = self.as_vu(loaded, vu, || {
+            let Warm { global, caches, .. } = &mut *state;
+            EvalContext::new(&loaded.engine, global, caches, &mut Scope::new(), None).call_fn_raw(
+                &callable.function,
+                false,
+                false,
+                &mut [],
+            )
+        });
+        let result = match result {
+            Ok(value) => {
+                *warm = Some(state);
+                Ok(value)
+            }
+            // `exit()` ends the call with its value, as at a script's top level.
+            Err(error) if matches!(*error, EvalAltResult::Exit(..)) => {
+                let EvalAltResult::Exit(value, _) = *error else { unreachable!("matched above") };
+                Ok(value)
+            }
+            Err(error) => Err(error),
+        };
         result.map_err(|error| {
             let (location, message) = locate(&error, &loaded.path, &callable.fallback, &self.dir);
             TaskError { location, message }
@@ -195,7 +250,8 @@ impl ScriptBehaviour {
             return Ok(None);
         };
         let vu = self.vu(-1);
-        let result = self.run(loaded, callable, &vu);
+        let taskset = self.tasksets.iter().position(|l| std::ptr::eq(l, loaded)).unwrap_or_default();
+        let result = self.run((taskset, loaded), callable, &vu, &mut None);
         if vu.cancelled.get() {
             return Err(TaskError { location: callable.fallback.clone(), message: "the run was stopped".into() });
         }
@@ -207,11 +263,11 @@ impl Behaviour for ScriptBehaviour {
     type Vu = ScriptVu;
 
     fn new_vu(&self, vu_id: u64) -> ScriptVu {
-        ScriptVu(self.vu(i64::try_from(vu_id).unwrap_or(i64::MAX)))
+        ScriptVu(self.vu(i64::try_from(vu_id).unwrap_or(i64::MAX)), None)
     }
 
     fn call(&self, vu: &mut ScriptVu, call: Call) -> Outcome {
-        let vu = &vu.0;
+        let ScriptVu(vu, warm) = vu;
         let loaded = &self.tasksets[call.taskset];
         let index = match call.slot {
             Slot::Task(i) => i,
@@ -221,7 +277,7 @@ impl Behaviour for ScriptBehaviour {
         let Some(callable) = &loaded.calls[index] else { return Outcome::Done };
         vu.scheduled.set(call.scheduled);
         vu.open.set(call.scheduled.is_some());
-        let result = self.run(loaded, callable, vu);
+        let result = self.run((call.taskset, loaded), callable, vu, warm);
         vu.open.set(false);
         if vu.cancelled.get() {
             Outcome::Cancelled

@@ -110,6 +110,11 @@ impl VuCtx {
         Self::current_named(|| what.to_owned())
     }
 
+    /// Whether a VU's call is running, or the error [`VuCtx::current`] gives (without taking a reference to the VU).
+    pub fn check_current(what: &str) -> Result<(), Box<EvalAltResult>> {
+        if fiber::has_local::<VuCtx>() { Ok(()) } else { Self::current(what).map(drop) }
+    }
+
     /// [`VuCtx::current`], with the call's name built only when there is an error to report.
     pub fn current_named(what: impl FnOnce() -> String) -> Result<Rc<VuCtx>, Box<EvalAltResult>> {
         fiber::local::<VuCtx>().ok_or_else(|| {
@@ -243,8 +248,8 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
             }
         }
         match name {
-            "client" => VuCtx::current("client").map(|_| Some(Dynamic::from(api::Client))),
-            "data" => VuCtx::current("data").map(|_| Some(Dynamic::from(api::Data))),
+            "client" => VuCtx::check_current("client").map(|()| Some(Dynamic::from(api::Client))),
+            "data" => VuCtx::check_current("data").map(|()| Some(Dynamic::from(api::Data))),
             "user" => VuCtx::current("user").map(|vu| Some(vu.user.clone())),
             "vu_id" => VuCtx::current("vu_id").map(|vu| Some(Dynamic::from_int(vu.vu_id))),
             _ => VuCtx::current("shared").map(|vu| Some(vu.env.shared.borrow().clone())),

@@ -260,13 +260,14 @@ impl Recorder {
     /// Records one completed request.
     pub fn request(&self, method: &str, name: &str, sample: Sample<'_>) {
         let mut delta = self.delta.borrow_mut();
-        let group = group_mut(&mut delta, method, name);
-        group.record(sample.latency, sample.corrected);
-        group.bytes += sample.bytes;
-        group.wire_bytes += sample.wire_bytes;
-        *group.statuses.entry(sample.status).or_default() += 1;
+        with_group(&mut delta, method, name, |group| {
+            group.record(sample.latency, sample.corrected);
+            group.bytes += sample.bytes;
+            group.wire_bytes += sample.wire_bytes;
+            *group.statuses.entry(sample.status).or_default() += 1;
+            group.failures += u64::from(sample.failure.is_some());
+        });
         if let Some(failure) = sample.failure {
-            group.failures += 1;
             count_failure(&mut delta, method, name, failure);
         }
     }
@@ -274,7 +275,7 @@ impl Recorder {
     /// Marks an already recorded, successful request as failed (a script called `fail()` on its response).
     pub fn fail_recorded(&self, method: &str, name: &str, reason: &str) {
         let mut delta = self.delta.borrow_mut();
-        group_mut(&mut delta, method, name).failures += 1;
+        with_group(&mut delta, method, name, |group| group.failures += 1);
         count_failure(&mut delta, method, name, Failure { kind: FailureKind::Check, reason });
     }
 
@@ -358,11 +359,13 @@ fn slot_mut(delta: &mut Delta, taskset: usize, slot_index: usize) -> &mut SlotCo
     &mut slots[slot_index]
 }
 
-fn group_mut<'a>(delta: &'a mut Delta, method: &str, name: &str) -> &'a mut RequestCounts {
-    if !delta.requests.contains_key(name) {
-        delta.requests.insert(name.into(), Vec::with_capacity(1));
-    }
-    let Some(methods) = delta.requests.get_mut(name) else { unreachable!("inserted above") };
+/// Runs `f` on the counts of the group `name` and `method`, made on first use: one hash look-up when the group
+/// exists (the borrow stays inside this function, so `get_mut` can fall back to `entry`).
+fn with_group(delta: &mut Delta, method: &str, name: &str, f: impl FnOnce(&mut RequestCounts)) {
+    let methods = match delta.requests.get_mut(name) {
+        Some(methods) => methods,
+        None => delta.requests.entry(name.into()).or_insert_with(|| Vec::with_capacity(1)),
+    };
     let at = match methods.iter().position(|(m, _)| &**m == method) {
         Some(at) => at,
         None => {
@@ -370,7 +373,7 @@ fn group_mut<'a>(delta: &'a mut Delta, method: &str, name: &str) -> &'a mut Requ
             methods.len() - 1
         }
     };
-    &mut methods[at].1
+    f(&mut methods[at].1);
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use http::Method;
 use nest_core::fiber::{self, Cancelled};
 use nest_core::stats::{Failure, FailureKind, Sample};
-use rhai::{Engine, EvalAltResult, Map};
+use rhai::{Engine, EvalAltResult, ImmutableString, Map};
 
 use super::options;
 use super::response::HttpResponse;
@@ -23,8 +23,8 @@ pub(super) fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Client>("Client");
     macro_rules! verb {
         ($name:literal, $method:expr) => {
-            engine.register_fn($name, |_: Client, path: &str| send($method, path, None));
-            engine.register_fn($name, |_: Client, path: &str, opts: Map| send($method, path, Some(opts)));
+            engine.register_fn($name, |_: Client, path: ImmutableString| send($method, path, None));
+            engine.register_fn($name, |_: Client, path: ImmutableString, opts: Map| send($method, path, Some(opts)));
         };
     }
     verb!("get", Method::GET);
@@ -34,8 +34,10 @@ pub(super) fn register(engine: &mut Engine) {
     verb!("delete", Method::DELETE);
     verb!("head", Method::HEAD);
     verb!("options", Method::OPTIONS);
-    engine.register_fn("request", |_: Client, method: &str, path: &str| send(parse_method(method)?, path, None));
-    engine.register_fn("request", |_: Client, method: &str, path: &str, opts: Map| {
+    engine.register_fn("request", |_: Client, method: &str, path: ImmutableString| {
+        send(parse_method(method)?, path, None)
+    });
+    engine.register_fn("request", |_: Client, method: &str, path: ImmutableString, opts: Map| {
         send(parse_method(method)?, path, Some(opts))
     });
 }
@@ -45,9 +47,9 @@ fn parse_method(method: &str) -> Res<Method> {
         .map_err(|_| format!("`{method}` is not an HTTP method").into())
 }
 
-fn send(method: Method, path: &str, opts: Option<Map>) -> Res<HttpResponse> {
+fn send(method: Method, path: ImmutableString, opts: Option<Map>) -> Res<HttpResponse> {
     let vu = VuCtx::current("client")?;
-    let mut request = nest_http::Request::new(method.clone(), path);
+    let mut request = nest_http::Request::new(method.clone(), path.as_str());
     request.keep_body = !vu.discard_bodies.get();
     let options = match opts {
         Some(opts) => options::apply(&mut request, method.as_str(), opts)?,
@@ -63,8 +65,13 @@ fn send(method: Method, path: &str, opts: Option<Map>) -> Res<HttpResponse> {
             return Err("`client` can only be used inside a task, on_start or on_stop".into());
         }
     };
-    // A full URL's password never becomes part of a request name (shown in every report).
-    let name = options.name.unwrap_or_else(|| nest_http::redact_url(path).into_owned());
+    // A full URL's password never becomes part of a request name (shown in every report). Without a `:` there is no
+    // `://` to redact, and the name shares the script's string.
+    let name: ImmutableString = match options.name {
+        Some(name) => name.into(),
+        None if path.contains(':') => nest_http::redact_url(&path).into_owned().into(),
+        None => path,
+    };
     let mut reason = String::new();
     let failure = failure_reason(&response, &options.expect, &mut reason);
     // Open model: the task's first request counts from the task's scheduled start (the wait for a free VU and for

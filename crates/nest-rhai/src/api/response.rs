@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use http::Method;
-use rhai::{Dynamic, Engine, EvalAltResult, Map};
+use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Map};
 
 use crate::engine::VuCtx;
 
@@ -17,13 +17,18 @@ pub struct HttpResponse(Rc<Inner>);
 
 struct Inner {
     method: Method,
-    name: String,
+    name: ImmutableString,
     response: nest_http::Response,
     failed: Cell<bool>,
 }
 
 impl HttpResponse {
-    pub(crate) fn new(method: Method, name: String, response: nest_http::Response, failed: bool) -> HttpResponse {
+    pub(crate) fn new(
+        method: Method,
+        name: ImmutableString,
+        response: nest_http::Response,
+        failed: bool,
+    ) -> HttpResponse {
         HttpResponse(Rc::new(Inner { method, name, response, failed: Cell::new(failed) }))
     }
 
