@@ -24,6 +24,7 @@ C_USERS=${C_USERS:-60000}     # C: users in all, over 4 segments
 C_DURATION=${C_DURATION:-60}  # C: seconds (the ramp-up takes C_USERS / C_SPAWN of them)
 C_SPAWN=${C_SPAWN:-5000}      # C: users started per second
 C_SOURCE_ADDRS=${C_SOURCE_ADDRS-127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5}  # C: --source-addr ("" for none)
+C_WAIT=${C_WAIT:-1}           # C: think time after each request, s (bench/tasksets/paced is constant(1))
 C_TARGETS=${C_TARGETS:-4}     # C: demo servers sharing the target port (each holds at most its open-file limit)
 SKIP=${SKIP:-}                # letters of parts to skip, e.g. SKIP=C
 NO_BUILD=${NO_BUILD:-0}       # 1: use the existing binary
@@ -158,15 +159,18 @@ if [[ $SKIP != *B* ]]; then
 fi
 
 if [[ $SKIP != *C* ]]; then
-    printf '\nC. %s VUs at 1 req/s each through 4 segments (%s s, %s started per second)\n' "$C_USERS" "$C_DURATION" "$C_SPAWN"
+    printf '\nC. %s VUs, each one request then %s s of think time, through 4 segments (%s s, %s started per second)\n' "$C_USERS" "$C_WAIT" "$C_DURATION" "$C_SPAWN"
     start_server "$C_TARGETS"
-    launch c "$C_DURATION" --segments 4 -f "$ROOT/bench/tasksets/paced" -H "$URL" -u "$C_USERS" -r "$C_SPAWN" \
+    mkdir -p "$TMP/paced"
+    sed "s/constant(1)/constant($C_WAIT)/" "$ROOT/bench/tasksets/paced/paced.rhai" >"$TMP/paced/paced.rhai"
+    launch c "$C_DURATION" --segments 4 -f "$TMP/paced" -H "$URL" -u "$C_USERS" -r "$C_SPAWN" \
         -t "${C_DURATION}s" --no-default-gate ${C_SOURCE_ADDRS:+--source-addr "$C_SOURCE_ADDRS"}
     stop_server
     ramp=$(awk -v u="$C_USERS" -v r="$C_SPAWN" 'BEGIN { printf "%.3f", u / r }')
-    # Ideal: VU i starts at i / rate and sends one request at once, then one per second: over the L seconds it is
-    # active, L + 1/2 requests on average; in all, users x (duration - ramp / 2 + 1/2) once the ramp is over.
-    ideal=$(awk -v u="$C_USERS" -v d="$C_DURATION" -v ramp="$ramp" 'BEGIN { t = (d > ramp) ? u * (d - ramp / 2 + 0.5) : u * d / ramp * (d / 2 + 0.5); printf "%.0f", t }')
+    # Ideal: VU i starts at i / rate and sends one request at once, then one per C_WAIT seconds: over the L seconds
+    # it is active, L / C_WAIT + 1/2 requests on average; in all, users x ((duration - ramp / 2) / C_WAIT + 1/2) once
+    # the ramp is over.
+    ideal=$(awk -v u="$C_USERS" -v d="$C_DURATION" -v ramp="$ramp" -v w="$C_WAIT" 'BEGIN { t = (d > ramp) ? u * ((d - ramp / 2) / w + 0.5) : u * d / ramp * (d / 2 / w + 0.5); printf "%.0f", t }')
     merged=$(json "$L_JSON" "r['totals']['requests']" 2>/dev/null || echo "?")
     failed=$(json "$L_JSON" "r['totals']['failures']" 2>/dev/null || echo "?")
     ratio=$(awk -v m="$merged" -v i="$ideal" 'BEGIN { if (m + 0 == 0 || i == 0) print "?"; else printf "%.3f", m / i }')
