@@ -36,6 +36,10 @@ bench-scale-index:
 bench-instr:
     bash bench/instr.sh
 
-# CPU per request and req/s of nest against wrk -t1 (and oha if present), nginx 1 worker: run on a quiet machine.
+# CPU per request and req/s of nest (--workers 1 and 2) against wrk -t1, oha and Goose when present; nginx 1 worker and the hello target.
 bench-perf:
     bash bench/perf.sh
+
+# Issue 15's whole table: wrk, oha, nest --workers 1 and 2, Goose; CPU/req, req/s, instructions per request (about 8 min).
+bench-table:
+    GOOSE_INSTALL=1 OHA_INSTALL=1 bash bench/table.sh
