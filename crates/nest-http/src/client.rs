@@ -4,7 +4,6 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +19,7 @@ use crate::h1;
 use crate::prepare::{Base, Prepared, host_and_port, prepare, redact, redact_word};
 use crate::redirect::{self, MAX_REDIRECTS};
 use crate::session::Session;
+use crate::source::Source;
 use crate::{ClientConfig, ErrorKind, Headers, Request, Response};
 
 /// The deadline of a request whose limit cannot be added to its start, as `tokio::time::timeout` puts it.
@@ -36,7 +36,7 @@ struct Inner {
     config: Arc<ClientConfig>,
     base: Option<Base>,
     /// The local address this VU's connections are made from (`None`: any).
-    source: Option<IpAddr>,
+    source: Option<Source>,
     session: RefCell<Session>,
 }
 

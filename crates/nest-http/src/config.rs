@@ -11,6 +11,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
+use crate::source::{self, Source};
 use crate::{Error, tls};
 
 /// Default time allowed for DNS + TCP connect + TLS handshake.
@@ -36,6 +37,8 @@ pub struct ClientConfig {
     /// Plain HTTP/1.1 requests take the lean path (`h1`) rather than hyper.
     pub(crate) fast_path: bool,
     source_addrs: Vec<IpAddr>,
+    /// The ephemeral port range, read when source addresses are set: each VU's own port comes from it.
+    ports: (u16, u16),
 }
 
 impl ClientConfig {
@@ -53,6 +56,7 @@ impl ClientConfig {
             accept_encoding: Some(HeaderValue::from_static(DEFAULT_ACCEPT_ENCODING)),
             fast_path: true,
             source_addrs: Vec::new(),
+            ports: (0, 0),
         })
     }
 
@@ -106,16 +110,19 @@ impl ClientConfig {
     /// Local addresses outgoing connections are made from, round-robin by VU (see
     /// [`VuClient::for_vu`](crate::VuClient::for_vu)); empty (the default) lets the system choose. One address
     /// gives at most about 28,000 concurrent connections to one target address and port (the ephemeral port
-    /// range); each more address adds as many.
+    /// range); each more address adds as many. Each VU also asks for a source port of its own (see the `source`
+    /// module), which keeps the kernel's port search out of the way.
     pub fn source_addrs(mut self, addrs: Vec<IpAddr>) -> Self {
+        if !addrs.is_empty() {
+            self.ports = source::ephemeral_range();
+        }
         self.source_addrs = addrs;
         self
     }
 
-    /// The source address of the VU with this id, if any are configured.
-    pub(crate) fn source_for(&self, vu_id: u64) -> Option<IpAddr> {
-        let n = self.source_addrs.len() as u64;
-        (n > 0).then(|| self.source_addrs[(vu_id % n) as usize])
+    /// The source address and port of the VU with this id, if any addresses are configured.
+    pub(crate) fn source_for(&self, vu_id: u64) -> Option<Source> {
+        source::for_vu(&self.source_addrs, self.ports, vu_id)
     }
 
     /// Whether plain HTTP/1.1 requests (a body of known length, no upgrade, no `Expect`) are exchanged by nest's
@@ -181,7 +188,9 @@ mod tests {
         assert_eq!(c.source_for(7), None);
         let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
         let c = c.source_addrs(vec![a, b]);
-        assert_eq!([0, 1, 2, 5].map(|id| c.source_for(id)), [Some(a), Some(b), Some(a), Some(b)]);
+        assert_eq!([0, 1, 2, 5].map(|id| c.source_for(id).map(|s| s.addr)), [Some(a), Some(b), Some(a), Some(b)]);
+        let (low, _) = source::ephemeral_range();
+        assert_eq!([0, 1, 2, 5].map(|id| c.source_for(id).unwrap().port), [low, low, low + 1, low + 2]);
         assert!(check_source_addr(a).is_ok());
         let e = check_source_addr("192.0.2.1".parse().unwrap()).unwrap_err();
         assert!(e.to_string().starts_with("source address 192.0.2.1 cannot be used"), "{e}");

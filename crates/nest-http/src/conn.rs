@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +20,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use url::{Host, Url};
 
@@ -28,6 +28,7 @@ use crate::body::Frames;
 use crate::error::{Failure, chain};
 use crate::h1;
 use crate::prepare::Prepared;
+use crate::source::{self, Source};
 use crate::stream::Stream;
 use crate::{ClientConfig, ErrorKind, Headers};
 
@@ -287,7 +288,7 @@ impl<'a> Target<'a> {
 pub(crate) fn connect<'a>(
     config: &'a ClientConfig,
     target: &'a Target<'a>,
-    source: Option<IpAddr>,
+    source: Option<Source>,
     fast: bool,
 ) -> Pin<Box<dyn Future<Output = Result<Conn, Failure>> + 'a>> {
     Box::pin(async move {
@@ -305,7 +306,7 @@ pub(crate) fn connect<'a>(
 async fn connect_inner(
     config: &ClientConfig,
     target: &Target<'_>,
-    source: Option<IpAddr>,
+    source: Option<Source>,
     fast: bool,
 ) -> Result<Conn, Failure> {
     let tcp = connect_tcp(target, source).await?;
@@ -348,7 +349,7 @@ where
 
 /// Resolves the host (IP literals without a lookup) and tries each address in turn (only those of the source
 /// address's family when one is given).
-async fn connect_tcp(target: &Target<'_>, source: Option<IpAddr>) -> Result<TcpStream, Failure> {
+async fn connect_tcp(target: &Target<'_>, source: Option<Source>) -> Result<TcpStream, Failure> {
     let port = target.port;
     let addrs: Vec<SocketAddr> = match target.host {
         Host::Ipv4(ip) => vec![SocketAddr::from((ip, port))],
@@ -361,11 +362,11 @@ async fn connect_tcp(target: &Target<'_>, source: Option<IpAddr>) -> Result<TcpS
     let mut last_err: Option<io::Error> = None;
     let mut tried = false;
     for addr in &addrs {
-        if source.is_some_and(|s| s.is_ipv4() != addr.is_ipv4()) {
+        if source.is_some_and(|s| s.addr.is_ipv4() != addr.is_ipv4()) {
             continue;
         }
         tried = true;
-        match connect_from(*addr, source).await {
+        match source::connect(*addr, source).await {
             Ok(stream) => {
                 stream
                     .set_nodelay(true)
@@ -375,7 +376,7 @@ async fn connect_tcp(target: &Target<'_>, source: Option<IpAddr>) -> Result<TcpS
             Err(e) => last_err = Some(e),
         }
     }
-    let from = source.map(|s| format!(" from {s}")).unwrap_or_default();
+    let from = source.map(|s| format!(" from {}", s.addr)).unwrap_or_default();
     Err(match last_err {
         Some(e) => Failure::new(
             if e.kind() == io::ErrorKind::ConnectionRefused {
@@ -391,16 +392,6 @@ async fn connect_tcp(target: &Target<'_>, source: Option<IpAddr>) -> Result<TcpS
         ),
         None => Failure::new(ErrorKind::Dns, format!("DNS lookup of {:?} returned no address", target.host_str)),
     })
-}
-
-/// A TCP connection to `addr`, bound first to `source` (port chosen by the system) when one is given.
-async fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
-    let Some(source) = source else {
-        return TcpStream::connect(addr).await;
-    };
-    let socket = if source.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    socket.bind(SocketAddr::new(source, 0))?;
-    socket.connect(addr).await
 }
 
 /// `2s`, `200ms`, `1.5s`: compact text for error messages.

@@ -39,6 +39,7 @@ mod message;
 mod prepare;
 mod redirect;
 mod session;
+mod source;
 mod stream;
 mod tls;
 

@@ -280,14 +280,14 @@ fn a_request_that_needs_hyper_takes_over_a_lean_connection() {
 }
 
 /// A server on 127.0.0.1 that records the peer address of each connection and answers every request.
-async fn recording_peers() -> (SocketAddr, Arc<Mutex<Vec<std::net::IpAddr>>>) {
+async fn recording_peers() -> (SocketAddr, Arc<Mutex<Vec<SocketAddr>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let peers = Arc::new(Mutex::new(Vec::new()));
     let seen = peers.clone();
     tokio::spawn(async move {
         while let Ok((mut s, peer)) = listener.accept().await {
-            seen.lock().unwrap().push(peer.ip());
+            seen.lock().unwrap().push(peer);
             tokio::spawn(async move {
                 while read_head(&mut s).await {
                     if s.write_all(super::support::OK_KEEP_ALIVE).await.is_err() {
@@ -313,10 +313,59 @@ fn connections_come_from_the_source_addresses_round_robin_by_vu() {
                     assert_eq!(vu.send(get()).await.status, 200, "{path}");
                 }
             }
-            let got: Vec<String> = peers.lock().unwrap().iter().map(ToString::to_string).collect();
+            let got: Vec<String> = peers.lock().unwrap().iter().map(|p| p.ip().to_string()).collect();
             assert_eq!(got, ["127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.3"], "{path}");
         });
     }
+}
+
+/// The low end of the ephemeral port range, from which each VU's own source port is counted.
+#[cfg(target_os = "linux")]
+fn ephemeral_low() -> u16 {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    text.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn each_vu_connects_from_its_own_source_port() {
+    for (path, config) in both() {
+        run(async {
+            let (addr, peers) = recording_peers().await;
+            // An address no other test uses, so that no other connection holds these ports on it.
+            let sources = vec!["127.0.0.61".parse().unwrap(), "127.0.0.62".parse().unwrap()];
+            let config = Arc::new(config.source_addrs(sources));
+            for vu_id in [2 * 1234, 2 * 1234 + 1, 2 * 4321] {
+                let vu = VuClient::for_vu(config.clone(), Some(format!("http://{addr}").parse().unwrap()), vu_id);
+                assert_eq!(vu.send(get()).await.status, 200, "{path}");
+            }
+            let low = ephemeral_low();
+            let got: Vec<String> = peers.lock().unwrap().iter().map(ToString::to_string).collect();
+            let want = [format!("127.0.0.61:{}", low + 1234), format!("127.0.0.62:{}", low + 1234)];
+            assert_eq!(got[..2], want, "{path}");
+            assert_eq!(got[2], format!("127.0.0.61:{}", low + 4321), "{path}");
+        });
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_vu_whose_source_port_is_taken_connects_from_another() {
+    run(async {
+        let (addr, peers) = recording_peers().await;
+        let source: std::net::IpAddr = "127.0.0.63".parse().unwrap();
+        // Another program listens on the VU's own port: the kernel chooses another one instead.
+        let own = ephemeral_low() + 777;
+        let _holder = std::net::TcpListener::bind((source, own)).unwrap();
+        let config = Arc::new(ClientConfig::new(false).unwrap().source_addrs(vec![source]));
+        let vu = VuClient::for_vu(config, Some(format!("http://{addr}").parse().unwrap()), 777);
+        let r = vu.send(get()).await;
+        assert_eq!(r.status, 200, "{:?}", r.error);
+        let got = peers.lock().unwrap().clone();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].ip(), source);
+        assert_ne!(got[0].port(), own);
+    });
 }
 
 #[test]
