@@ -282,7 +282,7 @@ pub struct Delta {
     /// Open model: task starts dropped because no VU was free in time.
     pub dropped: u64,
     /// Request groups by name, then by method (usually one).
-    pub requests: HashMap<Box<str>, Vec<(Box<str>, RequestCounts)>, NameHasher>,
+    pub requests: HashMap<Box<str>, MethodGroups, NameHasher>,
     /// Failed requests by (method, name, reason): their kind and count.
     pub failures: HashMap<(String, String, String), (FailureKind, u64)>,
     /// Script errors by (location, message).
@@ -294,6 +294,9 @@ pub struct Delta {
     /// The script's custom metrics by name (declared ones too, possibly still empty).
     pub metrics: HashMap<Box<str>, MetricValue, NameHasher>,
 }
+
+/// One request name's groups in a [`Delta`], by method (usually one).
+pub type MethodGroups = Vec<(Box<str>, RequestCounts)>;
 
 /// The hasher of a [`Delta`]'s maps, which are looked up at each request, check or metric update: foldhash with a
 /// fixed seed, several times cheaper than the standard SipHash on short names. (The names come from the taskset, not
