@@ -110,11 +110,6 @@ impl VuCtx {
         Self::current_named(|| what.to_owned())
     }
 
-    /// Whether a VU's call is running, or the error [`VuCtx::current`] gives (without taking a reference to the VU).
-    pub fn check_current(what: &str) -> Result<(), Box<EvalAltResult>> {
-        if fiber::has_local::<VuCtx>() { Ok(()) } else { Self::current(what).map(drop) }
-    }
-
     /// [`VuCtx::current`], with the call's name built only when there is an error to report.
     pub fn current_named(what: impl FnOnce() -> String) -> Result<Rc<VuCtx>, Box<EvalAltResult>> {
         fiber::local::<VuCtx>().ok_or_else(|| {
@@ -237,7 +232,9 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
         if name == "metric" {
             return Ok(Some(Dynamic::from(api::Metrics)));
         }
-        if fiber::local::<VuCtx>().is_none() && declaring.borrow().is_some() {
+        // (Asked once, without taking a reference to the VU: `client`, the usual name, needs nothing more.)
+        let in_vu = fiber::has_local::<VuCtx>();
+        if !in_vu && declaring.borrow().is_some() {
             // The top level is running: only a closure (`wait_time(|| user.think)`) can use this, and it captures a
             // stand-in here.
             match name {
@@ -248,8 +245,9 @@ pub(crate) fn new_engine(env: &Rc<WorkerEnv>, taskset_dir: &Path, declaration: &
             }
         }
         match name {
-            "client" => VuCtx::check_current("client").map(|()| Some(Dynamic::from(api::Client))),
-            "data" => VuCtx::check_current("data").map(|()| Some(Dynamic::from(api::Data))),
+            "client" if in_vu => Ok(Some(Dynamic::from(api::Client))),
+            "data" if in_vu => Ok(Some(Dynamic::from(api::Data))),
+            "client" | "data" => VuCtx::current(name).map(|_| None),
             "user" => VuCtx::current("user").map(|vu| Some(vu.user.clone())),
             "vu_id" => VuCtx::current("vu_id").map(|vu| Some(Dynamic::from_int(vu.vu_id))),
             _ => VuCtx::current("shared").map(|vu| Some(vu.env.shared.borrow().clone())),

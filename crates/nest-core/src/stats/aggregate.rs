@@ -116,7 +116,14 @@ impl Aggregate {
                 s.seal();
             }
         }
-        if let Some((&start, s)) = self.timeline.range(self.folded_before..second).rev().find(|(_, s)| s.sealed) {
+        let step = self.step();
+        let complete = |t: u64| second == u64::MAX || t + step <= second;
+        if let Some((&start, s)) = self.timeline.range_mut(self.folded_before..second).rev().find(|(_, s)| s.sealed) {
+            // A point that starts at this second and that no later second can join (every point while the width is
+            // 1 s) is encoded now, once, and copied for the live view, rather than encoded for each.
+            if start % step == 0 && complete(start) {
+                s.finish();
+            }
             self.last_second = Some(Interval::of(start, s));
         }
         self.fold(self.folded_before, second);
@@ -248,6 +255,29 @@ mod tests {
         assert_eq!(agg.timeline[&1].users, 8);
         assert_eq!(agg.timeline[&1].rows[0].p50, 10.0);
         assert_eq!(agg.total().count, 10);
+    }
+
+    #[test]
+    fn the_live_copy_of_the_newest_second_is_its_timeline_point() {
+        let r = Recorder::new();
+        let mut agg = Aggregate::default();
+        for second in 0..3u64 {
+            for i in 0..=second {
+                r.request("GET", "/x", Sample { latency: Duration::from_millis(10 + i), ..Default::default() });
+                r.request("GET", "/y", Sample { latency: Duration::from_millis(20 + i), ..Default::default() });
+            }
+            let mut d = r.take();
+            d.second = second;
+            agg.merge(d);
+            agg.seal_before(second + 1);
+            assert!(agg.timeline[&second].is_final(), "second {second} is encoded once sealed");
+            let last = agg.last_second.clone().unwrap();
+            assert_eq!(last, Interval::of(second, &agg.timeline[&second]), "second {second}");
+            assert_eq!((last.start, last.seconds, last.rows.len()), (second, 1, 2));
+            assert_eq!(last.total.as_ref().map(|t| t.count), Some(2 * (second + 1)));
+            let median = (20 + second / 2) as f64;
+            assert!((last.rows[1].p50 - median).abs() < 0.05, "second {second}: /y's median {}", last.rows[1].p50);
+        }
     }
 
     #[test]

@@ -41,15 +41,15 @@ impl LatencyMs {
             return LatencyMs::default();
         }
         let ms = |us: u64| us as f64 / 1000.0;
-        let quantile = |q: f64| ms(latency.quantile_us(q));
+        let [p50, p90, p95, p99, p999] = latency.quantiles_us([0.50, 0.90, 0.95, 0.99, 0.999]).map(ms);
         LatencyMs {
             min: ms(latency.min_us),
             mean: latency.sum_us as f64 / count as f64 / 1000.0,
-            p50: quantile(0.50),
-            p90: quantile(0.90),
-            p95: quantile(0.95),
-            p99: quantile(0.99),
-            p999: quantile(0.999),
+            p50,
+            p90,
+            p95,
+            p99,
+            p999,
             max: ms(latency.max_us),
         }
     }

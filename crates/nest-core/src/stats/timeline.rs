@@ -246,11 +246,15 @@ fn add_counts(into: &mut BTreeMap<(String, String), RequestCounts>, from: BTreeM
 
 /// The rows (by name, then method) and the total of one point's counts, keyed by (name, method).
 pub fn seal_rows(counts: &BTreeMap<(String, String), RequestCounts>) -> (Vec<TimelineRow>, Option<TimelineTotal>) {
+    let rows = counts.iter().map(|((name, method), c)| TimelineRow::of(method, name, c)).collect();
+    // One name's counts are the total as they are: no histogram copied and added.
+    if let (1, Some(only)) = (counts.len(), counts.values().next()) {
+        return (rows, TimelineTotal::of(only));
+    }
     let mut all = RequestCounts::default();
     for c in counts.values() {
         all.merge(c);
     }
-    let rows = counts.iter().map(|((name, method), c)| TimelineRow::of(method, name, c)).collect();
     (rows, TimelineTotal::of(&all))
 }
 
@@ -261,14 +265,15 @@ fn ms(us: u64) -> f64 {
 impl TimelineRow {
     /// The row of one request name's counts.
     pub fn of(method: &str, name: &str, c: &RequestCounts) -> TimelineRow {
+        let [p50, p95, p99] = c.latency.quantiles_us([0.50, 0.95, 0.99]).map(ms);
         TimelineRow {
             method: method.to_owned(),
             name: name.to_owned(),
             count: c.count,
             failures: c.failures,
-            p50: ms(c.latency.quantile_us(0.50)),
-            p95: ms(c.latency.quantile_us(0.95)),
-            p99: ms(c.latency.quantile_us(0.99)),
+            p50,
+            p95,
+            p99,
             corrected_p99: c.corrected.as_ref().map(|l| ms(l.quantile_us(0.99))),
             bytes: c.bytes,
             latency: Some(TimelineLatency::of(&c.latency)),
@@ -303,7 +308,7 @@ impl TimelineTotal {
             min: ms(l.min_us),
             max: ms(l.max_us),
             bytes: all.bytes,
-            percentiles: TOTAL_QUANTILES.iter().map(|&q| ms(l.quantile_us(q))).collect(),
+            percentiles: l.quantiles_us(TOTAL_QUANTILES).map(ms).to_vec(),
         })
     }
 }
