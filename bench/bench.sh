@@ -47,22 +47,14 @@ median() { tr ' ' '\n' <<<"$*" | grep -v '^$' | sort -g |
     awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # ---------------------------------------------------------------- server (one at a time)
+# shellcheck source=bench/lib/hello.sh
+source "$ROOT/bench/lib/hello.sh"
 SRV_PID=""
 URL=""
 SERVED=""
 start_server() { # $1 = threads; sets URL
-    local out="$TMP/server.out"
-    : >"$out"
-    "$NEST" demo-server --hello --port 0 --threads "$1" >"$out" 2>&1 &
-    SRV_PID=$!
-    for _ in $(seq 100); do
-        URL=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$out" | head -1 || true)
-        [[ -n $URL ]] && return 0
-        kill -0 "$SRV_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    cat "$out" >&2
-    die "the demo server did not start"
+    hello_launch "$TMP/server.out" --threads "$1" || die "the demo server did not start"
+    SRV_PID=$HELLO_PID URL=$HELLO_URL
 }
 stop_server() { # sets SERVED (requests the server counted, or "" if unknown)
     SERVED=""

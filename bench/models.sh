@@ -49,20 +49,12 @@ median() { tr ' ' '\n' <<<"$*" | grep -E '^-?[0-9.]+([eE][-+]?[0-9]+)?$' | sort 
 verdict() { if [[ $1 == *\?* ]]; then echo "no data"; elif awk "BEGIN { exit !($1) }"; then echo ok; else echo MISS; fi; }
 
 # ---------------------------------------------------------------- processes (one server, one nest at a time)
+# shellcheck source=bench/lib/hello.sh
+source "$ROOT/bench/lib/hello.sh"
 SRV_PID="" NEST_PID="" URL="" SERVED=""
 start_server() { # args: demo-server flags; sets URL
-    local out="$TMP/server.out"
-    : >"$out"
-    "$NEST" demo-server --hello --port 0 "$@" >"$out" 2>&1 &
-    SRV_PID=$!
-    for _ in $(seq 200); do
-        URL=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$out" | head -1 || true)
-        [[ -n $URL ]] && return 0
-        kill -0 "$SRV_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    cat "$out" >&2
-    die "the demo server did not start"
+    hello_launch "$TMP/server.out" "$@" || die "the demo server did not start"
+    SRV_PID=$HELLO_PID URL=$HELLO_URL
 }
 stop_server() { # SIGINT, then read "served N requests"; sets SERVED ("" if the server did not say)
     SERVED=""

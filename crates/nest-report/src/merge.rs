@@ -14,18 +14,19 @@
 //! carry their counts and histograms, so the merged points are exact too. Timelines of older reports, whose rows
 //! carry no histograms, cannot be combined: the merged report then has no timeline.
 
+mod metrics;
+mod rows;
 mod segments;
+mod timeline;
 
 use std::collections::BTreeMap;
 
-use nest_core::stats::{
-    CheckRow, ErrorRow, FailureKind, FailureRow, Latency, LatencyMs, MetricKind, MetricRow, PoolRow, RequestCounts,
-    RequestRow, Summary, TaskRow, TimelinePoint, Totals, encode_histogram, seal_rows,
-};
+use nest_core::stats::{RequestCounts, Summary};
 
 use crate::model::{Report, RunInfo};
-use crate::thresholds::observed::{counts_of, latency_of, rebuild};
+use crate::thresholds::observed::counts_of;
 use crate::thresholds::{Threshold, Verdict, evaluate, gate_verdict};
+use rows::{checks, errors, failures, pools, request_row, tasks, totals_counts, totals_row};
 
 pub use segments::{Merged, merge_segments};
 
@@ -196,255 +197,14 @@ fn merge_summaries(inputs: &[(&str, &Report)]) -> Result<Summary, MergeError> {
         tasks: tasks(&inputs[0].1.run, &summaries),
         failures: failures(&summaries),
         errors: errors(&summaries),
-        timeline: timeline(inputs)?,
+        timeline: timeline::timeline(inputs)?,
         pools: pools(&summaries),
         stopped_in: summaries.iter().find_map(|s| s.stopped_in.clone()),
         checks: checks(&summaries),
-        metrics: metrics(inputs, duration_s)?,
+        metrics: metrics::metrics(inputs, duration_s)?,
         // (A coordinator resets every segment from one instant.)
         counted_from_s: summaries.iter().filter_map(|s| s.counted_from_s).reduce(f64::max),
     })
-}
-
-/// One merged timeline point being built: its end, users per input, dropped starts and counts by (name, method).
-#[derive(Default)]
-struct PointSum {
-    end: u64,
-    users: BTreeMap<usize, u64>,
-    dropped: u64,
-    counts: BTreeMap<(String, String), RequestCounts>,
-}
-
-/// The inputs' timelines merged point by point at the coarsest width among them (see the module docs).
-fn timeline(inputs: &[(&str, &Report)]) -> Result<Vec<TimelinePoint>, MergeError> {
-    let points = || inputs.iter().flat_map(|(_, r)| &r.summary.timeline);
-    if points().flat_map(|p| &p.requests).any(|row| row.latency.is_none()) {
-        return Ok(Vec::new());
-    }
-    let width = points().map(|p| p.seconds.max(1)).max().unwrap_or(1);
-    let mut merged: BTreeMap<u64, PointSum> = BTreeMap::new();
-    for (i, &(input, report)) in inputs.iter().enumerate() {
-        for (j, p) in report.summary.timeline.iter().enumerate() {
-            let (start, end) = (p.t / width * width, p.t + p.seconds.max(1));
-            if end > start + width {
-                let (t, seconds) = (p.t, p.seconds);
-                return Err(MergeError::Unaligned { input: input.to_owned(), t, seconds, width });
-            }
-            let sum = merged.entry(start).or_default();
-            sum.end = sum.end.max(end);
-            let users = sum.users.entry(i).or_default();
-            *users = (*users).max(p.users);
-            sum.dropped += p.dropped;
-            for (k, row) in p.requests.iter().enumerate() {
-                let place = format!("timeline[{j}].requests[{k}]");
-                let broken = |reason| MergeError::BrokenHistogram { input: input.to_owned(), place, reason };
-                let counts = row.counts().map_err(broken)?;
-                sum.counts.entry((row.name.clone(), row.method.clone())).or_default().merge(&counts);
-            }
-        }
-    }
-    Ok(merged.into_iter().map(|(t, sum)| point(t, sum)).collect())
-}
-
-fn point(t: u64, sum: PointSum) -> TimelinePoint {
-    let (requests, total) = seal_rows(&sum.counts);
-    let (users, dropped, seconds) = (sum.users.values().sum(), sum.dropped, sum.end - t);
-    TimelinePoint { t, seconds, users, dropped, requests, total }
-}
-
-fn per_second(n: u64, duration_s: f64) -> f64 {
-    if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 }
-}
-
-fn totals_counts(t: &Totals) -> Result<RequestCounts, String> {
-    let corrected = t.corrected_latency_ms.as_ref().zip(t.corrected_histogram.as_deref());
-    rebuild(t.requests, t.failures, (t.bytes, t.wire_bytes), (&t.latency_ms, &t.histogram), corrected)
-}
-
-fn totals_row(c: &RequestCounts, duration_s: f64) -> Totals {
-    Totals {
-        requests: c.count,
-        failures: c.failures,
-        rps: per_second(c.count, duration_s),
-        latency_ms: LatencyMs::of(&c.latency),
-        corrected_latency_ms: c.corrected.as_ref().map(LatencyMs::of),
-        bytes: c.bytes,
-        wire_bytes: c.wire_bytes,
-        histogram: encode_histogram(&c.latency.histogram),
-        corrected_histogram: c.corrected.as_ref().map(|l| encode_histogram(&l.histogram)),
-    }
-}
-
-fn request_row(method: &str, name: &str, c: &RequestCounts, duration_s: f64) -> RequestRow {
-    let t = totals_row(c, duration_s);
-    RequestRow {
-        method: method.to_owned(),
-        name: name.to_owned(),
-        requests: t.requests,
-        failures: t.failures,
-        rps: t.rps,
-        latency_ms: t.latency_ms,
-        corrected_latency_ms: t.corrected_latency_ms,
-        bytes: t.bytes,
-        wire_bytes: t.wire_bytes,
-        histogram: t.histogram,
-        corrected_histogram: t.corrected_histogram,
-    }
-}
-
-/// Task rows added up, in the plan's order (tasksets as in the mix; `on_start`, the tasks, `on_stop`).
-fn tasks(run: &RunInfo, summaries: &[&Summary]) -> Vec<TaskRow> {
-    let mut merged: Vec<TaskRow> = Vec::new();
-    for row in summaries.iter().flat_map(|s| &s.tasks) {
-        match merged.iter_mut().find(|m| m.taskset == row.taskset && m.task == row.task) {
-            Some(m) => {
-                m.runs += row.runs;
-                m.errors += row.errors;
-                m.pacing_missed += row.pacing_missed;
-            }
-            None => merged.push(row.clone()),
-        }
-    }
-    let place = |row: &TaskRow| {
-        let Some((i, ts)) = run.mix.iter().enumerate().find(|(_, m)| m.name == row.taskset) else {
-            return (usize::MAX, usize::MAX);
-        };
-        let slot = match row.task.as_str() {
-            "on_start" => 0,
-            "on_stop" => usize::MAX,
-            task => ts.tasks.iter().position(|t| t.name == task).map_or(usize::MAX - 1, |j| j + 1),
-        };
-        (i, slot)
-    };
-    merged.sort_by_key(place);
-    merged
-}
-
-/// Failure rows added up, in the order of `Summary::new`: most frequent first.
-fn failures(summaries: &[&Summary]) -> Vec<FailureRow> {
-    let mut by_key: BTreeMap<(String, String, String), (FailureKind, u64)> = BTreeMap::new();
-    for f in summaries.iter().flat_map(|s| &s.failures) {
-        by_key.entry((f.method.clone(), f.name.clone(), f.reason.clone())).or_insert((f.kind, 0)).1 += f.count;
-    }
-    let mut rows: Vec<FailureRow> = by_key
-        .into_iter()
-        .map(|((method, name, reason), (kind, count))| FailureRow { kind, method, name, reason, count })
-        .collect();
-    rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.name, &a.reason).cmp(&(&b.name, &b.reason))));
-    rows
-}
-
-fn errors(summaries: &[&Summary]) -> Vec<ErrorRow> {
-    let mut by_key: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for e in summaries.iter().flat_map(|s| &s.errors) {
-        *by_key.entry((e.location.clone(), e.message.clone())).or_default() += e.count;
-    }
-    let mut rows: Vec<ErrorRow> =
-        by_key.into_iter().map(|((location, message), count)| ErrorRow { location, message, count }).collect();
-    rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.location.cmp(&b.location)));
-    rows
-}
-
-fn pools(summaries: &[&Summary]) -> Vec<PoolRow> {
-    let mut merged: Vec<PoolRow> = Vec::new();
-    for p in summaries.iter().flat_map(|s| &s.pools) {
-        match merged.iter_mut().find(|m| m.name == p.name) {
-            Some(m) => {
-                m.rows += p.rows;
-                m.claims += p.claims;
-                m.releases += p.releases;
-                m.max_held += p.max_held;
-                m.waits += p.waits;
-                m.longest_wait_ms = m.longest_wait_ms.max(p.longest_wait_ms);
-                m.timeouts += p.timeouts;
-            }
-            None => merged.push(p.clone()),
-        }
-    }
-    merged
-}
-
-fn checks(summaries: &[&Summary]) -> Vec<CheckRow> {
-    let mut by_name: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for c in summaries.iter().flat_map(|s| &s.checks) {
-        let entry = by_name.entry(c.name.clone()).or_default();
-        entry.0 += c.passes;
-        entry.1 += c.fails;
-    }
-    by_name.into_iter().map(|(name, (passes, fails))| CheckRow { name, passes, fails }).collect()
-}
-
-/// Custom metrics by name. A name with different kinds in two inputs is a different plan.
-fn metrics(inputs: &[(&str, &Report)], duration_s: f64) -> Result<Vec<MetricRow>, MergeError> {
-    let mut by_name: BTreeMap<String, (MetricRow, Option<Latency>)> = BTreeMap::new();
-    // Inputs in the order they ended, so that a gauge keeps the value set last.
-    let mut ordered: Vec<&(&str, &Report)> = inputs.iter().collect();
-    ordered.sort_by(|a, b| end(a.1).total_cmp(&end(b.1)));
-    for &&(name, report) in &ordered {
-        for row in &report.summary.metrics {
-            let trend = match (&row.trend_ms, &row.histogram) {
-                (Some(ms), Some(h)) => Some(latency_of(ms, h).map_err(|reason| MergeError::BrokenHistogram {
-                    input: name.into(),
-                    place: format!("metric \"{}\"", row.name),
-                    reason,
-                })?),
-                _ => None,
-            };
-            match by_name.get_mut(&row.name) {
-                None => {
-                    by_name.insert(row.name.clone(), (row.clone(), trend));
-                }
-                Some((m, _)) if m.kind != row.kind => {
-                    let first = inputs[0].0.into();
-                    return Err(MergeError::DifferentPlan { first, other: name.into(), what: "custom metrics" });
-                }
-                Some((m, merged)) => add_metric(m, merged, row, trend),
-            }
-        }
-    }
-    Ok(by_name.into_values().map(|(row, trend)| finish_metric(row, trend.as_ref(), duration_s)).collect())
-}
-
-fn end(r: &Report) -> f64 {
-    r.summary.started_at + r.summary.duration_s
-}
-
-fn add_metric(m: &mut MetricRow, merged: &mut Option<Latency>, row: &MetricRow, trend: Option<Latency>) {
-    m.count += row.count;
-    match m.kind {
-        MetricKind::Counter => m.value += row.value,
-        MetricKind::Rate => m.passes = Some(m.passes.unwrap_or(0) + row.passes.unwrap_or(0)),
-        MetricKind::Gauge => {
-            if row.count > 0 {
-                m.value = row.value;
-            }
-            m.min = [m.min, row.min].into_iter().flatten().reduce(f64::min);
-            m.max = [m.max, row.max].into_iter().flatten().reduce(f64::max);
-        }
-        MetricKind::Trend => {
-            if let Some(t) = trend {
-                merged.get_or_insert_with(Latency::default).merge(&t);
-            }
-        }
-    }
-}
-
-/// The figures derived from the sums: a counter's rate, a rate's share, a trend's statistics and histogram.
-fn finish_metric(mut m: MetricRow, trend: Option<&Latency>, duration_s: f64) -> MetricRow {
-    match m.kind {
-        MetricKind::Counter => m.per_second = Some(if duration_s > 0.0 { m.value / duration_s } else { 0.0 }),
-        MetricKind::Rate => {
-            m.value = if m.count == 0 { 0.0 } else { m.passes.unwrap_or(0) as f64 / m.count as f64 };
-        }
-        MetricKind::Trend => {
-            if let Some(l) = trend {
-                let ms = LatencyMs::of(l);
-                (m.value, m.trend_ms, m.histogram) = (ms.mean, Some(ms), Some(encode_histogram(&l.histogram)));
-            }
-        }
-        MetricKind::Gauge => {}
-    }
-    m
 }
 
 /// The verdicts again, on the merged figures: the default gate, or each threshold (failed when it aborted any
@@ -477,7 +237,8 @@ mod tests {
     use super::*;
     use crate::render::tests::sample_report;
     use nest_core::stats::{
-        Aggregate, Failure, Recorder, Sample, SummaryParts, TimelineLatency, TimelineRow, decode_histogram,
+        Aggregate, Failure, FailureKind, Recorder, RequestRow, Sample, SummaryParts, TimelineLatency, TimelinePoint,
+        TimelineRow, Totals, decode_histogram, seal_rows,
     };
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};

@@ -6,33 +6,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nest_core::{Plan, RunHandle, RunResult};
-use nest_rhai::{Catalog, MAX_OPERATIONS};
+use common::folder;
+use nest_core::RunResult;
+use nest_rhai::{LoadOptions, MAX_OPERATIONS};
 
-/// A taskset folder holding `files`.
-fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, source) in files {
-        std::fs::write(dir.path().join(name), source).unwrap();
-    }
-    dir
-}
+mod common;
 
 /// Runs every taskset of `dir` with one VU for `iterations` tasks (at most 60 s), without HTTP.
 fn run(dir: &Path, iterations: u64) -> RunResult {
-    let catalog = Catalog::load(dir).unwrap();
-    let plan = Plan::builder(catalog.specs())
-        .users(1)
-        .workers(1)
-        .iterations(Some(iterations))
-        .run_time(Some(Duration::from_secs(60)))
-        .stop_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let http = Arc::new(nest_http::ClientConfig::new(false).unwrap());
-    let factory = Arc::new(catalog.factory(http, None));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(nest_core::run(plan, factory, RunHandle::new(), ())).unwrap()
+    common::run_one_vu(dir, LoadOptions::default(), iterations, Duration::from_secs(60))
 }
 
 /// The script errors of a run as `message`, with their counts.

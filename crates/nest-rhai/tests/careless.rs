@@ -3,22 +3,13 @@
 //! with its place while the run goes on and ends on time.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nest_core::{Plan, RunHandle, RunResult};
+use common::folder;
+use nest_core::RunResult;
 use nest_rhai::{Catalog, LoadOptions, ScriptLimits};
 
-/// A taskset folder holding `files`.
-fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, source) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, source).unwrap();
-    }
-    dir
-}
+mod common;
 
 /// The load errors of `source` (as `a.rhai`), each as `line:col: message` with the folder stripped.
 fn load_errors(source: &str) -> Vec<String> {
@@ -30,19 +21,7 @@ fn load_errors(source: &str) -> Vec<String> {
 
 /// Runs every taskset of `dir` with one VU for `iterations` tasks (at most 20 s), without HTTP.
 fn run(dir: &Path, options: LoadOptions, iterations: u64) -> RunResult {
-    let catalog = Catalog::load_with(dir, options).unwrap();
-    let plan = Plan::builder(catalog.specs())
-        .users(1)
-        .workers(1)
-        .iterations(Some(iterations))
-        .run_time(Some(Duration::from_secs(20)))
-        .stop_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let http = Arc::new(nest_http::ClientConfig::new(false).unwrap());
-    let factory = Arc::new(catalog.factory(http, None));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(nest_core::run(plan, factory, RunHandle::new(), ())).unwrap()
+    common::run_one_vu(dir, options, iterations, Duration::from_secs(20))
 }
 
 /// The script errors of a run as `location: message`, with their counts.

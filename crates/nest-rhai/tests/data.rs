@@ -5,20 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nest_core::{Plan, RunHandle, RunResult};
+use common::folder;
+use nest_core::{Plan, RunResult};
 use nest_data::{DataRegistry, DataSet, Segment};
 use nest_rhai::Catalog;
 
-/// A taskset folder holding `files`.
-fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, source) in files {
-        let path = dir.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, source).unwrap();
-    }
-    dir
-}
+mod common;
 
 /// `users` (`rows` rows: name, password) and `items` (a JSON array of objects).
 fn registry(rows: usize) -> Arc<DataRegistry> {
@@ -37,10 +29,7 @@ fn registry(rows: usize) -> Arc<DataRegistry> {
 fn run(dir: &Path, data: &Arc<DataRegistry>, plan: Plan) -> RunResult {
     let catalog = Catalog::load(dir).unwrap();
     catalog.check_data(data).unwrap();
-    let http = Arc::new(nest_http::ClientConfig::new(false).unwrap());
-    let factory = Arc::new(catalog.factory(http, None).with_data(data.clone()));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(nest_core::run(plan, factory, RunHandle::new(), ())).unwrap()
+    common::execute(plan, common::factory(&catalog).with_data(data.clone()))
 }
 
 fn plan(dir: &Path, users: u64, iterations: Option<u64>, run_time: Duration) -> Plan {

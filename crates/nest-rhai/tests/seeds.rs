@@ -2,11 +2,12 @@
 //! `random` and `choice` values whichever worker runs it and whichever segment of a split load it is in.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use nest_core::{Plan, RunHandle, RunResult, Segment};
+use nest_core::{Plan, RunResult, Segment};
 use nest_rhai::Catalog;
+
+mod common;
 
 /// Each VU reports its first three draws once, as an error message `VU: draws` (no HTTP, nothing sent).
 const DRAWS: &str = r#"
@@ -34,10 +35,7 @@ fn run(dir: &std::path::Path, workers: usize, segment: Segment) -> RunResult {
         .segment(segment)
         .build()
         .unwrap();
-    let http = Arc::new(nest_http::ClientConfig::new(false).unwrap());
-    let factory = Arc::new(catalog.factory(http, None));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(nest_core::run(plan, factory, RunHandle::new(), ())).unwrap()
+    common::execute(plan, common::factory(&catalog))
 }
 
 fn draws(result: &RunResult) -> BTreeSet<String> {

@@ -9,6 +9,8 @@ use nest_core::rendezvous::RendezvousFuture;
 use nest_core::{BehaviourFactory, Plan, Rendezvous, RendezvousError, RunHandle, RunResult, StartOrder};
 use nest_rhai::Catalog;
 
+mod common;
+
 const SCRIPT: &str = r#"
 wait_time(constant(0.001));
 task(1, t);
@@ -47,8 +49,7 @@ fn run(dir: &std::path::Path, rendezvous: Relay) -> RunResult {
         .run_time(Some(Duration::from_secs(20)))
         .build()
         .unwrap();
-    let http = Arc::new(nest_http::ClientConfig::new(false).unwrap());
-    let factory = Arc::new(catalog.factory(http, None));
+    let factory = Arc::new(common::factory(&catalog));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let snapshots = nest_core::snapshot::channel().0;
     rt.block_on(nest_core::run_with_rendezvous(plan, factory, RunHandle::new(), (), snapshots, Arc::new(rendezvous)))

@@ -368,8 +368,8 @@ pub struct MergeArgs {
     pub notify: NotifyArgs,
 }
 
-/// The report files `nest merge` writes.
-#[derive(Debug, Args)]
+/// The report files `nest merge` and `nest coordinate` write.
+#[derive(Debug, Args, Clone)]
 pub struct OutputArgs {
     /// Write the self-contained HTML report to this file.
     #[arg(long, value_name = "FILE")]
@@ -381,9 +381,16 @@ pub struct OutputArgs {
     /// Write JUnit XML to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// Write the merged report as JSON to this file.
+    /// Write the merged report as JSON to this file (written atomically).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    /// The files to render, the JSON aside.
+    pub fn outputs(&self) -> nest_report::render::Outputs {
+        nest_report::render::Outputs { csv: self.csv.clone(), html: self.html.clone(), junit: self.junit.clone() }
+    }
 }
 
 /// Options of `nest scale`.

@@ -23,9 +23,9 @@ use nest_coord::state::Settings;
 use nest_coord::token::Token;
 use nest_core::Segment;
 use nest_report::output::write_atomic;
-use nest_report::render::Outputs;
 use nest_report::thresholds::{GateFailed, Threshold, ThresholdsFailed};
 
+use crate::cli::OutputArgs;
 use crate::live::Display;
 use nest_config::parse::{ExitWith, UsageError, parse_duration};
 
@@ -75,18 +75,9 @@ pub struct JudgeArgs {
     /// Warm-up before the abort thresholds are checked.
     #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "0s")]
     pub abort_delay: Duration,
-    /// Write the merged report as JSON to this file (written atomically).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-    /// Write Locust-compatible CSV files with this prefix.
-    #[arg(long, value_name = "PREFIX")]
-    pub csv: Option<PathBuf>,
-    /// Write the self-contained HTML report to this file.
-    #[arg(long, value_name = "FILE")]
-    pub html: Option<PathBuf>,
-    /// Write JUnit XML to this file.
-    #[arg(long, value_name = "FILE")]
-    pub junit: Option<PathBuf>,
+    /// The merged report's files, as for `nest merge`.
+    #[command(flatten)]
+    pub reports: OutputArgs,
     /// Print only the verdict (no live view, no tables).
     #[arg(short, long)]
     pub quiet: bool,
@@ -129,10 +120,6 @@ impl JudgeArgs {
             remote_write: self.prometheus_remote_write.clone(),
             linger: self.prometheus_linger,
         }
-    }
-
-    fn outputs(&self) -> Outputs {
-        Outputs { csv: self.csv.clone(), html: self.html.clone(), junit: self.junit.clone() }
     }
 }
 
@@ -212,7 +199,7 @@ impl nest_web::Steer for WebSteer {
 /// Binds the coordinator of a run of `segments` on `listen`; the report paths are checked first.
 pub async fn bind(judge: &JudgeArgs, segments: u32, listen: SocketAddr, token: Token) -> Result<Coordinator> {
     let settings = judge.settings(segments)?;
-    for path in judge.json.iter().cloned().chain(judge.outputs().paths()) {
+    for path in judge.reports.json.iter().cloned().chain(judge.reports.outputs().paths()) {
         crate::run::check_writable(&path)?;
     }
     let run_id = nest_coord::state::new_run_id();
@@ -264,12 +251,12 @@ pub fn finish(args: &JudgeArgs, conclusion: &Conclusion) -> Result<()> {
             let _ = nest_report::table::print_summary(&mut out, &report.summary);
             let _ = nest_report::thresholds::print_verdicts(&mut out, &report.thresholds);
         }
-        if let Some(path) = &args.json {
+        if let Some(path) = &args.reports.json {
             let json = serde_json::to_vec_pretty(report)?;
             write_atomic(path, &json).with_context(|| format!("could not write {}", path.display()))?;
             let _ = writeln!(std::io::stderr(), "report written to {}", path.display());
         }
-        for path in args.outputs().write(report)? {
+        for path in args.reports.outputs().write(report)? {
             let _ = writeln!(std::io::stderr(), "report written to {}", path.display());
         }
     }

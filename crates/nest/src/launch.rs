@@ -128,10 +128,10 @@ pub(crate) fn take_judge_flags(run_args: Vec<OsString>, judge: &mut JudgeArgs) -
                 .ok_or_else(|| UsageError(format!("{flag} needs a value")))?,
         };
         match flag.as_str() {
-            "--json" => judge.json = Some(PathBuf::from(value)),
-            "--html" => judge.html = Some(PathBuf::from(value)),
-            "--csv" => judge.csv = Some(PathBuf::from(value)),
-            "--junit" => judge.junit = Some(PathBuf::from(value)),
+            "--json" => judge.reports.json = Some(PathBuf::from(value)),
+            "--html" => judge.reports.html = Some(PathBuf::from(value)),
+            "--csv" => judge.reports.csv = Some(PathBuf::from(value)),
+            "--junit" => judge.reports.junit = Some(PathBuf::from(value)),
             _ => judge.threshold.push(value),
         }
     }
@@ -151,8 +151,8 @@ mod tests {
         let args = ["-H", "http://h", "--json", "a.json", "-u", "3", "--threshold=p95 < 1s", "-y", "-q", "--html=b"];
         let kept = take_judge_flags(args.iter().map(OsString::from).collect(), &mut judge).unwrap();
         assert_eq!(kept, ["-H", "http://h", "-u", "3"].map(OsString::from));
-        assert_eq!(judge.json, Some(PathBuf::from("a.json")));
-        assert_eq!(judge.html, Some(PathBuf::from("b")));
+        assert_eq!(judge.reports.json, Some(PathBuf::from("a.json")));
+        assert_eq!(judge.reports.html, Some(PathBuf::from("b")));
         assert_eq!(judge.threshold, ["p95 < 1s"]);
         assert!(judge.quiet);
         let refused = take_judge_flags(vec!["--segment".into(), "0/2".into()], &mut judge).unwrap_err();

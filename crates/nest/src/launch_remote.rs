@@ -102,7 +102,8 @@ pub fn ssh(mut args: SshArgs) -> Result<()> {
         // that --ready-timeout counts from the segments' start, not from the start of a slow copy.
         args.judge.settings(segments)?;
         advertised_url(args.advertise.as_deref(), args.listen)?;
-        for path in args.judge.json.iter().chain(&args.judge.csv).chain(&args.judge.html).chain(&args.judge.junit) {
+        let reports = &args.judge.reports;
+        for path in reports.json.iter().chain(&reports.csv).chain(&reports.html).chain(&reports.junit) {
             crate::run::check_writable(path)?;
         }
         let prepared = prepare_all(&ssh, &hosts, &version, &binary, &bundle, args.judge.quiet).await?;
@@ -301,9 +302,11 @@ fn coordinate_args(judge: &JudgeArgs) -> Vec<String> {
         let name = path.file_name().map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
         format!("{REPORTS_DIR}/{name}")
     };
-    let json = judge.json.as_deref().map_or_else(|| format!("{REPORTS_DIR}/report.json"), under);
+    let json = judge.reports.json.as_deref().map_or_else(|| format!("{REPORTS_DIR}/report.json"), under);
     args.extend(["--json".to_owned(), json]);
-    for (flag, path) in [("--csv", &judge.csv), ("--html", &judge.html), ("--junit", &judge.junit)] {
+    for (flag, path) in
+        [("--csv", &judge.reports.csv), ("--html", &judge.reports.html), ("--junit", &judge.reports.junit)]
+    {
         if let Some(path) = path {
             args.extend([flag.to_owned(), under(path)]);
         }

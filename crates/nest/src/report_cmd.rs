@@ -48,8 +48,7 @@ pub fn merge(args: MergeArgs) -> Result<()> {
     if !thresholds.is_empty() {
         report.thresholds = nest_report::thresholds::evaluate(&thresholds, &report.summary, &[]);
     }
-    let o = args.outputs;
-    emit(&report, &Outputs { csv: o.csv, html: o.html, junit: o.junit }, o.json.as_deref())?;
+    emit(&report, &args.outputs.outputs(), args.outputs.json.as_deref())?;
     crate::notify::send(&targets, &report, "nest merge");
     if let Some(incomplete) = &report.run.incomplete {
         let missing: Vec<String> = incomplete.missing.iter().map(|m| m.index.to_string()).collect();

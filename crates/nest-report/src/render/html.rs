@@ -5,19 +5,19 @@
 //! the thresholds, the statistics table (the same figures as the terminal's), failures and script errors, the
 //! tasks, then what was run. Table cells carry `data-metric` and `data-value` (the exact JSON number) and rows
 //! `data-method`/`data-name`, so tools and tests can read the page back.
+mod charts;
+mod run;
 
 use std::fmt::Write as _;
 
 use nest_core::stats::{LatencyMs, Summary};
 
 pub use super::escape as esc;
-use super::svg::{Chart, PALETTE, Series};
 use super::{fmt_ms, utc_datetime};
 use crate::model::Report;
 use crate::table::{Line, lines};
-
-/// How many request names the per-name charts draw (the busiest ones).
-const CHART_NAMES: usize = 8;
+use charts::charts;
+use run::run_info;
 
 /// The page's style sheet, inlined: the report must open offline (the scalability page reuses it).
 pub const STYLE: &str = include_str!("report.css");
@@ -91,103 +91,6 @@ fn header(page: &mut String, report: &Report) {
     }
     page.push_str("</ul>\n</header>\n");
 }
-
-fn figure(page: &mut String, chart: &Chart<'_>, legend: bool, note: Option<String>) {
-    let _ = writeln!(page, "<figure>\n<figcaption>{}</figcaption>\n{}", esc(chart.title), chart.render());
-    if legend {
-        page.push_str("<ul class=\"legend\">");
-        for s in &chart.series {
-            let _ = write!(page, "<li><i style=\"background:{}\"></i>{}</li>", s.color, esc(&s.label));
-        }
-        page.push_str("</ul>\n");
-    }
-    if let Some(note) = note {
-        let _ = writeln!(page, "<p class=\"note\">{}</p>", esc(&note));
-    }
-    page.push_str("</figure>\n");
-}
-
-fn charts(page: &mut String, s: &Summary) {
-    page.push_str("<section id=\"charts\">\n<h2>Over time</h2>\n<div class=\"charts\">\n");
-    let t_max = s.timeline.last().map_or(1.0, |p| p.t as f64);
-    let per_second = |f: &dyn Fn(&nest_core::stats::TimelinePoint) -> f64| -> Vec<(f64, f64)> {
-        s.timeline.iter().map(|p| (p.t as f64, f(p))).collect()
-    };
-    // A point of a long run may cover several seconds: rates are per second all the same.
-    let secs = |p: &nest_core::stats::TimelinePoint| p.seconds.max(1) as f64;
-    let count = |p: &nest_core::stats::TimelinePoint| p.total.as_ref().map_or(0.0, |t| t.count as f64 / secs(p));
-    let fails = |p: &nest_core::stats::TimelinePoint| p.total.as_ref().map_or(0.0, |t| t.failures as f64 / secs(p));
-    let series = |label: &str, color, points| Series { label: label.to_owned(), color, points };
-    let rps = Chart {
-        id: "rps",
-        title: "Requests per second",
-        unit: "req/s",
-        t_max,
-        series: vec![series("requests/s", PALETTE[0], per_second(&count))],
-    };
-    figure(page, &rps, false, None);
-    let mut failure_series = vec![series("failures/s", PALETTE[3], per_second(&fails))];
-    if s.model == "open" {
-        failure_series.push(series("dropped starts/s", PALETTE[1], per_second(&|p| p.dropped as f64 / secs(p))));
-    }
-    let open = s.model == "open";
-    let failures = Chart { id: "failures", title: "Failures per second", unit: "/s", t_max, series: failure_series };
-    figure(page, &failures, open, None);
-    let users = Chart {
-        id: "users",
-        title: "Users",
-        unit: "users",
-        t_max,
-        series: vec![series("users", PALETTE[2], per_second(&|p| p.users as f64))],
-    };
-    figure(page, &users, false, None);
-
-    let (names, others) = busiest_names(s);
-    let note = match others {
-        0 => None,
-        1 => Some(format!("The {CHART_NAMES} busiest request names are drawn; 1 other is not.")),
-        n => Some(format!("The {CHART_NAMES} busiest request names are drawn; {n} others are not.")),
-    };
-    let mut latency: Vec<(&str, &str, Pick)> = vec![
-        ("p50", "Median (p50) response time by name", |r| Some(r.p50)),
-        ("p95", "p95 response time by name", |r| Some(r.p95)),
-        ("p99", "p99 response time by name", |r| Some(r.p99)),
-    ];
-    if open {
-        latency.push(("corrected_p99", "Corrected p99 (from the scheduled start) by name", |r| r.corrected_p99));
-    }
-    for (id, title, pick) in latency {
-        let series = names
-            .iter()
-            .enumerate()
-            .map(|(i, (method, name))| Series {
-                label: format!("{method} {name}"),
-                color: PALETTE[i % PALETTE.len()],
-                points: s
-                    .timeline
-                    .iter()
-                    .filter_map(|p| {
-                        let row = p.requests.iter().find(|r| &r.method == method && &r.name == name)?;
-                        Some((p.t as f64, pick(row)?))
-                    })
-                    .collect(),
-            })
-            .collect();
-        figure(page, &Chart { id, title, unit: "ms", t_max, series }, true, note.clone());
-    }
-    page.push_str("</div>\n</section>\n");
-}
-
-/// Picks one figure of a request's second.
-type Pick = fn(&nest_core::stats::TimelineRow) -> Option<f64>;
-
-fn busiest_names(s: &Summary) -> (Vec<(String, String)>, usize) {
-    let mut rows: Vec<_> = s.requests.iter().map(|r| (r.requests, r.method.clone(), r.name.clone())).collect();
-    rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| (&a.2, &a.1).cmp(&(&b.2, &b.1))));
-    let others = rows.len().saturating_sub(CHART_NAMES);
-    (rows.into_iter().take(CHART_NAMES).map(|(_, m, n)| (m, n)).collect(), others)
-}
-
 fn thresholds(page: &mut String, report: &Report) {
     page.push_str("<section id=\"thresholds\">\n<h2>Thresholds</h2>\n");
     if report.thresholds.is_empty() {
@@ -443,90 +346,6 @@ fn pools(page: &mut String, s: &Summary) {
     page.push_str("</table>\n</section>\n");
 }
 
-/// The run's identity, its segments and what a merge lacks, for "What was run".
-fn identity_items(run: &crate::model::RunInfo) -> Vec<(&'static str, String)> {
-    let mut items = Vec::new();
-    if let Some(id) = &run.identity {
-        items.push(("Run id", format!("<code>{}</code>", esc(&id.run_id))));
-        items.push(("Plan hash", format!("<code>{}</code>", esc(&id.plan_hash))));
-        if id.segment.count > 1 {
-            items.push(("Segment", id.segment.to_string()));
-        }
-        items.push(("Host name", esc(&id.host_name)));
-        items.push(("Start skew", format!("{:.1} ms", id.start_skew_ms)));
-    }
-    if !run.segments.is_empty() {
-        let rows: Vec<String> = run
-            .segments
-            .iter()
-            .map(|s| format!("{} on {} ({:.1} ms)", s.index, esc(&s.host_name), s.start_skew_ms))
-            .collect();
-        items.push(("Segments", rows.join(", ")));
-    }
-    if let Some(incomplete) = &run.incomplete {
-        let missing: Vec<String> = incomplete.missing.iter().map(|m| m.index.to_string()).collect();
-        let what = format!("{:.1}% of the {}", incomplete.missing_pct, esc(&incomplete.share_of));
-        items.push(("Incomplete", format!("<strong>segment {} missing: {what}</strong>", missing.join(", "))));
-    }
-    items
-}
-
-fn run_info(page: &mut String, report: &Report) {
-    let (s, run) = (&report.summary, &report.run);
-    page.push_str("<section id=\"run\">\n<h2>What was run</h2>\n<dl class=\"run\">\n");
-    let optional = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
-    let items = [
-        ("Command", format!("<code>{}</code>", esc(&run.command))),
-        ("Target", esc(&run.host)),
-        ("Load", esc(&run.load)),
-        ("Model", esc(&s.model)),
-        ("Users (planned)", s.users.to_string()),
-        ("Workers", run.workers.to_string()),
-        ("Planned run time", optional(run.run_time_s.map(|t| format!("{t} s")))),
-        ("Planned tasks", optional(run.iterations.map(|n| n.to_string()))),
-        ("Started", format!("{} UTC", utc_datetime(s.started_at).replace('T', " "))),
-        ("Duration", format!("{:.2} s", s.duration_s)),
-        ("nest", esc(&run.nest_version)),
-    ];
-    for (term, value) in items.into_iter().chain(identity_items(run)) {
-        let _ = writeln!(page, "<dt>{term}</dt><dd>{value}</dd>");
-    }
-    page.push_str("</dl>\n<h2>Load mix</h2>\n");
-    page.push_str(
-        "<table data-table=\"mix\">\n<tr><th>Taskset / task</th><th class=\"n\">Weight</th><th class=\"n\">Share</th>\
-         <th>Weight from</th><th>Think time</th><th>Hooks</th></tr>\n",
-    );
-    for r in &run.mix {
-        let share = if r.weight == 0 { "off".to_owned() } else { format!("{:.1}%", r.share_pct) };
-        let hooks: Vec<&str> = [(r.on_start, "on_start"), (r.on_stop, "on_stop")]
-            .into_iter()
-            .filter_map(|(has, name)| has.then_some(name))
-            .collect();
-        let _ = writeln!(
-            page,
-            "<tr data-taskset=\"{}\"><td class=\"mono\">{}</td><td class=\"n\">{}</td><td class=\"n\">{share}</td>\
-             <td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
-            esc(&r.name),
-            esc(&r.name),
-            r.weight,
-            esc(r.source.label()),
-            esc(&r.wait),
-            hooks.join(", ")
-        );
-        for t in &r.tasks {
-            let _ = writeln!(
-                page,
-                "<tr class=\"task\"><td class=\"mono\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}%</td>\
-                 <td></td><td></td><td></td></tr>",
-                esc(&t.name),
-                t.weight,
-                t.share_pct
-            );
-        }
-    }
-    page.push_str("</table>\n</section>\n");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -607,19 +426,5 @@ mod tests {
         let gate = crate::thresholds::gate_verdict(&sample_report(false, Vec::new()).summary);
         let gated = render(&sample_report(false, vec![gate]));
         assert!(gated.contains("default gate failed") && !gated.contains("thresholds failed"));
-    }
-
-    #[test]
-    fn only_the_busiest_names_are_charted() {
-        let mut report = sample_report(false, Vec::new());
-        let template = report.summary.requests[0].clone();
-        report.summary.requests = (0..11u64)
-            .map(|i| nest_core::stats::RequestRow { name: format!("/n{i:02}"), requests: i, ..template.clone() })
-            .collect();
-        let (names, others) = busiest_names(&report.summary);
-        assert_eq!(names.len(), 8);
-        assert_eq!(names[0].1, "/n10");
-        assert_eq!(others, 3);
-        assert!(render(&report).contains("The 8 busiest request names are drawn; 3 others are not."));
     }
 }
