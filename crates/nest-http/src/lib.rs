@@ -41,6 +41,7 @@ mod redirect;
 mod session;
 mod stream;
 mod tls;
+mod url_cache;
 
 pub use client::VuClient;
 pub use config::{ClientConfig, DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY, accept_encoding_value, check_source_addr};
