@@ -212,8 +212,12 @@ impl Seen {
         // By length first: most fields of a response are none of the three.
         match name.len() {
             10 if name.eq_ignore_ascii_case(b"connection") => {
-                self.close |= lists_token(std::iter::once(value), "close");
-                self.keep_alive |= lists_token(std::iter::once(value), "keep-alive");
+                // One pass over the tokens for both answers.
+                for token in value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    self.close |= token.eq_ignore_ascii_case(b"close");
+                    self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
             }
             17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
                 // The last coding of the last field counts.
@@ -236,17 +240,24 @@ impl Seen {
 /// length; anything else is an error.
 fn content_length(mut length: Option<u64>, value: &[u8]) -> Result<Option<u64>, &'static str> {
     for part in value.split(|&b| b == b',') {
-        let n = std::str::from_utf8(part.trim_ascii())
-            .ok()
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or("invalid Content-Length in the response")?;
+        let n = decimal(part.trim_ascii()).ok_or("invalid Content-Length in the response")?;
         if length.is_some_and(|l| l != n) {
             return Err("conflicting Content-Length values in the response");
         }
         length = Some(n);
     }
     Ok(length)
+}
+
+/// The value of ASCII decimal digits (at least one, nothing else), unless it overflows a `u64`.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// The body's framing (RFC 9112 §6.3).
@@ -330,13 +341,19 @@ mod tests {
         let many: String = (0..=MAX_HEADERS).map(|i| format!("h{i}: v\r\n")).collect();
         let mut buf = BytesMut::from(format!("HTTP/1.1 200 OK\r\n{many}\r\n").as_str());
         assert!(parse(&mut buf).unwrap_err().message.contains("more than 100 header fields"));
-        for cl in ["5, 6", "-1", "x", ""] {
+        for cl in ["5, 6", "-1", "+1", "x", "", "1 2", "18446744073709551616", "1x"] {
             let h = parsed(&format!("HTTP/1.1 200 OK\r\nContent-Length: {cl}\r\n\r\n"));
             assert_eq!(framing(&h, &Method::GET).unwrap_err().kind, ErrorKind::Protocol, "{cl:?}");
         }
         assert_eq!(
             framing(&parsed("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n"), &Method::GET).unwrap(),
             Framing::Length(5)
+        );
+        let max = "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n";
+        assert_eq!(framing(&parsed(max), &Method::GET).unwrap(), Framing::Length(u64::MAX));
+        assert_eq!(
+            framing(&parsed("HTTP/1.1 200 OK\r\nContent-Length: 007\r\n\r\n"), &Method::GET).unwrap(),
+            Framing::Length(7)
         );
     }
 
