@@ -186,8 +186,19 @@ fn build(inner: &Inner, p: &Prepared, fast: bool) -> Result<Outgoing, Failure> {
     let target = p.target()?;
     let cookie = p.cookie_value(jar)?;
     let mut out = h1::write_buffer();
-    let has_length = p.headers.contains_key(http::header::CONTENT_LENGTH);
-    h1::encode(&p.method, target, p.fields(&host, cookie.as_ref()), p.body.len(), has_length, &mut out);
+    if p.headers.is_empty() {
+        let fields = h1::Plain {
+            host: &host,
+            accept_encoding: p.accept_encoding.as_ref(),
+            content_type: p.content_type.as_ref(),
+            zero_length: p.zero_length(),
+            cookie: cookie.as_ref(),
+        };
+        h1::encode_plain(&p.method, target, &fields, p.body.len(), &mut out);
+    } else {
+        let has_length = p.headers.contains_key(http::header::CONTENT_LENGTH);
+        h1::encode(&p.method, target, p.fields(&host, cookie.as_ref()), p.body.len(), has_length, &mut out);
+    }
     Ok(Outgoing::Fast(out))
 }
 

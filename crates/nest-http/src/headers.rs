@@ -135,8 +135,10 @@ impl Headers {
             Repr::Map(map) => Values::Map(map.get_all(name).into_iter()),
             Repr::Raw(raw) => {
                 // The first field of that name, found ignoring case; the rest are compared with its name as it is
-                // in the head (lowercase), so nothing of `name` is kept.
-                let first = raw.fields.iter().position(|f| raw.name(f).eq_ignore_ascii_case(name.as_bytes()));
+                // in the head (lowercase), so nothing of `name` is kept. Lengths first: most fields differ in it.
+                let first = raw.fields.iter().position(|f| {
+                    f.name_len as usize == name.len() && raw.name(f).eq_ignore_ascii_case(name.as_bytes())
+                });
                 match first {
                     Some(i) => Values::Raw { raw, name: raw.name(&raw.fields[i]), next: i },
                     None => Values::Raw { raw, name: b"", next: raw.fields.len() },
@@ -173,7 +175,7 @@ impl<'a> Iterator for Values<'a> {
             Values::Raw { raw, name, next } => {
                 while let Some(f) = raw.fields.get(*next) {
                     *next += 1;
-                    if raw.name(f) == *name {
+                    if f.name_len as usize == name.len() && raw.name(f) == *name {
                         return Some(raw.value(f));
                     }
                 }

@@ -42,6 +42,7 @@ mod session;
 mod source;
 mod stream;
 mod tls;
+mod url_cache;
 
 pub use client::VuClient;
 pub use config::{ClientConfig, DEFAULT_ACCEPT_ENCODING, DEFAULT_MAX_BODY, accept_encoding_value, check_source_addr};

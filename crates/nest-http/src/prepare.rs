@@ -15,7 +15,7 @@ use crate::error::Failure;
 use crate::{Body, ErrorKind};
 
 /// Sent unless the request sets its own `User-Agent`.
-const USER_AGENT_VALUE: HeaderValue = HeaderValue::from_static(concat!("nest/", env!("CARGO_PKG_VERSION")));
+pub(crate) const USER_AGENT_VALUE: HeaderValue = HeaderValue::from_static(concat!("nest/", env!("CARGO_PKG_VERSION")));
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const FORM: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
 const ZERO: HeaderValue = HeaderValue::from_static("0");
@@ -94,7 +94,11 @@ fn append_to_base(base: &Url, raw: &str) -> Result<Url, url::ParseError> {
     if raw.starts_with("//") {
         return base.join(raw);
     }
-    if is_plain(raw) { Ok(append_plain(base, raw)) } else { append_parsed(base, raw) }
+    if is_plain(raw) {
+        Ok(crate::url_cache::resolved(base, raw, || append_plain(base, raw)))
+    } else {
+        append_parsed(base, raw)
+    }
 }
 
 /// True when `raw` holds only printable ASCII without `\` or `#`: text that the URL parser takes as it is (no
@@ -319,10 +323,7 @@ impl Prepared {
             Some(merged) if name == COOKIE => (!std::mem::replace(&mut user_cookie, true)).then_some((name, merged)),
             _ => Some((name, value)),
         });
-        let length = self.body.is_empty()
-            && matches!(self.method, Method::POST | Method::PUT | Method::PATCH)
-            && missing(&CONTENT_LENGTH)
-            && missing(&TRANSFER_ENCODING);
+        let length = self.zero_length() && missing(&CONTENT_LENGTH) && missing(&TRANSFER_ENCODING);
         let defaults = [
             missing(&USER_AGENT).then_some((&USER_AGENT_NAME, &USER_AGENT_DEFAULT)),
             self.accept_encoding.as_ref().filter(|_| missing(&ACCEPT_ENCODING)).map(|v| (&ACCEPT_ENCODING_NAME, v)),
@@ -332,6 +333,11 @@ impl Prepared {
             cookie.filter(|_| missing(&COOKIE)).map(|v| (&COOKIE_NAME, v)),
         ];
         missing(&HOST).then_some((&HOST_NAME, host)).into_iter().chain(users).chain(defaults.into_iter().flatten())
+    }
+
+    /// A body-less POST, PUT or PATCH: it is sent with `Content-Length: 0` unless the user frames it.
+    pub(crate) fn zero_length(&self) -> bool {
+        self.body.is_empty() && matches!(self.method, Method::POST | Method::PUT | Method::PATCH)
     }
 
     /// Builds the wire request for the current hop, for hyper: see [`fields`](Self::fields) for its headers.

@@ -18,6 +18,9 @@ const MAX_IDLE: usize = 8;
 #[derive(Default)]
 pub(crate) struct Session {
     cookies: CookieStore,
+    /// A cookie was stored since the jar was last cleared: while false, the jar is known to be empty and is not
+    /// asked (even asking an empty `CookieStore` costs more than the rest of a request's cookie handling).
+    stored: bool,
     idle: Vec<Conn>,
     last_host: Option<HeaderValue>,
 }
@@ -25,7 +28,10 @@ pub(crate) struct Session {
 impl Session {
     /// Takes the idle connection for this origin, if one is still open.
     pub(crate) fn take_idle(&mut self, https: bool, host: &str, port: u16) -> Option<Conn> {
-        self.idle.retain(|c| !c.is_closed());
+        // Only a hyper connection can be seen closed while idle; most pools hold none.
+        if self.idle.iter().any(Conn::is_closed) {
+            self.idle.retain(|c| !c.is_closed());
+        }
         let pos = self.idle.iter().position(|c| c.origin.is(https, host, port))?;
         Some(self.idle.swap_remove(pos))
     }
@@ -71,6 +77,9 @@ impl Session {
     /// The `Cookie` header text (`a=1; b=2`) for a request to `url`, if any cookie matches.
     pub(crate) fn cookie_header(&self, url: &Url) -> Option<String> {
         // Skip the matching machinery (which allocates) when the jar is empty.
+        if !self.stored {
+            return None;
+        }
         self.cookies.iter_any().next()?;
         let mut out = String::new();
         for (name, value) in self.cookies.get_request_values(url) {
@@ -89,7 +98,9 @@ impl Session {
         for value in headers.values(SET_COOKIE.as_str()) {
             if let Ok(text) = std::str::from_utf8(value) {
                 // Invalid or rejected cookies are ignored, as browsers do.
-                let _ = self.cookies.parse(text, url);
+                if self.cookies.parse(text, url).is_ok() {
+                    self.stored = true;
+                }
             }
         }
     }
@@ -97,6 +108,7 @@ impl Session {
     /// Forgets every cookie.
     pub(crate) fn clear_cookies(&mut self) {
         self.cookies.clear();
+        self.stored = false;
     }
 }
 
@@ -118,6 +130,15 @@ mod tests {
         assert_eq!(s.cookie_header(&Url::parse("http://b.test/").unwrap()), None);
         s.clear_cookies();
         assert_eq!(s.cookie_header(&url), None);
+        // A jar cleared, or offered only a cookie it refuses, is empty; one stored after a clear is sent.
+        let mut bad = http::HeaderMap::new();
+        bad.append(SET_COOKIE, HeaderValue::from_static("x=1; Domain=other.test"));
+        s.store_cookies(&Headers::new(bad), &url);
+        assert_eq!(s.cookie_header(&url), None);
+        let mut h = http::HeaderMap::new();
+        h.append(SET_COOKIE, HeaderValue::from_static("n=3"));
+        s.store_cookies(&Headers::new(h), &url);
+        assert_eq!(s.cookie_header(&url).as_deref(), Some("n=3"));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use http::header::CONNECTION;
 use http::{HeaderMap, Method, StatusCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
-pub(crate) use head::{Framing, eligible, encode};
+pub(crate) use head::{Framing, Plain, eligible, encode, encode_plain};
 use head::{MAX_HEAD, lists_token, protocol};
 
 use crate::error::{Failure, chain};
