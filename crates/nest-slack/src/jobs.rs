@@ -73,7 +73,8 @@ struct Current {
 struct State {
     current: Option<Current>,
     last: Option<String>,
-    poster: Option<std::thread::JoinHandle<()>>,
+    /// The threads that wait for a job and post its result; a finished one is dropped at the next start.
+    posters: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// The one job at a time.
@@ -118,10 +119,8 @@ impl Jobs {
             format!("started {} `{}`{} for <@{}>", kind(job.kind), job.preset, overrides(&job.overrides), job.user);
         state.current = Some(Current { job: job.clone(), started, pid });
         let jobs = self.clone();
-        if let Some(old) = state.poster.take() {
-            let _ = old.join();
-        }
-        state.poster = Some(std::thread::spawn(move || jobs.finish(child, job, files)));
+        state.posters.retain(|p| !p.is_finished());
+        state.posters.push(std::thread::spawn(move || jobs.finish(child, job, files)));
         Ok(line)
     }
 
@@ -148,16 +147,16 @@ impl Jobs {
         }
     }
 
-    /// Stops the current job, if any, and waits until its result was posted.
+    /// Stops the current job, if any, and waits until every result was posted.
     pub fn shutdown(&self) {
-        let poster = {
+        let posters = {
             let mut state = self.lock();
             if let Some(current) = &state.current {
                 terminate(current.pid);
             }
-            state.poster.take()
+            std::mem::take(&mut state.posters)
         };
-        if let Some(poster) = poster {
+        for poster in posters {
             let _ = poster.join();
         }
     }
@@ -205,18 +204,22 @@ impl Jobs {
         args
     }
 
-    /// Waits for the child, posts its result, and frees the slot.
+    /// Waits for the child, frees the slot, and posts its result. The slot is free before the post: whoever reads
+    /// the result in Slack and sends the next command at once must not be told the service is busy (a post can
+    /// take its retries' time).
     fn finish(&self, mut child: Child, job: Job, files: Files) {
         let status = child.wait();
         let code = status.as_ref().ok().and_then(|s| s.code());
         let (message, summary) = self.result(&job, &files, code);
+        {
+            let mut state = self.lock();
+            state.current = None;
+            state.last = Some(summary);
+        }
         match notify::post_json(&job.response_url, &message, self.launch.policy) {
             Ok(_) => log(&format!("posted the result of {} to {}", job.preset, notify::redact(&job.response_url))),
             Err(e) => log(&format!("warning: {e}")),
         }
-        let mut state = self.lock();
-        state.current = None;
-        state.last = Some(summary);
     }
 
     /// The message of a finished job, and a line for `/nest status`.

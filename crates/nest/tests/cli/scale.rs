@@ -77,10 +77,21 @@ fn scale_recovers_a_known_usl_and_finds_capacity_where_the_slo_breaks() {
     // One user is served in about 10 ms (plus the machine's delay): λ is some tens of requests per second.
     assert!((20.0..=110.0).contains(&lambda), "λ = {lambda}: {}", run.context());
 
-    // Capacity@SLO at 16 users, the limit between 16 and 32.
+    // Where the SLO breaks. The target's own median is 14.0 ms at 8 users, 19.9 ms at 16 and 35.4 ms at 32: from
+    // 32 users on no machine can meet p50 < 28ms, and up to 8 users only a machine adding 14 ms to the median
+    // could break it. Between them (12 and 16 users) a busy machine may move the limit, or make 12 users serve as
+    // much as 16 (CI once saw 627.0 and 626.3 req/s), so there the test asks only what Capacity@SLO means: the
+    // met step with the highest throughput, and the first failing step above it.
+    let met: Vec<bool> = steps.iter().map(|s| s["meets_slos"].as_bool().unwrap()).collect();
+    assert!(met[..4].iter().all(|m| *m) && !met[6..].iter().any(|m| *m), "{met:?}: {}", run.context());
+    let throughput = |i: usize| steps[i]["throughput_rps"].as_f64().unwrap();
+    let best = (0..steps.len()).filter(|i| met[*i]).max_by(|a, b| throughput(*a).total_cmp(&throughput(*b))).unwrap();
+    let next = (best + 1..steps.len()).find(|i| !met[*i]).unwrap();
     let capacity = &doc["capacity"];
-    assert_eq!((capacity["step"].as_u64(), capacity["next_step"].as_u64()), (Some(6), Some(7)), "{}", run.context());
-    assert_eq!(capacity["load"], serde_json::json!({ "users": 16 }));
+    let got = (capacity["step"].as_u64(), capacity["next_step"].as_u64());
+    assert_eq!(got, (Some(best as u64 + 1), Some(next as u64 + 1)), "{}", run.context());
+    assert_eq!(capacity["throughput_rps"].as_f64(), Some(throughput(best)));
+    assert!((4..=6).contains(&next), "the limit lies below 32 users: {}", run.context());
     assert!(
         run.stdout.contains("scalability index: ") && run.stdout.contains(" req/s at p50 < 28ms"),
         "{}",
