@@ -176,7 +176,8 @@ impl Write for Sink {
 enum Decoder {
     /// Not encoded (or an encoding nest does not decode): chunks are kept as they are, without copying.
     Identity {
-        chunks: Vec<Bytes>,
+        /// Most bodies arrive in one piece: held inline, no allocation for it.
+        chunks: smallvec::SmallVec<[Bytes; 1]>,
         count: u64,
     },
     // The decoders are boxed: they are large, and an unencoded body (the common case) should not pay for them in
@@ -203,13 +204,14 @@ impl Decoder {
         } else if coding.eq_ignore_ascii_case("br") {
             Decoder::Brotli(Box::new(brotli_decompressor::DecompressorWriter::new(Sink::new(limits), 8192)))
         } else {
-            Decoder::Identity { chunks: Vec::new(), count: 0 }
+            Decoder::Identity { chunks: smallvec::SmallVec::new(), count: 0 }
         }
     }
 
     fn push(&mut self, data: Bytes, limits: Limits) -> Result<(), Failure> {
         if let Decoder::Deflate(_) = self {
-            let Decoder::Deflate(sink) = std::mem::replace(self, Decoder::Identity { chunks: Vec::new(), count: 0 })
+            let Decoder::Deflate(sink) =
+                std::mem::replace(self, Decoder::Identity { chunks: smallvec::SmallVec::new(), count: 0 })
             else {
                 unreachable!("matched just above")
             };

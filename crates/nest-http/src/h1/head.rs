@@ -7,7 +7,7 @@ use http::header::{CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::error::Failure;
-use crate::headers::{Field, Raw};
+use crate::headers::{Field, Fields, Raw};
 use crate::{ErrorKind, Headers};
 
 /// Most bytes of one response head (status line and headers); a larger one fails the request.
@@ -149,7 +149,7 @@ fn length_line(n: usize, out: &mut Vec<u8>) {
 pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Failure> {
     // Offsets of each field within the head, so the head can be split off the buffer once the parser's borrow ends.
     // Nothing here is zeroed in advance (that cost more than the parse).
-    let (len, code, minor, fields, seen) = {
+    let (len, code, minor, fields) = {
         let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
         let mut response = httparse::Response::new(&mut []);
         let len =
@@ -164,27 +164,26 @@ pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Failure> {
             };
         let start = buf.as_ptr() as usize;
         let at = |s: &[u8]| (s.as_ptr() as usize - start) as u32;
-        let mut seen = Seen::default();
-        let fields: Vec<Field> = response
+        let fields: Fields = response
             .headers
             .iter()
-            .map(|f| {
-                seen.field(f.name.as_bytes(), f.value);
-                Field {
-                    name_at: at(f.name.as_bytes()),
-                    name_len: f.name.len() as u32,
-                    value_at: at(f.value),
-                    value_len: f.value.len() as u32,
-                }
+            .map(|f| Field {
+                name_at: at(f.name.as_bytes()),
+                name_len: f.name.len() as u32,
+                value_at: at(f.value),
+                value_len: f.value.len() as u32,
             })
             .collect();
-        (len, response.code.unwrap_or(0), response.version.unwrap_or(1), fields, seen)
+        (len, response.code.unwrap_or(0), response.version.unwrap_or(1), fields)
     };
     let status = StatusCode::from_u16(code).map_err(|_| protocol(format!("invalid status code {code}")))?;
     // httparse accepts names and values by the same rules as `http` (tokens; visible bytes, tab and obs-text), so
-    // only the case of names is left to normalise.
+    // only the case of names is left to normalise. Lowercased first, the names that matter compare byte for byte.
+    let mut seen = Seen::default();
     for f in &fields {
-        buf[f.name_at as usize..(f.name_at + f.name_len) as usize].make_ascii_lowercase();
+        let (name, value) = (f.name_at as usize..(f.name_at + f.name_len) as usize, f.value_at as usize);
+        buf[name.clone()].make_ascii_lowercase();
+        seen.field(&buf[name], &buf[value..value + f.value_len as usize]);
     }
     let head = buf.split_to(len).freeze();
     let keep_alive = if minor == 0 { seen.keep_alive } else { !seen.close };
@@ -208,10 +207,10 @@ impl Default for Seen {
 }
 
 impl Seen {
+    /// One field; `name` is lowercase.
     fn field(&mut self, name: &[u8], value: &[u8]) {
-        // By length first: most fields of a response are none of the three.
-        match name.len() {
-            10 if name.eq_ignore_ascii_case(b"connection") => {
+        match name {
+            b"connection" => {
                 // One pass over the tokens for both answers.
                 for token in value.split(|&b| b == b',') {
                     let token = token.trim_ascii();
@@ -219,7 +218,7 @@ impl Seen {
                     self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+            b"transfer-encoding" => {
                 // The last coding of the last field counts.
                 self.chunked = Some(
                     value
@@ -228,7 +227,7 @@ impl Seen {
                         .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(b"chunked")),
                 );
             }
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+            b"content-length" => {
                 self.length = self.length.and_then(|length| content_length(length, value));
             }
             _ => {}
