@@ -455,6 +455,28 @@ mod tests {
     }
 
     #[test]
+    fn after_a_kill_a_suspension_never_polls_its_future() {
+        let pool = FiberPool::new(256 << 10, 4);
+        let kill = CancellationToken::new();
+        let polled = Rc::new(Cell::new(0u32));
+        let counting = |polled: Rc<Cell<u32>>| {
+            std::future::poll_fn(move |_| {
+                polled.set(polled.get() + 1);
+                std::task::Poll::Ready(7u8)
+            })
+        };
+        // Not killed: a ready future is polled once and its output delivered.
+        let seen = polled.clone();
+        assert_eq!(block_on(pool.run(move || suspend(counting(seen)), &kill)).unwrap(), Ok(7));
+        assert_eq!(polled.get(), 1);
+        // Killed before the fiber suspends: `Cancelled`, and the future (a request not sent yet) is never polled.
+        kill.cancel();
+        let seen = polled.clone();
+        assert_eq!(block_on(pool.run(move || suspend(counting(seen)), &kill)).unwrap(), Err(Cancelled::Stopped));
+        assert_eq!(polled.get(), 1);
+    }
+
+    #[test]
     fn a_panic_is_caught_and_the_stack_reused() {
         let pool = FiberPool::new(256 << 10, 4);
         let kill = CancellationToken::new();

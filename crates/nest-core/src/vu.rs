@@ -269,6 +269,12 @@ async fn pause_after<B: Behaviour>(
     if pause.missed {
         common.recorder.pacing_missed(ts, task);
     }
+    if pause.wait.is_zero() {
+        // Let the worker's other VUs run now and then even when nobody waits. Whether to stop is asked once, where
+        // the next task starts (`run_task`), as `think` would ask it here.
+        tokio::task::consume_budget().await;
+        return true;
+    }
     think(common, stop, pause.wait).await
 }
 
