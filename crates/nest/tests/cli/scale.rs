@@ -156,7 +156,12 @@ fn the_gate_fails_when_sigma_grows_names_both_commits_and_passes_at_the_original
     git(root, &["add", "-A"]);
     git(root, &["commit", "-q", "-m", "A"]);
     let a = git(root, &["rev-parse", "--short=7", "HEAD"]);
-    let steps = ["--steps", "4,16,32", "--step-time", "1s", "--settle", "1s", "--slo", "p50 < 28ms", "--gate"];
+    // Margins no busy machine crosses: at σ = 0.05 the target's median is 19.9 ms at 16 users (the SLO holds by 20 ms)
+    // and 56 ms at 48 (it fails by 16 ms), so Capacity@SLO is 16 users' throughput; at σ = 0.3 (below) 16 users take
+    // 57 ms, and it falls to 4 users' (19 ms), about a quarter. The tolerance is wide because two runs at the same σ
+    // on a busy machine differ by more than the default 10% (CI once saw 705 and 623 req/s at 16 users).
+    let steps = ["--steps", "4,16,48", "--step-time", "1s", "--settle", "1s", "--slo", "p50 < 40ms", "--gate"];
+    let steps = [&steps[..], &["--tolerance", "40%"]].concat();
 
     let baseline = usl_target(0.05);
     let first = scale(&sandbox, &baseline.url(), &steps);
