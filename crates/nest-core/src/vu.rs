@@ -269,12 +269,6 @@ async fn pause_after<B: Behaviour>(
     if pause.missed {
         common.recorder.pacing_missed(ts, task);
     }
-    if pause.wait.is_zero() {
-        // Let the worker's other VUs run now and then even when nobody waits. Whether to stop is asked once, where
-        // the next task starts (`run_task`), as `think` would ask it here.
-        tokio::task::consume_budget().await;
-        return true;
-    }
     think(common, stop, pause.wait).await
 }
 
@@ -462,9 +456,10 @@ async fn call<B: Behaviour>(
 /// Waits `pause`, or until the run stops or this VU is asked to stop. Returns false when it should stop.
 async fn think<B: Behaviour>(common: &VuCommon<B>, stop: &VuStop, pause: Duration) -> bool {
     if pause.is_zero() {
-        // Let the worker's other VUs run now and then even when nobody waits.
+        // Let the worker's other VUs run now and then even when nobody waits. Whether to stop is asked where the
+        // next task or visit starts (`run_task`, `run_closed`'s loop), not here as well.
         tokio::task::consume_budget().await;
-        return !common.stop.is_cancelled() && !stop.stopped.get();
+        return true;
     }
     tokio::select! {
         () = tokio::time::sleep(pause) => !stop.stopped.get(),
