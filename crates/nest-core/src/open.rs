@@ -24,6 +24,9 @@ use crate::curve::ArrivalCurve;
 use crate::vu::{self, PooledVu, VuCommon};
 use crate::worker::Control;
 
+/// The resolution of tokio's timers: a sleep ends on the first tick at or after its deadline.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
 /// The plan's pool of VUs.
 pub(crate) struct Pool {
     /// The most VUs over all segments.
@@ -116,13 +119,15 @@ pub(crate) async fn run<B: Behaviour>(
     // from the schedule (a worker that fell behind) never ran: all count as dropped, so the report accounts for the
     // whole schedule. Tasks in flight finish (or are cancelled) and hand their VU back; then every VU leaves its
     // tasksets with on_stop.
-    // Starts at or after the end of the run time were never part of the run.
+    // Starts at or after the end of the run time were never part of the run. Nor were the starts due within one
+    // timer tick of the stop: their timer and the stop's came due together, and the stop won the race (a lost
+    // race, not a worker that fell behind, and not a missing VU).
     let run_end = common.plan.run_time.map_or(Instant::now(), |t| start + t);
     let stopped_at = Instant::now().min(run_end);
     for _ in queue.drain(..).filter(|&at| at < stopped_at) {
         common.recorder.dropped();
     }
-    while next.is_some_and(|at| at < stopped_at) {
+    while next.is_some_and(|at| at + TIMER_TICK < stopped_at) {
         common.recorder.dropped();
         n += 1;
         k = lane.id(n);
