@@ -121,13 +121,18 @@ fn nested_visits_follow_the_weights_and_interrupts_climb_one_level() {
         assert_eq!(calls[0], (0, Slot::OnStart), "VU {vu} starts in the parent");
         assert_eq!(calls.iter().filter(|c| **c == (0, Slot::OnStop)).count(), 1, "VU {vu} left the parent once");
         assert_eq!(calls.last(), Some(&(0, Slot::OnStop)), "VU {vu}: the stop leaves the child, then the parent");
-        for pair in calls.windows(2) {
+        for (i, pair) in calls.windows(2).enumerate() {
             match pair[0] {
                 // After the child's on_stop the VU is back in the parent: its next call is the parent's.
                 (1, Slot::OnStop) => assert!(
                     matches!(pair[1], (0, Slot::Task(0)) | (1, Slot::OnStart) | (0, Slot::OnStop)),
                     "VU {vu}: {pair:?}"
                 ),
+                // A visit starts with the child's task, unless the run stopped right after its on_start: then the
+                // VU leaves the child and the parent, and those are its last two calls.
+                (1, Slot::OnStart) if i + 3 == calls.len() => {
+                    assert!(matches!(pair[1], (1, Slot::Task(0)) | (1, Slot::OnStop)), "VU {vu}: {pair:?}")
+                }
                 (1, Slot::OnStart) => assert_eq!(pair[1], (1, Slot::Task(0)), "VU {vu}"),
                 _ => {}
             }
