@@ -108,11 +108,17 @@ pub enum FiberError {
 ///
 /// Never hold a `RefCell` borrow or a lock across this call: other fibers run before it returns.
 pub fn suspend<T: 'static>(future: impl Future<Output = T> + 'static) -> Result<T, Cancelled> {
+    suspend_with(move || future)
+}
+
+/// [`suspend`] on the future that `make` builds, which is built where it is polled from (a large future passed by
+/// value is copied there instead, every time), and only on a fiber.
+pub fn suspend_with<F: Future + 'static>(make: impl FnOnce() -> F) -> Result<F::Output, Cancelled> {
     let current = CURRENT.get().ok_or(Cancelled::NotInFiber)?;
     let local = LOCAL.take();
-    let mut slot: Option<T> = None;
+    let mut slot: Option<F::Output> = None;
     // The driver drops it in place (`InPlace`) before this fiber goes on: never here.
-    let mut deliver = ManuallyDrop::new(Deliver { future, slot: &raw mut slot });
+    let mut deliver = ManuallyDrop::new(Deliver { future: make(), slot: &raw mut slot });
     let pending: Suspended = NonNull::from(&mut *deliver as &mut dyn Future<Output = ()>);
     // SAFETY: `current.yielder` was set by this very fiber when it last gained control, and a fiber's yielder lives
     // on its own stack for as long as the fiber runs; we are running on that fiber now.

@@ -2,10 +2,12 @@
 //! preparation, connection reuse or setup, the exchange itself, cookie bookkeeping and
 //! redirects, all under one deadline, and folds every failure into a status-0 response.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -38,6 +40,9 @@ struct Inner {
     /// The local address this VU's connections are made from (`None`: any).
     source: Option<Source>,
     session: RefCell<Session>,
+    /// The timer of this VU's requests, kept from one to the next (a send takes it and puts it back). Moved to a
+    /// later deadline, a timer is not taken out of tokio's timer wheel and put back, as a new one per request is.
+    timer: Cell<Option<Pin<Box<tokio::time::Sleep>>>>,
 }
 
 /// Head and body of the last hop of a successful exchange.
@@ -62,7 +67,15 @@ impl VuClient {
     pub fn for_vu(config: Arc<ClientConfig>, base: Option<Url>, vu_id: u64) -> VuClient {
         let base = base.map(Base::new);
         let source = config.source_for(vu_id);
-        VuClient { inner: Rc::new(Inner { config, base, source, session: RefCell::new(Session::default()) }) }
+        VuClient {
+            inner: Rc::new(Inner {
+                config,
+                base,
+                source,
+                session: RefCell::new(Session::default()),
+                timer: Cell::new(None),
+            }),
+        }
     }
 
     /// Sends one request, following redirects if asked. Never fails: any transport problem
@@ -88,7 +101,11 @@ impl VuClient {
             let deadline = tokio::time::Instant::from_std(start)
                 .checked_add(limit)
                 .unwrap_or_else(|| tokio::time::Instant::now() + FOREVER);
-            let outcome = tokio::time::timeout_at(deadline, run(&inner, &mut prepared, follow_redirects, limits)).await;
+            // Pinned where it is built and polled by reference: moving a future this large costs copies of it.
+            let outcome = {
+                let exchange = std::pin::pin!(run(&inner, &mut prepared, follow_redirects, limits));
+                within(&inner.timer, deadline, exchange).await
+            };
             let elapsed = start.elapsed();
             let final_url = String::from(prepared.url);
             match outcome {
@@ -104,7 +121,7 @@ impl VuClient {
                     url: final_url,
                 },
                 Ok(Err(f)) => Response::failed(f.kind, f.message, final_url, elapsed),
-                Err(_) => Response::failed(
+                Err(Elapsed) => Response::failed(
                     ErrorKind::Timeout,
                     format!("request timed out after {}", fmt_duration(limit)),
                     final_url,
@@ -139,6 +156,54 @@ impl std::fmt::Debug for VuClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let base = self.inner.base.as_ref().map(|b| redact(b.url()).into_owned());
         f.debug_struct("VuClient").field("base", &base).finish_non_exhaustive()
+    }
+}
+
+/// The deadline passed.
+struct Elapsed;
+
+pin_project_lite::pin_project! {
+    /// `future`'s output, unless the deadline comes first: `tokio::time::timeout_at` with the VU's own timer (see
+    /// [`Inner::timer`]), which goes back to the VU when the output is in. As there, the future is polled first.
+    struct Within<'a, F> {
+        #[pin]
+        future: F,
+        sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+        home: &'a Cell<Option<Pin<Box<tokio::time::Sleep>>>>,
+    }
+}
+
+/// [`Within`] `deadline`, with the timer kept in `home` (moved to the deadline) or a new one.
+fn within<F: Future>(
+    home: &Cell<Option<Pin<Box<tokio::time::Sleep>>>>,
+    deadline: tokio::time::Instant,
+    future: F,
+) -> Within<'_, F> {
+    let sleep = match home.take() {
+        Some(mut sleep) => {
+            sleep.as_mut().reset(deadline);
+            sleep
+        }
+        None => Box::pin(tokio::time::sleep_until(deadline)),
+    };
+    Within { future, sleep: Some(sleep), home }
+}
+
+impl<F: Future> Future for Within<'_, F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let outcome = match this.future.poll(cx) {
+            Poll::Ready(output) => Ok(output),
+            Poll::Pending => match this.sleep.as_mut().map(|sleep| sleep.as_mut().poll(cx)) {
+                // (Polled again after its output, it says the deadline passed.)
+                Some(Poll::Ready(())) | None => Err(Elapsed),
+                Some(Poll::Pending) => return Poll::Pending,
+            },
+        };
+        this.home.set(this.sleep.take());
+        Poll::Ready(outcome)
     }
 }
 

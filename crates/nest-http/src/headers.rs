@@ -1,13 +1,18 @@
 //! [`Headers`]: the response headers a caller sees. Most scripts never read them, so nothing is built for them
-//! per response: the lean HTTP/1.1 path hands over the head's raw bytes and the parser's offsets of each field
-//! (lookups scan them, case-insensitively), and hyper's path hands over its `http::HeaderMap`. Each name or value
+//! per response: the lean HTTP/1.1 path hands over the head's raw bytes (where each field lies is found again only
+//! when a lookup needs it, and lookups compare case-insensitively), and hyper's path hands over its
+//! `http::HeaderMap`. Each name or value
 //! becomes a string only when asked for, and both forms answer alike.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// Most header fields of one response head on the lean path; a head with more is refused.
+pub(crate) const MAX_FIELDS: usize = 100;
 
 /// Response headers: names lowercase, in wire order with repeated names grouped together at the place of their
 /// first occurrence (as `http::HeaderMap` iterates them), values decoded lossily when they are not UTF-8.
@@ -26,15 +31,27 @@ impl Default for Repr {
     }
 }
 
-/// A response head as it came off the wire, names lowercased in place, with where each field lies in it.
+/// A response head as it came off the wire. Most responses are never asked for their headers, so where each field
+/// lies is found only when a lookup needs it: by parsing the head again with the parser that read it (so the fields
+/// are exactly the ones it accepted), into a copy whose names are lowercased. Until then, a lookup of a name the head
+/// does not hold is answered from a set of the names taken during the first parse.
 #[derive(Clone, Debug)]
 pub(crate) struct Raw {
+    head: Bytes,
+    /// How many fields the head has.
+    count: u32,
+    names: NameSet,
+    read: OnceLock<Lowered>,
+}
+
+/// A head with its names lowercased, and where its fields lie.
+#[derive(Clone, Debug)]
+struct Lowered {
     head: Bytes,
     fields: Fields,
 }
 
-/// A head's fields. (Held inline in a `SmallVec`, they saved an allocation but made every response 180 bytes
-/// larger, and the copies of it through the futures cost more than the allocation.)
+/// A head's fields, by where they lie in it.
 pub(crate) type Fields = Vec<Field>;
 
 /// Where one field's name and value lie in the head.
@@ -46,15 +63,53 @@ pub(crate) struct Field {
     pub(crate) value_len: u32,
 }
 
-impl Raw {
-    /// `head` with the fields at `fields`. Names must be lowercase header-name tokens and values valid header
-    /// values (httparse checks both, by the same rules as `http`).
-    pub(crate) fn new(head: Bytes, fields: Fields) -> Raw {
-        Raw { head, fields }
+/// The names of a head's fields as a 64-bit Bloom filter, case-insensitive: a name whose bit is clear is not there.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct NameSet(u64);
+
+impl NameSet {
+    /// Adds a name (any case).
+    pub(crate) fn add(&mut self, name: &[u8]) {
+        self.0 |= NameSet::bit(name);
     }
 
+    /// Whether `name` (any case) may be in the set; it is not when this is false.
+    fn may_hold(self, name: &[u8]) -> bool {
+        self.0 & NameSet::bit(name) != 0
+    }
+
+    /// The name's bit, from its length and the case-folded first and last bytes.
+    fn bit(name: &[u8]) -> u64 {
+        let fold = |b: Option<&u8>| usize::from(b.map_or(0, u8::to_ascii_lowercase));
+        1 << ((name.len().wrapping_mul(7) ^ fold(name.first()).wrapping_mul(3) ^ fold(name.last())) & 63)
+    }
+}
+
+impl Raw {
+    /// `head`, a complete response head that [`parse_fields`] accepts, with `count` fields whose names are in
+    /// `names`.
+    pub(crate) fn new(head: Bytes, count: usize, names: NameSet) -> Raw {
+        Raw { head, count: count as u32, names, read: OnceLock::new() }
+    }
+
+    fn lowered(&self) -> &Lowered {
+        self.read.get_or_init(|| {
+            let fields = parse_fields(&self.head);
+            let mut head = self.head.to_vec();
+            for f in &fields {
+                head[f.name_at as usize..(f.name_at + f.name_len) as usize].make_ascii_lowercase();
+            }
+            Lowered { head: Bytes::from(head), fields }
+        })
+    }
+
+    fn fields(&self) -> &Fields {
+        &self.lowered().fields
+    }
+
+    /// A field's name, lowercase.
     fn name(&self, f: &Field) -> &[u8] {
-        &self.head[f.name_at as usize..(f.name_at + f.name_len) as usize]
+        &self.lowered().head[f.name_at as usize..(f.name_at + f.name_len) as usize]
     }
 
     fn value(&self, f: &Field) -> &[u8] {
@@ -63,9 +118,34 @@ impl Raw {
 
     /// The field at `i` as a pair; names are ASCII tokens, so the `str` conversion never fails.
     fn pair(&self, i: usize) -> (&str, &[u8]) {
-        let f = &self.fields[i];
+        let f = &self.fields()[i];
         (std::str::from_utf8(self.name(f)).unwrap_or_default(), self.value(f))
     }
+}
+
+/// Where the fields of a response head lie in it, as the lean path's parser (`httparse`, default settings) reads
+/// them; no fields for a head it does not accept (which the lean path never hands over).
+pub(crate) fn parse_fields(head: &[u8]) -> Fields {
+    let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
+    let mut response = httparse::Response::new(&mut []);
+    if !matches!(
+        httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, head, &mut fields),
+        Ok(httparse::Status::Complete(_))
+    ) {
+        return Fields::new();
+    }
+    let start = head.as_ptr() as usize;
+    let at = |s: &[u8]| (s.as_ptr() as usize - start) as u32;
+    response
+        .headers
+        .iter()
+        .map(|f| Field {
+            name_at: at(f.name.as_bytes()),
+            name_len: f.name.len() as u32,
+            value_at: at(f.value),
+            value_len: f.value.len() as u32,
+        })
+        .collect()
 }
 
 impl Headers {
@@ -97,7 +177,7 @@ impl Headers {
     pub fn len(&self) -> usize {
         match &self.0 {
             Repr::Map(map) => map.len(),
-            Repr::Raw(raw) => raw.fields.len(),
+            Repr::Raw(raw) => raw.count as usize,
         }
     }
 
@@ -112,8 +192,8 @@ impl Headers {
         match &self.0 {
             Repr::Map(map) => map.clone(),
             Repr::Raw(raw) => {
-                let mut map = HeaderMap::with_capacity(raw.fields.len());
-                for f in &raw.fields {
+                let mut map = HeaderMap::with_capacity(raw.count as usize);
+                for f in raw.fields() {
                     let value_at = f.value_at as usize;
                     let value = raw.head.slice(value_at..value_at + f.value_len as usize);
                     // Both always succeed: httparse accepts names and values by `http`'s own rules.
@@ -137,15 +217,17 @@ impl Headers {
     pub(crate) fn values<'a>(&'a self, name: &str) -> Values<'a> {
         match &self.0 {
             Repr::Map(map) => Values::Map(map.get_all(name).into_iter()),
+            Repr::Raw(raw) if !raw.names.may_hold(name.as_bytes()) => Values::Raw { raw, name: b"", next: usize::MAX },
             Repr::Raw(raw) => {
                 // The first field of that name, found ignoring case; the rest are compared with its name as it is
                 // in the head (lowercase), so nothing of `name` is kept. Lengths first: most fields differ in it.
-                let first = raw.fields.iter().position(|f| {
+                let fields = raw.fields();
+                let first = fields.iter().position(|f| {
                     f.name_len as usize == name.len() && raw.name(f).eq_ignore_ascii_case(name.as_bytes())
                 });
                 match first {
-                    Some(i) => Values::Raw { raw, name: raw.name(&raw.fields[i]), next: i },
-                    None => Values::Raw { raw, name: b"", next: raw.fields.len() },
+                    Some(i) => Values::Raw { raw, name: raw.name(&fields[i]), next: i },
+                    None => Values::Raw { raw, name: b"", next: usize::MAX },
                 }
             }
         }
@@ -176,8 +258,9 @@ impl<'a> Iterator for Values<'a> {
     fn next(&mut self) -> Option<&'a [u8]> {
         match self {
             Values::Map(values) => values.next().map(HeaderValue::as_bytes),
+            Values::Raw { next: usize::MAX, .. } => None,
             Values::Raw { raw, name, next } => {
-                while let Some(f) = raw.fields.get(*next) {
+                while let Some(f) = raw.fields().get(*next) {
                     *next += 1;
                     if f.name_len as usize == name.len() && raw.name(f) == *name {
                         return Some(raw.value(f));
@@ -209,8 +292,9 @@ impl<'a> Iterator for Pairs<'a> {
             Pairs::Map(pairs) => return pairs.next().map(|(name, value)| (name.as_str(), value.as_bytes())),
             Pairs::Raw { raw, first, next } => (*raw, first, next),
         };
-        let n = raw.fields.len();
-        let name = |i: usize| raw.name(&raw.fields[i]);
+        let fields = raw.fields();
+        let n = fields.len();
+        let name = |i: usize| raw.name(&fields[i]);
         while *first < n {
             if *next == *first {
                 *next += 1;
@@ -283,20 +367,61 @@ mod tests {
         map
     }
 
-    /// The same fields as a raw head, the way the lean path leaves it: names lowercased in place.
+    /// The same fields as a raw head, as the lean path hands it over: names in the case they came in.
     fn sample_raw() -> Headers {
         let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
-        let mut fields = Fields::new();
+        let mut names = NameSet::default();
         for (name, value) in SAMPLE {
-            let name_at = head.len() as u32;
-            head.extend(name.bytes().map(|b| b.to_ascii_lowercase()));
+            head.extend_from_slice(name.as_bytes());
             head.extend_from_slice(b": ");
-            let value_at = head.len() as u32;
             head.extend_from_slice(value);
             head.extend_from_slice(b"\r\n");
-            fields.push(Field { name_at, name_len: name.len() as u32, value_at, value_len: value.len() as u32 });
+            names.add(name.as_bytes());
         }
-        Headers::from_raw(Raw::new(Bytes::from(head), fields))
+        head.extend_from_slice(b"\r\n");
+        Headers::from_raw(Raw::new(Bytes::from(head), SAMPLE.len(), names))
+    }
+
+    fn raw(headers: &Headers) -> &Raw {
+        match &headers.0 {
+            Repr::Raw(raw) => raw,
+            Repr::Map(_) => panic!("not a raw head"),
+        }
+    }
+
+    #[test]
+    fn a_name_the_head_lacks_is_answered_without_reading_the_head_again() {
+        let headers = sample_raw();
+        assert_eq!(headers.get("set-cookie2"), None);
+        assert_eq!(headers.get_all("content-encoding").count(), 0);
+        assert_eq!(headers.len(), 6);
+        assert!(raw(&headers).read.get().is_none(), "absent names and the count need no second parse");
+        assert_eq!(headers.get("SET-cookie").as_deref(), Some("a=1"));
+        assert!(raw(&headers).read.get().is_some());
+        // Every name of the head, in any case, is in its set.
+        for (name, _) in SAMPLE {
+            for name in [name.to_owned(), name.to_ascii_uppercase(), name.to_ascii_lowercase()] {
+                assert!(raw(&headers).names.may_hold(name.as_bytes()), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_second_parse_finds_the_fields_httparse_accepted() {
+        // Spaces and tabs around values, an empty value, bare line feeds, obs-text.
+        let head = b"HTTP/1.1 200 OK\nA: 1\r\nB:\t x y \t\r\nEmpty:\r\nC:v\nD: \xe9t\xe9\r\n\n";
+        let fields = parse_fields(head);
+        let got: Vec<(&[u8], &[u8])> = fields
+            .iter()
+            .map(|f| {
+                let (n, v) = (f.name_at as usize, f.value_at as usize);
+                (&head[n..n + f.name_len as usize], &head[v..v + f.value_len as usize])
+            })
+            .collect();
+        let want: [(&[u8], &[u8]); 5] =
+            [(b"A", b"1"), (b"B", b"x y"), (b"Empty", b""), (b"C", b"v"), (b"D", b"\xe9t\xe9")];
+        assert_eq!(got, want);
+        assert!(parse_fields(b"HTTP/1.1 200 OK\r\nA: 1\r\n").is_empty(), "an incomplete head has no fields");
     }
 
     fn both() -> [Headers; 2] {

@@ -400,6 +400,38 @@ fn silent_server_times_out() {
     });
 }
 
+/// A client keeps one timer from request to request and moves it to each deadline: later, earlier, or after it
+/// fired. Each request still gets its own limit.
+#[test]
+fn a_client_moves_its_timer_to_each_requests_deadline() {
+    run(async {
+        let silent = support::silent_server().await;
+        let server = Server::start().await;
+        let vu = VuClient::new(config(), None);
+        let send = |url: String, ms: u64| {
+            let mut req = Request::new(Method::GET, url);
+            req.timeout = Some(Duration::from_millis(ms));
+            vu.send(req)
+        };
+        let timed_out = |r: &nest_http::Response, ms: u64| {
+            assert_eq!(r.error_kind, Some(ErrorKind::Timeout), "{:?}", r.error);
+            assert!(r.elapsed >= Duration::from_millis(ms), "{:?}", r.elapsed);
+            // Far below the long limits around it: this request's own limit ended it.
+            assert!(r.elapsed < Duration::from_secs(20), "{:?}", r.elapsed);
+        };
+        for _ in 0..5 {
+            assert_eq!(send(server.url("/echo"), 60_000).await.status, 200);
+        }
+        // An earlier deadline than the last request's.
+        timed_out(&send(format!("http://{silent}/slow"), 200).await, 200);
+        // After the timer fired.
+        assert_eq!(send(server.url("/echo"), 60_000).await.status, 200);
+        timed_out(&send(format!("http://{silent}/slow"), 150).await, 150);
+        assert_eq!(send(server.url("/echo"), 60_000).await.status, 200);
+        assert_eq!(server.seen().len(), 7, "the server saw every request that was answered");
+    });
+}
+
 #[test]
 fn bad_urls_are_reported_not_panicked() {
     run(async {

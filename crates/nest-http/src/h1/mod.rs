@@ -6,13 +6,14 @@
 //!
 //! One request is in flight per connection (no pipelining): bytes left over after a response, or arriving on an
 //! idle connection, make the connection unusable. 1xx informational responses are skipped. A connection holds no
-//! buffer while idle: the read buffer is allocated for a response and dropped once it is read, and the request is
-//! written from one buffer per thread.
+//! buffer while idle: its read buffer goes to a small pool of the thread's once a response is read, and the next
+//! response read on the thread takes it back (its memory is reused once the response that shares it is dropped);
+//! the request is written from one buffer per thread.
 
 mod chunked;
 mod head;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -41,9 +42,15 @@ const INLINE_BODY: usize = 16 * 1024;
 /// The per-thread write buffer is kept between requests only up to this capacity.
 const KEEP_WRITE_BUF: usize = 64 * 1024;
 
+/// Most read buffers a thread keeps for the next responses.
+const KEEP_READ_BUFS: usize = 64;
+
 thread_local! {
     /// The buffer requests are encoded into: one per worker thread, not one per connection.
     static WRITE_BUF: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// Read buffers of the first size that connections let go of once a response was read. Each may still share its
+    /// memory with that response's head and body; `reserve` reclaims the memory when they are gone, else allocates.
+    static READ_BUFS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The thread's write buffer, empty, to encode a request into (see [`encode`]); [`Conn::send`] gives it back.
@@ -78,11 +85,13 @@ pub(crate) struct Conn {
     keep_alive: bool,
     /// The last response was read completely and the connection can be parked.
     reusable: bool,
+    /// The read buffer grew beyond its first size (it is not pooled then).
+    grown: bool,
 }
 
 impl Conn {
     pub(crate) fn new(stream: Stream) -> Conn {
-        Conn { stream, buf: BytesMut::new(), read: 0, used: false, keep_alive: false, reusable: false }
+        Conn { stream, buf: BytesMut::new(), read: 0, used: false, keep_alive: false, reusable: false, grown: false }
     }
 
     /// The stream and the bytes read from it so far, to hand the connection to hyper. Only for a connection that
@@ -218,10 +227,22 @@ impl Conn {
         }
     }
 
-    /// Reads more bytes into the buffer (allocating or growing it as needed); 0 at end of stream.
+    /// Reads more bytes into the buffer (taking one from the pool, reclaiming it, or growing it as needed); 0 at
+    /// end of stream.
     async fn fill(&mut self) -> Result<usize, Failure> {
         if self.buf.capacity() - self.buf.len() < 1024 {
-            self.buf.reserve(if self.buf.capacity() == 0 { FIRST_READ } else { MORE_READ });
+            if !self.buf.is_empty() {
+                self.grown = true;
+                self.buf.reserve(MORE_READ);
+            } else {
+                if self.buf.capacity() == 0
+                    && let Some(pooled) = READ_BUFS.with_borrow_mut(Vec::pop)
+                {
+                    self.buf = pooled;
+                    self.grown = false;
+                }
+                self.buf.reserve(FIRST_READ);
+            }
         }
         let n = self.stream.read_buf(&mut self.buf).await.map_err(|e| io_failure(&e, "reading the response failed"))?;
         self.read += n as u64;
@@ -229,11 +250,18 @@ impl Conn {
     }
 
     /// The response is complete: the connection is reusable if the response allows it and nothing else arrived
-    /// behind it; the read buffer is let go.
+    /// behind it; the read buffer is let go, to the thread's pool unless it grew.
     fn finish(&mut self) {
         self.reusable = self.keep_alive && self.buf.is_empty();
         if self.buf.is_empty() {
-            self.buf = BytesMut::new();
+            let buf = std::mem::take(&mut self.buf);
+            if !std::mem::take(&mut self.grown) {
+                READ_BUFS.with_borrow_mut(|pool| {
+                    if pool.len() < KEEP_READ_BUFS {
+                        pool.push(buf);
+                    }
+                });
+            }
         }
     }
 }

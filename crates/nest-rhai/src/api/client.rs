@@ -55,7 +55,7 @@ fn send(method: Method, path: ImmutableString, opts: Option<Map>) -> Res<HttpRes
         Some(opts) => options::apply(&mut request, method.as_str(), opts)?,
         None => options::Options { name: None, expect: Vec::new() },
     };
-    let response = match fiber::suspend(vu.client.send(request)) {
+    let response = match fiber::suspend_with(|| vu.client.send(request)) {
         Ok(response) => response,
         Err(Cancelled::Stopped) => {
             vu.cancelled.set(true);
