@@ -48,6 +48,41 @@ fn sequential_requests_share_one_connection() {
     });
 }
 
+/// Read buffers are reused from response to response on a thread, and a response shares its buffer: the responses
+/// a script still holds keep their heads and bodies whole, whatever is read after them.
+#[test]
+fn responses_held_keep_their_bytes_while_later_ones_are_read() {
+    run(async {
+        let server = Server::start().await;
+        let (vu, other) = (server.client(), server.client());
+        let mut held = Vec::new();
+        for round in 0..3 {
+            for (client, path, body) in [(&vu, "/chain/0", "end"), (&other, "/echo", "ok"), (&vu, "/set-cookie", "set")]
+            {
+                let target = if path == "/set-cookie" { format!("{path}?r{round}=1") } else { path.to_owned() };
+                let r = client.send(get(&target)).await;
+                assert_eq!(r.status, 200, "{:?}", r.error);
+                held.push((r, body, round));
+            }
+            // Dropping some lets their buffers' memory be reclaimed for the next responses.
+            held.retain(|(_, _, r)| *r != round || round == 1);
+            for (r, body, round) in &held {
+                assert_eq!(&r.body[..], body.as_bytes());
+                match *body {
+                    "ok" => assert_eq!(r.headers.get("x-reply").as_deref(), Some("Yes")),
+                    "set" => {
+                        assert_eq!(r.headers.get("Set-Cookie").as_deref(), Some(format!("r{round}=1; Path=/").as_str()))
+                    }
+                    _ => assert_eq!(r.headers.get("x-reply"), None),
+                }
+                assert_eq!(r.headers.get("content-length").as_deref(), Some(body.len().to_string().as_str()));
+            }
+        }
+        assert_eq!(server.seen().len(), 9, "the server saw every request");
+        assert_eq!(server.accepts(), 2, "one connection per client, kept alive throughout");
+    });
+}
+
 #[test]
 fn two_clients_use_two_connections() {
     run(async {
