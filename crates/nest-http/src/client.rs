@@ -42,6 +42,7 @@ struct Inner {
     session: RefCell<Session>,
     /// The timer of this VU's requests, kept from one to the next (a send takes it and puts it back). Moved to a
     /// later deadline, a timer is not taken out of tokio's timer wheel and put back, as a new one per request is.
+    /// Like the idle connections, it belongs to the runtime the client is used on.
     timer: Cell<Option<Pin<Box<tokio::time::Sleep>>>>,
 }
 
