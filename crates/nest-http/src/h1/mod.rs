@@ -118,6 +118,7 @@ impl Conn {
         self.used = true;
         let read_before = self.read;
         let wrote = self.write_request(head, body).await;
+        self.take_pooled_buffer();
         // Read even when the write failed: a server may answer (an error, say) before reading the request, then
         // close.
         match self.read_head(method).await {
@@ -227,22 +228,24 @@ impl Conn {
         }
     }
 
-    /// Reads more bytes into the buffer (taking one from the pool, reclaiming it, or growing it as needed); 0 at
-    /// end of stream.
+    /// Before a response is read: the thread's pooled read buffer, if there is one, with its first size (its memory
+    /// reclaimed if the response that shared it is gone, else new).
+    fn take_pooled_buffer(&mut self) {
+        if self.buf.capacity() == 0
+            && let Some(pooled) = READ_BUFS.with_borrow_mut(Vec::pop)
+        {
+            self.buf = pooled;
+            self.buf.reserve(FIRST_READ);
+            self.grown = false;
+        }
+    }
+
+    /// Reads more bytes into the buffer (allocating or growing it as needed); 0 at end of stream.
     async fn fill(&mut self) -> Result<usize, Failure> {
         if self.buf.capacity() - self.buf.len() < 1024 {
-            if !self.buf.is_empty() {
-                self.grown = true;
-                self.buf.reserve(MORE_READ);
-            } else {
-                if self.buf.capacity() == 0
-                    && let Some(pooled) = READ_BUFS.with_borrow_mut(Vec::pop)
-                {
-                    self.buf = pooled;
-                    self.grown = false;
-                }
-                self.buf.reserve(FIRST_READ);
-            }
+            let first = self.buf.capacity() == 0;
+            self.grown |= !first;
+            self.buf.reserve(if first { FIRST_READ } else { MORE_READ });
         }
         let n = self.stream.read_buf(&mut self.buf).await.map_err(|e| io_failure(&e, "reading the response failed"))?;
         self.read += n as u64;
