@@ -43,8 +43,11 @@ struct Inner {
     /// The timer of this VU's requests, kept from one to the next (a send takes it and puts it back). Moved to a
     /// later deadline, a timer is not taken out of tokio's timer wheel and put back, as a new one per request is.
     /// Like the idle connections, it belongs to the runtime the client is used on.
-    timer: Cell<Option<Pin<Box<tokio::time::Sleep>>>>,
+    timer: Timer,
 }
+
+/// Where a VU keeps its request timer between requests.
+type Timer = Cell<Option<Pin<Box<tokio::time::Sleep>>>>;
 
 /// Head and body of the last hop of a successful exchange.
 struct Exchange {
@@ -170,16 +173,12 @@ pin_project_lite::pin_project! {
         #[pin]
         future: F,
         sleep: Option<Pin<Box<tokio::time::Sleep>>>,
-        home: &'a Cell<Option<Pin<Box<tokio::time::Sleep>>>>,
+        home: &'a Timer,
     }
 }
 
 /// [`Within`] `deadline`, with the timer kept in `home` (moved to the deadline) or a new one.
-fn within<F: Future>(
-    home: &Cell<Option<Pin<Box<tokio::time::Sleep>>>>,
-    deadline: tokio::time::Instant,
-    future: F,
-) -> Within<'_, F> {
+fn within<F: Future>(home: &Timer, deadline: tokio::time::Instant, future: F) -> Within<'_, F> {
     let sleep = match home.take() {
         Some(mut sleep) => {
             sleep.as_mut().reset(deadline);

@@ -1,8 +1,7 @@
 //! [`Headers`]: the response headers a caller sees. Most scripts never read them, so nothing is built for them
 //! per response: the lean HTTP/1.1 path hands over the head's raw bytes (where each field lies is found again only
 //! when a lookup needs it, and lookups compare case-insensitively), and hyper's path hands over its
-//! `http::HeaderMap`. Each name or value
-//! becomes a string only when asked for, and both forms answer alike.
+//! `http::HeaderMap`. Each name or value becomes a string only when asked for, and both forms answer alike.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -128,10 +127,7 @@ impl Raw {
 pub(crate) fn parse_fields(head: &[u8]) -> Fields {
     let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
     let mut response = httparse::Response::new(&mut []);
-    if !matches!(
-        httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, head, &mut fields),
-        Ok(httparse::Status::Complete(_))
-    ) {
+    if !matches!(parse_head(&mut response, head, &mut fields), Ok(httparse::Status::Complete(_))) {
         return Fields::new();
     }
     let start = head.as_ptr() as usize;
@@ -146,6 +142,16 @@ pub(crate) fn parse_fields(head: &[u8]) -> Fields {
             value_len: f.value.len() as u32,
         })
         .collect()
+}
+
+/// The lean path's one parse of a response head, with the settings that decide which fields it accepts: the first
+/// parse (`h1::head`) and the second ([`parse_fields`]) must agree.
+pub(crate) fn parse_head<'h, 'b>(
+    response: &mut httparse::Response<'h, 'b>,
+    buf: &'b [u8],
+    fields: &'h mut [std::mem::MaybeUninit<httparse::Header<'b>>],
+) -> httparse::Result<usize> {
+    httparse::ParserConfig::default().parse_response_with_uninit_headers(response, buf, fields)
 }
 
 impl Headers {
@@ -217,7 +223,7 @@ impl Headers {
     pub(crate) fn values<'a>(&'a self, name: &str) -> Values<'a> {
         match &self.0 {
             Repr::Map(map) => Values::Map(map.get_all(name).into_iter()),
-            Repr::Raw(raw) if !raw.names.may_hold(name.as_bytes()) => Values::Raw { raw, name: b"", next: usize::MAX },
+            Repr::Raw(raw) if !raw.names.may_hold(name.as_bytes()) => Values::None,
             Repr::Raw(raw) => {
                 // The first field of that name, found ignoring case; the rest are compared with its name as it is
                 // in the head (lowercase), so nothing of `name` is kept. Lengths first: most fields differ in it.
@@ -227,7 +233,7 @@ impl Headers {
                 });
                 match first {
                     Some(i) => Values::Raw { raw, name: raw.name(&fields[i]), next: i },
-                    None => Values::Raw { raw, name: b"", next: usize::MAX },
+                    None => Values::None,
                 }
             }
         }
@@ -243,6 +249,8 @@ impl Headers {
 
 /// The values of one name.
 pub(crate) enum Values<'a> {
+    /// The name is not in the head.
+    None,
     Map(http::header::ValueIter<'a, HeaderValue>),
     /// `name`: lowercase, as in the head; `next`: the next field to look at.
     Raw {
@@ -257,8 +265,8 @@ impl<'a> Iterator for Values<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         match self {
+            Values::None => None,
             Values::Map(values) => values.next().map(HeaderValue::as_bytes),
-            Values::Raw { next: usize::MAX, .. } => None,
             Values::Raw { raw, name, next } => {
                 while let Some(f) = raw.fields().get(*next) {
                     *next += 1;

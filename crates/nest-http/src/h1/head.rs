@@ -7,7 +7,7 @@ use http::header::{CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::error::Failure;
-use crate::headers::{MAX_FIELDS, NameSet, Raw};
+use crate::headers::{MAX_FIELDS, NameSet, Raw, parse_head};
 use crate::{ErrorKind, Headers};
 
 /// Most bytes of one response head (status line and headers); a larger one fails the request.
@@ -148,15 +148,14 @@ pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Failure> {
     let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_FIELDS];
     let mut response = httparse::Response::new(&mut []);
     // Nothing here is zeroed in advance (that cost more than the parse).
-    let len =
-        match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buf, &mut fields) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => {
-                return Err(protocol(format!("the response has more than {MAX_FIELDS} header fields")));
-            }
-            Err(e) => return Err(protocol(format!("invalid HTTP response head: {e}"))),
-        };
+    let len = match parse_head(&mut response, buf, &mut fields) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(protocol(format!("the response has more than {MAX_FIELDS} header fields")));
+        }
+        Err(e) => return Err(protocol(format!("invalid HTTP response head: {e}"))),
+    };
     let (code, minor, count) = (response.code.unwrap_or(0), response.version.unwrap_or(1), response.headers.len());
     let status = StatusCode::from_u16(code).map_err(|_| protocol(format!("invalid status code {code}")))?;
     // httparse accepts names and values by the same rules as `http` (tokens; visible bytes, tab and obs-text); the
